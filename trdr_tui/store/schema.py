@@ -1,0 +1,174 @@
+"""Versioned DuckDB migrations, applied in order when a Store opens.
+
+Append new migrations; never edit one that has shipped. Each runs in one transaction together with
+the row that records it in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "initial schema: candles, orders, fills, trades, decisions, checkpoints, backtests, parameters",
+        """
+        CREATE TABLE candles (
+            symbol     VARCHAR   NOT NULL,
+            timeframe  VARCHAR   NOT NULL,
+            ts         TIMESTAMP NOT NULL,          -- bar open time, UTC
+            open       DOUBLE    NOT NULL,
+            high       DOUBLE    NOT NULL,
+            low        DOUBLE    NOT NULL,
+            close      DOUBLE    NOT NULL,
+            volume     DOUBLE    NOT NULL,
+            trades     INTEGER,
+            source     VARCHAR,
+            PRIMARY KEY (symbol, timeframe, ts)
+        );
+
+        CREATE TABLE orders (
+            id                VARCHAR PRIMARY KEY,
+            client_order_id   VARCHAR NOT NULL UNIQUE,
+            exchange_order_id VARCHAR,
+            run_id            VARCHAR NOT NULL,
+            mode              VARCHAR NOT NULL,     -- backtest | paper | live
+            symbol            VARCHAR NOT NULL,
+            side              VARCHAR NOT NULL,     -- BUY | SELL
+            type              VARCHAR NOT NULL,     -- MARKET | LIMIT | TRAILING | STOP_LIMIT
+            size              DECIMAL(38, 18) NOT NULL,
+            price             DECIMAL(38, 18),
+            trail             DOUBLE,
+            status            VARCHAR NOT NULL,
+            filled_size       DECIMAL(38, 18) NOT NULL DEFAULT 0,
+            avg_fill_price    DECIMAL(38, 18),
+            fees              DECIMAL(38, 18) NOT NULL DEFAULT 0,
+            created_at        TIMESTAMP NOT NULL,
+            updated_at        TIMESTAMP NOT NULL,
+            filled_at         TIMESTAMP,
+            metadata          JSON
+        );
+
+        CREATE TABLE order_transitions (
+            order_id    VARCHAR   NOT NULL,
+            seq         INTEGER   NOT NULL,
+            ts          TIMESTAMP NOT NULL,
+            from_status VARCHAR   NOT NULL,
+            to_status   VARCHAR   NOT NULL,
+            reason      VARCHAR,
+            PRIMARY KEY (order_id, seq)
+        );
+
+        CREATE TABLE fills (
+            id              VARCHAR PRIMARY KEY,    -- exchange trade id (or simulated id)
+            order_id        VARCHAR NOT NULL,
+            client_order_id VARCHAR NOT NULL,
+            run_id          VARCHAR NOT NULL,
+            symbol          VARCHAR NOT NULL,
+            side            VARCHAR NOT NULL,
+            price           DECIMAL(38, 18) NOT NULL,
+            size            DECIMAL(38, 18) NOT NULL,
+            fee             DECIMAL(38, 18) NOT NULL,
+            liquidity       VARCHAR NOT NULL,       -- MAKER | TAKER
+            ts              TIMESTAMP NOT NULL
+        );
+
+        CREATE SEQUENCE trades_id_seq;
+        CREATE TABLE trades (
+            id               BIGINT PRIMARY KEY DEFAULT nextval('trades_id_seq'),
+            run_id           VARCHAR NOT NULL,
+            symbol           VARCHAR NOT NULL,
+            entry_order_id   VARCHAR,
+            exit_order_id    VARCHAR,
+            entry_ts         TIMESTAMP,
+            exit_ts          TIMESTAMP,
+            entry_price      DOUBLE,
+            exit_price       DOUBLE,
+            size             DOUBLE,
+            pnl              DOUBLE,
+            fees             DOUBLE,
+            duration_seconds BIGINT,
+            metadata         JSON
+        );
+
+        CREATE SEQUENCE agent_decisions_id_seq;
+        CREATE TABLE agent_decisions (
+            id                BIGINT PRIMARY KEY DEFAULT nextval('agent_decisions_id_seq'),
+            run_id            VARCHAR NOT NULL,
+            ts                TIMESTAMP NOT NULL,
+            agent_id          VARCHAR NOT NULL,     -- 'consensus' for the orchestrator's decision
+            signal            VARCHAR NOT NULL,     -- TRAIL_BUY | TRAIL_SELL | HOLD
+            confidence        DOUBLE NOT NULL,
+            trail_distance    DOUBLE,
+            weight            DOUBLE,
+            reasoning         VARCHAR,
+            execution_time_ms DOUBLE,
+            market_data       JSON
+        );
+
+        CREATE TABLE agent_weights (
+            agent_id   VARCHAR PRIMARY KEY,
+            weight     DOUBLE NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+
+        CREATE SEQUENCE checkpoints_id_seq;
+        CREATE TABLE checkpoints (
+            id      BIGINT PRIMARY KEY DEFAULT nextval('checkpoints_id_seq'),
+            run_id  VARCHAR NOT NULL,
+            ts      TIMESTAMP NOT NULL,
+            type    VARCHAR NOT NULL,               -- auto | manual | shutdown
+            mode    VARCHAR NOT NULL,               -- backtest | paper | live
+            state   JSON NOT NULL
+        );
+
+        CREATE TABLE grid_state (
+            run_id     VARCHAR NOT NULL,
+            symbol     VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            state      JSON NOT NULL,
+            PRIMARY KEY (run_id, symbol)
+        );
+
+        CREATE TABLE backtest_sessions (
+            id                   VARCHAR PRIMARY KEY,
+            name                 VARCHAR NOT NULL,
+            description          VARCHAR,
+            created_at           TIMESTAMP NOT NULL,
+            status               VARCHAR NOT NULL,  -- running | completed | failed
+            symbol               VARCHAR NOT NULL,
+            timeframe            VARCHAR NOT NULL,
+            start_ts             TIMESTAMP,
+            end_ts               TIMESTAMP,
+            parameters           JSON NOT NULL,
+            parameter_version_id VARCHAR,
+            error                VARCHAR
+        );
+
+        CREATE TABLE backtest_results (
+            session_id   VARCHAR PRIMARY KEY,
+            results      JSON NOT NULL,
+            equity_curve JSON
+        );
+
+        CREATE TABLE parameter_versions (
+            id         VARCHAR PRIMARY KEY,
+            name       VARCHAR NOT NULL,
+            tags       VARCHAR[],
+            parent_ids VARCHAR[],
+            created_at TIMESTAMP NOT NULL,
+            notes      VARCHAR,
+            parameters JSON NOT NULL,
+            session_id VARCHAR                      -- attached backtest result
+        );
+
+        CREATE TABLE optimizations (
+            id              VARCHAR PRIMARY KEY,
+            created_at      TIMESTAMP NOT NULL,
+            method          VARCHAR NOT NULL,
+            objective       VARCHAR NOT NULL,
+            search_space    JSON,
+            results         JSON,
+            best_parameters JSON
+        );
+        """,
+    ),
+]
