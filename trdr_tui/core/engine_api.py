@@ -41,3 +41,63 @@ class EngineControl(Protocol):
 
     async def stop(self, reason: str = "shutdown") -> None:
         """Stop gracefully and write a shutdown checkpoint."""
+
+
+# --- the seams between the engine and its swappable parts ----------------------------------------
+
+import msgspec  # noqa: E402
+
+from trdr_tui.core.types import Candle, Decision, Fill, Order, OrderStatus, Tick  # noqa: E402
+
+
+class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What an executor says about an order: a status change and/or a fill."""
+
+    ts: int
+    order_id: str
+    client_order_id: str
+    status: OrderStatus
+    fill: Fill | None = None
+    exchange_order_id: str | None = None
+    reason: str = ""
+
+
+ReportHandler = "Callable[[ExecutionReport], None]"
+
+
+class Executor(Protocol):
+    """Sends orders somewhere and reports back. SimExecutor (backtest, paper) and CoinbaseExecutor (live).
+
+    Trailing logic lives in the engine (Coinbase has no trailing order type): executors only see
+    market and limit orders. `submit` is called after the order has been stored (write-ahead).
+    Reports go to the handler given to `bind`, in the order they happen.
+    """
+
+    name: str
+
+    def bind(self, on_report: object) -> None: ...
+
+    async def submit(self, order: Order) -> None: ...
+
+    async def cancel(self, order: Order) -> None: ...
+
+    async def reconcile(self, known_open: list[Order]) -> list[ExecutionReport]:
+        """At start-up: the exchange's truth about orders we think are open (crash-only design)."""
+        ...
+
+    def on_candle(self, candle: Candle) -> None:
+        """Simulated executors match resting orders against the bar; live ones ignore it."""
+
+    def on_tick(self, tick: Tick) -> None: ...
+
+
+class DecisionSource(Protocol):
+    """The orchestrator as the engine sees it."""
+
+    async def on_candle(self, candle: Candle) -> Decision | None:
+        """Streaming (paper, live): update market state, run the agents, return the consensus."""
+        ...
+
+    def weights(self) -> dict[str, float]: ...
+
+    def set_weight(self, agent_id: str, weight: float) -> None: ...

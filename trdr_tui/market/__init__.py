@@ -1,0 +1,1 @@
+"""Market data: feeds, market state, indicators, candle arrays and file import."""
