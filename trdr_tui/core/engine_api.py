@@ -6,11 +6,14 @@ and the state machine cannot be bypassed from the UI.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
+
+import msgspec
 
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
-from trdr_tui.core.types import Mode
+from trdr_tui.core.types import Candle, Decision, Fill, Mode, Order, OrderStatus, Tick
 
 
 class EngineControl(Protocol):
@@ -45,10 +48,6 @@ class EngineControl(Protocol):
 
 # --- the seams between the engine and its swappable parts ----------------------------------------
 
-import msgspec  # noqa: E402
-
-from trdr_tui.core.types import Candle, Decision, Fill, Order, OrderStatus, Tick  # noqa: E402
-
 
 class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
     """What an executor says about an order: a status change and/or a fill."""
@@ -62,7 +61,7 @@ class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
 
 
-ReportHandler = "Callable[[ExecutionReport], None]"
+ReportHandler = Callable[[ExecutionReport], None]
 
 
 class Executor(Protocol):
@@ -75,7 +74,7 @@ class Executor(Protocol):
 
     name: str
 
-    def bind(self, on_report: object) -> None: ...
+    def bind(self, on_report: ReportHandler) -> None: ...
 
     async def submit(self, order: Order) -> None: ...
 
