@@ -97,7 +97,7 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """All-or-nothing: commits on success, rolls back on any exception."""
         with self._lock:
-            self.conn.execute("BEGIN TRANSACTION")
+            self.conn.execute("BEGIN TRANSACTION").fetchall()  # consumed: register() refuses a pending result
             try:
                 yield self.conn
             except BaseException:

@@ -1,0 +1,743 @@
+"""Candle files → validated CandleArrays → the store.
+
+Reads what users actually download: CryptoDataDownload CSVs (a banner line above the header, dates
+like `2019-10-17 09-AM`, newest first), Bitfinex-style CSVs, any OHLCV CSV whose header names its
+columns (in any order; times as Unix seconds/ms/µs/ns or ISO 8601), and Coinbase candle JSON
+(`{"candles": [{"start", "low", "high", "open", "close", "volume"}]}` with numbers as strings).
+
+Two CSV parsers, one meaning. The fast one lets DuckDB split and cast the whole file in C++; it is
+used whenever the file is clean. The exact one walks the file line by line in Python and knows the
+line number of every value; it runs only when the fast one finds anything wrong (or cannot read the
+file), so that the error names the file, the line and the field. Both feed the same vectorised
+validation, and a test proves they give identical candles on the real files.
+
+Nothing is written until the whole file has parsed and validated; the write is one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from trdr_tui.core.errors import DataError
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.market.timeframes import (
+    NS_PER_SECOND,
+    Gap,
+    find_gaps,
+    infer_timeframe,
+    median_spacing_ns,
+    timeframe_ns,
+)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+TimeKind = Literal["unix_s", "unix_ms", "unix_us", "unix_ns", "ampm", "iso"]
+Field = Literal["time", "open", "high", "low", "close", "volume"]
+PRICE_FIELDS: tuple[Field, ...] = ("open", "high", "low", "close")
+VALUE_FIELDS: tuple[Field, ...] = ("open", "high", "low", "close", "volume")
+
+# Outlier thresholds (PRD §14.2): reported, never refused — real markets do move like this.
+OUTLIER_BODY = 0.5  # |close / open − 1| above 50 %
+OUTLIER_RANGE = 2.0  # high / low above 2
+OUTLIER_JUMP = 0.5  # |open / previous close − 1| above 50 % between neighbouring bars
+
+# Plausible bar times: 1990-01-01 … 2200-01-01 UTC. Outside that a unit or format went wrong.
+MIN_TS = 631_152_000 * NS_PER_SECOND
+MAX_TS = 7_258_118_400 * NS_PER_SECOND
+
+_HEADER_SCAN_LINES = 10
+_SNIFF_BYTES = 64 * 1024
+
+# --- column names ---------------------------------------------------------------------------------
+
+# Header names (normalised: lower case, spaces and dashes as underscores) for each field, best first.
+_TIME_NAMES = ("unix_timestamp", "unix", "timestamp", "time", "ts", "start", "open_time", "date", "datetime",
+               "date_time")
+_PRICE_NAMES: dict[Field, tuple[str, ...]] = {
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+}
+# Volume in the base currency (BTC for BTC-USD). CryptoDataDownload's `volume` beside `volume_btc` and
+# Bitfinex's `VolumeTo` are quote-currency volumes and are not used.
+_BASE_VOLUME_NAMES = ("volumefrom", "volume_from", "volume_base", "base_volume")
+_PLAIN_VOLUME_NAMES = ("volume", "vol", "v")
+_QUOTE_SUFFIXES = frozenset({"usd", "usdt", "usdc", "eur", "gbp", "quote", "to"})
+
+_AMPM = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{1,2})-(AM|PM)$", re.IGNORECASE)
+_UNIX = re.compile(r"^\d+(\.\d+)?$")
+_UNIX_US_FACTOR: dict[str, float] = {"unix_s": 1e6, "unix_ms": 1e3, "unix_us": 1.0, "unix_ns": 1e-3}
+
+
+def _normalise(name: str) -> str:
+    return name.strip().strip('"').strip().lower().replace(" ", "_").replace("-", "_")
+
+
+# --- results --------------------------------------------------------------------------------------
+
+
+class Outlier(msgspec.Struct, frozen=True):
+    ts: int
+    kind: Literal["body", "range", "jump"]
+    detail: str
+
+
+class ParsedCandles(msgspec.Struct, frozen=True):
+    """A file read, validated, sorted and de-duplicated; nothing stored yet."""
+
+    path: str
+    format: str
+    timeframe: str
+    candles: CandleArrays
+    rows_read: int
+    duplicates: int
+    gaps: tuple[Gap, ...]
+    outliers: tuple[Outlier, ...]
+    warnings: tuple[str, ...] = ()
+    file_symbol: str | None = None  # the file's own symbol column (first row), e.g. "BTCUSD"
+
+    @property
+    def missing_bars(self) -> int:
+        return sum(g.missing for g in self.gaps)
+
+
+class CsvLayout(msgspec.Struct, frozen=True):
+    """What format detection found out about a CSV file."""
+
+    format: str
+    header_line: int  # 1-based line number of the header row
+    columns: tuple[str, ...]  # header names as written in the file
+    time_col: int
+    time_kind: TimeKind
+    value_cols: dict[str, int]  # field → column index; no "volume" key when the file has none
+    symbol_col: int | None = None
+
+    def column_name(self, field: str) -> str:
+        index = self.time_col if field == "time" else self.value_cols.get(field)
+        return self.columns[index] if index is not None else field
+
+
+class _Columns(msgspec.Struct):
+    """Parsed values in file order, with a way to say where row i came from."""
+
+    ts: I64
+    open: F64
+    high: F64
+    low: F64
+    close: F64
+    volume: F64
+    locate: Callable[[int], str] | None = None  # row index → "line 17" / "candles[3]"
+    field_name: Callable[[str], str] = str  # field → the name the file uses
+
+    def values(self, field: str) -> F64:
+        arr: F64 = getattr(self, field)
+        return arr
+
+
+# --- public entry points ----------------------------------------------------------------------------
+
+
+def read_candle_file(path: str | Path, timeframe: str | None = None) -> ParsedCandles:
+    """Read, detect, validate, sort and de-duplicate a candle file. Raises DataError; stores nothing.
+
+    `timeframe` None means: infer it from the spacing of the bars.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"candle file {p} does not exist", hint="check the path")
+    try:
+        head = _read_head(p)
+    except OSError as exc:
+        raise DataError(f"cannot read {p}: {exc.strerror}") from None
+    if head.lstrip().startswith(("{", "[")):
+        return _finish(p, "Coinbase candles JSON", _read_json(p), timeframe)
+    layout = detect_csv_layout(p, head)
+    warnings = [] if "volume" in layout.value_cols else ["the file has no volume column: volume stored as 0"]
+    cols = _read_csv_fast(p, layout)
+    if cols is None:  # a value DuckDB could not cast (or a file it could not read): go line by line
+        cols = _read_csv_exact(p, layout)
+    return _finish(p, layout.format, cols, timeframe, warnings, file_symbol=_file_symbol(p, layout),
+                   relocate=lambda: _read_csv_exact(p, layout))
+
+
+def load_candle_file(path: str | Path, timeframe: str | None = None) -> CandleArrays:
+    """Candles straight from a file, without a store (e.g. `trdr backtest --data FILE`)."""
+    return read_candle_file(path, timeframe).candles
+
+
+# --- format detection -------------------------------------------------------------------------------
+
+
+def _read_head(path: Path) -> str:
+    with path.open("rb") as f:
+        raw = f.read(_SNIFF_BYTES)
+    return raw.decode("utf-8-sig", errors="replace")
+
+
+def detect_csv_layout(path: Path, head: str | None = None) -> CsvLayout:
+    """Find the header row (skipping banner lines), map its columns and recognise the time format."""
+    head = _read_head(path) if head is None else head
+    lines = head.splitlines()
+    for i, line in enumerate(lines[:_HEADER_SCAN_LINES]):
+        names = next(csv.reader([line]), [])
+        mapping = _map_columns(names)
+        if mapping is None:
+            continue
+        time_col, value_cols, symbol_col = mapping
+        sample = _first_data_value(lines[i + 1:], time_col)
+        if sample is None:
+            raise DataError(f"{path} has a header but no candle rows", where=f"{path}:{i + 1}")
+        kind = _time_kind(sample)
+        if kind is None:
+            raise DataError(
+                f"cannot read the time {sample!r} in column '{names[time_col]}'",
+                where=f"{path}:{i + 2}",
+                hint="times must be Unix seconds/milliseconds or ISO 8601 like 2019-10-17 09:00 (UTC)",
+            )
+        return CsvLayout(
+            format=_format_name(lines[:i], names),
+            header_line=i + 1,
+            columns=tuple(n.strip() for n in names),
+            time_col=time_col,
+            time_kind=kind,
+            value_cols=value_cols,
+            symbol_col=symbol_col,
+        )
+    raise DataError(
+        f"cannot find a header row naming time, open, high, low and close columns in the first "
+        f"{_HEADER_SCAN_LINES} lines of {path}",
+        where=str(path),
+        hint="add a header line such as: timestamp,open,high,low,close,volume",
+    )
+
+
+def _map_columns(names: Sequence[str]) -> tuple[int, dict[str, int], int | None] | None:
+    norm = [_normalise(n) for n in names]
+    index = {n: i for i, n in reversed(list(enumerate(norm)))}  # first occurrence wins
+
+    def pick(candidates: Sequence[str]) -> int | None:
+        return next((index[c] for c in candidates if c in index), None)
+
+    time_col = pick(_TIME_NAMES)
+    value_cols: dict[str, int] = {}
+    for field, candidates in _PRICE_NAMES.items():
+        col = pick(candidates)
+        if col is None:
+            return None
+        value_cols[field] = col
+    if time_col is None:
+        return None
+    volume = pick(_BASE_VOLUME_NAMES)
+    if volume is None:
+        volume = next((i for i, n in enumerate(norm)
+                       if n.startswith("volume_") and n[len("volume_"):] not in _QUOTE_SUFFIXES), None)
+    if volume is None:
+        volume = pick(_PLAIN_VOLUME_NAMES)
+    if volume is not None:
+        value_cols["volume"] = volume
+    return time_col, value_cols, pick(("symbol", "pair", "product_id", "ticker"))
+
+
+def _first_data_value(lines: Sequence[str], col: int) -> str | None:
+    for line in lines:
+        if line.strip():
+            fields = next(csv.reader([line]), [])
+            return fields[col].strip() if col < len(fields) else ""
+    return None
+
+
+def _time_kind(sample: str) -> TimeKind | None:
+    if _UNIX.match(sample):
+        v = float(sample)
+        if v < 1e11:
+            return "unix_s"
+        if v < 1e14:
+            return "unix_ms"
+        if v < 1e17:
+            return "unix_us"
+        return "unix_ns"
+    if _AMPM.match(sample):
+        return "ampm"
+    if _parse_iso(sample) is not None:
+        return "iso"
+    return None
+
+
+def _format_name(banner: Sequence[str], names: Sequence[str]) -> str:
+    norm = {_normalise(n) for n in names}
+    if any("cryptodatadownload" in line.lower() for line in banner):
+        return "CryptoDataDownload CSV"
+    if {"volumefrom", "volumeto"} <= norm:
+        return "Bitfinex CSV"
+    return "OHLCV CSV"
+
+
+# --- CSV: fast path (DuckDB) --------------------------------------------------------------------------
+
+
+def _time_sql(kind: TimeKind, col: str) -> str:
+    if kind in _UNIX_US_FACTOR:
+        return f"CAST(round(TRY_CAST({col} AS DOUBLE) * {_UNIX_US_FACTOR[kind]!r}) AS BIGINT)"
+    if kind == "ampm":
+        return f"epoch_us(try_strptime(trim({col}), '%Y-%m-%d %I-%p'))"
+    return f"epoch_us(TRY_CAST(trim({col}) AS TIMESTAMPTZ))"
+
+
+def _read_csv_fast(path: Path, layout: CsvLayout) -> _Columns | None:
+    """DuckDB's CSV reader; None when any value does not cast cleanly (the exact reader then explains)."""
+    ncols = len(layout.columns)
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}"
+    v = layout.value_cols
+    selects = [f"{_time_sql(layout.time_kind, f'c{layout.time_col}')} AS ts_us"]
+    for field in VALUE_FIELDS:
+        selects.append(f"TRY_CAST(c{v[field]} AS DOUBLE) AS {field}" if field in v else f"0.0::DOUBLE AS {field}")
+    sql = (
+        f"SELECT {', '.join(selects)} FROM read_csv(?, skip={layout.header_line - 1}, header=true, "
+        f"columns={columns}, auto_detect=false, delim=',', quote='\"', null_padding=true)"
+    )
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+        con.execute(f"CREATE TEMP TABLE parsed AS {sql}", [str(path)]).fetchall()
+        nulls = con.execute(
+            "SELECT count(*) FROM parsed WHERE ts_us IS NULL OR open IS NULL OR high IS NULL "
+            "OR low IS NULL OR close IS NULL OR volume IS NULL"
+        ).fetchone()
+        if nulls is None or nulls[0]:
+            return None
+        got = con.execute("SELECT * FROM parsed").fetchnumpy()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    if len(got["ts_us"]) == 0:
+        return None
+    return _Columns(
+        ts=np.asarray(got["ts_us"], dtype=np.int64) * 1000,
+        **{f: np.asarray(got[f], dtype=np.float64) for f in VALUE_FIELDS},
+        field_name=layout.column_name,
+    )
+
+
+# --- CSV: exact path (line by line) -------------------------------------------------------------------
+
+
+def _read_csv_exact(path: Path, layout: CsvLayout) -> _Columns:
+    """Parse every line in Python, raising DataError at the first value that does not read."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+                        hint="save the file as UTF-8 CSV") from None
+    lines = io.StringIO(text)
+    for _ in range(layout.header_line):
+        lines.readline()
+    reader = csv.reader(lines)
+    ncols = len(layout.columns)
+    parse_time = _time_parser(layout.time_kind)
+    value_cols = [(f, layout.value_cols.get(f)) for f in VALUE_FIELDS]
+    ts: list[int] = []
+    vals: dict[str, list[float]] = {f: [] for f in VALUE_FIELDS}
+    line_numbers: list[int] = []
+    for fields in reader:
+        line_no = layout.header_line + reader.line_num
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
+        where = f"{path}:{line_no}"
+        if len(fields) != ncols:
+            raise DataError(
+                f"line {line_no} has {len(fields)} fields, the header has {ncols} "
+                f"({', '.join(layout.columns)})" + (" — the line looks truncated" if len(fields) < ncols else ""),
+                where=where, hint="repair or delete that line, then import again",
+            )
+        raw_time = fields[layout.time_col].strip()
+        t = parse_time(raw_time)
+        if t is None:
+            raise DataError(
+                f"line {line_no}, field '{layout.columns[layout.time_col]}': cannot read {raw_time!r} as a time "
+                f"(expected {_TIME_KIND_TEXT[layout.time_kind]}, like the first row)",
+                where=where, hint="fix the time on that line",
+            )
+        ts.append(t)
+        for field, col in value_cols:
+            if col is None:
+                vals[field].append(0.0)
+                continue
+            raw = fields[col].strip()
+            number = _to_float(raw)
+            if number is None:
+                raise DataError(
+                    f"line {line_no}, field '{layout.columns[col]}': {raw!r} is not a number",
+                    where=where, hint="fix the value on that line (plain decimal numbers, no thousands separators)",
+                )
+            vals[field].append(number)
+        line_numbers.append(line_no)
+    if not ts:
+        raise DataError(f"{path} has a header but no candle rows", where=str(path))
+    lines_arr = np.asarray(line_numbers, dtype=np.int64)
+    return _Columns(
+        ts=np.asarray(ts, dtype=np.int64),
+        **{f: np.asarray(vals[f], dtype=np.float64) for f in VALUE_FIELDS},
+        locate=lambda i: f"line {int(lines_arr[i])}",
+        field_name=layout.column_name,
+    )
+
+
+_TIME_KIND_TEXT: dict[str, str] = {
+    "unix_s": "Unix seconds",
+    "unix_ms": "Unix milliseconds",
+    "unix_us": "Unix microseconds",
+    "unix_ns": "Unix nanoseconds",
+    "ampm": "a date and hour like 2019-10-17 09-AM",
+    "iso": "an ISO 8601 time like 2019-10-17 09:00",
+}
+
+
+def _to_float(raw: str) -> float | None:
+    if not raw or "_" in raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _time_parser(kind: TimeKind) -> Callable[[str], int | None]:
+    if kind in _UNIX_US_FACTOR:
+        factor = _UNIX_US_FACTOR[kind]
+
+        def parse_unix(raw: str) -> int | None:
+            if not _UNIX.match(raw):
+                return None
+            return round(float(raw) * factor) * 1000
+
+        return parse_unix
+    if kind == "ampm":
+        return _parse_ampm
+    return _parse_iso
+
+
+def _parse_ampm(raw: str) -> int | None:
+    m = _AMPM.match(raw)
+    if m is None:
+        return None
+    hour = int(m.group(2))
+    if not 1 <= hour <= 12:
+        return None
+    hour = hour % 12 + (12 if m.group(3).upper() == "PM" else 0)
+    day = _parse_iso(m.group(1))
+    return None if day is None else day + hour * 3600 * NS_PER_SECOND
+
+
+def _parse_iso(raw: str) -> int | None:
+    """ISO 8601 date or date-time; no offset means UTC. Returns ns since the epoch."""
+    try:
+        dt = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+
+
+def _file_symbol(path: Path, layout: CsvLayout) -> str | None:
+    if layout.symbol_col is None:
+        return None
+    with path.open(encoding="utf-8-sig") as f:
+        rows = csv.reader(f)
+        for _ in range(layout.header_line):
+            next(rows, None)
+        for fields in rows:
+            if fields and layout.symbol_col < len(fields):
+                return fields[layout.symbol_col].strip() or None
+    return None
+
+
+# --- JSON ------------------------------------------------------------------------------------------
+
+
+class _CoinbaseCandle(msgspec.Struct):
+    start: str | int
+    low: str | float
+    high: str | float
+    open: str | float
+    close: str | float
+    volume: str | float
+
+
+class _CoinbaseCandles(msgspec.Struct):
+    candles: list[_CoinbaseCandle]
+
+
+def _read_json(path: Path) -> _Columns:
+    """Coinbase Advanced Trade candles (`{"candles": [...]}` or a bare list of them), or the older
+    Exchange API arrays `[[time, low, high, open, close, volume], ...]`."""
+    raw = path.read_bytes()
+    try:
+        doc = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise DataError(f"not valid JSON: {exc}", where=str(path), hint="is the file complete?") from None
+    if isinstance(doc, list) and doc and isinstance(doc[0], list):
+        rows = [_json_array_row(path, i, r) for i, r in enumerate(doc)]
+        label = "{}[{}]"
+    else:
+        if isinstance(doc, list):
+            doc = {"candles": doc}
+        try:
+            parsed = msgspec.convert(doc, _CoinbaseCandles)
+        except msgspec.ValidationError as exc:
+            raise DataError(f"not Coinbase candle JSON: {exc}", where=str(path),
+                            hint='expected {"candles": [{"start", "low", "high", "open", "close", "volume"}]}') from None
+        rows = [
+            (c.start, c.open, c.high, c.low, c.close, c.volume) for c in parsed.candles
+        ]
+        label = "candles[{1}]"
+    if not rows:
+        raise DataError("the JSON holds no candles", where=str(path))
+    ts: list[int] = []
+    vals: dict[str, list[float]] = {f: [] for f in VALUE_FIELDS}
+    json_fields = ("start", *VALUE_FIELDS)
+    for i, row in enumerate(rows):
+        where = f"{path} " + label.format(path.name, i)
+        t = _json_time(row[0])
+        if t is None:
+            raise DataError(f"field 'start': cannot read {row[0]!r} as Unix seconds", where=where)
+        ts.append(t)
+        for field, value, name in zip(VALUE_FIELDS, row[1:], json_fields[1:], strict=True):
+            number = _to_float(value.strip()) if isinstance(value, str) else float(value)
+            if number is None:
+                raise DataError(f"field '{name}': {value!r} is not a number", where=where)
+            vals[field].append(number)
+    return _Columns(
+        ts=np.asarray(ts, dtype=np.int64),
+        **{f: np.asarray(vals[f], dtype=np.float64) for f in VALUE_FIELDS},
+        locate=lambda i: label.format(path.name, i),
+        field_name=lambda f: "start" if f == "time" else f,
+    )
+
+
+def _json_array_row(path: Path, i: int, row: object) -> tuple[object, ...]:
+    if not isinstance(row, list) or len(row) < 6:
+        raise DataError("expected [time, low, high, open, close, volume]", where=f"{path} [{i}]")
+    t, low, high, open_, close, volume = row[:6]
+    return (t, open_, high, low, close, volume)
+
+
+def _json_time(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value * NS_PER_SECOND
+    if isinstance(value, str):
+        v = value.strip()
+        if v.isdigit():
+            return int(v) * NS_PER_SECOND
+        return _parse_iso(v)
+    return None
+
+
+# --- validation, order, duplicates ------------------------------------------------------------------
+
+
+def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str, int] | None:
+    """The earliest bad row (in file order): (row, field, what is wrong, how many bad rows in all)."""
+    checks: list[tuple[npt.NDArray[np.bool_], str, Callable[[int], str]]] = []
+    for f in VALUE_FIELDS:
+        arr = cols.values(f)
+        checks.append((~np.isfinite(arr), f, lambda i, a=arr: f"{a[i]} is not a finite number"))
+    for f in PRICE_FIELDS:
+        arr = cols.values(f)
+        checks.append((np.isfinite(arr) & (arr <= 0), f, lambda i, a=arr: f"price {a[i]:g} must be above 0"))
+    checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:g} must not be negative"))
+    top = np.maximum(cols.open, cols.close)
+    bottom = np.minimum(cols.open, cols.close)
+    checks.append((cols.high < top, "high",
+                   lambda i: f"high {cols.high[i]:g} is below max(open, close) = {top[i]:g}"))
+    checks.append((cols.low > bottom, "low",
+                   lambda i: f"low {cols.low[i]:g} is above min(open, close) = {bottom[i]:g}"))
+    checks.append(((cols.ts < MIN_TS) | (cols.ts > MAX_TS), "time",
+                   lambda i: f"{format_ts(int(cols.ts[i]))} is outside 1990–2200; is the time unit right?"))
+    if timeframe is not None:
+        step = timeframe_ns(timeframe)
+        checks.append((cols.ts % step != 0, "time",
+                       lambda i: f"{format_ts(int(cols.ts[i]))} is not on a {timeframe} boundary (UTC)"))
+    first: tuple[int, str, str, int] | None = None
+    bad_rows = np.zeros(len(cols.ts), dtype=bool)
+    for mask, field, describe in checks:
+        hits = np.flatnonzero(mask)
+        if hits.size == 0:
+            continue
+        bad_rows |= mask
+        if first is None or hits[0] < first[0]:
+            first = (int(hits[0]), field, describe(int(hits[0])), 0)
+    if first is None:
+        return None
+    return first[0], first[1], first[2], int(bad_rows.sum())
+
+
+def _locate(cols: _Columns, row: int) -> str:
+    return cols.locate(row) if cols.locate else f"row {row + 1}"
+
+
+def _raise_problem(path: Path, cols: _Columns, problem: tuple[int, str, str, int]) -> None:
+    row, field, what, count = problem
+    loc = _locate(cols, row)
+    more = f" ({count - 1} more bad rows after it)" if count > 1 else ""
+    raise _Problem(
+        f"{loc}, field '{cols.field_name(field)}': {what}{more}",
+        where=f"{path}:{loc.removeprefix('line ')}" if loc.startswith("line ") else f"{path} {loc}",
+        hint="fix or delete the bad rows and import again; nothing was stored",
+    )
+
+
+def _sort_order(cols: _Columns) -> I64:
+    order: I64 = np.argsort(cols.ts, kind="stable")
+    return order
+
+
+def _duplicate_pairs(cols: _Columns, order: I64) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """Positions (in sorted order) that repeat the previous bar's time, and whether their values differ."""
+    ts = cols.ts[order]
+    dup = np.flatnonzero(ts[1:] == ts[:-1]) + 1
+    differs = np.zeros(dup.shape[0], dtype=bool)
+    for f in VALUE_FIELDS:
+        v = cols.values(f)[order]
+        differs |= v[dup] != v[dup - 1]
+    return dup, differs
+
+
+def _finish(
+    path: Path,
+    fmt: str,
+    cols: _Columns,
+    timeframe: str | None,
+    warnings: Sequence[str] = (),
+    *,
+    file_symbol: str | None = None,
+    relocate: Callable[[], _Columns] | None = None,
+) -> ParsedCandles:
+    """Validate, sort, de-duplicate and check the timeframe. On any problem in columns that do not know
+    their line numbers (the fast reader's), `relocate()` re-reads the file exactly to name the line."""
+    try:
+        return _finish_checked(path, fmt, cols, timeframe, warnings, file_symbol)
+    except _Problem:
+        if relocate is None or cols.locate is not None:
+            raise
+    exact = relocate()
+    return _finish_checked(path, fmt, exact, timeframe, warnings, file_symbol)
+
+
+class _Problem(DataError):
+    """A validation failure; re-raised with line numbers when the rows can be located."""
+
+
+def _finish_checked(path: Path, fmt: str, cols: _Columns, timeframe: str | None, warnings: Sequence[str],
+                    file_symbol: str | None) -> ParsedCandles:
+    problem = _first_problem(cols, timeframe)
+    if problem is not None:
+        _raise_problem(path, cols, problem)
+    order = _sort_order(cols)
+    dup, differs = _duplicate_pairs(cols, order)
+    if differs.any():
+        k = int(dup[np.argmax(differs)])
+        a, b = sorted((int(order[k - 1]), int(order[k])))
+        raise _Problem(
+            f"two different candles for {format_ts(int(cols.ts[a]))}: {_locate(cols, a)} and {_locate(cols, b)}",
+            where=str(path), hint="keep one of them and import again; nothing was stored",
+        )
+    keep = np.ones(order.shape[0], dtype=bool)
+    keep[dup] = False
+    idx = order[keep]
+    candles = CandleArrays(cols.ts[idx], cols.open[idx], cols.high[idx], cols.low[idx], cols.close[idx],
+                           cols.volume[idx])
+    tf = _check_timeframe(path, candles.ts, timeframe)
+    if timeframe is None:  # inferred: the alignment check still has to pass
+        problem = _first_problem(cols, tf)
+        if problem is not None:
+            _raise_problem(path, cols, problem)
+    step = timeframe_ns(tf)
+    return ParsedCandles(
+        path=str(path),
+        format=fmt,
+        timeframe=tf,
+        candles=candles,
+        rows_read=len(cols.ts),
+        duplicates=int(dup.shape[0]),
+        gaps=tuple(find_gaps(candles.ts, step)),
+        outliers=tuple(find_outliers(candles, step)),
+        warnings=tuple(warnings),
+        file_symbol=file_symbol,
+    )
+
+
+def _check_timeframe(path: Path, ts: I64, timeframe: str | None) -> str:
+    """The timeframe to store under: as given (if the bars' spacing agrees) or inferred."""
+    inferred = infer_timeframe(ts)
+    if timeframe is None:
+        if inferred is None:
+            spacing = median_spacing_ns(ts)
+            seen = f"bars about {spacing // NS_PER_SECOND} s apart" if spacing else "a single bar"
+            raise DataError(f"cannot tell the timeframe of {path.name} ({seen})", where=str(path),
+                            hint="pass --timeframe (1m, 5m, 15m, 30m, 1h, 2h, 4h, 6h or 1d)")
+        return inferred
+    timeframe_ns(timeframe)  # validates the name
+    if inferred is not None and inferred != timeframe:
+        raise DataError(
+            f"the bars are {inferred} apart but --timeframe is {timeframe}",
+            where=str(path), hint=f"pass --timeframe {inferred} (or leave it out to infer it)",
+        )
+    return timeframe
+
+
+def find_outliers(candles: CandleArrays, step_ns: int) -> list[Outlier]:
+    """Suspicious bars (PRD §14.2): a body over 50 %, a high/low range over 2×, or a 50 % jump from the
+    previous bar's close to this bar's open. Reported for a human to judge, not removed."""
+    out: list[Outlier] = []
+    body = candles.close / candles.open - 1.0
+    for i in np.flatnonzero(np.abs(body) > OUTLIER_BODY):
+        out.append(Outlier(int(candles.ts[i]), "body", f"close/open {body[i]:+.0%}"))
+    ratio = candles.high / candles.low
+    for i in np.flatnonzero(ratio > OUTLIER_RANGE):
+        out.append(Outlier(int(candles.ts[i]), "range", f"high/low {ratio[i]:.2f}×"))
+    if len(candles) > 1:
+        jump = candles.open[1:] / candles.close[:-1] - 1.0
+        adjacent = np.diff(candles.ts) == step_ns
+        for i in np.flatnonzero(adjacent & (np.abs(jump) > OUTLIER_JUMP)):
+            out.append(Outlier(int(candles.ts[i + 1]), "jump", f"open vs previous close {jump[i]:+.0%}"))
+    out.sort(key=lambda o: o.ts)
+    return out
+
+
+def format_ts(ts_ns: int) -> str:
+    """`2019-10-17 09:00` (UTC) for messages and tables."""
+    secs = ts_ns // NS_PER_SECOND
+    try:
+        return datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts_ns} ns"
+
+
+__all__ = [
+    "CsvLayout",
+    "Outlier",
+    "ParsedCandles",
+    "detect_csv_layout",
+    "find_outliers",
+    "format_ts",
+    "load_candle_file",
+    "read_candle_file",
+]
