@@ -1,0 +1,504 @@
+"""The one engine for backtest, paper and live: Clock + Feed + Executor are swapped, nothing else.
+
+Per closed bar, in this order (DESIGN.md "the way one market update travels"):
+
+1. the Clock moves to the bar's close time (`ts + timeframe`); due timers (checkpoints) fire;
+2. `market.candle.<symbol>` is published (only when someone listens);
+3. the executor matches resting limit orders against the bar;
+4. armed trailing orders walk the bar's price path (`close`: the close only; `ohlc-path`: open →
+   nearer extreme → other extreme → close) and fire → fills → ledger;
+5. the stop-loss rule closes a losing position;
+6. unless paused, the policy turns the bar's decision into new orders (sized, risk-checked);
+7. the portfolio is marked (peak equity, daily loss window) and `portfolio.<symbol>` published.
+
+Backtests run steps 1–7 in a synchronous loop over the feed's arrays, yielding to the event loop only
+between chunks of bars; paper and live run the same steps per candle from an async feed, and between
+candles apply ticks to the trailing book. See docs/trading.md for the run record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+
+from trdr_tui.config import PriceModel, Settings
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import Clock, SimClock
+from trdr_tui.core.engine_api import DecisionSource, Executor
+from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
+from trdr_tui.core.events import (
+    BacktestProgress,
+    CandleEvent,
+    EngineStatus,
+    LogEvent,
+    PortfolioSnapshot,
+    WeightsChanged,
+    candle_topic,
+)
+from trdr_tui.core.types import Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
+from trdr_tui.market.arrays import F64, I64, CandleArrays
+from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.portfolio import Portfolio
+from trdr_tui.trading.presets import Policy
+from trdr_tui.trading.risk import RiskManager
+from trdr_tui.trading.trailing import TrailingState, path_prices
+
+CHUNK = 4096  # bars per synchronous slice of a backtest between yields to the event loop
+
+
+class Feed(Protocol):
+    """A market data source: closed candles (and, live, ticks between them)."""
+
+    symbol: str
+    timeframe: str
+    timeframe_ns: int
+
+    def __aiter__(self) -> AsyncIterator[Candle | Tick]: ...
+
+
+class EquityCurve(msgspec.Struct, frozen=True):
+    """Per processed bar: close time (ns), equity, price, cash and position after the bar."""
+
+    ts: I64
+    equity: F64
+    price: F64
+    cash: F64
+    position: F64
+
+
+class RunRecord:
+    """What one run produced; the backtest runner reads it (see docs/trading.md)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def fills(self) -> list[Fill]:
+        return self._engine.portfolio.fills
+
+    @property
+    def trades(self) -> list[Trade]:
+        return self._engine.portfolio.trades
+
+    @property
+    def orders(self) -> list[Order]:
+        return list(self._engine.orders.orders.values())
+
+    @property
+    def decisions(self) -> list[Decision]:
+        return self._engine._decisions_seen
+
+    @property
+    def rejections(self) -> list[Any]:
+        return self._engine.orders.rejections
+
+    @property
+    def rejected_orders(self) -> int:
+        return len(self._engine.orders.rejections)
+
+    @property
+    def fees(self) -> float:
+        return self._engine.portfolio.fees
+
+    @property
+    def initial_cash(self) -> float:
+        return self._engine.portfolio.initial_cash
+
+    @property
+    def bars(self) -> int:
+        return self._engine._bars_done
+
+    @property
+    def final_equity(self) -> float:
+        e = self._engine
+        return e.portfolio.equity(e.last_price) if e._bars_done else e.portfolio.initial_cash
+
+    def equity_curve(self) -> EquityCurve:
+        """Built after the fact from the ledger's change points: no per-bar work during the run."""
+        return self._engine._equity_curve()
+
+
+class Engine:
+    """Implements core.engine_api.EngineControl. Build it with `trdr_tui.runtime.build_engine`."""
+
+    def __init__(self, *, settings: Settings, mode: Mode, clock: Clock, bus: EventBus, feed: Feed,
+                 executor: Executor, portfolio: Portfolio, orders: OrderManager, risk: RiskManager,
+                 policy: Policy, decisions: DecisionSource | None = None, price_model: PriceModel = "ohlc-path",
+                 run_id: str | None = None, checkpoints: Any = None, checkpoint_interval_ns: int | None = None,
+                 batch_decisions: Callable[[CandleArrays], list[Decision | None]] | None = None) -> None:
+        self.settings = settings
+        self._mode = mode
+        self.clock = clock
+        self.bus = bus
+        self.feed = feed
+        self.executor = executor
+        self.portfolio = portfolio
+        self.orders = orders
+        self.risk = risk
+        self.policy = policy
+        self.decisions = decisions
+        self.batch_decisions = batch_decisions
+        self.price_model = price_model
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.checkpoints = checkpoints
+        self.checkpoint_interval_ns = checkpoint_interval_ns
+        self.record = RunRecord(self)
+        self.last_price = 0.0
+        self._symbol = feed.symbol
+        self._paused = False
+        self._running = False
+        self._stop_requested = False
+        self._stopped = False
+        self._bars_done = 0
+        self._bar_index = 0
+        self._decisions_seen: list[Decision] = []
+        # ledger change points: (bar index, cash, position) after each fill; equity rebuilt from them
+        self._marks: list[tuple[int, float, float]] = []
+        # streaming runs keep the bars here (backtests read the feed's arrays)
+        self._live_ts: list[int] = []
+        self._live_close: list[float] = []
+        self._arrays: CandleArrays | None = None
+        self._tf_ns = feed.timeframe_ns
+        self._candle_topic = candle_topic(self._symbol)
+        self._portfolio_topic = f"portfolio.{self._symbol}"
+        self._decision_topic = f"decision.{self._symbol}"
+        orders.fill_listeners.append(self._on_fill)
+        policy.bind(self)
+
+    # -- EngineControl ---------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def symbol(self) -> str:
+        return self._symbol
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def pause(self) -> None:
+        self._paused = True
+        self._status("paused")
+
+    def resume(self) -> None:
+        self._paused = False
+        self._status("resumed")
+
+    def agent_weights(self) -> dict[str, float]:
+        return dict(self.decisions.weights()) if self.decisions is not None else {}
+
+    def set_agent_weight(self, agent_id: str, weight: float) -> None:
+        if self.decisions is None:
+            raise StateCorruption("this engine runs a preset without agents: there are no weights to set",
+                                  hint="start the engine with the agents (no --preset)")
+        self.decisions.set_weight(agent_id, weight)  # the orchestrator validates id and value
+        weights = self.decisions.weights()
+        self.bus.publish("agents.weights", WeightsChanged(ts=self.clock.now_ns(), weights=dict(weights)))
+        if self.checkpoints is not None:
+            self.checkpoints.save_weights(weights, self.clock.now_ns())
+
+    async def run(self) -> None:
+        if self._running:
+            raise StateCorruption("engine.run() called while already running")
+        self._running = True
+        self._status("started")
+        self._arm_checkpoint_timer()
+        try:
+            arrays = getattr(self.feed, "arrays", None)
+            if (self._mode is Mode.BACKTEST and arrays is not None and not getattr(self.feed, "paced", False)
+                    and isinstance(self.clock, SimClock)
+                    and (self.decisions is None or self.batch_decisions is not None)):
+                await self._run_arrays(arrays)
+            else:
+                await self._run_stream()
+        finally:
+            self._running = False
+        await self._shutdown("shutdown" if not self._stop_requested else self._stop_reason)
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        self._stop_requested = True
+        self._stop_reason = reason
+        if not self._running:
+            await self._shutdown(reason)
+
+    # -- the backtest loop -----------------------------------------------------------------------
+
+    async def _run_arrays(self, arrays: CandleArrays) -> None:
+        self._arrays = arrays
+        n = len(arrays)
+        decisions = self.batch_decisions(arrays) if self.batch_decisions is not None else None
+        if decisions is not None and len(decisions) != n:
+            raise StateCorruption(f"batch decisions cover {len(decisions)} bars, the feed has {n}")
+        ts_l = arrays.ts.tolist()
+        o_l = arrays.open.tolist()
+        h_l = arrays.high.tolist()
+        l_l = arrays.low.tolist()
+        c_l = arrays.close.tolist()
+        v_l = arrays.volume.tolist()
+        progress = self.bus.has_subscribers("backtest.progress")
+        for start in range(0, n, CHUNK):
+            end = min(start + CHUNK, n)
+            self._run_chunk(start, end, ts_l, o_l, h_l, l_l, c_l, v_l, decisions)
+            if progress:
+                self.bus.publish("backtest.progress", BacktestProgress(done=end, total=n))
+            await asyncio.sleep(0)
+            if self._stop_requested:
+                break
+
+    def _run_chunk(self, start: int, end: int, ts_l: list[int], o_l: list[float], h_l: list[float],
+                   l_l: list[float], c_l: list[float], v_l: list[float],
+                   decisions: list[Decision | None] | None) -> None:
+        """The hot loop: plain locals, no awaits, events built only for listeners."""
+        clock = self.clock
+        assert isinstance(clock, SimClock)
+        advance = clock.advance_to
+        tf = self._tf_ns
+        bus = self.bus
+        has_subs = bus.has_subscribers
+        ctopic = self._candle_topic
+        ptopic = self._portfolio_topic
+        orders = self.orders
+        trailing = orders.trailing
+        on_prices = orders.on_prices
+        executor = self.executor
+        on_bar = getattr(executor, "on_bar", None)
+        resting = getattr(executor, "resting", None)
+        policy_bar = self.policy.on_bar
+        risk = self.risk
+        needs_marks = risk.needs_marks
+        stop_loss = risk.limits.stop_loss
+        pf = self.portfolio
+        close_only = self.price_model == "close"
+        expiring = orders.max_duration_ns is not None
+        for i in range(start, end):
+            self._bar_index = i
+            ts = ts_l[i]
+            c = c_l[i]
+            now = ts + tf
+            advance(now)
+            if has_subs(ctopic):
+                bus.publish(ctopic, CandleEvent(symbol=self._symbol, timeframe=self.feed.timeframe,
+                                                candle=Candle(ts, o_l[i], h_l[i], l_l[i], c, v_l[i])))
+            if on_bar is not None:
+                if resting:
+                    on_bar(h_l[i], l_l[i], c, v_l[i])
+                else:
+                    executor.last_price = c  # type: ignore[attr-defined]
+                    executor.bar_volume = v_l[i]  # type: ignore[attr-defined]
+            if trailing:
+                if expiring:
+                    orders.expire(now)
+                on_prices((c,) if close_only else path_prices(o_l[i], h_l[i], l_l[i], c))
+            self.last_price = c
+            if stop_loss is not None and pf.position > 0.0 and risk.stop_loss_hit(c):
+                self._stop_loss(c)
+            decision = decisions[i] if decisions is not None else None
+            if decision is not None:
+                self._on_decision(decision)
+            if not self._paused:
+                try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
+                    policy_bar(now, c, decision)
+                except RiskLimitExceeded:
+                    pass  # recorded and published by the order manager
+            if needs_marks:
+                risk.on_mark(now, pf.mark(c))
+            if has_subs(ptopic):
+                bus.publish(ptopic, self.snapshot())
+            self._bars_done = i + 1
+
+    # -- the streaming loop (paper, live, paced replay) ------------------------------------------
+
+    async def _run_stream(self) -> None:
+        async for item in self.feed:
+            if isinstance(item, Tick):
+                self.on_tick(item)
+            else:
+                await self.on_candle(item)
+            await self.orders.settle()
+            if self._stop_requested:
+                break
+
+    def on_tick(self, tick: Tick) -> None:
+        """Between bars: trailing orders follow the trade price; the simulator matches resting orders."""
+        self.executor.on_tick(tick)
+        if self.orders.trailing:
+            self.orders.expire(self.clock.now_ns())
+            self.orders.on_prices((tick.price,))
+        self.last_price = tick.price
+
+    async def on_candle(self, candle: Candle) -> None:
+        """One closed candle through the full pipeline (streaming)."""
+        if isinstance(self.clock, SimClock):
+            self.clock.advance_to(max(candle.ts + self._tf_ns, self.clock.now_ns()))
+        decision = await self.decisions.on_candle(candle) if self.decisions is not None else None
+        i = len(self._live_ts)
+        self._bar_index = i
+        self._live_ts.append(candle.ts + self._tf_ns)
+        self._live_close.append(candle.close)
+        now = self.clock.now_ns()
+        if self.bus.has_subscribers(self._candle_topic):
+            self.bus.publish(self._candle_topic, CandleEvent(symbol=self._symbol, timeframe=self.feed.timeframe,
+                                                             candle=candle))
+        self.executor.on_candle(candle)
+        if self.orders.trailing:
+            self.orders.expire(now)
+            prices = (candle.close,) if self.price_model == "close" else path_prices(
+                candle.open, candle.high, candle.low, candle.close)
+            self.orders.on_prices(prices)
+        self.last_price = candle.close
+        if self.risk.stop_loss_hit(candle.close):
+            self._stop_loss(candle.close)
+        if decision is not None:
+            self._on_decision(decision)
+        if not self._paused:
+            with contextlib.suppress(RiskLimitExceeded):  # recorded and published by the order manager
+                self.policy.on_bar(now, candle.close, decision)
+        if self.risk.needs_marks:
+            self.risk.on_mark(now, self.portfolio.mark(candle.close))
+        if self.bus.has_subscribers(self._portfolio_topic):
+            self.bus.publish(self._portfolio_topic, self.snapshot())
+        self._bars_done = i + 1
+
+    # -- shared pieces ---------------------------------------------------------------------------
+
+    def _on_decision(self, decision: Decision) -> None:
+        self._decisions_seen.append(decision)
+        if self.bus.has_subscribers(self._decision_topic):
+            self.bus.publish(self._decision_topic, decision)
+
+    def _on_fill(self, order: Order, fill: Fill, trade: Trade | None) -> None:
+        pf = self.portfolio
+        self._marks.append((self._bar_index, pf.cash, pf.position))
+        topic = f"fill.{self._symbol}"
+        if self.bus.has_subscribers(topic):
+            self.bus.publish(topic, fill)
+
+    def _stop_loss(self, price: float) -> None:
+        """Close the position at market: cancel open exits first so the sizes never overlap."""
+        for st in list(self.orders.trailing):
+            if st.order.side is Side.SELL:
+                self.orders.cancel(st.order, "replaced by stop-loss")
+        for order in list(self.orders.open.values()):
+            if order.side is Side.SELL:
+                self.orders.cancel(order, "replaced by stop-loss")
+        if self.portfolio.position > 0.0:
+            with contextlib.suppress(RiskLimitExceeded):
+                self.orders.place_market(Side.SELL, self.portfolio.position, price=price, reason="stop-loss")
+            self.log("warning", f"stop-loss: closed the position at {price}")
+
+    def snapshot(self) -> PortfolioSnapshot:
+        pf = self.portfolio
+        price = self.last_price
+        equity = pf.equity(price)
+        peak = max(pf.peak_equity, equity)
+        return PortfolioSnapshot(ts=self.clock.now_ns(), symbol=self._symbol, cash=pf.cash, position=pf.position,
+                                 avg_entry=pf.avg_entry, price=price, equity=equity,
+                                 realized_pnl=pf.realized_pnl, unrealized_pnl=pf.unrealized_pnl(price),
+                                 fees=pf.fees, peak_equity=peak,
+                                 drawdown=(peak - equity) / peak if peak > 0 else 0.0)
+
+    def log(self, level: str, message: str, **fields: str | float | int | bool | None) -> None:
+        topic = f"log.{level}"
+        if self.bus.has_subscribers(topic):
+            self.bus.publish(topic, LogEvent(ts=self.clock.now_ns(), level=level, source="engine",
+                                             message=message, fields=fields))
+
+    def _status(self, detail: str) -> None:
+        if self.bus.has_subscribers("engine.status"):
+            self.bus.publish("engine.status", EngineStatus(
+                ts=self.clock.now_ns(), mode=self._mode, symbol=self._symbol, running=self._running,
+                paused=self._paused, last_price=self.last_price or None, detail=detail))
+
+    def _equity_curve(self) -> EquityCurve:
+        n = self._bars_done
+        if self._arrays is not None:
+            ts = self._arrays.ts[:n] + self._tf_ns
+            price = self._arrays.close[:n]
+        else:
+            ts = np.asarray(self._live_ts[:n], dtype=np.int64)
+            price = np.asarray(self._live_close[:n], dtype=np.float64)
+        cash = np.full(n, self.portfolio.initial_cash)
+        pos = np.zeros(n)
+        for bar, c, p in self._marks:  # later marks in the same bar overwrite earlier ones
+            cash[bar:] = c
+            pos[bar:] = p
+        return EquityCurve(ts, cash + pos * price, price.copy(), cash, pos)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume: ledger, open orders (with trailing state), policy/grid, weights."""
+        return {
+            "run_id": self.run_id, "mode": self._mode.value, "symbol": self._symbol,
+            "ts": self.clock.now_ns(), "bars": self._bars_done, "last_price": self.last_price,
+            "paused": self._paused, "portfolio": self.portfolio.to_state(),
+            "open_orders": self.orders.open_state(), "order_seq": self.orders._seq,
+            "policy": self.policy.state(), "weights": self.agent_weights(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Resume from a checkpoint's state (before `run`): ledger, open orders, trailing book, policy."""
+        if self._running or self._bars_done:
+            raise StateCorruption("restore() must be called before the engine runs")
+        if state.get("symbol") != self._symbol:
+            raise StateCorruption(f"checkpoint is for {state.get('symbol')}, this engine trades {self._symbol}")
+        pf = Portfolio.from_state(state["portfolio"])
+        self.portfolio.__dict__.update(pf.__dict__)
+        self.orders._seq = int(state.get("order_seq", 0))
+        for item in state.get("open_orders", []):
+            order = msgspec.convert(item["order"], Order)
+            self.orders.orders[order.id] = order
+            self.orders.open[order.id] = order
+            tr = item.get("trailing")
+            if tr:
+                st = TrailingState(order, float(tr["best"]), float(order.trail or 0.0),
+                                   improvement=self.orders.improvement, expires_ns=tr.get("expires_ns"))
+                st.anchor = float(tr["anchor"])
+                st.trigger = float(tr["trigger"])
+                self.orders.trailing.append(st)
+        self.policy.restore(state.get("policy", {}))
+        self.last_price = float(state.get("last_price", 0.0))
+        self._paused = bool(state.get("paused", False))
+        for agent_id, w in (state.get("weights") or {}).items():
+            if self.decisions is not None:
+                self.decisions.set_weight(agent_id, float(w))
+
+    def checkpoint(self, kind: str = "manual") -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.save_checkpoint(kind, self._mode, self.clock.now_ns(), self.state())
+
+    def _arm_checkpoint_timer(self) -> None:
+        interval = self.checkpoint_interval_ns
+        if self.checkpoints is None or not interval:
+            return
+
+        def fire(now: int) -> None:
+            if not self._running:
+                return
+            self.checkpoint("auto")
+            self.clock.call_at(now + interval, fire)
+
+        self.clock.call_at(self.clock.now_ns() + interval, fire)
+
+    async def _shutdown(self, reason: str) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.orders.settle()
+        self.checkpoint("shutdown")
+        if self.checkpoints is not None:
+            self.checkpoints.flush()
+        self._status(f"stopped: {reason}")

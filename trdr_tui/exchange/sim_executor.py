@@ -1,0 +1,162 @@
+"""Simulated execution for backtests and paper trading: real fees, slippage, honest fills.
+
+* Market orders and triggered trailing orders fill at once at the reference price (the trigger price
+  or, for a gap, the bar's price; see `trading.trailing.walk_path`) moved against the order by the
+  slippage model: half-spread + impact × (size / bar volume). They take liquidity: taker fee.
+* Resting (post-only) limit orders fill only when the price trades *through* the limit (a BUY needs
+  a low strictly below it, a SELL a high strictly above it), at the limit price, at most
+  `max_volume_share` of the bar's volume per bar (partial fills), and pay the maker fee.
+* Fees come from the volume-tier schedule (`exchange.fees`), using the 30-day volume traded so far.
+
+Reports go to the bound handler synchronously and in order. The engine calls `submit_now` directly in
+backtests (no await per order); `submit` is the async face the Executor protocol asks for.
+"""
+
+from __future__ import annotations
+
+from trdr_tui.config import ExecutionConfig
+from trdr_tui.core.clock import Clock
+from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
+from trdr_tui.core.errors import StateCorruption
+from trdr_tui.core.types import Candle, Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
+from trdr_tui.exchange.fees import FeeSchedule, VolumeTracker
+
+
+class SlippageModel:
+    """Half-spread plus size impact, as a fraction of price. Zero for ideal-arithmetic presets."""
+
+    __slots__ = ("half_spread", "impact")
+
+    def __init__(self, half_spread: float = 0.0, impact: float = 0.0) -> None:
+        self.half_spread = half_spread
+        self.impact = impact
+
+    @classmethod
+    def from_config(cls, cfg: ExecutionConfig) -> SlippageModel:
+        return cls(cfg.half_spread, cfg.impact_coefficient)
+
+    def fraction(self, size: float, bar_volume: float) -> float:
+        impact = self.impact * (size / bar_volume) if self.impact and bar_volume > 0.0 else 0.0
+        return self.half_spread + impact
+
+    def adjust(self, side: Side, price: float, size: float, bar_volume: float) -> float:
+        if not (self.half_spread or self.impact):
+            return price
+        f = self.fraction(size, bar_volume)
+        return price * (1.0 + f) if side is Side.BUY else price * (1.0 - f)
+
+
+class SimExecutor:
+    """The Executor for backtest and paper modes."""
+
+    name = "sim"
+
+    def __init__(self, clock: Clock, fees: FeeSchedule, *, slippage: SlippageModel | None = None,
+                 max_volume_share: float = 0.10, base_volume_usd: float | None = None,
+                 track_volume: bool = True) -> None:
+        self.clock = clock
+        self.fees = fees
+        self.slippage = slippage or SlippageModel()
+        self.max_volume_share = max_volume_share
+        # None: the configured tier stays fixed; a number: tier follows that plus traded volume
+        self.volume = VolumeTracker(base_volume_usd) if base_volume_usd is not None and track_volume else None
+        self.resting: dict[str, Order] = {}
+        self._on_report: ReportHandler | None = None
+        self._fill_seq = 0
+        self.last_price = 0.0
+        self.bar_volume = 0.0
+
+    @classmethod
+    def from_settings(cls, clock: Clock, fees: FeeSchedule, execution: ExecutionConfig,
+                      base_volume_usd: float | None = None) -> SimExecutor:
+        return cls(clock, fees, slippage=SlippageModel.from_config(execution),
+                   max_volume_share=execution.max_volume_share, base_volume_usd=base_volume_usd)
+
+    # -- Executor protocol -----------------------------------------------------------------------
+
+    def bind(self, on_report: ReportHandler) -> None:
+        self._on_report = on_report
+
+    async def submit(self, order: Order) -> None:
+        self.submit_now(order)
+
+    async def cancel(self, order: Order) -> None:
+        self.cancel_now(order)
+
+    async def reconcile(self, known_open: list[Order]) -> list[ExecutionReport]:
+        """A simulator's book is in memory: anything we think is open but it does not hold is gone."""
+        now = self.clock.now_ns()
+        return [ExecutionReport(ts=now, order_id=o.id, client_order_id=o.client_order_id,
+                                status=OrderStatus.CANCELLED, reason="not known to the simulator")
+                for o in known_open if o.id not in self.resting and o.type is OrderType.LIMIT]
+
+    def on_candle(self, candle: Candle) -> None:
+        self.on_bar(candle.high, candle.low, candle.close, candle.volume)
+
+    def on_tick(self, tick: Tick) -> None:
+        self.last_price = tick.price
+        if self.resting:
+            self._match(tick.price, tick.price, tick.size if tick.size > 0 else float("inf"))
+
+    # -- the synchronous core --------------------------------------------------------------------
+
+    def set_market(self, price: float, bar_volume: float) -> None:
+        self.last_price = price
+        self.bar_volume = bar_volume
+
+    def on_bar(self, high: float, low: float, close: float, volume: float) -> None:
+        self.last_price = close
+        self.bar_volume = volume
+        if self.resting:
+            self._match(high, low, volume * self.max_volume_share)
+
+    def submit_now(self, order: Order) -> None:
+        if self._on_report is None:
+            raise StateCorruption("SimExecutor.submit before bind()", hint="the engine binds its report handler")
+        self._report(order, OrderStatus.SUBMITTED)
+        if order.type is OrderType.LIMIT:
+            self.resting[order.id] = order
+            return
+        ref = order.price if order.price is not None else self.last_price
+        if not ref > 0.0:
+            self._report(order, OrderStatus.REJECTED, reason="no market price to fill at")
+            return
+        price = self.slippage.adjust(order.side, ref, order.remaining, self.bar_volume)
+        self._fill(order, price, order.remaining, Liquidity.TAKER)
+
+    def cancel_now(self, order: Order) -> None:
+        if self.resting.pop(order.id, None) is not None:
+            self._report(order, OrderStatus.CANCELLED, reason="cancelled")
+
+    def _match(self, high: float, low: float, capacity: float) -> None:
+        for order in list(self.resting.values()):
+            limit = order.price
+            assert limit is not None
+            through = low < limit if order.side is Side.BUY else high > limit
+            if not through or capacity <= 0.0:
+                continue
+            size = min(order.remaining, capacity)
+            capacity -= size
+            self._fill(order, limit, size, Liquidity.MAKER)
+            if order.remaining <= 0.0 or order.status is not OrderStatus.PARTIAL:
+                self.resting.pop(order.id, None)
+
+    def _fill(self, order: Order, price: float, size: float, liquidity: Liquidity) -> None:
+        now = self.clock.now_ns()
+        notional = price * size
+        volume = self.volume
+        rate = self.fees.rate(liquidity, volume.volume(now) if volume is not None else None)
+        self._fill_seq += 1
+        fill = Fill(id=f"{order.id}-f{self._fill_seq}", order_id=order.id, client_order_id=order.client_order_id,
+                    symbol=order.symbol, side=order.side, price=price, size=size, fee=notional * rate,
+                    liquidity=liquidity, ts=now)
+        if volume is not None:
+            volume.add(now, notional)
+        done = size >= order.remaining * (1.0 - 1e-12)
+        self._report(order, OrderStatus.FILLED if done else OrderStatus.PARTIAL, fill=fill)
+
+    def _report(self, order: Order, status: OrderStatus, *, fill: Fill | None = None, reason: str = "") -> None:
+        assert self._on_report is not None
+        self._on_report(ExecutionReport(ts=self.clock.now_ns(), order_id=order.id,
+                                        client_order_id=order.client_order_id, status=status, fill=fill,
+                                        reason=reason))

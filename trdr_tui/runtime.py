@@ -1,0 +1,157 @@
+"""`build_engine`: the one factory the TUI, the headless runner, the backtest runner and tests use.
+
+    engine = build_engine(settings, mode="backtest", candles=arrays, preset="simple-trailing")
+    await engine.run()
+    engine.record.final_equity, engine.record.fills, engine.record.equity_curve()
+
+Defaults by mode (each part can be passed in instead):
+
+| mode     | clock                                  | feed                    | executor                 |
+|----------|----------------------------------------|-------------------------|--------------------------|
+| backtest | SimClock at the first bar              | ReplayFeed(candles)     | SimExecutor              |
+| paper    | WallClock (SimClock for a replay feed) | `feed` (or a replay)    | SimExecutor              |
+| live     | WallClock                              | `feed` (required)       | `executor` (required)    |
+
+Decisions: a preset (`simple-trailing`) brings its own policy and no agents. Otherwise `decisions` (a
+core.engine_api.DecisionSource) or, when None, the orchestrator built from `trdr_tui.agents` drives the
+grid policy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from trdr_tui.config import Settings
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import NS_PER_SECOND, Clock, SimClock, WallClock
+from trdr_tui.core.engine_api import DecisionSource, Executor
+from trdr_tui.core.errors import ConfigError, NotAvailable
+from trdr_tui.core.types import Mode
+from trdr_tui.engine import Engine, Feed
+from trdr_tui.exchange.fees import FeeSchedule
+from trdr_tui.exchange.sim_executor import SimExecutor, SlippageModel
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.market.replay import ReplayFeed
+from trdr_tui.store.db import Store
+from trdr_tui.store.orders import RunRepository
+from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.portfolio import Portfolio
+from trdr_tui.trading.presets import Preset, get_preset, make_policy
+from trdr_tui.trading.risk import RiskLimits, RiskManager
+
+HOUR_NS = 3600 * NS_PER_SECOND
+
+
+def build_engine(
+    settings: Settings,
+    *,
+    mode: Mode | str,
+    candles: CandleArrays | None = None,
+    feed: Feed | None = None,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    bus: EventBus | None = None,
+    executor: Executor | None = None,
+    decisions: DecisionSource | None = None,
+    run_id: str | None = None,
+    preset: str | Preset | None = None,
+    speed: float | None = None,
+    checkpoint_interval_s: float | None = None,
+) -> Engine:
+    """Assemble an Engine; raises ConfigError for inconsistent arguments, NotAvailable for missing parts."""
+    settings = settings.resolved()
+    mode = _mode(mode)
+    if (candles is None) == (feed is None):
+        raise ConfigError("build_engine needs exactly one of `candles` (a replay) or `feed`")
+    if feed is None:
+        assert candles is not None
+        if len(candles) == 0:
+            raise ConfigError("no candles to replay", hint="import data first: trdr data import <file>")
+        feed = ReplayFeed(candles, symbol=settings.symbol, timeframe=settings.timeframe, speed=speed)
+    if mode is Mode.BACKTEST and not isinstance(feed, ReplayFeed):
+        raise ConfigError("backtest mode replays candles", hint="pass candles=..., not a live feed")
+    if clock is None:
+        if isinstance(feed, ReplayFeed):
+            clock = SimClock(int(feed.arrays.ts[0]))
+        elif mode is Mode.BACKTEST:  # pragma: no cover - guarded above
+            raise ConfigError("backtest needs a SimClock")
+        else:
+            clock = WallClock()
+    bus = bus or EventBus()
+    run_id = run_id or f"{mode.value[:2]}-{uuid.uuid4().hex[:10]}"
+    preset_obj = get_preset(preset) if isinstance(preset, str) else preset
+
+    if executor is None:
+        if mode is Mode.LIVE:
+            raise ConfigError("live mode needs the Coinbase executor", hint="pass executor=CoinbaseExecutor(...)")
+        executor = _sim_executor(settings, clock, preset_obj)
+
+    portfolio = Portfolio(settings.symbol, settings.capital)
+    limits = RiskLimits.none() if preset_obj is not None and not preset_obj.risk_caps \
+        else RiskLimits.from_settings(settings)
+    risk = RiskManager(limits, portfolio)
+    repo = None
+    if store is not None:
+        repo = RunRepository(store, run_id, mode, batched=mode is Mode.BACKTEST,
+                             batch_size=settings.backtest.batch_size)
+    tr = settings.trailing
+    use_time = preset_obj is None or preset_obj.max_duration
+    use_improve = preset_obj is None or preset_obj.improvement
+    orders = OrderManager(symbol=settings.symbol, clock=clock, bus=bus, portfolio=portfolio, risk=risk,
+                          executor=executor, run_id=run_id, repo=repo, partial_fill_cancel=tr.partial_fill_cancel,
+                          max_duration_ns=int(tr.max_duration_hours * HOUR_NS) if use_time else None,
+                          improvement=tr.improvement_threshold if use_improve else 0.0)
+
+    batch = None
+    if preset_obj is not None:
+        policy = make_policy(preset_obj)
+        price_model = preset_obj.price_model
+        decisions = None
+    else:
+        if decisions is None:
+            decisions = _orchestrator(settings, store)
+        policy, batch = _decision_policy(settings, decisions)
+        price_model = settings.execution.price_model
+
+    if checkpoint_interval_s is None and mode is not Mode.BACKTEST:
+        checkpoint_interval_s = settings.store.checkpoint_interval_seconds
+    interval = int(checkpoint_interval_s * NS_PER_SECOND) if checkpoint_interval_s else None
+    return Engine(settings=settings, mode=mode, clock=clock, bus=bus, feed=feed, executor=executor,
+                  portfolio=portfolio, orders=orders, risk=risk, policy=policy, decisions=decisions,
+                  price_model=price_model, run_id=run_id, checkpoints=repo, checkpoint_interval_ns=interval,
+                  batch_decisions=batch)
+
+
+def _mode(mode: Mode | str) -> Mode:
+    try:
+        return Mode(mode)
+    except ValueError:
+        raise ConfigError(f"unknown mode {mode!r}", hint="use backtest, paper or live") from None
+
+
+def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None) -> SimExecutor:
+    if preset is not None:
+        fees = FeeSchedule.flat(preset.taker_fee, preset.maker_fee)
+        slippage = SlippageModel.from_config(settings.execution) if preset.slippage else SlippageModel()
+        return SimExecutor(clock, fees, slippage=slippage, max_volume_share=settings.execution.max_volume_share)
+    base = settings.fees.thirty_day_volume_usd if settings.fees.thirty_day_volume_usd > 0 else None
+    return SimExecutor.from_settings(clock, FeeSchedule.from_config(settings.fees), settings.execution,
+                                     base_volume_usd=base)
+
+
+def _orchestrator(settings: Settings, store: Store | None) -> DecisionSource:
+    try:
+        from trdr_tui.agents import orchestrator as orch_mod  # type: ignore[attr-defined]
+    except ImportError:
+        raise NotAvailable("agent-driven trading needs the agents package, which this build does not have yet",
+                           hint="run a preset instead: --preset simple-trailing") from None
+    build: Any = getattr(orch_mod, "build_orchestrator", None)
+    if build is None:
+        raise NotAvailable("the agents package has no build_orchestrator()")
+    return build(settings, store=store)  # type: ignore[no-any-return]
+
+
+def _decision_policy(settings: Settings, decisions: DecisionSource) -> tuple[Any, Any]:
+    raise NotAvailable("the agent-driven grid policy is not available yet",
+                       hint="run a preset instead: --preset simple-trailing")

@@ -1,0 +1,175 @@
+"""Repositories for one engine run: orders (write-ahead), transitions, fills, trades, checkpoints,
+grid state and agent weights.
+
+Two write modes. Write-through (paper, live): every write commits before the engine goes on, so an
+order's row exists before it is sent (crash-only: at start the engine reconciles stored open orders
+with the exchange by `client_order_id`). Batched (backtests): rows are buffered and written in one
+transaction per `batch_size` rows and at `flush()`; an order's latest state is upserted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+from trdr_tui.core.types import Fill, Mode, Order, OrderStatus, OrderTransition, Trade
+from trdr_tui.store.db import Store
+
+_ORDER_COLS = ("id, client_order_id, exchange_order_id, run_id, mode, symbol, side, type, size, price, trail, "
+               "status, filled_size, avg_fill_price, fees, created_at, updated_at, filled_at, metadata")
+_TS = "make_timestamp(?)"  # microseconds since the epoch → TIMESTAMP
+_ORDER_SQL = (
+    f"INSERT INTO orders ({_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_TS}, {_TS}, "
+    f"{_TS}, ?) ON CONFLICT (id) DO UPDATE SET exchange_order_id = excluded.exchange_order_id, "
+    "size = excluded.size, price = excluded.price, status = excluded.status, "
+    "filled_size = excluded.filled_size, avg_fill_price = excluded.avg_fill_price, fees = excluded.fees, "
+    "updated_at = excluded.updated_at, filled_at = excluded.filled_at, metadata = excluded.metadata"
+)
+_TRANSITION_SQL = (f"INSERT INTO order_transitions (order_id, seq, ts, from_status, to_status, reason) "
+                   f"VALUES (?, ?, {_TS}, ?, ?, ?)")
+_FILL_SQL = (f"INSERT INTO fills (id, order_id, client_order_id, run_id, symbol, side, price, size, fee, "
+             f"liquidity, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_TS})")
+_TRADE_SQL = (f"INSERT INTO trades (run_id, symbol, entry_order_id, exit_order_id, entry_ts, exit_ts, "
+              f"entry_price, exit_price, size, pnl, fees, duration_seconds) "
+              f"VALUES (?, ?, ?, ?, {_TS}, {_TS}, ?, ?, ?, ?, ?, ?)")
+
+
+def _us(ns: int | None) -> int | None:
+    return None if ns is None else ns // 1000
+
+
+class RunRepository:
+    """Everything the engine persists for one run (`run_id`)."""
+
+    def __init__(self, store: Store, run_id: str, mode: Mode, *, batched: bool = False,
+                 batch_size: int = 5000) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.mode = mode
+        self.batched = batched
+        self.batch_size = batch_size
+        self._orders: dict[str, Order] = {}
+        self._rows: dict[str, list[tuple[Any, ...]]] = {"t": [], "f": [], "r": []}
+        self._pending = 0
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    def _order_row(self, o: Order) -> tuple[Any, ...]:
+        updated = o.history[-1].ts if o.history else o.created_ts
+        filled_at = updated if o.status is OrderStatus.FILLED else None
+        return (o.id, o.client_order_id, o.exchange_order_id, self.run_id, self.mode.value, o.symbol,
+                o.side.value, o.type.value, o.size, o.price, o.trail, o.status.value, o.filled_size,
+                o.avg_fill_price if o.filled_size else None, o.fees, _us(o.created_ts), _us(updated),
+                _us(filled_at), json.dumps(o.metadata))
+
+    def insert_order(self, order: Order) -> None:
+        """Write-ahead: in write-through mode this commits before the order can be sent."""
+        self.update_order(order)
+
+    def update_order(self, order: Order) -> None:
+        if self.batched:
+            self._orders[order.id] = order
+            self._bump()
+        else:
+            with self.store.transaction() as cur:
+                cur.execute(_ORDER_SQL, self._order_row(order))
+
+    def insert_transition(self, order: Order, seq: int, t: OrderTransition) -> None:
+        self._write("t", _TRANSITION_SQL, (order.id, seq, _us(t.ts), t.from_status.value, t.to_status.value,
+                                            t.reason))
+
+    def insert_fill(self, fill: Fill) -> None:
+        self._write("f", _FILL_SQL, (fill.id, fill.order_id, fill.client_order_id, self.run_id, fill.symbol,
+                                      fill.side.value, fill.price, fill.size, fill.fee, fill.liquidity.value,
+                                      _us(fill.ts)))
+
+    def insert_trade(self, trade: Trade) -> None:
+        self._write("r", _TRADE_SQL, (self.run_id, trade.symbol, trade.entry_order_id, trade.exit_order_id,
+                                       _us(trade.entry_ts), _us(trade.exit_ts), trade.entry_price,
+                                       trade.exit_price, trade.size, trade.pnl, trade.fees,
+                                       trade.duration_ns // 1_000_000_000))
+
+    def _write(self, kind: str, sql: str, row: tuple[Any, ...]) -> None:
+        if self.batched:
+            self._rows[kind].append(row)
+            self._bump()
+        else:
+            with self.store.transaction() as cur:
+                cur.execute(sql, row)
+
+    def _bump(self) -> None:
+        self._pending += 1
+        if self._pending >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered row in one transaction (batched mode)."""
+        if not self._pending:
+            return
+        orders = [self._order_row(o) for o in self._orders.values()]
+        with self.store.transaction() as cur:
+            if orders:
+                cur.executemany(_ORDER_SQL, orders)
+            for kind, sql in (("t", _TRANSITION_SQL), ("f", _FILL_SQL), ("r", _TRADE_SQL)):
+                if self._rows[kind]:
+                    cur.executemany(sql, self._rows[kind])
+        self._orders.clear()
+        for rows in self._rows.values():
+            rows.clear()
+        self._pending = 0
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Stored orders of this run still open (for reconciliation at start)."""
+        self.flush()
+        cur = self.store.cursor()
+        rows = cur.execute("SELECT id, client_order_id, status FROM orders WHERE run_id = ? AND status IN "
+                           "('PENDING', 'SUBMITTED', 'PARTIAL') ORDER BY created_at", [self.run_id]).fetchall()
+        return [{"id": r[0], "client_order_id": r[1], "status": r[2]} for r in rows]
+
+    # -- checkpoints, grid, weights --------------------------------------------------------------
+
+    def save_checkpoint(self, kind: str, mode: Mode, ts: int, state: dict[str, Any]) -> None:
+        self.flush()
+        payload = msgspec.json.encode(state).decode()
+        with self.store.transaction() as cur:
+            cur.execute(f"INSERT INTO checkpoints (run_id, ts, type, mode, state) VALUES (?, {_TS}, ?, ?, ?)",
+                        [self.run_id, _us(ts), kind, mode.value, payload])
+            grid = state.get("policy", {}).get("grid") if isinstance(state.get("policy"), dict) else None
+            if grid is not None:
+                self._save_grid(cur, str(state.get("symbol", "")), ts, grid)
+
+    def save_grid(self, symbol: str, ts: int, grid: dict[str, Any]) -> None:
+        with self.store.transaction() as cur:
+            self._save_grid(cur, symbol, ts, grid)
+
+    def _save_grid(self, cur: Any, symbol: str, ts: int, grid: dict[str, Any]) -> None:
+        cur.execute(f"INSERT INTO grid_state (run_id, symbol, updated_at, state) VALUES (?, ?, {_TS}, ?) "
+                    "ON CONFLICT (run_id, symbol) DO UPDATE SET updated_at = excluded.updated_at, "
+                    "state = excluded.state", [self.run_id, symbol, _us(ts), msgspec.json.encode(grid).decode()])
+
+    def save_weights(self, weights: dict[str, float], ts: int) -> None:
+        with self.store.transaction() as cur:
+            for agent_id, w in weights.items():
+                cur.execute(f"INSERT INTO agent_weights (agent_id, weight, updated_at) VALUES (?, ?, {_TS}) "
+                            "ON CONFLICT (agent_id) DO UPDATE SET weight = excluded.weight, "
+                            "updated_at = excluded.updated_at", [agent_id, float(w), _us(ts)])
+
+
+def load_weights(store: Store) -> dict[str, float]:
+    rows = store.cursor().execute("SELECT agent_id, weight FROM agent_weights ORDER BY agent_id").fetchall()
+    return {str(a): float(w) for a, w in rows}
+
+
+def latest_checkpoint(store: Store, run_id: str | None = None) -> tuple[str, str, dict[str, Any]] | None:
+    """(run_id, type, state) of the newest checkpoint, of one run or of any."""
+    sql = "SELECT run_id, type, state FROM checkpoints"
+    params: list[Any] = []
+    if run_id is not None:
+        sql += " WHERE run_id = ?"
+        params.append(run_id)
+    row = store.cursor().execute(sql + " ORDER BY ts DESC, id DESC LIMIT 1", params).fetchone()
+    if row is None:
+        return None
+    return str(row[0]), str(row[1]), json.loads(row[2])

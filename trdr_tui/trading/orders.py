@@ -1,0 +1,297 @@
+"""The order manager: the only place orders are created, changed and booked.
+
+Path of an order: risk check (E006 on refusal, nothing created) → `Order` in PENDING → stored
+(write-ahead, with its `client_order_id`) → PENDING→SUBMITTED → executor → reports → state machine →
+fills booked in the portfolio ledger exactly once.
+
+Trailing orders are held here, not at the exchange (Coinbase has no trailing type): SUBMITTED means
+"armed in the engine's trigger book". When the price path fires one, its reference price is set (the
+trigger, or the gap price) and it goes to the executor, which fills it as a market order (taker).
+A BUY may be sized in quote currency (`quote`): its base size is then fixed at the trigger price.
+
+Time constraints (PRD §3.3.1): `expires_ns` (absolute) or the configured maximum duration → EXPIRED.
+Partial fills (PRD §3.3.3): once more than `partial_fill_cancel` of an order is filled, the remainder
+is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import Clock
+from trdr_tui.core.engine_api import ExecutionReport, Executor
+from trdr_tui.core.errors import InvalidResponse, RiskLimitExceeded, StateCorruption
+from trdr_tui.core.events import OrderEvent, RiskRejection, order_topic
+from trdr_tui.core.fsm import OPEN, OrderStateMachine
+from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, OrderType, Side, Trade
+from trdr_tui.trading.portfolio import Portfolio
+from trdr_tui.trading.risk import RiskManager
+from trdr_tui.trading.trailing import TrailingState, walk_path
+
+FillListener = Callable[[Order, Fill, Trade | None], None]
+
+
+class OrderRepo:
+    """What the order manager needs from storage (store.orders.OrderRepository implements it)."""
+
+    def insert_order(self, order: Order) -> None: ...
+    def update_order(self, order: Order) -> None: ...
+    def insert_transition(self, order: Order, seq: int, transition: OrderTransition) -> None: ...
+    def insert_fill(self, fill: Fill) -> None: ...
+    def insert_trade(self, trade: Trade) -> None: ...
+
+
+def smart_order_type(spread: float, threshold: float) -> OrderType:
+    """PRD §3.4: a spread above the threshold (0.2 %) → a limit order near the mid, else market."""
+    return OrderType.LIMIT if spread > threshold else OrderType.MARKET
+
+
+def should_improve(side: Side, order_price: float, price: float, threshold: float) -> bool:
+    """PRD §3.3.1: re-price a resting order when the market moved in its favour by more than `threshold`."""
+    move = order_price - price if side is Side.BUY else price - order_price
+    return move / order_price > threshold
+
+
+class OrderManager:
+    def __init__(self, *, symbol: str, clock: Clock, bus: EventBus, portfolio: Portfolio, risk: RiskManager,
+                 executor: Executor, run_id: str, repo: OrderRepo | None = None,
+                 partial_fill_cancel: float = 0.80, max_duration_ns: int | None = None,
+                 improvement: float = 0.0) -> None:
+        self.symbol = symbol
+        self.clock = clock
+        self.bus = bus
+        self.portfolio = portfolio
+        self.risk = risk
+        self.executor = executor
+        self.run_id = run_id
+        self.repo = repo
+        self.partial_fill_cancel = partial_fill_cancel
+        self.max_duration_ns = max_duration_ns
+        self.improvement = improvement
+        self.fsm = OrderStateMachine(clock, [self._on_transition])
+        self.orders: dict[str, Order] = {}
+        self.open: dict[str, Order] = {}
+        self.trailing: list[TrailingState] = []
+        self.fill_listeners: list[FillListener] = []
+        self._seq = 0
+        self._submit_now: Callable[[Order], None] | None = getattr(executor, "submit_now", None)
+        self._cancel_now: Callable[[Order], None] | None = getattr(executor, "cancel_now", None)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.rejections: list[RiskRejection] = []
+        executor.bind(self.on_report)
+
+    def _risk_check(self, side: Side, size: float, price: float) -> None:
+        """Every new order passes here; a refusal is recorded, published on `risk.rejected` and raised (E006)."""
+        try:
+            self.risk.check(side, size, price, open_entries=self.open_entries())
+        except RiskLimitExceeded as exc:
+            rejection = RiskRejection(ts=self.clock.now_ns(), symbol=self.symbol, side=side, size=size,
+                                      failed_checks=tuple(exc.failed_checks))
+            self.rejections.append(rejection)
+            if self.bus.has_subscribers("risk.rejected"):
+                self.bus.publish("risk.rejected", rejection)
+            raise
+
+    # -- creating orders -------------------------------------------------------------------------
+
+    def open_entries(self) -> int:
+        return sum(1 for o in self.open.values() if o.side is Side.BUY) + len(self.portfolio.lots)
+
+    def _new_order(self, side: Side, otype: OrderType, size: float, *, price: float | None = None,
+                   trail: float | None = None, metadata: dict[str, str | float | int | bool | None] | None = None
+                   ) -> Order:
+        self._seq += 1
+        oid = f"{self.run_id}-{self._seq}"
+        order = Order(id=oid, client_order_id=f"trdr-{oid}", symbol=self.symbol, side=side, type=otype,
+                      size=size, created_ts=self.clock.now_ns(), price=price, trail=trail,
+                      metadata=metadata or {})
+        self.orders[oid] = order
+        self.open[oid] = order
+        if self.repo is not None:
+            self.repo.insert_order(order)  # write-ahead: stored before anything is sent
+        return order
+
+    def place_trailing(self, side: Side, *, price: float, trail: float, size: float | None = None,
+                       quote: float | None = None, reason: str = "", expires_ns: int | None = None,
+                       metadata: dict[str, str | float | int | bool | None] | None = None) -> Order:
+        """Arm a trailing order at the current `price`. Sized in base units (`size`) or quote (`quote`, BUY)."""
+        if (size is None) == (quote is None):
+            raise ValueError("give exactly one of size or quote")
+        if quote is not None and side is not Side.BUY:
+            raise ValueError("quote sizing is for BUY orders")
+        if not 0.0 < trail < 1.0:
+            raise ValueError(f"trail distance must be a fraction between 0 and 1, got {trail}")
+        est = size if size is not None else quote / price  # type: ignore[operator]
+        self._risk_check(side, est, price)
+        meta = dict(metadata or {})
+        if quote is not None:
+            meta["quote"] = quote
+        if reason:
+            meta["reason"] = reason
+        order = self._new_order(side, OrderType.TRAILING, est, trail=trail, metadata=meta)
+        if expires_ns is None and self.max_duration_ns is not None:
+            expires_ns = order.created_ts + self.max_duration_ns
+        state = TrailingState(order, price, trail, improvement=self.improvement, expires_ns=expires_ns)
+        self.fsm.apply(order, OrderStatus.SUBMITTED, "armed")
+        self.trailing.append(state)
+        return order
+
+    def place_market(self, side: Side, size: float, *, price: float, reason: str = "") -> Order:
+        self._risk_check(side, size, price)
+        order = self._new_order(side, OrderType.MARKET, size, metadata={"reason": reason} if reason else None)
+        self._send(order)
+        return order
+
+    def place_limit(self, side: Side, size: float, limit: float, *, reason: str = "") -> Order:
+        """A resting post-only limit order (maker)."""
+        self._risk_check(side, size, limit)
+        order = self._new_order(side, OrderType.LIMIT, size, price=limit,
+                                metadata={"post_only": True, "reason": reason} if reason else {"post_only": True})
+        self._send(order)
+        return order
+
+    def cancel(self, order: Order, reason: str = "cancelled") -> None:
+        if order.status not in OPEN:
+            return
+        for k, st in enumerate(self.trailing):
+            if st.order is order:
+                del self.trailing[k]
+                self._finish(order, OrderStatus.CANCELLED, reason)
+                return
+        if order.status is OrderStatus.PENDING:
+            self._finish(order, OrderStatus.CANCELLED, reason)
+        elif self._cancel_now is not None:
+            self._cancel_now(order)
+        else:
+            self._spawn(self.executor.cancel(order))
+
+    def cancel_all(self, reason: str = "cancelled") -> None:
+        for order in list(self.open.values()):
+            self.cancel(order, reason)
+
+    # -- price updates ---------------------------------------------------------------------------
+
+    def on_prices(self, prices: tuple[float, ...]) -> None:
+        """Run every armed trailing order along this bar's price path; fire the ones that trigger."""
+        fired: list[tuple[TrailingState, float]] | None = None
+        for st in self.trailing:
+            px = walk_path(st, prices)
+            if px is not None:
+                if fired is None:
+                    fired = []
+                fired.append((st, px))
+        if fired is not None:
+            for st, px in fired:
+                self.trailing.remove(st)
+                self._fire(st, px)
+
+    def expire(self, now_ns: int) -> None:
+        for st in [s for s in self.trailing if s.expires_ns is not None and s.expires_ns <= now_ns]:
+            self.trailing.remove(st)
+            self._finish(st.order, OrderStatus.EXPIRED, "time limit reached")
+
+    def _fire(self, st: TrailingState, price: float) -> None:
+        order = st.order
+        order.price = price
+        quote = order.metadata.get("quote")
+        if quote is not None:
+            order.size = float(quote) / price
+        order.metadata["trigger"] = st.trigger
+        if self.repo is not None:
+            self.repo.update_order(order)
+        self._send(order)
+
+    def _send(self, order: Order) -> None:
+        if order.status is OrderStatus.PENDING:
+            self.fsm.apply(order, OrderStatus.SUBMITTED, "sent")
+        if self._submit_now is not None:
+            self._submit_now(order)
+        else:
+            self._spawn(self.executor.submit(order))
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for submissions and cancels in flight (async executors)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    # -- reports from the executor ---------------------------------------------------------------
+
+    def on_report(self, report: ExecutionReport) -> None:
+        order = self.orders.get(report.order_id)
+        if order is None:
+            raise InvalidResponse(f"execution report for unknown order {report.order_id}",
+                                  hint="reports must name an order this engine created")
+        if report.exchange_order_id and not order.exchange_order_id:
+            order.exchange_order_id = report.exchange_order_id
+        fill = report.fill
+        trade = None
+        if fill is not None:
+            trade = self._book(order, fill)
+        status = report.status
+        if status is not order.status or (fill is not None and status is OrderStatus.PARTIAL):
+            self.fsm.apply(order, status, report.reason)
+        if order.status not in OPEN:
+            self.open.pop(order.id, None)
+        if self.repo is not None and (fill is not None or order.status not in OPEN):
+            self.repo.update_order(order)
+        if fill is not None:
+            for listener in self.fill_listeners:
+                listener(order, fill, trade)
+            if (order.status is OrderStatus.PARTIAL
+                    and order.filled_size > self.partial_fill_cancel * order.size):
+                self.cancel(order, f"over {self.partial_fill_cancel:.0%} filled: remainder cancelled")
+
+    def _book(self, order: Order, fill: Fill) -> Trade | None:
+        if fill.size > order.remaining * (1.0 + 1e-9) + 1e-15:
+            raise StateCorruption(f"fill {fill.id} of {fill.size} exceeds what order {order.id} has left "
+                                  f"({order.remaining})")
+        trade = self.portfolio.apply_fill(fill)
+        done = order.filled_size
+        order.filled_size = done + fill.size
+        order.avg_fill_price = (order.avg_fill_price * done + fill.price * fill.size) / order.filled_size
+        order.fees += fill.fee
+        repo = self.repo
+        if repo is not None:
+            repo.insert_fill(fill)
+            if trade is not None:
+                repo.insert_trade(trade)
+        return trade
+
+    def _finish(self, order: Order, status: OrderStatus, reason: str) -> None:
+        self.fsm.apply(order, status, reason)
+        self.open.pop(order.id, None)
+        if self.repo is not None:
+            self.repo.update_order(order)
+
+    def _on_transition(self, order: Order, transition: OrderTransition) -> None:
+        if self.repo is not None:
+            self.repo.insert_transition(order, len(order.history), transition)
+        topic = order_topic(order.id)
+        if self.bus.has_subscribers(topic):
+            self.bus.publish(topic, OrderEvent(order=order, transition=transition))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def open_state(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        trail = {id(s.order): s for s in self.trailing}
+        for order in self.open.values():
+            st = trail.get(id(order))
+            item: dict[str, object] = {"order": order}
+            if st is not None:
+                item["trailing"] = {"best": st.best, "anchor": st.anchor, "trigger": st.trigger,
+                                    "expires_ns": st.expires_ns}
+            out.append(item)
+        return out
+
+
+def to_decimal(x: float) -> Decimal:
+    return Decimal(repr(x))

@@ -1,0 +1,105 @@
+"""Named strategy presets: a policy (what to do each bar) plus the execution settings it needs.
+
+`simple-trailing` is the yardstick for comparing trdr's accounting with other backtesting frameworks,
+so everything about it is fixed and exact:
+
+* flat → a trailing BUY armed at the bar's close; it tracks the lowest close since flat (starting at
+  the first close, restarting at each exit's close) and fires when `close >= lowest × 1.02`, buying
+  with 95 % of cash (quote-sized: units = 0.95 × cash / fill price);
+* long → a trailing SELL of the whole position armed at the entry close; it tracks the highest close
+  and fires when `close <= highest × 0.98`;
+* the `close` price model (decide and fill on bar closes), at most one fill per bar (a new order is
+  armed after the bar's trailing update, so it is first tested on the next bar), a 0.6 % taker fee
+  charged on top of the notional, no slippage, no rounding to increments, no minimum size, no risk caps.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+
+from trdr_tui.config import PriceModel
+from trdr_tui.core.errors import ConfigError
+from trdr_tui.core.types import Decision, Side
+
+if TYPE_CHECKING:
+    from trdr_tui.engine import Engine
+
+
+class Policy(Protocol):
+    """What the engine asks each closed bar, after the trailing book saw the bar's prices."""
+
+    name: str
+
+    def bind(self, engine: Engine) -> None: ...
+
+    def on_bar(self, ts: int, close: float, decision: Decision | None) -> None: ...
+
+    def state(self) -> dict[str, object]: ...
+
+    def restore(self, state: dict[str, object]) -> None: ...
+
+
+class SimpleTrailing:
+    name = "simple-trailing"
+
+    def __init__(self, trail: float = 0.02, buy_fraction: float = 0.95) -> None:
+        self.trail = trail
+        self.buy_fraction = buy_fraction
+
+    def bind(self, engine: Engine) -> None:
+        self.orders = engine.orders
+        self.portfolio = engine.portfolio
+
+    def on_bar(self, ts: int, close: float, decision: Decision | None) -> None:
+        if self.orders.trailing:
+            return
+        pf = self.portfolio
+        if pf.position > 0.0:
+            self.orders.place_trailing(Side.SELL, size=pf.position, trail=self.trail, price=close,
+                                       reason="trail exit")
+        else:
+            self.orders.place_trailing(Side.BUY, quote=self.buy_fraction * pf.cash, trail=self.trail,
+                                       price=close, reason="trail entry")
+
+    def state(self) -> dict[str, object]:
+        return {"trail": self.trail, "buy_fraction": self.buy_fraction}
+
+    def restore(self, state: dict[str, object]) -> None:
+        return None
+
+
+class Preset(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    description: str
+    taker_fee: float
+    maker_fee: float
+    price_model: PriceModel
+    slippage: bool
+    risk_caps: bool
+    max_duration: bool
+    improvement: bool
+
+
+SIMPLE_TRAILING = Preset(
+    name="simple-trailing",
+    description="2 % trailing entry and exit, 95 % of cash, 0.6 % taker fee, close prices, no caps",
+    taker_fee=0.006, maker_fee=0.006, price_model="close", slippage=False, risk_caps=False,
+    max_duration=False, improvement=False,
+)
+
+PRESETS: dict[str, Preset] = {SIMPLE_TRAILING.name: SIMPLE_TRAILING}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}", hint="known presets: " + ", ".join(PRESETS)) from None
+
+
+def make_policy(preset: Preset) -> Policy:
+    if preset.name == SIMPLE_TRAILING.name:
+        return SimpleTrailing()
+    raise ConfigError(f"preset {preset.name!r} has no policy")  # pragma: no cover - table above is complete
