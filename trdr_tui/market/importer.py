@@ -39,6 +39,8 @@ from trdr_tui.market.timeframes import (
     median_spacing_ns,
     timeframe_ns,
 )
+from trdr_tui.store.candles import CandleRepository, InsertResult
+from trdr_tui.store.db import Store
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -731,13 +733,42 @@ def format_ts(ts_ns: int) -> str:
         return f"{ts_ns} ns"
 
 
+# --- import into the store ----------------------------------------------------------------------------
+
+
+class ImportReport(msgspec.Struct, frozen=True):
+    symbol: str
+    parsed: ParsedCandles
+    stored: InsertResult
+    warnings: tuple[str, ...] = ()
+
+
+def import_candle_file(store: Store, path: str | Path, symbol: str, timeframe: str | None = None, *,
+                       replace: bool = False) -> ImportReport:
+    """Read and validate the whole file, then store it in one transaction. A bad file raises DataError
+    before anything is written; bars already stored are kept unless `replace`."""
+    parsed = read_candle_file(path, timeframe)
+    warnings = list(parsed.warnings)
+    if parsed.file_symbol and _bare(parsed.file_symbol) != _bare(symbol):
+        warnings.append(f"the file's symbol column says {parsed.file_symbol!r}; stored as {symbol}")
+    stored = CandleRepository(store).insert(symbol, parsed.timeframe, parsed.candles,
+                                            source=f"file:{Path(path).name}", replace=replace)
+    return ImportReport(symbol, parsed, stored, tuple(warnings))
+
+
+def _bare(symbol: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "", symbol.upper())
+
+
 __all__ = [
     "CsvLayout",
+    "ImportReport",
     "Outlier",
     "ParsedCandles",
     "detect_csv_layout",
     "find_outliers",
     "format_ts",
+    "import_candle_file",
     "load_candle_file",
     "read_candle_file",
 ]
