@@ -17,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
@@ -433,7 +433,27 @@ def _explain_validation(
     shown = f" = {value!r}" if value is not None and not isinstance(value, Mapping) else ""
     label = f"key '{key}'{shown}" if key else "settings"
     hint = "use a value of the type and range shown; config/default.toml lists every key with its default"
+    choices = _choices_for(key.split(".")) if key else None
+    if choices:
+        message = f"must be one of: {', '.join(choices)}"
+        guess = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6) if isinstance(value, str) else []
+        hint = f"did you mean '{guess[0]}'?" if guess else f"use one of: {', '.join(choices)}"
     return ConfigError(f"{label}: {message}", where=_source_of(key, sources, origin), hint=hint)
+
+
+def _choices_for(parts: list[str], struct: type[msgspec.Struct] = Settings) -> tuple[str, ...] | None:
+    """The allowed values of a Literal-typed key (e.g. risk_tolerance), for 'must be one of' messages."""
+    fields = {f.name: f for f in msgspec.structs.fields(struct)}
+    field = fields.get(parts[0])
+    if field is None:
+        return None
+    if len(parts) > 1:
+        sub = _struct_type(field.type)
+        return _choices_for(parts[1:], sub) if sub is not None else None
+    tp = field.type
+    if get_origin(tp) is Literal:
+        return tuple(str(a) for a in get_args(tp))
+    return None
 
 
 def _source_of(key: str, sources: Mapping[str, str], default: str) -> str:
