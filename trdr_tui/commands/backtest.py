@@ -3,15 +3,226 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
 from trdr_tui.commands import CliContext
-from trdr_tui.core.errors import NotAvailable
+from trdr_tui.core.errors import ConfigError
+
+DESCRIPTION = """\
+Replay candles through the same engine paper and live trading use (simulated clock, replay feed,
+simulated executor with real fees), then report the full statistics next to two baselines on the
+same bars: buy-and-hold and a classic fixed grid. Every run is stored as a session.
+
+Data: stored candles (--symbol/--timeframe/--start/--end) or a file (--data FILE).
+Parameters: the config, then a saved version (--params), then --set overrides; or a preset.
+"""
+
+EPILOG = """\
+examples:
+  trdr backtest --data btc_1h.csv --preset simple-trailing --json
+  trdr backtest --symbol BTC-USD --timeframe 1h --start 2018-01-01 --end 2019-01-01
+  trdr backtest --params tight-grid --set grid.min_spacing=0.008 --report out.html
+"""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("backtest", help="run a backtest through the engine on stored or file data", description="run a backtest through the engine on stored or file data")
+    p = sub.add_parser("backtest", help="run a backtest through the engine on stored or file data",
+                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("data")
+    src.add_argument("--data", dest="bt_data", type=Path, metavar="FILE",
+                     help="candle file (CSV or Coinbase JSON), imported on the fly into a throwaway store")
+    src.add_argument("--symbol", help="symbol (default: the config's)")
+    src.add_argument("--timeframe", help="timeframe of stored candles (default: the config's; inferred for --data)")
+    src.add_argument("--start", help="first bar, UTC (YYYY-MM-DD[THH:MM]); inclusive")
+    src.add_argument("--end", help="end, UTC (YYYY-MM-DD[THH:MM]); exclusive")
+    par = p.add_argument_group("parameters")
+    par.add_argument("--params", metavar="NAME|ID|TAG", help="a saved parameter version (see 'trdr params')")
+    par.add_argument("--preset", metavar="NAME", help="a named strategy preset, e.g. simple-trailing")
+    par.add_argument("--set", dest="set_items", action="append", metavar="KEY=VALUE",
+                     help="override one setting, e.g. --set grid.min_spacing=0.008 (repeatable)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON object (stable keys) and nothing else")
+    out.add_argument("--report", type=Path, metavar="FILE.html|FILE.md", help="write a report")
+    out.add_argument("--name", help="session name")
+    out.add_argument("--description", help="session description")
+    out.add_argument("--monte-carlo", dest="mc_paths", type=int, default=None, metavar="PATHS",
+                     help="bootstrap paths for Monte Carlo (default 10000; 0 = skip)")
+    out.add_argument("--save-params", metavar="NAME",
+                     help="also save this run's parameters as a version, with this result attached")
+    out.add_argument("--no-session", action="store_true", help="do not store the run as a session")
     p.set_defaults(handler=run)
 
 
+def build_settings(ctx: CliContext, extra: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """Settings from config ← parameter version ← --set ← flags; returns (settings, version or None)."""
+    from trdr_tui.backtest.params import ParameterVersions, parse_assignments
+    from trdr_tui.config import load_settings
+    from trdr_tui.store.sessions import ParameterRepository, SessionRepository
+
+    args = ctx.args
+    overrides: dict[str, Any] = {}
+    version = None
+    if getattr(args, "params", None):
+        pv = ParameterVersions(ParameterRepository(ctx.store), SessionRepository(ctx.store))
+        version = pv.load(args.params)
+        overrides.update({k: v for k, v in version.parameters.items() if k != "fees.tier"})
+        if "fees.tier" in version.parameters:
+            overrides["fees.tier"] = version.parameters["fees.tier"]
+    overrides.update(parse_assignments(getattr(args, "set_items", None)))
+    overrides.update(extra or {})
+    return load_settings(args.config, overrides=overrides or None), version
+
+
 def run(ctx: CliContext) -> int:
-    raise NotAvailable("'trdr backtest' is not yet available in this version")
+    from trdr_tui.backtest import data as bt_data
+    from trdr_tui.backtest.params import ParameterVersions, strategy_parameters
+    from trdr_tui.backtest.report import write_report
+    from trdr_tui.backtest.runner import run_backtest, summary
+    from trdr_tui.backtest.sessions import start_session
+    from trdr_tui.core.clock import WallClock
+    from trdr_tui.store.sessions import ParameterRepository, SessionRepository
+    from trdr_tui.trading.presets import get_preset
+
+    args = ctx.args
+    if args.preset and args.params:
+        raise ConfigError("--preset and --params both choose the strategy", hint="pass one of them")
+    if args.preset:
+        get_preset(args.preset)  # unknown names fail before any work
+    if args.report is not None and args.report.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
+        raise ConfigError(f"cannot tell the report format of {args.report}", hint="name it FILE.html or FILE.md")
+    if args.mc_paths is not None and args.mc_paths < 0:
+        raise ConfigError("--monte-carlo must be ≥ 0")
+    start = bt_data.parse_time(args.start, "--start")
+    end = bt_data.parse_time(args.end, "--end")
+    if start is not None and end is not None and end <= start:
+        raise ConfigError("--end must be after --start")
+    extra: dict[str, Any] = {}
+    if args.symbol:
+        extra["symbol"] = args.symbol
+    if args.bt_data is not None:
+        candles, timeframe = bt_data.load_file(args.bt_data, symbol=args.symbol or "BTC-USD",
+                                               timeframe=args.timeframe, start=start, end=end)
+        extra["timeframe"] = timeframe
+        settings, version = build_settings(ctx, extra)
+    else:
+        if args.timeframe:
+            extra["timeframe"] = args.timeframe
+        settings, version = build_settings(ctx, extra)
+        timeframe = settings.timeframe
+        candles = bt_data.load_stored(ctx.store, settings.symbol, timeframe, start, end)
+
+    repo = SessionRepository(ctx.store) if not args.no_session else None
+    params = strategy_parameters(settings)
+    if args.preset:
+        params["preset"] = args.preset
+    session = None
+    if repo is not None:
+        session = start_session(repo, name=args.name, description=args.description, symbol=settings.symbol,
+                                timeframe=timeframe, start_ts=int(candles.ts[0]), end_ts=int(candles.ts[-1]),
+                                parameters=params, parameter_version_id=version.id if version else None,
+                                now_ns=WallClock().now_ns())
+    mc_paths = 10_000 if args.mc_paths is None else args.mc_paths
+    try:
+        with _progress(enabled=not args.json and sys.stdout.isatty(), total=len(candles)) as hook:
+            outcome = run_backtest(settings, candles, preset=args.preset, run_id=session.id if session else None,
+                                   on_progress=hook, monte_carlo_paths=mc_paths, timeframe=timeframe)
+    except BaseException as exc:
+        if repo is not None and session is not None:
+            repo.fail(session.id, f"{type(exc).__name__}: {exc}")
+        raise
+    results = outcome.results
+    if session is not None and repo is not None:
+        results["session_id"] = session.id
+        results["session_name"] = session.name
+        if version is not None:
+            results["params_version"] = version.id
+        repo.complete(session.id, results, outcome.curves)
+        pv = ParameterVersions(ParameterRepository(ctx.store), repo)
+        if version is not None:
+            pv.params.attach(version.id, session.id)
+        if args.save_params:
+            saved = pv.save(args.save_params, strategy_parameters(settings), now_ns=WallClock().now_ns(),
+                            notes=f"saved from backtest {session.id}", session_id=session.id,
+                            parent_ids=[version.id] if version else None)
+            results["saved_params"] = saved.id
+    if args.report is not None:
+        write_report(args.report, results, outcome.curves)
+    if args.json:
+        print(json.dumps(summary(results), allow_nan=False))
+    else:
+        _print_table(results, args.report)
+    return 0
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, *, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                             transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task("bars", total=self.total)
+
+        def hook(done: int, total: int) -> None:
+            self._bar.update(task, completed=done, total=total)
+
+        return hook
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _print_table(results: dict[str, Any], report: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trdr_tui.backtest.report import fmt, headline_rows
+
+    console = Console()
+    title = (f"{results.get('symbol')} {results.get('timeframe')} {results.get('start')} → {results.get('end')}"
+             f" · {results.get('bars'):,} bars")
+    table = Table(title=title)
+    table.add_column("")
+    for col in ("strategy", "buy-and-hold", "fixed grid"):
+        table.add_column(col, justify="right")
+    for row in headline_rows(results):
+        table.add_row(*row)
+    console.print(table)
+    extra = Table(show_header=False, box=None)
+    extra.add_column()
+    extra.add_column(justify="right")
+    trades = (results.get("stats") or {}).get("trades") or {}
+    for label, value in (
+        ("round trips", fmt(results.get("round_trips"), "int")),
+        ("win rate", fmt(results.get("win_rate"), "pct")),
+        ("profit factor", fmt(results.get("profit_factor"))),
+        ("expectancy / trip", fmt(results.get("expectancy"), "money")),
+        ("avg hold (days)", fmt(trades.get("avg_hold_days"), "days")),
+        ("rejected orders", fmt(results.get("rejected_orders"), "int")),
+    ):
+        extra.add_row(label, value)
+    mc = results.get("monte_carlo")
+    if mc:
+        extra.add_row("Monte Carlo median", fmt(mc.get("median_return"), "pct"))
+        extra.add_row("Monte Carlo 95 % interval",
+                      f"{fmt(mc.get('ci95_low'), 'pct')} … {fmt(mc.get('ci95_high'), 'pct')}")
+        extra.add_row("Monte Carlo P(loss)", fmt(mc.get("probability_of_loss"), "pct"))
+    console.print(extra)
+    sid = results.get("session_id")
+    tail = f"session {sid}" if sid else "not stored"
+    if report is not None:
+        tail += f" · report {report}"
+    console.print(f"{tail} · {results.get('elapsed_seconds', 0.0):.2f} s")

@@ -1,0 +1,1 @@
+"""Backtesting: runner, statistics, baselines, sessions, parameter versions, Monte Carlo, walk-forward, reports."""

@@ -1,0 +1,271 @@
+"""Run a backtest through the one engine and turn its run record into results.
+
+    outcome = run_backtest(settings, candles, preset="simple-trailing")
+    outcome.results["final_equity"], outcome.results["baselines"]["buy_and_hold"]["total_return"]
+
+The engine is built by `trdr_tui.runtime.build_engine` in backtest mode (SimClock + replay feed +
+simulated executor): the same parts paper and live trading use. Results are a plain JSON-ready
+dict whose top-level keys are stable (other tools read them, see `SUMMARY_KEYS`); everything is
+deterministic except `elapsed_seconds` and `session_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from trdr_tui.backtest import metrics
+from trdr_tui.backtest.baselines import BaselineResult, buy_and_hold, fixed_grid
+from trdr_tui.backtest.montecarlo import DEFAULT_PATHS, monte_carlo
+from trdr_tui.backtest.results import AgentSignals, FillArrays, RunData, TradeArrays
+from trdr_tui.config import Settings
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.events import BacktestProgress
+from trdr_tui.core.types import Action, Decision
+from trdr_tui.market.arrays import CandleArrays
+
+if TYPE_CHECKING:
+    from trdr_tui.engine import Engine
+    from trdr_tui.trading.presets import Preset
+
+ProgressHook = Callable[[int, int], None]
+
+SUMMARY_KEYS = ("bars", "fills", "round_trips", "final_equity", "total_return", "annualized_return", "sharpe",
+                "sortino", "calmar", "max_drawdown", "win_rate", "profit_factor", "fees_paid",
+                "elapsed_seconds", "session_id")
+BASELINE_KEYS = ("final_equity", "total_return", "annualized_return", "sharpe", "sortino", "calmar",
+                 "max_drawdown", "max_drawdown_duration_days", "fills", "round_trips", "fees_paid")
+MAX_STORED_CURVE_POINTS = 50_000
+
+
+class BacktestOutcome(msgspec.Struct, kw_only=True):
+    results: dict[str, Any]
+    curves: dict[str, Any]
+    run: RunData
+
+
+def iso(ts_ns: int) -> str:
+    return str(np.datetime64(int(ts_ns), "ns").astype("datetime64[s]")) + "Z"
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None = None,
+               run_id: str | None = None, on_progress: ProgressHook | None = None,
+               engine_kwargs: Mapping[str, Any] | None = None) -> tuple[RunData, Engine]:
+    """Replay `candles` through a backtest engine and collect its run record as RunData."""
+    from trdr_tui.runtime import build_engine
+
+    bus = EventBus()
+    if on_progress is not None:
+        hook = on_progress
+
+        def progress(_topic: str, ev: BacktestProgress) -> None:
+            hook(ev.done, ev.total)
+
+        bus.subscribe("backtest.progress", progress)
+    engine = build_engine(settings, mode="backtest", candles=candles, preset=preset, bus=bus, run_id=run_id,
+                          **dict(engine_kwargs or {}))
+    asyncio.run(engine.run())
+    return run_data_from_engine(engine, candles), engine
+
+
+def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
+    rec = engine.record
+    n = rec.bars
+    curve = rec.equity_curve()
+    orders = {o.id: o for o in rec.orders}
+    fills = rec.fills
+    refs = [orders[f.order_id].price if f.order_id in orders else None for f in fills]
+    tf = engine.feed.timeframe_ns
+    return RunData(
+        ts=candles.ts[:n].copy(),
+        equity=np.asarray(curve.equity, dtype=np.float64),
+        close=candles.close[:n].copy(),
+        initial_capital=float(rec.initial_cash),
+        fills=FillArrays.from_fills(fills, refs),
+        trades=TradeArrays.from_trades(rec.trades),
+        rejected_orders=rec.rejected_orders,
+        agent_signals=agent_signals_from_decisions(rec.decisions, candles.ts[:n], tf),
+        agent_weights=engine.agent_weights(),
+    )
+
+
+def agent_signals_from_decisions(decisions: Sequence[Decision], bar_ts: np.ndarray,
+                                 timeframe_ns: int) -> dict[str, AgentSignals]:
+    """Per-agent signal arrays aligned with the bars, from the decisions the engine saw.
+
+    A decision stamped with a bar's close time (or its open time) belongs to that bar.
+    """
+    n = bar_ts.shape[0]
+    if not decisions or n == 0:
+        return {}
+    actions: dict[str, np.ndarray] = {}
+    confs: dict[str, np.ndarray] = {}
+    code = {Action.TRAIL_BUY: 1, Action.TRAIL_SELL: -1, Action.HOLD: 0}
+    closes = bar_ts + timeframe_ns
+    for d in decisions:
+        i = int(np.searchsorted(closes, d.ts, side="left"))
+        if i >= n or closes[i] != d.ts:
+            i = int(np.searchsorted(bar_ts, d.ts, side="right")) - 1
+            if i < 0:
+                continue
+        for s in d.signals:
+            if s.agent_id not in actions:
+                actions[s.agent_id] = np.zeros(n, dtype=np.int8)
+                confs[s.agent_id] = np.zeros(n, dtype=np.float64)
+            actions[s.agent_id][i] = code[Action(s.action)]
+            confs[s.agent_id][i] = s.confidence
+    return {a: AgentSignals(actions[a], confs[a]) for a in sorted(actions)}
+
+
+# --- fees the baselines pay -----------------------------------------------------------------------
+
+
+def fee_rates(settings: Settings, preset: Preset | None) -> tuple[float, float]:
+    """(maker, taker) the bot pays at the start of the run; the baselines pay the same."""
+    if preset is not None:
+        return preset.maker_fee, preset.taker_fee
+    from trdr_tui.exchange.fees import FeeSchedule
+
+    sched = FeeSchedule.from_config(settings.fees)
+    vol = settings.fees.thirty_day_volume_usd if settings.fees.thirty_day_volume_usd > 0 else None
+    tier = sched.tier_for(vol)
+    return tier.maker, tier.taker
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, non-finite floats to None, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def baseline_summary(b: BaselineResult, ts: np.ndarray, initial: float) -> dict[str, Any]:
+    stats = metrics.equity_stats(b.equity, ts, initial)
+    out = {k: stats.get(k) for k in BASELINE_KEYS if k in stats}
+    out.update(fills=b.fills, round_trips=b.round_trips, fees_paid=b.fees_paid)
+    return {k: out.get(k) for k in BASELINE_KEYS}
+
+
+def evaluate(
+    run: RunData,
+    candles: CandleArrays,
+    settings: Settings,
+    *,
+    preset: Preset | None = None,
+    monte_carlo_paths: int = DEFAULT_PATHS,
+    seed: int | None = None,
+    timeframe: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Statistics, baselines and Monte Carlo for one run → (results, curves)."""
+    n = run.ts.shape[0]
+    bars = candles[:n]
+    maker, taker = fee_rates(settings, preset)
+    bh = buy_and_hold(bars, run.initial_capital, taker)
+    grid = fixed_grid(bars, run.initial_capital, spacing=settings.grid.spacing, levels=settings.grid.levels,
+                      maker_fee=maker, taker_fee=taker)
+    stats = metrics.compute_statistics(run, benchmark_equity=bh.equity)
+    perf = stats["performance"]
+    trade_r_eq = metrics.trade_returns_on_equity(run.trades, run.ts, run.equity, run.initial_capital)
+    seed = settings.backtest.seed if seed is None else seed
+    mc = monte_carlo(trade_r_eq, paths=monte_carlo_paths, seed=seed) if monte_carlo_paths > 0 else None
+    results: dict[str, Any] = {
+        "bars": int(n),
+        "fills": len(run.fills),
+        "round_trips": len(run.trades),
+        "final_equity": perf["final_equity"],
+        "total_return": perf["total_return"],
+        "annualized_return": perf["annualized_return"],
+        "sharpe": perf["sharpe"],
+        "sortino": perf["sortino"],
+        "calmar": perf["calmar"],
+        "max_drawdown": perf["max_drawdown"],
+        "max_drawdown_duration_days": perf["max_drawdown_duration_days"],
+        "win_rate": perf["win_rate"],
+        "profit_factor": perf["profit_factor"],
+        "expectancy": perf["expectancy"],
+        "fees_paid": float(run.fills.fee.sum()),
+        "rejected_orders": run.rejected_orders,
+        "elapsed_seconds": None,
+        "session_id": None,
+        "initial_capital": run.initial_capital,
+        "symbol": settings.symbol,
+        "timeframe": timeframe or settings.timeframe,
+        "start": iso(int(run.ts[0])) if n else None,
+        "end": iso(int(run.ts[-1])) if n else None,
+        "preset": preset.name if preset is not None else None,
+        "fee_rates": {"maker": maker, "taker": taker},
+        "baselines": {
+            "buy_and_hold": baseline_summary(bh, run.ts, run.initial_capital),
+            "fixed_grid": baseline_summary(grid, run.ts, run.initial_capital),
+        },
+        "stats": stats,
+        "monte_carlo": mc.to_dict() if mc is not None else None,
+    }
+    curves = stored_curves(run, bh.equity, grid.equity, trade_r_eq)
+    return _clean(results), curves
+
+
+def stored_curves(run: RunData, bh: np.ndarray, grid: np.ndarray, trade_r: np.ndarray) -> dict[str, Any]:
+    """Curves kept with a session for reports; thinned to at most MAX_STORED_CURVE_POINTS points."""
+    n = run.ts.shape[0]
+    step = max(1, math.ceil(n / MAX_STORED_CURVE_POINTS))
+    idx = np.arange(0, n, step)
+    if n and idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    return _clean({
+        "ts": run.ts[idx].tolist(),
+        "equity": run.equity[idx].tolist(),
+        "buy_and_hold": bh[idx].tolist(),
+        "fixed_grid": grid[idx].tolist(),
+        "close": run.close[idx].tolist(),
+        "thinned_every": step,
+        "trade_returns": metrics.trade_returns(run.trades).tolist(),
+        "trade_returns_on_equity": trade_r.tolist(),
+        "trade_pnl": run.trades.pnl.tolist(),
+    })
+
+
+def run_backtest(
+    settings: Settings,
+    candles: CandleArrays,
+    *,
+    preset: str | None = None,
+    run_id: str | None = None,
+    on_progress: ProgressHook | None = None,
+    monte_carlo_paths: int = DEFAULT_PATHS,
+    timeframe: str | None = None,
+) -> BacktestOutcome:
+    """Engine run + evaluation. `elapsed_seconds` covers both (wall time, not engine time)."""
+    from trdr_tui.trading.presets import get_preset
+
+    preset_obj = get_preset(preset) if preset else None
+    started = time.perf_counter()
+    run, _ = run_engine(settings, candles, preset=preset, run_id=run_id, on_progress=on_progress)
+    results, curves = evaluate(run, candles, settings, preset=preset_obj, monte_carlo_paths=monte_carlo_paths,
+                               timeframe=timeframe)
+    results["elapsed_seconds"] = time.perf_counter() - started
+    return BacktestOutcome(results=results, curves=curves, run=run)
+
+
+def summary(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The stable `--json` keys first, then everything else."""
+    head = {k: results.get(k) for k in SUMMARY_KEYS}
+    return {**head, **{k: v for k, v in results.items() if k not in head}}
