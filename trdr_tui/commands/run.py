@@ -1,11 +1,161 @@
-"""`trdr` with no command: the cockpit (TUI) or, with --headless, the engine alone."""
+"""`trdr` with no command: the cockpit (TUI) or, with --headless, the engine alone.
+
+    trdr                                   cockpit, paper mode on Coinbase market data
+    trdr --feed replay [--data F] [--speed N|max]   cockpit on replayed real candles (offline demo)
+    trdr --headless [...]                  the same engine, JSON log lines, no UI
+    trdr --live                            real orders: needs credentials and a typed confirmation
+
+Everything is validated before anything starts: a bad config, data file, speed or missing credentials
+is refused with a message and changes nothing.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from trdr_tui.commands import CliContext
-from trdr_tui.core.errors import NotAvailable
+from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, NotAvailable, TrdrError
+from trdr_tui.core.types import Mode
+
+if TYPE_CHECKING:
+    from trdr_tui.config import Settings
+    from trdr_tui.engine import Engine
+    from trdr_tui.market.arrays import CandleArrays
+    from trdr_tui.tui.services import BacktestRunner
+
+FALLBACK_PRESET = "simple-trailing"
+
+
+def parse_speed(raw: str) -> float | None:
+    """`--speed`: candles per second (> 0), or `max` for as fast as possible (None)."""
+    if raw.strip().lower() == "max":
+        return None
+    try:
+        speed = float(raw)
+    except ValueError:
+        raise ConfigError(f"--speed '{raw}' is not a number", hint="use candles per second, e.g. 2, or 'max'") from None
+    if not (speed > 0 and speed < float("inf")):
+        raise ConfigError(f"--speed must be above 0, got {raw}", hint="use candles per second, e.g. 2, or 'max'")
+    return speed
+
+
+def replay_candles(data: Path | None, settings: Settings) -> CandleArrays:
+    """The candles to replay: `--data FILE`, else the bundled real BTC-USD hourly demo data."""
+    from trdr_tui.market.importer import load_candle_file
+    from trdr_tui.resources import demo_data_path
+
+    if data is not None:
+        return load_candle_file(data, settings.timeframe)
+    bundled = demo_data_path()
+    if not bundled.is_file():
+        raise DataError("the bundled demo data is missing from this installation",
+                        hint="pass a candle file with --data FILE, or reinstall trdr")
+    return load_candle_file(Path(str(bundled)), settings.timeframe)
+
+
+def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,
+                        store: Any, log: list[str]) -> Engine:
+    """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so)."""
+    from trdr_tui.runtime import build_engine
+
+    try:
+        return build_engine(settings, mode=Mode.PAPER, candles=candles, store=store, speed=speed)
+    except NotAvailable as exc:
+        log.append(f"{exc.message}; running the '{FALLBACK_PRESET}' preset instead")
+        return build_engine(settings, mode=Mode.PAPER, candles=candles, store=store, speed=speed,
+                            preset=FALLBACK_PRESET)
+
+
+def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:
+    """Paper or live on Coinbase market data, when this build has the Coinbase feed and executor."""
+    raise NotAvailable(
+        "the live Coinbase market-data feed is not wired into the cockpit in this build",
+        hint="try the offline demo on real replayed candles: trdr --feed replay",
+    )
+
+
+def check_live_credentials(settings: Settings) -> str | None:
+    """None when credentials load; otherwise why not (the secret itself is never part of the reason)."""
+    from trdr_tui.exchange.credentials import load_credentials
+
+    try:
+        creds = load_credentials(settings)
+    except CredentialsError as exc:
+        return exc.render()
+    if creds is None:
+        return ("no Coinbase API credentials: set TRDR_COINBASE_API_KEY and TRDR_COINBASE_API_SECRET, "
+                "or TRDR_COINBASE_KEY_FILE")
+    return None
+
+
+def confirm_live_on_terminal(settings: Settings) -> None:
+    """--live: the user types `live` at a terminal prompt; anything else (or no terminal) refuses."""
+    if not sys.stdin.isatty():
+        raise ConfigError("--live needs a typed confirmation at a terminal", hint="run it interactively")
+    print(f"trdr will place REAL orders for {settings.symbol} with up to {settings.capital:,.2f} of capital.")
+    answer = input("Type 'live' to continue: ")
+    if answer.strip().lower() != "live":
+        raise ConfigError("live trading not confirmed; nothing was started")
+
+
+def default_log_path(ctx: CliContext) -> Path:
+    if ctx.args.log_file is not None:
+        return Path(ctx.args.log_file)
+    db = ctx.db_path
+    return Path(db).expanduser().with_name("trdr.log") if db != ":memory:" else Path("trdr.log")
 
 
 def run_app(ctx: CliContext) -> int:
-    _ = ctx.settings  # validate the configuration first: a bad config is refused before anything starts
-    raise NotAvailable("the trdr cockpit is not yet available in this version")
+    settings = ctx.settings  # a bad configuration is refused before anything starts
+    args = ctx.args
+    speed = parse_speed(args.speed)
+    feed = args.feed or "coinbase"
+    if args.live:
+        if feed == "replay":
+            raise ConfigError("--live cannot trade on replayed candles", hint="drop --feed replay")
+        reason = check_live_credentials(settings)
+        if reason is not None:
+            raise CredentialsError(f"live trading refused: {reason}")
+        engine = coinbase_engine(settings, live=True, store=ctx.store)
+        confirm_live_on_terminal(settings)
+    elif feed == "replay":
+        candles = replay_candles(args.data, settings)
+        notes: list[str] = []
+        engine = build_replay_engine(settings, candles, speed=speed, store=ctx.store, log=notes)
+        for note in notes:
+            print(f"trdr: note: {note}", file=sys.stderr)
+    else:
+        if args.data is not None:
+            raise ConfigError("--data is only used with --feed replay", hint="add --feed replay")
+        engine = coinbase_engine(settings, live=False, store=ctx.store)
+
+    if args.headless:
+        from trdr_tui.headless import run_headless
+
+        level = os.environ.get("TRDR_LOG_LEVEL", "info").lower()
+        return asyncio.run(run_headless(engine, stdout=sys.stdout, log_path=default_log_path(ctx),
+                                        min_level=level, capital=settings.capital))
+    return run_tui(ctx, settings, engine)
+
+
+def run_tui(ctx: CliContext, settings: Settings, engine: Engine) -> int:
+    from trdr_tui.tui.app import make_app
+
+    app = make_app(settings, engine, backtest_runner=backtest_runner(ctx),
+                   credential_check=lambda: check_live_credentials(settings))
+    app.run()
+    if app.engine_error is not None:
+        error = app.engine_error
+        text = error.render() if isinstance(error, TrdrError) else f"{type(error).__name__}: {error}"
+        print(f"trdr: engine error: {text}", file=sys.stderr)
+        return 1
+    return app.return_code or 0
+
+
+def backtest_runner(ctx: CliContext) -> BacktestRunner | None:
+    """The backtest screen's runner, when this build has the backtest pipeline."""
+    return None

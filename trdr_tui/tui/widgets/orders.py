@@ -1,0 +1,123 @@
+"""Open and recent orders with their state-machine state; the selected order's timeline below.
+
+The timeline is the order's transitions (as published, each stamped by the engine clock) interleaved
+with its fills, so a user can see exactly how an order moved from PENDING to its end.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from trdr_tui.core.events import OrderEvent
+from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, Side
+from trdr_tui.tui.format import price_text, short_ts
+
+TERMINAL = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+MAX_ORDERS = 200
+
+
+class OrderTable(DataTable[Text]):
+    BORDER_TITLE = "orders"
+
+
+class OrdersPanel(Vertical):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.orders: OrderedDict[str, Order] = OrderedDict()
+        self.transitions: dict[str, list[OrderTransition]] = {}
+        self.fills: dict[str, list[Fill]] = {}
+        self.selected: str | None = None
+        self.dirty = False
+
+    def compose(self) -> ComposeResult:
+        yield OrderTable(id="orders-table", cursor_type="row", zebra_stripes=False)
+        yield Static(id="timeline")
+
+    def on_mount(self) -> None:
+        table = self.query_one(OrderTable)
+        for label, key in (("time", "time"), ("side", "side"), ("state", "state"), ("price", "price"),
+                           ("size", "size"), ("fill", "filled")):
+            table.add_column(label, key=key)
+        self._render_timeline()
+
+    # -- updates ---------------------------------------------------------------------------------
+
+    def add_order_event(self, event: OrderEvent) -> None:
+        order = event.order
+        self.orders[order.id] = order
+        self.orders.move_to_end(order.id)
+        history = self.transitions.setdefault(order.id, [])
+        if not history or history[-1] != event.transition:
+            history.append(event.transition)
+        while len(self.orders) > MAX_ORDERS:
+            old, _ = self.orders.popitem(last=False)
+            self.transitions.pop(old, None)
+            self.fills.pop(old, None)
+        self.dirty = True
+
+    def add_fill(self, fill: Fill) -> None:
+        self.fills.setdefault(fill.order_id, []).append(fill)
+        self.dirty = True
+
+    def refresh_if_dirty(self) -> None:
+        if self.dirty:
+            self.dirty = False
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        """Open orders first, then the most recent finished ones; cursor stays on the same order."""
+        table = self.query_one(OrderTable)
+        colours = self.app.theme_variables
+        ordered = sorted(self.orders.values(), key=lambda o: (o.status in TERMINAL, -o.created_ts))
+        table.clear()
+        for order in ordered:
+            side_colour = colours["bid"] if order.side == Side.BUY else colours["ask"]
+            state_style = "bold" if order.status not in TERMINAL else colours["text-muted"]
+            price = order.price if order.price is not None else order.metadata.get("trigger")
+            table.add_row(
+                Text(short_ts(order.created_ts)),
+                Text(order.side.value, style=side_colour),
+                Text(order.status.value, style=state_style),
+                Text(price_text(price if isinstance(price, float) else None)),
+                Text(f"{order.size:.4g}"),
+                Text(f"{order.filled_size / order.size * 100:.0f}%" if order.size else "—"),
+                key=order.id,
+            )
+        open_count = sum(1 for o in ordered if o.status not in TERMINAL)
+        table.border_subtitle = f"{open_count} open · {len(ordered) - open_count} done"
+        if self.selected is not None and self.selected in self.orders:
+            table.move_cursor(row=table.get_row_index(self.selected), animate=False)
+        elif ordered:
+            self.selected = ordered[0].id
+        self._render_timeline()
+
+    # -- selection and timeline ------------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None and event.row_key.value != self.selected:
+            self.selected = event.row_key.value
+            self._render_timeline()
+
+    def timeline_lines(self, order_id: str) -> list[str]:
+        entries: list[tuple[int, int, str]] = []
+        for t in self.transitions.get(order_id, []):
+            why = f" ({t.reason})" if t.reason else ""
+            entries.append((t.ts, 0, f"{short_ts(t.ts)} {t.from_status.value} → {t.to_status.value}{why}"))
+        for f in self.fills.get(order_id, []):
+            entries.append((f.ts, 1, f"{short_ts(f.ts)} fill {f.size:.6g} @ {price_text(f.price)}"
+                                      f" fee {f.fee:.2f} {f.liquidity.value.lower()}"))
+        return [text for _, _, text in sorted(entries)]
+
+    def _render_timeline(self) -> None:
+        timeline = self.query_one("#timeline", Static)
+        if self.selected is None or self.selected not in self.orders:
+            timeline.update("[$text-muted]no orders yet[/]")
+            return
+        order = self.orders[self.selected]
+        head = f"[b]{order.side.value} {order.type.value.lower()} {order.id[:12]}[/b]"
+        timeline.update("\n".join([head, *self.timeline_lines(order.id)[-6:]]))
