@@ -88,6 +88,7 @@ def run_import(ctx: CliContext) -> int:
     from trdr_tui.market.importer import import_candle_file
     from trdr_tui.store.candles import CandleRepository
 
+    _check_config(ctx)
     args = ctx.args
     symbol = _symbol(ctx)
     targets = _timeframes(args.resample) if args.resample else []
@@ -114,6 +115,7 @@ def run_import(ctx: CliContext) -> int:
 def run_check(ctx: CliContext) -> int:
     from trdr_tui.market.importer import read_candle_file
 
+    _check_config(ctx)
     parsed = read_candle_file(ctx.args.file, ctx.args.timeframe)
     out = _console()
     _print_parsed(out, "Valid", parsed, parsed.timeframe)
@@ -129,6 +131,7 @@ def run_list(ctx: CliContext) -> int:
     from trdr_tui.market.importer import format_ts
     from trdr_tui.store.candles import CandleRepository
 
+    _check_config(ctx)
     rows = CandleRepository(ctx.store).coverage(symbol=ctx.args.symbol)
     out = _console()
     if not rows:
@@ -149,6 +152,7 @@ def run_list(ctx: CliContext) -> int:
 def run_gaps(ctx: CliContext) -> int:
     from trdr_tui.store.candles import CandleRepository
 
+    _check_config(ctx)
     repo = CandleRepository(ctx.store)
     series = repo.coverage(symbol=ctx.args.symbol, timeframe=ctx.args.timeframe)
     if not series:
@@ -169,6 +173,7 @@ def run_gaps(ctx: CliContext) -> int:
 def run_resample(ctx: CliContext) -> int:
     from trdr_tui.store.candles import CandleRepository
 
+    _check_config(ctx)
     symbol = _symbol(ctx)
     repo = CandleRepository(ctx.store)
     out = _console()
@@ -184,6 +189,7 @@ def run_resample(ctx: CliContext) -> int:
 
 
 def run_backfill(ctx: CliContext) -> int:
+    _check_config(ctx)
     try:
         backfill = importlib.import_module("trdr_tui.exchange.backfill")
     except ModuleNotFoundError as exc:
@@ -195,6 +201,11 @@ def run_backfill(ctx: CliContext) -> int:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _check_config(ctx: CliContext) -> None:
+    """Refuse to touch the store with an invalid configuration (raises ConfigError, exit 2)."""
+    _ = ctx.settings
 
 
 def _symbol(ctx: CliContext) -> str:
