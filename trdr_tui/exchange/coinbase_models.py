@@ -351,3 +351,31 @@ def stop_limit_gtc(*, base_size: Decimal, limit_price: Decimal, stop_price: Deci
     direction = "STOP_DIRECTION_STOP_UP" if stop_up else "STOP_DIRECTION_STOP_DOWN"
     return {"stop_limit_stop_limit_gtc": {"base_size": fmt(base_size), "limit_price": fmt(limit_price),
                                           "stop_price": fmt(stop_price), "stop_direction": direction}}
+
+
+def parse_time_ns(text: str) -> int:
+    """Exchange timestamps → int ns: RFC 3339 with up to 9 fractional digits ("…Z" or an offset), and
+    the Go layout heartbeats use ("2023-06-23 20:31:56.121961769 +0000 UTC m=+917.52")."""
+    import datetime as _dt
+
+    t = text.strip()
+    if " +0000 UTC" in t:
+        t = t.split(" +0000 UTC", 1)[0].replace(" ", "T") + "Z"
+    if t.endswith("Z"):
+        t = t[:-1] + "+00:00"
+    frac_ns = 0
+    dot = t.find(".")
+    if dot != -1:
+        end = dot + 1
+        while end < len(t) and t[end].isdigit():
+            end += 1
+        digits = t[dot + 1:end]
+        frac_ns = int((digits + "000000000")[:9]) if digits else 0
+        t = t[:dot] + t[end:]
+    try:
+        stamp = _dt.datetime.fromisoformat(t)
+    except ValueError:
+        raise InvalidResponse(f"unrecognised timestamp {text!r}") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=_dt.UTC)
+    return int(stamp.timestamp()) * NS + frac_ns

@@ -138,6 +138,7 @@ class FakeExchange:
         rate_limit_per_s: int = 30,
         partial_fill_fraction: Decimal | None = None,
         now_ns: Callable[[], int] | None = None,
+        start_ns: int | None = None,
     ) -> None:
         self.history = candles or synthetic_candles()
         self.path = price_path(self.history)
@@ -171,7 +172,7 @@ class FakeExchange:
         self.subscribe_messages: list[dict[str, Any]] = []
         self._clock = WallClock()
         self._now_ns = now_ns or self._clock.now_ns
-        self._t0 = self._now_ns()
+        self._t0 = start_ns if start_ns is not None else self._now_ns()
         self._conns: list[_Conn] = []
         self._window: tuple[int, int] = (0, 0)
         self._trade_seq = itertools.count(1)
@@ -882,10 +883,12 @@ class FakeExchange:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             n = next(counter)
-            now = self._clock.now_ns()
+            now = self.exchange_now_ns()
+            # the Go time layout real heartbeats use
+            go_time = iso(now).replace("T", " ").replace("Z", "") + f"000 +0000 UTC m=+{n * self.heartbeat_s:.6f}"
             for conn in list(self._conns):
                 if "heartbeats" in conn.channels:
-                    self._send(conn, "heartbeats", [{"current_time": iso(now), "heartbeat_counter": n}], iso(now))
+                    self._send(conn, "heartbeats", [{"current_time": go_time, "heartbeat_counter": n}], iso(now))
 
     async def drop_sockets(self) -> int:
         """Close every WebSocket abruptly (a dropped connection)."""

@@ -1,0 +1,276 @@
+"""CoinbaseFeed: live market data for paper and live modes (WebSocket first, REST as the fallback).
+
+Implements the engine's Feed: `async for item in feed` yields `Tick`s as trades arrive and a `Candle`
+each time a bar of `timeframe` closes. Bars are built from the `market_trades` channel (Coinbase's
+`candles` channel only has 5-minute buckets; for a 5m timeframe its values are adopted). A bar closes
+when a trade or heartbeat shows the exchange's time has passed its end (plus a small grace for late
+trades); bars with no trades at all are emitted flat at the previous close so the timeline has no holes.
+
+Health: the socket's state is published as `FeedHealth` on `feed.health`. While the socket is
+unhealthy (reconnecting after a drop, a sequence gap or silent heartbeats), the feed polls the REST
+ticker every `poll_interval_s` (30 s by default) so trailing orders keep following the price.
+Trades seen twice (a reconnect snapshot, a poll) are ignored by trade id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import Clock, WallClock
+from trdr_tui.core.errors import RetryError, TrdrError
+from trdr_tui.core.events import FeedHealth
+from trdr_tui.core.types import Candle, Tick
+from trdr_tui.exchange.coinbase_auth import JwtSigner
+from trdr_tui.exchange.coinbase_models import NS, parse_time_ns
+from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
+from trdr_tui.exchange.coinbase_ws import RECONNECT, Envelope, WsConnection
+from trdr_tui.market.timeframes import timeframe_seconds
+
+log = logging.getLogger("trdr.market.coinbase")
+
+MAX_FLAT_FILL = 10_000
+HEALTH_TOPIC = "feed.health"
+
+
+class CandleBuilder:
+    """OHLCV bars of `tf_ns` from a stream of trades (in time order; trades for closed bars are dropped).
+
+    Buckets with no trades become flat bars at the previous close, so the timeline has no holes.
+    """
+
+    def __init__(self, tf_ns: int) -> None:
+        self.tf_ns = tf_ns
+        self.start: int | None = None
+        self.open = self.high = self.low = self.close = 0.0
+        self.volume = 0.0
+        self.last_close: float | None = None
+        self.next_start: int | None = None
+        self.late_trades = 0
+
+    def add(self, ts: int, price: float, size: float) -> list[Candle]:
+        bucket = ts - ts % self.tf_ns
+        floor = self.start if self.start is not None else self.next_start
+        if floor is not None and bucket < floor:
+            self.late_trades += 1
+            return []
+        out = self.close_until(bucket) if self.start is not None and bucket > self.start else []
+        if self.start is None:
+            out.extend(self._flat_until(bucket))
+            self.start = bucket
+            self.open = self.high = self.low = self.close = price
+            self.volume = size
+        else:
+            self.high = max(self.high, price)
+            self.low = min(self.low, price)
+            self.close = price
+            self.volume += size
+        return out
+
+    def close_until(self, ts: int) -> list[Candle]:
+        """Every bar that ends at or before `ts`: the forming one, then flat ones for empty buckets."""
+        out: list[Candle] = []
+        if self.start is not None:
+            if ts < self.start + self.tf_ns:
+                return out
+            bar = Candle(self.start, self.open, self.high, self.low, self.close, self.volume)
+            out.append(bar)
+            self.last_close = bar.close
+            self.next_start = bar.ts + self.tf_ns
+            self.start = None
+        out.extend(self._flat_until(ts - ts % self.tf_ns))
+        return out
+
+    def _flat_until(self, bucket: int) -> list[Candle]:
+        if self.next_start is None or self.last_close is None or bucket <= self.next_start:
+            return []
+        px = self.last_close
+        n = min((bucket - self.next_start) // self.tf_ns, MAX_FLAT_FILL)
+        first = self.next_start
+        self.next_start = first + n * self.tf_ns
+        return [Candle(first + i * self.tf_ns, px, px, px, px, 0.0) for i in range(n)]
+
+    def adopt(self, start: int, o: float, h: float, low: float, c: float, v: float) -> None:
+        """Take the exchange's own values for the forming bar (candles channel, same bucket)."""
+        if self.start == start:
+            self.open, self.high, self.low, self.close, self.volume = o, h, low, c, v
+
+
+class CoinbaseFeed:
+    """Market data for one product from Coinbase (or any server speaking its protocol)."""
+
+    source = "coinbase"
+
+    def __init__(
+        self,
+        symbol: str,
+        timeframe: str,
+        *,
+        ws_url: str,
+        rest: CoinbaseRest,
+        bus: EventBus | None = None,
+        clock: Clock | None = None,
+        signer: JwtSigner | None = None,
+        silence_s: float = 5.0,
+        poll_interval_s: float = 30.0,
+        close_grace_s: float = 1.0,
+        reconnect: RetryPolicy = RECONNECT,
+        channels: Sequence[str] = ("market_trades", "ticker", "candles"),
+    ) -> None:
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.timeframe_ns = timeframe_seconds(timeframe) * NS
+        self.rest = rest
+        self.bus = bus
+        self.clock = clock or WallClock()
+        self.poll_interval_s = poll_interval_s
+        self.grace_ns = int(close_grace_s * NS)
+        self.builder = CandleBuilder(self.timeframe_ns)
+        self.ws = WsConnection(ws_url, list(channels), [symbol], on_message=self._on_message,
+                               on_health=self._on_ws_health, signer=signer, silence_s=silence_s,
+                               reconnect=reconnect)
+        self._queue: asyncio.Queue[Candle | Tick] = asyncio.Queue()
+        self._seen: deque[str] = deque(maxlen=5000)
+        self._seen_set: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.bid: float | None = None
+        self.ask: float | None = None
+        self.last_price: float | None = None
+        self.exchange_ns = 0
+        self.polls = 0
+        self.trades_in = 0
+        self.duplicates = 0
+        self.health: list[FeedHealth] = []
+
+    # -- Feed protocol ---------------------------------------------------------------------------
+
+    async def __aiter__(self) -> AsyncIterator[Candle | Tick]:
+        await self.start()
+        try:
+            while True:
+                yield await self._queue.get()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        self._publish(False, "coinbase-ws", "connecting")
+        self._tasks = [asyncio.create_task(self.ws.run(), name="coinbase-ws"),
+                       asyncio.create_task(self._poll_loop(), name="coinbase-poll")]
+
+    async def stop(self) -> None:
+        await self.ws.stop()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+
+    async def get(self, timeout: float | None = None) -> Candle | Tick:
+        """The next item (tests and tools that do not iterate)."""
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    # -- WebSocket messages ----------------------------------------------------------------------
+
+    def _on_message(self, env: Envelope) -> None:
+        ch = env.channel
+        if ch == "market_trades":
+            for ev in env.events:
+                self._trades(ev.get("trades") or [])
+        elif ch == "ticker":
+            for ev in env.events:
+                for t in ev.get("tickers") or []:
+                    if t.get("product_id") == self.symbol:
+                        self.bid = _float(t.get("best_bid")) or self.bid
+                        self.ask = _float(t.get("best_ask")) or self.ask
+        elif ch == "heartbeats":
+            for ev in env.events:
+                with contextlib.suppress(TrdrError, AttributeError):
+                    self._advance(parse_time_ns(ev.get("current_time", "")))
+        elif ch == "candles" and self.timeframe == "5m":
+            for ev in env.events:
+                for c in ev.get("candles") or []:
+                    if c.get("product_id") == self.symbol:
+                        with contextlib.suppress(TypeError, ValueError):
+                            self.builder.adopt(int(c["start"]) * NS, float(c["open"]), float(c["high"]),
+                                               float(c["low"]), float(c["close"]), float(c["volume"]))
+
+    def _trades(self, trades: list[dict[str, Any]]) -> None:
+        parsed: list[tuple[int, str, float, float]] = []
+        for t in trades:
+            if t.get("product_id", self.symbol) != self.symbol:
+                continue
+            tid = str(t.get("trade_id", ""))
+            if tid in self._seen_set:
+                self.duplicates += 1
+                continue
+            try:
+                parsed.append((parse_time_ns(t["time"]), tid, float(t["price"]), float(t["size"])))
+            except (KeyError, TypeError, ValueError, TrdrError):
+                log.warning("malformed trade skipped")
+        if not parsed:
+            return
+        parsed.sort()
+        for ts, tid, price, size in parsed:
+            self._remember(tid)
+            self.trades_in += 1
+            for candle in self.builder.add(ts, price, size):
+                self._queue.put_nowait(candle)
+            self.exchange_ns = max(self.exchange_ns, ts)
+        ts, _, price, size = parsed[-1]
+        self.last_price = price
+        self._queue.put_nowait(Tick(self.symbol, ts, price, size, self.bid, self.ask))
+
+    def _remember(self, tid: str) -> None:
+        if len(self._seen) == self._seen.maxlen:
+            self._seen_set.discard(self._seen[0])
+        self._seen.append(tid)
+        self._seen_set.add(tid)
+
+    def _advance(self, exchange_ns: int) -> None:
+        self.exchange_ns = max(self.exchange_ns, exchange_ns)
+        for candle in self.builder.close_until(exchange_ns - self.grace_ns):
+            self._queue.put_nowait(candle)
+
+    # -- health and the REST fallback ------------------------------------------------------------
+
+    def _on_ws_health(self, healthy: bool, detail: str) -> None:
+        self._publish(healthy, "coinbase-ws", detail)
+
+    def _publish(self, healthy: bool, source: str, detail: str) -> None:
+        event = FeedHealth(ts=self.clock.now_ns(), source=source, healthy=healthy, detail=detail)
+        self.health.append(event)
+        del self.health[:-100]
+        if self.bus is not None:
+            self.bus.publish(HEALTH_TOPIC, event)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            if self.ws.healthy:
+                continue
+            try:
+                resp = await self.rest.market_trades(self.symbol, limit=100)
+            except (RetryError, TrdrError) as exc:
+                self._publish(False, "coinbase-rest", f"poll failed: {exc.message}")
+                continue
+            self.polls += 1
+            bid, ask = _float(resp.best_bid), _float(resp.best_ask)
+            self.bid, self.ask = bid or self.bid, ask or self.ask
+            self._trades([{"trade_id": t.trade_id, "product_id": t.product_id, "price": str(t.price),
+                           "size": str(t.size), "time": t.time} for t in resp.trades])
+            self._publish(True, "coinbase-rest", "polling while the socket is down")
+
+
+def _float(x: Any) -> float | None:
+    try:
+        return float(x) if x not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
