@@ -171,4 +171,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "exchange outbox: exact order requests written before sending (idempotent resend, recovery)",
+        """
+        CREATE TABLE exchange_outbox (
+            client_order_id   VARCHAR PRIMARY KEY,
+            order_id          VARCHAR NOT NULL,
+            run_id            VARCHAR,
+            product_id        VARCHAR NOT NULL,
+            side              VARCHAR NOT NULL,
+            configuration     JSON NOT NULL,      -- the exact order_configuration sent (Decimal strings)
+            state             VARCHAR NOT NULL,   -- sending | accepted | rejected | failed
+            exchange_order_id VARCHAR,
+            attempts          INTEGER NOT NULL DEFAULT 0,
+            last_error        VARCHAR,
+            created_at        TIMESTAMP NOT NULL,
+            updated_at        TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
