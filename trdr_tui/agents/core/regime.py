@@ -1,0 +1,114 @@
+"""RegimeAgent: classifies the market as trending, ranging, volatile or calm, and adapts the panel.
+
+Classification (first match wins):
+- volatile: ATR% ≥ `volatile_ratio` × its 100-bar average;
+- trending: |SMA20 - SMA50| ≥ `trend_atr` × ATR (the averages are far apart in units of noise);
+- calm: ATR% ≤ `calm_ratio` × its average;
+- ranging: everything else.
+
+It votes TRAIL_BUY in an uptrend with price above SMA20, TRAIL_SELL in a downtrend below it, and
+HOLD otherwise. It adapts the others through the consensus trail distance: the orchestrator
+multiplies the panel's trail by the regime's multiplier (PRD §3.5: trending 1.5, ranging 0.7,
+volatile 2.0, calm 0.5), and the meta-resolution step sides with the regime's direction when the
+panel disagrees.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.core.types import Action, AgentSignal
+from trdr_tui.market.indicators import Features
+from trdr_tui.market.streaming import FeatureRow
+
+UNKNOWN, TRENDING, RANGING, VOLATILE, CALM = 0, 1, 2, 3, 4
+REGIME_NAMES = ("unknown", "trending", "ranging", "volatile", "calm")
+TRAIL_MULTIPLIERS = (1.0, 1.5, 0.7, 2.0, 0.5)
+
+
+class RegimeAgent(BaseAgent):
+    id = "regime"
+    name = "Regime"
+    version = "1.0.0"
+    description = "trending / ranging / volatile / calm classifier; scales the panel's trail"
+
+    volatile_ratio = 1.8
+    calm_ratio = 0.6
+    trend_atr = 2.0
+    hold_confidence: ClassVar[dict[int, float]] = {UNKNOWN: 0.0, TRENDING: 0.4, RANGING: 0.4, VOLATILE: 0.6, CALM: 0.4}
+
+    # -- classification ---------------------------------------------------------------------------
+
+    def regime_code(self, row: FeatureRow) -> int:
+        if any_nan(row.atr_pct, row.atr_pct_ma, row.sma_fast, row.sma_slow, row.atr) or row.atr <= 0:
+            return UNKNOWN
+        ratio = row.atr_pct / row.atr_pct_ma
+        if ratio >= self.volatile_ratio:
+            return VOLATILE
+        if abs(row.sma_fast - row.sma_slow) / row.atr >= self.trend_atr:
+            return TRENDING
+        if ratio <= self.calm_ratio:
+            return CALM
+        return RANGING
+
+    def regime_codes(self, features: Features) -> npt.NDArray[np.int8]:
+        f = features
+        valid = ~(np.isnan(f.atr_pct) | np.isnan(f.atr_pct_ma) | np.isnan(f.sma_fast) | np.isnan(f.sma_slow)
+                  | np.isnan(f.atr))
+        valid &= np.where(valid, f.atr, 0.0) > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = f.atr_pct / f.atr_pct_ma
+            strength = np.abs(f.sma_fast - f.sma_slow) / f.atr
+            codes = np.select(
+                [~valid, ratio >= self.volatile_ratio, strength >= self.trend_atr, ratio <= self.calm_ratio],
+                [UNKNOWN, VOLATILE, TRENDING, CALM], default=RANGING)
+        return codes.astype(np.int8)
+
+    def trail_multiplier(self, row: FeatureRow) -> float:
+        return TRAIL_MULTIPLIERS[self.regime_code(row)]
+
+    def trail_multipliers(self, features: Features) -> npt.NDArray[np.float64]:
+        return np.asarray(TRAIL_MULTIPLIERS, dtype=np.float64)[self.regime_codes(features)]
+
+    # -- voting -----------------------------------------------------------------------------------
+
+    def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
+        f = snapshot.features
+        code = self.regime_code(f)
+        trail = self.context.base_trail
+        if code == UNKNOWN:
+            return self.warming_up(snapshot)
+        name = REGIME_NAMES[code]
+        ratio = f.atr_pct / f.atr_pct_ma
+        strength = abs(f.sma_fast - f.sma_slow) / f.atr
+        mult = TRAIL_MULTIPLIERS[code]
+        facts = f"{name} (ATR {ratio:.2f}× average, SMA gap {strength:.1f} ATR); panel trail ×{mult}"
+        if code == TRENDING:
+            conf = 0.5 + 0.4 * min(1.0, (strength - self.trend_atr) / 4.0)
+            if f.sma_fast > f.sma_slow and f.close > f.sma_fast:
+                return self.signal(snapshot, Action.TRAIL_BUY, conf, trail, f"uptrend: {facts}")
+            if f.sma_fast < f.sma_slow and f.close < f.sma_fast:
+                return self.signal(snapshot, Action.TRAIL_SELL, conf, trail, f"downtrend: {facts}")
+            return self.signal(snapshot, Action.HOLD, self.hold_confidence[TRENDING], trail,
+                               f"trend paused (price on the wrong side of SMA20): {facts}")
+        return self.signal(snapshot, Action.HOLD, self.hold_confidence[code], trail, facts)
+
+    def analyze_batch(self, features: Features) -> SignalArrays:
+        f = features
+        n = len(f)
+        codes = self.regime_codes(f)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            strength = np.abs(f.sma_fast - f.sma_slow) / f.atr
+            trending = codes == TRENDING
+            buy = trending & (f.sma_fast > f.sma_slow) & (f.close > f.sma_fast)
+            sell = trending & ~buy & (f.sma_fast < f.sma_slow) & (f.close < f.sma_fast)
+        action = np.full(n, HOLD, dtype=np.int8)
+        action[buy] = BUY
+        action[sell] = SELL
+        hold = np.array([self.hold_confidence[c] for c in range(len(REGIME_NAMES))])[codes]
+        conf = np.where(buy | sell, 0.5 + 0.4 * np.minimum(1.0, (strength - self.trend_atr) / 4.0), hold)
+        return SignalArrays(action, np.clip(conf, 0.0, 1.0), np.full(n, self.context.base_trail))

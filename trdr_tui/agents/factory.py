@@ -1,0 +1,81 @@
+"""`build_orchestrator`: the one way the engine, the CLI and the tests assemble the agent panel."""
+
+from __future__ import annotations
+
+import logging
+
+from trdr_tui.agents.meta import MetaResolver
+from trdr_tui.agents.orchestrator import WEIGHTS_TOPIC, Orchestrator, OrchestratorConfig
+from trdr_tui.agents.performance import AdaptiveConfig
+from trdr_tui.agents.registry import AgentRegistry
+from trdr_tui.config import Settings
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import Clock
+from trdr_tui.core.events import LogEvent, WeightsChanged
+from trdr_tui.market.indicators import IndicatorParams
+from trdr_tui.store.db import Store
+from trdr_tui.store.decisions import DecisionLog, load_weights
+
+log = logging.getLogger(__name__)
+
+
+def build_orchestrator(
+    settings: Settings,
+    *,
+    bus: EventBus,
+    clock: Clock,
+    store: Store | None = None,
+    run_id: str | None = None,
+    log_batch_size: int = 1,
+    restore_weights: bool = False,
+    registry: AgentRegistry | None = None,
+    resolver: MetaResolver | None = None,
+) -> Orchestrator:
+    """The enabled agents of `[agents]`, weighted and configured from the (resolved) settings.
+
+    - `store` + `run_id`: decisions are logged to `agent_decisions` (`log_batch_size` rows per
+      insert: 1 for paper/live, e.g. `settings.backtest.batch_size` for backtests) and weight
+      changes are persisted in `agent_weights`.
+    - `restore_weights`: start from the weights saved in `agent_weights` (paper/live restarts);
+      backtests leave it off so that they depend on the config alone.
+    - An enabled plugin that failed to load is reported (log + `log.warning` event) and skipped;
+      an enabled id nobody provides is a ConfigError.
+    """
+    settings = settings.resolved()
+    cfg = settings.agents
+    registry = registry or AgentRegistry()
+    agents = []
+    for agent_id in cfg.enabled:
+        if agent_id in registry.ids():
+            agents.append(registry.create(agent_id))
+            continue
+        failed = registry.failed(agent_id)
+        if failed is None:
+            raise registry.unknown(agent_id)
+        message = f"[E005] agent '{agent_id}' ({failed.target}) failed to load and is skipped: {failed.error}"
+        log.warning("%s", message)
+        bus.publish("log.warning", LogEvent(ts=clock.now_ns(), level="warning", source="agents", message=message,
+                                            fields={"code": "E005", "agent": agent_id}))
+    known = set(registry.ids()) | {e.id for e in registry.errors}
+    for agent_id in cfg.weights:
+        if agent_id not in known:
+            raise registry.unknown(agent_id).__class__(
+                f"weight given for unknown agent '{agent_id}'", where="[agents.weights]",
+                hint=registry.unknown(agent_id).hint)
+    weights = {a.id: cfg.weights.get(a.id, 1.0) for a in agents}
+    if restore_weights and store is not None:
+        weights.update(load_weights(store, [a.id for a in agents]))
+    assert cfg.min_confidence is not None and settings.trailing.distance is not None  # resolved
+    config = OrchestratorConfig(
+        symbol=settings.symbol, timeframe=settings.timeframe, timeout_s=cfg.timeout_seconds,
+        min_confidence=cfg.min_confidence, disagreement_threshold=cfg.disagreement_threshold,
+        base_trail=settings.trailing.distance, min_trail=settings.trailing.min_distance,
+        max_trail=settings.trailing.max_distance,
+        adaptive=AdaptiveConfig(enabled=cfg.adaptive_weights, min_weight=cfg.min_weight, max_weight=cfg.max_weight),
+    )
+    decision_log = DecisionLog(store, run_id, batch_size=log_batch_size) if store is not None and run_id else None
+    orch = Orchestrator(agents, config, bus=bus, clock=clock, weights=weights,
+                        params=IndicatorParams(swing_lookback=settings.grid.swing_lookback), resolver=resolver,
+                        store=store, decision_log=decision_log)
+    bus.publish(WEIGHTS_TOPIC, WeightsChanged(ts=clock.now_ns(), weights=orch.weights(), source="config"))
+    return orch

@@ -1,0 +1,636 @@
+"""The Orchestrator: runs the agent panel on each candle and turns its votes into one Decision.
+
+It implements the engine's `DecisionSource` (`on_candle`, `weights`, `set_weight`) and, for
+backtests, a batch path (`precompute` + `decision_at`) that gives the same decisions.
+
+One candle, streaming:
+1. the MarketState takes the candle (ring buffer + streaming indicators);
+2. calls made `horizon` bars ago are scored; every `every` bars the adaptive weights are updated
+   (published as `WeightsChanged` on `agents.weights`);
+3. once warmed up, every enabled agent analyses the snapshot: plain agents inline, coroutine agents
+   as concurrent tasks, `blocking` agents in a worker thread, each under its timeout. One that raises,
+   returns an invalid signal or does not answer in time is skipped with E005 (`AgentFailed`,
+   published on `log.warning`) and the decision goes on without it;
+4. weighted consensus: each side scores Σ weight × confidence of the agents voting for it; the
+   best side wins if it beats HOLD; its confidence is its share of all conviction. When the weaker
+   directional side is at least `disagreement_threshold` of the stronger, the meta resolver decides;
+   then a directional decision below `min_confidence` becomes HOLD;
+5. the trail distance is the conviction-weighted mean of the backing agents' trails, times the
+   regime multiplier, clamped to the trailing bounds;
+6. signals (`agent.signal.<id>`) and the decision (`decision.<symbol>`) are published; the decision
+   log gets a row per agent and one for the consensus.
+
+A plain (synchronous) agent cannot be interrupted once it runs: keep `analyze` cheap, or make it a
+coroutine, or mark it `blocking`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from trdr_tui.agents.core.regime import REGIME_NAMES, VOLATILE
+from trdr_tui.agents.meta import ConflictArrays, ConflictContext, MetaResolver, Resolution, RuleBasedResolver
+from trdr_tui.agents.performance import (
+    AdaptiveConfig,
+    AgentStats,
+    PerformanceTracker,
+    adapted_weight,
+    batch_stats,
+)
+from trdr_tui.agents.protocol import (
+    ACTION_CODES,
+    BUY,
+    CODE_ACTIONS,
+    HOLD,
+    SELL,
+    Agent,
+    AgentContext,
+    MarketSnapshot,
+    TrailAdjuster,
+)
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import Clock
+from trdr_tui.core.errors import AgentFailed, ConfigError, NotAvailable
+from trdr_tui.core.events import LogEvent, WeightsChanged
+from trdr_tui.core.types import Action, AgentSignal, Candle, Decision
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.market.indicators import Features, IndicatorParams, compute_features
+from trdr_tui.market.state import MarketState
+from trdr_tui.market.streaming import FeatureRow, feature_row
+from trdr_tui.store.db import Store
+from trdr_tui.store.decisions import CONSENSUS_ID, DecisionLog, save_weights
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_TOPIC = "agents.weights"
+
+
+class OrchestratorConfig(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    timeframe: str = "1h"
+    timeout_s: float = 5.0
+    min_confidence: float = 0.6
+    disagreement_threshold: float = 0.4
+    base_trail: float = 0.015
+    min_trail: float = 0.002
+    max_trail: float = 0.10
+    adaptive: AdaptiveConfig = msgspec.field(default_factory=AdaptiveConfig)
+
+
+class DecisionArrays(msgspec.Struct, kw_only=True):
+    """Batch decisions for every bar. Action codes: 0 HOLD, 1 TRAIL_BUY, 2 TRAIL_SELL.
+
+    `valid` is False during warm-up (no decision: `on_candle` would return None). The per-agent
+    columns follow `agent_ids`. `weights[i]` are the weights in force at bar i (adaptive).
+    `agent_time_ms[k]` is agent k's batch analysis time for the whole history.
+    """
+
+    ts: npt.NDArray[np.int64]
+    valid: npt.NDArray[np.bool_]
+    action: npt.NDArray[np.int8]
+    confidence: npt.NDArray[np.float64]
+    trail_distance: npt.NDArray[np.float64]
+    meta_resolved: npt.NDArray[np.bool_]
+    agent_ids: tuple[str, ...]
+    agent_action: npt.NDArray[np.int8]  # (n, k)
+    agent_confidence: npt.NDArray[np.float64]  # (n, k)
+    agent_trail: npt.NDArray[np.float64]  # (n, k)
+    weights: npt.NDArray[np.float64]  # (n, k)
+    trail_multiplier: npt.NDArray[np.float64]
+    agent_time_ms: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+class _Batch(msgspec.Struct, kw_only=True):
+    bars: CandleArrays
+    features: Features
+    arrays: DecisionArrays
+    regime: npt.NDArray[np.int8] | None
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        agents: Sequence[Agent],
+        config: OrchestratorConfig,
+        *,
+        bus: EventBus,
+        clock: Clock,
+        weights: dict[str, float] | None = None,
+        params: IndicatorParams | None = None,
+        resolver: MetaResolver | None = None,
+        store: Store | None = None,
+        decision_log: DecisionLog | None = None,
+    ) -> None:
+        ids = [a.id for a in agents]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"an agent id appears twice in the panel: {ids}", where="[agents] enabled")
+        self.agents = list(agents)
+        self.config = config
+        self.bus = bus
+        self.clock = clock
+        self.store = store
+        self.decision_log = decision_log
+        self.resolver: MetaResolver = resolver or RuleBasedResolver()
+        self._fallback_resolver = RuleBasedResolver()
+        self.params = params or IndicatorParams()
+        self.state = MarketState(config.symbol, self.params)
+        given = weights or {}
+        for aid, w in given.items():
+            _check_weight(aid, w)
+        self._base = {a.id: float(given.get(a.id, 1.0)) for a in self.agents}
+        self._weights = dict(self._base)
+        self.tracker = PerformanceTracker(ids, config.adaptive.horizon)
+        self._adjuster: TrailAdjuster | None = next((a for a in self.agents if isinstance(a, TrailAdjuster)), None)
+        self.failures: deque[AgentFailed] = deque(maxlen=200)
+        self.last_decision: Decision | None = None
+        self._batch: _Batch | None = None
+        self._weights_dirty = False
+        context = AgentContext(symbol=config.symbol, timeframe=config.timeframe, base_trail=config.base_trail,
+                               min_trail=config.min_trail, max_trail=config.max_trail)
+        for agent in self.agents:
+            agent.initialize(context)
+
+    # -- DecisionSource --------------------------------------------------------------------------
+
+    def weights(self) -> dict[str, float]:
+        return dict(self._weights)
+
+    def base_weights(self) -> dict[str, float]:
+        return dict(self._base)
+
+    def set_weight(self, agent_id: str, weight: float) -> None:
+        """Set an agent's (base) weight now: published on `agents.weights` and persisted."""
+        if agent_id not in self._base:
+            raise ConfigError(f"no agent '{agent_id}' in the running panel",
+                              hint=f"running agents: {', '.join(self._base)}")
+        _check_weight(agent_id, weight)
+        self._base[agent_id] = float(weight)
+        stats = self.tracker.stats.get(agent_id, AgentStats())
+        adapt = self.config.adaptive
+        self._weights[agent_id] = adapted_weight(weight, stats, adapt) if adapt.enabled and stats.n else float(weight)
+        self._publish_weights("user")
+        self.persist_weights()
+
+    async def on_candle(self, candle: Candle) -> Decision | None:
+        row = self.state.update(candle)
+        i = self.state.index
+        self._score_and_adapt(i, row)
+        if not self.state.ready:
+            return None
+        snapshot = MarketSnapshot(symbol=self.config.symbol, now=self.clock.now_ns(), index=i, features=row)
+        signals, timings = await self._run_agents(snapshot)
+        t0 = time.perf_counter()
+        decision = await self._decide(row, signals)
+        consensus_ms = (time.perf_counter() - t0) * 1e3
+        self.tracker.record(i, row.ts, row.close,
+                            tuple((s.agent_id, ACTION_CODES[s.action]) for s in signals if s.action != Action.HOLD))
+        self._emit(decision, timings, consensus_ms)
+        return decision
+
+    # -- streaming internals ---------------------------------------------------------------------
+
+    def _score_and_adapt(self, i: int, row: FeatureRow) -> None:
+        by_id = {a.id: a for a in self.agents}
+        for outcome in self.tracker.resolve(i, row.ts, row.close):
+            agent = by_id.get(outcome.agent_id)
+            if agent is not None:
+                try:
+                    agent.update_performance(outcome)
+                except Exception as exc:  # an agent's bookkeeping must not stop the panel
+                    self._failed(AgentFailed(agent.id, f"update_performance raised {type(exc).__name__}: {exc}"))
+        adapt = self.config.adaptive
+        if adapt.enabled and i >= self.params.warmup and i % adapt.every == 0:
+            new = {a: adapted_weight(self._base[a], self.tracker.stats[a], adapt) for a in self._base}
+            if new != self._weights:
+                self._weights = new
+                self._weights_dirty = True
+                self._publish_weights("adaptive", ts=row.ts)
+
+    async def _run_agents(self, snapshot: MarketSnapshot) -> tuple[list[AgentSignal], dict[str, float]]:
+        results: dict[str, AgentSignal] = {}
+        timings: dict[str, float] = {}
+        waiting: list[tuple[Agent, Awaitable[Any], float]] = []
+        for agent in self.agents:
+            t0 = time.perf_counter()
+            try:
+                if getattr(agent, "blocking", False):
+                    waiting.append((agent, asyncio.to_thread(agent.analyze, snapshot), t0))
+                    continue
+                out = agent.analyze(snapshot)
+            except Exception as exc:
+                self._failed(AgentFailed(agent.id, f"analyze raised {type(exc).__name__}: {exc}"))
+                continue
+            if inspect.isawaitable(out):
+                waiting.append((agent, out, t0))
+                continue
+            timings[agent.id] = (time.perf_counter() - t0) * 1e3
+            signal = self._validated(agent, out)
+            if signal is not None:
+                results[agent.id] = signal
+        if waiting:
+            answers = await asyncio.gather(*(self._await_agent(a, aw) for a, aw, _ in waiting))
+            done = time.perf_counter()
+            for (agent, _, t0), answer in zip(waiting, answers, strict=True):
+                timings[agent.id] = (done - t0) * 1e3
+                if answer is not None:
+                    signal = self._validated(agent, answer)
+                    if signal is not None:
+                        results[agent.id] = signal
+        ordered = [results[a.id] for a in self.agents if a.id in results]
+        return ordered, timings
+
+    async def _await_agent(self, agent: Agent, pending: Awaitable[Any]) -> Any:
+        timeout = getattr(agent, "timeout_s", None) or self.config.timeout_s
+        try:
+            return await asyncio.wait_for(pending, timeout)
+        except TimeoutError:
+            self._failed(AgentFailed(agent.id, f"no answer within {timeout:g} s (timeout)"))
+        except Exception as exc:
+            self._failed(AgentFailed(agent.id, f"analyze raised {type(exc).__name__}: {exc}"))
+        return None
+
+    def _validated(self, agent: Agent, out: Any) -> AgentSignal | None:
+        problem = _signal_problem(agent.id, out)
+        if problem:
+            self._failed(AgentFailed(agent.id, f"invalid signal rejected: {problem}"))
+            return None
+        return out  # type: ignore[no-any-return]
+
+    def _failed(self, err: AgentFailed) -> None:
+        self.failures.append(err)
+        log.warning("%s", err)
+        topic = "log.warning"
+        if self.bus.has_subscribers(topic):
+            self.bus.publish(topic, LogEvent(ts=self.clock.now_ns(), level="warning", source="agents",
+                                             message=err.render(), fields={"code": err.code, "agent": err.agent_id}))
+
+    async def _decide(self, row: FeatureRow, signals: list[AgentSignal]) -> Decision:
+        w = self._weights
+        b = s = h = 0.0
+        for sig in signals:
+            wc = w[sig.agent_id] * sig.confidence
+            if sig.action == Action.TRAIL_BUY:
+                b += wc
+            elif sig.action == Action.TRAIL_SELL:
+                s += wc
+            else:
+                h += wc
+        total = b + s + h
+        used = {sig.agent_id: w[sig.agent_id] for sig in signals}
+        regime_code, mult = self._regime(row, signals)
+        if total <= 0.0:
+            trail = self._trail(signals, Action.HOLD, mult)
+            return Decision(ts=row.ts, action=Action.HOLD, confidence=0.0, trail_distance=trail, signals=tuple(signals),
+                            weights=used, reasoning="no agent has any conviction")
+        if b > s and b > h:
+            leader, conf = Action.TRAIL_BUY, b / total
+        elif s > b and s > h:
+            leader, conf = Action.TRAIL_SELL, s / total
+        else:
+            leader, conf = Action.HOLD, h / total
+        hi = max(b, s)
+        disagreement = min(b, s) / hi if hi > 0.0 else 0.0
+        action, notes, meta = leader, [], False
+        if leader != Action.HOLD and disagreement >= self.config.disagreement_threshold:
+            regime_name = REGIME_NAMES[regime_code] if regime_code is not None else None
+            regime_vote = next((x.action for x in signals if self._adjuster is not None
+                                and x.agent_id == self._adjuster_id()), None)
+            ctx = ConflictContext(ts=row.ts, signals=tuple(signals), weights=used, buy_score=b, sell_score=s,
+                                  hold_score=h, disagreement=disagreement, leader=leader, confidence=conf,
+                                  regime=regime_name, regime_action=regime_vote)
+            res = await self._resolve(ctx)
+            action, conf, meta = res.action, res.confidence, True
+            notes.append(res.reasoning)
+        if action != Action.HOLD and conf < self.config.min_confidence:
+            notes.append(f"{action.value} at {conf:.2f} is below the minimum confidence "
+                         f"{self.config.min_confidence:.2f} → HOLD")
+            action = Action.HOLD
+        if action == Action.HOLD:
+            conf = h / total
+        trail = self._trail(signals, action, mult)
+        head = f"{action.value} {conf:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}"
+        if regime_code is not None:
+            head += f"; {REGIME_NAMES[regime_code]} regime, trail ×{mult:g}"
+        reasoning = "; ".join([head, *notes])
+        return Decision(ts=row.ts, action=action, confidence=conf, trail_distance=trail, signals=tuple(signals),
+                        weights=used, meta_resolved=meta, reasoning=reasoning)
+
+    def _adjuster_id(self) -> str:
+        return getattr(self._adjuster, "id", "")
+
+    def _regime(self, row: FeatureRow, signals: list[AgentSignal]) -> tuple[int | None, float]:
+        adj = self._adjuster
+        if adj is None or not any(s.agent_id == self._adjuster_id() for s in signals):
+            return None, 1.0
+        code = adj.regime_code(row)
+        return code, adj.trail_multiplier(row)
+
+    def _trail(self, signals: list[AgentSignal], action: Action, mult: float) -> float:
+        w = self._weights
+        num = den = 0.0
+        for sig in signals:
+            if sig.action == action:
+                wc = w[sig.agent_id] * sig.confidence
+                num += wc * sig.trail_distance
+                den += wc
+        if den > 0.0:
+            trail = num / den
+        elif signals:
+            trail = sum(sig.trail_distance for sig in signals) / len(signals)
+        else:
+            trail = self.config.base_trail
+        return min(max(trail * mult, self.config.min_trail), self.config.max_trail)
+
+    async def _resolve(self, ctx: ConflictContext) -> Resolution:
+        try:
+            out = self.resolver.resolve(ctx)
+            if inspect.isawaitable(out):
+                out = await asyncio.wait_for(out, self.config.timeout_s)
+            if not isinstance(out, Resolution) or not (0.0 <= out.confidence <= 1.0):
+                raise TypeError(f"resolver returned {out!r}")
+            return out
+        except Exception as exc:
+            self._failed(AgentFailed(f"meta:{getattr(self.resolver, 'name', '?')}",
+                                     f"resolver failed ({type(exc).__name__}: {exc}); using the rule-based one"))
+            return self._fallback_resolver.resolve(ctx)
+
+    def _emit(self, decision: Decision, timings: dict[str, float], consensus_ms: float) -> None:
+        self.last_decision = decision
+        bus = self.bus
+        for sig in decision.signals:
+            topic = f"agent.signal.{sig.agent_id}"
+            if bus.has_subscribers(topic):
+                bus.publish(topic, sig)
+        topic = f"decision.{self.config.symbol}"
+        if bus.has_subscribers(topic):
+            bus.publish(topic, decision)
+        if self.decision_log is not None:
+            self.decision_log.record(decision, timings, consensus_ms)
+
+    def _publish_weights(self, source: str, ts: int | None = None) -> None:
+        if self.bus.has_subscribers(WEIGHTS_TOPIC):
+            self.bus.publish(WEIGHTS_TOPIC, WeightsChanged(ts=self.clock.now_ns() if ts is None else ts,
+                                                           weights=dict(self._weights), source=source))
+
+    def persist_weights(self) -> None:
+        """Write the current weights to `agent_weights` (user changes do this at once)."""
+        if self.store is not None:
+            save_weights(self.store, self._weights, self.clock.now_ns())
+        self._weights_dirty = False
+
+    def flush(self) -> None:
+        """Write what is buffered: decision-log rows and weights changed by adaptation."""
+        if self.decision_log is not None:
+            self.decision_log.flush()
+        if self._weights_dirty:
+            self.persist_weights()
+
+    async def close(self) -> None:
+        self.flush()
+        for agent in self.agents:
+            try:
+                agent.shutdown()
+            except Exception as exc:
+                self._failed(AgentFailed(agent.id, f"shutdown raised {type(exc).__name__}: {exc}"))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "market": self.state.get_state(),
+            "base_weights": dict(self._base),
+            "weights": dict(self._weights),
+            "performance": self.tracker.get_state(),
+            "agents": {a.id: a.get_state() for a in self.agents},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.state.set_state(state.get("market", {}))
+        self._base.update({k: float(v) for k, v in state.get("base_weights", {}).items() if k in self._base})
+        self._weights.update({k: float(v) for k, v in state.get("weights", {}).items() if k in self._weights})
+        self.tracker.set_state(state.get("performance", {}))
+        for agent in self.agents:
+            if agent.id in state.get("agents", {}):
+                agent.set_state(state["agents"][agent.id])
+
+    # -- batch (backtests) -----------------------------------------------------------------------
+
+    def precompute(self, bars: CandleArrays) -> DecisionArrays:
+        """Every bar's decision at once (numpy). Equal to streaming `on_candle` over the same bars.
+
+        Needs every agent to implement `analyze_batch` and the resolver `resolve_batch`; otherwise it
+        raises NotAvailable and the run should use `on_candle`. The decision log, if any, gets every
+        row in one insert (agent rows carry no reasoning text; `decision_at(i)` rebuilds it).
+        """
+        missing = [a.id for a in self.agents if not hasattr(a, "analyze_batch")]
+        if missing:
+            raise NotAvailable(f"agents without a batch mode: {', '.join(missing)}",
+                               hint="run the backtest in streaming mode (on_candle per bar)")
+        if not hasattr(self.resolver, "resolve_batch"):
+            raise NotAvailable(f"meta resolver '{self.resolver.name}' has no batch mode",
+                               hint="run the backtest in streaming mode (on_candle per bar)")
+        features = compute_features(bars, self.params)
+        n, k = len(bars), len(self.agents)
+        act = np.zeros((n, k), dtype=np.int8)
+        conf = np.zeros((n, k), dtype=np.float64)
+        trail = np.zeros((n, k), dtype=np.float64)
+        times = np.zeros(k, dtype=np.float64)
+        for j, agent in enumerate(self.agents):
+            t0 = time.perf_counter()
+            out = agent.analyze_batch(features)  # type: ignore[attr-defined]
+            times[j] = (time.perf_counter() - t0) * 1e3
+            act[:, j], conf[:, j], trail[:, j] = out.action, out.confidence, out.trail
+        valid = np.arange(n) + 1 >= self.params.warmup  # as MarketState.ready
+        weights = self._batch_weights(bars.close, act, valid)
+        regime, mult = self._batch_regime(features)
+        arrays = self._batch_consensus(bars.ts, valid, act, conf, trail, weights, regime, mult, times)
+        self._batch = _Batch(bars=bars, features=features, arrays=arrays, regime=regime)
+        if self.decision_log is not None:
+            self._log_batch(arrays)
+        return arrays
+
+    def _batch_weights(self, close: npt.NDArray[np.float64], act: npt.NDArray[np.int8],
+                       valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        n, k = act.shape
+        ids = [a.id for a in self.agents]
+        weights = np.tile(np.array([self._weights[a] for a in ids], dtype=np.float64), (n, 1))
+        adapt = self.config.adaptive
+        if not adapt.enabled:
+            return weights
+        stats = [batch_stats(close, act[:, j], valid, adapt.horizon) for j in range(k)]
+        h = adapt.horizon
+        updates = [u for u in range(self.params.warmup, n) if u % adapt.every == 0]
+        current = [self._weights[a] for a in ids]
+        for pos, u in enumerate(updates):
+            new = []
+            for j, aid in enumerate(ids):
+                t = u - h
+                st = AgentStats() if t < 0 else AgentStats(n=int(stats[j][0][t]), hits=int(stats[j][1][t]),
+                                                           signed_sum=float(stats[j][2][t]))
+                new.append(adapted_weight(self._base[aid], st, adapt))
+            current = new
+            end = updates[pos + 1] if pos + 1 < len(updates) else n
+            weights[u:end] = current
+        return weights
+
+    def _batch_regime(self, features: Features) -> tuple[npt.NDArray[np.int8] | None, npt.NDArray[np.float64]]:
+        n = len(features)
+        if self._adjuster is None:
+            return None, np.ones(n)
+        return self._adjuster.regime_codes(features), self._adjuster.trail_multipliers(features)
+
+    def _batch_consensus(self, ts: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_], act: npt.NDArray[np.int8],
+                         conf: npt.NDArray[np.float64], trail: npt.NDArray[np.float64],
+                         weights: npt.NDArray[np.float64], regime: npt.NDArray[np.int8] | None,
+                         mult: npt.NDArray[np.float64], times: npt.NDArray[np.float64]) -> DecisionArrays:
+        n, k = act.shape
+        b = np.zeros(n)
+        s = np.zeros(n)
+        h = np.zeros(n)
+        for j in range(k):  # same order of additions as the streaming path
+            wc = weights[:, j] * conf[:, j]
+            b = np.where(act[:, j] == BUY, b + wc, b)
+            s = np.where(act[:, j] == SELL, s + wc, s)
+            h = np.where(act[:, j] == HOLD, h + wc, h)
+        total = b + s + h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            leader = np.where((b > s) & (b > h), BUY, np.where((s > b) & (s > h), SELL, HOLD)).astype(np.int8)
+            lead_conf = np.where(leader == BUY, b / total, np.where(leader == SELL, s / total, h / total))
+            hi = np.maximum(b, s)
+            disagreement = np.where(hi > 0.0, np.minimum(b, s) / hi, 0.0)
+        meta = valid & (total > 0.0) & (leader != HOLD) & (disagreement >= self.config.disagreement_threshold)
+        action, confidence = leader.copy(), lead_conf.copy()
+        if meta.any():
+            regime_j = next((j for j, a in enumerate(self.agents) if a is self._adjuster), None)
+            regime_action = act[:, regime_j] if regime_j is not None else np.zeros(n, dtype=np.int8)
+            volatile = regime == VOLATILE if regime is not None else np.zeros(n, dtype=bool)
+            ctx = ConflictArrays(buy_score=b, sell_score=s, hold_score=h, disagreement=disagreement, leader=leader,
+                                 confidence=lead_conf, volatile=volatile, regime_action=regime_action)
+            m_action, m_conf = self.resolver.resolve_batch(ctx)  # type: ignore[attr-defined]
+            action = np.where(meta, m_action, action).astype(np.int8)
+            confidence = np.where(meta, m_conf, confidence)
+        gated = (action != HOLD) & (confidence < self.config.min_confidence)
+        action[gated] = HOLD
+        with np.errstate(divide="ignore", invalid="ignore"):
+            confidence = np.where(action == HOLD, h / total, confidence)
+        empty = total <= 0.0
+        action[empty] = HOLD
+        confidence[empty] = 0.0
+        # trail: conviction-weighted mean of the trails of the agents backing the action
+        num = np.zeros(n)
+        den = np.zeros(n)
+        for j in range(k):
+            wc = weights[:, j] * conf[:, j]
+            same = act[:, j] == action
+            num = np.where(same, num + wc * trail[:, j], num)
+            den = np.where(same, den + wc, den)
+        plain = np.full(n, self.config.base_trail)
+        if k:
+            plain = trail[:, 0].copy()
+            for j in range(1, k):
+                plain = plain + trail[:, j]
+            plain = plain / k
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = np.where(den > 0.0, num / den, plain)
+        trail_d = np.minimum(np.maximum(raw * mult, self.config.min_trail), self.config.max_trail)
+        action[~valid] = HOLD
+        confidence = np.where(valid, confidence, 0.0)
+        return DecisionArrays(ts=ts, valid=valid, action=action, confidence=confidence, trail_distance=trail_d,
+                              meta_resolved=meta, agent_ids=tuple(a.id for a in self.agents), agent_action=act,
+                              agent_confidence=conf, agent_trail=trail, weights=weights, trail_multiplier=mult,
+                              agent_time_ms=times)
+
+    def decision_at(self, i: int) -> Decision | None:
+        """Bar i's decision from `precompute`, with every agent's signal and reasoning rebuilt.
+
+        Advances the published weights to those in force at bar i (publishing `WeightsChanged` when
+        adaptation changed them), like the streaming path. None during warm-up.
+        """
+        if self._batch is None:
+            raise RuntimeError("decision_at needs precompute(bars) first")
+        a = self._batch.arrays
+        if not a.valid[i]:
+            return None
+        w_row = {aid: float(a.weights[i, j]) for j, aid in enumerate(a.agent_ids)}
+        if w_row != self._weights:
+            self._weights = w_row
+            self._weights_dirty = True
+            self._publish_weights("adaptive", ts=int(a.ts[i]))
+        row = feature_row(self._batch.features, i)
+        snapshot = MarketSnapshot(symbol=self.config.symbol, now=self.clock.now_ns(), index=i, features=row)
+        signals: list[AgentSignal] = []
+        for j, agent in enumerate(self.agents):
+            sig = agent.analyze(snapshot)
+            assert isinstance(sig, AgentSignal)
+            # the batch arrays are the record; the streaming call supplies the words
+            signals.append(msgspec.structs.replace(sig, action=CODE_ACTIONS[int(a.agent_action[i, j])],
+                                                   confidence=float(a.agent_confidence[i, j]),
+                                                   trail_distance=float(a.agent_trail[i, j])))
+        action = CODE_ACTIONS[int(a.action[i])]
+        head = f"{action.value} {float(a.confidence[i]):.2f} (batch)"
+        if self._batch.regime is not None:
+            head += f"; {REGIME_NAMES[int(self._batch.regime[i])]} regime, trail ×{float(a.trail_multiplier[i]):g}"
+        if a.meta_resolved[i]:
+            head += "; meta-resolved"
+        decision = Decision(ts=int(a.ts[i]), action=action, confidence=float(a.confidence[i]),
+                            trail_distance=float(a.trail_distance[i]), signals=tuple(signals), weights=w_row,
+                            meta_resolved=bool(a.meta_resolved[i]), reasoning=head)
+        self.last_decision = decision
+        return decision
+
+    def _log_batch(self, a: DecisionArrays) -> None:
+        assert self.decision_log is not None
+        idx = np.flatnonzero(a.valid)
+        m = idx.size
+        if m == 0:
+            return
+        k = len(a.agent_ids)
+        names = np.array([x.value for x in CODE_ACTIONS], dtype=object)
+        per_bar_ms = a.agent_time_ms / max(len(a), 1)
+        ts = np.concatenate([np.repeat(a.ts[idx][:, None], k + 1, axis=1)]).reshape(-1)
+        agent_ids = np.tile(np.array([*a.agent_ids, CONSENSUS_ID], dtype=object), m)
+        sig = np.concatenate([a.agent_action[idx], a.action[idx][:, None]], axis=1).reshape(-1)
+        conf = np.concatenate([a.agent_confidence[idx], a.confidence[idx][:, None]], axis=1).reshape(-1)
+        trail = np.concatenate([a.agent_trail[idx], a.trail_distance[idx][:, None]], axis=1).reshape(-1)
+        weight = np.concatenate([a.weights[idx], np.full((m, 1), np.nan)], axis=1).reshape(-1)
+        exec_ms = np.tile(np.append(per_bar_ms, np.nan), m)
+        self.decision_log.write_columns({
+            "run_id": np.full(m * (k + 1), self.decision_log.run_id, dtype=object), "ts": ts,
+            "agent_id": agent_ids, "signal": names[sig], "confidence": conf, "trail_distance": trail,
+            "weight": weight, "reasoning": np.full(m * (k + 1), None, dtype=object), "execution_time_ms": exec_ms,
+        })
+
+
+def _check_weight(agent_id: str, weight: float) -> None:
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight) or weight < 0:
+        raise ConfigError(f"weight for agent '{agent_id}' must be a finite number ≥ 0, got {weight!r}",
+                          hint="use e.g. 1.0 (neutral), 2.0 (double say) or 0 (mute)")
+
+
+def _signal_problem(agent_id: str, out: Any) -> str:
+    if not isinstance(out, AgentSignal):
+        return f"expected an AgentSignal, got {type(out).__name__}"
+    if out.agent_id != agent_id:
+        return f"agent_id is '{out.agent_id}'"
+    if not isinstance(out.action, Action):
+        return f"action {out.action!r} is not TRAIL_BUY, TRAIL_SELL or HOLD"
+    if not (isinstance(out.confidence, (int, float)) and 0.0 <= out.confidence <= 1.0):
+        return f"confidence {out.confidence!r} is not in [0, 1]"
+    if not (isinstance(out.trail_distance, (int, float)) and math.isfinite(out.trail_distance)
+            and 0.0 < out.trail_distance < 1.0):
+        return f"trail distance {out.trail_distance!r} is not a fraction in (0, 1)"
+    return ""
