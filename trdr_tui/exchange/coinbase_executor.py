@@ -1,0 +1,502 @@
+"""CoinbaseExecutor: the live Executor. Idempotent, write-ahead, crash-only.
+
+Sending an order (invariant 4: no order is ever sent twice, no fill is ever lost):
+
+1. The engine has stored the order with its `client_order_id` before calling `submit`.
+2. The exact request (Decimal strings rounded to the product's increments) is written to the
+   `exchange_outbox` table, state `sending`, before anything leaves the machine.
+3. `POST /orders`. If the answer is lost (reset, timeout, 5xx, 429), the retry first looks the order
+   up by `client_order_id`; only when the exchange does not have it is the same request sent again
+   (with the same `client_order_id`, which Coinbase also de-duplicates).
+4. If every retry fails the outbox row becomes `failed` and a recovery loop retries it periodically
+   (look up first, then resend) — the order is never silently dropped.
+5. Fills come from `GET /orders/historical/fills`, triggered by the `user` WebSocket channel and by a
+   polling loop; each exchange trade id is reported once (also across restarts: the store's fills
+   table is consulted).
+
+`reconcile(known_open)` at start-up asks the exchange about every order the engine believes open and
+returns reports for what happened while trdr was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from trdr_tui.core.clock import Clock, WallClock
+from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
+from trdr_tui.core.errors import InsufficientFunds, RejectError, RetryError, TrdrError
+from trdr_tui.core.types import Candle, Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
+from trdr_tui.exchange.coinbase_auth import JwtSigner
+from trdr_tui.exchange.coinbase_models import (
+    ApiFill,
+    ApiOrder,
+    InvalidOrderSize,
+    Product,
+    fmt,
+    limit_gtc,
+    market_ioc,
+    parse_time_ns,
+    stop_limit_gtc,
+)
+from trdr_tui.exchange.coinbase_rest import CoinbaseRest, OrderNotFound, RetryPolicy
+from trdr_tui.exchange.coinbase_ws import Envelope, WsConnection
+from trdr_tui.store.db import Store
+
+log = logging.getLogger("trdr.exchange.executor")
+
+CAPABILITIES = frozenset({
+    "market_ioc", "limit_gtc_post_only", "limit_gtd", "stop_limit_gtc", "edit_limit_gtc", "batch_cancel",
+    "client_order_id_dedupe", "user_channel", "reconcile",
+})
+TERMINAL = {"FILLED": OrderStatus.FILLED, "CANCELLED": OrderStatus.CANCELLED, "EXPIRED": OrderStatus.EXPIRED,
+            "FAILED": OrderStatus.REJECTED}
+_US = "make_timestamp(?)"
+
+
+class Outbox:
+    """The `exchange_outbox` table: exact order requests, written before they are sent."""
+
+    def __init__(self, store: Store | None, run_id: str | None = None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self._mem: dict[str, dict[str, Any]] = {}
+
+    def put(self, order: Order, product_id: str, configuration: dict[str, Any], now_ns: int) -> None:
+        row = {"client_order_id": order.client_order_id, "order_id": order.id, "product_id": product_id,
+               "side": order.side.value, "configuration": configuration, "state": "sending",
+               "exchange_order_id": None, "attempts": 0, "last_error": None}
+        self._mem[order.client_order_id] = row
+        if self.store is None:
+            return
+        with self.store.transaction() as cur:
+            cur.execute(
+                f"INSERT INTO exchange_outbox (client_order_id, order_id, run_id, product_id, side, configuration, "
+                f"state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'sending', 0, {_US}, {_US}) "
+                "ON CONFLICT (client_order_id) DO NOTHING",
+                [order.client_order_id, order.id, self.run_id, product_id, order.side.value,
+                 json.dumps(configuration), now_ns // 1000, now_ns // 1000])
+
+    def update(self, coid: str, now_ns: int, *, state: str, exchange_order_id: str | None = None,
+               error: str | None = None, attempts: int | None = None) -> None:
+        row = self._mem.get(coid)
+        if row is not None:
+            row["state"] = state
+            row["exchange_order_id"] = exchange_order_id or row["exchange_order_id"]
+            row["last_error"] = error
+            if attempts is not None:
+                row["attempts"] = attempts
+        if self.store is None:
+            return
+        with self.store.transaction() as cur:
+            cur.execute(
+                f"UPDATE exchange_outbox SET state = ?, exchange_order_id = coalesce(?, exchange_order_id), "
+                f"last_error = ?, attempts = coalesce(?, attempts), updated_at = {_US} WHERE client_order_id = ?",
+                [state, exchange_order_id, error, attempts, now_ns // 1000, coid])
+
+    def get(self, coid: str) -> dict[str, Any] | None:
+        if coid in self._mem:
+            return self._mem[coid]
+        if self.store is None:
+            return None
+        row = self.store.cursor().execute(
+            "SELECT client_order_id, order_id, product_id, side, configuration, state, exchange_order_id, attempts, "
+            "last_error FROM exchange_outbox WHERE client_order_id = ?", [coid]).fetchone()
+        if row is None:
+            return None
+        keys = ("client_order_id", "order_id", "product_id", "side", "configuration", "state", "exchange_order_id",
+                "attempts", "last_error")
+        rec = dict(zip(keys, row, strict=True))
+        rec["configuration"] = json.loads(rec["configuration"])
+        self._mem[coid] = rec
+        return rec
+
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self._mem.values() if r["state"] == "failed"]
+
+
+class CoinbaseExecutor:
+    """The Executor for live trading on Coinbase (or any server speaking its protocol)."""
+
+    name = "coinbase"
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        rest: CoinbaseRest,
+        *,
+        symbol: str,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        run_id: str | None = None,
+        user_ws_url: str | None = None,
+        signer: JwtSigner | None = None,
+        retry: RetryPolicy | None = None,
+        poll_interval_s: float = 5.0,
+        recovery_interval_s: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        ws_reconnect: RetryPolicy | None = None,
+    ) -> None:
+        self.rest = rest
+        self.symbol = symbol
+        self.clock = clock or WallClock()
+        self.store = store
+        self.outbox = Outbox(store, run_id)
+        self.retry = retry or rest.retry
+        self.poll_interval_s = poll_interval_s
+        self.recovery_interval_s = recovery_interval_s
+        self._sleep = sleep
+        self.product: Product | None = None
+        self._on_report: ReportHandler | None = None
+        self._orders: dict[str, Order] = {}           # exchange order id -> our order
+        self._by_coid: dict[str, Order] = {}          # client_order_id -> our order
+        self._seen_fills: set[str] = set()
+        self._final: set[str] = set()                 # our order ids with a terminal report sent
+        self._sync_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._spawned: set[asyncio.Task[None]] = set()
+        self.user_ws: WsConnection | None = None
+        if user_ws_url and signer is not None:
+            kw = {"reconnect": ws_reconnect} if ws_reconnect is not None else {}
+            self.user_ws = WsConnection(user_ws_url, ["user"], [symbol], on_message=self._on_user_message,
+                                        signer=signer, silence_s=10.0, **kw)
+        self.sends = 0
+        self.lookups = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def bind(self, on_report: ReportHandler) -> None:
+        self._on_report = on_report
+
+    async def start(self) -> None:
+        """Load the product's trading rules and start the user channel and the polling loops."""
+        if self.product is None:
+            self.product = await self.rest.get_product(self.symbol)
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self._poll_loop(), name="coinbase-exec-poll"))
+        self._tasks.append(asyncio.create_task(self._recovery_loop(), name="coinbase-exec-recovery"))
+        if self.user_ws is not None:
+            self._tasks.append(asyncio.create_task(self.user_ws.run(), name="coinbase-user-ws"))
+
+    async def stop(self) -> None:
+        if self.user_ws is not None:
+            await self.user_ws.stop()
+        for t in self._tasks + list(self._spawned):
+            t.cancel()
+        for t in self._tasks + list(self._spawned):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+
+    def _report(self, order: Order, status: OrderStatus, *, fill: Fill | None = None, reason: str = "",
+                exchange_order_id: str | None = None) -> None:
+        if self._on_report is None:
+            raise RuntimeError("CoinbaseExecutor.bind() was not called")
+        if status in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED):
+            if order.id in self._final:
+                return
+            self._final.add(order.id)
+        self._on_report(ExecutionReport(ts=self.clock.now_ns(), order_id=order.id,
+                                        client_order_id=order.client_order_id, status=status, fill=fill,
+                                        exchange_order_id=exchange_order_id, reason=reason))
+
+    # -- building the request --------------------------------------------------------------------
+
+    async def _product(self) -> Product:
+        if self.product is None:
+            self.product = await self.rest.get_product(self.symbol)
+        return self.product
+
+    def configuration(self, order: Order, product: Product) -> dict[str, Any]:
+        """The order_configuration for an engine order, sizes floored and prices rounded to increments."""
+        product.check_tradable()
+        size = product.floor_size(order.remaining if order.filled_size else order.size)
+        ref = Decimal(repr(order.price)) if order.price else None
+        if order.type in (OrderType.MARKET, OrderType.TRAILING):
+            product.check_size(size, ref)
+            return market_ioc(base_size=size)
+        if order.price is None:
+            raise InvalidOrderSize(f"{order.type} order {order.id} has no price")
+        limit = product.round_price(order.price, order.side)
+        product.check_size(size, limit)
+        if order.type is OrderType.LIMIT:
+            return limit_gtc(base_size=size, limit_price=limit, post_only=bool(order.metadata.get("post_only", True)))
+        stop = order.metadata.get("stop_price")
+        if order.type is OrderType.STOP_LIMIT and isinstance(stop, float | int):
+            stop_d = product.round_price(float(stop), order.side)
+            return stop_limit_gtc(base_size=size, limit_price=limit, stop_price=stop_d,
+                                  stop_up=order.side is Side.BUY)
+        raise InvalidOrderSize(f"order type {order.type} cannot be sent to Coinbase", hint="use MARKET or LIMIT")
+
+    # -- Executor protocol -----------------------------------------------------------------------
+
+    async def submit(self, order: Order) -> None:
+        self._by_coid[order.client_order_id] = order
+        try:
+            product = await self._product()
+            config = self.configuration(order, product)
+        except RejectError as exc:
+            self._report(order, OrderStatus.REJECTED, reason=exc.message)
+            return
+        except RetryError as exc:  # could not even load the product: keep it for recovery
+            self.outbox.put(order, self.symbol, {}, self.clock.now_ns())
+            self.outbox.update(order.client_order_id, self.clock.now_ns(), state="failed", error=exc.message)
+            return
+        self.outbox.put(order, self.symbol, config, self.clock.now_ns())  # write-ahead
+        await self._send(order, config, first_attempt=0)
+
+    async def _send(self, order: Order, config: dict[str, Any], *, first_attempt: int) -> None:
+        coid = order.client_order_id
+        last_error = ""
+        for attempt in range(first_attempt, first_attempt + self.retry.max_retries + 1):
+            try:
+                if attempt > 0:
+                    existing = await self._lookup(order)
+                    if existing is not None:
+                        await self._accepted(order, existing.order_id, attempt)
+                        return
+                self.sends += 1
+                resp = await self.rest.create_order(client_order_id=coid, product_id=self.symbol,
+                                                    side=order.side.value, configuration=config)
+            except RetryError as exc:
+                last_error = exc.message
+                await self._sleep(self.retry.delay(min(attempt - first_attempt, 10)))
+                continue
+            except (InsufficientFunds, RejectError) as exc:
+                self.outbox.update(coid, self.clock.now_ns(), state="rejected", error=exc.message,
+                                   attempts=attempt + 1)
+                self._report(order, OrderStatus.REJECTED, reason=exc.message)
+                return
+            except TrdrError as exc:  # auth or an undecodable answer: unknown outcome, keep for recovery
+                last_error = exc.message
+                break
+            if resp.success and resp.success_response is not None:
+                await self._accepted(order, resp.success_response.order_id, attempt + 1)
+                return
+            reason = resp.error_response.reason if resp.error_response else "UNKNOWN_FAILURE_REASON"
+            if reason == "DUPLICATE_CLIENT_ORDER_ID":
+                existing = await self._lookup_safely(order)
+                if existing is not None:
+                    await self._accepted(order, existing.order_id, attempt + 1)
+                    return
+            message = resp.error_response.message if resp.error_response else ""
+            self.outbox.update(coid, self.clock.now_ns(), state="rejected", error=reason, attempts=attempt + 1)
+            self._report(order, OrderStatus.REJECTED, reason=f"{reason}: {message}".strip(": "))
+            return
+        log.error("order %s could not be sent (%s); kept for recovery", coid, last_error)
+        self.outbox.update(coid, self.clock.now_ns(), state="failed", error=last_error,
+                           attempts=first_attempt + self.retry.max_retries + 1)
+
+    async def _lookup(self, order: Order) -> ApiOrder | None:
+        self.lookups += 1
+        since = dt.datetime.fromtimestamp(order.created_ts / 1e9 - 3600, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return await self.rest.find_order_by_client_id(order.client_order_id, self.symbol, since)
+
+    async def _lookup_safely(self, order: Order) -> ApiOrder | None:
+        try:
+            return await self._lookup(order)
+        except TrdrError:
+            return None
+
+    async def _accepted(self, order: Order, exchange_id: str, attempts: int) -> None:
+        self._orders[exchange_id] = order
+        self.outbox.update(order.client_order_id, self.clock.now_ns(), state="accepted",
+                           exchange_order_id=exchange_id, attempts=attempts)
+        self._report(order, order.status if order.status is not OrderStatus.PENDING else OrderStatus.SUBMITTED,
+                     exchange_order_id=exchange_id)
+        with contextlib.suppress(TrdrError):
+            await self.sync_order(exchange_id)
+
+    async def cancel(self, order: Order) -> None:
+        eid = order.exchange_order_id or self._exchange_id(order)
+        if eid is None:
+            rec = self.outbox.get(order.client_order_id)
+            if rec is None or rec["state"] in ("rejected",):
+                self._report(order, OrderStatus.CANCELLED, reason="cancelled before it was sent")
+                return
+            existing = await self._lookup_safely(order)
+            if existing is None:
+                self.outbox.update(order.client_order_id, self.clock.now_ns(), state="rejected", error="cancelled")
+                self._report(order, OrderStatus.CANCELLED, reason="cancelled before it reached the exchange")
+                return
+            eid = existing.order_id
+            self._orders[eid] = order
+        try:
+            await self.rest.cancel_orders([eid])
+        except TrdrError as exc:
+            log.warning("cancel %s failed: %s", order.client_order_id, exc.message)
+        await self.sync_order(eid)
+
+    def _exchange_id(self, order: Order) -> str | None:
+        for eid, o in self._orders.items():
+            if o is order or o.id == order.id:
+                return eid
+        rec = self.outbox.get(order.client_order_id)
+        return rec["exchange_order_id"] if rec else None
+
+    def on_candle(self, candle: Candle) -> None:
+        """Live: the exchange matches; nothing to do."""
+
+    def on_tick(self, tick: Tick) -> None:
+        """Live: the exchange matches; nothing to do."""
+
+    # -- fills and status ------------------------------------------------------------------------
+
+    async def sync_order(self, exchange_id: str) -> None:
+        """Report every new fill of one order, then its final status. Safe to call any number of times."""
+        order = self._orders.get(exchange_id)
+        if order is None:
+            return
+        lock = self._sync_locks.setdefault(exchange_id, asyncio.Lock())
+        async with lock:
+            api = await self.rest.get_order(exchange_id)
+            fills = await self.rest.list_fills(order_ids=[exchange_id])
+            self._apply(order, api, fills)
+
+    def _apply(self, order: Order, api: ApiOrder, fills: list[ApiFill]) -> None:
+        new = sorted((f for f in fills if f.trade_id not in self._seen_fills), key=lambda f: f.trade_time)
+        terminal = TERMINAL.get(api.status.upper())
+        for i, f in enumerate(new):
+            self._seen_fills.add(f.trade_id)
+            last = i == len(new) - 1
+            status = OrderStatus.FILLED if (last and terminal is OrderStatus.FILLED) else OrderStatus.PARTIAL
+            fill = Fill(id=f.trade_id, order_id=order.id, client_order_id=order.client_order_id, symbol=order.symbol,
+                        side=order.side, price=float(f.price), size=float(f.size), fee=float(f.commission),
+                        liquidity=Liquidity.MAKER if f.liquidity_indicator.upper() == "MAKER" else Liquidity.TAKER,
+                        ts=_fill_ts(f))
+            self._report(order, status, fill=fill, exchange_order_id=api.order_id)
+        if terminal is not None and terminal is not OrderStatus.FILLED:
+            reason = api.cancel_message or api.reject_reason or api.status.lower()
+            self._report(order, terminal, reason=reason, exchange_order_id=api.order_id)
+        elif terminal is OrderStatus.FILLED and not new and order.id not in self._final:
+            # every fill already booked (e.g. before a restart) but the final status was not
+            self._report(order, OrderStatus.FILLED, reason="filled", exchange_order_id=api.order_id)
+        if terminal is not None:
+            self._orders.pop(api.order_id, None)
+
+    def _on_user_message(self, env: Envelope) -> None:
+        if env.channel != "user":
+            return
+        for ev in env.events:
+            for o in ev.get("orders") or []:
+                eid = o.get("order_id")
+                coid = o.get("client_order_id")
+                if eid not in self._orders and coid in self._by_coid:
+                    self._orders[eid] = self._by_coid[coid]
+                if eid in self._orders:
+                    self._spawn(self._sync_quietly(eid))
+
+    async def _sync_quietly(self, eid: str) -> None:
+        try:
+            await self.sync_order(eid)
+        except TrdrError as exc:
+            log.warning("sync of %s failed: %s", eid, exc.message)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+    async def _poll_loop(self) -> None:
+        """Backup for the user channel: sync every order we track."""
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            for eid in list(self._orders):
+                await self._sync_quietly(eid)
+
+    async def _recovery_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.recovery_interval_s)
+            await self.retry_failed()
+
+    async def retry_failed(self) -> int:
+        """Retry orders whose sending failed for good earlier: look up first, then resend. Returns how many."""
+        n = 0
+        for rec in self.outbox.failed():
+            order = self._by_coid.get(rec["client_order_id"])
+            if order is None or order.id in self._final:
+                continue
+            n += 1
+            config = rec["configuration"] or self.configuration(order, await self._product())
+            self.outbox.update(order.client_order_id, self.clock.now_ns(), state="sending")
+            await self._send(order, config, first_attempt=max(int(rec["attempts"]), 1))
+        return n
+
+    async def settle(self) -> None:
+        """Wait for spawned syncs (tests)."""
+        while self._spawned:
+            await asyncio.gather(*list(self._spawned), return_exceptions=True)
+
+    # -- start-up reconciliation -----------------------------------------------------------------
+
+    async def reconcile(self, known_open: list[Order]) -> list[ExecutionReport]:
+        """Ask the exchange about every order the engine thinks is open; return what happened meanwhile.
+
+        Reports are returned, not sent to the bound handler, so the engine applies them in order.
+        Fills already in the store are not reported again.
+        """
+        reports: list[ExecutionReport] = []
+        handler = self._on_report
+        self._on_report = reports.append
+        try:
+            if self.store is not None:
+                ids = [o.id for o in known_open]
+                if ids:
+                    rows = self.store.cursor().execute(
+                        "SELECT id FROM fills WHERE order_id IN (SELECT unnest(?))", [ids]).fetchall()
+                    self._seen_fills.update(r[0] for r in rows)
+            for order in known_open:
+                await self._reconcile_one(order)
+        finally:
+            self._on_report = handler
+        return reports
+
+    async def _reconcile_one(self, order: Order) -> None:
+        self._by_coid[order.client_order_id] = order
+        if order.type is OrderType.TRAILING and "trigger" not in order.metadata:
+            return  # armed in the engine's own trigger book, never sent
+        rec = self.outbox.get(order.client_order_id)
+        eid = order.exchange_order_id or (rec["exchange_order_id"] if rec else None)
+        api: ApiOrder | None = None
+        if eid:
+            with contextlib.suppress(OrderNotFound):
+                api = await self.rest.get_order(eid)
+        if api is None:
+            api = await self._lookup(order)
+        if api is None:
+            # the intent was stored but the exchange never received it
+            if rec is not None:
+                self.outbox.update(order.client_order_id, self.clock.now_ns(), state="rejected",
+                                   error="not at the exchange after restart")
+            self._report(order, OrderStatus.CANCELLED, reason="never reached the exchange (found at restart)")
+            return
+        self._orders[api.order_id] = order
+        if rec is not None and rec["state"] != "accepted":
+            self.outbox.update(order.client_order_id, self.clock.now_ns(), state="accepted",
+                               exchange_order_id=api.order_id)
+        if order.exchange_order_id is None:
+            self._report(order, order.status, exchange_order_id=api.order_id)
+        fills = await self.rest.list_fills(order_ids=[api.order_id])
+        self._apply(order, api, fills)
+
+
+def _fill_ts(f: ApiFill) -> int:
+    try:
+        return parse_time_ns(f.trade_time)
+    except TrdrError:
+        return 0
+
+
+def describe_config(config: dict[str, Any]) -> str:
+    kind, inner = next(iter(config.items()))
+    return kind + " " + " ".join(f"{k}={v}" for k, v in inner.items())
+
+
+__all__ = ["CAPABILITIES", "CoinbaseExecutor", "Outbox", "describe_config", "fmt"]
