@@ -87,8 +87,6 @@ def run(ctx: CliContext) -> int:
     from trdr_tui.trading.presets import get_preset
 
     args = ctx.args
-    if args.preset and args.params:
-        raise ConfigError("--preset and --params both choose the strategy", hint="pass one of them")
     if args.preset:
         get_preset(args.preset)  # unknown names fail before any work
     if args.report is not None and args.report.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):

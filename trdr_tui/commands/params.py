@@ -3,15 +3,222 @@
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
 from trdr_tui.commands import CliContext
-from trdr_tui.core.errors import NotAvailable
+
+DESCRIPTION = """\
+Parameter versions are named, tagged, immutable sets of strategy settings (grid, trailing, sizing, risk,
+agents, execution, capital) with parent links, like commits. Load one into a backtest with
+'trdr backtest --params NAME|ID|TAG'; that run's result is attached to the version.
+"""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("params", help="save, load, branch and merge parameter versions", description="save, load, branch and merge parameter versions")
-    p.set_defaults(handler=run)
+    p = sub.add_parser("params", help="save, load, branch and merge parameter versions", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    ps = p.add_subparsers(dest="params_cmd", metavar="ACTION")
+
+    ls = ps.add_parser("list", help="versions, newest first")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=list_versions)
+
+    sh = ps.add_parser("show", help="one version (by id, name or tag)")
+    sh.add_argument("ident", metavar="NAME|ID|TAG")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(handler=show)
+
+    sv = ps.add_parser("save", help="save the current config (plus --set overrides) as a new version")
+    sv.add_argument("name")
+    sv.add_argument("--tag", dest="tags", action="append", default=[], help="tag (repeatable)")
+    sv.add_argument("--notes", help="what this version is for")
+    sv.add_argument("--set", dest="set_items", action="append", metavar="KEY=VALUE", help="override (repeatable)")
+    sv.add_argument("--from-session", metavar="ID", help="save a session's parameters and attach its result")
+    sv.add_argument("--json", action="store_true")
+    sv.set_defaults(handler=save)
+
+    br = ps.add_parser("branch", help="a new version from an existing one, with changes")
+    br.add_argument("base", metavar="BASE")
+    br.add_argument("name")
+    br.add_argument("--set", dest="set_items", action="append", metavar="KEY=VALUE", help="change (repeatable)")
+    br.add_argument("--notes")
+    br.add_argument("--json", action="store_true")
+    br.set_defaults(handler=branch)
+
+    mg = ps.add_parser("merge", help="merge BRANCH into TARGET as a new version")
+    mg.add_argument("branch")
+    mg.add_argument("target")
+    mg.add_argument("--strategy", choices=["performance", "average", "best"], default="performance",
+                    help="performance: numbers weighted by attached results; average: plain mean; "
+                         "best: the better version's whole set (default: performance)")
+    mg.add_argument("--name", help="name of the merged version (default TARGET+BRANCH)")
+    mg.add_argument("--json", action="store_true")
+    mg.set_defaults(handler=merge)
+
+    df = ps.add_parser("diff", help="the keys that differ between two versions")
+    df.add_argument("a")
+    df.add_argument("b")
+    df.add_argument("--json", action="store_true")
+    df.set_defaults(handler=diff)
+
+    tg = ps.add_parser("tag", help="add tags to a version")
+    tg.add_argument("ident")
+    tg.add_argument("tags", nargs="+")
+    tg.set_defaults(handler=tag)
+
+    at = ps.add_parser("attach", help="attach a backtest session's result to a version")
+    at.add_argument("ident")
+    at.add_argument("session")
+    at.set_defaults(handler=attach)
+    p.set_defaults(handler=lambda ctx: (p.print_help(), 2)[1])
 
 
-def run(ctx: CliContext) -> int:
-    raise NotAvailable("'trdr params' is not yet available in this version")
+def _versions(ctx: CliContext) -> Any:
+    from trdr_tui.backtest.params import ParameterVersions
+    from trdr_tui.store.sessions import ParameterRepository, SessionRepository
+
+    return ParameterVersions(ParameterRepository(ctx.store), SessionRepository(ctx.store))
+
+
+def _now() -> int:
+    from trdr_tui.core.clock import WallClock
+
+    return WallClock().now_ns()
+
+
+def _dump(v: Any) -> dict[str, Any]:
+    import msgspec
+
+    out: dict[str, Any] = msgspec.to_builtins(v)
+    return out
+
+
+def _print_version(ctx: CliContext, v: Any, verb: str = "") -> int:
+    if getattr(ctx.args, "json", False):
+        print(json.dumps(_dump(v), allow_nan=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    head = f"{verb} " if verb else ""
+    console.print(f"{head}[bold]{v.name}[/bold]  {v.id}  tags: {', '.join(v.tags) or '—'}  "
+                  f"parents: {', '.join(v.parent_ids) or '—'}")
+    if v.notes:
+        console.print(v.notes)
+    if v.session_id:
+        console.print(f"attached result: session {v.session_id}")
+    table = Table(show_header=True)
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for k, val in v.parameters.items():
+        table.add_row(k, str(val))
+    console.print(table)
+    return 0
+
+
+def list_versions(ctx: CliContext) -> int:
+    pv = _versions(ctx)
+    versions = pv.params.list()
+    if ctx.args.json:
+        print(json.dumps([_dump(v) for v in versions], allow_nan=False))
+        return 0
+    if not versions:
+        print("no parameter versions yet: 'trdr params save NAME'")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    from trdr_tui.backtest.report import fmt
+
+    table = Table(title="parameter versions")
+    for col in ("id", "name", "tags", "parents", "attached result", "return", "Sharpe"):
+        table.add_column(col)
+    for v in versions:
+        score = pv.score(v)
+        table.add_row(v.id, v.name, ", ".join(v.tags), ", ".join(v.parent_ids), v.session_id or "",
+                      fmt(score["total_return"], "pct") if score else "",
+                      fmt(score["sharpe"]) if score else "")
+    Console().print(table)
+    return 0
+
+
+def show(ctx: CliContext) -> int:
+    return _print_version(ctx, _versions(ctx).load(ctx.args.ident))
+
+
+def save(ctx: CliContext) -> int:
+    from trdr_tui.backtest.params import parse_assignments, strategy_parameters
+    from trdr_tui.config import load_settings
+
+    pv = _versions(ctx)
+    session_id = None
+    if ctx.args.from_session:
+        session = pv.sessions.get(ctx.args.from_session)
+        params = {k: v for k, v in session.parameters.items() if k != "preset"}
+        params.update(parse_assignments(ctx.args.set_items))
+        session_id = session.id if session.status == "completed" else None
+    else:
+        settings = load_settings(ctx.args.config, overrides=parse_assignments(ctx.args.set_items) or None)
+        params = strategy_parameters(settings)
+    v = pv.save(ctx.args.name, params, now_ns=_now(), tags=ctx.args.tags, notes=ctx.args.notes,
+                session_id=session_id)
+    return _print_version(ctx, v, "saved")
+
+
+def branch(ctx: CliContext) -> int:
+    from trdr_tui.backtest.params import parse_assignments
+
+    v = _versions(ctx).branch(ctx.args.base, ctx.args.name, parse_assignments(ctx.args.set_items), now_ns=_now(),
+                              notes=ctx.args.notes)
+    return _print_version(ctx, v, "branched")
+
+
+def merge(ctx: CliContext) -> int:
+    v = _versions(ctx).merge(ctx.args.branch, ctx.args.target, ctx.args.strategy, now_ns=_now(), name=ctx.args.name)
+    return _print_version(ctx, v, "merged")
+
+
+def diff(ctx: CliContext) -> int:
+    from trdr_tui.backtest.params import diff as diff_params
+
+    pv = _versions(ctx)
+    a, b = pv.load(ctx.args.a), pv.load(ctx.args.b)
+    d = diff_params(a.parameters, b.parameters)
+    if ctx.args.json:
+        print(json.dumps({k: {"a": x, "b": y} for k, (x, y) in d.items()}, allow_nan=False))
+        return 0
+    if not d:
+        print(f"{a.name} and {b.name} have the same parameters")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{a.name} ({a.id}) vs {b.name} ({b.id})")
+    for col in ("parameter", a.name, b.name):
+        table.add_column(col)
+    for k, (x, y) in d.items():
+        table.add_row(k, str(x), str(y))
+    Console().print(table)
+    return 0
+
+
+def tag(ctx: CliContext) -> int:
+    pv = _versions(ctx)
+    v = pv.params.add_tags(pv.load(ctx.args.ident).id, ctx.args.tags)
+    print(f"{v.name} ({v.id}) tags: {', '.join(v.tags)}")
+    return 0
+
+
+def attach(ctx: CliContext) -> int:
+    pv = _versions(ctx)
+    v = pv.load(ctx.args.ident)
+    session = pv.sessions.get(ctx.args.session)
+    if session.status != "completed":
+        from trdr_tui.core.errors import ConfigError
+
+        raise ConfigError(f"session {session.id} is {session.status}", hint="attach a completed session")
+    pv.params.attach(v.id, session.id)
+    print(f"attached session {session.id} to {v.name} ({v.id})")
+    return 0

@@ -1,0 +1,174 @@
+"""`trdr backtest` end to end through the CLI main, on the real hourly Coinbase file."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import HOURLY_CDD, REPO
+from trdr_tui.cli import main
+from trdr_tui.store import Store
+from trdr_tui.store.sessions import SessionRepository
+
+# The shared data path as a user would type it from the repository root.
+HOURLY_REL = Path("..") / HOURLY_CDD.relative_to(REPO.parent)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    rc = main(list(argv))
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1, "--json prints exactly one JSON object and nothing else"
+    result: dict[str, Any] = json.loads(lines[0])
+    return result
+
+
+@pytest.fixture
+def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+
+
+def test_simple_trailing_matches_the_peer_frameworks(
+    in_repo: None, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_json(capsys, "--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset",
+                 "simple-trailing", "--json", "--monte-carlo", "1000")
+    assert r["fills"] == 1170
+    assert r["round_trips"] == 585
+    assert r["final_equity"] == pytest.approx(15.6737165617, rel=1e-6)
+    assert r["bars"] == 20111
+    for key in ("bars", "fills", "round_trips", "final_equity", "total_return", "annualized_return", "sharpe",
+                "sortino", "calmar", "max_drawdown", "win_rate", "profit_factor", "fees_paid", "elapsed_seconds",
+                "session_id"):
+        assert key in r, key
+    assert list(r)[:15][0] == "bars"
+    # returns are fractions: -99.84 %
+    assert r["total_return"] == pytest.approx(15.6737165617 / 10_000 - 1, rel=1e-6)
+    bh = r["baselines"]["buy_and_hold"]
+    # all-in at the first close (2,509.17) with the 0.6 % fee, marked at the last close (8,035.88)
+    assert bh["final_equity"] == pytest.approx(10_000 / (2509.17 * 1.006) * 8035.88, rel=1e-9)
+    for name in ("buy_and_hold", "fixed_grid"):
+        for key in ("total_return", "annualized_return", "sharpe", "sortino", "calmar", "max_drawdown"):
+            assert key in r["baselines"][name]
+    assert r["fee_rates"] == {"maker": 0.006, "taker": 0.006}
+    # the session is stored, completed, with its results
+    with Store(db_path) as store:
+        repo = SessionRepository(store)
+        s = repo.get(r["session_id"])
+        assert s.status == "completed"
+        stored = repo.results(s.id)
+        assert stored is not None and stored["fills"] == 1170
+
+
+def test_two_identical_runs_give_identical_json(
+    in_repo: None, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
+            "--start", "2018-01-01", "--end", "2018-07-01", "--json", "--monte-carlo", "2000")
+    a = run_json(capsys, *argv)
+    b = run_json(capsys, *argv)
+    assert a["session_id"] != b["session_id"]
+    for r in (a, b):
+        r.pop("elapsed_seconds")
+        r.pop("session_id")
+        r.pop("session_name")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert a["start"] == "2018-01-01T00:00:00Z"
+    assert a["end"] == "2018-06-30T23:00:00Z"
+
+
+def test_reports_and_sessions_commands(
+    in_repo: None, db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    html = tmp_path / "report.html"
+    md = tmp_path / "report.md"
+    common = ("--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
+              "--start", "2019-01-01", "--monte-carlo", "500")
+    r1 = run_json(capsys, *common, "--json", "--report", str(html), "--name", "first")
+    r2 = run_json(capsys, *common, "--json", "--report", str(md), "--set", "capital=500")
+    # the capital override reached the engine and the baselines
+    assert r2["initial_capital"] == 500
+    assert r2["baselines"]["buy_and_hold"]["final_equity"] == pytest.approx(
+        r1["baselines"]["buy_and_hold"]["final_equity"] * 0.05)
+    text = html.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    # plotly.js is inline (works offline): no script is loaded from anywhere
+    assert re.search(r"<script[^>]*\bsrc=", text) is None
+    assert "Plotly.newPlot" in text and len(text) > 1_000_000
+    for chart in ("Equity vs buy-and-hold", "Drawdown", "Monthly returns", "Trade return distribution"):
+        assert chart in text
+    mtext = md.read_text(encoding="utf-8")
+    assert "| Total return |" in mtext and "### Monthly returns" in mtext
+
+    assert main(["--db", str(db_path), "sessions", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [x["id"] for x in listed] == [r2["session_id"], r1["session_id"]] or \
+        {x["id"] for x in listed} == {r1["session_id"], r2["session_id"]}
+    assert main(["--db", str(db_path), "sessions", "show", r1["session_id"][:7], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["session"]["name"] == "first"
+    assert shown["results"]["final_equity"] == pytest.approx(r1["final_equity"])
+    assert main(["--db", str(db_path), "sessions", "compare", r1["session_id"], r2["session_id"], "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert [c["final_equity"] for c in compared] == [pytest.approx(r1["final_equity"]),
+                                                     pytest.approx(r2["final_equity"])]
+    assert main(["--db", str(db_path), "sessions", "compare", r1["session_id"], r2["session_id"]]) == 0
+    assert "final equity" in capsys.readouterr().out
+    later = tmp_path / "later.html"
+    assert main(["--db", str(db_path), "sessions", "show", r2["session_id"], "--report", str(later)]) == 0
+    assert later.stat().st_size > 1_000_000  # the inline plotly.js alone is megabytes
+
+
+def test_table_output_without_json(in_repo: None, db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
+               "--start", "2019-06-01", "--monte-carlo", "0", "--no-session"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "buy-and-hold" in out and "fixed grid" in out and "not stored" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preset", "nope"], "unknown preset"),
+        (["--set", "grid.min_spacin=0.01"], "did you mean"),
+        (["--set", "nonsense"], "KEY=VALUE"),
+        (["--start", "2019-02-01", "--end", "2019-01-01"], "--end must be after --start"),
+        (["--start", "yesterday"], "is not a date"),
+        (["--report", "out.pdf"], "report format"),
+        (["--params", "missing"], "no parameter version"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_stored(
+    in_repo: None, db_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing", *argv]
+              if "--preset" not in argv and "--params" not in argv
+              else ["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err
+    with Store(db_path) as store:
+        assert SessionRepository(store).list() == []
+
+
+def test_stored_candles_are_used_when_no_file_is_given(
+    db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trdr_tui.backtest.data import load_file
+    from trdr_tui.store.candles import CandleRepository
+
+    bars, tf = load_file(HOURLY_CDD, start=None)
+    with Store(db_path) as store:
+        CandleRepository(store).insert("BTC-USD", tf, bars[:3000])
+    r = run_json(capsys, "--db", str(db_path), "backtest", "--symbol", "BTC-USD", "--timeframe", "1h",
+                 "--start", "2017-08-01", "--preset", "simple-trailing", "--json", "--monte-carlo", "0")
+    assert r["start"] == "2017-08-01T00:00:00Z"
+    assert r["monte_carlo"] is None
+    rc = main(["--db", str(db_path), "backtest", "--symbol", "ETH-USD", "--preset", "simple-trailing"])
+    assert rc == 1 and "no stored ETH-USD 1h candles" in capsys.readouterr().err
