@@ -1,0 +1,131 @@
+"""Configuration: the minimal file, defaults, layers (file, XDG, environment) and precise errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trdr_tui.config import RISK_PROFILES, Settings, load_settings
+from trdr_tui.core.errors import ConfigError
+
+MINIMAL = 'symbol = "ETH-USD"\ncapital = 2500\nrisk_tolerance = "conservative"\n'
+
+
+def _file(tmp_path: Path, text: str, name: str = "trdr.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _refused(path: Path | None, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env=env or {})
+    return str(err.value)
+
+
+def test_shipped_defaults_load_without_a_user_file() -> None:
+    s = load_settings(env={})
+    assert (s.symbol, s.capital, s.risk_tolerance, s.mode) == ("BTC-USD", 10_000.0, "moderate", "paper")
+
+
+def test_minimal_three_key_file_works_and_fills_the_rest(tmp_path: Path) -> None:
+    s = load_settings(_file(tmp_path, MINIMAL), env={})
+    assert (s.symbol, s.capital, s.risk_tolerance) == ("ETH-USD", 2500.0, "conservative")
+    profile = RISK_PROFILES["conservative"]
+    assert s.risk.max_drawdown == profile.max_drawdown
+    assert s.agents.min_confidence == profile.min_confidence
+    assert s.trailing.distance == profile.trail_base
+    assert s.risk.max_concurrent_trades == 2  # floor(0.10 / 0.05)
+    assert s.grid.levels == Settings().grid.levels  # untouched defaults
+
+
+def test_unknown_key_names_file_and_section_with_suggestion(tmp_path: Path) -> None:
+    path = _file(tmp_path, MINIMAL + "[grid]\nlevles = 12\n")
+    text = _refused(path)
+    assert str(path) in text and "unknown key 'levles' [grid]" in text and "did you mean 'levels'?" in text
+
+
+def test_unknown_section_is_suggested(tmp_path: Path) -> None:
+    text = _refused(_file(tmp_path, MINIMAL + "[gird]\nlevels = 12\n"))
+    assert "unknown key 'gird'" in text and "did you mean 'grid'?" in text
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    path = _file(tmp_path, 'symbol = "BTC-USD"\ncapital = "lots"\nrisk_tolerance = "moderate"\n')
+    text = _refused(path)
+    assert str(path) in text and "key 'capital' = 'lots'" in text and "Expected `float`" in text
+
+
+def test_out_of_range_value_names_file_key_and_value(tmp_path: Path) -> None:
+    path = _file(tmp_path, MINIMAL + "[grid]\nmin_spacing = 0.9\n")
+    text = _refused(path)
+    assert str(path) in text and "key 'grid.min_spacing' = 0.9" in text and "between 0.0001 and 0.5" in text
+
+
+def test_bad_choice_lists_the_choices_and_suggests_one(tmp_path: Path) -> None:
+    text = _refused(_file(tmp_path, 'symbol = "BTC-USD"\ncapital = 1000\nrisk_tolerance = "moderat"\n'))
+    assert "key 'risk_tolerance' = 'moderat'" in text
+    assert "must be one of: conservative, moderate, aggressive" in text and "did you mean 'moderate'?" in text
+
+
+def test_negative_capital_is_refused(tmp_path: Path) -> None:
+    text = _refused(_file(tmp_path, 'symbol = "BTC-USD"\ncapital = -5\nrisk_tolerance = "moderate"\n'))
+    assert "key 'capital' = -5" in text and "positive" in text
+
+
+def test_invalid_toml_is_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path, 'symbol = "BTC-USD\n')
+    assert "not valid TOML" in _refused(path) and str(path) in _refused(path)
+
+
+def test_missing_config_file_is_refused(tmp_path: Path) -> None:
+    assert "does not exist" in _refused(tmp_path / "nope.toml")
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    env = {"TRDR_CAPITAL": "500", "TRDR_GRID__MIN_SPACING": "0.008", "TRDR_DB": "/ignored/not/a/key"}
+    s = load_settings(_file(tmp_path, MINIMAL), env=env)
+    assert s.capital == 500.0 and s.grid.min_spacing == 0.008
+    assert s.symbol == "ETH-USD"
+
+
+def test_process_environment_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRDR_CAPITAL", "750")
+    monkeypatch.setenv("TRDR_GRID__MIN_SPACING", "0.007")
+    s = load_settings(_file(tmp_path, MINIMAL))
+    assert (s.capital, s.grid.min_spacing) == (750.0, 0.007)
+
+
+def test_bad_environment_value_names_the_environment(tmp_path: Path) -> None:
+    text = _refused(_file(tmp_path, MINIMAL), env={"TRDR_GRID__LEVELS": "1"})
+    assert "environment (TRDR_*)" in text and "grid.levels" in text
+
+
+def test_unknown_environment_key_is_refused(tmp_path: Path) -> None:
+    text = _refused(_file(tmp_path, MINIMAL), env={"TRDR_GRID__LEVLES": "5"})
+    assert "unknown key 'levles' [grid]" in text and "did you mean 'levels'?" in text
+
+
+def test_xdg_config_file_is_discovered(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    xdg = tmp_path / "xdg"
+    (xdg / "trdr").mkdir(parents=True)
+    (xdg / "trdr" / "config.toml").write_text(MINIMAL)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    s = load_settings(env={"XDG_CONFIG_HOME": str(xdg)})
+    assert (s.symbol, s.capital) == ("ETH-USD", 2500.0)
+
+
+def test_explicit_file_wins_over_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    xdg = tmp_path / "xdg"
+    (xdg / "trdr").mkdir(parents=True)
+    (xdg / "trdr" / "config.toml").write_text('capital = "broken"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    s = load_settings(_file(tmp_path, MINIMAL), env={})
+    assert s.capital == 2500.0
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(env={})
+    with pytest.raises(AttributeError):
+        s.capital = 1.0  # type: ignore[misc]
