@@ -144,12 +144,12 @@ def fee_rates(settings: Settings, preset: Preset | None) -> tuple[float, float]:
 # --- results ------------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """JSON-ready: numpy scalars to Python, non-finite floats to None, recursively."""
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -220,7 +220,7 @@ def evaluate(
         "monte_carlo": mc.to_dict() if mc is not None else None,
     }
     curves = stored_curves(run, bh.equity, grid.equity, trade_r_eq)
-    return _clean(results), curves
+    return clean_json(results), curves
 
 
 def stored_curves(run: RunData, bh: np.ndarray, grid: np.ndarray, trade_r: np.ndarray) -> dict[str, Any]:
@@ -230,7 +230,7 @@ def stored_curves(run: RunData, bh: np.ndarray, grid: np.ndarray, trade_r: np.nd
     idx = np.arange(0, n, step)
     if n and idx[-1] != n - 1:
         idx = np.append(idx, n - 1)
-    return _clean({
+    return clean_json({
         "ts": run.ts[idx].tolist(),
         "equity": run.equity[idx].tolist(),
         "buy_and_hold": bh[idx].tolist(),

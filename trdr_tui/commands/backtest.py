@@ -53,6 +53,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     out.add_argument("--save-params", metavar="NAME",
                      help="also save this run's parameters as a version, with this result attached")
     out.add_argument("--no-session", action="store_true", help="do not store the run as a session")
+    wf = p.add_argument_group("walk-forward")
+    wf.add_argument("--walk-forward", dest="wf_spec", metavar="TRAIN:TEST[:STEP]",
+                    help="also run a walk-forward analysis; windows in bars or durations, e.g. 120d:30d")
+    wf.add_argument("--search", dest="wf_search", action="append", metavar="KEY=V1,V2,...",
+                    help="a setting the optimizer may vary (repeatable; default: trailing.distance and "
+                         "grid.min_spacing)")
+    wf.add_argument("--objective", default="sharpe", choices=["sharpe", "total_return", "calmar", "sortino"],
+                    help="what the optimizer maximizes on each training window (default sharpe)")
     p.set_defaults(handler=run)
 
 
@@ -132,6 +140,8 @@ def run(ctx: CliContext) -> int:
             repo.fail(session.id, f"{type(exc).__name__}: {exc}")
         raise
     results = outcome.results
+    if args.wf_spec:
+        results["walk_forward"] = _walk_forward(ctx, settings, candles, timeframe, session.id if session else None)
     if session is not None and repo is not None:
         results["session_id"] = session.id
         results["session_name"] = session.name
@@ -153,6 +163,29 @@ def run(ctx: CliContext) -> int:
     else:
         _print_table(results, args.report)
     return 0
+
+
+def _walk_forward(ctx: CliContext, settings: Any, candles: Any, timeframe: str, session_id: str | None) -> Any:
+    """Run the walk-forward analysis and record it as an optimization run."""
+    from trdr_tui.backtest.runner import clean_json
+    from trdr_tui.backtest.walkforward import engine_evaluate, parse_search, parse_window_spec, walk_forward
+    from trdr_tui.core.clock import WallClock
+    from trdr_tui.market.replay import timeframe_ns
+    from trdr_tui.store.sessions import OptimizationRecord, OptimizationRepository
+
+    args = ctx.args
+    train, test, step = parse_window_spec(args.wf_spec, timeframe_ns(timeframe))
+    result = walk_forward(candles, settings, engine_evaluate(args.preset), train_bars=train, test_bars=test,
+                          step_bars=step, search_space=parse_search(args.wf_search), objective=args.objective)
+    out = clean_json(result.to_dict())
+    if not args.no_session:
+        import secrets
+
+        OptimizationRepository(ctx.store).record(OptimizationRecord(
+            id="opt-" + secrets.token_hex(5), created_at=WallClock().now_ns(), method="walk_forward/grid_search",
+            objective=args.objective, search_space={**result.search_space, "session_id": session_id},
+            results=out, best_parameters=result.windows[-1].best_parameters if result.windows else None))
+    return out
 
 
 class _progress:

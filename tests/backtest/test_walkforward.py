@@ -1,0 +1,109 @@
+"""Walk-forward: window layout, the grid-search hook, the robustness score, and a real engine run."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from trdr_tui.backtest.walkforward import (
+    engine_evaluate,
+    grid_search,
+    parse_search,
+    parse_window_spec,
+    walk_forward,
+    windows,
+    with_overrides,
+)
+from trdr_tui.config import Settings, load_settings
+from trdr_tui.core.errors import ConfigError
+from trdr_tui.market.arrays import CandleArrays
+
+HOUR = 3_600_000_000_000
+
+
+def test_windows_roll_by_the_step() -> None:
+    assert windows(10, 4, 2, 2) == [(0, 4, 6), (2, 6, 8), (4, 8, 10)]
+    assert windows(9, 4, 3, 3) == [(0, 4, 7)]
+    with pytest.raises(ConfigError, match="too few"):
+        windows(5, 4, 2, 2)
+
+
+def test_window_spec_in_bars_and_durations() -> None:
+    assert parse_window_spec("2000:500", HOUR) == (2000, 500, None)
+    assert parse_window_spec("120d:30d:15d", HOUR) == (2880, 720, 360)
+    assert parse_window_spec("8w:1w", 24 * HOUR) == (56, 7, None)
+    with pytest.raises(ConfigError, match="TRAIN:TEST"):
+        parse_window_spec("120d", HOUR)
+    assert parse_search(["trailing.distance=0.01,0.02"]) == {"trailing.distance": [0.01, 0.02]}
+    with pytest.raises(ConfigError, match="KEY=V1"):
+        parse_search(["trailing.distance"])
+
+
+def test_overrides_are_validated() -> None:
+    s = with_overrides(load_settings(), {"grid.min_spacing": 0.01})
+    assert s.grid.min_spacing == 0.01
+    with pytest.raises(ConfigError):
+        with_overrides(load_settings(), {"grid.min_spacing": 2.0})
+    with pytest.raises(ConfigError):
+        with_overrides(load_settings(), {"grid.nope": 1})
+
+
+def fake_bars(n: int) -> CandleArrays:
+    ts = HOUR * np.arange(n, dtype=np.int64)
+    c = 100.0 + np.arange(n, dtype=float)
+    return CandleArrays(ts, c, c, c, c, np.ones(n))
+
+
+def test_grid_search_picks_the_best_and_walk_forward_scores_it() -> None:
+    """A stand-in evaluation whose outcome is known: the score peaks at trailing.distance = 0.02, and
+    the return is the distance × the number of bars (tests get a smaller pace than training)."""
+    calls: list[tuple[int, float]] = []
+
+    def evaluate(bars: CandleArrays, settings: Settings) -> dict[str, Any]:
+        d = float(settings.trailing.distance or 0.0)
+        calls.append((len(bars), d))
+        per_bar = d / 100 if len(bars) == 40 else d / 200
+        return {"total_return": math.expm1(per_bar * len(bars)), "sharpe": -abs(d - 0.02), "max_drawdown": 0.1}
+
+    best, score, trials = grid_search(fake_bars(40), load_settings(), {"trailing.distance": [0.01, 0.02, 0.03]},
+                                      evaluate)
+    assert best == {"trailing.distance": 0.02} and score == 0.0 and len(trials) == 3
+
+    res = walk_forward(fake_bars(100), load_settings(), evaluate, train_bars=40, test_bars=20,
+                       search_space={"trailing.distance": [0.01, 0.02, 0.03]})
+    assert [(w.index, w.test_start) for w in res.windows] == [
+        (0, "1970-01-02T16:00:00Z"), (1, "1970-01-03T12:00:00Z"), (2, "1970-01-04T08:00:00Z")]
+    assert all(w.best_parameters == {"trailing.distance": 0.02} for w in res.windows)
+    assert res.parameter_stability == 1.0
+    assert res.share_positive == 1.0
+    # in-sample growth 0.02/100 per bar, out-of-sample 0.02/200: efficiency one half
+    assert res.efficiency == pytest.approx(0.5)
+    assert res.robustness_score == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
+    assert res.test_bars == 20 and res.step_bars == 20
+
+
+def test_losing_out_of_sample_scores_low() -> None:
+    def evaluate(bars: CandleArrays, settings: Settings) -> dict[str, Any]:
+        r = 0.1 if len(bars) == 40 else -0.05
+        return {"total_return": r, "sharpe": 1.0, "max_drawdown": 0.1}
+
+    res = walk_forward(fake_bars(80), load_settings(), evaluate, train_bars=40, test_bars=20,
+                       search_space={"grid.levels": [10]})
+    assert res.share_positive == 0.0
+    assert res.robustness_score == 0.0
+    assert res.compounded_test_return == pytest.approx(0.95**2 - 1)
+
+
+def test_walk_forward_through_the_engine(hourly: CandleArrays) -> None:
+    bars = hourly[:3000]
+    res = walk_forward(bars, load_settings(), engine_evaluate("simple-trailing"), train_bars=1500, test_bars=700,
+                       step_bars=700, search_space={"capital": [1000.0, 5000.0]}, objective="total_return")
+    assert len(res.windows) == 2
+    assert all(w.best_parameters["capital"] in (1000.0, 5000.0) for w in res.windows)
+    w = res.windows[0]
+    assert w.test_start == "2017-09-02T11:00:00Z"
+    assert -1.0 < w.test_return < 10.0 and w.test_max_drawdown >= 0.0
+    assert res.robustness_score is not None and 0.0 <= res.robustness_score <= 1.0
