@@ -104,6 +104,6 @@ def test_walk_forward_through_the_engine(hourly: CandleArrays) -> None:
     assert len(res.windows) == 2
     assert all(w.best_parameters["capital"] in (1000.0, 5000.0) for w in res.windows)
     w = res.windows[0]
-    assert w.test_start == "2017-09-02T11:00:00Z"
+    assert w.test_start == "2017-09-01T23:00:00Z"
     assert -1.0 < w.test_return < 10.0 and w.test_max_drawdown >= 0.0
     assert res.robustness_score is not None and 0.0 <= res.robustness_score <= 1.0
