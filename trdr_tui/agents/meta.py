@@ -100,10 +100,11 @@ class RuleBasedResolver:
             regime_dir = (a.regime_action == BUY) | (a.regime_action == SELL)
             side = np.where(a.regime_action == BUY, a.buy_score, a.sell_score)
             margin = np.abs(a.buy_score - a.sell_score) / (a.buy_score + a.sell_score)
+            side_conf = side / total * damp
         action = np.where(a.volatile, HOLD,
                           np.where(regime_dir, a.regime_action,
                                    np.where(margin < self.min_margin, HOLD, a.leader))).astype(np.int8)
         conf = np.where(a.volatile, hold_conf,
-                        np.where(regime_dir, side / total * damp,
+                        np.where(regime_dir, side_conf,
                                  np.where(margin < self.min_margin, hold_conf, a.confidence * damp)))
         return action, conf
