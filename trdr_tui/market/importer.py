@@ -317,8 +317,8 @@ def _read_csv_fast(path: Path, layout: CsvLayout) -> _Columns | None:
         nulls = con.execute(
             "SELECT count(*) FROM parsed WHERE ts_us IS NULL OR open IS NULL OR high IS NULL "
             "OR low IS NULL OR close IS NULL OR volume IS NULL"
-        ).fetchone()
-        if nulls is None or nulls[0]:
+        ).fetchall()
+        if not nulls or nulls[0][0]:
             return None
         got = con.execute("SELECT * FROM parsed").fetchnumpy()
     except duckdb.Error:

@@ -75,6 +75,8 @@ class CandleRepository:
             cur.register(_NEW_ROWS, rows)
             try:
                 present, differing = _overlap(cur, symbol, timeframe)
+                if present == len(candles) and (differing == 0 or not replace):
+                    return InsertResult(0, present, differing, 0)  # nothing to write
                 on_conflict = (
                     "DO UPDATE SET open = excluded.open, high = excluded.high, low = excluded.low, "
                     "close = excluded.close, volume = excluded.volume, source = excluded.source"
@@ -98,8 +100,8 @@ class CandleRepository:
     def delete(self, symbol: str, timeframe: str) -> int:
         with self.store.transaction() as cur:
             row = cur.execute("DELETE FROM candles WHERE symbol = ? AND timeframe = ?",
-                              [symbol, timeframe]).fetchone()
-        return int(row[0]) if row else 0
+                              [symbol, timeframe]).fetchall()
+        return int(row[0][0]) if row else 0
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -120,8 +122,8 @@ class CandleRepository:
     def count(self, symbol: str, timeframe: str) -> int:
         row = self.store.cursor().execute(
             "SELECT count(*) FROM candles WHERE symbol = ? AND timeframe = ?", [symbol, timeframe]
-        ).fetchone()
-        return int(row[0]) if row else 0
+        ).fetchall()
+        return int(row[0][0]) if row else 0
 
     def coverage(self, symbol: str | None = None, timeframe: str | None = None) -> list[Coverage]:
         """One row per stored (symbol, timeframe): span, bar count and how much is missing inside it."""
@@ -190,8 +192,8 @@ class CandleRepository:
                 )
                 """,
                 [per_bucket, symbol, source, step_us],
-            ).fetchone()
-            source_bars, buckets, incomplete = (int(x) for x in stats) if stats else (0, 0, 0)
+            ).fetchall()
+            source_bars, buckets, incomplete = (int(x) for x in stats[0]) if stats else (0, 0, 0)
             if source_bars == 0:
                 raise DataError(f"no {source} candles stored for {symbol}",
                                 hint=f"import some first: trdr data import FILE --symbol {symbol} --timeframe {source}")
@@ -222,8 +224,8 @@ class CandleRepository:
     def _count_in(cur: duckdb.DuckDBPyConnection, symbol: str, timeframe: str) -> int:
         row = cur.execute(
             "SELECT count(*) FROM candles WHERE symbol = ? AND timeframe = ?", [symbol, timeframe]
-        ).fetchone()
-        return int(row[0]) if row else 0
+        ).fetchall()
+        return int(row[0][0]) if row else 0
 
 
 def _overlap(cur: duckdb.DuckDBPyConnection, symbol: str, timeframe: str) -> tuple[int, int]:
@@ -237,8 +239,8 @@ def _overlap(cur: duckdb.DuckDBPyConnection, symbol: str, timeframe: str) -> tup
           ON c.symbol = ? AND c.timeframe = ? AND c.ts = make_timestamp(n.ts_us)
         """,
         [symbol, timeframe],
-    ).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    ).fetchall()
+    return (int(row[0][0]), int(row[0][1])) if row else (0, 0)
 
 
 def _range_clause(symbol: str, timeframe: str, start: int | None, end: int | None) -> tuple[str, list[object]]:
