@@ -267,15 +267,20 @@ class Engine:
         advance = clock.advance_to
         tf = self._tf_ns
         bus = self.bus
-        has_subs = bus.has_subscribers
+        # Listeners are looked up once per chunk: within a chunk nothing else runs on the event loop,
+        # so only a handler we call ourselves could subscribe, and it is picked up at the next chunk.
+        candle_subs = bus.has_subscribers(self._candle_topic)
+        portfolio_subs = bus.has_subscribers(self._portfolio_topic)
         ctopic = self._candle_topic
         ptopic = self._portfolio_topic
         orders = self.orders
         trailing = orders.trailing
         on_prices = orders.on_prices
+        on_price = orders.on_price
         executor = self.executor
         on_bar = getattr(executor, "on_bar", None)
         resting = getattr(executor, "resting", None)
+        set_market = getattr(executor, "set_market", None)
         policy_bar = self.policy.on_bar
         risk = self.risk
         needs_marks = risk.needs_marks
@@ -283,25 +288,25 @@ class Engine:
         pf = self.portfolio
         close_only = self.price_model == "close"
         expiring = orders.max_duration_ns is not None
+        timeframe = self.feed.timeframe
+        symbol = self._symbol
         for i in range(start, end):
             self._bar_index = i
-            ts = ts_l[i]
             c = c_l[i]
-            now = ts + tf
+            now = ts_l[i] + tf
             advance(now)
-            if has_subs(ctopic):
-                bus.publish(ctopic, CandleEvent(symbol=self._symbol, timeframe=self.feed.timeframe,
-                                                candle=Candle(ts, o_l[i], h_l[i], l_l[i], c, v_l[i])))
-            if on_bar is not None:
-                if resting:
-                    on_bar(h_l[i], l_l[i], c, v_l[i])
-                else:
-                    executor.last_price = c  # type: ignore[attr-defined]
-                    executor.bar_volume = v_l[i]  # type: ignore[attr-defined]
+            if candle_subs:
+                bus.publish(ctopic, CandleEvent(symbol=symbol, timeframe=timeframe,
+                                                candle=Candle(ts_l[i], o_l[i], h_l[i], l_l[i], c, v_l[i])))
+            if resting:
+                on_bar(h_l[i], l_l[i], c, v_l[i])  # type: ignore[misc]
             if trailing:
                 if expiring:
                     orders.expire(now)
-                on_prices((c,) if close_only else path_prices(o_l[i], h_l[i], l_l[i], c))
+                if close_only:
+                    on_price(c)
+                else:
+                    on_prices(path_prices(o_l[i], h_l[i], l_l[i], c))
             self.last_price = c
             if stop_loss is not None and pf.position > 0.0 and risk.stop_loss_hit(c):
                 self._stop_loss(c)
@@ -309,15 +314,17 @@ class Engine:
             if decision is not None:
                 self._on_decision(decision)
             if not self._paused:
+                if set_market is not None:
+                    set_market(c, v_l[i])  # market orders placed now fill at this bar's close
                 try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
                     policy_bar(now, c, decision)
                 except RiskLimitExceeded:
                     pass  # recorded and published by the order manager
             if needs_marks:
                 risk.on_mark(now, pf.mark(c))
-            if has_subs(ptopic):
+            if portfolio_subs:
                 bus.publish(ptopic, self.snapshot())
-            self._bars_done = i + 1
+        self._bars_done = end
 
     # -- the streaming loop (paper, live, paced replay) ------------------------------------------
 

@@ -114,6 +114,7 @@ def run_app(ctx: CliContext) -> int:
     args = ctx.args
     speed = parse_speed(args.speed)
     feed = args.feed or "coinbase"
+    replayed: CandleArrays | None = None
     if args.live:
         if feed == "replay":
             raise ConfigError("--live cannot trade on replayed candles", hint="drop --feed replay")
@@ -124,6 +125,7 @@ def run_app(ctx: CliContext) -> int:
         confirm_live_on_terminal(settings)
     elif feed == "replay":
         candles = replay_candles(args.data, settings)
+        replayed = candles
         notes: list[str] = []
         engine = build_replay_engine(settings, candles, speed=speed, store=ctx.store, log=notes)
         for note in notes:
@@ -139,13 +141,13 @@ def run_app(ctx: CliContext) -> int:
         level = os.environ.get("TRDR_LOG_LEVEL", "info").lower()
         return asyncio.run(run_headless(engine, stdout=sys.stdout, log_path=default_log_path(ctx),
                                         min_level=level, capital=settings.capital))
-    return run_tui(ctx, settings, engine)
+    return run_tui(settings, engine, replayed)
 
 
-def run_tui(ctx: CliContext, settings: Settings, engine: Engine) -> int:
+def run_tui(settings: Settings, engine: Engine, replayed: CandleArrays | None) -> int:
     from trdr_tui.tui.app import make_app
 
-    app = make_app(settings, engine, backtest_runner=backtest_runner(ctx),
+    app = make_app(settings, engine, backtest_runner=backtest_runner(settings, replayed),
                    credential_check=lambda: check_live_credentials(settings))
     app.run()
     if app.engine_error is not None:
@@ -156,6 +158,10 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine) -> int:
     return app.return_code or 0
 
 
-def backtest_runner(ctx: CliContext) -> BacktestRunner | None:
-    """The backtest screen's runner, when this build has the backtest pipeline."""
-    return None
+def backtest_runner(settings: Settings, replayed: CandleArrays | None) -> BacktestRunner | None:
+    """The backtest screen's runner: on the replayed bars (the stored candles need their own session)."""
+    from trdr_tui.tui.services import EngineBacktests, slice_candles
+
+    if replayed is None:
+        return None
+    return EngineBacktests(settings, slice_candles(replayed))

@@ -188,6 +188,19 @@ class OrderManager:
                 self.trailing.remove(st)
                 self._fire(st, px)
 
+    def on_price(self, price: float) -> None:
+        """One price (the `close` model, or a tick): the common case, without building a path."""
+        fired: list[TrailingState] | None = None
+        for st in self.trailing:
+            if st.update(price):
+                if fired is None:
+                    fired = []
+                fired.append(st)
+        if fired is not None:
+            for st in fired:
+                self.trailing.remove(st)
+                self._fire(st, price)
+
     def expire(self, now_ns: int) -> None:
         for st in [s for s in self.trailing if s.expires_ns is not None and s.expires_ns <= now_ns]:
             self.trailing.remove(st)

@@ -13,8 +13,11 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from trdr_tui.config import Settings, convert_settings
 from trdr_tui.core.engine_api import EngineControl
+from trdr_tui.core.errors import DataError
 from trdr_tui.core.types import Mode
+from trdr_tui.market.arrays import CandleArrays
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -49,3 +52,63 @@ ModeSwitcher = Callable[[Mode], Awaitable[EngineControl]]
 
 CredentialCheck = Callable[[], str | None]
 """None when live trading may start; otherwise the reason it may not (never the secret itself)."""
+
+
+CandleSource = Callable[[int | None, int | None], CandleArrays]
+"""Bars in [start_ns, end_ns) (None = unbounded): the replayed data, or the candle store."""
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+def slice_candles(candles: CandleArrays) -> CandleSource:
+    """A CandleSource over arrays already in memory (the session's replay data)."""
+
+    def source(start: int | None, end: int | None) -> CandleArrays:
+        lo = 0 if start is None else int(np.searchsorted(candles.ts, start, side="left"))
+        hi = len(candles) if end is None else int(np.searchsorted(candles.ts, end, side="left"))
+        return candles[lo:hi]
+
+    return source
+
+
+class EngineBacktests:
+    """The backtest screen's runner: `trdr_tui.backtest.runner.run_backtest` on bars from a CandleSource.
+
+    Form overrides go through the same config validation as a TOML file, so a bad value is refused
+    with the usual message before any bar is replayed.
+    """
+
+    def __init__(self, settings: Settings, candles: CandleSource, *, monte_carlo_paths: int = 0) -> None:
+        self.settings = settings
+        self.candles = candles
+        self.monte_carlo_paths = monte_carlo_paths
+
+    def settings_for(self, request: BacktestRequest) -> Settings:
+        data = self.settings.to_dict()
+        for dotted, value in request.overrides.items():
+            target = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = value
+        return convert_settings(data, "backtest form")
+
+    def __call__(self, request: BacktestRequest, progress: ProgressCallback) -> BacktestOutcome:
+        from trdr_tui.backtest.data import parse_time
+        from trdr_tui.backtest.runner import run_backtest
+
+        settings = self.settings_for(request)
+        start = parse_time(request.start, "from")
+        end = parse_time(request.end, "to")
+        bars = self.candles(start, end + DAY_NS if end is not None else None)
+        if len(bars) < 2:
+            raise DataError(f"only {len(bars)} bars between {request.start or 'the start'} and "
+                            f"{request.end or 'the end'}", hint="widen the range")
+        preset = None if request.preset == "default" else request.preset
+        outcome = run_backtest(settings, bars, preset=preset, on_progress=progress,
+                               monte_carlo_paths=self.monte_carlo_paths)
+        curves = outcome.curves
+        return BacktestOutcome(ts=np.asarray(curves["ts"], dtype=np.int64),
+                               equity=np.asarray(curves["equity"], dtype=np.float64),
+                               buy_and_hold=np.asarray(curves["buy_and_hold"], dtype=np.float64),
+                               stats=outcome.results, session_id=outcome.results.get("session_id"))

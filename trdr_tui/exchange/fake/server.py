@@ -168,6 +168,7 @@ class FakeExchange:
         self.create_posts: dict[str, int] = {}   # client_order_id -> POST /orders received
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.rate_limited = 0
+        self.fired: dict[str, int] = {}  # fault name -> how often it actually hit a request or message
         self.ws_connections = 0
         self.subscribe_messages: list[dict[str, Any]] = []
         self._clock = WallClock()
@@ -260,26 +261,32 @@ class FakeExchange:
             return await handler(request)
         f = self.faults
         if f.slow_s:
+            self._fire("slow")
             await asyncio.sleep(f.slow_s)
         public = request.path.startswith(PREFIX + "/market/") or request.path == PREFIX + "/time"
         if f.rest_reset:
             f.rest_reset -= 1
+            self._fire("rest_reset")
             self._record(request, 0)
             self._kill(request)
             raise ConnectionResetError("fault: reset")
         if f.rest_timeout:
             f.rest_timeout -= 1
+            self._fire("rest_timeout")
             await asyncio.sleep(f.timeout_s)
         if f.rest_429_html:
             f.rest_429_html -= 1
+            self._fire("rest_429_html")
             return self._answer(request, web.Response(status=429, body=HTML_429, content_type="text/html"))
         if f.rest_5xx:
             f.rest_5xx -= 1
+            self._fire("rest_5xx")
             return self._answer(request, web.json_response(
                 {"error": "unavailable", "code": 14, "message": "upstream unavailable"}, status=f.rest_5xx_status))
         if not public:
             if f.timestamp_expired:
                 f.timestamp_expired -= 1
+                self._fire("timestamp_expired")
                 return self._answer(request, web.json_response(
                     {"error": "UNAUTHENTICATED", "code": 16, "message": "request timestamp expired"}, status=401))
             problem = self._check_jwt(request)
@@ -306,6 +313,9 @@ class FakeExchange:
         resp.headers["x-ratelimit-reset"] = "1"
         self._record(request, resp.status)
         return resp
+
+    def _fire(self, fault: str) -> None:
+        self.fired[fault] = self.fired.get(fault, 0) + 1
 
     def _record(self, request: web.Request, status: int) -> None:
         self.requests.append((request.method, request.path.removeprefix(PREFIX), status))
@@ -490,6 +500,7 @@ class FakeExchange:
         self.create_posts[coid] = self.create_posts.get(coid, 0) + 1
         if coid in self.by_client_id:
             if self.faults.duplicate_reject:
+                self._fire("duplicate_reject")
                 return self._failure("DUPLICATE_CLIENT_ORDER_ID", "client order id already used")
             existing = self.orders[self.by_client_id[coid]]
             return web.json_response(self._success(existing))
@@ -497,6 +508,7 @@ class FakeExchange:
             return self._failure("UNTRADABLE_PRODUCT", "unknown product")
         if self.faults.reject_create:
             self.faults.reject_create -= 1
+            self._fire("reject_create")
             return self._failure("INSUFFICIENT_FUND", "Insufficient balance in source account")
         try:
             order = self._new_order(coid, body)
@@ -510,6 +522,7 @@ class FakeExchange:
         self._push_user(order)
         if self.faults.lose_create_response:
             self.faults.lose_create_response -= 1
+            self._fire("lose_create_response")
             self._record(request, 0)
             self._kill(request)
             raise ConnectionResetError("fault: response lost")
@@ -553,7 +566,7 @@ class FakeExchange:
             config=body["order_configuration"], kind=kind, base_size=size.quantize(self.base_increment, ROUND_FLOOR),
             quote_size=quote, limit_price=limit, stop_price=stop,
             stop_up=inner.get("stop_direction") == "STOP_DIRECTION_STOP_UP", post_only=post_only,
-            created_ns=self.exchange_now_ns(), triggered=kind != "stop_gtc",
+            created_ns=self._now_ns(), triggered=kind != "stop_gtc",
         )
 
     def _match_on_entry(self, o: FakeOrder) -> None:
@@ -583,7 +596,7 @@ class FakeExchange:
         else:
             self.balances[self.base] = self.balances.get(self.base, Decimal(0)) - size
             self.balances[self.quote] = self.balances.get(self.quote, Decimal(0)) + value - fee
-        now = self.exchange_now_ns()
+        now = self._now_ns()  # orders and fills live in real time; only the market may be accelerated
         o.filled += size
         o.filled_value += value
         o.fees += fee
@@ -834,10 +847,14 @@ class FakeExchange:
             self._send(conn, channel, [event], iso(self.exchange_now_ns()))
 
     def _send(self, conn: _Conn, channel: str, events: list[dict[str, Any]], ts: str) -> None:
-        if self.faults.ws_stale or conn.ws.closed:
+        if self.faults.ws_stale:
+            self._fire("ws_stale")
+            return
+        if conn.ws.closed:
             return
         if not conn.user and channel not in ("subscriptions", "heartbeats") and self.faults.ws_gap:
             self.faults.ws_gap -= 1
+            self._fire("ws_gap")
             conn.seq += 1  # a message "lost" in transit
         payload = {"channel": channel, "client_id": "", "timestamp": ts, "sequence_num": conn.seq, "events": events}
         conn.seq += 1
@@ -893,6 +910,8 @@ class FakeExchange:
     async def drop_sockets(self) -> int:
         """Close every WebSocket abruptly (a dropped connection)."""
         conns, self._conns = list(self._conns), []
+        if conns:
+            self._fire("ws_drop")
         for conn in conns:
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=1011, message=b"dropped")
