@@ -102,7 +102,7 @@ def test_volume_is_base_currency_volume() -> None:
 
 
 def test_bundled_demo_data_is_real_hourly_coinbase() -> None:
-    demo = load_candle_file(str(demo_data_path()), "1h")
+    demo = load_candle_file(demo_data_path(), "1h")  # a packaged resource, not a str
     full = read_candle_file(HOURLY_CDD, "1h").candles
     assert len(demo) > 24 * 180
     start = int(np.searchsorted(full.ts, demo.ts[0]))

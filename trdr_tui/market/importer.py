@@ -21,6 +21,8 @@ import io
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from importlib.abc import Traversable
+from importlib.resources import as_file
 from pathlib import Path
 from typing import Literal
 
@@ -152,11 +154,15 @@ class _Columns(msgspec.Struct):
 # --- public entry points ----------------------------------------------------------------------------
 
 
-def read_candle_file(path: str | Path, timeframe: str | None = None) -> ParsedCandles:
+def read_candle_file(path: str | Path | Traversable, timeframe: str | None = None) -> ParsedCandles:
     """Read, detect, validate, sort and de-duplicate a candle file. Raises DataError; stores nothing.
 
-    `timeframe` None means: infer it from the spacing of the bars.
+    `timeframe` None means: infer it from the spacing of the bars. `path` may be a packaged resource
+    (e.g. `resources.demo_data_path()`).
     """
+    if not isinstance(path, str | Path):
+        with as_file(path) as real:
+            return read_candle_file(real, timeframe)
     p = Path(path)
     if not p.is_file():
         raise DataError(f"candle file {p} does not exist", hint="check the path")
@@ -175,7 +181,7 @@ def read_candle_file(path: str | Path, timeframe: str | None = None) -> ParsedCa
                    relocate=lambda: _read_csv_exact(p, layout))
 
 
-def load_candle_file(path: str | Path, timeframe: str | None = None) -> CandleArrays:
+def load_candle_file(path: str | Path | Traversable, timeframe: str | None = None) -> CandleArrays:
     """Candles straight from a file, without a store (e.g. `trdr backtest --data FILE`)."""
     return read_candle_file(path, timeframe).candles
 
@@ -563,14 +569,14 @@ def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str
         checks.append((~np.isfinite(arr), f, lambda i, a=arr: f"{a[i]} is not a finite number"))
     for f in PRICE_FIELDS:
         arr = cols.values(f)
-        checks.append((np.isfinite(arr) & (arr <= 0), f, lambda i, a=arr: f"price {a[i]:g} must be above 0"))
-    checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:g} must not be negative"))
+        checks.append((np.isfinite(arr) & (arr <= 0), f, lambda i, a=arr: f"price {a[i]:.12g} must be above 0"))
+    checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:.12g} must not be negative"))
     top = np.maximum(cols.open, cols.close)
     bottom = np.minimum(cols.open, cols.close)
     checks.append((cols.high < top, "high",
-                   lambda i: f"high {cols.high[i]:g} is below max(open, close) = {top[i]:g}"))
+                   lambda i: f"high {cols.high[i]:.12g} is below max(open, close) = {top[i]:.12g}"))
     checks.append((cols.low > bottom, "low",
-                   lambda i: f"low {cols.low[i]:g} is above min(open, close) = {bottom[i]:g}"))
+                   lambda i: f"low {cols.low[i]:.12g} is above min(open, close) = {bottom[i]:.12g}"))
     checks.append(((cols.ts < MIN_TS) | (cols.ts > MAX_TS), "time",
                    lambda i: f"{format_ts(int(cols.ts[i]))} is outside 1990–2200; is the time unit right?"))
     if timeframe is not None:
