@@ -74,6 +74,7 @@ from trdr_tui.store.decisions import CONSENSUS_ID, DecisionLog, save_weights
 log = logging.getLogger(__name__)
 
 WEIGHTS_TOPIC = "agents.weights"
+_ACTIONS = frozenset(Action)
 
 
 class OrchestratorConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,6 +156,9 @@ class Orchestrator:
         self._weights = dict(self._base)
         self.tracker = PerformanceTracker(ids, config.adaptive.horizon)
         self._adjuster: TrailAdjuster | None = next((a for a in self.agents if isinstance(a, TrailAdjuster)), None)
+        self._adjuster_id = getattr(self._adjuster, "id", None)
+        self._by_id = {a.id: a for a in self.agents}
+        self._blocking = [(a, bool(getattr(a, "blocking", False))) for a in self.agents]
         self.failures: deque[AgentFailed] = deque(maxlen=200)
         self.last_decision: Decision | None = None
         self._batch: _Batch | None = None
@@ -204,9 +208,8 @@ class Orchestrator:
     # -- streaming internals ---------------------------------------------------------------------
 
     def _score_and_adapt(self, i: int, row: FeatureRow) -> None:
-        by_id = {a.id: a for a in self.agents}
         for outcome in self.tracker.resolve(i, row.ts, row.close):
-            agent = by_id.get(outcome.agent_id)
+            agent = self._by_id.get(outcome.agent_id)
             if agent is not None:
                 try:
                     agent.update_performance(outcome)
@@ -224,20 +227,21 @@ class Orchestrator:
         results: dict[str, AgentSignal] = {}
         timings: dict[str, float] = {}
         waiting: list[tuple[Agent, Awaitable[Any], float]] = []
-        for agent in self.agents:
-            t0 = time.perf_counter()
+        clock = time.perf_counter
+        for agent, blocking in self._blocking:
+            t0 = clock()
             try:
-                if getattr(agent, "blocking", False):
+                if blocking:
                     waiting.append((agent, asyncio.to_thread(agent.analyze, snapshot), t0))
                     continue
                 out = agent.analyze(snapshot)
             except Exception as exc:
                 self._failed(AgentFailed(agent.id, f"analyze raised {type(exc).__name__}: {exc}"))
                 continue
-            if inspect.isawaitable(out):
+            if type(out) is not AgentSignal and inspect.isawaitable(out):
                 waiting.append((agent, out, t0))
                 continue
-            timings[agent.id] = (time.perf_counter() - t0) * 1e3
+            timings[agent.id] = (clock() - t0) * 1e3
             signal = self._validated(agent, out)
             if signal is not None:
                 results[agent.id] = signal
@@ -307,8 +311,7 @@ class Orchestrator:
         action, notes, meta = leader, [], False
         if leader != Action.HOLD and disagreement >= self.config.disagreement_threshold:
             regime_name = REGIME_NAMES[regime_code] if regime_code is not None else None
-            regime_vote = next((x.action for x in signals if self._adjuster is not None
-                                and x.agent_id == self._adjuster_id()), None)
+            regime_vote = next((x.action for x in signals if x.agent_id == self._adjuster_id), None)
             ctx = ConflictContext(ts=row.ts, signals=tuple(signals), weights=used, buy_score=b, sell_score=s,
                                   hold_score=h, disagreement=disagreement, leader=leader, confidence=conf,
                                   regime=regime_name, regime_action=regime_vote)
@@ -329,12 +332,9 @@ class Orchestrator:
         return Decision(ts=row.ts, action=action, confidence=conf, trail_distance=trail, signals=tuple(signals),
                         weights=used, meta_resolved=meta, reasoning=reasoning)
 
-    def _adjuster_id(self) -> str:
-        return getattr(self._adjuster, "id", "")
-
     def _regime(self, row: FeatureRow, signals: list[AgentSignal]) -> tuple[int | None, float]:
         adj = self._adjuster
-        if adj is None or not any(s.agent_id == self._adjuster_id() for s in signals):
+        if adj is None or not any(s.agent_id == self._adjuster_id for s in signals):
             return None, 1.0
         code = adj.regime_code(row)
         return code, adj.trail_multiplier(row)
@@ -622,6 +622,9 @@ def _check_weight(agent_id: str, weight: float) -> None:
 
 
 def _signal_problem(agent_id: str, out: Any) -> str:
+    if (type(out) is AgentSignal and out.agent_id == agent_id and 0.0 <= out.confidence <= 1.0
+            and 0.0 < out.trail_distance < 1.0 and out.action in _ACTIONS):
+        return ""  # the common case, checked cheaply
     if not isinstance(out, AgentSignal):
         return f"expected an AgentSignal, got {type(out).__name__}"
     if out.agent_id != agent_id:

@@ -30,9 +30,6 @@ from trdr_tui.market.arrays import CandleArrays
 
 F64 = npt.NDArray[np.float64]
 
-_BLOCK = 64  # block length of the blocked recursive filter
-
-
 class IndicatorParams(msgspec.Struct, frozen=True, kw_only=True):
     """Periods of every feature; the same object configures the streaming and the batch path."""
 
@@ -93,31 +90,23 @@ def _first_finite(x: F64) -> int:
 def recursive_filter(x: F64, alpha: float, y0: float) -> F64:
     """y[k] = (1 - alpha)·y[k-1] + alpha·x[k] with y[-1] = y0, without a Python loop per element.
 
-    Blocks of 64: inside a block the response is a lower-triangular matrix product; the carry
-    from one block to the next is a short loop over blocks. Exact up to float rounding.
+    A doubling scan: after the step with shift s every y[k] holds the first 2s terms of its sum, so
+    log2(n) whole-array steps finish it. Exact up to float rounding; no BLAS (no thread contention).
     """
     m = x.shape[0]
     if m == 0:
         return np.empty(0, dtype=np.float64)
     d = 1.0 - alpha
-    nb = -(-m // _BLOCK)
-    padded = np.zeros(nb * _BLOCK, dtype=np.float64)
-    padded[:m] = x
-    blocks = padded.reshape(nb, _BLOCK)
-    k = np.arange(_BLOCK)
-    powers = d ** (k[:, None] - k[None, :]).clip(min=0)
-    kernel = np.tril(alpha * powers)  # kernel[k, j] = alpha·d^(k-j), j <= k
-    local = blocks @ kernel.T  # response of each block from a zero start
-    decay = d ** (k + 1)  # how the carried-in value fades inside a block
-    carry = np.empty(nb, dtype=np.float64)
-    prev = y0
-    last = local[:, -1].tolist()
-    tail = float(decay[-1])
-    for b in range(nb):
-        carry[b] = prev
-        prev = tail * prev + last[b]
-    out = local + carry[:, None] * decay[None, :]
-    return out.reshape(-1)[:m]
+    y = alpha * x
+    y[0] += d * y0
+    shift = 1
+    while shift < m:
+        decay = d**shift
+        if decay == 0.0:
+            break  # older terms no longer change any value
+        y[shift:] = y[shift:] + decay * y[:-shift]
+        shift *= 2
+    return y
 
 
 def sma(x: F64, period: int) -> F64:

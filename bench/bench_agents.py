@@ -1,0 +1,121 @@
+"""Benchmark the agent panel: batch analysis per agent and streaming cost per candle.
+
+    python bench/bench_agents.py [--candles 10000] [--repeat 7]
+
+Uses the first N real Coinbase hourly candles when the shared data set is present (else a seeded
+random walk) and prints:
+- the shared feature computation (all indicators, vectorized) on N candles;
+- each core agent's `analyze_batch` on N candles (PRD target < 100 ms; aim < 10 ms);
+- the orchestrator's whole batch path (`precompute`: features + agents + adaptive weights + consensus);
+- the streaming cost per candle: indicators alone (talipp), each agent's `analyze`, and the whole
+  panel through `Orchestrator.on_candle` (aim < 50 µs per candle).
+Timings are the best of `--repeat` runs (streaming: one pass, the mean per candle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trdr_tui.agents import build_orchestrator
+from trdr_tui.agents.protocol import MarketSnapshot
+from trdr_tui.config import convert_settings
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import SimClock
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.market.indicators import compute_features
+from trdr_tui.market.streaming import StreamingIndicators
+
+
+def load_bars(n: int) -> tuple[CandleArrays, str]:
+    try:
+        from tests.agents.realdata import load_cdd_hourly
+        from tests.conftest import HOURLY_CDD
+
+        if HOURLY_CDD.is_file():
+            bars = load_cdd_hourly()
+            if len(bars) >= n:
+                return bars[:n], f"real Coinbase BTC-USD hourly, first {n}"
+    except ImportError:
+        pass
+    rng = np.random.default_rng(42)
+    close = 10_000 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    opens = np.concatenate(([close[0]], close[:-1]))
+    wick = np.abs(rng.normal(0, 0.004, n))
+    ts = (1_500_000_000 + 3600 * np.arange(n, dtype=np.int64)) * 1_000_000_000
+    bars = CandleArrays(ts, opens, np.maximum(opens, close) * (1 + wick), np.minimum(opens, close) * (1 - wick),
+                        close, rng.gamma(2.0, 50.0, n))
+    return bars, f"seeded random walk, {n}"
+
+
+def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+async def stream_panel(bars: CandleArrays) -> float:
+    settings = convert_settings({})
+    clock = SimClock(0)
+    orch = build_orchestrator(settings, bus=EventBus(), clock=clock)
+    candles = list(bars.candles())
+    t0 = time.perf_counter()
+    for c in candles:
+        clock.advance_to(c.ts)
+        await orch.on_candle(c)
+    return (time.perf_counter() - t0) / len(candles)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--candles", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+    bars, source = load_bars(args.candles)
+    n = len(bars)
+    print(f"data: {source} candles · python {platform.python_version()} · {platform.machine()}")
+
+    features = compute_features(bars)
+    t = best(lambda: compute_features(bars), args.repeat)
+    print(f"\nbatch, {n} candles")
+    print(f"  {'features (all indicators)':32s} {t * 1e3:8.2f} ms")
+    orch = build_orchestrator(convert_settings({}), bus=EventBus(), clock=SimClock(0))
+    for agent in orch.agents:
+        t = best(lambda agent=agent: agent.analyze_batch(features), args.repeat)  # type: ignore[attr-defined]
+        print(f"  {'agent ' + agent.id:32s} {t * 1e3:8.2f} ms")
+    t = best(lambda: orch.precompute(bars), args.repeat)
+    print(f"  {'orchestrator.precompute (total)':32s} {t * 1e3:8.2f} ms")
+
+    print(f"\nstreaming, per candle (mean over {n})")
+    s = StreamingIndicators()
+    candles = list(bars.candles())
+    t0 = time.perf_counter()
+    rows = [s.update(c) for c in candles]
+    print(f"  {'indicators (talipp + windows)':32s} {(time.perf_counter() - t0) / n * 1e6:8.1f} µs")
+    snaps = [MarketSnapshot(symbol="BTC-USD", now=r.ts, index=i, features=r) for i, r in enumerate(rows)]
+    total_agents = 0.0
+    for agent in orch.agents:
+        t0 = time.perf_counter()
+        for sn in snaps:
+            agent.analyze(sn)
+        per = (time.perf_counter() - t0) / n
+        total_agents += per
+        print(f"  {'agent ' + agent.id + '.analyze':32s} {per * 1e6:8.1f} µs")
+    print(f"  {'all five analyze calls':32s} {total_agents * 1e6:8.1f} µs")
+    per = asyncio.run(stream_panel(bars))
+    print(f"  {'whole panel: on_candle':32s} {per * 1e6:8.1f} µs  (state + agents + consensus + events)")
+
+
+if __name__ == "__main__":
+    main()
