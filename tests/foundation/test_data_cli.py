@@ -162,3 +162,9 @@ def test_backfill_calls_the_backfill_module(run_cli: RunCli, monkeypatch: pytest
                            "--end", "2024-02-01")
     assert code == 0, err
     assert seen == {"symbol": "ETH-USD", "timeframe": "4h", "start": "2024-01-01", "end": "2024-02-01"}
+
+
+def test_import_with_unfit_resample_target_stores_nothing(run_cli: RunCli, db_path: Path) -> None:
+    code, _, err = run_cli("data", "import", DAILY_CDD, "--symbol", "BTC-USD", "--resample", "4h", db=db_path)
+    assert code == 1 and "cannot resample 1d into 4h" in err
+    assert _rows(db_path) == []

@@ -86,13 +86,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_import(ctx: CliContext) -> int:
     from trdr_tui.market.importer import import_candle_file
-    from trdr_tui.store.candles import CandleRepository
 
     _check_config(ctx)
     args = ctx.args
     symbol = _symbol(ctx)
     targets = _timeframes(args.resample) if args.resample else []
-    report = import_candle_file(ctx.store, args.file, symbol, args.timeframe, replace=args.replace)
+    report = import_candle_file(ctx.store, args.file, symbol, args.timeframe, replace=args.replace,
+                                resample_to=targets)
     out = _console()
     parsed = report.parsed
     _print_parsed(out, "Imported", parsed, f"{symbol} {parsed.timeframe}")
@@ -104,9 +104,7 @@ def run_import(ctx: CliContext) -> int:
     _row(out, "stored", stored)
     for w in report.warnings:
         _row(out, "note", w)
-    repo = CandleRepository(ctx.store)
-    for target in targets:
-        r = repo.resample(symbol, parsed.timeframe, target, replace=args.replace)
+    for target, r in report.resampled:
         _row(out, f"→ {target}", f"{r.added:,} bars added, {r.already_present:,} already stored"
              + (f", {r.incomplete} incomplete skipped" if r.incomplete else ""))
     return 0

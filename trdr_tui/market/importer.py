@@ -41,7 +41,7 @@ from trdr_tui.market.timeframes import (
     median_spacing_ns,
     timeframe_ns,
 )
-from trdr_tui.store.candles import CandleRepository, InsertResult
+from trdr_tui.store.candles import CandleRepository, InsertResult, ResampleResult, check_resample
 from trdr_tui.store.db import Store
 
 F64 = npt.NDArray[np.float64]
@@ -747,19 +747,25 @@ class ImportReport(msgspec.Struct, frozen=True):
     parsed: ParsedCandles
     stored: InsertResult
     warnings: tuple[str, ...] = ()
+    resampled: tuple[tuple[str, ResampleResult], ...] = ()
 
 
 def import_candle_file(store: Store, path: str | Path, symbol: str, timeframe: str | None = None, *,
-                       replace: bool = False) -> ImportReport:
-    """Read and validate the whole file, then store it in one transaction. A bad file raises DataError
-    before anything is written; bars already stored are kept unless `replace`."""
+                       replace: bool = False, resample_to: Sequence[str] = ()) -> ImportReport:
+    """Read and validate the whole file, then store it in one transaction. A bad file (or a resample
+    target that does not fit its timeframe) raises DataError before anything is written; bars already
+    stored are kept unless `replace`. `resample_to` then builds higher timeframes from the stored bars."""
     parsed = read_candle_file(path, timeframe)
+    for target in resample_to:
+        check_resample(parsed.timeframe, target)
     warnings = list(parsed.warnings)
     if parsed.file_symbol and _bare(parsed.file_symbol) != _bare(symbol):
         warnings.append(f"the file's symbol column says {parsed.file_symbol!r}; stored as {symbol}")
-    stored = CandleRepository(store).insert(symbol, parsed.timeframe, parsed.candles,
-                                            source=f"file:{Path(path).name}", replace=replace)
-    return ImportReport(symbol, parsed, stored, tuple(warnings))
+    repo = CandleRepository(store)
+    stored = repo.insert(symbol, parsed.timeframe, parsed.candles, source=f"file:{Path(path).name}",
+                         replace=replace)
+    resampled = tuple((t, repo.resample(symbol, parsed.timeframe, t, replace=replace)) for t in resample_to)
+    return ImportReport(symbol, parsed, stored, tuple(warnings), resampled)
 
 
 def _bare(symbol: str) -> str:

@@ -175,13 +175,8 @@ class CandleRepository:
         """Aggregate `source` bars into `target` bars in DuckDB: first open, max high, min low, last close,
         summed volume. Target bars open on multiples of their length since the epoch (UTC). A bucket
         missing any source bar is skipped unless `partial` (it would misstate the bar's range)."""
-        src_s, dst_s = timeframe_seconds(source), timeframe_seconds(target)
-        if dst_s <= src_s or dst_s % src_s:
-            raise DataError(
-                f"cannot resample {source} into {target}",
-                hint="the target must be a whole multiple of the source, e.g. 1h → 4h or 1d",
-            )
-        per_bucket = dst_s // src_s
+        per_bucket = check_resample(source, target)
+        dst_s = timeframe_seconds(target)
         step_us = dst_s * _US_PER_SECOND
         with self.store.transaction() as cur:
             stats = cur.execute(
@@ -226,6 +221,17 @@ class CandleRepository:
             "SELECT count(*) FROM candles WHERE symbol = ? AND timeframe = ?", [symbol, timeframe]
         ).fetchall()
         return int(row[0][0]) if row else 0
+
+
+def check_resample(source: str, target: str) -> int:
+    """How many `source` bars make one `target` bar; DataError unless it is a whole multiple above 1."""
+    src_s, dst_s = timeframe_seconds(source), timeframe_seconds(target)
+    if dst_s <= src_s or dst_s % src_s:
+        raise DataError(
+            f"cannot resample {source} into {target}",
+            hint="the target must be a whole multiple of the source, e.g. 1h → 4h or 1d",
+        )
+    return dst_s // src_s
 
 
 def _overlap(cur: duckdb.DuckDBPyConnection, symbol: str, timeframe: str) -> tuple[int, int]:
