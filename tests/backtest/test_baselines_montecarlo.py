@@ -104,3 +104,14 @@ def test_monte_carlo_without_trades_and_bad_input() -> None:
     assert monte_carlo(np.zeros(0)) is None
     with pytest.raises(ValueError, match="finite"):
         monte_carlo(np.array([0.1, np.nan]))
+
+
+def test_runner_equity_matches_the_engine_curve(hourly: CandleArrays) -> None:
+    from trdr_tui.backtest.runner import run_engine
+    from trdr_tui.config import load_settings
+
+    run, engine = run_engine(load_settings(), hourly[:6000], preset="simple-trailing")
+    curve = engine.record.equity_curve()
+    assert len(run.fills) > 50
+    np.testing.assert_array_equal(run.equity, curve.equity)
+    assert run.equity[-1] == engine.record.final_equity

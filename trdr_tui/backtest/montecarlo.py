@@ -15,7 +15,7 @@ import numpy as np
 from trdr_tui.backtest.results import F64
 
 DEFAULT_PATHS = 10_000
-_BLOCK_CELLS = 4_000_000  # ~32 MB of float64 per array per block
+_BLOCK_CELLS = 250_000  # ~2 MB of float64 per array per block: stays in cache
 
 
 class MonteCarloResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,14 +38,21 @@ class MonteCarloResult(msgspec.Struct, frozen=True, kw_only=True):
 def simulate_paths(
     trade_returns: F64, *, paths: int, trades_per_path: int, rng: np.random.Generator
 ) -> tuple[F64, F64]:
-    """Final returns and maximum drawdowns of `paths` bootstrap paths (one block)."""
-    r = np.asarray(trade_returns, dtype=np.float64)
-    draws = rng.integers(0, r.shape[0], size=(paths, trades_per_path))
-    growth = np.log1p(np.maximum(r, -1.0 + 1e-15))[draws]
-    np.cumsum(growth, axis=1, out=growth)
-    peak = np.maximum.accumulate(np.maximum(growth, 0.0), axis=1)  # log-equity peak incl. the start (0)
-    drawdown = 1.0 - np.exp((growth - peak).min(axis=1))
-    final = np.expm1(growth[:, -1])
+    """Final returns and maximum drawdowns of `paths` bootstrap paths (one block).
+
+    Works on log-equity: the drawdown at a trade is `x - max(0, running peak of x)`, whose minimum is
+    the smaller of min(x - peak) and min(x) — no extra pass to fold in the starting point.
+    """
+    growth = np.log1p(np.maximum(np.asarray(trade_returns, dtype=np.float64), -1.0 + 1e-15))
+    draws = rng.integers(0, growth.shape[0], size=(paths, trades_per_path), dtype=np.int32)
+    x = np.take(growth, draws)
+    np.cumsum(x, axis=1, out=x)
+    lowest = x.min(axis=1)
+    peak = np.maximum.accumulate(x, axis=1)
+    np.subtract(x, peak, out=peak)
+    worst = np.minimum(peak.min(axis=1), np.minimum(lowest, 0.0))
+    drawdown = -np.expm1(worst)
+    final = np.expm1(x[:, -1])
     return final, drawdown
 
 

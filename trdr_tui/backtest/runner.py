@@ -80,14 +80,14 @@ def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None 
 def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
     rec = engine.record
     n = rec.bars
-    curve = rec.equity_curve()
+    equity = equity_after_bars(engine, candles)
     orders = {o.id: o for o in rec.orders}
     fills = rec.fills
     refs = [orders[f.order_id].price if f.order_id in orders else None for f in fills]
     tf = engine.feed.timeframe_ns
     return RunData(
         ts=candles.ts[:n].copy(),
-        equity=np.asarray(curve.equity, dtype=np.float64),
+        equity=equity,
         close=candles.close[:n].copy(),
         initial_capital=float(rec.initial_cash),
         fills=FillArrays.from_fills(fills, refs),
@@ -96,6 +96,34 @@ def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
         agent_signals=agent_signals_from_decisions(rec.decisions, candles.ts[:n], tf),
         agent_weights=engine.agent_weights(),
     )
+
+
+def equity_after_bars(engine: Engine, candles: CandleArrays) -> np.ndarray:
+    """Equity after each bar, from the ledger's change points (cash, position after each fill).
+
+    The same numbers as `engine.record.equity_curve().equity` (a test holds them equal), built with
+    one vectorized forward fill, so it stays linear in bars + fills on long series.
+    """
+    marks = getattr(engine, "_marks", None)
+    n = engine.record.bars
+    if marks is None:  # pragma: no cover - an engine without change points: use its own curve
+        return np.asarray(engine.record.equity_curve().equity, dtype=np.float64)
+    close = candles.close[:n]
+    cash = np.full(n, float(engine.record.initial_cash))
+    pos = np.zeros(n)
+    if marks:
+        bars = np.fromiter((m[0] for m in marks), dtype=np.int64, count=len(marks))
+        m_cash = np.fromiter((m[1] for m in marks), dtype=np.float64, count=len(marks))
+        m_pos = np.fromiter((m[2] for m in marks), dtype=np.float64, count=len(marks))
+        # the last mark of each bar wins; every bar takes the latest mark at or before it
+        last_of_bar = np.append(bars[1:] != bars[:-1], True)
+        bars, m_cash, m_pos = bars[last_of_bar], m_cash[last_of_bar], m_pos[last_of_bar]
+        which = np.searchsorted(bars, np.arange(n), side="right") - 1
+        have = which >= 0
+        cash[have] = m_cash[which[have]]
+        pos[have] = m_pos[which[have]]
+    out: np.ndarray = cash + pos * close
+    return out
 
 
 def agent_signals_from_decisions(decisions: Sequence[Decision], bar_ts: np.ndarray,
@@ -223,6 +251,16 @@ def evaluate(
     return clean_json(results), curves
 
 
+def float_list(values: np.ndarray) -> list[float | None]:
+    """A float array as a JSON-ready list (non-finite → None), without a Python loop when all finite."""
+    arr = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(arr)
+    if finite.all():
+        out: list[float | None] = arr.tolist()
+        return out
+    return [float(v) if ok else None for v, ok in zip(arr.tolist(), finite.tolist(), strict=True)]
+
+
 def stored_curves(run: RunData, bh: np.ndarray, grid: np.ndarray, trade_r: np.ndarray) -> dict[str, Any]:
     """Curves kept with a session for reports; thinned to at most MAX_STORED_CURVE_POINTS points."""
     n = run.ts.shape[0]
@@ -230,17 +268,17 @@ def stored_curves(run: RunData, bh: np.ndarray, grid: np.ndarray, trade_r: np.nd
     idx = np.arange(0, n, step)
     if n and idx[-1] != n - 1:
         idx = np.append(idx, n - 1)
-    return clean_json({
+    return {
         "ts": run.ts[idx].tolist(),
-        "equity": run.equity[idx].tolist(),
-        "buy_and_hold": bh[idx].tolist(),
-        "fixed_grid": grid[idx].tolist(),
-        "close": run.close[idx].tolist(),
+        "equity": float_list(run.equity[idx]),
+        "buy_and_hold": float_list(bh[idx]),
+        "fixed_grid": float_list(grid[idx]),
+        "close": float_list(run.close[idx]),
         "thinned_every": step,
-        "trade_returns": metrics.trade_returns(run.trades).tolist(),
-        "trade_returns_on_equity": trade_r.tolist(),
-        "trade_pnl": run.trades.pnl.tolist(),
-    })
+        "trade_returns": float_list(metrics.trade_returns(run.trades)),
+        "trade_returns_on_equity": float_list(trade_r),
+        "trade_pnl": float_list(run.trades.pnl),
+    }
 
 
 def run_backtest(
