@@ -116,9 +116,17 @@ def test_streaming_equals_vectorized_on_real_hourly_data() -> None:
         assert rel.max() <= 1e-9, f"{name}: max relative difference {rel.max():.3g}"
 
 
-def test_streaming_refuses_out_of_order_candles() -> None:
+def test_streaming_refuses_bad_candles_and_changes_nothing() -> None:
     s = StreamingIndicators()
     bars = load_cdd_hourly()[:3]
     s.update(bars.candle(1))
-    with pytest.raises(ValueError, match="not after"):
+    with pytest.raises(DataError, match="not after"):
         s.update(bars.candle(0))
+    c = bars.candle(2)
+    with pytest.raises(DataError, match="invalid candle"):
+        s.update(type(c)(c.ts, c.open, c.high, c.low, float("nan"), c.volume))
+    with pytest.raises(DataError, match="invalid candle"):
+        s.update(type(c)(c.ts, c.open, c.low * 0.5, c.low, c.close, c.volume))  # high below low
+    assert s.count == 1  # nothing was taken in
+    s.update(c)
+    assert s.count == 2

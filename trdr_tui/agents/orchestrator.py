@@ -63,7 +63,7 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.errors import AgentFailed, ConfigError, NotAvailable
 from trdr_tui.core.events import LogEvent, WeightsChanged
-from trdr_tui.core.types import Action, AgentSignal, Candle, Decision
+from trdr_tui.core.types import Action, AgentSignal, Candle, Decision, Urgency
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.indicators import Features, IndicatorParams, compute_features
 from trdr_tui.market.state import MarketState
@@ -574,12 +574,12 @@ class Orchestrator:
         snapshot = MarketSnapshot(symbol=self.config.symbol, now=self.clock.now_ns(), index=i, features=row)
         signals: list[AgentSignal] = []
         for j, agent in enumerate(self.agents):
-            sig = agent.analyze(snapshot)
-            assert isinstance(sig, AgentSignal)
             # the batch arrays are the record; the streaming call supplies the words
-            signals.append(msgspec.structs.replace(sig, action=CODE_ACTIONS[int(a.agent_action[i, j])],
-                                                   confidence=float(a.agent_confidence[i, j]),
-                                                   trail_distance=float(a.agent_trail[i, j])))
+            words, urgency = _reasoning_of(agent, snapshot)
+            signals.append(AgentSignal(agent_id=agent.id, action=CODE_ACTIONS[int(a.agent_action[i, j])],
+                                       confidence=float(a.agent_confidence[i, j]),
+                                       trail_distance=float(a.agent_trail[i, j]), reasoning=words, urgency=urgency,
+                                       ts=int(a.ts[i])))
         action = CODE_ACTIONS[int(a.action[i])]
         head = f"{action.value} {float(a.confidence[i]):.2f} (batch)"
         if self._batch.regime is not None:
@@ -613,6 +613,19 @@ class Orchestrator:
             "agent_id": agent_ids, "signal": names[sig], "confidence": conf, "trail_distance": trail,
             "weight": weight, "reasoning": np.full(m * (k + 1), None, dtype=object), "execution_time_ms": exec_ms,
         })
+
+
+def _reasoning_of(agent: Agent, snapshot: MarketSnapshot) -> tuple[str, Urgency]:
+    """An agent's own words (and urgency) for a batch bar, when it can give them synchronously."""
+    try:
+        out = agent.analyze(snapshot)
+    except Exception as exc:
+        return f"(no reasoning: analyze raised {type(exc).__name__})", Urgency.NORMAL
+    if isinstance(out, AgentSignal):
+        return out.reasoning, out.urgency
+    if inspect.iscoroutine(out):
+        out.close()
+    return "(batch signal)", Urgency.NORMAL
 
 
 def _check_weight(agent_id: str, weight: float) -> None:

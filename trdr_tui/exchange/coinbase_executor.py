@@ -282,10 +282,9 @@ class CoinbaseExecutor:
                 return
             reason = resp.error_response.reason if resp.error_response else "UNKNOWN_FAILURE_REASON"
             if reason == "DUPLICATE_CLIENT_ORDER_ID":
-                existing = await self._lookup_safely(order)
-                if existing is not None:
-                    await self._accepted(order, existing.order_id, attempt + 1)
-                    return
+                # the exchange has this order for sure, even if it does not list it yet
+                await self._adopt_duplicate(order, attempt + 1)
+                return
             message = resp.error_response.message if resp.error_response else ""
             self.outbox.update(coid, self.clock.now_ns(), state="rejected", error=reason, attempts=attempt + 1)
             self._report(order, OrderStatus.REJECTED, reason=f"{reason}: {message}".strip(": "))
@@ -293,6 +292,17 @@ class CoinbaseExecutor:
         log.error("order %s could not be sent (%s); kept for recovery", coid, last_error)
         self.outbox.update(coid, self.clock.now_ns(), state="failed", error=last_error,
                            attempts=first_attempt + self.retry.max_retries + 1)
+
+    async def _adopt_duplicate(self, order: Order, attempts: int) -> None:
+        for n in range(self.retry.max_retries + 1):
+            existing = await self._lookup_safely(order)
+            if existing is not None:
+                await self._accepted(order, existing.order_id, attempts)
+                return
+            await self._sleep(self.retry.delay(n))
+        # it exists but cannot be seen yet: keep it for the recovery loop (which looks up before sending)
+        self.outbox.update(order.client_order_id, self.clock.now_ns(), state="failed",
+                           error="DUPLICATE_CLIENT_ORDER_ID but not listed yet", attempts=attempts)
 
     async def _lookup(self, order: Order) -> ApiOrder | None:
         self.lookups += 1

@@ -311,6 +311,11 @@ def _check_bars(bars: CandleArrays) -> None:
         if bad.size:
             raise DataError(f"column '{name}' is not finite at row {int(bad[0])}", where="candles",
                             hint="drop or repair that bar before computing indicators")
+    bad = np.flatnonzero((bars.low <= 0) | (bars.volume < 0) | (bars.low > np.minimum(bars.open, bars.close))
+                         | (bars.high < np.maximum(bars.open, bars.close)))
+    if bad.size:
+        raise DataError(f"invalid bar at row {int(bad[0])}: prices must be positive with low ≤ open, close ≤ high "
+                        "and volume ≥ 0", where="candles", hint="drop or repair that bar")
     if n > 1 and np.any(np.diff(bars.ts) <= 0):
         row = int(np.flatnonzero(np.diff(bars.ts) <= 0)[0]) + 1
         raise DataError(f"timestamps are not strictly increasing at row {row}", where="candles",

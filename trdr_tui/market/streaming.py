@@ -15,6 +15,7 @@ import msgspec
 from talipp.indicators import ATR, BB, MACD, RSI, SMA
 from talipp.ohlcv import OHLCV
 
+from trdr_tui.core.errors import DataError
 from trdr_tui.core.types import Candle
 from trdr_tui.market.indicators import Features, IndicatorParams
 
@@ -161,8 +162,14 @@ class StreamingIndicators:
         self.last_ts: int | None = None
 
     def update(self, c: Candle) -> FeatureRow:
+        """Add one closed candle. A bad candle raises DataError and changes nothing."""
         if self.last_ts is not None and c.ts <= self.last_ts:
-            raise ValueError(f"candle at {c.ts} is not after the previous one ({self.last_ts})")
+            raise DataError(f"candle at {c.ts} is not after the previous one ({self.last_ts})",
+                            where="market state", hint="feed closed candles once each, in time order")
+        if not (c.low > 0.0 and c.volume >= 0.0 and math.isfinite(c.high + c.open + c.close + c.volume)
+                and c.low <= min(c.open, c.close) and c.high >= max(c.open, c.close)):
+            raise DataError(f"invalid candle at {c.ts}: {c!r}", where="market state",
+                            hint="prices must be finite and positive with low ≤ open, close ≤ high; volume ≥ 0")
         self.last_ts = c.ts
         close = c.close
         self._atr.add(OHLCV(c.open, c.high, c.low, close, c.volume))

@@ -61,6 +61,7 @@ class Faults:
     ws_gap: int = 0                 # next N market messages skip a sequence number
     ws_stale: bool = False          # send nothing at all (no heartbeats either)
     reject_create: int = 0          # next N POST /orders fail with INSUFFICIENT_FUND-style errors
+    visibility_lag_s: float = 0.0   # new orders stay invisible to get/list this long (eventual consistency)
 
 
 @dataclass
@@ -668,9 +669,16 @@ class FakeExchange:
                 results.append({"success": True, "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON", "order_id": oid})
         return web.json_response({"results": results})
 
+    def _visible(self, o: FakeOrder) -> bool:
+        lag = self.faults.visibility_lag_s
+        if lag and o.created_ns > self._now_ns() - int(lag * NS_PER_SECOND):
+            self._fire("visibility_lag")
+            return False
+        return True
+
     async def h_get_order(self, request: web.Request) -> web.Response:
         o = self.orders.get(request.match_info["order_id"])
-        if o is None:
+        if o is None or not self._visible(o):
             raise web.HTTPNotFound(reason="NOT_FOUND", text="order with this orderID was not found")
         return web.json_response({"order": self._order_json(o)})
 
@@ -681,8 +689,8 @@ class FakeExchange:
         ids = set(q.getall("order_ids", []))
         if "OPEN" in statuses and len(statuses) > 1:
             raise web.HTTPBadRequest(reason="INVALID_ARGUMENT", text="OPEN cannot be combined with other statuses")
-        rows = [o for o in self.orders.values()
-                if (not products or o.product_id in products) and (not statuses or o.status in statuses)
+        rows = [o for o in self.orders.values() if self._visible(o)
+                and (not products or o.product_id in products) and (not statuses or o.status in statuses)
                 and (not ids or o.order_id in ids)]
         if q.get("start_date") and "OPEN" not in statuses:
             since = dt.datetime.fromisoformat(q["start_date"].replace("Z", "+00:00")).timestamp() * NS_PER_SECOND
