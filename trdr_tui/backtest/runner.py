@@ -93,7 +93,7 @@ def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
         fills=FillArrays.from_fills(fills, refs),
         trades=TradeArrays.from_trades(rec.trades),
         rejected_orders=rec.rejected_orders,
-        agent_signals=agent_signals_from_decisions(rec.decisions, candles.ts[:n], tf),
+        agent_signals=agent_signals(engine, candles.ts[:n], tf),
         agent_weights=engine.agent_weights(),
     )
 
@@ -124,6 +124,30 @@ def equity_after_bars(engine: Engine, candles: CandleArrays) -> np.ndarray:
         pos[have] = m_pos[which[have]]
     out: np.ndarray = cash + pos * close
     return out
+
+
+def agent_signals(engine: Engine, bar_ts: np.ndarray, timeframe_ns: int) -> dict[str, AgentSignals]:
+    """Per-agent signals of the run: from the orchestrator's batch arrays when it precomputed the
+    whole history (backtests), else from the decisions the engine saw bar by bar."""
+    batch = getattr(getattr(engine, "decisions", None), "_batch", None)
+    arrays = getattr(batch, "arrays", None)
+    n = bar_ts.shape[0]
+    if arrays is not None and len(arrays) >= n and np.array_equal(arrays.ts[:n], bar_ts):
+        return agent_signals_from_arrays(arrays, n)
+    return agent_signals_from_decisions(engine.record.decisions, bar_ts, timeframe_ns)
+
+
+def agent_signals_from_arrays(arrays: Any, n: int) -> dict[str, AgentSignals]:
+    """From the orchestrator's DecisionArrays (action codes 0 HOLD, 1 TRAIL_BUY, 2 TRAIL_SELL;
+    no signal during warm-up)."""
+    valid = np.asarray(arrays.valid[:n], dtype=bool)
+    out: dict[str, AgentSignals] = {}
+    for k, agent_id in enumerate(arrays.agent_ids):
+        code = np.asarray(arrays.agent_action[:n, k])
+        action = np.where(valid & (code == 1), 1, np.where(valid & (code == 2), -1, 0)).astype(np.int8)
+        conf = np.where(valid, np.asarray(arrays.agent_confidence[:n, k], dtype=np.float64), 0.0)
+        out[agent_id] = AgentSignals(action, conf)
+    return dict(sorted(out.items()))
 
 
 def agent_signals_from_decisions(decisions: Sequence[Decision], bar_ts: np.ndarray,
