@@ -115,3 +115,42 @@ def test_runner_equity_matches_the_engine_curve(hourly: CandleArrays) -> None:
     assert len(run.fills) > 50
     np.testing.assert_array_equal(run.equity, curve.equity)
     assert run.equity[-1] == engine.record.final_equity
+
+
+def naive_grid(c: CandleArrays, capital: float, spacing: float, levels: int, maker: float, taker: float) -> np.ndarray:
+    """The fixed grid, written the slow obvious way: every cell checked at every path segment of every bar."""
+    p0 = float(c.close[0])
+    edges = [p0 * (1 + spacing) ** (k - levels / 2) for k in range(levels + 1)]
+    budget = capital / levels
+    hold = [edges[j] >= p0 for j in range(levels)]
+    qty = [budget / (p0 * (1 + taker)) if hold[j] else budget / (edges[j] * (1 + maker)) for j in range(levels)]
+    cash = capital - sum(qty[j] * p0 * (1 + taker) for j in range(levels) if hold[j])
+    coin = sum(qty[j] for j in range(levels) if hold[j])
+    out = []
+    prev = float(c.open[0])
+    for i in range(len(c)):
+        o, h, lo, cl = float(c.open[i]), float(c.high[i]), float(c.low[i]), float(c.close[i])
+        path = [prev, o, h, lo, cl] if (h - o) <= (o - lo) else [prev, o, lo, h, cl]
+        for seg in range(4):
+            a, b = path[seg], path[seg + 1]
+            for j in range(levels):
+                if b < a and not hold[j] and b <= edges[j] < a:
+                    px = b if seg == 0 else edges[j]
+                    cash -= qty[j] * px * (1 + maker)
+                    coin += qty[j]
+                    hold[j] = True
+                elif b > a and hold[j] and a < edges[j + 1] <= b:
+                    px = b if seg == 0 else edges[j + 1]
+                    cash += qty[j] * px * (1 - maker)
+                    coin -= qty[j]
+                    hold[j] = False
+        out.append(cash + coin * cl)
+        prev = cl
+    return np.array(out)
+
+
+def test_fixed_grid_matches_a_naive_implementation_on_real_bars(hourly: CandleArrays) -> None:
+    c = hourly[5000:8000]
+    fast = fixed_grid(c, 10_000.0, spacing=0.01, levels=12, maker_fee=0.004, taker_fee=0.006)
+    np.testing.assert_allclose(fast.equity, naive_grid(c, 10_000.0, 0.01, 12, 0.004, 0.006), rtol=1e-12)
+    assert fast.round_trips > 20
