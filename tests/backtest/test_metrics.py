@@ -109,6 +109,7 @@ def test_execution_statistics_by_hand() -> None:
         ts=np.array([T0, T0 + HOUR], dtype=np.int64), side=np.array([1, -1], dtype=np.int8),
         price=np.array([101.0, 99.0]), size=np.array([1.0, 1.0]), fee=np.array([0.6, 0.6]),
         maker=np.array([False, True]), ref_price=np.array([100.0, 100.0]),
+        wait_ns=np.array([2.0 * HOUR, np.nan]),
     )
     t = trades([10.0, -2.0], fees=[1.0, 1.0])
     s = m.execution_stats(fills, t, rejected=3)
@@ -116,6 +117,7 @@ def test_execution_statistics_by_hand() -> None:
     assert s["total_fees"] == pytest.approx(1.2)
     assert s["maker_fills"] == 1 and s["taker_fills"] == 1
     assert s["rejected_orders"] == 3
+    assert s["avg_order_wait_hours"] == pytest.approx(2.0)
     # gross (before fees) 8 + 2 = 10; fees ate 2 of it
     assert s["fees_pct_of_gross_profit"] == pytest.approx(0.2)
 

@@ -282,6 +282,7 @@ def execution_stats(fills: FillArrays, trades: TradeArrays, rejected: int) -> di
     slip = slippage(fills)
     gross = float(trades.pnl.sum() + trades.fees.sum())  # round-trip profit before fees
     n = len(fills)
+    waits = fills.wait_ns[~np.isnan(fills.wait_ns)] if fills.wait_ns is not None else np.zeros(0)
     return {
         "fills": n,
         "buys": int(np.count_nonzero(fills.side > 0)),
@@ -291,6 +292,7 @@ def execution_stats(fills: FillArrays, trades: TradeArrays, rejected: int) -> di
         "total_fees": fees,
         "volume": float((fills.price * fills.size).sum()),
         "avg_slippage": float(slip.mean()) if slip.shape[0] else None,
+        "avg_order_wait_hours": float(waits.mean()) / NS_PER_HOUR if waits.shape[0] else None,
         "fees_pct_of_gross_profit": _ratio(float(trades.fees.sum()), gross) if gross > 0 else None,
         "rejected_orders": int(rejected),
     }

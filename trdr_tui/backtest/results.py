@@ -23,7 +23,8 @@ I8 = npt.NDArray[np.int8]
 
 class FillArrays(msgspec.Struct, frozen=True):
     """Fills in time order. `side` is +1 buy / -1 sell; `ref_price` is the price the order meant
-    to trade at (trigger or limit), NaN where unknown; `maker` is True for maker fills."""
+    to trade at (trigger or limit), NaN where unknown; `maker` is True for maker fills; `wait_ns` is
+    how long the order waited from creation to this fill (NaN where unknown)."""
 
     ts: I64
     side: I8
@@ -32,18 +33,25 @@ class FillArrays(msgspec.Struct, frozen=True):
     fee: F64
     maker: npt.NDArray[np.bool_]
     ref_price: F64
+    wait_ns: F64 | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
     @classmethod
-    def from_fills(cls, fills: Sequence[Fill], ref_prices: Sequence[float | None] | None = None) -> FillArrays:
+    def from_fills(cls, fills: Sequence[Fill], ref_prices: Sequence[float | None] | None = None,
+                   order_ts: Sequence[int | None] | None = None) -> FillArrays:
         n = len(fills)
         refs = np.full(n, np.nan)
         if ref_prices is not None:
             for i, r in enumerate(ref_prices):
                 if r is not None:
                     refs[i] = float(r)
+        wait = np.full(n, np.nan)
+        if order_ts is not None:
+            for i, t in enumerate(order_ts):
+                if t is not None:
+                    wait[i] = float(fills[i].ts - t)
         return cls(
             ts=np.fromiter((f.ts for f in fills), dtype=np.int64, count=n),
             side=np.fromiter((1 if f.side == Side.BUY else -1 for f in fills), dtype=np.int8, count=n),
@@ -52,6 +60,7 @@ class FillArrays(msgspec.Struct, frozen=True):
             fee=np.fromiter((f.fee for f in fills), dtype=np.float64, count=n),
             maker=np.fromiter((f.liquidity == Liquidity.MAKER for f in fills), dtype=np.bool_, count=n),
             ref_price=refs,
+            wait_ns=wait,
         )
 
     @classmethod

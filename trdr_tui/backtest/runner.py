@@ -84,13 +84,14 @@ def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
     orders = {o.id: o for o in rec.orders}
     fills = rec.fills
     refs = [orders[f.order_id].price if f.order_id in orders else None for f in fills]
+    created = [orders[f.order_id].created_ts if f.order_id in orders else None for f in fills]
     tf = engine.feed.timeframe_ns
     return RunData(
         ts=candles.ts[:n].copy(),
         equity=equity,
         close=candles.close[:n].copy(),
         initial_capital=float(rec.initial_cash),
-        fills=FillArrays.from_fills(fills, refs),
+        fills=FillArrays.from_fills(fills, refs, created),
         trades=TradeArrays.from_trades(rec.trades),
         rejected_orders=rec.rejected_orders,
         agent_signals=agent_signals(engine, candles.ts[:n], tf),
