@@ -102,7 +102,7 @@ def test_regime_multipliers_follow_the_prd() -> None:
         row = feature_row(f, len(f) - 1)
         assert regime in agent.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=row)).reasoning
         assert agent.trail_multiplier(row) == mult[regime]
-        assert agent.trail_multipliers(f)[-1] == mult[regime]
+        assert agent.multipliers(agent.regime_codes(f))[-1] == mult[regime]
 
 
 # --- real data ----------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.agents.core.regime import REGIME_NAMES, VOLATILE
 from trdr_tui.agents.meta import ConflictArrays, ConflictContext, MetaResolver, Resolution, RuleBasedResolver
 from trdr_tui.agents.performance import (
     AdaptiveConfig,
@@ -242,18 +241,16 @@ class Orchestrator:
                 waiting.append((agent, out, t0))
                 continue
             timings[agent.id] = (clock() - t0) * 1e3
-            signal = self._validated(agent, out)
-            if signal is not None:
-                results[agent.id] = signal
-        if waiting:
-            answers = await asyncio.gather(*(self._await_agent(a, aw) for a, aw, _ in waiting))
-            done = time.perf_counter()
-            for (agent, _, t0), answer in zip(waiting, answers, strict=True):
-                timings[agent.id] = (done - t0) * 1e3
-                if answer is not None:
-                    signal = self._validated(agent, answer)
-                    if signal is not None:
-                        results[agent.id] = signal
+            if self._validated(agent, out):
+                results[agent.id] = out
+        if not waiting:
+            return list(results.values()), timings  # inserted in panel order already
+        answers = await asyncio.gather(*(self._await_agent(a, aw) for a, aw, _ in waiting))
+        done = clock()
+        for (agent, _, t0), answer in zip(waiting, answers, strict=True):
+            timings[agent.id] = (done - t0) * 1e3
+            if answer is not None and self._validated(agent, answer):
+                results[agent.id] = answer
         ordered = [results[a.id] for a in self.agents if a.id in results]
         return ordered, timings
 
@@ -267,12 +264,12 @@ class Orchestrator:
             self._failed(AgentFailed(agent.id, f"analyze raised {type(exc).__name__}: {exc}"))
         return None
 
-    def _validated(self, agent: Agent, out: Any) -> AgentSignal | None:
+    def _validated(self, agent: Agent, out: Any) -> bool:
         problem = _signal_problem(agent.id, out)
         if problem:
             self._failed(AgentFailed(agent.id, f"invalid signal rejected: {problem}"))
-            return None
-        return out  # type: ignore[no-any-return]
+            return False
+        return True
 
     def _failed(self, err: AgentFailed) -> None:
         self.failures.append(err)
@@ -284,20 +281,21 @@ class Orchestrator:
 
     async def _decide(self, row: FeatureRow, signals: list[AgentSignal]) -> Decision:
         w = self._weights
-        b = s = h = 0.0
-        for sig in signals:
-            wc = w[sig.agent_id] * sig.confidence
-            if sig.action == Action.TRAIL_BUY:
-                b += wc
-            elif sig.action == Action.TRAIL_SELL:
-                s += wc
-            else:
-                h += wc
-        total = b + s + h
         used = {sig.agent_id: w[sig.agent_id] for sig in signals}
+        # conviction per side, and conviction-weighted trail sums per side (same order as batch)
+        score = {Action.TRAIL_BUY: 0.0, Action.TRAIL_SELL: 0.0, Action.HOLD: 0.0}
+        trail_sum = {Action.TRAIL_BUY: 0.0, Action.TRAIL_SELL: 0.0, Action.HOLD: 0.0}
+        for sig in signals:
+            wc = used[sig.agent_id] * sig.confidence
+            score[sig.action] += wc
+            trail_sum[sig.action] += wc * sig.trail_distance
+        b, s, h = score[Action.TRAIL_BUY], score[Action.TRAIL_SELL], score[Action.HOLD]
+        total = b + s + h
         regime_code, mult = self._regime(row, signals)
+        adj = self._adjuster
+        regime_name = adj.regime_name(regime_code) if adj is not None and regime_code is not None else None
         if total <= 0.0:
-            trail = self._trail(signals, Action.HOLD, mult)
+            trail = self._trail(signals, score[Action.HOLD], trail_sum[Action.HOLD], mult)
             return Decision(ts=row.ts, action=Action.HOLD, confidence=0.0, trail_distance=trail, signals=tuple(signals),
                             weights=used, reasoning="no agent has any conviction")
         if b > s and b > h:
@@ -310,7 +308,6 @@ class Orchestrator:
         disagreement = min(b, s) / hi if hi > 0.0 else 0.0
         action, notes, meta = leader, [], False
         if leader != Action.HOLD and disagreement >= self.config.disagreement_threshold:
-            regime_name = REGIME_NAMES[regime_code] if regime_code is not None else None
             regime_vote = next((x.action for x in signals if x.agent_id == self._adjuster_id), None)
             ctx = ConflictContext(ts=row.ts, signals=tuple(signals), weights=used, buy_score=b, sell_score=s,
                                   hold_score=h, disagreement=disagreement, leader=leader, confidence=conf,
@@ -324,11 +321,11 @@ class Orchestrator:
             action = Action.HOLD
         if action == Action.HOLD:
             conf = h / total
-        trail = self._trail(signals, action, mult)
+        trail = self._trail(signals, score[action], trail_sum[action], mult)
         head = f"{action.value} {conf:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}"
-        if regime_code is not None:
-            head += f"; {REGIME_NAMES[regime_code]} regime, trail ×{mult:g}"
-        reasoning = "; ".join([head, *notes])
+        if regime_name is not None:
+            head += f"; {regime_name} regime, trail ×{mult:g}"
+        reasoning = "; ".join([head, *notes]) if notes else head
         return Decision(ts=row.ts, action=action, confidence=conf, trail_distance=trail, signals=tuple(signals),
                         weights=used, meta_resolved=meta, reasoning=reasoning)
 
@@ -337,16 +334,10 @@ class Orchestrator:
         if adj is None or not any(s.agent_id == self._adjuster_id for s in signals):
             return None, 1.0
         code = adj.regime_code(row)
-        return code, adj.trail_multiplier(row)
+        return code, adj.multiplier(code)
 
-    def _trail(self, signals: list[AgentSignal], action: Action, mult: float) -> float:
-        w = self._weights
-        num = den = 0.0
-        for sig in signals:
-            if sig.action == action:
-                wc = w[sig.agent_id] * sig.confidence
-                num += wc * sig.trail_distance
-                den += wc
+    def _trail(self, signals: list[AgentSignal], den: float, num: float, mult: float) -> float:
+        """Conviction-weighted mean trail of the agents backing the action, × the regime multiplier."""
         if den > 0.0:
             trail = num / den
         elif signals:
@@ -491,7 +482,8 @@ class Orchestrator:
         n = len(features)
         if self._adjuster is None:
             return None, np.ones(n)
-        return self._adjuster.regime_codes(features), self._adjuster.trail_multipliers(features)
+        codes = self._adjuster.regime_codes(features)
+        return codes, self._adjuster.multipliers(codes)
 
     def _batch_consensus(self, ts: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_], act: npt.NDArray[np.int8],
                          conf: npt.NDArray[np.float64], trail: npt.NDArray[np.float64],
@@ -517,7 +509,10 @@ class Orchestrator:
         if meta.any():
             regime_j = next((j for j, a in enumerate(self.agents) if a is self._adjuster), None)
             regime_action = act[:, regime_j] if regime_j is not None else np.zeros(n, dtype=np.int8)
-            volatile = regime == VOLATILE if regime is not None else np.zeros(n, dtype=bool)
+            volatile = np.zeros(n, dtype=bool)
+            if regime is not None and self._adjuster is not None:
+                names = np.array([self._adjuster.regime_name(int(c)) for c in range(int(regime.max()) + 1)])
+                volatile = names[regime] == "volatile"
             ctx = ConflictArrays(buy_score=b, sell_score=s, hold_score=h, disagreement=disagreement, leader=leader,
                                  confidence=lead_conf, volatile=volatile, regime_action=regime_action)
             m_action, m_conf = self.resolver.resolve_batch(ctx)  # type: ignore[attr-defined]
@@ -582,8 +577,9 @@ class Orchestrator:
                                        ts=int(a.ts[i])))
         action = CODE_ACTIONS[int(a.action[i])]
         head = f"{action.value} {float(a.confidence[i]):.2f} (batch)"
-        if self._batch.regime is not None:
-            head += f"; {REGIME_NAMES[int(self._batch.regime[i])]} regime, trail ×{float(a.trail_multiplier[i]):g}"
+        if self._batch.regime is not None and self._adjuster is not None:
+            name = self._adjuster.regime_name(int(self._batch.regime[i]))
+            head += f"; {name} regime, trail ×{float(a.trail_multiplier[i]):g}"
         if a.meta_resolved[i]:
             head += "; meta-resolved"
         decision = Decision(ts=int(a.ts[i]), action=action, confidence=float(a.confidence[i]),

@@ -99,15 +99,21 @@ class BatchAgent(Agent, Protocol):
 
 @runtime_checkable
 class TrailAdjuster(Protocol):
-    """An agent that classifies the market regime and scales the consensus trail (RegimeAgent)."""
+    """An agent that classifies the market regime and scales the panel's trail (RegimeAgent).
 
-    def trail_multiplier(self, row: FeatureRow) -> float: ...
+    Regime codes are small ints; `regime_name(code)` gives "trending", "ranging", "volatile", "calm"
+    or "unknown" (the meta resolver reads the name), `multiplier(code)` the trail factor.
+    """
 
-    def trail_multipliers(self, features: Features) -> npt.NDArray[np.float64]: ...
+    def regime_code(self, row: FeatureRow) -> int: ...
 
     def regime_codes(self, features: Features) -> npt.NDArray[np.int8]: ...
 
-    def regime_code(self, row: FeatureRow) -> int: ...
+    def regime_name(self, code: int) -> str: ...
+
+    def multiplier(self, code: int) -> float: ...
+
+    def multipliers(self, codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float64]: ...
 
 
 class BaseAgent:
@@ -170,8 +176,9 @@ class BaseAgent:
 
 
 def any_nan(*values: float) -> bool:
-    """True if any value is NaN (cheap on plain floats)."""
-    return any(v != v for v in values)
+    """True if any value is NaN (features are finite or NaN, so one sum tells; cheap on floats)."""
+    total = sum(values)
+    return total != total
 
 
 def pct(x: float) -> str:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.engine_api import ExecutionReport, Executor
-from trdr_tui.core.errors import InvalidResponse, RiskLimitExceeded, StateCorruption
+from trdr_tui.core.errors import InsufficientFunds, InvalidResponse, RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import OrderEvent, RiskRejection, order_topic
 from trdr_tui.core.fsm import OPEN, OrderStateMachine
 from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, OrderType, Side, Trade
@@ -88,14 +88,32 @@ class OrderManager:
         try:
             self.risk.check(side, size, price, open_entries=self.open_entries())
         except RiskLimitExceeded as exc:
-            rejection = RiskRejection(ts=self.clock.now_ns(), symbol=self.symbol, side=side, size=size,
-                                      failed_checks=tuple(exc.failed_checks))
-            self.rejections.append(rejection)
-            if self.bus.has_subscribers("risk.rejected"):
-                self.bus.publish("risk.rejected", rejection)
+            self._record_rejection(side, size, exc)
             raise
 
+    def _record_rejection(self, side: Side, size: float, exc: RiskLimitExceeded) -> None:
+        rejection = RiskRejection(ts=self.clock.now_ns(), symbol=self.symbol, side=side, size=size,
+                                  failed_checks=tuple(exc.failed_checks))
+        self.rejections.append(rejection)
+        if self.bus.has_subscribers("risk.rejected"):
+            self.bus.publish("risk.rejected", rejection)
+
     # -- creating orders -------------------------------------------------------------------------
+
+    def committed_cash(self, price: float) -> float:
+        """Quote currency the open BUY orders may still spend (estimated at `price` where unpriced)."""
+        total = 0.0
+        for o in self.open.values():
+            if o.side is Side.BUY:
+                quote = o.metadata.get("quote")
+                total += float(quote) if quote is not None else o.remaining * (o.price or price)
+        return total
+
+    def trailing_state(self, order: Order) -> TrailingState | None:
+        for st in self.trailing:
+            if st.order is order:
+                return st
+        return None
 
     def open_entries(self) -> int:
         return sum(1 for o in self.open.values() if o.side is Side.BUY) + len(self.portfolio.lots)
@@ -208,8 +226,17 @@ class OrderManager:
 
     def _fire(self, st: TrailingState, price: float) -> None:
         order = st.order
-        order.price = price
         quote = order.metadata.get("quote")
+        if order.side is Side.BUY:
+            # the limits may have been hit since the order was armed: a BUY is checked again as it fires
+            size = float(quote) / price if quote is not None else order.size
+            try:
+                self.risk.check(Side.BUY, size, price, open_entries=self.open_entries() - 1)
+            except RiskLimitExceeded as exc:
+                self._record_rejection(Side.BUY, size, exc)
+                self._finish(order, OrderStatus.CANCELLED, "risk: " + ", ".join(exc.failed_checks))
+                return
+        order.price = price
         if quote is not None:
             order.size = float(quote) / price
         order.metadata["trigger"] = st.trigger
@@ -246,11 +273,18 @@ class OrderManager:
             order.exchange_order_id = report.exchange_order_id
         fill = report.fill
         trade = None
-        if fill is not None:
-            trade = self._book(order, fill)
         status = report.status
+        reason = report.reason
+        if fill is not None:
+            try:
+                trade = self._book(order, fill)
+            except InsufficientFunds as exc:
+                # the simulator filled what the account cannot pay: the exchange would have refused it
+                fill = None
+                status = OrderStatus.REJECTED if order.status is OrderStatus.SUBMITTED else OrderStatus.CANCELLED
+                reason = f"E002 {exc.message}"
         if status is not order.status or (fill is not None and status is OrderStatus.PARTIAL):
-            self.fsm.apply(order, status, report.reason)
+            self.fsm.apply(order, status, reason)
         if order.status not in OPEN:
             self.open.pop(order.id, None)
         if self.repo is not None and (fill is not None or order.status not in OPEN):

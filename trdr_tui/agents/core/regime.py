@@ -68,11 +68,17 @@ class RegimeAgent(BaseAgent):
                 [UNKNOWN, VOLATILE, TRENDING, CALM], default=RANGING)
         return codes.astype(np.int8)
 
+    def regime_name(self, code: int) -> str:
+        return REGIME_NAMES[code]
+
+    def multiplier(self, code: int) -> float:
+        return TRAIL_MULTIPLIERS[code]
+
+    def multipliers(self, codes: npt.NDArray[np.int8]) -> npt.NDArray[np.float64]:
+        return np.asarray(TRAIL_MULTIPLIERS, dtype=np.float64)[codes]
+
     def trail_multiplier(self, row: FeatureRow) -> float:
         return TRAIL_MULTIPLIERS[self.regime_code(row)]
-
-    def trail_multipliers(self, features: Features) -> npt.NDArray[np.float64]:
-        return np.asarray(TRAIL_MULTIPLIERS, dtype=np.float64)[self.regime_codes(features)]
 
     # -- voting -----------------------------------------------------------------------------------
 
