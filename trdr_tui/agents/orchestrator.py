@@ -462,20 +462,19 @@ class Orchestrator:
         adapt = self.config.adaptive
         if not adapt.enabled:
             return weights
-        stats = [batch_stats(close, act[:, j], valid, adapt.horizon) for j in range(k)]
+        stats = [tuple(col.tolist() for col in batch_stats(close, act[:, j], valid, adapt.horizon))
+                 for j in range(k)]
         h = adapt.horizon
-        updates = [u for u in range(self.params.warmup, n) if u % adapt.every == 0]
-        current = [self._weights[a] for a in ids]
-        for pos, u in enumerate(updates):
-            new = []
-            for j, aid in enumerate(ids):
-                t = u - h
-                st = AgentStats() if t < 0 else AgentStats(n=int(stats[j][0][t]), hits=int(stats[j][1][t]),
-                                                           signed_sum=float(stats[j][2][t]))
-                new.append(adapted_weight(self._base[aid], st, adapt))
-            current = new
-            end = updates[pos + 1] if pos + 1 < len(updates) else n
-            weights[u:end] = current
+        first = -(-self.params.warmup // adapt.every) * adapt.every  # first multiple of `every` ≥ warmup
+        updates = range(first, n, adapt.every)
+        for u in updates:
+            t = u - h
+            current = [
+                adapted_weight(self._base[aid], AgentStats() if t < 0 else
+                               AgentStats(n=stats[j][0][t], hits=stats[j][1][t], signed_sum=stats[j][2][t]), adapt)
+                for j, aid in enumerate(ids)
+            ]
+            weights[u:min(u + adapt.every, n)] = current
         return weights
 
     def _batch_regime(self, features: Features) -> tuple[npt.NDArray[np.int8] | None, npt.NDArray[np.float64]]:
