@@ -22,7 +22,8 @@ import asyncio
 import contextlib
 import gc
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import msgspec
@@ -32,17 +33,18 @@ from trdr_tui.config import PriceModel, Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock, SimClock
 from trdr_tui.core.engine_api import DecisionSource, Executor
-from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
+from trdr_tui.core.errors import NotAvailable, RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import (
     BacktestProgress,
     CandleEvent,
     EngineStatus,
+    GridSnapshot,
     LogEvent,
     PortfolioSnapshot,
     WeightsChanged,
     candle_topic,
 )
-from trdr_tui.core.types import Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
+from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
 from trdr_tui.market.arrays import F64, I64, CandleArrays
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
@@ -51,6 +53,8 @@ from trdr_tui.trading.risk import RiskManager
 from trdr_tui.trading.trailing import TrailingState, path_prices
 
 CHUNK = 4096  # bars per synchronous slice of a backtest between yields to the event loop
+RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
+ACTIONS = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)  # the batch action codes 0, 1, 2
 
 
 class Feed(Protocol):
@@ -132,7 +136,7 @@ class Engine:
                  executor: Executor, portfolio: Portfolio, orders: OrderManager, risk: RiskManager,
                  policy: Policy, decisions: DecisionSource | None = None, price_model: PriceModel = "ohlc-path",
                  run_id: str | None = None, checkpoints: Any = None, checkpoint_interval_ns: int | None = None,
-                 batch_decisions: Callable[[CandleArrays], list[Decision | None]] | None = None) -> None:
+                 batch_decisions: bool = True) -> None:
         self.settings = settings
         self._mode = mode
         self.clock = clock
@@ -165,6 +169,8 @@ class Engine:
         self._live_ts: list[int] = []
         self._live_close: list[float] = []
         self._arrays: CandleArrays | None = None
+        self._recent: deque[Candle] = deque(maxlen=RECENT_BARS)
+        self.decision_arrays: Any = None  # the DecisionSource's batch output, when it has one
         self._tf_ns = feed.timeframe_ns
         self._candle_topic = candle_topic(self._symbol)
         self._portfolio_topic = f"portfolio.{self._symbol}"
@@ -205,9 +211,15 @@ class Engine:
         if self.decisions is None:
             raise StateCorruption("this engine runs a preset without agents: there are no weights to set",
                                   hint="start the engine with the agents (no --preset)")
-        self.decisions.set_weight(agent_id, weight)  # the orchestrator validates id and value
+        published: list[object] = []
+        sub = self.bus.subscribe("agents.weights", lambda _t, e: published.append(e))
+        try:
+            self.decisions.set_weight(agent_id, weight)  # the source validates the id and the value
+        finally:
+            self.bus.unsubscribe(sub)
         weights = self.decisions.weights()
-        self.bus.publish("agents.weights", WeightsChanged(ts=self.clock.now_ns(), weights=dict(weights)))
+        if not published:  # a source that does not announce its own changes
+            self.bus.publish("agents.weights", WeightsChanged(ts=self.clock.now_ns(), weights=dict(weights)))
         if self.checkpoints is not None:
             self.checkpoints.save_weights(weights, self.clock.now_ns())
 
@@ -220,8 +232,7 @@ class Engine:
         try:
             arrays = getattr(self.feed, "arrays", None)
             if (self._mode is Mode.BACKTEST and arrays is not None and not getattr(self.feed, "paced", False)
-                    and isinstance(self.clock, SimClock)
-                    and (self.decisions is None or self.batch_decisions is not None)):
+                    and isinstance(self.clock, SimClock) and self._batch_ready(arrays)):
                 await self._run_arrays(arrays)
             else:
                 await self._run_stream()
@@ -237,12 +248,45 @@ class Engine:
 
     # -- the backtest loop -----------------------------------------------------------------------
 
+    def _batch_ready(self, arrays: CandleArrays) -> bool:
+        """No decisions, or a DecisionSource with a batch path (`precompute(bars)` → per-bar arrays with
+        `valid`, `action` codes 0/1/2, `confidence`, `trail_distance`; `decision_at(i)` → full Decision).
+        A source whose agents cannot batch raises NotAvailable: the run streams instead."""
+        src = self.decisions
+        if src is None:
+            return True
+        if not self.batch_decisions or not hasattr(src, "precompute") or not hasattr(src, "decision_at"):
+            return False
+        try:
+            self.decision_arrays = src.precompute(arrays)
+        except NotAvailable as exc:
+            self.log("info", f"decisions stream bar by bar: {exc.message}")
+            return False
+        if len(self.decision_arrays) != len(arrays):
+            raise StateCorruption(f"batch decisions cover {len(self.decision_arrays)} bars, the feed has {len(arrays)}")
+        return True
+
+    def _batch_decisions(self) -> list[Decision | None] | None:
+        """Per bar: a light Decision (no per-agent signals) for actionable bars, None otherwise.
+        The full Decision with every agent's signal is built (`decision_at`) only for listeners."""
+        a = self.decision_arrays
+        if a is None:
+            return None
+        out: list[Decision | None] = [None] * len(a)
+        valid = a.valid.tolist()
+        act = a.action.tolist()
+        conf = a.confidence.tolist()
+        trail = a.trail_distance.tolist()
+        ts = a.ts.tolist()
+        for i in range(len(out)):
+            if valid[i]:
+                out[i] = Decision(ts=ts[i], action=ACTIONS[act[i]], confidence=conf[i], trail_distance=trail[i])
+        return out
+
     async def _run_arrays(self, arrays: CandleArrays) -> None:
         self._arrays = arrays
         n = len(arrays)
-        decisions = self.batch_decisions(arrays) if self.batch_decisions is not None else None
-        if decisions is not None and len(decisions) != n:
-            raise StateCorruption(f"batch decisions cover {len(decisions)} bars, the feed has {n}")
+        decisions = self._batch_decisions()
         ts_l = arrays.ts.tolist()
         o_l = arrays.open.tolist()
         h_l = arrays.high.tolist()
@@ -364,6 +408,7 @@ class Engine:
         self._bar_index = i
         self._live_ts.append(candle.ts + self._tf_ns)
         self._live_close.append(candle.close)
+        self._recent.append(candle)
         now = self.clock.now_ns()
         if self.bus.has_subscribers(self._candle_topic):
             self.bus.publish(self._candle_topic, CandleEvent(symbol=self._symbol, timeframe=self.feed.timeframe,
@@ -391,9 +436,15 @@ class Engine:
     # -- shared pieces ---------------------------------------------------------------------------
 
     def _on_decision(self, decision: Decision) -> None:
-        self._decisions_seen.append(decision)
-        if self.bus.has_subscribers(self._decision_topic):
-            self.bus.publish(self._decision_topic, decision)
+        if self.decision_arrays is not None:  # batch: light decisions; HOLDs are not kept
+            if decision.action is not Action.HOLD:
+                self._decisions_seen.append(decision)
+            if self.bus.has_subscribers(self._decision_topic):
+                full = self.decisions.decision_at(self._bar_index)  # type: ignore[union-attr]
+                if full is not None:
+                    self.bus.publish(self._decision_topic, full)
+            return
+        self._decisions_seen.append(decision)  # streaming: the source published it already
 
     def _on_fill(self, order: Order, fill: Fill, trade: Trade | None) -> None:
         pf = self.portfolio
@@ -414,6 +465,22 @@ class Engine:
             with contextlib.suppress(RiskLimitExceeded):
                 self.orders.place_market(Side.SELL, self.portfolio.position, price=price, reason="stop-loss")
             self.log("warning", f"stop-loss: closed the position at {price}")
+
+    def publish_grid(self, snap: GridSnapshot) -> None:
+        """The policy's grid changed: publish it, and in paper/live persist it at once."""
+        topic = f"grid.{self._symbol}"
+        if self.bus.has_subscribers(topic):
+            self.bus.publish(topic, snap)
+        if self.checkpoints is not None and self._mode is not Mode.BACKTEST:
+            self.checkpoints.save_grid(self._symbol, snap.ts, self.policy.state().get("grid", {}))
+
+    def recent_bars(self, n: int) -> CandleArrays:
+        """The last `n` closed bars up to the one being processed."""
+        if self._arrays is not None:
+            end = self._bar_index + 1
+            return self._arrays[max(end - n, 0):end]
+        recent = list(self._recent)[-n:]
+        return CandleArrays.from_candles(recent)
 
     def snapshot(self) -> PortfolioSnapshot:
         pf = self.portfolio

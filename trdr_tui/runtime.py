@@ -14,7 +14,8 @@ Defaults by mode (each part can be passed in instead):
 
 Decisions: a preset (`simple-trailing`) brings its own policy and no agents. Otherwise `decisions` (a
 core.engine_api.DecisionSource) or, when None, the orchestrator built from `trdr_tui.agents` drives the
-grid policy.
+grid policy (`trading.grid.GridPolicy`). In backtests a source with a batch path (`precompute`,
+`decision_at`) is asked once for every bar's decision.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.replay import ReplayFeed
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import RunRepository
+from trdr_tui.trading.grid import GridPolicy
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
-from trdr_tui.trading.presets import Preset, get_preset, make_policy
+from trdr_tui.trading.presets import Policy, Preset, get_preset, make_policy
 from trdr_tui.trading.risk import RiskLimits, RiskManager
 
 HOUR_NS = 3600 * NS_PER_SECOND
@@ -103,15 +105,15 @@ def build_engine(
                           max_duration_ns=int(tr.max_duration_hours * HOUR_NS) if use_time else None,
                           improvement=tr.improvement_threshold if use_improve else 0.0)
 
-    batch = None
+    policy: Policy
     if preset_obj is not None:
         policy = make_policy(preset_obj)
         price_model = preset_obj.price_model
         decisions = None
     else:
         if decisions is None:
-            decisions = _orchestrator(settings, store)
-        policy, batch = _decision_policy(settings, decisions)
+            decisions = _orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id, mode=mode)
+        policy = GridPolicy(settings)
         price_model = settings.execution.price_model
 
     if checkpoint_interval_s is None and mode is not Mode.BACKTEST:
@@ -119,8 +121,7 @@ def build_engine(
     interval = int(checkpoint_interval_s * NS_PER_SECOND) if checkpoint_interval_s else None
     return Engine(settings=settings, mode=mode, clock=clock, bus=bus, feed=feed, executor=executor,
                   portfolio=portfolio, orders=orders, risk=risk, policy=policy, decisions=decisions,
-                  price_model=price_model, run_id=run_id, checkpoints=repo, checkpoint_interval_ns=interval,
-                  batch_decisions=batch)
+                  price_model=price_model, run_id=run_id, checkpoints=repo, checkpoint_interval_ns=interval)
 
 
 def _mode(mode: Mode | str) -> Mode:
@@ -140,18 +141,16 @@ def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None) -> Si
                                      base_volume_usd=base)
 
 
-def _orchestrator(settings: Settings, store: Store | None) -> DecisionSource:
+def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None, run_id: str,
+                  mode: Mode) -> DecisionSource:
+    """The agent panel from `[agents]` (trdr_tui.agents.factory.build_orchestrator)."""
     try:
-        from trdr_tui.agents import orchestrator as orch_mod  # type: ignore[attr-defined]
-    except ImportError:
-        raise NotAvailable("agent-driven trading needs the agents package, which this build does not have yet",
+        from trdr_tui.agents.factory import build_orchestrator
+    except ImportError as exc:
+        raise NotAvailable(f"agent-driven trading needs the agents package ({exc})",
                            hint="run a preset instead: --preset simple-trailing") from None
-    build: Any = getattr(orch_mod, "build_orchestrator", None)
-    if build is None:
-        raise NotAvailable("the agents package has no build_orchestrator()")
-    return build(settings, store=store)  # type: ignore[no-any-return]
-
-
-def _decision_policy(settings: Settings, decisions: DecisionSource) -> tuple[Any, Any]:
-    raise NotAvailable("the agent-driven grid policy is not available yet",
-                       hint="run a preset instead: --preset simple-trailing")
+    backtest = mode is Mode.BACKTEST
+    orch: Any = build_orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id,
+                                   log_batch_size=settings.backtest.batch_size if backtest else 1,
+                                   restore_weights=not backtest)
+    return orch  # type: ignore[no-any-return]

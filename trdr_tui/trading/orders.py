@@ -86,7 +86,8 @@ class OrderManager:
     def _risk_check(self, side: Side, size: float, price: float) -> None:
         """Every new order passes here; a refusal is recorded, published on `risk.rejected` and raised (E006)."""
         try:
-            self.risk.check(side, size, price, open_entries=self.open_entries())
+            self.risk.check(side, size, price, open_entries=self.open_entries(),
+                            selling=self.committed_base() if side is Side.SELL else 0.0)
         except RiskLimitExceeded as exc:
             self._record_rejection(side, size, exc)
             raise
@@ -108,6 +109,10 @@ class OrderManager:
                 quote = o.metadata.get("quote")
                 total += float(quote) if quote is not None else o.remaining * (o.price or price)
         return total
+
+    def committed_base(self) -> float:
+        """Base units the open SELL orders may still sell."""
+        return sum(o.remaining for o in self.open.values() if o.side is Side.SELL)
 
     def trailing_state(self, order: Order) -> TrailingState | None:
         for st in self.trailing:

@@ -8,7 +8,8 @@ Checks, by name (the names appear in `RiskLimitExceeded.failed_checks` and `risk
 * `max_position`   — a BUY would make the position worth more than `max_position` × equity.
 * `max_concurrent` — a BUY would make more than `max_concurrent_trades` entries open at once
                      (open BUY orders plus lots held).
-* `position_size`  — a SELL larger than the position held, or a non-positive size.
+* `position_size`  — a SELL larger than the position not already claimed by open SELLs, or a
+                     non-positive size.
 
 `stop_loss` is a different kind of rule: `stop_loss_hit` says when the price is `stop_loss` below the
 average entry, and the engine then closes the position. The limits come from the resolved Settings
@@ -66,14 +67,16 @@ class RiskManager:
             self._day = day
             self._day_open_equity = equity
 
-    def failed_checks(self, side: Side, size: float, price: float, *, open_entries: int = 0) -> list[str]:
+    def failed_checks(self, side: Side, size: float, price: float, *, open_entries: int = 0,
+                      selling: float = 0.0) -> list[str]:
+        """Every check this order fails. `selling`: base units open SELL orders already claim."""
         lim = self.limits
         pf = self.portfolio
         failed: list[str] = []
         if not size > 0.0 or not price > 0.0:
             return ["position_size"]
         if side is Side.SELL:
-            if size > pf.position * (1.0 + 1e-9) + 1e-12:
+            if size + selling > pf.position * (1.0 + 1e-9) + 1e-12:
                 failed.append("position_size")
             return failed
         equity = pf.equity(price)
@@ -90,9 +93,9 @@ class RiskManager:
             failed.append("max_concurrent")
         return failed
 
-    def check(self, side: Side, size: float, price: float, *, open_entries: int = 0) -> None:
+    def check(self, side: Side, size: float, price: float, *, open_entries: int = 0, selling: float = 0.0) -> None:
         """Raise RiskLimitExceeded (E006) naming every failed check; return quietly when approved."""
-        failed = self.failed_checks(side, size, price, open_entries=open_entries)
+        failed = self.failed_checks(side, size, price, open_entries=open_entries, selling=selling)
         if failed:
             self.rejected += 1
             raise RiskLimitExceeded(failed)
