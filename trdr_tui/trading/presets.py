@@ -53,7 +53,7 @@ class SimpleTrailing:
         self.portfolio = engine.portfolio
 
     def on_bar(self, ts: int, close: float, decision: Decision | None) -> None:
-        if self.orders.trailing:
+        if self.orders.open:  # armed, or sent and waiting for the executor's reports
             return
         pf = self.portfolio
         if pf.position > 0.0:
