@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import HOURLY_CDD
+from tests.conftest import HOURLY_CDD, REPO
 from trdr_tui.core.types import Candle
 from trdr_tui.exchange.coinbase_auth import generate_ec_key_pem
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
@@ -51,3 +54,21 @@ async def rest(fake: FakeExchange, creds: Credentials) -> AsyncIterator[Coinbase
     client = CoinbaseRest(fake.rest_url, signer=creds.signer(), retry=FAST_RETRY, timeout_s=0.5)
     yield client
     await client.close()
+
+
+@pytest.fixture
+def standalone_fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`python -m trdr_tui.exchange.fake` in a subprocess: (REST URL, key file)."""
+    key_file = tmp_path / "fake_key.json"
+    proc = subprocess.Popen([sys.executable, "-m", "trdr_tui.exchange.fake", "--key-file", str(key_file),
+                             "--data", str(HOURLY_CDD), "--bars", "100"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("READY"), line + proc.stdout.read()
+        rest = line.split("rest=")[1].split()[0]
+        yield rest, key_file
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

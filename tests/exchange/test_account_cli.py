@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import HOURLY_CDD, REPO
 from trdr_tui.cli import main
-
-
-@pytest.fixture
-def standalone_fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    key_file = tmp_path / "fake_key.json"
-    proc = subprocess.Popen([sys.executable, "-m", "trdr_tui.exchange.fake", "--key-file", str(key_file),
-                             "--data", str(HOURLY_CDD), "--bars", "100"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("READY"), line + proc.stdout.read()
-        rest = line.split("rest=")[1].split()[0]
-        yield rest, key_file
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_account_shows_balances_fees_and_rules(standalone_fake: tuple[str, Path], monkeypatch: pytest.MonkeyPatch,

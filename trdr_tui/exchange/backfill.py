@@ -1,0 +1,175 @@
+"""`trdr data backfill`: fill the DuckDB candle store from Coinbase — rate-limited, resumable, gap-aware.
+
+    trdr data backfill --symbol BTC-USD --timeframe 1h --start 2024-01-01 --end 2024-02-01
+
+Only bars the store does not have are requested, in windows of at most 349 buckets (Coinbase
+refuses 350). Each window is written in its own transaction as soon as it arrives, so an interrupted
+backfill keeps what it fetched and a rerun continues where it stopped. Buckets the exchange has no
+candle for (no trades, outages) are reported as gaps. Requests go through the REST client's limiter
+(public 10/s, private 30/s) and its retry policy. Without `--start` the backfill resumes after the
+last stored bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+
+from trdr_tui.commands import CliContext
+from trdr_tui.core.clock import NS_PER_SECOND, WallClock
+from trdr_tui.core.errors import DataError
+from trdr_tui.core.types import Candle
+from trdr_tui.exchange.coinbase_rest import MAX_CANDLES_PER_REQUEST, CoinbaseRest
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.market.timeframes import Gap, timeframe_seconds
+from trdr_tui.store.candles import CandleRepository
+
+SOURCE = "coinbase"
+
+
+class BackfillReport(msgspec.Struct, kw_only=True):
+    symbol: str
+    timeframe: str
+    start: int
+    end: int
+    wanted: int = 0            # buckets in [start, end)
+    already_stored: int = 0
+    requests: int = 0
+    fetched: int = 0
+    added: int = 0
+    invalid: int = 0
+    gaps: list[Gap] = msgspec.field(default_factory=list)  # buckets the exchange had no candle for
+
+    @property
+    def missing(self) -> int:
+        return sum(g.missing for g in self.gaps)
+
+
+def parse_when(text: str, what: str) -> int:
+    """ISO date or date-time (UTC unless an offset is given) → ns."""
+    try:
+        stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"{what} {text!r} is not an ISO date", hint="use e.g. 2024-01-01 or 2024-01-01T12:00") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return int(stamp.timestamp()) * NS_PER_SECOND
+
+
+def missing_windows(stored_ts: np.ndarray, start: int, end: int, step: int) -> list[tuple[int, int]]:
+    """[a, b) ranges of bucket open times not in `stored_ts`, each at most 349 buckets long."""
+    buckets = np.arange(start, end, step, dtype=np.int64)
+    todo = buckets[~np.isin(buckets, stored_ts)]
+    windows: list[tuple[int, int]] = []
+    i = 0
+    while i < len(todo):
+        a = int(todo[i])
+        j = i
+        limit = a + MAX_CANDLES_PER_REQUEST * step
+        while j + 1 < len(todo) and int(todo[j + 1]) == int(todo[j]) + step and int(todo[j + 1]) < limit:
+            j += 1
+        windows.append((a, int(todo[j]) + step))
+        i = j + 1
+    return windows
+
+
+def _valid(c: Candle) -> bool:
+    return (c.low <= min(c.open, c.close) and c.high >= max(c.open, c.close) and c.low > 0
+            and c.volume >= 0 and all(np.isfinite((c.open, c.high, c.low, c.close, c.volume))))
+
+
+def _gaps(expected: np.ndarray, got: set[int], step: int) -> list[Gap]:
+    gaps: list[Gap] = []
+    run_start: int | None = None
+    prev = 0
+    for t in expected.tolist():
+        if t in got:
+            if run_start is not None:
+                gaps.append(Gap(run_start, prev, (prev - run_start) // step + 1))
+                run_start = None
+        elif run_start is None:
+            run_start = t
+        prev = t
+    if run_start is not None:
+        gaps.append(Gap(run_start, prev, (prev - run_start) // step + 1))
+    return gaps
+
+
+async def backfill(rest: CoinbaseRest, repo: CandleRepository, symbol: str, timeframe: str, start: int, end: int,
+                   *, progress: Callable[[BackfillReport], None] | None = None) -> BackfillReport:
+    """Fetch and store every bar of [start, end) the store lacks. Safe to interrupt and rerun."""
+    step = timeframe_seconds(timeframe) * NS_PER_SECOND
+    start -= start % step
+    if end <= start:
+        raise DataError(f"the end ({_iso(end)}) is not after the start ({_iso(start)})",
+                        hint="pass --end later than --start")
+    report = BackfillReport(symbol=symbol, timeframe=timeframe, start=start, end=end)
+    stored = repo.load(symbol, timeframe, start, end).ts
+    report.wanted = len(range(start, end, step))
+    report.already_stored = int(np.count_nonzero((stored >= start) & (stored < end)))
+    for a, b in missing_windows(stored, start, end, step):
+        candles = await rest.get_candles(symbol, a // NS_PER_SECOND, b // NS_PER_SECOND, timeframe)
+        report.requests += 1
+        report.fetched += len(candles)
+        good = [c for c in candles if _valid(c) and c.ts % step == 0 and a <= c.ts < b]
+        report.invalid += len(candles) - len(good)
+        if good:
+            result = repo.insert(symbol, timeframe, CandleArrays.from_candles(good), source=SOURCE)
+            report.added += result.added
+        report.gaps.extend(_gaps(np.arange(a, b, step, dtype=np.int64), {c.ts for c in good}, step))
+        if progress is not None:
+            progress(report)
+    return report
+
+
+def _iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / NS_PER_SECOND, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def run(ctx: CliContext) -> int:
+    """The `trdr data backfill` handler (registered by commands/data.py)."""
+    from trdr_tui.exchange.credentials import load_credentials
+
+    args = ctx.args
+    settings = ctx.settings
+    symbol = args.symbol or settings.symbol
+    timeframe = args.timeframe or settings.timeframe
+    step = timeframe_seconds(timeframe) * NS_PER_SECOND
+    now = WallClock().now_ns()
+    end = parse_when(args.end, "--end") if args.end else now - now % step  # the forming bar is not final
+    repo = CandleRepository(ctx.store)
+    if args.start:
+        start = parse_when(args.start, "--start")
+    else:
+        have = repo.load(symbol, timeframe)
+        if not len(have):
+            raise DataError(f"no {symbol} {timeframe} candles stored to resume from",
+                            hint="pass --start, e.g. --start 2024-01-01")
+        start = int(have.ts[-1]) + step
+    creds = load_credentials(settings)
+    signer = creds.signer() if creds is not None else None
+
+    def show(r: BackfillReport) -> None:
+        print(f"\r  {r.requests} requests · {r.added:,} bars added", end="", flush=True)
+
+    async def go() -> BackfillReport:
+        async with CoinbaseRest(settings.coinbase.rest_url, signer=signer) as rest:
+            return await backfill(rest, repo, symbol, timeframe, start, end, progress=show)
+
+    print(f"Backfilling {symbol} {timeframe} from {_iso(start)} to {_iso(end)} (UTC) from {settings.coinbase.rest_url}")
+    report = asyncio.run(go())
+    print()
+    print(f"  {report.wanted:,} bars in range · {report.already_stored:,} already stored · "
+          f"{report.fetched:,} fetched in {report.requests} requests · {report.added:,} added"
+          + (f" · {report.invalid} invalid skipped" if report.invalid else ""))
+    if report.gaps:
+        print(f"  the exchange has no candle for {report.missing:,} bars in {len(report.gaps)} ranges:")
+        for g in report.gaps[:10]:
+            print(f"    {_iso(g.start)} → {_iso(g.end)} ({g.missing} bars)")
+        if len(report.gaps) > 10:
+            print(f"    … and {len(report.gaps) - 10} more")
+    return 0
