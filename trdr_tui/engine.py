@@ -353,6 +353,8 @@ class Engine:
                                                 candle=Candle(ts_l[i], o_l[i], h_l[i], l_l[i], c, v_l[i])))
             if resting:
                 on_bar(h_l[i], l_l[i], c, v_l[i])  # type: ignore[misc]
+            elif set_market is not None:
+                set_market(c, v_l[i])  # fills in this bar see its close and volume
             if trailing:
                 if expiring:
                     orders.expire(now)
@@ -367,8 +369,6 @@ class Engine:
             if decision is not None:
                 self._on_decision(decision)
             if not self._paused:
-                if set_market is not None:
-                    set_market(c, v_l[i])  # market orders placed now fill at this bar's close
                 try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
                     policy_bar(now, c, decision)
                 except RiskLimitExceeded:
@@ -436,15 +436,15 @@ class Engine:
     # -- shared pieces ---------------------------------------------------------------------------
 
     def _on_decision(self, decision: Decision) -> None:
-        if self.decision_arrays is not None:  # batch: light decisions; HOLDs are not kept
-            if decision.action is not Action.HOLD:
-                self._decisions_seen.append(decision)
+        if decision.action is not Action.HOLD:  # the record keeps the actionable ones
+            self._decisions_seen.append(decision)
+        if self.decision_arrays is not None:  # batch: light decisions, the full one only for listeners
             if self.bus.has_subscribers(self._decision_topic):
                 full = self.decisions.decision_at(self._bar_index)  # type: ignore[union-attr]
                 if full is not None:
                     self.bus.publish(self._decision_topic, full)
             return
-        self._decisions_seen.append(decision)  # streaming: the source published it already
+        # streaming: the source published its decision already
 
     def _on_fill(self, order: Order, fill: Fill, trade: Trade | None) -> None:
         pf = self.portfolio

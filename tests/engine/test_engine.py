@@ -207,7 +207,8 @@ class FakeSource:
 
     async def on_candle(self, candle: Candle) -> Decision | None:
         self.seen += 1
-        return Decision(ts=candle.ts, action=Action.HOLD, confidence=0.5, trail_distance=0.02)
+        action = Action.TRAIL_SELL if self.seen % 10 == 0 else Action.HOLD
+        return Decision(ts=candle.ts, action=action, confidence=0.5, trail_distance=0.02)
 
     def weights(self) -> dict[str, float]:
         return dict(self._w)
@@ -229,7 +230,8 @@ async def test_set_agent_weight_publishes_and_persists(hourly: CandleArrays, sto
     assert load_weights(store) == {"a": 2.5, "b": 1.0}
     await engine.run()
     assert src.seen == 300  # no batch path: every candle went through on_candle
-    assert engine.record.decisions and all(d.action is Action.HOLD for d in engine.record.decisions)
+    # the record keeps the actionable decisions
+    assert [d.action for d in engine.record.decisions] == [Action.TRAIL_SELL] * 30
 
 
 def test_preset_engine_has_no_weights(hourly: CandleArrays) -> None:

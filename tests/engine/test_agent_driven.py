@@ -1,0 +1,51 @@
+"""The engine driven by the real agent panel (orchestrator) and the grid policy."""
+
+from __future__ import annotations
+
+import math
+
+from trdr_tui.config import load_settings
+from trdr_tui.core.events import GridSnapshot, RiskRejection
+from trdr_tui.core.types import Side
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.runtime import build_engine
+
+
+async def test_batch_decisions_and_streaming_decisions_trade_identically(hourly: CandleArrays) -> None:
+    bars = hourly[:3000]
+    batch = build_engine(load_settings(), mode="backtest", candles=bars)
+    grids: list[GridSnapshot] = []
+    rejections: list[RiskRejection] = []
+    batch.bus.subscribe("grid.*", lambda _t, e: grids.append(e))
+    batch.bus.subscribe("risk.rejected", lambda _t, e: rejections.append(e))
+    await batch.run()
+    assert batch.decision_arrays is not None  # the orchestrator's batch path was used
+    stream = build_engine(load_settings(), mode="backtest", candles=bars, speed=1e9)
+    await stream.run()
+    assert stream.decision_arrays is None
+
+    a, b = batch.record, stream.record
+    assert len(a.fills) > 5
+    assert [(f.ts, f.side, f.price, f.size, f.fee) for f in a.fills] == \
+        [(f.ts, f.side, f.price, f.size, f.fee) for f in b.fills]
+    assert [(d.ts, d.action) for d in a.decisions] == [(d.ts, d.action) for d in b.decisions]
+    assert all(math.isclose(x.confidence, y.confidence, rel_tol=1e-9) for x, y in zip(a.decisions, b.decisions,
+                                                                                         strict=True))
+    assert a.final_equity == b.final_equity
+    assert [r.failed_checks for r in a.rejections] == [r.failed_checks for r in b.rejections]
+    assert [(r.ts, r.failed_checks) for r in rejections] == [(r.ts, r.failed_checks) for r in a.rejections]
+
+    # the grid was built, with self-tuned spacing in bounds, and published
+    assert grids and all(0.005 <= g.spacing <= 0.05 for g in grids)
+    assert {lv.state for g in grids for lv in g.levels} >= {"idle", "armed", "filled"}
+    # real fees, sizes rounded to the product increment, cash never negative
+    curve = a.equity_curve()
+    assert (curve.cash >= 0).all() and (curve.position >= -1e-12).all()
+    for f in a.fills:
+        assert f.fee > 0
+        if f.side is Side.BUY:
+            assert math.isclose(f.size * 1e8, round(f.size * 1e8), abs_tol=1e-6)
+    pf = batch.portfolio
+    last = float(bars.close[-1])
+    assert math.isclose(a.final_equity - pf.initial_cash, pf.realized_pnl + pf.unrealized_pnl(last) - pf.fees,
+                        rel_tol=1e-9, abs_tol=1e-6)
