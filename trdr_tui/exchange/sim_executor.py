@@ -126,7 +126,7 @@ class SimExecutor:
 
     def cancel_now(self, order: Order) -> None:
         if self.resting.pop(order.id, None) is not None:
-            self._report(order, OrderStatus.CANCELLED, reason="cancelled")
+            self._report(order, OrderStatus.CANCELLED, reason=str(order.metadata.get("cancel_reason", "cancelled")))
 
     def _match(self, high: float, low: float, capacity: float) -> None:
         for order in list(self.resting.values()):

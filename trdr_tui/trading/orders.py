@@ -186,7 +186,9 @@ class OrderManager:
                 return
         if order.status is OrderStatus.PENDING:
             self._finish(order, OrderStatus.CANCELLED, reason)
-        elif self._cancel_now is not None:
+            return
+        order.metadata["cancel_reason"] = reason  # the executor's CANCELLED report carries it
+        if self._cancel_now is not None:
             self._cancel_now(order)
         else:
             self._spawn(self.executor.cancel(order))

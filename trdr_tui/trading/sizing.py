@@ -5,11 +5,13 @@ product's size increment. Below the product's minimum size there is no order (No
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 import msgspec
 
 from trdr_tui.core.types import Side, Trade
+
+_NOISE = Decimal("0.000001")  # of one increment
 
 
 class ProductSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,18 +24,26 @@ class ProductSpec(msgspec.Struct, frozen=True, kw_only=True):
     quote_min_size: str = "1"
 
     def round_size(self, size: float) -> Decimal | None:
-        """Floor to the base increment; None when that is below the minimum size."""
+        """Floor to the base increment; None when that is below the minimum size.
+
+        Float noise is not allowed to cost a whole increment: a size within a millionth of an
+        increment below a multiple of it (0.9999999999999999 for 1) counts as that multiple.
+        """
         if not size > 0.0:
             return None
         step = Decimal(self.base_increment)
-        d = (Decimal(repr(size)) / step).to_integral_value(rounding=ROUND_DOWN) * step
+        steps = Decimal(repr(size)) / step
+        nearest = steps.to_integral_value(rounding=ROUND_HALF_EVEN)
+        if abs(steps - nearest) <= _NOISE:
+            steps = nearest
+        d = steps.to_integral_value(rounding=ROUND_DOWN) * step
         return d if d >= Decimal(self.base_min_size) and d > 0 else None
 
     def round_price(self, price: float, side: Side) -> Decimal:
         """To the quote increment: down for a BUY limit, up for a SELL limit (never worse than asked)."""
         step = Decimal(self.quote_increment)
         q = Decimal(repr(price)) / step
-        n = q.to_integral_value(rounding=ROUND_DOWN if side is Side.BUY else "ROUND_CEILING")
+        n = q.to_integral_value(rounding=ROUND_DOWN if side is Side.BUY else ROUND_CEILING)
         return n * step
 
     def round_quote(self, amount: float) -> Decimal:

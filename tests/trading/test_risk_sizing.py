@@ -1,0 +1,135 @@
+"""Risk limits (E006 with the failed checks, no way around them) and sizing (Decimal increments, minimums)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from trdr_tui.config import load_settings
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import SimClock
+from trdr_tui.core.errors import RiskLimitExceeded
+from trdr_tui.core.events import RiskRejection
+from trdr_tui.core.types import Fill, Liquidity, Side, Trade
+from trdr_tui.exchange.fees import FeeSchedule
+from trdr_tui.exchange.sim_executor import SimExecutor
+from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.portfolio import Portfolio
+from trdr_tui.trading.risk import RiskLimits, RiskManager
+from trdr_tui.trading.sizing import ProductSpec, Sizer, kelly_fraction, trade_stats
+
+
+def buy(pf: Portfolio, n: int, price: float, size: float) -> None:
+    pf.apply_fill(Fill(id=f"f{n}", order_id=f"o{n}", client_order_id=f"c{n}", symbol="BTC-USD", side=Side.BUY,
+                       price=price, size=size, fee=0.0, liquidity=Liquidity.TAKER, ts=n))
+
+
+def test_limits_from_settings_follow_the_risk_profile() -> None:
+    lim = RiskLimits.from_settings(load_settings(overrides={"risk_tolerance": "conservative"}))
+    assert lim.max_drawdown == 0.10 and lim.max_concurrent_trades == 2 and lim.max_position == 0.25
+    lim = RiskLimits.from_settings(load_settings())
+    assert lim.max_drawdown == 0.15 and lim.max_concurrent_trades == 3
+
+
+def test_each_check_by_name() -> None:
+    pf = Portfolio("BTC-USD", 10_000.0)
+    risk = RiskManager(RiskLimits(max_drawdown=0.15, daily_loss_limit=0.05, max_position=0.25,
+                                  max_concurrent_trades=2), pf)
+    assert risk.failed_checks(Side.BUY, 0.02, 100_000.0) == []  # 2,000 = 20 % of equity
+    assert risk.failed_checks(Side.BUY, 0.03, 100_000.0) == ["max_position"]
+    assert risk.failed_checks(Side.BUY, 0.01, 100_000.0, open_entries=2) == ["max_concurrent"]
+    assert risk.failed_checks(Side.SELL, 0.01, 100_000.0) == ["position_size"]  # nothing to sell
+    assert risk.failed_checks(Side.BUY, 0.0, 100_000.0) == ["position_size"]
+    # a 20 % drawdown: buys halt, sells still pass
+    buy(pf, 1, 100.0, 25.0)  # 2,500 in BTC
+    pf.mark(100.0)
+    risk.on_mark(0, pf.equity(100.0))
+    price = 20.0  # position worth 500: equity 8,000 → −20 %
+    failed = risk.failed_checks(Side.BUY, 0.1, price)
+    assert "max_drawdown" in failed and "daily_loss" in failed
+    assert risk.failed_checks(Side.SELL, 25.0, price) == []
+    with pytest.raises(RiskLimitExceeded) as err:
+        risk.check(Side.BUY, 0.1, price)
+    assert err.value.code == "E006" and set(err.value.failed_checks) == set(failed)
+    # next UTC day: the daily window restarts from that day's equity
+    risk.on_mark(86_400_000_000_000, pf.equity(price))
+    assert "daily_loss" not in risk.failed_checks(Side.BUY, 0.1, price)
+
+
+def test_stop_loss_rule() -> None:
+    pf = Portfolio("BTC-USD", 1_000.0)
+    risk = RiskManager(RiskLimits(stop_loss=0.02), pf)
+    assert not risk.stop_loss_hit(50.0)  # flat
+    buy(pf, 1, 100.0, 1.0)
+    assert not risk.stop_loss_hit(98.01)
+    assert risk.stop_loss_hit(98.0)
+
+
+def test_order_manager_cannot_place_past_the_risk_manager() -> None:
+    clock = SimClock(0)
+    pf = Portfolio("BTC-USD", 10_000.0)
+    bus = EventBus()
+    seen: list[RiskRejection] = []
+    bus.subscribe("risk.rejected", lambda _t, e: seen.append(e))
+    ex = SimExecutor(clock, FeeSchedule.flat(0.006))
+    om = OrderManager(symbol="BTC-USD", clock=clock, bus=bus, portfolio=pf,
+                      risk=RiskManager(RiskLimits(max_position=0.25), pf), executor=ex, run_id="r")
+    ex.last_price = 100.0
+    for place in (lambda: om.place_market(Side.BUY, 30.0, price=100.0),
+                  lambda: om.place_limit(Side.BUY, 30.0, 100.0),
+                  lambda: om.place_trailing(Side.BUY, size=30.0, trail=0.02, price=100.0),
+                  lambda: om.place_trailing(Side.BUY, quote=3_000.0, trail=0.02, price=100.0)):
+        with pytest.raises(RiskLimitExceeded):
+            place()
+    assert not om.orders and pf.cash == 10_000.0
+    assert [r.failed_checks for r in seen] == [("max_position",)] * 4 and len(om.rejections) == 4
+
+
+def test_armed_buy_is_checked_again_when_it_fires() -> None:
+    clock = SimClock(0)
+    pf = Portfolio("BTC-USD", 10_000.0)
+    ex = SimExecutor(clock, FeeSchedule.flat(0.006))
+    risk = RiskManager(RiskLimits(max_drawdown=0.10, daily_loss_limit=None, max_position=None,
+                                  max_concurrent_trades=None), pf)
+    om = OrderManager(symbol="BTC-USD", clock=clock, bus=EventBus(), portfolio=pf, risk=risk, executor=ex,
+                      run_id="r")
+    order = om.place_trailing(Side.BUY, size=1.0, trail=0.02, price=100.0)
+    pf.peak_equity = 20_000.0  # equity is now 50 % below its peak
+    om.on_price(103.0)
+    assert order.status.value == "CANCELLED" and "max_drawdown" in order.history[-1].reason
+    assert pf.position == 0.0 and om.rejections[-1].failed_checks == ("max_drawdown",)
+
+
+def test_sizes_are_floored_to_the_increment_and_refused_below_minimum() -> None:
+    spec = ProductSpec(base_increment="0.0001", base_min_size="0.001", quote_min_size="1")
+    assert spec.round_size(0.123456789) == Decimal("0.1234")
+    assert spec.round_size(0.0009999) is None
+    assert spec.round_price(100.006, Side.BUY) == Decimal("100.00")
+    assert spec.round_price(100.001, Side.SELL) == Decimal("100.01")
+    sizer = Sizer(spec, base_fraction=0.05)
+    # 5 % of 10,000 × 0.8 = 400 USD at 20,000 → 0.02
+    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8) == Decimal("0.0200")
+    # the risk cap wins when smaller
+    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8, risk_limit=0.015) == Decimal("0.0150")
+    # below the minimum: no order
+    assert sizer.buy_size(available=300.0, price=20_000.0, confidence=0.5) is None
+    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.0) is None
+
+
+def trade(pnl: float) -> Trade:
+    return Trade(symbol="BTC-USD", entry_order_id="a", exit_order_id="b", entry_ts=0, exit_ts=1, entry_price=1.0,
+                 exit_price=1.0, size=1.0, pnl=pnl, fees=0.0)
+
+
+def test_kelly_caps_the_size() -> None:
+    assert kelly_fraction(0.6, 1.0) == pytest.approx(0.2)
+    assert kelly_fraction(0.3, 1.0) == 0.0
+    trades = [trade(10.0)] * 12 + [trade(-10.0)] * 8  # W 0.6, R 1 → Kelly 0.2, half-Kelly 0.1
+    assert trade_stats(trades) == pytest.approx((0.6, 1.0))
+    assert trade_stats(trades[:19]) is None
+    sizer = Sizer(ProductSpec(), base_fraction=0.5, kelly_safety=0.5)
+    # base 0.5 × 1.0 = 50 % of 1,000 → capped at 10 % = 100 USD → 1 unit at 100
+    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, trades=trades) == Decimal("1")
+    losing = [trade(-1.0)] * 15 + [trade(1.0)] * 5
+    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, trades=losing) is None
