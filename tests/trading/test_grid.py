@@ -1,0 +1,102 @@
+"""Grid spacing from swings, levels, the initial entry rule, level life cycle and checkpoint state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trdr_tui.config import load_settings
+from trdr_tui.core.events import GridSnapshot
+from trdr_tui.core.types import Action, Decision
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.runtime import build_engine
+from trdr_tui.trading.grid import GridPolicy, grid_prices, swing_pivots, swing_spacing
+
+
+def test_swing_pivots_alternate_and_keep_the_extreme() -> None:
+    # zig-zag: up to 110, down to 95, up to 120, down to 100
+    path = [100, 105, 110, 104, 99, 95, 101, 108, 120, 112, 106, 100, 103, 107, 111]
+    high = np.array(path, dtype=float) + 0.5
+    low = np.array(path, dtype=float) - 0.5
+    assert swing_pivots(high, low, lookback=2) == [110.5, 94.5, 120.5, 99.5]
+
+
+def test_spacing_is_30_percent_of_the_average_swing_clamped() -> None:
+    path = np.array([100, 105, 110, 104, 99, 95, 101, 108, 120, 112, 106, 100, 103, 107, 111], dtype=float)
+    piv = np.array([110.5, 94.5, 120.5, 99.5])
+    expected = 0.3 * float(np.mean(np.abs(np.diff(piv)) / piv[:-1]))
+    got = swing_spacing(path + 0.5, path - 0.5, lookback=2, fraction=0.3, min_spacing=0.005, max_spacing=0.1,
+                        default=0.015)
+    assert got == pytest.approx(expected)
+    # clamped
+    assert swing_spacing(path + 0.5, path - 0.5, lookback=2, fraction=0.3, min_spacing=0.005, max_spacing=0.02,
+                         default=0.015) == 0.02
+    # too little history: the configured spacing
+    assert swing_spacing(path[:5], path[:5], lookback=5, fraction=0.3, min_spacing=0.005, max_spacing=0.05,
+                         default=0.015) == 0.015
+
+
+def test_grid_prices_around_the_center() -> None:
+    assert grid_prices(100.0, 0.01, 4) == pytest.approx([98.0, 99.0, 100.0, 101.0, 102.0])
+
+
+async def test_initial_entry_after_a_two_percent_drop_builds_the_grid(hourly: CandleArrays) -> None:
+    bars = hourly[:400]
+    engine = build_engine(load_settings(), mode="backtest", candles=bars, decisions=NoDecisions())
+    policy = engine.policy
+    assert isinstance(policy, GridPolicy)
+    grids: list[GridSnapshot] = []
+    engine.bus.subscribe("grid.*", lambda _t, e: grids.append(e))
+    await engine.run()
+    first = engine.record.orders[0]
+    start = float(bars.close[0])
+    k = int(np.argmax(bars.close <= start * 0.98))  # first close 2 % below the session's first close
+    assert first.created_ts == int(bars.ts[k]) + 3_600_000_000_000
+    assert first.metadata["grid_leg"] == "entry"
+    assert first.status.value == "FILLED"
+    built = grids[0]
+    assert built.center == first.avg_fill_price and built.ts == first.history[-1].ts
+    assert len(built.levels) == 11 and 0.005 <= built.spacing <= 0.05
+    assert [lv.price for lv in built.levels] == pytest.approx(grid_prices(built.center, built.spacing, 10))
+    assert [lv.state for lv in built.levels if lv.price == built.center] == ["filled"]
+    state = policy.state()
+    restored = GridPolicy(load_settings())
+    restored.bind(engine)
+    restored.restore(state)
+    assert restored.state() == state
+
+
+async def test_confident_agent_buy_triggers_the_entry_at_once(hourly: CandleArrays) -> None:
+    bars = hourly[:50]
+    no_drop = load_settings(overrides={"grid.initial_entry_drop": 0.9})
+    src = NoDecisions(buy_at=10, confidence=0.75)
+    engine = build_engine(no_drop, mode="backtest", candles=bars, decisions=src)
+    await engine.run()
+    first = engine.record.orders[0]
+    assert first.created_ts == int(bars.ts[10]) + 3_600_000_000_000
+    assert first.trail == 0.03  # the decision's trail distance
+    weak = build_engine(no_drop, mode="backtest", candles=bars[:11],
+                        decisions=NoDecisions(buy_at=10, confidence=0.65))
+    await weak.run()
+    assert not weak.record.orders  # 65 % is not above the 70 % entry threshold
+
+
+class NoDecisions:
+    """A DecisionSource with no batch path that says HOLD, or one TRAIL_BUY at bar `buy_at`."""
+
+    def __init__(self, buy_at: int | None = None, confidence: float = 0.0) -> None:
+        self.i = -1
+        self.buy_at = buy_at
+        self.confidence = confidence
+
+    async def on_candle(self, candle: object) -> Decision | None:
+        self.i += 1
+        if self.i == self.buy_at:
+            return Decision(ts=0, action=Action.TRAIL_BUY, confidence=self.confidence, trail_distance=0.03)
+        return Decision(ts=0, action=Action.HOLD, confidence=0.5, trail_distance=0.015)
+
+    def weights(self) -> dict[str, float]:
+        return {}
+
+    def set_weight(self, agent_id: str, weight: float) -> None:
+        raise KeyError(agent_id)
