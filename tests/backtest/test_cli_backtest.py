@@ -172,3 +172,28 @@ def test_stored_candles_are_used_when_no_file_is_given(
     assert r["monte_carlo"] is None
     rc = main(["--db", str(db_path), "backtest", "--symbol", "ETH-USD", "--preset", "simple-trailing"])
     assert rc == 1 and "no stored ETH-USD 1h candles" in capsys.readouterr().err
+
+
+def test_default_configuration_is_deterministic_and_reports_its_agents(
+    in_repo: None, db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Five core agents, the grid, trailing orders, risk checks and real fees: same run, same JSON."""
+    report = tmp_path / "default.html"
+    argv = ("--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--end", "2017-10-01", "--json",
+            "--monte-carlo", "1000")
+    a = run_json(capsys, *argv, "--report", str(report))
+    b = run_json(capsys, *argv)
+    for r in (a, b):
+        for key in ("elapsed_seconds", "session_id", "session_name"):
+            r.pop(key)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert a["preset"] is None
+    assert a["fee_rates"] == {"maker": 0.004, "taker": 0.006}  # the configured 0-10K tier
+    agents = a["stats"]["agents"]
+    assert set(agents) == {"volatility", "momentum", "volume_profile", "market_structure", "regime"}
+    assert all(m["signal_count"] > 0 and 0.0 <= (m["accuracy"] or 0.0) <= 1.0 for m in agents.values())
+    assert a["fills"] > 0 and a["fees_paid"] > 0
+    ex = a["stats"]["execution"]
+    if ex["maker_fills"] == 0:  # taker fills pay the tier's 0.6 % of notional
+        assert a["fees_paid"] == pytest.approx(0.006 * ex["volume"], rel=1e-9)
+    assert "Agent profit contribution" in report.read_text(encoding="utf-8")
