@@ -134,3 +134,19 @@ class BadSignalAgent(FixedAgent):
         self.calls += 1
         return AgentSignal(agent_id=self.id, action=Action.TRAIL_BUY, confidence=1.7, trail_distance=0.02,
                            reasoning="overconfident")
+
+
+class BlockingAgent(FixedAgent):
+    """A synchronous agent that declares itself CPU-heavy: it runs in a worker thread."""
+
+    blocking = True
+
+    def __init__(self, agent_id: str, delay_s: float, **kw: Any) -> None:
+        super().__init__(agent_id, **kw)
+        self.delay_s = delay_s
+
+    def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
+        import time
+
+        time.sleep(self.delay_s)
+        return FixedAgent.analyze(self, snapshot)

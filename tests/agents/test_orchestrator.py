@@ -7,10 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.agents.conftest import (
     AsyncAgent,
     BadSignalAgent,
+    BlockingAgent,
     FixedAgent,
     HangingAgent,
     RaisingAgent,
@@ -21,7 +24,7 @@ from trdr_tui.agents import build_orchestrator
 from trdr_tui.agents.meta import ConflictContext, Resolution, RuleBasedResolver
 from trdr_tui.agents.orchestrator import WEIGHTS_TOPIC, Orchestrator, OrchestratorConfig
 from trdr_tui.agents.performance import AdaptiveConfig
-from trdr_tui.agents.protocol import ACTION_CODES
+from trdr_tui.agents.protocol import ACTION_CODES, MarketSnapshot
 from trdr_tui.config import convert_settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
@@ -295,3 +298,49 @@ async def test_real_data_streaming_equals_batch(real_bars: CandleArrays, store: 
     # the batch decision log: one row per agent and one consensus row per valid bar, in one insert
     n_rows = store.conn.execute("SELECT count(*) FROM agent_decisions WHERE run_id = 'bt'").fetchone()
     assert n_rows is not None and n_rows[0] == len(idx) * (len(arrays.agent_ids) + 1)
+
+
+async def test_blocking_agents_run_in_a_thread_under_the_timeout() -> None:
+    orch, _, clock, _ = make([BlockingAgent("quick", 0.0, action=B, confidence=0.9),
+                              BlockingAgent("stuck", 0.3, action=S, confidence=0.9)], timeout_s=0.05)
+    d = (await feed(orch, clock, flat(WARM)))[-1]
+    assert d is not None and [s.agent_id for s in d.signals] == ["quick"] and d.action == B
+    assert orch.failures[-1].agent_id == "stuck" and "timeout" in str(orch.failures[-1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([B, S, H]), st.floats(0, 1), st.floats(0.002, 0.1),
+                          st.sampled_from([0.0, 0.2, 1.0, 2.5])), min_size=1, max_size=6),
+       st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+async def test_consensus_streaming_equals_batch_for_any_votes(votes: list[tuple[Action, float, float, float]],
+                                                              threshold: float, min_conf: float) -> None:
+    """The scalar and the vectorized consensus agree on arbitrary panels, weights and thresholds."""
+    agents = [FixedAgent(f"a{j}", act, c, t) for j, (act, c, t, _) in enumerate(votes)]
+    orch, _, _, _ = make(agents, disagreement_threshold=threshold, min_confidence=min_conf)
+    for j, (_, _, _, w) in enumerate(votes):
+        orch._weights[f"a{j}"] = w
+    row = flat(1).candle(0)
+    from trdr_tui.market.streaming import FeatureRow
+
+    feat = FeatureRow(ts=row.ts, open=row.open, high=row.high, low=row.low, close=row.close, volume=row.volume)
+    signals = [a.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=feat)) for a in agents]
+    d = await orch._decide(feat, signals)
+    k = len(votes)
+    arr = orch._batch_consensus(
+        np.array([row.ts]), np.array([True]),
+        np.array([[ACTION_CODES[v[0]] for v in votes]], dtype=np.int8), np.array([[v[1] for v in votes]]),
+        np.array([[v[2] for v in votes]]), np.array([[v[3] for v in votes]]), None, np.ones(1), np.zeros(k))
+    assert ACTION_CODES[d.action] == int(arr.action[0])
+    assert d.confidence == pytest.approx(float(arr.confidence[0]), rel=1e-12, abs=1e-15)
+    assert d.trail_distance == pytest.approx(float(arr.trail_distance[0]), rel=1e-12)
+    assert d.meta_resolved == bool(arr.meta_resolved[0])
+    assert 0.0 <= d.confidence <= 1.0
+
+
+def test_precompute_on_short_or_empty_history() -> None:
+    orch = build_orchestrator(convert_settings({}), bus=EventBus(), clock=SimClock(0))
+    short = orch.precompute(flat(50))
+    assert len(short) == 50 and not short.valid.any() and (short.action == 0).all()
+    assert orch.decision_at(10) is None
+    empty = orch.precompute(CandleArrays.empty())
+    assert len(empty) == 0

@@ -548,6 +548,11 @@ class Orchestrator:
                               agent_confidence=conf, agent_trail=trail, weights=weights, trail_multiplier=mult,
                               agent_time_ms=times)
 
+    @property
+    def batch_arrays(self) -> DecisionArrays | None:
+        """The last `precompute` result (None before one)."""
+        return self._batch.arrays if self._batch is not None else None
+
     def decision_at(self, i: int) -> Decision | None:
         """Bar i's decision from `precompute`, with every agent's signal and reasoning rebuilt.
 
