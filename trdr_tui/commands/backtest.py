@@ -109,6 +109,7 @@ def run(ctx: CliContext) -> int:
     if args.symbol:
         extra["symbol"] = args.symbol
     if args.bt_data is not None:
+        build_settings(ctx, extra)  # a bad config or version is refused before the file is read
         candles, timeframe = bt_data.load_file(args.bt_data, symbol=args.symbol or "BTC-USD",
                                                timeframe=args.timeframe, start=start, end=end)
         extra["timeframe"] = timeframe
