@@ -163,6 +163,7 @@ class Engine:
         self._bars_done = 0
         self._bar_index = 0
         self._decisions_seen: list[Decision] = []
+        self._restored = False
         # ledger change points: (bar index, cash, position) after each fill; equity rebuilt from them
         self._marks: list[tuple[int, float, float]] = []
         # streaming runs keep the bars here (backtests read the feed's arrays)
@@ -228,6 +229,8 @@ class Engine:
             raise StateCorruption("engine.run() called while already running")
         self._running = True
         self._status("started")
+        if self._restored:
+            await self.reconcile()
         self._arm_checkpoint_timer()
         try:
             arrays = getattr(self.feed, "arrays", None)
@@ -555,9 +558,26 @@ class Engine:
         self.policy.restore(state.get("policy", {}))
         self.last_price = float(state.get("last_price", 0.0))
         self._paused = bool(state.get("paused", False))
+        self._restored = True
         for agent_id, w in (state.get("weights") or {}).items():
             if self.decisions is not None:
                 self.decisions.set_weight(agent_id, float(w))
+
+    async def reconcile(self) -> int:
+        """Crash-only start: the executor's truth about orders we think are at the exchange.
+
+        Armed trailing orders live in the engine and need no asking; every other open order is
+        looked up (by `client_order_id`) and the executor's reports go through the state machine.
+        """
+        known = [o for o in self.orders.open.values() if self.orders.trailing_state(o) is None]
+        if not known:
+            return 0
+        reports = await self.executor.reconcile(known)
+        for report in reports:
+            self.orders.on_report(report)
+        if reports:
+            self.log("info", f"reconciled {len(reports)} order(s) with {self.executor.name}")
+        return len(reports)
 
     def checkpoint(self, kind: str = "manual") -> None:
         if self.checkpoints is not None:

@@ -1,0 +1,65 @@
+"""ReplayFeed input checks and the crash-only restore path (checkpoint → reconcile)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from trdr_tui.config import load_settings
+from trdr_tui.core.errors import ConfigError, DataError
+from trdr_tui.core.types import OrderStatus, Side
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.market.replay import ReplayFeed
+from trdr_tui.runtime import build_engine, restore_latest
+from trdr_tui.store.db import Store
+
+
+async def test_replay_yields_every_candle_in_order(hourly: CandleArrays) -> None:
+    feed = ReplayFeed(hourly[:25], speed=1e6)
+    got = [c async for c in feed]
+    assert [c.ts for c in got] == hourly.ts[:25].tolist()
+    assert got[3].close == float(hourly.close[3])
+    assert feed.timeframe_ns == 3_600_000_000_000 and len(feed) == 25
+
+
+def test_replay_refuses_bad_input(hourly: CandleArrays) -> None:
+    bars = hourly[:5]
+    shuffled = CandleArrays(bars.ts[::-1].copy(), bars.open, bars.high, bars.low, bars.close, bars.volume)
+    with pytest.raises(DataError, match="ascending"):
+        ReplayFeed(shuffled)
+    with pytest.raises(ConfigError, match="speed"):
+        ReplayFeed(bars, speed=0)
+    with pytest.raises(ConfigError, match="no candles"):
+        build_engine(load_settings(), mode="backtest", candles=CandleArrays.empty(), preset="simple-trailing")
+
+
+async def test_restart_restores_the_ledger_and_reconciles_open_limit_orders(hourly: CandleArrays,
+                                                                             tmp_path: Any) -> None:
+    bars = hourly[:200]
+    with Store(tmp_path / "r.duckdb") as store:
+        first = build_engine(load_settings(), mode="paper", candles=bars[:100], preset="simple-trailing",
+                             store=store, run_id="live-1")
+        await first.run()
+        first.executor.set_market(float(bars.close[99]), 1e9)  # type: ignore[attr-defined]
+        # a resting limit order far below the market: open when the process "dies"
+        resting = first.orders.place_limit(Side.BUY, 0.001, float(bars.close[99]) * 0.5)
+        first.checkpoint("manual")
+        cash = first.portfolio.cash
+
+        second = build_engine(load_settings(), mode="paper", candles=bars[100:], preset="simple-trailing",
+                              store=store, run_id="live-1")
+        assert restore_latest(second, store, "live-1")
+        assert second.portfolio.cash == cash
+        assert resting.id in second.orders.open
+        await second.run()
+        # the new simulator has never heard of the order: reconciliation cancels it
+        assert second.orders.orders[resting.id].status is OrderStatus.CANCELLED
+        assert "not known" in second.orders.orders[resting.id].history[-1].reason
+        ids = [o.id for o in second.record.orders]
+        assert len(ids) == len(set(ids))  # order ids continue, never reused
+        status = store.conn.execute("SELECT status FROM orders WHERE id = ?", [resting.id]).fetchone()[0]
+        assert status == "CANCELLED"
+    assert not restore_latest(second, Store(":memory:"))
+    assert np.isfinite(second.record.final_equity)
