@@ -153,3 +153,15 @@ def test_real_data_momentum_buys_oversold_in_the_2018_crash(real_bars: CandleArr
     day = (real_bars.ts >= 1517875200 * 10**9) & (real_bars.ts < 1517961600 * 10**9)  # 2018-02-06 UTC
     assert (out.action[day] == 1).any()
     assert not math.isnan(float(real_features.rsi[day][0]))
+
+
+def test_momentum_reads_macd_divergence() -> None:
+    """A new 20-bar low with RSI at its low too: only a positive MACD histogram makes it a divergence."""
+    base = feature_row(compute_features(SERIES["range"]()), 299)
+    fields = {k: getattr(base, k) for k in base.__struct_fields__}
+    fields.update(rsi=35.0, rsi_min=35.0, rsi_max=60.0, rsi_slow=45.0, close_min=base.close)
+    agent = _agent("momentum")
+    up = agent.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=FeatureRow(**{**fields, "macd_hist": 0.4})))
+    down = agent.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=FeatureRow(**{**fields, "macd_hist": -0.4})))
+    assert up.action == Action.TRAIL_BUY and "MACD histogram +0.40" in up.reasoning
+    assert down.action == Action.HOLD

@@ -4,7 +4,8 @@
   longer timeframe) is also below `slow_oversold` → TRAIL_BUY; the mirror image → TRAIL_SELL.
   Requiring both timeframes filters the one-bar dips of a healthy trend.
 - Divergence: price closes at its 20-bar low while RSI stays `divergence_gap` points above its own
-  20-bar low (selling is losing force) → TRAIL_BUY; new high on a weaker RSI → TRAIL_SELL.
+  20-bar low, or while the MACD histogram is already positive (selling is losing force) →
+  TRAIL_BUY; a new 20-bar high on a weaker RSI or a negative MACD histogram → TRAIL_SELL.
 - Otherwise HOLD, with the MACD histogram's sign as context.
 Trailing orders make these contrarian votes safe: a trailing buy only fires after the bounce.
 """
@@ -22,7 +23,7 @@ class MomentumAgent(BaseAgent):
     id = "momentum"
     name = "Momentum"
     version = "1.0.0"
-    description = "RSI exhaustion on two timeframes, RSI/price divergence, MACD context"
+    description = "RSI exhaustion on two timeframes, RSI and MACD divergence from price"
 
     oversold = 30.0
     overbought = 70.0
@@ -38,8 +39,8 @@ class MomentumAgent(BaseAgent):
         trail = self.context.base_trail
         bull_ex = f.rsi < self.oversold and f.rsi_slow < self.slow_oversold
         bear_ex = f.rsi > self.overbought and f.rsi_slow > self.slow_overbought
-        bull_div = f.close <= f.close_min and f.rsi > f.rsi_min + self.divergence_gap
-        bear_div = f.close >= f.close_max and f.rsi < f.rsi_max - self.divergence_gap
+        bull_div = f.close <= f.close_min and (f.rsi > f.rsi_min + self.divergence_gap or f.macd_hist > 0)
+        bear_div = f.close >= f.close_max and (f.rsi < f.rsi_max - self.divergence_gap or f.macd_hist < 0)
         rsis = f"RSI {f.rsi:.1f}, slow RSI {f.rsi_slow:.1f}"
         if bull_ex or bull_div:
             conf = 0.6 + 0.35 * min(1.0, (self.oversold - f.rsi) / 20.0) if bull_ex else 0.6
@@ -49,7 +50,8 @@ class MomentumAgent(BaseAgent):
             if bull_ex:
                 why.append(f"oversold on both timeframes ({rsis})")
             if bull_div:
-                why.append(f"bullish divergence: 20-bar low close while RSI {f.rsi:.1f} > its low {f.rsi_min:.1f}")
+                why.append(f"bullish divergence: 20-bar low close while RSI {f.rsi:.1f} (its low {f.rsi_min:.1f}), "
+                           f"MACD histogram {f.macd_hist:+.2f}")
             return self.signal(snapshot, Action.TRAIL_BUY, conf, trail, "; ".join(why))
         if bear_ex or bear_div:
             conf = 0.6 + 0.35 * min(1.0, (f.rsi - self.overbought) / 20.0) if bear_ex else 0.6
@@ -59,7 +61,8 @@ class MomentumAgent(BaseAgent):
             if bear_ex:
                 why.append(f"overbought on both timeframes ({rsis})")
             if bear_div:
-                why.append(f"bearish divergence: 20-bar high close while RSI {f.rsi:.1f} < its high {f.rsi_max:.1f}")
+                why.append(f"bearish divergence: 20-bar high close while RSI {f.rsi:.1f} (its high {f.rsi_max:.1f}), "
+                           f"MACD histogram {f.macd_hist:+.2f}")
             return self.signal(snapshot, Action.TRAIL_SELL, conf, trail, "; ".join(why))
         side = "positive" if f.macd_hist > 0 else "negative"
         return self.signal(snapshot, Action.HOLD, self.hold_confidence, trail,
@@ -73,8 +76,10 @@ class MomentumAgent(BaseAgent):
         with np.errstate(invalid="ignore"):
             bull_ex = valid & (f.rsi < self.oversold) & (f.rsi_slow < self.slow_oversold)
             bear_ex = valid & (f.rsi > self.overbought) & (f.rsi_slow > self.slow_overbought)
-            bull_div = valid & (f.close <= f.close_min) & (f.rsi > f.rsi_min + self.divergence_gap)
-            bear_div = valid & (f.close >= f.close_max) & (f.rsi < f.rsi_max - self.divergence_gap)
+            bull_div = valid & (f.close <= f.close_min) & ((f.rsi > f.rsi_min + self.divergence_gap)
+                                                           | (f.macd_hist > 0))
+            bear_div = valid & (f.close >= f.close_max) & ((f.rsi < f.rsi_max - self.divergence_gap)
+                                                           | (f.macd_hist < 0))
         buy = bull_ex | bull_div
         sell = ~buy & (bear_ex | bear_div)
         action = np.full(n, HOLD, dtype=np.int8)
