@@ -11,6 +11,7 @@ from trdr_tui.agents.registry import AgentRegistry
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
+from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.events import LogEvent, WeightsChanged
 from trdr_tui.market.indicators import IndicatorParams
 from trdr_tui.store.db import Store
@@ -59,9 +60,8 @@ def build_orchestrator(
     known = set(registry.ids()) | {e.id for e in registry.errors}
     for agent_id in cfg.weights:
         if agent_id not in known:
-            raise registry.unknown(agent_id).__class__(
-                f"weight given for unknown agent '{agent_id}'", where="[agents.weights]",
-                hint=registry.unknown(agent_id).hint)
+            raise ConfigError(f"weight given for unknown agent '{agent_id}'", where="[agents.weights]",
+                              hint=registry.unknown(agent_id).hint)
     weights = {a.id: cfg.weights.get(a.id, 1.0) for a in agents}
     if restore_weights and store is not None:
         weights.update(load_weights(store, [a.id for a in agents]))
