@@ -50,7 +50,6 @@ def list_sessions(ctx: CliContext) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from trdr_tui.backtest.report import fmt
 
     repo = _repo(ctx)
     sessions = repo.list(limit=ctx.args.limit, status=ctx.args.status)
@@ -69,20 +68,26 @@ def list_sessions(ctx: CliContext) -> int:
     if not rows:
         print("no sessions yet: run 'trdr backtest'")
         return 0
-    table = Table(title="backtest sessions")
+    from rich import box
+
+    table = Table(title="backtest sessions", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False,
+                  collapse_padding=True)
     table.add_column("id", no_wrap=True)
-    table.add_column("name", overflow="fold")
-    table.add_column("status")
-    table.add_column("data")
+    table.add_column("name", overflow="fold", min_width=8)
+    table.add_column("bars (UTC)", no_wrap=True)
     for col in ("return", "Sharpe", "max DD", "B&H"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(r["id"], r["name"], r["status"],
-                      f"{r['symbol']} {r['timeframe']} {r['start'][:10]}→{r['end'][:10]}",
-                      fmt(r["total_return"], "pct"), fmt(r["sharpe"]), fmt(r["max_drawdown"], "pct"),
-                      fmt(r["buy_and_hold_return"], "pct"))
+        name = r["name"] if r["status"] == "completed" else f"{r['name']} ({r['status']})"
+        table.add_row(r["id"], name, f"{r['start'][2:10]}→{r['end'][2:10]}", _pct1(r["total_return"]),
+                      f"{r['sharpe']:.2f}" if r["sharpe"] is not None else "—", _pct1(r["max_drawdown"]),
+                      _pct1(r["buy_and_hold_return"]))
     Console().print(table)
     return 0
+
+
+def _pct1(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.1f}%"
 
 
 def show(ctx: CliContext) -> int:
