@@ -124,7 +124,12 @@ def test_reports_and_sessions_commands(
     assert later.stat().st_size > 1_000_000  # the inline plotly.js alone is megabytes
 
 
-def test_table_output_without_json(in_repo: None, db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_output_without_json(
+    in_repo: None, db_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # as on a terminal: the progress bar runs
     rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
                "--start", "2019-06-01", "--monte-carlo", "0", "--no-session"])
     out = capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,3 +108,32 @@ def test_walk_forward_through_the_engine(hourly: CandleArrays) -> None:
     assert w.test_start == "2017-09-01T23:00:00Z"
     assert -1.0 < w.test_return < 10.0 and w.test_max_drawdown >= 0.0
     assert res.robustness_score is not None and 0.0 <= res.robustness_score <= 1.0
+
+
+def test_walk_forward_from_the_cli_is_stored(db_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tests.backtest.test_cli_backtest import HOURLY_REL
+    from tests.conftest import REPO
+    from trdr_tui.cli import main
+    from trdr_tui.store import Store
+    from trdr_tui.store.sessions import OptimizationRepository, SessionRepository
+
+    monkeypatch.chdir(REPO)
+    rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
+               "--end", "2017-11-01", "--walk-forward", "40d:20d", "--search", "capital=1000,2000", "--json",
+               "--monte-carlo", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    r = json.loads(out)
+    wf = r["walk_forward"]
+    assert wf["train_bars"] == 960 and wf["test_bars"] == 480 and len(wf["windows"]) == 4
+    assert wf["search_space"] == {"capital": [1000, 2000]}
+    with Store(db_path) as store:
+        assert SessionRepository(store).results(r["session_id"])["walk_forward"] == wf
+        row = store.conn.execute("SELECT id FROM optimizations").fetchall()
+        assert len(row) == 1
+        opt = OptimizationRepository(store).get(row[0][0])
+        assert opt.method == "walk_forward/grid_search" and opt.search_space["session_id"] == r["session_id"]
+        assert opt.results["robustness_score"] == wf["robustness_score"]
