@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from trdr_tui.commands import CliContext
 from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, NotAvailable, TrdrError
-from trdr_tui.core.types import Mode
+from trdr_tui.core.types import Candle, Mode
+from trdr_tui.market.replay import ReplayFeed
 
 if TYPE_CHECKING:
     from trdr_tui.config import Settings
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
     from trdr_tui.tui.services import BacktestRunner
 
 FALLBACK_PRESET = "simple-trailing"
+# A replay runs on market time (hours per second): checkpoints follow market time too, once a market day,
+# instead of the live interval that would mean dozens of checkpoints per replayed bar.
+REPLAY_CHECKPOINT_S = 86_400.0
 
 
 def parse_speed(raw: str) -> float | None:
@@ -57,17 +63,43 @@ def replay_candles(data: Path | None, settings: Settings) -> CandleArrays:
     return load_candle_file(Path(str(bundled)), settings.timeframe)
 
 
+class CooperativeReplayFeed(ReplayFeed):
+    """A replay that hands the event loop back every `slice_s` of work, even at max speed.
+
+    The engine shares its loop with the cockpit (and with the signal handlers of --headless): without
+    this, a max-speed replay would hold the loop until the last bar, freezing the screen and deferring
+    SIGINT to the end of the data. Yielding by elapsed time rather than per candle keeps the replay fast
+    while the screen still gets its frames.
+    """
+
+    slice_s = 0.02
+
+    async def __aiter__(self) -> AsyncIterator[Candle]:
+        last = perf_counter()
+        async for candle in super().__aiter__():
+            yield candle
+            if self.speed is None and perf_counter() - last >= self.slice_s:
+                await asyncio.sleep(0)
+                last = perf_counter()
+
+
+def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) -> CooperativeReplayFeed:
+    return CooperativeReplayFeed(candles, symbol=settings.symbol, timeframe=settings.timeframe, speed=speed)
+
+
 def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,
                         store: Any, log: list[str]) -> Engine:
     """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so)."""
     from trdr_tui.runtime import build_engine
 
+    interval = max(settings.store.checkpoint_interval_seconds, REPLAY_CHECKPOINT_S)
     try:
-        return build_engine(settings, mode=Mode.PAPER, candles=candles, store=store, speed=speed)
+        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
+                            checkpoint_interval_s=interval)
     except NotAvailable as exc:
         log.append(f"{exc.message}; running the '{FALLBACK_PRESET}' preset instead")
-        return build_engine(settings, mode=Mode.PAPER, candles=candles, store=store, speed=speed,
-                            preset=FALLBACK_PRESET)
+        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
+                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval)
 
 
 def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:

@@ -133,7 +133,8 @@ class TrdrApp(App[int]):
         await engine.run()
 
     def refresh_panes(self) -> None:
-        self.main.refresh_panes()
+        if self.screen_stack and isinstance(self.screen_stack[0], MainScreen):
+            self.main.refresh_panes()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker outcomes land: engine failures are shown, never swallowed."""
@@ -165,16 +166,16 @@ class TrdrApp(App[int]):
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         """(key as shown, description, binding id) for every trdr binding, after remapping."""
-        rows: list[tuple[str, str, str]] = []
-        seen: set[str] = set()
-        for node in (self.main, self):
-            for bindings in node._bindings.key_to_bindings.values():
-                for binding in bindings:
-                    if binding.id and binding.id not in seen and "." not in binding.id:
-                        seen.add(binding.id)
-                        rows.append((self.get_key_display(binding), binding.description, binding.id))
+        rows: dict[str, tuple[str, str, str]] = {}
+        for active in self.main.active_bindings.values():
+            binding = active.binding
+            if binding.id and "." not in binding.id:
+                key = self.get_key_display(binding)
+                if binding.id in rows:  # a binding on several keys lists them all
+                    key = f"{rows[binding.id][0]}, {key}"
+                rows[binding.id] = (key, binding.description, binding.id)
         order = [b.id for b in (*MAIN_BINDINGS, *self.BINDINGS) if isinstance(b, Binding)]
-        return sorted(rows, key=lambda r: order.index(r[2]) if r[2] in order else len(order))
+        return sorted(rows.values(), key=lambda r: order.index(r[2]) if r[2] in order else len(order))
 
     # -- actions ---------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ TRDR_VARIABLE_DEFAULTS: dict[str, str] = {
     "volume": "#475569",
     "heat-cold": "#1E3A5F",
     "heat-hot": "#B45309",
+    "muted": "#8B949E",
 }
 
 

@@ -251,7 +251,7 @@ class EquityChart(PlotextPlot):
         step = max(1, n // max(self.size.width * 2, 50))
         xs = list(range(0, n, step))
         plt.plot(xs, o.equity[::step].tolist(), label="strategy", color=rgb(colours["primary"]))
-        plt.plot(xs, o.buy_and_hold[::step].tolist(), label="buy & hold", color=rgb(colours["text-muted"]))
+        plt.plot(xs, o.buy_and_hold[::step].tolist(), label="buy & hold", color=rgb(colours["muted"]))
         ticks = sorted({0, n // 2, n - 1})
         plt.xticks(ticks, [ts_text(int(o.ts[i]))[:10] for i in ticks])
         plt.title("equity vs buy-and-hold")

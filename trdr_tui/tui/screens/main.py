@@ -66,35 +66,22 @@ class MainScreen(Screen[None]):
 
     # -- panes -----------------------------------------------------------------------------------
 
-    @property
-    def chart(self) -> CandleChart:
-        return self.query_one(CandleChart)
-
-    @property
-    def agents(self) -> AgentPanel:
-        return self.query_one(AgentPanel)
-
-    @property
-    def grid(self) -> GridTable:
-        return self.query_one(GridTable)
-
-    @property
-    def orders(self) -> OrdersPanel:
-        return self.query_one(OrdersPanel)
-
-    @property
-    def logs(self) -> LogPane:
-        return self.query_one(LogPane)
-
-    @property
-    def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
+    def on_mount(self) -> None:
+        # Panes are looked up once: handlers run at event rate and must not query the DOM each time.
+        self.chart = self.query_one(CandleChart)
+        self.agents = self.query_one(AgentPanel)
+        self.grid = self.query_one(GridTable)
+        self.orders = self.query_one(OrdersPanel)
+        self.logs = self.query_one(LogPane)
+        self.status = self.query_one(StatusBar)
 
     def pane_widgets(self) -> list[CandleChart | AgentTable | GridTable | OrderTable | LogPane]:
         return [self.chart, self.query_one(AgentTable), self.grid, self.query_one(OrderTable), self.logs]
 
     def refresh_panes(self) -> None:
         """Redraw whatever changed since the last frame (called by the app's refresh timer)."""
+        if not self.chart.is_attached:
+            return
         self.chart.refresh_if_dirty()
         self.grid.refresh_if_dirty()
         self.orders.refresh_if_dirty()

@@ -15,7 +15,7 @@ from trdr_tui.core.events import LogEvent
 from trdr_tui.tui.format import short_ts
 
 LEVELS = ("debug", "info", "warning", "error")
-LEVEL_COLOUR = {"debug": "text-muted", "info": "foreground", "warning": "warning", "error": "error"}
+LEVEL_COLOUR = {"debug": "muted", "info": "foreground", "warning": "warning", "error": "error"}
 MAX_LINES = 2000
 
 
@@ -55,7 +55,7 @@ class LogPane(RichLog):
         colours = self.app.theme_variables
         colour = colours.get(LEVEL_COLOUR.get(event.level, "foreground"), colours["foreground"])
         line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(f"{short_ts(event.ts)} ", style=colours["text-muted"])
+        line.append(f"{short_ts(event.ts)} ", style=colours["muted"])
         line.append(f"{event.level[:4].upper():4} ", style=colour)
         line.append(f"{event.source}: ", style="bold")
         line.append(event.message)

@@ -77,7 +77,7 @@ class OrdersPanel(Vertical):
         table.clear()
         for order in ordered:
             side_colour = colours["bid"] if order.side == Side.BUY else colours["ask"]
-            state_style = "bold" if order.status not in TERMINAL else colours["text-muted"]
+            state_style = "bold" if order.status not in TERMINAL else colours["muted"]
             price = order.price if order.price is not None else order.metadata.get("trigger")
             table.add_row(
                 Text(short_ts(order.created_ts)),

@@ -1,0 +1,279 @@
+"""Every cockpit binding, pressed through Textual's pilot against the real engine and replayed real data."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from textual.command import CommandPalette
+from textual.widgets import DataTable, Input, OptionList
+
+from tests.tui.conftest import PERSIST_BARS, CockpitFactory, build_real_engine, real_candles, settle
+from trdr_tui.config import convert_settings
+from trdr_tui.core.errors import ConfigError
+from trdr_tui.core.types import Mode
+from trdr_tui.store import Store
+from trdr_tui.tui.app import MAIN_BINDINGS
+from trdr_tui.tui.screens.backtest import BacktestFormScreen, BacktestResultsScreen
+from trdr_tui.tui.screens.help import HelpScreen
+from trdr_tui.tui.screens.main import MainScreen
+from trdr_tui.tui.screens.mode import ConfirmLiveScreen, LogFilterScreen, ModeScreen
+from trdr_tui.tui.widgets.agents import AgentTable
+from trdr_tui.tui.widgets.candles import CandleChart
+from trdr_tui.tui.widgets.grid import GridTable
+from trdr_tui.tui.widgets.logs import LogPane
+from trdr_tui.tui.widgets.orders import OrderTable
+
+SIZE = (120, 40)
+
+
+async def test_replay_reaches_every_pane(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.main
+        engine = app.engine
+        assert len(main.chart.candles) == engine.record.bars == len(real_candles())
+        assert main.chart.candles[-1].close == engine.last_price
+        assert main.chart.redraws >= 1
+        fills = engine.record.fills
+        assert fills, "the slice is chosen so the preset trades"
+        assert len(main.chart.fills) == len(fills)
+        assert set(main.orders.orders) == {o.id for o in engine.record.orders}
+        assert main.query_one(OrderTable).row_count == len(engine.record.orders)
+        assert main.status.equity == pytest.approx(engine.record.final_equity)
+        assert app.bridge is not None and app.bridge.stats.received > 600
+
+
+async def test_help_lists_every_binding_and_closes(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        listed = {row[2] for row in app.screen.rows}
+        expected = {b.id for b in MAIN_BINDINGS} | {"help", "quit", "cycle_theme", "command_palette"}
+        assert listed == expected
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_quit_stops_engine_with_shutdown_checkpoint(make_cockpit: CockpitFactory,
+                                                          cockpit_store: Store) -> None:
+    app = make_cockpit(persist=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    rows = cockpit_store.conn.execute("SELECT type, mode FROM checkpoints WHERE run_id = 'pilot'").fetchall()
+    assert ("shutdown", "paper") in rows
+
+
+async def test_space_pauses_and_resumes_the_engine(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("space")
+        assert app.engine.paused and app.main.status.paused
+        assert "PAUSED" in str(app.main.status.render())
+        await pilot.press("space")
+        assert not app.engine.paused and not app.main.status.paused
+
+
+async def test_theme_key_cycles_bundled_themes(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "trdr-dark"
+        seen = [app.theme]
+        for _ in range(3):
+            await pilot.press("t")
+            seen.append(app.theme)
+        assert seen == ["trdr-dark", "trdr-high-contrast", "trdr-light", "trdr-dark"]
+        assert app.theme_variables["pnl-up"].upper() == "#22C55E"
+
+
+async def test_panes_cycle_with_tab_and_arrows(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        order = [CandleChart, AgentTable, GridTable, OrderTable, LogPane]
+        app.main.chart.focus()
+        await pilot.pause()
+        for expected in [*order[1:], order[0]]:
+            await pilot.press("tab")
+            assert isinstance(app.focused, expected)
+        await pilot.press("shift+tab")
+        assert isinstance(app.focused, LogPane)
+        await pilot.press("right")
+        assert isinstance(app.focused, CandleChart)
+        await pilot.press("left")
+        assert isinstance(app.focused, LogPane)
+
+
+async def test_log_level_and_filter_keys(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        logs = app.main.logs
+        assert logs.min_level == "info"
+        await pilot.press("l")
+        assert logs.min_level == "warning"
+        await pilot.press("l", "l")
+        assert logs.min_level == "debug"
+        await pilot.press("slash")
+        assert isinstance(app.screen, LogFilterScreen)
+        await pilot.press(*"finished", "enter")
+        assert logs.text_filter == "finished"
+        assert all("finished" in e.message for e in logs.visible())
+
+
+async def test_mode_key_refuses_live_without_credentials(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit(credential_check=lambda: "no Coinbase API credentials")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        assert isinstance(app.screen, ModeScreen)
+        options = app.screen.query_one(OptionList)
+        assert options.get_option(Mode.PAPER.value).disabled  # already there
+        options.highlighted = options.get_option_index(Mode.LIVE.value)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.engine.mode == Mode.PAPER
+        assert any("live trading refused" in n.message for n in app._notifications)
+
+
+async def test_mode_key_goes_live_only_after_typed_confirmation(make_cockpit: CockpitFactory,
+                                                               cockpit_store: Store) -> None:
+    switched: list[Mode] = []
+
+    async def switcher(mode: Mode):  # type: ignore[no-untyped-def]
+        switched.append(mode)
+        return build_real_engine(app.settings, cockpit_store, preset="simple-trailing", run_id="second",
+                                 candles=real_candles()[:PERSIST_BARS])
+
+    app = make_cockpit(credential_check=lambda: None, mode_switcher=switcher, persist=True)
+    first = app.engine
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for answer, expect_switch in (("nope", False), ("live", True)):
+            await pilot.press("m")
+            options = app.screen.query_one(OptionList)
+            options.highlighted = options.get_option_index(Mode.LIVE.value)
+            await pilot.press("enter")
+            assert isinstance(app.screen, ConfirmLiveScreen)
+            await pilot.press(*answer, "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert (switched == [Mode.LIVE]) is expect_switch
+        assert app.engine is not first
+    rows = cockpit_store.conn.execute("SELECT run_id, type FROM checkpoints ORDER BY id").fetchall()
+    assert ("pilot", "shutdown") in rows  # the first engine stopped with its checkpoint
+
+
+async def test_mode_key_backtest_opens_the_form(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("m")
+        options = app.screen.query_one(OptionList)
+        options.highlighted = options.get_option_index(Mode.BACKTEST.value)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, BacktestFormScreen)
+
+
+async def test_backtest_key_runs_through_to_results(make_cockpit: CockpitFactory) -> None:
+    from trdr_tui.backtest.runner import run_backtest
+
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        form = app.screen
+        assert isinstance(form, BacktestFormScreen)
+        form.query_one("#start", Input).value = "2017-08-05"
+        form.query_one("#end", Input).value = "2017-08-20"
+        form.query_one("#preset").value = "simple-trailing"
+        await pilot.press("ctrl+r")
+        await form.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, BacktestResultsScreen)
+        outcome = app.screen.outcome
+        table = app.screen.query_one("#stats", DataTable)
+        assert table.row_count >= 10
+    bars = real_candles()
+    lo = int((bars.ts < 1501891200 * 10**9).sum())  # 2017-08-05 00:00 UTC
+    hi = int((bars.ts < 1503273600 * 10**9).sum())  # 2017-08-21 00:00 UTC
+    # run_backtest owns its event loop: call it from a thread, as the screen's worker does
+    direct = await asyncio.to_thread(run_backtest, app.settings, bars[lo:hi], preset="simple-trailing",
+                                     monte_carlo_paths=0)
+    assert outcome.stats["final_equity"] == direct.results["final_equity"]
+    assert outcome.stats["fills"] == direct.results["fills"]
+    assert len(outcome.equity) == len(outcome.buy_and_hold) == hi - lo
+
+
+async def test_backtest_form_refuses_bad_input_and_says_why(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        form = app.screen
+        form.query_one("#start", Input).value = "2017-13-01"
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not form.running
+        assert "is not a date" in str(form.query_one("#form-message").render())
+
+
+async def test_backtest_without_runner_says_so(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit(backtest_runner=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        assert app.screen.query_one("#run").disabled
+        await pilot.press("ctrl+r")
+        assert "no backtest runner" in str(app.screen.query_one("#form-message").render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_command_palette_lists_and_runs_trdr_actions(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for action in ("Pause", "Help", "Quit", "Backtest", "Switch mode", "Weight up", "Weight down",
+                       "Cycle theme", "Next pane", "Log level"):
+            assert any(action.lower() in t.lower() for t in titles), action
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"trdr: toggle pause")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.engine.paused
+
+
+async def test_keys_are_remappable_from_config(make_cockpit: CockpitFactory) -> None:
+    data = convert_settings({}).to_dict()
+    data["tui"]["keys"] = {"pause": "p", "cycle_theme": "f2"}
+    remapped = convert_settings(data)
+    app = make_cockpit(settings_=remapped)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("space")
+        assert not app.engine.paused
+        await pilot.press("p")
+        assert app.engine.paused
+        await pilot.press("f2")
+        assert app.theme == "trdr-high-contrast"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert ("p", "Pause", "pause") in app.screen.rows
+
+
+def test_unknown_binding_id_is_refused_with_a_suggestion(make_cockpit: CockpitFactory) -> None:
+    data = convert_settings({}).to_dict()
+    data["tui"]["keys"] = {"paus": "p"}
+    with pytest.raises(ConfigError, match="did you mean 'pause'"):
+        make_cockpit(settings_=convert_settings(data))
+
+
+def test_unknown_theme_is_refused(make_cockpit: CockpitFactory) -> None:
+    data = convert_settings({}).to_dict()
+    data["tui"]["theme"] = "trdr-drak"
+    with pytest.raises(ConfigError, match="did you mean 'trdr-dark'"):
+        make_cockpit(settings_=convert_settings(data))
