@@ -116,3 +116,20 @@ def test_cli_lists_agents_with_version_state_and_weight(plugin_site: Path, tmp_p
     assert main(["--config", str(cfg), "--db", str(db), "agents"]) == 0
     text = capsys.readouterr().out
     assert "echo" in text and "2.1.0" in text and "plugin 'broken'" in text
+
+
+def test_saved_weights_are_restored_and_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trdr_tui.store import Store
+    from trdr_tui.store.decisions import save_weights
+
+    db = tmp_path / "trdr.duckdb"
+    with Store(db) as store:
+        save_weights(store, {"momentum": 2.5, "regime": 0.4}, 1_700_000_000 * 10**9)
+        settings = convert_settings({})
+        live = build_orchestrator(settings, bus=EventBus(), clock=SimClock(0), store=store, restore_weights=True)
+        assert live.weights()["momentum"] == 2.5 and live.weights()["regime"] == 0.4
+        backtest = build_orchestrator(settings, bus=EventBus(), clock=SimClock(0), store=store)
+        assert backtest.weights()["momentum"] == 1.0  # backtests depend on the config alone
+    assert main(["--db", str(db), "agents", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["agents"]}
+    assert rows["momentum"]["saved_weight"] == 2.5 and rows["volatility"]["saved_weight"] is None
