@@ -39,6 +39,7 @@ def sample() -> tuple[dict[str, Any], dict[str, Any]]:
                      "monthly_returns": {"2018-01": 0.05, "2018-02": -0.02, "2018-03": 0.04},
                      "rolling": {"30d": {"mean": 0.06, "min": 0.05, "max": 0.07, "share_positive": 1.0}}},
         },
+        "parameters": {"grid.levels": 10, "preset": "simple-trailing"},
         "monte_carlo": {"paths": 10_000, "trades_per_path": 2, "median_return": 0.1, "probability_of_loss": 0.2},
         "walk_forward": {"robustness_score": 0.75, "windows": [
             {"index": 0, "test_start": "2018-02-01", "test_end": "2018-03-01", "train_return": 0.1,
@@ -67,10 +68,11 @@ def test_markdown_and_html_hold_every_section(tmp_path: Path) -> None:
     results, curves = sample()
     md = markdown_report(results)
     for heading in ("## Strategy vs baselines", "## Performance", "## Risk", "## Agents", "### Monthly returns",
-                    "### Rolling returns", "## Monte Carlo", "## Walk-forward"):
+                    "### Rolling returns", "## Monte Carlo", "## Walk-forward", "## Parameters"):
         assert heading in md
     assert "The strategy beat buy-and-hold" in md
     page = html_report(results, curves)
+    assert "<h2>Parameters</h2>" in page and "<td>grid.levels</td>" in page
     assert "<h2>Agents</h2>" in page and "<h2>Walk-forward</h2>" in page and "Robustness score: 0.75" in page
     assert page.count("Plotly.newPlot") == 5
     out = write_report(tmp_path / "r.md", results, curves)

@@ -178,6 +178,10 @@ def markdown_report(results: Mapping[str, Any]) -> str:
                 for w in wf.get("windows", [])]
         out += ["## Walk-forward", "", f"Robustness score: {fmt(wf.get('robustness_score'))}", "",
                 _md_table(("window", "test start", "test end", "in-sample", "out-of-sample"), rows), ""]
+    params = results.get("parameters") or {}
+    if params:
+        rows = [(k, str(v)) for k, v in params.items()]
+        out += ["## Parameters", "", _md_table(("setting", "value"), rows), ""]
     out += ["---", "Returns and drawdowns are fractions of equity shown as percentages. Ratios use daily returns "
             "annualized over 365 days; baselines run on the same bars with the same capital and fees.", ""]
     return "\n".join(out)
@@ -280,7 +284,7 @@ def html_report(results: Mapping[str, Any], curves: Mapping[str, Any] | None) ->
             tables.append(f"<div><h2>{title}</h2>{_html_table(('metric', 'value'), rows)}</div>")
     parts.append("<div class='grid'>" + "".join(tables) + "</div>")
     md_tail = markdown_report(results)  # agents, time analysis, Monte Carlo, walk-forward as tables
-    for title in ("## Agents", "## Time analysis", "## Monte Carlo", "## Walk-forward"):
+    for title in ("## Agents", "## Time analysis", "## Monte Carlo", "## Walk-forward", "## Parameters"):
         block = _md_section(md_tail, title)
         if block:
             parts.append(_md_block_to_html(block))

@@ -141,6 +141,7 @@ def run(ctx: CliContext) -> int:
             repo.fail(session.id, f"{type(exc).__name__}: {exc}")
         raise
     results = outcome.results
+    results["parameters"] = params
     if args.wf_spec:
         results["walk_forward"] = _walk_forward(ctx, settings, candles, timeframe, session.id if session else None)
     if session is not None and repo is not None:
