@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -85,6 +86,7 @@ class WsConnection:
         self.gaps = 0
         self.silences = 0
         self.messages = 0
+        self.recv_ns = 0  # perf_counter_ns when the message being handled arrived (latency measurements)
         self.last_error = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -149,6 +151,7 @@ class WsConnection:
         while not self._stopping:
             try:
                 msg = await ws.receive(timeout=self.silence_s)
+                self.recv_ns = time.perf_counter_ns()
             except TimeoutError:
                 self.silences += 1
                 raise WsDead(f"no message for {self.silence_s:.1f}s (heartbeats silent)") from None
