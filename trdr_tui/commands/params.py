@@ -127,19 +127,26 @@ def list_versions(ctx: CliContext) -> int:
     if not versions:
         print("no parameter versions yet: 'trdr params save NAME'")
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from trdr_tui.backtest.report import fmt
 
-    table = Table(title="parameter versions")
-    for col in ("id", "name", "tags", "parents", "attached result", "return", "Sharpe"):
-        table.add_column(col)
+    table = Table(title="parameter versions", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=8)
+    table.add_column("tags", overflow="fold")
+    table.add_column("parents", overflow="fold")
+    table.add_column("result", no_wrap=True)
+    table.add_column("return", justify="right", no_wrap=True)
+    table.add_column("Sharpe", justify="right", no_wrap=True)
     for v in versions:
         score = pv.score(v)
+        sharpe = score["sharpe"] if score else None
         table.add_row(v.id, v.name, ", ".join(v.tags), ", ".join(v.parent_ids), v.session_id or "",
                       fmt(score["total_return"], "pct") if score else "",
-                      fmt(score["sharpe"]) if score else "")
+                      f"{sharpe:.2f}" if sharpe is not None and sharpe != float("-inf") else "")
     Console().print(table)
     return 0
 
