@@ -144,3 +144,34 @@ def assert_exchange_and_ledger_agree(engine: Engine, fake: FakeExchange, store: 
         if want is not None:
             assert ours.status is want
         assert ours.filled_size == pytest.approx(float(o.filled))
+
+
+async def test_factory_wires_paper_and_live_from_settings(creds: Credentials, tmp_path: Path) -> None:
+    from trdr_tui.exchange.coinbase_runtime import build_coinbase_engine
+
+    fake = accelerated_fake(creds)
+    await fake.start()
+    env = {"TRDR_COINBASE_REST_URL": fake.rest_url, "TRDR_COINBASE_WS_URL": fake.ws_url,
+           "TRDR_COINBASE_USER_WS_URL": fake.user_ws_url}
+    settings = load_settings(env=env)
+    store = Store(tmp_path / "f.duckdb")
+    try:
+        with pytest.raises(Exception, match="credentials"):
+            build_coinbase_engine(settings, live=True, store=store, preset="simple-trailing")
+        paper = build_coinbase_engine(settings, live=False, store=store, preset="simple-trailing")
+        health: list[FeedHealth] = []
+        paper.bus.subscribe("feed.health", lambda _t, e: health.append(e))
+        assert isinstance(paper.feed, CoinbaseFeed) and paper.mode is Mode.PAPER
+        await run_until(paper, paper.feed, lambda: paper.record.bars >= 3)  # type: ignore[arg-type]
+        assert any(h.healthy for h in health) and not fake.create_posts
+        await paper.feed.rest.close()  # type: ignore[attr-defined]
+        live = build_coinbase_engine(settings, live=True, store=store, preset="simple-trailing", credentials=creds,
+                                     run_id="factory-live")
+        assert isinstance(live.executor, CoinbaseExecutor) and live.mode is Mode.LIVE
+        await run_until(live, live.feed, lambda: len(fake.fills) >= 1)  # type: ignore[arg-type]
+        await live.executor.stop()  # type: ignore[attr-defined]
+        await live.executor.rest.close()  # type: ignore[attr-defined]
+        assert fake.create_posts  # real orders reached the (fake) exchange
+    finally:
+        await fake.stop()
+        store.close()

@@ -239,6 +239,9 @@ class CoinbaseExecutor:
 
     async def submit(self, order: Order) -> None:
         self._by_coid[order.client_order_id] = order
+        if not self._tasks:
+            with contextlib.suppress(TrdrError):  # the product loads lazily below if this fails
+                await self.start()
         try:
             product = await self._product()
             config = self.configuration(order, product)

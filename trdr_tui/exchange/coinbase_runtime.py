@@ -1,0 +1,45 @@
+"""Assemble paper and live engines on Coinbase: the one place the Coinbase parts are wired together.
+
+    engine = build_coinbase_engine(settings, live=False, store=store)   # paper: no keys needed
+    engine = build_coinbase_engine(settings, live=True, store=store)    # live: credentials required
+
+Paper = CoinbaseFeed (WebSocket, REST fallback) + SimExecutor; live = CoinbaseFeed + CoinbaseExecutor.
+URLs come from `[coinbase]` (or TRDR_COINBASE_REST_URL / _WS_URL / _USER_WS_URL), so the same code runs
+against Coinbase or any compatible server. The live confirmation prompt is the caller's job.
+"""
+
+from __future__ import annotations
+
+from trdr_tui.config import Settings
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.errors import CredentialsError
+from trdr_tui.core.types import Mode
+from trdr_tui.engine import Engine
+from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_rest import CoinbaseRest
+from trdr_tui.exchange.credentials import Credentials, load_credentials
+from trdr_tui.market.coinbase_feed import CoinbaseFeed
+from trdr_tui.runtime import build_engine
+from trdr_tui.store.db import Store
+
+
+def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None, bus: EventBus | None = None,
+                          preset: str | None = None, credentials: Credentials | None = None,
+                          run_id: str | None = None) -> Engine:
+    creds = credentials or load_credentials(settings)
+    if live and creds is None:
+        raise CredentialsError("live trading needs Coinbase API credentials",
+                               hint="set TRDR_COINBASE_API_KEY and TRDR_COINBASE_API_SECRET, or TRDR_COINBASE_KEY_FILE")
+    signer = creds.signer() if creds is not None else None
+    cb = settings.coinbase
+    rest = CoinbaseRest(cb.rest_url, signer=signer)
+    feed = CoinbaseFeed(settings.symbol, settings.timeframe, ws_url=cb.ws_url, rest=rest, bus=bus, signer=signer)
+    executor = None
+    if live:
+        executor = CoinbaseExecutor(rest, symbol=settings.symbol, store=store, run_id=run_id,
+                                    user_ws_url=cb.user_ws_url, signer=signer)
+    engine = build_engine(settings, mode=Mode.LIVE if live else Mode.PAPER, feed=feed, executor=executor,
+                          store=store, bus=bus, preset=preset, run_id=run_id)
+    feed.bus = engine.bus  # feed health goes where the engine's listeners are
+    feed.clock = engine.clock
+    return engine
