@@ -202,3 +202,14 @@ def test_default_configuration_is_deterministic_and_reports_its_agents(
     if ex["maker_fills"] == 0:  # taker fills pay the tier's 0.6 % of notional
         assert a["fees_paid"] == pytest.approx(0.006 * ex["volume"], rel=1e-9)
     assert "Agent profit contribution" in report.read_text(encoding="utf-8")
+
+
+def test_a_single_bar_gives_undefined_ratios_not_errors(
+    in_repo: None, db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_json(capsys, "--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
+                 "--start", "2019-10-17T09:00", "--json", "--report", str(tmp_path / "one.html"))
+    assert r["bars"] == 1 and r["fills"] == 0 and r["final_equity"] == 10_000.0
+    assert r["sharpe"] is None and r["profit_factor"] is None and r["monte_carlo"] is None
+    rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--start", "2019-10-20"])
+    assert rc == 1 and "no bars in the requested range" in capsys.readouterr().err
