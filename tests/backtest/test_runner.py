@@ -17,6 +17,7 @@ from trdr_tui.backtest.runner import (
     summary,
 )
 from trdr_tui.core.types import Action, AgentSignal, Decision
+from trdr_tui.market.arrays import CandleArrays
 
 HOUR = 3_600_000_000_000
 
@@ -66,3 +67,14 @@ def test_json_cleaning_and_summary_order() -> None:
     s = summary({"zeta": 1, "fills": 3, "bars": 10})
     assert list(s)[: len(SUMMARY_KEYS)] == list(SUMMARY_KEYS)
     assert s["zeta"] == 1 and s["sharpe"] is None
+
+
+async def test_run_engine_async_inside_a_running_loop(hourly: CandleArrays) -> None:
+    from trdr_tui.backtest.runner import run_engine_async
+    from trdr_tui.config import load_settings
+
+    progress: list[tuple[int, int]] = []
+    run, engine = await run_engine_async(load_settings(), hourly[:5000], preset="simple-trailing",
+                                         on_progress=lambda done, total: progress.append((done, total)))
+    assert run.ts.shape[0] == 5000 and engine.record.bars == 5000
+    assert progress and progress[-1] == (5000, 5000)

@@ -60,7 +60,17 @@ def iso(ts_ns: int) -> str:
 def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None = None,
                run_id: str | None = None, on_progress: ProgressHook | None = None,
                engine_kwargs: Mapping[str, Any] | None = None) -> tuple[RunData, Engine]:
-    """Replay `candles` through a backtest engine and collect its run record as RunData."""
+    """Replay `candles` through a backtest engine and collect its run record as RunData.
+
+    Runs its own event loop; from inside a running loop (the TUI, the API) await `run_engine_async`.
+    """
+    return asyncio.run(run_engine_async(settings, candles, preset=preset, run_id=run_id, on_progress=on_progress,
+                                        engine_kwargs=engine_kwargs))
+
+
+async def run_engine_async(settings: Settings, candles: CandleArrays, *, preset: str | None = None,
+                           run_id: str | None = None, on_progress: ProgressHook | None = None,
+                           engine_kwargs: Mapping[str, Any] | None = None) -> tuple[RunData, Engine]:
     from trdr_tui.runtime import build_engine
 
     bus = EventBus()
@@ -73,7 +83,7 @@ def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None 
         bus.subscribe("backtest.progress", progress)
     engine = build_engine(settings, mode="backtest", candles=candles, preset=preset, bus=bus, run_id=run_id,
                           **dict(engine_kwargs or {}))
-    asyncio.run(engine.run())
+    await engine.run()
     return run_data_from_engine(engine, candles), engine
 
 
