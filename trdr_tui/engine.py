@@ -23,7 +23,7 @@ import contextlib
 import gc
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -45,6 +45,7 @@ from trdr_tui.core.events import (
     candle_topic,
 )
 from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
+from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.market.arrays import F64, I64, CandleArrays
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
@@ -290,12 +291,14 @@ class Engine:
         self._arrays = arrays
         n = len(arrays)
         decisions = self._batch_decisions()
-        ts_l = arrays.ts.tolist()
-        o_l = arrays.open.tolist()
-        h_l = arrays.high.tolist()
-        l_l = arrays.low.tolist()
-        c_l = arrays.close.tolist()
-        v_l = arrays.volume.tolist()
+        # Python sequences index far faster than numpy scalars. Tuples of plain numbers drop out of the
+        # cyclic GC's tracking after its first pass, so big series are not rescanned by every collection.
+        ts_l = tuple(arrays.ts.tolist())
+        o_l = tuple(arrays.open.tolist())
+        h_l = tuple(arrays.high.tolist())
+        l_l = tuple(arrays.low.tolist())
+        c_l = tuple(arrays.close.tolist())
+        v_l = tuple(arrays.volume.tolist())
         progress = self.bus.has_subscribers("backtest.progress")
         for start in range(0, n, CHUNK):
             end = min(start + CHUNK, n)
@@ -314,8 +317,8 @@ class Engine:
             if self._stop_requested:
                 break
 
-    def _run_chunk(self, start: int, end: int, ts_l: list[int], o_l: list[float], h_l: list[float],
-                   l_l: list[float], c_l: list[float], v_l: list[float],
+    def _run_chunk(self, start: int, end: int, ts_l: Sequence[int], o_l: Sequence[float], h_l: Sequence[float],
+                   l_l: Sequence[float], c_l: Sequence[float], v_l: Sequence[float],
                    decisions: list[Decision | None] | None) -> None:
         """The hot loop: plain locals, no awaits, events built only for listeners."""
         clock = self.clock
@@ -336,7 +339,8 @@ class Engine:
         executor = self.executor
         on_bar = getattr(executor, "on_bar", None)
         resting = getattr(executor, "resting", None)
-        set_market = getattr(executor, "set_market", None)
+        sim = executor if isinstance(executor, SimExecutor) else None
+        set_market = getattr(executor, "set_market", None) if sim is None else None
         policy_bar = self.policy.on_bar
         risk = self.risk
         needs_marks = risk.needs_marks
@@ -356,8 +360,11 @@ class Engine:
                                                 candle=Candle(ts_l[i], o_l[i], h_l[i], l_l[i], c, v_l[i])))
             if resting:
                 on_bar(h_l[i], l_l[i], c, v_l[i])  # type: ignore[misc]
+            elif sim is not None:  # fills in this bar see its close and volume
+                sim.last_price = c
+                sim.bar_volume = v_l[i]
             elif set_market is not None:
-                set_market(c, v_l[i])  # fills in this bar see its close and volume
+                set_market(c, v_l[i])
             if trailing:
                 if expiring:
                     orders.expire(now)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
@@ -93,3 +95,19 @@ def test_trailing_state_rejects_bad_trail() -> None:
     with pytest.raises(ValueError, match="trail distance"):
         om.place_trailing(Side.BUY, size=1.0, trail=1.5, price=100.0)
     assert not om.orders and not om.trailing  # refused before anything was created
+
+
+@given(st.sampled_from([Side.BUY, Side.SELL]), st.floats(0.001, 0.2), st.floats(0.0, 0.01),
+       st.lists(st.floats(1.0, 1000.0), min_size=1, max_size=60))
+def test_trailing_state_matches_the_pure_step_function(side: Side, trail: float, improvement: float,
+                                                       prices: list[float]) -> None:
+    order = Order(id="o", client_order_id="c", symbol="BTC-USD", side=side, type=OrderType.TRAILING, size=1.0,
+                  created_ts=0)
+    st_ = TrailingState(order, prices[0], trail, improvement=improvement)
+    best = anchor = prices[0]
+    for p in prices[1:]:
+        best, anchor, trigger, fired = trail_step(side, trail, best, anchor, p, improvement)
+        assert st_.update(p) == fired
+        assert (st_.best, st_.anchor, st_.trigger) == (best, anchor, trigger)
+        if fired:
+            break

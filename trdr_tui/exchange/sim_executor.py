@@ -113,7 +113,8 @@ class SimExecutor:
     def submit_now(self, order: Order) -> None:
         if self._on_report is None:
             raise StateCorruption("SimExecutor.submit before bind()", hint="the engine binds its report handler")
-        self._report(order, OrderStatus.SUBMITTED)
+        if order.status is not OrderStatus.SUBMITTED:  # a fired trailing order is already SUBMITTED
+            self._report(order, OrderStatus.SUBMITTED)
         if order.type is OrderType.LIMIT:
             self.resting[order.id] = order
             return

@@ -86,7 +86,8 @@ class OrderManager:
     def _risk_check(self, side: Side, size: float, price: float) -> None:
         """Every new order passes here; a refusal is recorded, published on `risk.rejected` and raised (E006)."""
         try:
-            self.risk.check(side, size, price, open_entries=self.open_entries(),
+            self.risk.check(side, size, price,
+                            open_entries=self.open_entries() if self.risk.counts_entries else 0,
                             selling=self.committed_base() if side is Side.SELL else 0.0)
         except RiskLimitExceeded as exc:
             self._record_rejection(side, size, exc)
@@ -238,7 +239,8 @@ class OrderManager:
             # the limits may have been hit since the order was armed: a BUY is checked again as it fires
             size = float(quote) / price if quote is not None else order.size
             try:
-                self.risk.check(Side.BUY, size, price, open_entries=self.open_entries() - 1)
+                entries = self.open_entries() - 1 if self.risk.counts_entries else 0
+                self.risk.check(Side.BUY, size, price, open_entries=entries)
             except RiskLimitExceeded as exc:
                 self._record_rejection(Side.BUY, size, exc)
                 self._finish(order, OrderStatus.CANCELLED, "risk: " + ", ".join(exc.failed_checks))

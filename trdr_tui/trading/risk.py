@@ -59,6 +59,8 @@ class RiskManager:
         self.rejected = 0
         # The engine marks equity every bar only when a check needs it (backtest speed).
         self.needs_marks = limits.max_drawdown is not None or limits.daily_loss_limit is not None
+        self.counts_entries = limits.max_concurrent_trades is not None
+        self._buy_caps = self.needs_marks or limits.max_position is not None or self.counts_entries
 
     def on_mark(self, ts: int, equity: float) -> None:
         """Called with each bar's marked equity: rolls the daily-loss window at UTC midnight."""
@@ -78,6 +80,8 @@ class RiskManager:
         if side is Side.SELL:
             if size + selling > pf.position * (1.0 + 1e-9) + 1e-12:
                 failed.append("position_size")
+            return failed
+        if not self._buy_caps:
             return failed
         equity = pf.equity(price)
         if lim.max_drawdown is not None and pf.peak_equity > 0:

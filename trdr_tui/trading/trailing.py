@@ -71,10 +71,26 @@ class TrailingState:
         self.expires_ns = expires_ns
 
     def update(self, price: float) -> bool:
-        """Apply one price; True when the order fires at this price."""
-        self.best, self.anchor, self.trigger, fired = trail_step(
-            self.side, self.trail, self.best, self.anchor, price, self.improvement)
-        return fired
+        """Apply one price; True when the order fires at this price.
+
+        `trail_step` inlined (this runs once per bar per armed order in backtests); a property test
+        holds the two to the same results.
+        """
+        if self.side is Side.SELL:
+            if price > self.best:
+                self.best = best = price
+                anchor = self.anchor
+                if best > anchor and (self.improvement <= 0.0 or (best - anchor) > anchor * self.improvement):
+                    self.anchor = best
+                    self.trigger = best * (1.0 - self.trail)
+            return price <= self.trigger
+        if price < self.best:
+            self.best = best = price
+            anchor = self.anchor
+            if best < anchor and (self.improvement <= 0.0 or (anchor - best) > anchor * self.improvement):
+                self.anchor = best
+                self.trigger = best * (1.0 + self.trail)
+        return price >= self.trigger
 
 
 def walk_path(state: TrailingState, prices: tuple[float, ...]) -> float | None:
