@@ -164,6 +164,16 @@ async def test_factory_wires_paper_and_live_from_settings(creds: Credentials, tm
         assert isinstance(paper.feed, CoinbaseFeed) and paper.mode is Mode.PAPER
         await run_until(paper, paper.feed, lambda: paper.record.bars >= 3)  # type: ignore[arg-type]
         assert any(h.healthy for h in health) and not fake.create_posts
+        # with keys, paper mode simulates with the account's own fee tier
+        from trdr_tui.core.types import Liquidity
+        from trdr_tui.exchange.coinbase_runtime import use_account_fee_tier
+
+        keyed = build_coinbase_engine(settings, live=False, store=None, preset="simple-trailing", credentials=creds)
+        schedule = await use_account_fee_tier(keyed)
+        assert schedule is not None and schedule.rate(Liquidity.TAKER) == 0.006
+        assert keyed.executor.fees is schedule  # type: ignore[attr-defined]
+        assert await use_account_fee_tier(paper) is None  # no keys: the configured schedule stays
+        await keyed.feed.rest.close()  # type: ignore[attr-defined]
         await paper.feed.rest.close()  # type: ignore[attr-defined]
         live = build_coinbase_engine(settings, live=True, store=store, preset="simple-trailing", credentials=creds,
                                      run_id="factory-live")

@@ -99,6 +99,23 @@ async def test_order_lifecycle(rest: CoinbaseRest, fake: FakeExchange) -> None:
     assert (await rest.get_order(stop.success_response.order_id)).status == "FILLED"  # type: ignore[union-attr]
 
 
+async def test_limit_gtd_rests_with_its_time_in_force(rest: CoinbaseRest, fake: FakeExchange) -> None:
+    from trdr_tui.exchange.coinbase_models import limit_gtd
+
+    resp = await rest.create_order(client_order_id="gtd", product_id="BTC-USD", side="SELL",
+                                   configuration=limit_gtd(base_size=Decimal("0.001"), limit_price=fake.price * 2,
+                                                           end_time="2030-01-01T00:00:00Z", post_only=True))
+    assert not resp.success and resp.error_response and resp.error_response.reason == "INSUFFICIENT_FUND"
+    fake.balances["BTC"] = Decimal("1")
+    resp = await rest.create_order(client_order_id="gtd2", product_id="BTC-USD", side="SELL",
+                                   configuration=limit_gtd(base_size=Decimal("0.001"), limit_price=fake.price * 2,
+                                                           end_time="2030-01-01T00:00:00Z", post_only=True))
+    assert resp.success and resp.success_response
+    order = await rest.get_order(resp.success_response.order_id)
+    assert order.status == "OPEN" and order.time_in_force == "GOOD_UNTIL_DATE_TIME"
+    assert (await rest.list_orders(product_ids=["BTC-USD"], order_status=["OPEN"]))[0].client_order_id == "gtd2"
+
+
 async def test_precision_is_checked_by_the_exchange(rest: CoinbaseRest) -> None:
     resp = await rest.create_order(client_order_id="p1", product_id="BTC-USD", side="BUY",
                                    configuration=limit_gtc(base_size=Decimal("0.000000001"), limit_price=Decimal(100)))

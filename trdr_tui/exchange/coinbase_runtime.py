@@ -16,8 +16,11 @@ from trdr_tui.core.errors import CredentialsError
 from trdr_tui.core.types import Mode
 from trdr_tui.engine import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_models import TransactionSummary
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
 from trdr_tui.exchange.credentials import Credentials, load_credentials
+from trdr_tui.exchange.fees import FeeSchedule
+from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.runtime import build_engine
 from trdr_tui.store.db import Store
@@ -43,3 +46,23 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
     return engine
+
+
+def fee_schedule_from_summary(summary: TransactionSummary) -> FeeSchedule:
+    """The account's current maker/taker rates as the simulator's fee schedule."""
+    tier = summary.fee_tier
+    return FeeSchedule.flat(float(tier.taker_fee_rate), float(tier.maker_fee_rate))
+
+
+async def use_account_fee_tier(engine: Engine) -> FeeSchedule | None:
+    """Paper mode with keys: simulate with the account's real fee tier (invariant 6). None without keys."""
+    feed = engine.feed
+    rest = getattr(feed, "rest", None)
+    if not isinstance(rest, CoinbaseRest) or not rest.authenticated:
+        return None
+    schedule = fee_schedule_from_summary(await rest.transaction_summary())
+    executor = engine.executor
+    if isinstance(executor, SimExecutor):
+        executor.fees = schedule
+        executor.volume = None  # the exchange already applied the 30-day volume when it chose the tier
+    return schedule
