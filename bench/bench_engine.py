@@ -55,6 +55,7 @@ def run_once(bars: CandleArrays, with_store: bool) -> tuple[float, float, int, f
     asyncio.run(engine.run())
     t2 = time.perf_counter()
     cpu = time.process_time() - c1
+    engine.record.equity_curve()  # must stay cheap on long series (vectorized from change points)
     if store is not None:
         store.close()
     return build, t2 - t1, cpu, len(engine.record.fills), engine.record.final_equity

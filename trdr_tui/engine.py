@@ -525,9 +525,16 @@ class Engine:
             price = np.asarray(self._live_close[:n], dtype=np.float64)
         cash = np.full(n, self.portfolio.initial_cash)
         pos = np.zeros(n)
-        for bar, c, p in self._marks:  # later marks in the same bar overwrite earlier ones
-            cash[bar:] = c
-            pos[bar:] = p
+        marks = self._marks
+        if marks:
+            bars = np.fromiter((m[0] for m in marks), dtype=np.int64, count=len(marks))
+            m_cash = np.fromiter((m[1] for m in marks), dtype=np.float64, count=len(marks))
+            m_pos = np.fromiter((m[2] for m in marks), dtype=np.float64, count=len(marks))
+            # every bar takes the last change point at or before it (later marks in a bar win)
+            which = np.searchsorted(bars, np.arange(n), side="right") - 1
+            have = which >= 0
+            cash[have] = m_cash[which[have]]
+            pos[have] = m_pos[which[have]]
         return EquityCurve(ts, cash + pos * price, price.copy(), cash, pos)
 
     # -- checkpoints -----------------------------------------------------------------------------
