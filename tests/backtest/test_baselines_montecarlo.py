@@ -114,6 +114,8 @@ def test_runner_equity_matches_the_engine_curve(hourly: CandleArrays) -> None:
     curve = engine.record.equity_curve()
     assert len(run.fills) > 50
     np.testing.assert_array_equal(run.equity, curve.equity)
+    assert run.position is not None
+    np.testing.assert_array_equal(run.position, curve.position)
     assert run.equity[-1] == engine.record.final_equity
 
 

@@ -104,6 +104,11 @@ def test_trade_statistics_by_hand() -> None:
     assert s["longest_hold_days"] == pytest.approx(1.0)
 
 
+def test_exposure() -> None:
+    assert m.exposure(np.array([0.0, 1.0, 2.0, 0.0])) == 0.5
+    assert m.exposure(None) is None
+
+
 def test_execution_statistics_by_hand() -> None:
     fills = FillArrays(
         ts=np.array([T0, T0 + HOUR], dtype=np.int64), side=np.array([1, -1], dtype=np.int8),

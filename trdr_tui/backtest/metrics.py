@@ -245,6 +245,13 @@ def expectancy(trades: TradeArrays) -> float | None:
     return float(trades.pnl.mean()) if len(trades) else None
 
 
+def exposure(position: F64 | None) -> float | None:
+    """Share of bars that ended holding a position (time in the market)."""
+    if position is None or position.shape[0] == 0:
+        return None
+    return float(np.count_nonzero(position > 0) / position.shape[0])
+
+
 def trade_stats(trades: TradeArrays) -> dict[str, float | int | None]:
     n = len(trades)
     r = trade_returns(trades)
@@ -437,6 +444,10 @@ def rolling_series(equity: F64, ts: I64, initial: float) -> dict[str, list[float
     return {f"{w}d": rolling_returns(deq, w).tolist() for w in ROLLING_WINDOWS_DAYS}
 
 
+def _iso(ts: np.int64) -> str:
+    return str(np.datetime64(int(ts), "ns").astype("datetime64[s]")) + "Z"
+
+
 # --- everything ---------------------------------------------------------------------------------
 
 
@@ -463,7 +474,9 @@ def compute_statistics(run: RunData, benchmark_equity: F64 | None = None) -> dic
     return {
         "performance": perf,
         "risk": risk,
-        "trades": trade_stats(run.trades),
+        "trades": {**trade_stats(run.trades), "exposure": exposure(run.position),
+                   "first_fill": _iso(run.fills.ts[0]) if len(run.fills) else None,
+                   "last_fill": _iso(run.fills.ts[-1]) if len(run.fills) else None},
         "execution": execution_stats(run.fills, run.trades, run.rejected_orders),
         "agents": agent_stats(run.agent_signals, run.close, ts, run.trades, weights=run.agent_weights),
         "time": time_analysis(eq, ts, initial),

@@ -55,7 +55,7 @@ def fmt(value: Any, kind: str = "num") -> str:
 
 def _pct_kind(key: str) -> str:
     pct_words = ("return", "drawdown", "rate", "var", "deviation", "slippage", "pct", "probability", "ci95",
-                 "accuracy", "share_positive", "volatility")
+                 "accuracy", "share_positive", "volatility", "exposure")
     if key.endswith("_days"):
         return "days"
     if any(w in key for w in pct_words) and "count" not in key:

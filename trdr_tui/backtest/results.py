@@ -127,9 +127,12 @@ class RunData(msgspec.Struct, frozen=True, kw_only=True):
     rejected_orders: int = 0
     agent_signals: Mapping[str, AgentSignals] = msgspec.field(default_factory=dict)
     agent_weights: Mapping[str, float] = msgspec.field(default_factory=dict)
+    position: F64 | None = None  # base-currency position after each bar, when known
 
     def __post_init__(self) -> None:
         n = self.ts.shape[0]
+        if self.position is not None and self.position.shape[0] != n:
+            raise ValueError(f"run data misaligned: {n} bars, {self.position.shape[0]} positions")
         if self.equity.shape[0] != n or self.close.shape[0] != n:
             raise ValueError(f"run data misaligned: {n} bars, {self.equity.shape[0]} equity points, "
                              f"{self.close.shape[0]} closes")

@@ -90,7 +90,7 @@ async def run_engine_async(settings: Settings, candles: CandleArrays, *, preset:
 def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
     rec = engine.record
     n = rec.bars
-    equity = equity_after_bars(engine, candles)
+    equity, position = ledger_after_bars(engine, candles)
     orders = {o.id: o for o in rec.orders}
     fills = rec.fills
     refs = [orders[f.order_id].price if f.order_id in orders else None for f in fills]
@@ -99,6 +99,7 @@ def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
     return RunData(
         ts=candles.ts[:n].copy(),
         equity=equity,
+        position=position,
         close=candles.close[:n].copy(),
         initial_capital=float(rec.initial_cash),
         fills=FillArrays.from_fills(fills, refs, created),
@@ -109,16 +110,17 @@ def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
     )
 
 
-def equity_after_bars(engine: Engine, candles: CandleArrays) -> np.ndarray:
-    """Equity after each bar, from the ledger's change points (cash, position after each fill).
+def ledger_after_bars(engine: Engine, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Equity and position after each bar, from the ledger's change points (cash, position after each fill).
 
-    The same numbers as `engine.record.equity_curve().equity` (a test holds them equal), built with
-    one vectorized forward fill, so it stays linear in bars + fills on long series.
+    The same numbers as `engine.record.equity_curve()` (a test holds them equal), built with one
+    vectorized forward fill, so it stays linear in bars + fills on long series.
     """
     marks = getattr(engine, "_marks", None)
     n = engine.record.bars
     if marks is None:  # pragma: no cover - an engine without change points: use its own curve
-        return np.asarray(engine.record.equity_curve().equity, dtype=np.float64)
+        curve = engine.record.equity_curve()
+        return np.asarray(curve.equity, dtype=np.float64), np.asarray(curve.position, dtype=np.float64)
     close = candles.close[:n]
     cash = np.full(n, float(engine.record.initial_cash))
     pos = np.zeros(n)
@@ -133,8 +135,7 @@ def equity_after_bars(engine: Engine, candles: CandleArrays) -> np.ndarray:
         have = which >= 0
         cash[have] = m_cash[which[have]]
         pos[have] = m_pos[which[have]]
-    out: np.ndarray = cash + pos * close
-    return out
+    return cash + pos * close, pos
 
 
 def agent_signals(engine: Engine, bar_ts: np.ndarray, timeframe_ns: int) -> dict[str, AgentSignals]:
