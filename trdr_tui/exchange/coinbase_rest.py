@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -102,12 +103,12 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RateLimiter:
-    """A token bucket (`rate` requests per second, burst `rate`) that also obeys server headers."""
+    """At most `rate` requests in any one-second window (a sliding log, so fixed server windows hold
+    too), and a pause whenever the server's headers say the allowance is used up."""
 
     def __init__(self, rate: float, *, sleep: Sleep = asyncio.sleep) -> None:
         self.rate = rate
-        self._tokens = rate
-        self._last: float | None = None
+        self._sent: deque[float] = deque()
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
         self._sleep = sleep
@@ -121,16 +122,15 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self._now()
-                if self._last is None:
-                    self._last = now
-                self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
-                self._last = now
+                sent = self._sent
+                while sent and sent[0] <= now - 1.0:
+                    sent.popleft()
                 wait = max(self._blocked_until - now, 0.0)
-                if wait <= 0 and self._tokens >= 1:
-                    self._tokens -= 1
+                if wait <= 0 and len(sent) < self.rate:
+                    sent.append(now)
                     return
                 if wait <= 0:
-                    wait = (1 - self._tokens) / self.rate
+                    wait = sent[0] + 1.0 - now + 0.001
                 self.waits += 1
                 await self._sleep(wait)
 
