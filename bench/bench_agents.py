@@ -65,16 +65,18 @@ def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
     return min(times)
 
 
-async def stream_panel(bars: CandleArrays) -> float:
+async def stream_panel(bars: CandleArrays) -> tuple[float, float]:
+    """(wall, CPU) seconds per candle for the whole panel; CPU time ignores time spent descheduled."""
     settings = convert_settings({})
     clock = SimClock(0)
     orch = build_orchestrator(settings, bus=EventBus(), clock=clock)
     candles = list(bars.candles())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for c in candles:
         clock.advance_to(c.ts)
         await orch.on_candle(c)
-    return (time.perf_counter() - t0) / len(candles)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall / len(candles), cpu / len(candles)
 
 
 def main() -> None:
@@ -119,8 +121,10 @@ def main() -> None:
         total_agents += per
         print(f"  {'agent ' + agent.id + '.analyze':32s} {per * 1e6:8.1f} µs")
     print(f"  {'all five analyze calls':32s} {total_agents * 1e6:8.1f} µs")
-    per = min(asyncio.run(stream_panel(bars)) for _ in range(passes))
-    print(f"  {'whole panel: on_candle':32s} {per * 1e6:8.1f} µs  (state + agents + consensus + events)")
+    runs = [asyncio.run(stream_panel(bars)) for _ in range(passes)]
+    wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+    print(f"  {'whole panel: on_candle':32s} {wall * 1e6:8.1f} µs  (state + agents + consensus + events)")
+    print(f"  {'whole panel: on_candle, CPU time':32s} {cpu * 1e6:8.1f} µs")
 
 
 if __name__ == "__main__":
