@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -59,7 +60,11 @@ ACTIONS = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)  # the batch action
 
 
 class Feed(Protocol):
-    """A market data source: closed candles (and, live, ticks between them)."""
+    """A market data source: closed candles (and, live, ticks between them).
+
+    Optional: `arrays` (CandleArrays) for the synchronous backtest loop, `paced` (True: stream it
+    instead), `close()` (sync or async) to end the iteration when the engine stops.
+    """
 
     symbol: str
     timeframe: str
@@ -161,6 +166,8 @@ class Engine:
         self._running = False
         self._stop_requested = False
         self._stopped = False
+        self._stop_reason = "shutdown"
+        self._done = asyncio.Event()
         self._bars_done = 0
         self._bar_index = 0
         self._decisions_seen: list[Decision] = []
@@ -242,13 +249,27 @@ class Engine:
                 await self._run_stream()
         finally:
             self._running = False
-        await self._shutdown("shutdown" if not self._stop_requested else self._stop_reason)
+            try:
+                await self._shutdown("shutdown" if not self._stop_requested else self._stop_reason)
+            finally:
+                self._done.set()
 
     async def stop(self, reason: str = "shutdown") -> None:
+        """Ask the run to end; returns once the shutdown checkpoint is written.
+
+        A feed with a `close()` (sync or async) is closed so that a live stream stops waiting.
+        """
         self._stop_requested = True
         self._stop_reason = reason
         if not self._running:
             await self._shutdown(reason)
+            return
+        close = getattr(self.feed, "close", None)
+        if callable(close):
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+        await self._done.wait()
 
     # -- the backtest loop -----------------------------------------------------------------------
 
