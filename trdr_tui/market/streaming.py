@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 import msgspec
 from talipp.indicators import ATR, BB, MACD, RSI, SMA
@@ -67,6 +68,12 @@ def feature_row(features: Features, i: int) -> FeatureRow:
 
 def _val(x: object) -> float:
     return NAN if x is None else float(x)  # type: ignore[arg-type]
+
+
+def _out(ind: Any) -> float:
+    """The latest output of a scalar talipp indicator, NaN before it has one."""
+    x = ind.output_values[-1]
+    return NAN if x is None else x  # type: ignore[no-any-return]
 
 
 class _Window:
@@ -172,22 +179,24 @@ class StreamingIndicators:
                             hint="prices must be finite and positive with low ≤ open, close ≤ high; volume ≥ 0")
         self.last_ts = c.ts
         close = c.close
+        # talipp outputs are read straight from `output_values` (a float, None before warm-up, or
+        # a value object for MACD and Bollinger): the hot path avoids a Python call per read.
         self._atr.add(OHLCV(c.open, c.high, c.low, close, c.volume))
-        a = _val(self._atr[-1])
+        a = _out(self._atr)
         atr_pct = a / close
         if a == a:
             self._atr_ma.add(atr_pct)
-        atr_pct_ma = _val(self._atr_ma[-1]) if len(self._atr_ma) else NAN
+        atr_pct_ma = _out(self._atr_ma) if self._atr_ma.output_values else NAN
         self._rsi.add(close)
-        r = _val(self._rsi[-1])
+        r = _out(self._rsi)
         self._rsi_slow.add(close)
         self._macd.add(close)
-        m = self._macd[-1]
+        m = self._macd.output_values[-1]
         self._sma_fast.add(close)
         self._sma_slow.add(close)
         self._vol_ma.add(c.volume)
         self._bb.add(close)
-        b = self._bb[-1]
+        b = self._bb.output_values[-1]
         self._rsi_win.push(r)
         self._close_win.push(close)
         self._swings.push(c.high, c.low)
@@ -198,16 +207,16 @@ class StreamingIndicators:
         sh, sl = self._swings.sh, self._swings.sl
         return FeatureRow(
             ts=c.ts, open=c.open, high=c.high, low=c.low, close=close, volume=c.volume,
-            atr=a, atr_pct=atr_pct, atr_pct_ma=atr_pct_ma, rsi=r, rsi_slow=_val(self._rsi_slow[-1]),
+            atr=a, atr_pct=atr_pct, atr_pct_ma=atr_pct_ma, rsi=r, rsi_slow=_out(self._rsi_slow),
             rsi_max=self._rsi_win.max(), rsi_min=self._rsi_win.min(),
             close_max=self._close_win.max(), close_min=self._close_win.min(),
             macd=NAN if m is None else _val(m.macd),
             macd_signal=NAN if m is None else _val(m.signal),
             macd_hist=NAN if m is None else _val(m.histogram),
-            sma_fast=_val(self._sma_fast[-1]), sma_slow=_val(self._sma_slow[-1]),
-            vol_ma=_val(self._vol_ma[-1]), vwap=vwap,
-            bb_lower=NAN if b is None else _val(b.lb), bb_mid=NAN if b is None else _val(b.cb),
-            bb_upper=NAN if b is None else _val(b.ub),
+            sma_fast=_out(self._sma_fast), sma_slow=_out(self._sma_slow),
+            vol_ma=_out(self._vol_ma), vwap=vwap,
+            bb_lower=NAN if b is None else b.lb, bb_mid=NAN if b is None else b.cb,
+            bb_upper=NAN if b is None else b.ub,
             swing_high=sh[0], prev_swing_high=sh[1], swing_low=sl[0], prev_swing_low=sl[1],
         )
 
