@@ -16,7 +16,6 @@ from textual.pilot import Pilot
 from tests.conftest import HOURLY_CDD
 from trdr_tui.commands.run import REPLAY_CHECKPOINT_S, replay_feed
 from trdr_tui.config import Settings, load_settings
-from trdr_tui.core.errors import NotAvailable
 from trdr_tui.engine import Engine
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
@@ -28,7 +27,7 @@ from trdr_tui.tui.services import EngineBacktests, slice_candles
 # 2017-08-01 → ~2017-08-26: a fixed slice with trending and ranging bars, fills on both sides.
 SLICE = slice(720, 1320)
 RUN_ID = "pilot"
-PERSIST_BARS = 150
+PERSIST_BARS = 200
 
 _CANDLES: CandleArrays | None = None
 
@@ -38,14 +37,6 @@ def real_candles() -> CandleArrays:
     if _CANDLES is None:
         _CANDLES = load_candle_file(HOURLY_CDD)[SLICE]
     return _CANDLES
-
-
-def agents_available() -> bool:
-    try:
-        build_engine(load_settings(), mode="paper", candles=real_candles()[:3])
-    except NotAvailable:
-        return False
-    return True
 
 
 def build_real_engine(settings: Settings, store: Store | None, *, preset: str | None = None,
@@ -78,7 +69,7 @@ def make_cockpit(settings: Settings, cockpit_store: Store) -> CockpitFactory:
     runs without one, which is what makes a 600-bar replay take about a second.
     """
 
-    def factory(*, preset: str | None = "simple-trailing", settings_: Settings | None = None,
+    def factory(*, preset: str | None = None, settings_: Settings | None = None,
                 persist: bool = False, **kwargs: Any) -> TrdrApp:
         s = settings_ or settings
         if persist:  # the store writes every order transition: a shorter replay keeps the test quick

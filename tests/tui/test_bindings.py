@@ -9,11 +9,11 @@ from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, OptionList
 
 from tests.tui.conftest import PERSIST_BARS, CockpitFactory, build_real_engine, real_candles, settle
-from trdr_tui.config import convert_settings
+from trdr_tui.config import load_settings
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.types import Mode
 from trdr_tui.store import Store
-from trdr_tui.tui.app import MAIN_BINDINGS
+from trdr_tui.tui.app import MAIN_BINDINGS, base_weights
 from trdr_tui.tui.screens.backtest import BacktestFormScreen, BacktestResultsScreen
 from trdr_tui.tui.screens.help import HelpScreen
 from trdr_tui.tui.screens.main import MainScreen
@@ -43,6 +43,31 @@ async def test_replay_reaches_every_pane(make_cockpit: CockpitFactory) -> None:
         assert main.query_one(OrderTable).row_count == len(engine.record.orders)
         assert main.status.equity == pytest.approx(engine.record.final_equity)
         assert app.bridge is not None and app.bridge.stats.received > 600
+
+
+async def test_plus_minus_change_the_selected_agents_weight_in_engine_and_store(
+        make_cockpit: CockpitFactory, cockpit_store: Store) -> None:
+    app = make_cockpit(persist=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.main.query_one(AgentTable).focus()
+        await pilot.press("down")
+        agent = app.main.agents.selected
+        assert agent == list(app.engine.agent_weights())[1]
+        before = base_weights(app.engine)[agent]
+        await pilot.press("plus")
+        assert base_weights(app.engine)[agent] == pytest.approx(before + 0.1)
+        in_force = app.engine.agent_weights()[agent]
+        stored = cockpit_store.conn.execute(
+            "SELECT weight FROM agent_weights WHERE agent_id = ?", [agent]).fetchone()
+        assert stored is not None and stored[0] == pytest.approx(in_force)
+        assert app.main.agents.weights[agent] == pytest.approx(in_force)
+        await pilot.press("minus", "minus")
+        assert base_weights(app.engine)[agent] == pytest.approx(before - 0.1)
+        # at the configured ceiling `+` changes nothing and says so
+        app.engine.set_agent_weight(agent, app.settings.agents.max_weight)
+        await pilot.press("plus")
+        assert base_weights(app.engine)[agent] == app.settings.agents.max_weight
 
 
 async def test_help_lists_every_binding_and_closes(make_cockpit: CockpitFactory) -> None:
@@ -249,9 +274,7 @@ async def test_command_palette_lists_and_runs_trdr_actions(make_cockpit: Cockpit
 
 
 async def test_keys_are_remappable_from_config(make_cockpit: CockpitFactory) -> None:
-    data = convert_settings({}).to_dict()
-    data["tui"]["keys"] = {"pause": "p", "cycle_theme": "f2"}
-    remapped = convert_settings(data)
+    remapped = load_settings(overrides={"tui.keys": {"pause": "p", "cycle_theme": "f2"}})
     app = make_cockpit(settings_=remapped)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("space")
@@ -266,14 +289,10 @@ async def test_keys_are_remappable_from_config(make_cockpit: CockpitFactory) -> 
 
 
 def test_unknown_binding_id_is_refused_with_a_suggestion(make_cockpit: CockpitFactory) -> None:
-    data = convert_settings({}).to_dict()
-    data["tui"]["keys"] = {"paus": "p"}
     with pytest.raises(ConfigError, match="did you mean 'pause'"):
-        make_cockpit(settings_=convert_settings(data))
+        make_cockpit(settings_=load_settings(overrides={"tui.keys": {"paus": "p"}}))
 
 
 def test_unknown_theme_is_refused(make_cockpit: CockpitFactory) -> None:
-    data = convert_settings({}).to_dict()
-    data["tui"]["theme"] = "trdr-drak"
     with pytest.raises(ConfigError, match="did you mean 'trdr-dark'"):
-        make_cockpit(settings_=convert_settings(data))
+        make_cockpit(settings_=load_settings(overrides={"tui.theme": "trdr-drak"}))

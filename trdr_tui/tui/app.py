@@ -63,7 +63,7 @@ class TrdrApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
-        Binding("t", "cycle_theme", "Theme", id="cycle_theme"),
+        Binding("t", "cycle_theme", "Theme", show=False, id="cycle_theme"),
         Binding("ctrl+p", "command_palette", "Palette", show=False, id="command_palette"),
     ]
 
@@ -226,23 +226,30 @@ class TrdrApp(App[int]):
         self._nudge_weight(-WEIGHT_STEP)
 
     def _nudge_weight(self, delta: float) -> None:
+        """Move the selected agent's base weight by one step (clamped to [agents] min/max_weight).
+
+        The engine applies, publishes and persists it; adaptive weighting may then scale the weight in
+        force, which is what the panel shows.
+        """
         agents = self.main.agents
         agent_id = agents.selected
         if agent_id is None:
             self.notify("no agent selected", severity="warning")
             return
         lo, hi = self.settings.agents.min_weight, self.settings.agents.max_weight
-        current = self.engine.agent_weights().get(agent_id, agents.weights.get(agent_id, 1.0))
+        current = base_weights(self.engine).get(agent_id, agents.weights.get(agent_id, 1.0))
         new = round(min(max(current + delta, lo), hi), 6)
         if new == current:
-            self.notify(f"{agent_id} weight stays {current:.1f} (limits {lo}–{hi})", severity="warning", timeout=3)
+            self.notify(f"{agent_id} weight stays {current:.2f} (limits {lo}–{hi})", severity="warning", timeout=3)
             return
         try:
             self.engine.set_agent_weight(agent_id, new)
         except TrdrError as exc:
             self.notify(exc.render(), title="weight not changed", severity="error")
             return
-        agents.set_weights({agent_id: new})
+        effective = self.engine.agent_weights().get(agent_id, new)
+        agents.set_weights({agent_id: effective})
+        self.notify(f"{agent_id}: weight {current:.2f} → {new:.2f} (in force {effective:.2f})", timeout=3)
 
     def action_next_pane(self) -> None:
         self._move_pane(+1)
@@ -322,6 +329,21 @@ class TrdrApp(App[int]):
             return
         self.attach_engine(new)
         self.notify(f"now in {mode.value} mode", timeout=4)
+
+
+def base_weights(engine: EngineControl) -> dict[str, float]:
+    """The weights the user sets (before adaptive scaling) when the engine's agent panel exposes them.
+
+    EngineControl only promises the weights in force; stepping from those would let adaptation turn a
+    `+` into a lower weight, so the orchestrator's base weights are used when present.
+    """
+    decisions = getattr(engine, "decisions", None)
+    read = getattr(decisions, "base_weights", None)
+    if callable(read):
+        weights = read()
+        if isinstance(weights, dict):
+            return {str(k): float(v) for k, v in weights.items()}
+    return engine.agent_weights()
 
 
 def check_keymap(keys: dict[str, str]) -> None:

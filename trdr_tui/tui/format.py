@@ -23,6 +23,11 @@ def short_ts(ts_ns: int) -> str:
     return dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC).strftime("%m-%d %H:%M")
 
 
+def day_time(ts_ns: int) -> str:
+    """Day of month and time (`24 09:00`): enough to tell recent orders apart in a narrow pane."""
+    return dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC).strftime("%d %H:%M")
+
+
 def price_text(price: float | None) -> str:
     if price is None or not math.isfinite(price):
         return "—"

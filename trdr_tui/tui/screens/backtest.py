@@ -77,7 +77,7 @@ class BacktestFormScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         s = self.settings
         with VerticalScroll(id="form"):
-            yield Static("[b]Backtest[/b] · through the same engine as paper and live, on stored data", id="form-title")
+            yield Static("[b]Backtest[/b] · the same engine as paper and live, on this session's candles", id="form-title")
             if self.runner is None:
                 yield Static("[$error]The backtest runner is not available in this build:[/] "
                              "no results can be produced here. Run 'trdr backtest --help' for the command line.",
@@ -199,7 +199,7 @@ class BacktestFormScreen(Screen[None]):
 STAT_ROWS: list[tuple[str, str, str]] = [
     ("total return", "total_return", "pct"),
     ("annualized return", "annualized_return", "pct"),
-    ("max drawdown", "max_drawdown", "pct"),
+    ("max drawdown", "max_drawdown", "frac"),
     ("Sharpe", "sharpe", "num"),
     ("Sortino", "sortino", "num"),
     ("Calmar", "calmar", "num"),
@@ -217,6 +217,8 @@ def stat_text(value: Any, kind: str) -> str:
         return "—"
     if kind == "pct":
         return pct_text(float(value), signed=True)
+    if kind == "frac":
+        return pct_text(float(value))
     if kind == "money":
         return money_text(float(value))
     if kind == "int":
@@ -281,7 +283,7 @@ class BacktestResultsScreen(Screen[None]):
         for label, key, kind in STAT_ROWS:
             value = o.stats.get(key)
             style = ""
-            if kind == "pct" and isinstance(value, float) and key != "max_drawdown":
+            if kind == "pct" and isinstance(value, float):
                 style = colours["pnl-up"] if value >= 0 else colours["pnl-down"]
             table.add_row(Text(label), Text(stat_text(value, kind), style=style),
                           Text(stat_text(bh.get(key), kind)))

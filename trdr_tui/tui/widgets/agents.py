@@ -115,7 +115,7 @@ class AgentPanel(Vertical):
         consensus = self.query_one("#consensus", Static)
         d = self.decision
         if d is None and not self.weights:
-            consensus.update("[$text-muted]no agents: this engine runs a preset without them[/]")
+            consensus.update("[$text-muted]no agents (preset run)[/]")
             return
         if d is None:
             consensus.update(f"consensus: waiting · threshold {self.threshold * 100:.0f}%")

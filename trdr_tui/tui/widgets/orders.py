@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from trdr_tui.core.events import OrderEvent
 from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, Side
-from trdr_tui.tui.format import price_text, short_ts
+from trdr_tui.tui.format import day_time, price_text, short_ts
 
 TERMINAL = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 MAX_ORDERS = 200
@@ -32,6 +32,7 @@ class OrdersPanel(Vertical):
         self.transitions: dict[str, list[OrderTransition]] = {}
         self.fills: dict[str, list[Fill]] = {}
         self.selected: str | None = None
+        self.follow = True  # show the newest order until the user picks one
         self.dirty = False
 
     def compose(self) -> ComposeResult:
@@ -80,7 +81,7 @@ class OrdersPanel(Vertical):
             state_style = "bold" if order.status not in TERMINAL else colours["muted"]
             price = order.price if order.price is not None else order.metadata.get("trigger")
             table.add_row(
-                Text(short_ts(order.created_ts)),
+                Text(day_time(order.created_ts)),
                 Text(order.side.value, style=side_colour),
                 Text(order.status.value, style=state_style),
                 Text(price_text(price if isinstance(price, float) else None)),
@@ -90,16 +91,19 @@ class OrdersPanel(Vertical):
             )
         open_count = sum(1 for o in ordered if o.status not in TERMINAL)
         table.border_subtitle = f"{open_count} open · {len(ordered) - open_count} done"
-        if self.selected is not None and self.selected in self.orders:
-            table.move_cursor(row=table.get_row_index(self.selected), animate=False)
-        elif ordered:
+        if ordered and (self.follow or self.selected not in self.orders):
             self.selected = ordered[0].id
+        if self.selected is not None:
+            table.move_cursor(row=table.get_row_index(self.selected), animate=False, scroll=not self.follow)
         self._render_timeline()
 
     # -- selection and timeline ------------------------------------------------------------------
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None and event.row_key.value != self.selected:
+            table = self.query_one(OrderTable)
+            if table.has_focus:  # the user moved the cursor: stop following the newest order
+                self.follow = False
             self.selected = event.row_key.value
             self._render_timeline()
 

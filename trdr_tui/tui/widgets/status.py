@@ -62,9 +62,7 @@ class StatusBar(Static):
             parts.append(f"P&L [{colour}]{money_text(self.pnl, signed=True)}[/]")
         if self.drawdown is not None:
             parts.append(f"dd {pct_text(self.drawdown)}")
-        if self.feed_ok is None:
-            parts.append("[$text-muted]feed —[/]")
-        else:
+        if self.feed_ok is not None:
             feed_colour = "$success" if self.feed_ok else "$error"
             parts.append(f"[{feed_colour}]feed {'ok' if self.feed_ok else 'DOWN'}[/] {self.feed_detail}")
         if self.paused:
