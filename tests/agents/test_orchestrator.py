@@ -282,8 +282,8 @@ async def test_real_data_streaming_equals_batch(real_bars: CandleArrays, store: 
     assert np.array_equal([d.meta_resolved for d in got], arrays.meta_resolved[idx])
     per_agent = np.array([[ACTION_CODES[s.action] for s in d.signals] for d in got])
     assert np.array_equal(per_agent, arrays.agent_action[idx])
-    assert stream.weights() == pytest.approx({a: float(w) for a, w in zip(arrays.agent_ids, arrays.weights[-1],
-                                                                          strict=True)}, rel=1e-12)
+    # adaptive weights evolve bit for bit alike
+    assert stream.weights() == {a: float(w) for a, w in zip(arrays.agent_ids, arrays.weights[-1], strict=True)}
     # every kind of outcome occurs on two years of real data
     counts = np.bincount(arrays.action[idx], minlength=3)
     assert counts.min() > 100 and arrays.meta_resolved.sum() > 100

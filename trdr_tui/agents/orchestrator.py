@@ -45,6 +45,7 @@ from trdr_tui.agents.performance import (
     AgentStats,
     PerformanceTracker,
     adapted_weight,
+    batch_adapted_weights,
     batch_stats,
 )
 from trdr_tui.agents.protocol import (
@@ -456,25 +457,25 @@ class Orchestrator:
 
     def _batch_weights(self, close: npt.NDArray[np.float64], act: npt.NDArray[np.int8],
                        valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-        n, k = act.shape
+        n = act.shape[0]
         ids = [a.id for a in self.agents]
         weights = np.tile(np.array([self._weights[a] for a in ids], dtype=np.float64), (n, 1))
         adapt = self.config.adaptive
         if not adapt.enabled:
             return weights
-        stats = [tuple(col.tolist() for col in batch_stats(close, act[:, j], valid, adapt.horizon))
-                 for j in range(k)]
-        h = adapt.horizon
         first = -(-self.params.warmup // adapt.every) * adapt.every  # first multiple of `every` ≥ warmup
-        updates = range(first, n, adapt.every)
-        for u in updates:
-            t = u - h
-            current = [
-                adapted_weight(self._base[aid], AgentStats() if t < 0 else
-                               AgentStats(n=stats[j][0][t], hits=stats[j][1][t], signed_sum=stats[j][2][t]), adapt)
-                for j, aid in enumerate(ids)
-            ]
-            weights[u:min(u + adapt.every, n)] = current
+        updates = np.arange(first, n, adapt.every)
+        if updates.size == 0:
+            return weights
+        known = updates - adapt.horizon  # calls resolved by each update bar: those made at bars ≤ known
+        seen = known >= 0
+        at = np.where(seen, known, 0)
+        span = np.minimum(updates + adapt.every, n) - updates
+        for j, aid in enumerate(ids):
+            counts, hits, sums = batch_stats(close, act[:, j], valid, adapt.horizon)
+            w = batch_adapted_weights(self._base[aid], np.where(seen, counts[at], 0),
+                                      np.where(seen, hits[at], 0), np.where(seen, sums[at], 0.0), adapt)
+            weights[first:, j] = np.repeat(w, span)
         return weights
 
     def _batch_regime(self, features: Features) -> tuple[npt.NDArray[np.int8] | None, npt.NDArray[np.float64]]:

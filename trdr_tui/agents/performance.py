@@ -52,6 +52,21 @@ def adapted_weight(base: float, stats: AgentStats, cfg: AdaptiveConfig) -> float
     return min(max(base * performance_factor(stats, cfg.prior), cfg.min_weight), cfg.max_weight)
 
 
+def batch_adapted_weights(base: float, n: npt.NDArray[np.int64], hits: npt.NDArray[np.int64],
+                          signed_sum: npt.NDArray[np.float64], cfg: AdaptiveConfig) -> npt.NDArray[np.float64]:
+    """`adapted_weight` for many update bars at once (the same operations, so the same floats)."""
+    if base <= 0.0:
+        return np.zeros(n.shape[0], dtype=np.float64)
+    prior = cfg.prior
+    acc = (hits + prior / 2.0) / (n + prior)
+    edge = signed_sum / (n + prior)
+    # math.tanh, not np.tanh: numpy's vectorized tanh may differ in the last bit, and backtests must
+    # adapt bit for bit like the streaming path.
+    tanh = np.array([math.tanh(x) for x in (edge / 0.01).tolist()], dtype=np.float64)
+    factor = 2.0 * acc * (1.0 + 0.5 * tanh)
+    return np.minimum(np.maximum(base * factor, cfg.min_weight), cfg.max_weight)
+
+
 class PerformanceTracker:
     """Streaming: `record` directional calls, `resolve` them `horizon` bars later."""
 
