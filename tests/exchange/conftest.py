@@ -56,10 +56,10 @@ async def rest(fake: FakeExchange, creds: Credentials) -> AsyncIterator[Coinbase
     await client.close()
 
 
-@pytest.fixture
-def standalone_fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(scope="module")
+def standalone_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`python -m trdr_tui.exchange.fake` in a subprocess: (REST URL, key file)."""
-    key_file = tmp_path / "fake_key.json"
+    key_file = tmp_path_factory.mktemp("fake") / "fake_key.json"
     proc = subprocess.Popen([sys.executable, "-m", "trdr_tui.exchange.fake", "--key-file", str(key_file),
                              "--data", str(HOURLY_CDD), "--bars", "100"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -121,7 +121,7 @@ async def test_sigkill_restart_reconcile(creds: Credentials, secret_pem: str, tm
             proc = await spawn(fake, db, key_file)
             ready = await wait_line(proc, "READY")
             stats["reconciled"] += int(ready.split("reconciled=")[1].split()[0])
-            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            await asyncio.sleep(rng.uniform(0.1, 0.8))
             if rng.random() < 0.7:  # most kills aimed at an order on its way; the rest land anywhere
                 await wait_for_send(fake)
                 await asyncio.sleep(rng.uniform(0.0, 0.15))
