@@ -54,7 +54,7 @@ from trdr_tui.trading.presets import Policy
 from trdr_tui.trading.risk import RiskManager
 from trdr_tui.trading.trailing import TrailingState, path_prices
 
-CHUNK = 4096  # bars per synchronous slice of a backtest between yields to the event loop
+CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
 RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
 ACTIONS = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)  # the batch action codes 0, 1, 2
 
@@ -368,7 +368,6 @@ class Engine:
         stop_loss = risk.limits.stop_loss
         pf = self.portfolio
         close_only = self.price_model == "close"
-        expiring = orders.max_duration_ns is not None
         timeframe = self.feed.timeframe
         symbol = self._symbol
         for i in range(start, end):
@@ -387,7 +386,7 @@ class Engine:
             elif set_market is not None:
                 set_market(c, v_l[i])
             if trailing:
-                if expiring:
+                if orders.expiring:
                     orders.expire(now)
                 if close_only:
                     on_price(c)

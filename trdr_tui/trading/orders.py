@@ -76,6 +76,7 @@ class OrderManager:
         self.open: dict[str, Order] = {}
         self.trailing: list[TrailingState] = []
         self.fill_listeners: list[FillListener] = []
+        self.expiring = False  # some armed order has had a time limit: the engine checks expiry per bar
         self._seq = 0
         self._submit_now: Callable[[Order], None] | None = getattr(executor, "submit_now", None)
         self._cancel_now: Callable[[Order], None] | None = getattr(executor, "cancel_now", None)
@@ -158,6 +159,8 @@ class OrderManager:
         order = self._new_order(side, OrderType.TRAILING, est, trail=trail, metadata=meta)
         if expires_ns is None and self.max_duration_ns is not None:
             expires_ns = order.created_ts + self.max_duration_ns
+        if expires_ns is not None:
+            self.expiring = True
         state = TrailingState(order, price, trail, improvement=self.improvement, expires_ns=expires_ns)
         self.fsm.apply(order, OrderStatus.SUBMITTED, "armed")
         self.trailing.append(state)

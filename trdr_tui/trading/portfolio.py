@@ -51,7 +51,6 @@ class Portfolio:
         self.lots: list[Lot] = []
         self.trades: list[Trade] = []
         self.fills: list[Fill] = []
-        self.reserved_cash = 0.0  # committed to open BUY orders (sizing reads `available_cash`)
         self._fill_ids: set[str] = set()
         self._tolerance = tolerance
 
@@ -65,10 +64,6 @@ class Portfolio:
             size += lot.size
             cost += lot.size * lot.price
         return cost / size if size > 0.0 else 0.0
-
-    @property
-    def available_cash(self) -> float:
-        return max(self.cash - self.reserved_cash, 0.0)
 
     def equity(self, price: float) -> float:
         return self.cash + self.position * price
