@@ -98,12 +98,14 @@ async def test_paper_mode_coinbase_data_simulated_fills(creds: Credentials, tmp_
     store.close()
 
 
-async def test_live_mode_orders_reach_the_exchange_and_the_ledger_agrees(creds: Credentials, tmp_path: Path) -> None:
+async def test_live_mode_orders_reach_the_exchange_and_the_ledger_agrees(creds: Credentials, secret_pem: str,
+                                                                          tmp_path: Path) -> None:
     fake = accelerated_fake(creds)
     await fake.start()
     settings = load_settings(env={})
     store = Store(tmp_path / "live.duckdb")
     bus = EventBus()
+    events = bus.record()
     rest = CoinbaseRest(fake.rest_url, signer=creds.signer(), retry=FAST_RETRY, timeout_s=2.0)
     feed = CoinbaseFeed("BTC-USD", "1h", ws_url=fake.ws_url, rest=rest, bus=bus, signer=creds.signer(),
                         reconnect=FAST_RECONNECT, close_grace_s=0)
@@ -121,6 +123,14 @@ async def test_live_mode_orders_reach_the_exchange_and_the_ledger_agrees(creds: 
         await rest.close()
         await fake.stop()
     assert_exchange_and_ledger_agree(engine, fake, store, initial_usd=10_000.0)
+    # the secret never reached the event stream or the database
+    body = "".join(secret_pem.strip().splitlines()[1:-1])
+    chunks = [body[i:i + 12] for i in range(0, len(body) - 12, 12)]
+    assert len(events.entries) > 10
+    dumped = events.encode().decode(errors="replace")
+    for table in store.tables():
+        dumped += repr(store.conn.execute(f"SELECT * FROM {table}").fetchall())
+    assert "PRIVATE KEY" not in dumped and not any(c in dumped for c in chunks)
     store.close()
 
 
