@@ -49,7 +49,6 @@ from trdr_tui.agents.performance import (
     batch_stats,
 )
 from trdr_tui.agents.protocol import (
-    ACTION_CODES,
     BUY,
     CODE_ACTIONS,
     HOLD,
@@ -158,6 +157,9 @@ class Orchestrator:
         self._adjuster: TrailAdjuster | None = next((a for a in self.agents if isinstance(a, TrailAdjuster)), None)
         self._adjuster_id = getattr(self._adjuster, "id", None)
         self._by_id = {a.id: a for a in self.agents}
+        self._signal_topics = {a.id: f"agent.signal.{a.id}" for a in self.agents}
+        self._decision_topic = f"decision.{config.symbol}"
+        self._warmup = self.params.warmup
         self._blocking = [(a, bool(getattr(a, "blocking", False))) for a in self.agents]
         self.failures: deque[AgentFailed] = deque(maxlen=200)
         self.last_decision: Decision | None = None
@@ -200,8 +202,9 @@ class Orchestrator:
         t0 = time.perf_counter()
         decision = await self._decide(row, signals)
         consensus_ms = (time.perf_counter() - t0) * 1e3
-        self.tracker.record(i, row.ts, row.close,
-                            tuple((s.agent_id, ACTION_CODES[s.action]) for s in signals if s.action != Action.HOLD))
+        calls = tuple((s.agent_id, BUY if s.action is Action.TRAIL_BUY else SELL)
+                      for s in signals if s.action is not Action.HOLD)
+        self.tracker.record(i, row.ts, row.close, calls)
         self._emit(decision, timings, consensus_ms)
         return decision
 
@@ -216,7 +219,7 @@ class Orchestrator:
                 except Exception as exc:  # an agent's bookkeeping must not stop the panel
                     self._failed(AgentFailed(agent.id, f"update_performance raised {type(exc).__name__}: {exc}"))
         adapt = self.config.adaptive
-        if adapt.enabled and i >= self.params.warmup and i % adapt.every == 0:
+        if adapt.enabled and i >= self._warmup and i % adapt.every == 0:
             new = {a: adapted_weight(self._base[a], self.tracker.stats[a], adapt) for a in self._base}
             if new != self._weights:
                 self._weights = new
@@ -241,9 +244,11 @@ class Orchestrator:
             if type(out) is not AgentSignal and inspect.isawaitable(out):
                 waiting.append((agent, out, t0))
                 continue
-            timings[agent.id] = (clock() - t0) * 1e3
-            if self._validated(agent, out):
-                results[agent.id] = out
+            aid = agent.id
+            timings[aid] = (clock() - t0) * 1e3
+            if (type(out) is AgentSignal and out.agent_id == aid and 0.0 <= out.confidence <= 1.0
+                    and 0.0 < out.trail_distance < 1.0 and out.action in _ACTIONS) or self._validated(agent, out):
+                results[aid] = out
         if not waiting:
             return list(results.values()), timings  # inserted in panel order already
         answers = await asyncio.gather(*(self._await_agent(a, aw) for a, aw, _ in waiting))
@@ -284,13 +289,22 @@ class Orchestrator:
         w = self._weights
         used = {sig.agent_id: w[sig.agent_id] for sig in signals}
         # conviction per side, and conviction-weighted trail sums per side (same order as batch)
-        score = {Action.TRAIL_BUY: 0.0, Action.TRAIL_SELL: 0.0, Action.HOLD: 0.0}
-        trail_sum = {Action.TRAIL_BUY: 0.0, Action.TRAIL_SELL: 0.0, Action.HOLD: 0.0}
+        b = s = h = tb = ts_ = th = 0.0
+        buy, sell = Action.TRAIL_BUY, Action.TRAIL_SELL
         for sig in signals:
             wc = used[sig.agent_id] * sig.confidence
-            score[sig.action] += wc
-            trail_sum[sig.action] += wc * sig.trail_distance
-        b, s, h = score[Action.TRAIL_BUY], score[Action.TRAIL_SELL], score[Action.HOLD]
+            act = sig.action
+            if act is buy:
+                b += wc
+                tb += wc * sig.trail_distance
+            elif act is sell:
+                s += wc
+                ts_ += wc * sig.trail_distance
+            else:
+                h += wc
+                th += wc * sig.trail_distance
+        score = {buy: b, sell: s, Action.HOLD: h}
+        trail_sum = {buy: tb, sell: ts_, Action.HOLD: th}
         total = b + s + h
         regime_code, mult = self._regime(row, signals)
         adj = self._adjuster
@@ -363,11 +377,12 @@ class Orchestrator:
     def _emit(self, decision: Decision, timings: dict[str, float], consensus_ms: float) -> None:
         self.last_decision = decision
         bus = self.bus
+        topics = self._signal_topics
         for sig in decision.signals:
-            topic = f"agent.signal.{sig.agent_id}"
+            topic = topics.get(sig.agent_id) or f"agent.signal.{sig.agent_id}"
             if bus.has_subscribers(topic):
                 bus.publish(topic, sig)
-        topic = f"decision.{self.config.symbol}"
+        topic = self._decision_topic
         if bus.has_subscribers(topic):
             bus.publish(topic, decision)
         if self.decision_log is not None:

@@ -28,6 +28,7 @@ class MarketState:
         self.indicators = StreamingIndicators(self.params)
         self.features: FeatureRow | None = None
         self.count = 0  # candles seen since the start (not only those in the ring)
+        self._warmup = self.params.warmup
 
     @property
     def index(self) -> int:
@@ -37,7 +38,7 @@ class MarketState:
     @property
     def ready(self) -> bool:
         """True once every windowed feature has had enough bars."""
-        return self.count >= self.params.warmup
+        return self.count >= self._warmup
 
     @property
     def last(self) -> Candle | None:
