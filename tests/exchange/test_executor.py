@@ -187,3 +187,24 @@ async def test_reconcile_reports_what_happened_while_down(fake: FakeExchange, re
     assert all(r.fill is None for r in by_order.get(resting.id, []))
     assert [r.status for r in by_order[never_sent.id]] == [OrderStatus.CANCELLED]
     assert fake.create_posts.get(never_sent.client_order_id) is None  # reconcile never sends
+
+
+async def test_a_fill_the_engine_refuses_is_offered_again(executor, fake: FakeExchange) -> None:  # type: ignore[no-untyped-def]
+    ex, reports = executor
+    refuse = {"on": True}
+
+    def handler(report: ExecutionReport) -> None:
+        if report.fill is not None and refuse["on"]:
+            raise RuntimeError("ledger busy")
+        reports.append(report)
+
+    ex.bind(handler)
+    order = make_order()
+    with pytest.raises(RuntimeError):
+        await ex.submit(order)  # the fill arrives with the create answer and is refused
+    eid = fake.by_client_id[order.client_order_id]
+    refuse["on"] = False
+    await ex.sync_order(eid)
+    assert [r.status for r in reports if r.fill] == [OrderStatus.FILLED]
+    await ex.sync_order(eid)
+    assert len(fills_of(reports)) == 1

@@ -199,13 +199,19 @@ class CoinbaseExecutor:
                 exchange_order_id: str | None = None) -> None:
         if self._on_report is None:
             raise RuntimeError("CoinbaseExecutor.bind() was not called")
-        if status in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED):
+        final = status in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+        if final:
             if order.id in self._final:
                 return
             self._final.add(order.id)
-        self._on_report(ExecutionReport(ts=self.clock.now_ns(), order_id=order.id,
-                                        client_order_id=order.client_order_id, status=status, fill=fill,
-                                        exchange_order_id=exchange_order_id, reason=reason))
+        try:
+            self._on_report(ExecutionReport(ts=self.clock.now_ns(), order_id=order.id,
+                                            client_order_id=order.client_order_id, status=status, fill=fill,
+                                            exchange_order_id=exchange_order_id, reason=reason))
+        except BaseException:
+            if final:
+                self._final.discard(order.id)
+            raise
 
     # -- building the request --------------------------------------------------------------------
 
@@ -377,14 +383,21 @@ class CoinbaseExecutor:
         new = sorted((f for f in fills if f.trade_id not in self._seen_fills), key=lambda f: f.trade_time)
         terminal = TERMINAL.get(api.status.upper())
         for i, f in enumerate(new):
-            self._seen_fills.add(f.trade_id)
+            if f.trade_id in self._seen_fills:  # a concurrent sync got there first
+                continue
             last = i == len(new) - 1
             status = OrderStatus.FILLED if (last and terminal is OrderStatus.FILLED) else OrderStatus.PARTIAL
             fill = Fill(id=f.trade_id, order_id=order.id, client_order_id=order.client_order_id, symbol=order.symbol,
                         side=order.side, price=float(f.price), size=float(f.size), fee=float(f.commission),
                         liquidity=Liquidity.MAKER if f.liquidity_indicator.upper() == "MAKER" else Liquidity.TAKER,
                         ts=_fill_ts(f))
-            self._report(order, status, fill=fill, exchange_order_id=api.order_id)
+            # marked seen only once the engine took it: a fill it refused is offered again, never dropped
+            self._seen_fills.add(f.trade_id)
+            try:
+                self._report(order, status, fill=fill, exchange_order_id=api.order_id)
+            except BaseException:
+                self._seen_fills.discard(f.trade_id)
+                raise
         if terminal is not None and terminal is not OrderStatus.FILLED:
             reason = api.cancel_message or api.reject_reason or api.status.lower()
             self._report(order, terminal, reason=reason, exchange_order_id=api.order_id)
