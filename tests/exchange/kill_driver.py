@@ -1,94 +1,27 @@
 """A live trdr process for the kill test: engine + CoinbaseFeed + CoinbaseExecutor against a fake exchange.
 
 Run as `python -m tests.exchange.kill_driver --db ... --rest ... --ws ... --user-ws ...` with
-TRDR_COINBASE_KEY_FILE set. At start it recovers crash-only from the store, then trades until killed
-(or until `--run-seconds`, then it stops cleanly):
-
-1. the ledger is rebuilt by replaying the stored fills (write-through, so nothing booked is lost);
-2. orders stored as open are loaded with their status and history from the stored transitions and
-   their filled size from the stored fills; the order sequence continues after the highest stored id;
-3. trailing orders that were only armed in the engine (never sent) are cancelled — the policy re-arms;
-4. `CoinbaseExecutor.reconcile` asks the exchange about the rest; its reports go through the order
-   manager (state machine, ledger, store) like any other report.
+TRDR_COINBASE_KEY_FILE set. At start it recovers crash-only from the store and reconciles with the
+exchange (`coinbase_runtime.recover_from_store`), then trades until killed (or until `--run-seconds`,
+then it stops cleanly).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
 from trdr_tui.config import load_settings
-from trdr_tui.core.types import Fill, Liquidity, Order, OrderStatus, OrderTransition, OrderType, Side
-from trdr_tui.engine import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
+from trdr_tui.exchange.coinbase_runtime import recover_from_store
 from trdr_tui.exchange.credentials import require_credentials
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.runtime import build_engine
 from trdr_tui.store import Store
-from trdr_tui.trading.portfolio import Portfolio
 
 RUN_ID = "kill-run"
-
-
-def stored_fills(store: Store) -> list[Fill]:
-    rows = store.cursor().execute(
-        "SELECT id, order_id, client_order_id, symbol, side, price, size, fee, liquidity, epoch_us(ts) FROM fills "
-        "WHERE run_id = ? ORDER BY ts, id", [RUN_ID]).fetchall()
-    return [Fill(id=r[0], order_id=r[1], client_order_id=r[2], symbol=r[3], side=Side(r[4]), price=float(r[5]),
-                 size=float(r[6]), fee=float(r[7]), liquidity=Liquidity(r[8]), ts=int(r[9]) * 1000) for r in rows]
-
-
-def open_orders(store: Store, fills: list[Fill]) -> list[Order]:
-    rows = store.cursor().execute(
-        "SELECT o.id, o.client_order_id, o.exchange_order_id, o.symbol, o.side, o.type, o.size, o.price, o.trail, "
-        "coalesce((SELECT to_status FROM order_transitions t WHERE t.order_id = o.id ORDER BY seq DESC LIMIT 1), "
-        "o.status), epoch_us(o.created_at), o.metadata FROM orders o WHERE o.run_id = ?", [RUN_ID]).fetchall()
-    out: list[Order] = []
-    for r in rows:
-        status = OrderStatus(r[9])
-        if status not in (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.PARTIAL):
-            continue
-        mine = [f for f in fills if f.order_id == r[0]]
-        filled = sum(f.size for f in mine)
-        order = Order(id=r[0], client_order_id=r[1], exchange_order_id=r[2], symbol=r[3], side=Side(r[4]),
-                      type=OrderType(r[5]), size=float(r[6]), price=float(r[7]) if r[7] is not None else None,
-                      trail=r[8], status=status, created_ts=int(r[10]) * 1000, metadata=json.loads(r[11] or "{}"),
-                      filled_size=filled, fees=sum(f.fee for f in mine),
-                      avg_fill_price=sum(f.price * f.size for f in mine) / filled if filled else 0.0)
-        order.history = [OrderTransition(int(t[0]) * 1000, OrderStatus(t[1]), OrderStatus(t[2]), t[3] or "")
-                         for t in store.cursor().execute(
-                             "SELECT epoch_us(ts), from_status, to_status, reason FROM order_transitions "
-                             "WHERE order_id = ? ORDER BY seq", [order.id]).fetchall()]
-        out.append(order)
-    return out
-
-
-async def recover(engine: Engine, executor: CoinbaseExecutor, store: Store) -> tuple[int, int]:
-    fills = stored_fills(store)
-    pf = Portfolio(engine.symbol, engine.portfolio.initial_cash)
-    for f in fills:
-        pf.apply_fill(f)
-    engine.portfolio.__dict__.update(pf.__dict__)
-    seqs = [int(r[0].rsplit("-", 1)[1]) for r in store.cursor().execute(
-        "SELECT id FROM orders WHERE run_id = ?", [RUN_ID]).fetchall()]
-    engine.orders._seq = max(seqs, default=0)
-    orders = open_orders(store, fills)
-    om = engine.orders
-    to_reconcile: list[Order] = []
-    for o in orders:
-        om.orders[o.id] = o
-        om.open[o.id] = o
-        if o.type is OrderType.TRAILING and "trigger" not in o.metadata:
-            om._finish(o, OrderStatus.CANCELLED, "armed only in the engine; re-armed after restart")
-        else:
-            to_reconcile.append(o)
-    reports = await executor.reconcile(to_reconcile)
-    for r in reports:
-        om.on_report(r)
-    return len(to_reconcile), len(reports)
 
 
 async def main(argv: list[str]) -> int:
@@ -112,7 +45,7 @@ async def main(argv: list[str]) -> int:
     engine = build_engine(settings, mode="live", feed=feed, executor=executor, store=store, run_id=RUN_ID,
                           preset="simple-trailing", checkpoint_interval_s=1.0)
     await executor.start()
-    checked, reported = await recover(engine, executor, store)
+    checked, reported = await recover_from_store(engine, executor, store)
     print(f"READY reconciled={checked} reports={reported}", flush=True)
     task = asyncio.create_task(engine.run())
     if args.run_seconds is None:

@@ -10,10 +10,12 @@ against Coinbase or any compatible server. The live confirmation prompt is the c
 
 from __future__ import annotations
 
+import json
+
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.errors import CredentialsError
-from trdr_tui.core.types import Mode
+from trdr_tui.core.types import Fill, Liquidity, Mode, Order, OrderStatus, OrderTransition, OrderType, Side
 from trdr_tui.engine import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_models import TransactionSummary
@@ -24,6 +26,7 @@ from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.runtime import build_engine
 from trdr_tui.store.db import Store
+from trdr_tui.trading.portfolio import Portfolio
 
 
 def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None, bus: EventBus | None = None,
@@ -66,3 +69,77 @@ async def use_account_fee_tier(engine: Engine) -> FeeSchedule | None:
         executor.fees = schedule
         executor.volume = None  # the exchange already applied the 30-day volume when it chose the tier
     return schedule
+
+
+# --- crash-only restart ---------------------------------------------------------------------------
+
+
+def stored_fills(store: Store, run_id: str) -> list[Fill]:
+    rows = store.cursor().execute(
+        "SELECT id, order_id, client_order_id, symbol, side, price, size, fee, liquidity, epoch_us(ts) FROM fills "
+        "WHERE run_id = ? ORDER BY ts, id", [run_id]).fetchall()
+    return [Fill(id=r[0], order_id=r[1], client_order_id=r[2], symbol=r[3], side=Side(r[4]), price=float(r[5]),
+                 size=float(r[6]), fee=float(r[7]), liquidity=Liquidity(r[8]), ts=int(r[9]) * 1000) for r in rows]
+
+
+def stored_open_orders(store: Store, run_id: str, fills: list[Fill]) -> list[Order]:
+    rows = store.cursor().execute(
+        "SELECT o.id, o.client_order_id, o.exchange_order_id, o.symbol, o.side, o.type, o.size, o.price, o.trail, "
+        "coalesce((SELECT to_status FROM order_transitions t WHERE t.order_id = o.id ORDER BY seq DESC LIMIT 1), "
+        "o.status), epoch_us(o.created_at), o.metadata FROM orders o WHERE o.run_id = ?", [run_id]).fetchall()
+    out: list[Order] = []
+    for r in rows:
+        status = OrderStatus(r[9])
+        if status not in (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.PARTIAL):
+            continue
+        mine = [f for f in fills if f.order_id == r[0]]
+        filled = sum(f.size for f in mine)
+        order = Order(id=r[0], client_order_id=r[1], exchange_order_id=r[2], symbol=r[3], side=Side(r[4]),
+                      type=OrderType(r[5]), size=float(r[6]), price=float(r[7]) if r[7] is not None else None,
+                      trail=r[8], status=status, created_ts=int(r[10]) * 1000, metadata=json.loads(r[11] or "{}"),
+                      filled_size=filled, fees=sum(f.fee for f in mine),
+                      avg_fill_price=sum(f.price * f.size for f in mine) / filled if filled else 0.0)
+        order.history = [OrderTransition(int(t[0]) * 1000, OrderStatus(t[1]), OrderStatus(t[2]), t[3] or "")
+                         for t in store.cursor().execute(
+                             "SELECT epoch_us(ts), from_status, to_status, reason FROM order_transitions "
+                             "WHERE order_id = ? ORDER BY seq", [order.id]).fetchall()]
+        out.append(order)
+    return out
+
+
+async def recover_from_store(engine: Engine, executor: CoinbaseExecutor, store: Store) -> tuple[int, int]:
+    """Crash-only start of a live run that was interrupted: rebuild from the store, then reconcile.
+
+    1. the ledger is rebuilt by replaying the stored fills (write-through, so nothing booked is lost);
+    2. orders stored as open are loaded with status and history from the stored transitions and their
+       filled size from the stored fills; the order sequence continues after the highest stored id
+       (a checkpoint's sequence can be older than the last order written);
+    3. trailing orders only armed in the engine (never sent) are cancelled — the policy re-arms them;
+    4. `CoinbaseExecutor.reconcile` asks the exchange about the rest; its reports go through the order
+       manager (state machine, ledger, store) like any other report.
+
+    Returns (orders reconciled, reports applied). Call before `engine.run()`.
+    """
+    run_id = engine.run_id
+    fills = stored_fills(store, run_id)
+    pf = Portfolio(engine.symbol, engine.portfolio.initial_cash)
+    for f in fills:
+        pf.apply_fill(f)
+    engine.portfolio.__dict__.update(pf.__dict__)
+    seqs = [int(r[0].rsplit("-", 1)[1]) for r in store.cursor().execute(
+        "SELECT id FROM orders WHERE run_id = ?", [run_id]).fetchall()]
+    engine.orders._seq = max(seqs, default=0)
+    orders = stored_open_orders(store, run_id, fills)
+    om = engine.orders
+    to_reconcile: list[Order] = []
+    for o in orders:
+        om.orders[o.id] = o
+        om.open[o.id] = o
+        if o.type is OrderType.TRAILING and "trigger" not in o.metadata:
+            om._finish(o, OrderStatus.CANCELLED, "armed only in the engine; re-armed after restart")
+        else:
+            to_reconcile.append(o)
+    reports = await executor.reconcile(to_reconcile)
+    for r in reports:
+        om.on_report(r)
+    return len(to_reconcile), len(reports)
