@@ -36,6 +36,7 @@ log = logging.getLogger("trdr.market.coinbase")
 
 MAX_FLAT_FILL = 10_000
 HEALTH_TOPIC = "feed.health"
+_CLOSED = object()  # queued by close(): the end of the stream
 
 
 class CandleBuilder:
@@ -146,6 +147,7 @@ class CoinbaseFeed:
         self.trades_in = 0
         self.duplicates = 0
         self.health: list[FeedHealth] = []
+        self._closed = False
 
     # -- Feed protocol ---------------------------------------------------------------------------
 
@@ -153,12 +155,21 @@ class CoinbaseFeed:
         await self.start()
         try:
             while True:
-                yield await self._queue.get()
+                item = await self._queue.get()
+                if item is _CLOSED:
+                    return
+                yield item
         finally:
             await self.stop()
 
+    async def close(self) -> None:
+        """End the stream: the consumer's `async for` finishes (Engine.stop calls this)."""
+        self._closed = True
+        self._queue.put_nowait(_CLOSED)  # type: ignore[arg-type]
+        await self.stop()
+
     async def start(self) -> None:
-        if self._tasks:
+        if self._tasks or self._closed:
             return
         self._publish(False, "coinbase-ws", "connecting")
         self._tasks = [asyncio.create_task(self.ws.run(), name="coinbase-ws"),
