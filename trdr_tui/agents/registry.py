@@ -8,7 +8,8 @@ A plugin is a package that declares, in its `pyproject.toml`:
 The entry point's name is the agent id used in config (`[agents] enabled`, `[agents.weights]`); it
 must load to a class (or zero-argument factory) whose instances satisfy `protocol.Agent`. A plugin
 that fails to import, has the wrong shape or reuses a built-in id is reported by name (`errors`)
-and skipped; the others still load.
+and skipped; the others still load. Each plugin is instantiated once at discovery to read its name
+and version, so constructors must be cheap (connect to services in `initialize`, not `__init__`).
 """
 
 from __future__ import annotations
