@@ -18,7 +18,7 @@ from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.coinbase_runtime import recover_from_store
 from trdr_tui.exchange.credentials import require_credentials
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
-from trdr_tui.runtime import build_engine
+from trdr_tui.runtime import build_engine, restore_latest
 from trdr_tui.store import Store
 
 RUN_ID = "kill-run"
@@ -45,6 +45,7 @@ async def main(argv: list[str]) -> int:
     engine = build_engine(settings, mode="live", feed=feed, executor=executor, store=store, run_id=RUN_ID,
                           preset="simple-trailing", checkpoint_interval_s=1.0)
     await executor.start()
+    restore_latest(engine, store, RUN_ID)  # policy and trailing book from the newest checkpoint, if any
     checked, reported = await recover_from_store(engine, executor, store)
     print(f"READY reconciled={checked} reports={reported}", flush=True)
     task = asyncio.create_task(engine.run())

@@ -114,11 +114,14 @@ async def recover_from_store(engine: Engine, executor: CoinbaseExecutor, store: 
     2. orders stored as open are loaded with status and history from the stored transitions and their
        filled size from the stored fills; the order sequence continues after the highest stored id
        (a checkpoint's sequence can be older than the last order written);
-    3. trailing orders only armed in the engine (never sent) are cancelled — the policy re-arms them;
+    3. trailing orders only armed in the engine (never sent) keep their trailing state when a checkpoint
+       restored it (`runtime.restore_latest` first), else they are cancelled and the policy re-arms;
     4. `CoinbaseExecutor.reconcile` asks the exchange about the rest; its reports go through the order
        manager (state machine, ledger, store) like any other report.
 
-    Returns (orders reconciled, reports applied). Call before `engine.run()`.
+    Returns (orders reconciled, reports applied). Call before `engine.run()`, after `restore_latest` if
+    the policy and trailing book should come back too. The store's rows win over the checkpoint's (the
+    checkpoint can be up to an interval older than the last order or fill written).
     """
     run_id = engine.run_id
     fills = stored_fills(store, run_id)
@@ -129,10 +132,19 @@ async def recover_from_store(engine: Engine, executor: CoinbaseExecutor, store: 
     seqs = [int(r[0].rsplit("-", 1)[1]) for r in store.cursor().execute(
         "SELECT id FROM orders WHERE run_id = ?", [run_id]).fetchall()]
     engine.orders._seq = max(seqs, default=0)
-    orders = stored_open_orders(store, run_id, fills)
+    db_open = {o.id: o for o in stored_open_orders(store, run_id, fills)}
     om = engine.orders
+    # a checkpoint restored first may list orders the store has closed since: the store wins
+    for oid in [oid for oid in om.open if oid not in db_open]:
+        order = om.open.pop(oid)
+        st = om.trailing_state(order)
+        if st is not None:
+            om.trailing.remove(st)
     to_reconcile: list[Order] = []
-    for o in orders:
+    for o in db_open.values():
+        restored = om.orders.get(o.id)
+        if restored is not None and om.trailing_state(restored) is not None:
+            continue  # still armed, with its trailing anchor from the checkpoint
         om.orders[o.id] = o
         om.open[o.id] = o
         if o.type is OrderType.TRAILING and "trigger" not in o.metadata:
