@@ -30,7 +30,7 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import AgentFailed, ConfigError
 from trdr_tui.core.events import LogEvent, WeightsChanged
-from trdr_tui.core.types import Action, Decision
+from trdr_tui.core.types import Action, AgentSignal, Decision
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.indicators import IndicatorParams
 from trdr_tui.store import Store
@@ -344,3 +344,23 @@ def test_precompute_on_short_or_empty_history() -> None:
     assert orch.decision_at(10) is None
     empty = orch.precompute(CandleArrays.empty())
     assert len(empty) == 0
+
+
+async def test_plain_string_actions_are_normalised_and_unknown_ones_rejected() -> None:
+    class StringAgent(FixedAgent):
+        def analyze(self, snapshot: MarketSnapshot) -> Any:
+            return AgentSignal(agent_id=self.id, action=self.action, confidence=0.9,  # type: ignore[arg-type]
+                               trail_distance=0.02, reasoning="plain string")
+
+    class WordyAgent(FixedAgent):
+        def analyze(self, snapshot: MarketSnapshot) -> Any:
+            return AgentSignal(agent_id=self.id, action=Action.TRAIL_BUY, confidence="very",  # type: ignore[arg-type]
+                               trail_distance=0.02, reasoning="not a number")
+
+    ok, bad = StringAgent("ok", "TRAIL_SELL"), StringAgent("bad", "SHORT")  # type: ignore[arg-type]
+    orch, _, clock, _ = make([ok, bad, WordyAgent("wordy")])
+    d = (await feed(orch, clock, flat(WARM)))[-1]
+    assert d is not None and d.action is Action.TRAIL_SELL and [s.agent_id for s in d.signals] == ["ok"]
+    assert d.signals[0].action is Action.TRAIL_SELL
+    reasons = {e.agent_id: str(e) for e in orch.failures}
+    assert "'SHORT'" in reasons["bad"] and "'very'" in reasons["wordy"]

@@ -246,17 +246,23 @@ class Orchestrator:
                 continue
             aid = agent.id
             timings[aid] = (clock() - t0) * 1e3
-            if (type(out) is AgentSignal and out.agent_id == aid and 0.0 <= out.confidence <= 1.0
-                    and 0.0 < out.trail_distance < 1.0 and out.action in _ACTIONS) or self._validated(agent, out):
-                results[aid] = out
+            if (type(out) is AgentSignal and type(out.action) is Action and out.agent_id == aid
+                    and type(out.confidence) is float and type(out.trail_distance) is float
+                    and 0.0 <= out.confidence <= 1.0 and 0.0 < out.trail_distance < 1.0):
+                results[aid] = out  # the common case, checked cheaply
+            else:
+                checked = self._validated(agent, out)
+                if checked is not None:
+                    results[aid] = checked
         if not waiting:
             return list(results.values()), timings  # inserted in panel order already
         answers = await asyncio.gather(*(self._await_agent(a, aw) for a, aw, _ in waiting))
         done = clock()
         for (agent, _, t0), answer in zip(waiting, answers, strict=True):
             timings[agent.id] = (done - t0) * 1e3
-            if answer is not None and self._validated(agent, answer):
-                results[agent.id] = answer
+            checked = self._validated(agent, answer) if answer is not None else None
+            if checked is not None:
+                results[agent.id] = checked
         ordered = [results[a.id] for a in self.agents if a.id in results]
         return ordered, timings
 
@@ -270,12 +276,15 @@ class Orchestrator:
             self._failed(AgentFailed(agent.id, f"analyze raised {type(exc).__name__}: {exc}"))
         return None
 
-    def _validated(self, agent: Agent, out: Any) -> bool:
+    def _validated(self, agent: Agent, out: Any) -> AgentSignal | None:
+        """The signal if it is valid (an action given as a plain string is normalised), else None + E005."""
         problem = _signal_problem(agent.id, out)
         if problem:
             self._failed(AgentFailed(agent.id, f"invalid signal rejected: {problem}"))
-            return False
-        return True
+            return None
+        if type(out.action) is not Action:
+            out = msgspec.structs.replace(out, action=Action(out.action))
+        return out  # type: ignore[no-any-return]
 
     def _failed(self, err: AgentFailed) -> None:
         self.failures.append(err)
@@ -651,14 +660,11 @@ def _check_weight(agent_id: str, weight: float) -> None:
 
 
 def _signal_problem(agent_id: str, out: Any) -> str:
-    if (type(out) is AgentSignal and out.agent_id == agent_id and 0.0 <= out.confidence <= 1.0
-            and 0.0 < out.trail_distance < 1.0 and out.action in _ACTIONS):
-        return ""  # the common case, checked cheaply
     if not isinstance(out, AgentSignal):
         return f"expected an AgentSignal, got {type(out).__name__}"
     if out.agent_id != agent_id:
         return f"agent_id is '{out.agent_id}'"
-    if not isinstance(out.action, Action):
+    if not isinstance(out.action, str) or out.action not in _ACTIONS:
         return f"action {out.action!r} is not TRAIL_BUY, TRAIL_SELL or HOLD"
     if not (isinstance(out.confidence, (int, float)) and 0.0 <= out.confidence <= 1.0):
         return f"confidence {out.confidence!r} is not in [0, 1]"
