@@ -364,3 +364,20 @@ async def test_plain_string_actions_are_normalised_and_unknown_ones_rejected() -
     assert d.signals[0].action is Action.TRAIL_SELL
     reasons = {e.agent_id: str(e) for e in orch.failures}
     assert "'SHORT'" in reasons["bad"] and "'very'" in reasons["wordy"]
+
+
+def test_invalid_batch_output_is_refused_whole() -> None:
+    from trdr_tui.agents.protocol import SignalArrays
+    from trdr_tui.core.errors import NotAvailable
+
+    class BadBatch(FixedAgent):
+        def analyze_batch(self, features: Any) -> SignalArrays:
+            n = len(features)
+            conf = np.full(n, 0.5)
+            conf[7] = 1.5
+            return SignalArrays(np.zeros(n, dtype=np.int8), conf, np.full(n, 0.02))
+
+    orch, _, _, _ = make([BadBatch("bad")])
+    with pytest.raises(NotAvailable, match="bar 7"):
+        orch.precompute(flat(200))
+    assert orch.batch_arrays is None and orch.failures[-1].agent_id == "bad"

@@ -469,6 +469,11 @@ class Orchestrator:
             t0 = time.perf_counter()
             out = agent.analyze_batch(features)  # type: ignore[attr-defined]
             times[j] = (time.perf_counter() - t0) * 1e3
+            problem = _batch_problem(out, n)
+            if problem:
+                err = AgentFailed(agent.id, f"invalid batch signals rejected: {problem}")
+                self._failed(err)
+                raise NotAvailable(err.render(), hint="run the backtest in streaming mode (on_candle per bar)")
             act[:, j], conf[:, j], trail[:, j] = out.action, out.confidence, out.trail
         valid = np.arange(n) + 1 >= self.params.warmup  # as MarketState.ready
         weights = self._batch_weights(bars.close, act, valid)
@@ -638,6 +643,22 @@ class Orchestrator:
             "agent_id": agent_ids, "signal": names[sig], "confidence": conf, "trail_distance": trail,
             "weight": weight, "reasoning": np.full(m * (k + 1), None, dtype=object), "execution_time_ms": exec_ms,
         })
+
+
+def _batch_problem(out: Any, n: int) -> str:
+    try:
+        action, conf, trail = (np.asarray(x) for x in (out.action, out.confidence, out.trail))
+    except AttributeError:
+        return f"expected SignalArrays, got {type(out).__name__}"
+    if action.shape != (n,) or conf.shape != (n,) or trail.shape != (n,):
+        return f"arrays must have shape ({n},), got {action.shape}, {conf.shape}, {trail.shape}"
+    if not np.isin(action, (HOLD, BUY, SELL)).all():
+        return "action codes must be 0 (HOLD), 1 (TRAIL_BUY) or 2 (TRAIL_SELL)"
+    if not ((conf >= 0.0) & (conf <= 1.0)).all():
+        return f"confidence outside [0, 1] at bar {int(np.flatnonzero(~((conf >= 0.0) & (conf <= 1.0)))[0])}"
+    if not ((trail > 0.0) & (trail < 1.0)).all():
+        return f"trail distance outside (0, 1) at bar {int(np.flatnonzero(~((trail > 0.0) & (trail < 1.0)))[0])}"
+    return ""
 
 
 def _reasoning_of(agent: Agent, snapshot: MarketSnapshot) -> tuple[str, Urgency]:
