@@ -285,3 +285,9 @@ def test_file_without_header_is_refused(tmp_path: Path) -> None:
 def test_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         read_candle_file(tmp_path / "nope.csv")
+
+
+def test_truncated_first_row_is_refused_with_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    edit_line(HOURLY_CDD, bad, 3, lambda ln: ln[:12])  # the first data row, which format detection reads
+    _refused(bad, f"{bad}:3", "line 3", "truncated")

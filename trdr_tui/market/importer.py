@@ -205,14 +205,22 @@ def detect_csv_layout(path: Path, head: str | None = None) -> CsvLayout:
         if mapping is None:
             continue
         time_col, value_cols, symbol_col = mapping
-        sample = _first_data_value(lines[i + 1:], time_col)
-        if sample is None:
+        first = _first_data_row(lines, i + 1)
+        if first is None:
             raise DataError(f"{path} has a header but no candle rows", where=f"{path}:{i + 1}")
+        line_no, fields = first
+        if len(fields) != len(names):
+            raise DataError(
+                f"line {line_no} has {len(fields)} fields, the header has {len(names)}"
+                + (" — the line looks truncated" if len(fields) < len(names) else ""),
+                where=f"{path}:{line_no}", hint="repair or delete that line, then import again",
+            )
+        sample = fields[time_col].strip()
         kind = _time_kind(sample)
         if kind is None:
             raise DataError(
-                f"cannot read the time {sample!r} in column '{names[time_col]}'",
-                where=f"{path}:{i + 2}",
+                f"line {line_no}, field '{names[time_col].strip()}': cannot read {sample!r} as a time",
+                where=f"{path}:{line_no}",
                 hint="times must be Unix seconds/milliseconds or ISO 8601 like 2019-10-17 09:00 (UTC)",
             )
         return CsvLayout(
@@ -259,11 +267,11 @@ def _map_columns(names: Sequence[str]) -> tuple[int, dict[str, int], int | None]
     return time_col, value_cols, pick(("symbol", "pair", "product_id", "ticker"))
 
 
-def _first_data_value(lines: Sequence[str], col: int) -> str | None:
-    for line in lines:
-        if line.strip():
-            fields = next(csv.reader([line]), [])
-            return fields[col].strip() if col < len(fields) else ""
+def _first_data_row(lines: Sequence[str], start: int) -> tuple[int, list[str]] | None:
+    """(1-based line number, fields) of the first non-blank line at or after index `start`."""
+    for k in range(start, len(lines)):
+        if lines[k].strip():
+            return k + 1, next(csv.reader([lines[k]]), [])
     return None
 
 
