@@ -34,6 +34,7 @@ from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor, SlippageModel
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.replay import ReplayFeed
+from trdr_tui.market.timeframes import infer_timeframe
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import RunRepository, latest_checkpoint
 from trdr_tui.trading.grid import GridPolicy
@@ -70,7 +71,14 @@ def build_engine(
         assert candles is not None
         if len(candles) == 0:
             raise ConfigError("no candles to replay", hint="import data first: trdr data import <file>")
+        bar = infer_timeframe(candles.ts)
+        if bar is not None and bar != settings.timeframe:
+            raise ConfigError(f"the candles are {bar} bars but the configured timeframe is {settings.timeframe}",
+                              hint=f"set timeframe = \"{bar}\" (or --set timeframe={bar}), or resample the candles")
         feed = ReplayFeed(candles, symbol=settings.symbol, timeframe=settings.timeframe, speed=speed)
+    if feed.symbol != settings.symbol:
+        raise ConfigError(f"the feed streams {feed.symbol} but the configured symbol is {settings.symbol}",
+                          hint="build the feed for the configured symbol")
     if mode is Mode.BACKTEST and not isinstance(feed, ReplayFeed):
         raise ConfigError("backtest mode replays candles", hint="pass candles=..., not a live feed")
     if clock is None:

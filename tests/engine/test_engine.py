@@ -250,5 +250,8 @@ def test_build_engine_refuses_bad_arguments(hourly: CandleArrays) -> None:
         build_engine(load_settings(), mode="sideways", candles=hourly[:10], preset="simple-trailing")
     with pytest.raises(ConfigError, match="unknown preset"):
         build_engine(load_settings(), mode="backtest", candles=hourly[:10], preset="nope")
+    with pytest.raises(ConfigError, match="candles are 1h bars but the configured timeframe is 1d"):
+        build_engine(load_settings(overrides={"timeframe": "1d"}), mode="backtest", candles=hourly[:10],
+                     preset="simple-trailing")
     with pytest.raises(ConfigError, match="live mode needs"):
         build_engine(load_settings(), mode="live", candles=hourly[:10], preset="simple-trailing")
