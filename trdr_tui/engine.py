@@ -424,6 +424,8 @@ class Engine:
     def on_tick(self, tick: Tick) -> None:
         """Between bars: trailing orders follow the trade price; the simulator matches resting orders."""
         self.executor.on_tick(tick)
+        if tick.bid is not None and tick.ask is not None:
+            self.orders.book = (tick.bid, tick.ask)
         if self.orders.trailing:
             self.orders.expire(self.clock.now_ns())
             self.orders.on_prices((tick.price,))

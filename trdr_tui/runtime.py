@@ -113,6 +113,8 @@ def build_engine(
                           max_duration_ns=int(tr.max_duration_hours * HOUR_NS) if use_time else None,
                           improvement=tr.improvement_threshold if use_improve else 0.0)
 
+    if preset_obj is None:
+        orders.smart_spread = settings.execution.smart_placement_spread
     policy: Policy
     if preset_obj is not None:
         policy = make_policy(preset_obj)

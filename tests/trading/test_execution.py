@@ -116,3 +116,19 @@ def test_placement_helpers() -> None:
     assert should_improve(Side.BUY, 100.0, 99.8, 0.001)
     assert not should_improve(Side.BUY, 100.0, 99.95, 0.001)
     assert should_improve(Side.SELL, 100.0, 100.2, 0.001)
+
+
+def test_smart_placement_rests_a_fired_order_at_the_mid_when_the_spread_is_wide() -> None:
+    _, ex, om, pf = setup()
+    om.smart_spread = 0.002
+    om.book = (99.0, 101.0)  # 2 % wide
+    order = om.place_trailing(Side.BUY, size=1.0, trail=0.02, price=100.0)
+    om.on_price(102.0)
+    assert order.type.value == "LIMIT" and order.price == 100.0 and order.id in ex.resting
+    assert not pf.fills
+    ex.on_bar(high=101.0, low=99.5, close=100.0, volume=1_000.0)  # trades through the mid
+    assert order.status is OrderStatus.FILLED and pf.fills[-1].liquidity is Liquidity.MAKER
+    om.book = (99.95, 100.05)  # 0.1 %: tight, the next one goes at market
+    sell = om.place_trailing(Side.SELL, size=1.0, trail=0.02, price=100.0)
+    om.on_price(97.0)
+    assert sell.type.value == "TRAILING" and pf.fills[-1].liquidity is Liquidity.TAKER

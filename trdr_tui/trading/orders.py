@@ -77,6 +77,8 @@ class OrderManager:
         self.trailing: list[TrailingState] = []
         self.fill_listeners: list[FillListener] = []
         self.expiring = False  # some armed order has had a time limit: the engine checks expiry per bar
+        self.smart_spread: float | None = None  # PRD §3.4 threshold; None: fired orders always go at market
+        self.book: tuple[float, float] | None = None  # the latest (bid, ask), from ticks that carry them
         self._seq = 0
         self._submit_now: Callable[[Order], None] | None = getattr(executor, "submit_now", None)
         self._cancel_now: Callable[[Order], None] | None = getattr(executor, "cancel_now", None)
@@ -252,9 +254,25 @@ class OrderManager:
         if quote is not None:
             order.size = float(quote) / price
         order.metadata["trigger"] = st.trigger
+        self._place_smartly(order)
         if self.repo is not None:
             self.repo.update_order(order)
         self._send(order)
+
+    def _place_smartly(self, order: Order) -> None:
+        """PRD §3.4: with a known book wider than the threshold, a fired order rests as a limit at the mid
+        (maker, may fill partly or not at all) instead of crossing the spread."""
+        if self.smart_spread is None or self.book is None:
+            return
+        bid, ask = self.book
+        mid = (bid + ask) / 2.0
+        if not (mid > 0.0 and ask >= bid):
+            return
+        spread = (ask - bid) / mid
+        if smart_order_type(spread, self.smart_spread) is OrderType.LIMIT:
+            order.type = OrderType.LIMIT
+            order.price = mid
+            order.metadata["placement"] = f"limit at mid: spread {spread:.3%}"
 
     def _send(self, order: Order) -> None:
         if order.status is OrderStatus.PENDING:
