@@ -385,9 +385,9 @@ class Engine:
                 sim.bar_volume = v_l[i]
             elif set_market is not None:
                 set_market(c, v_l[i])
+            if orders.expiring:
+                orders.expire(now)
             if trailing:
-                if orders.expiring:
-                    orders.expire(now)
                 if close_only:
                     on_price(c)
                 else:
@@ -446,8 +446,8 @@ class Engine:
             self.bus.publish(self._candle_topic, CandleEvent(symbol=self._symbol, timeframe=self.feed.timeframe,
                                                              candle=candle))
         self.executor.on_candle(candle)
+        self.orders.expire(now)
         if self.orders.trailing:
-            self.orders.expire(now)
             prices = (candle.close,) if self.price_model == "close" else path_prices(
                 candle.open, candle.high, candle.low, candle.close)
             self.orders.on_prices(prices)

@@ -132,3 +132,16 @@ def test_smart_placement_rests_a_fired_order_at_the_mid_when_the_spread_is_wide(
     sell = om.place_trailing(Side.SELL, size=1.0, trail=0.02, price=100.0)
     om.on_price(97.0)
     assert sell.type.value == "TRAILING" and pf.fills[-1].liquidity is Liquidity.TAKER
+
+
+def test_a_smart_limit_that_never_fills_is_cancelled_at_its_time_limit() -> None:
+    clock, ex, om, _ = setup()
+    om.smart_spread = 0.002
+    om.book = (99.0, 101.0)
+    order = om.place_trailing(Side.BUY, size=1.0, trail=0.02, price=100.0)
+    om.on_price(102.0)
+    assert order.id in ex.resting
+    clock.advance_to(72 * HOUR)
+    om.expire(clock.now_ns())
+    assert order.status is OrderStatus.CANCELLED and order.history[-1].reason == "time limit reached"
+    assert order.id not in ex.resting

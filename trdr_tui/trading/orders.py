@@ -79,6 +79,7 @@ class OrderManager:
         self.expiring = False  # some armed order has had a time limit: the engine checks expiry per bar
         self.smart_spread: float | None = None  # PRD §3.4 threshold; None: fired orders always go at market
         self.book: tuple[float, float] | None = None  # the latest (bid, ask), from ticks that carry them
+        self._resting_expiry: dict[str, int] = {}
         self._seq = 0
         self._submit_now: Callable[[Order], None] | None = getattr(executor, "submit_now", None)
         self._cancel_now: Callable[[Order], None] | None = getattr(executor, "cancel_now", None)
@@ -236,6 +237,14 @@ class OrderManager:
         for st in [s for s in self.trailing if s.expires_ns is not None and s.expires_ns <= now_ns]:
             self.trailing.remove(st)
             self._finish(st.order, OrderStatus.EXPIRED, "time limit reached")
+        if self._resting_expiry:
+            for oid, when in list(self._resting_expiry.items()):
+                order = self.orders[oid]
+                if order.status not in OPEN:
+                    del self._resting_expiry[oid]
+                elif when <= now_ns:
+                    del self._resting_expiry[oid]
+                    self.cancel(order, "time limit reached")
 
     def _fire(self, st: TrailingState, price: float) -> None:
         order = st.order
@@ -273,6 +282,9 @@ class OrderManager:
             order.type = OrderType.LIMIT
             order.price = mid
             order.metadata["placement"] = f"limit at mid: spread {spread:.3%}"
+            if self.max_duration_ns is not None:  # a resting order keeps a time limit too
+                self._resting_expiry[order.id] = self.clock.now_ns() + self.max_duration_ns
+                self.expiring = True
 
     def _send(self, order: Order) -> None:
         if order.status is OrderStatus.PENDING:
