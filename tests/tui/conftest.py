@@ -87,6 +87,7 @@ async def settle(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, TrdrApp)
     await app.workers.wait_for_complete()
-    await pilot.pause()
+    while not app.engine_finished or app.main.message_queue_size:  # the last events are handled
+        await pilot.pause(0.02)
     app.refresh_panes()
     await pilot.pause()

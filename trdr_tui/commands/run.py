@@ -103,11 +103,10 @@ def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: flo
 
 
 def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:
-    """Paper or live on Coinbase market data, when this build has the Coinbase feed and executor."""
-    raise NotAvailable(
-        "the live Coinbase market-data feed is not wired into the cockpit in this build",
-        hint="try the offline demo on real replayed candles: trdr --feed replay",
-    )
+    """Paper (simulated fills) or live (real orders) on Coinbase market data."""
+    from trdr_tui.exchange.coinbase_runtime import build_coinbase_engine
+
+    return build_coinbase_engine(settings, live=live, store=store)
 
 
 def check_live_credentials(settings: Settings) -> str | None:
@@ -173,14 +172,18 @@ def run_app(ctx: CliContext) -> int:
         level = os.environ.get("TRDR_LOG_LEVEL", "info").lower()
         return asyncio.run(run_headless(engine, stdout=sys.stdout, log_path=default_log_path(ctx),
                                         min_level=level, capital=settings.capital))
-    return run_tui(settings, engine, replayed)
+    return run_tui(ctx, settings, engine, replayed)
 
 
-def run_tui(settings: Settings, engine: Engine, replayed: CandleArrays | None) -> int:
+def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None) -> int:
     from trdr_tui.tui.app import make_app
 
-    app = make_app(settings, engine, backtest_runner=backtest_runner(settings, replayed),
-                   credential_check=lambda: check_live_credentials(settings))
+    async def switch_mode(mode: Mode) -> Engine:
+        """paper ↔ live on Coinbase market data (the old engine has stopped and checkpointed)."""
+        return coinbase_engine(settings, live=mode is Mode.LIVE, store=ctx.store)
+
+    app = make_app(settings, engine, backtest_runner=backtest_runner(ctx, settings, replayed),
+                   credential_check=lambda: check_live_credentials(settings), mode_switcher=switch_mode)
     app.run()
     if app.engine_error is not None:
         error = app.engine_error
@@ -190,10 +193,16 @@ def run_tui(settings: Settings, engine: Engine, replayed: CandleArrays | None) -
     return app.return_code or 0
 
 
-def backtest_runner(settings: Settings, replayed: CandleArrays | None) -> BacktestRunner | None:
-    """The backtest screen's runner: on the replayed bars (the stored candles need their own session)."""
+def backtest_runner(ctx: CliContext, settings: Settings, replayed: CandleArrays | None) -> BacktestRunner:
+    """The backtest screen's runner: on the replayed bars, else on the candle store (read in the worker)."""
+    from trdr_tui.backtest.data import load_stored
     from trdr_tui.tui.services import EngineBacktests, slice_candles
 
-    if replayed is None:
-        return None
-    return EngineBacktests(settings, slice_candles(replayed))
+    if replayed is not None:
+        return EngineBacktests(settings, slice_candles(replayed))
+    store = ctx.store
+
+    def stored(start: int | None, end: int | None) -> CandleArrays:
+        return load_stored(store, settings.symbol, settings.timeframe, start, end)
+
+    return EngineBacktests(settings, stored)

@@ -26,7 +26,7 @@ from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import ConfigError, TrdrError
 from trdr_tui.core.events import LogEvent
 from trdr_tui.core.types import Mode
-from trdr_tui.tui.bridge import Bridge
+from trdr_tui.tui.bridge import Bridge, LogReceived
 from trdr_tui.tui.screens.backtest import BacktestFormScreen
 from trdr_tui.tui.screens.help import HelpScreen
 from trdr_tui.tui.screens.main import MAIN_BINDINGS, MainScreen
@@ -90,6 +90,7 @@ class TrdrApp(App[int]):
         self.stopping = False
         self.engine_error: BaseException | None = None
         self.first_frame_at: float | None = None
+        self.engine_finished = False
         for theme in themes.values():
             self.register_theme(theme)
         self.theme = settings.tui.theme
@@ -123,6 +124,7 @@ class TrdrApp(App[int]):
     def attach_engine(self, engine: EngineControl) -> None:
         """Bridge the engine's bus to the main screen and (unless told not to) start it as a worker."""
         self.engine = engine
+        self.engine_finished = False
         self.bridge = Bridge(engine.bus, self.main)
         self.bridge.start()
         self.main.status.mode = engine.mode.value
@@ -140,6 +142,8 @@ class TrdrApp(App[int]):
         """The one place worker outcomes land: engine failures are shown, never swallowed."""
         if event.worker.group != "engine":
             return
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.engine_finished = True
         clock_ts = self.engine.clock.now_ns()
         if event.state == WorkerState.ERROR:
             error = event.worker.error
@@ -149,8 +153,10 @@ class TrdrApp(App[int]):
             self.main.status.running = False
             self.notify(text, title="engine stopped", severity="error", timeout=10)
         elif event.state == WorkerState.SUCCESS and not self.stopping:
-            self.main.logs.add(LogEvent(ts=clock_ts, level="info", source="engine",
-                                        message="engine finished (end of feed); q quits"))
+            # through the main screen's queue, behind the engine's own last events
+            done = LogEvent(ts=clock_ts, level="info", source="engine", message="engine finished (end of feed); q quits")
+            if self.bridge is not None:
+                self.main.post_message(LogReceived("log.info", done, self.bridge.stats))
             self.main.status.running = False
 
     # -- command palette -------------------------------------------------------------------------

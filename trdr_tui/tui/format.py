@@ -75,3 +75,14 @@ def blend(cold: str, hot: str, amount: float) -> RichColor:
     """A heat-map colour between two theme colours."""
     amount = min(max(amount, 0.0), 1.0)
     return Color.parse(cold).blend(Color.parse(hot), amount).rich_color
+
+
+def tick_indexes(n: int, plot_width: int, label_width: int) -> list[int]:
+    """Evenly spaced x ticks whose labels cannot overlap (plotext drops overlapping labels arbitrarily)."""
+    if n <= 0:
+        return []
+    fits = max(plot_width // (label_width + 3), 1)
+    count = min(fits, 5, n)
+    if count == 1:
+        return [n - 1]
+    return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)})

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -20,10 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
+from textual_plotext.plot import Plot
 
 from trdr_tui.config import Settings
 from trdr_tui.core.errors import ConfigError, TrdrError
-from trdr_tui.tui.format import money_text, pct_text, rgb, ts_text
+from trdr_tui.tui.format import money_text, pct_text, rgb, tick_indexes, ts_text
 from trdr_tui.tui.services import BacktestOutcome, BacktestRequest, BacktestRunner
 
 PRESETS = [("configured strategy (agents, grid, risk)", "default"), ("simple-trailing (yardstick)", "simple-trailing")]
@@ -103,7 +104,7 @@ class BacktestFormScreen(Screen[None]):
             with Horizontal(classes="row"):
                 yield Button("Run  (ctrl+r)", id="run", variant="primary", disabled=self.runner is None)
                 yield Button("Back  (esc)", id="back")
-            yield ProgressBar(id="progress", show_eta=False)
+            yield ProgressBar(total=100, id="progress", show_eta=False)  # 0 % until a run starts (no animation)
             yield Static(id="form-message")
         yield Footer()
 
@@ -233,31 +234,27 @@ class EquityChart(PlotextPlot):
         super().__init__(id=id)
         self.outcome = outcome
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.replot()
+    def render(self) -> RenderResult:
+        self.build_figure()
+        return super().render()
 
-    def on_resize(self) -> None:
-        self.replot()
-
-    def replot(self) -> None:
+    def build_figure(self) -> None:
+        """A fresh figure at the size the pane has now (plotext keeps state across clear_figure)."""
         o = self.outcome
         colours = self.app.theme_variables
+        self._plot = Plot()
         plt = self.plt
-        plt.clear_figure()
         n = len(o.ts)
         if n == 0:
             plt.title("no bars in the chosen range")
-            self.refresh()
             return
         step = max(1, n // max(self.size.width * 2, 50))
         xs = list(range(0, n, step))
         plt.plot(xs, o.equity[::step].tolist(), label="strategy", color=rgb(colours["primary"]))
         plt.plot(xs, o.buy_and_hold[::step].tolist(), label="buy & hold", color=rgb(colours["muted"]))
-        ticks = sorted({0, n // 2, n - 1})
+        ticks = tick_indexes(n, self.size.width - 10, 10)
         plt.xticks(ticks, [ts_text(int(o.ts[i]))[:10] for i in ticks])
         plt.title("equity vs buy-and-hold")
-        self.refresh()
 
 
 class BacktestResultsScreen(Screen[None]):

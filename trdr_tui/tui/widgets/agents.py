@@ -45,11 +45,11 @@ class AgentPanel(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(AgentTable)
-        table.add_column("agent", key="agent")
+        table.add_column("agent", key="agent", width=16)
         table.add_column("vote", key="vote", width=4)
-        table.add_column("conf", key="conf")
-        table.add_column("w", key="weight")
-        table.add_column("why", key="why")
+        table.add_column("conf", key="conf", width=9)
+        table.add_column("w", key="weight", width=4)
+        table.add_column("why", key="why", width=40)
         for agent_id in self.weights:
             self._add_row(agent_id)
         if self.weights:
@@ -88,7 +88,7 @@ class AgentPanel(Vertical):
             self._add_row(agent_id)
             return
         for col, value in zip(("agent", "vote", "conf", "weight", "why"), self._cells(agent_id), strict=True):
-            table.update_cell(agent_id, col, value, update_width=col != "why")
+            table.update_cell(agent_id, col, value)
 
     # -- updates from the bridge -----------------------------------------------------------------
 

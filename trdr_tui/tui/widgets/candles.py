@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import deque
 
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
-from textual_plotext.plot import Figure
+from textual_plotext.plot import Figure, Plot
 
 from trdr_tui.core.events import GridSnapshot
 from trdr_tui.core.types import Candle, Fill, Side
-from trdr_tui.tui.format import price_text, rgb, short_ts
+from trdr_tui.tui.format import day_time, price_text, rgb, tick_indexes
 
 MAX_CANDLES = 600
 
@@ -88,17 +89,26 @@ class CandleChart(PlotextPlot):
         return bars[-max(width // 2, 5):]
 
     def replot(self) -> None:
-        """Redraw from the recorded state; the only place that talks to plotext."""
+        """Ask for a redraw; the figure is built in `render`, at the size the pane has then."""
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        self.build_figure()
+        return super().render()
+
+    def build_figure(self) -> None:
+        """Draw the recorded state into a fresh figure; the only place that talks to plotext."""
         self.redraws += 1
         colours = self.app.theme_variables
+        # A fresh figure each time: plotext keeps some settings across clear_figure(), which would make
+        # the picture depend on the history of redraws rather than on the data alone.
+        self._plot = Plot()
         plt = self.plt
-        plt.clear_figure()
         bars = self.visible_bars()
         width, height = max(self.size.width, 20), max(self.size.height, 8)
         if not bars:
             plt.plotsize(width, height)
             plt.title(f"{self.symbol}: waiting for the first candle")
-            self.refresh()
             return
         volume_rows = max(3, height // 4) if height >= 14 else 0
         plt.plotsize(width, height)
@@ -121,8 +131,8 @@ class CandleChart(PlotextPlot):
         if self.last_price is not None:
             chart.hline(self.last_price, rgb(colours["price"]))
         chart.title(f"{self.symbol} {price_text(self.last_price)}")
-        ticks = sorted({0, len(bars) // 2, len(bars) - 1})
-        chart.xticks(ticks, [short_ts(bars[i].ts) for i in ticks])
+        ticks = tick_indexes(len(bars), width - 10, 8)
+        chart.xticks(ticks, [day_time(bars[i].ts) for i in ticks])
         if volume_rows:
             vol = plt.subplot(2, 1)
             vol.plotsize(width, volume_rows)
@@ -132,7 +142,6 @@ class CandleChart(PlotextPlot):
             vol.ylim(low - (high - low) * 0.1, high)
             vol.xticks([])
             vol.yticks([])
-        self.refresh()
 
     def _draw_levels(self, chart: Figure, lo: float, hi: float, colours: dict[str, str]) -> None:
         span = hi - lo

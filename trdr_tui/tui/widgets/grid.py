@@ -24,10 +24,16 @@ class GridTable(DataTable[Text]):
         self.price: float | None = None
         self.dirty = False
 
+    # Fixed widths: columns never jump while prices stream in.
+    COLUMNS = (("level", "price", 10), ("side", "side", 4), ("state", "state", 8), ("dist", "dist", 7),
+               ("P&L", "pnl", 9), ("time", "time", 7))
+
     def on_mount(self) -> None:
-        for label, key in (("level", "price"), ("side", "side"), ("state", "state"), ("dist", "dist"),
-                           ("P&L", "pnl"), ("time", "time")):
-            self.add_column(label, key=key)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for label, key, width in self.COLUMNS:
+            self.add_column(label, key=key, width=width)
 
     def set_grid(self, snapshot: GridSnapshot) -> None:
         self.snapshot = snapshot
@@ -47,7 +53,8 @@ class GridTable(DataTable[Text]):
         """Rows from the latest snapshot, highest level first (keeps the cursor row)."""
         snap = self.snapshot
         cursor = self.cursor_row
-        self.clear()
+        self.clear(columns=True)  # widths fit the rows shown now, not every row ever shown
+        self._add_columns()
         if snap is None:
             self.border_subtitle = "no grid yet"
             return

@@ -1,15 +1,22 @@
 """The log pane: engine log lines, levelled and filterable (minimum level and a text filter).
 
-Lines are kept in a bounded buffer so changing the filter re-renders what is already known.
+Lines are kept in a bounded buffer; the pane draws the tail of the lines that pass the filter (newest at
+the bottom), or an earlier window when the user scrolls back with the arrow and page keys. Drawing the
+tail from the buffer, rather than appending to a scrolling log, keeps a fast feed cheap: one render per
+frame whatever the number of new lines.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import ClassVar
 
+from rich.console import Group
 from rich.text import Text
+from textual.app import RenderResult
+from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.widgets import RichLog
+from textual.widget import Widget
 
 from trdr_tui.core.events import LogEvent
 from trdr_tui.tui.format import short_ts
@@ -19,27 +26,33 @@ LEVEL_COLOUR = {"debug": "muted", "info": "foreground", "warning": "warning", "e
 MAX_LINES = 2000
 
 
-class LogPane(RichLog):
+class LogPane(Widget, can_focus=True):
     BORDER_TITLE = "logs"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "back(1)", "Older", show=False, id="logs.older"),
+        Binding("down", "back(-1)", "Newer", show=False, id="logs.newer"),
+        Binding("pageup", "page(1)", "Older page", show=False, id="logs.page_older"),
+        Binding("pagedown", "page(-1)", "Newer page", show=False, id="logs.page_newer"),
+        Binding("end", "follow", "Newest", show=False, id="logs.newest"),
+    ]
 
     min_level: reactive[str] = reactive("info")
     text_filter: reactive[str] = reactive("")
+    offset: reactive[int] = reactive(0)  # lines back from the newest; 0 follows the feed
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=MAX_LINES, wrap=False, markup=False, auto_scroll=True)
+        super().__init__(id=id)
         self.entries: deque[LogEvent] = deque(maxlen=MAX_LINES)
-        self.pending: list[LogEvent] = []
+        self.dirty = False
 
     def add(self, event: LogEvent) -> None:
         self.entries.append(event)
-        self.pending.append(event)
+        self.dirty = True
 
     def refresh_if_dirty(self) -> None:
-        if self.pending:
-            pending, self.pending = self.pending, []
-            for event in pending:
-                if self.accepts(event):
-                    self.write(self._line(event))
+        if self.dirty:
+            self.dirty = False
+            self.refresh()
 
     def accepts(self, event: LogEvent) -> bool:
         level = event.level if event.level in LEVELS else "info"
@@ -50,6 +63,21 @@ class LogPane(RichLog):
 
     def visible(self) -> list[LogEvent]:
         return [e for e in self.entries if self.accepts(e)]
+
+    def window(self) -> list[LogEvent]:
+        """The lines on screen: the newest that fit, shifted back by `offset`."""
+        lines = self.visible()
+        height = max(self.content_region.height, 1)
+        back = min(self.offset, max(len(lines) - height, 0))
+        end = len(lines) - back
+        return lines[max(end - height, 0):end]
+
+    def render(self) -> RenderResult:
+        shown = self.window()
+        back = f" · {self.offset} back" if self.offset else ""
+        filt = f" · '{self.text_filter}'" if self.text_filter else ""
+        self.border_subtitle = f"≥ {self.min_level}{filt}{back}"
+        return Group(*(self._line(e) for e in shown))
 
     def _line(self, event: LogEvent) -> Text:
         colours = self.app.theme_variables
@@ -66,17 +94,18 @@ class LogPane(RichLog):
         return self.min_level
 
     def watch_min_level(self) -> None:
-        self._rerender()
+        self.offset = 0
+        self.refresh()
 
     def watch_text_filter(self) -> None:
-        self._rerender()
+        self.offset = 0
+        self.refresh()
 
-    def _rerender(self) -> None:
-        if not self.is_mounted:
-            return
-        self.clear()
-        self.pending.clear()
-        for event in self.visible():
-            self.write(self._line(event))
-        filt = f" · '{self.text_filter}'" if self.text_filter else ""
-        self.border_subtitle = f"≥ {self.min_level}{filt}"
+    def action_back(self, lines: int) -> None:
+        self.offset = max(0, min(self.offset + lines, max(len(self.visible()) - 1, 0)))
+
+    def action_page(self, pages: int) -> None:
+        self.action_back(pages * max(self.content_region.height - 1, 1))
+
+    def action_follow(self) -> None:
+        self.offset = 0

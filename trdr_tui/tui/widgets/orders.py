@@ -39,12 +39,18 @@ class OrdersPanel(Vertical):
         yield OrderTable(id="orders-table", cursor_type="row", zebra_stripes=False)
         yield Static(id="timeline")
 
+    # Fixed widths: columns never jump while orders stream in.
+    COLUMNS = (("time", "time", 8), ("side", "side", 4), ("state", "state", 9), ("price", "price", 10),
+               ("size", "size", 8), ("fill", "filled", 4))
+
     def on_mount(self) -> None:
-        table = self.query_one(OrderTable)
-        for label, key in (("time", "time"), ("side", "side"), ("state", "state"), ("price", "price"),
-                           ("size", "size"), ("fill", "filled")):
-            table.add_column(label, key=key)
+        self._add_columns()
         self._render_timeline()
+
+    def _add_columns(self) -> None:
+        table = self.query_one(OrderTable)
+        for label, key, width in self.COLUMNS:
+            table.add_column(label, key=key, width=width)
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -75,11 +81,14 @@ class OrdersPanel(Vertical):
         table = self.query_one(OrderTable)
         colours = self.app.theme_variables
         ordered = sorted(self.orders.values(), key=lambda o: (o.status in TERMINAL, -o.created_ts))
-        table.clear()
+        table.clear(columns=True)  # widths fit the rows shown now, not every row ever shown
+        self._add_columns()
         for order in ordered:
             side_colour = colours["bid"] if order.side == Side.BUY else colours["ask"]
             state_style = "bold" if order.status not in TERMINAL else colours["muted"]
             price = order.price if order.price is not None else order.metadata.get("trigger")
+            if price is None and order.filled_size > 0:
+                price = order.avg_fill_price
             table.add_row(
                 Text(day_time(order.created_ts)),
                 Text(order.side.value, style=side_colour),
@@ -95,6 +104,8 @@ class OrdersPanel(Vertical):
             self.selected = ordered[0].id
         if self.selected is not None:
             table.move_cursor(row=table.get_row_index(self.selected), animate=False, scroll=not self.follow)
+        if self.follow:
+            table.scroll_to(y=0, animate=False, immediate=True)
         self._render_timeline()
 
     # -- selection and timeline ------------------------------------------------------------------

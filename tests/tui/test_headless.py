@@ -1,0 +1,118 @@
+"""`trdr --headless` and `trdr --feed replay`: the real CLI in a subprocess, real data, a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.conftest import HOURLY_CDD, REPO
+from trdr_tui.commands.run import parse_speed
+from trdr_tui.core.errors import ConfigError
+
+
+def candle_file(tmp_path: Path, bars: int) -> Path:
+    """The first `bars` rows of the real hourly Coinbase file, in its own published format."""
+    lines = HOURLY_CDD.read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "slice.cdd.csv"
+    path.write_text("\n".join(lines[: bars + 2]) + "\n", encoding="utf-8")
+    return path
+
+
+def trdr(*args: str, **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "trdr_tui", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def records(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def checkpoints(db: Path) -> list[tuple[str, str]]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return [(r[0], r[1]) for r in conn.execute("SELECT type, mode FROM checkpoints ORDER BY id").fetchall()]
+
+
+def test_replay_runs_to_the_end_and_summarises(tmp_path: Path) -> None:
+    data, db, log = candle_file(tmp_path, 240), tmp_path / "t.duckdb", tmp_path / "trdr.log"
+    proc = trdr("--db", str(db), "--log-file", str(log), "--headless", "--feed", "replay",
+                "--data", str(data), "--speed", "max")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = records(out)
+    summary = lines[-1]
+    assert summary["type"] == "Summary"
+    assert summary["event"]["reason"] == "end of feed"
+    assert summary["event"]["bars"] == 240
+    assert summary["event"]["final_equity"] > 0
+    assert {r["type"] for r in lines} >= {"EngineStatus", "Summary"}
+    assert all(r["level"] in ("info", "warning", "error") for r in lines)  # debug is off by default
+    assert records(log.read_text(encoding="utf-8")) == lines  # the log file has the same lines
+    assert ("shutdown", "paper") in checkpoints(db)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_cleanly_with_a_checkpoint(tmp_path: Path, sig: signal.Signals) -> None:
+    data, db = candle_file(tmp_path, 2000), tmp_path / "t.duckdb"
+    env = {**os.environ, "TRDR_LOG_LEVEL": "debug"}  # a line per bar shows the replay is under way
+    proc = trdr("--db", str(db), "--log-file", str(tmp_path / "l.log"), "--headless", "--feed", "replay",
+                "--data", str(data), "--speed", "20", env=env)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait for the first replayed bar
+        line = proc.stdout.readline()
+        if '"CandleEvent"' in line:
+            break
+    else:
+        proc.kill()
+        pytest.fail("no candle replayed within 60 s")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = records(out)[-1]
+    assert summary["event"]["reason"] == f"signal {sig.name}"
+    assert 0 < summary["event"]["bars"] < 2000
+    assert ("shutdown", "paper") in checkpoints(db)
+
+
+def test_fatal_config_error_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('symbol = "BTC-USD"\ncapitol = 1000\n', encoding="utf-8")
+    proc = trdr("--config", str(bad), "--db", str(tmp_path / "t.duckdb"), "--headless", "--feed", "replay")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "unknown key 'capitol'" in err and "did you mean 'capital'" in err
+    assert out == ""
+
+
+def test_bad_speed_and_missing_data_are_refused(tmp_path: Path) -> None:
+    proc = trdr("--db", str(tmp_path / "t.duckdb"), "--headless", "--feed", "replay", "--speed", "fast")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--speed 'fast' is not a number" in err
+    proc = trdr("--db", str(tmp_path / "t.duckdb"), "--headless", "--feed", "replay",
+                "--data", str(tmp_path / "nope.csv"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "does not exist" in err
+
+
+def test_live_without_credentials_is_refused(tmp_path: Path) -> None:
+    proc = trdr("--db", str(tmp_path / "t.duckdb"), "--headless", "--live")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "live trading refused" in err and "TRDR_COINBASE_API_KEY" in err
+
+
+def test_parse_speed() -> None:
+    assert parse_speed("max") is None
+    assert parse_speed("2") == 2.0
+    for bad in ("0", "-1", "inf", "nan", "x"):
+        with pytest.raises(ConfigError):
+            parse_speed(bad)
