@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from trdr_tui.config import load_settings
 from trdr_tui.core.types import Liquidity, Side
 from trdr_tui.market.arrays import CandleArrays
@@ -84,3 +87,23 @@ async def test_simple_trailing_is_deterministic(hourly: CandleArrays) -> None:
         results.append(([(f.ts, f.price, f.size, f.fee) for f in engine.record.fills],
                         engine.record.equity_curve().equity.tobytes()))
     assert results[0] == results[1]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-0.04, 0.04), min_size=2, max_size=300), st.floats(10.0, 50_000.0))
+def test_engine_matches_the_plain_loop_on_random_series(steps: list[float], start: float) -> None:
+    import asyncio
+
+    import numpy as np
+
+    close = start * np.cumprod(1.0 + np.asarray(steps))
+    n = len(close)
+    ts = 1_500_000_000_000_000_000 + 3_600_000_000_000 * np.arange(n, dtype=np.int64)
+    bars = CandleArrays(ts, close.copy(), close.copy(), close.copy(), close.copy(), np.ones(n))
+    engine = build_engine(load_settings(), mode="backtest", candles=bars, preset="simple-trailing")
+    asyncio.run(engine.run())
+    ref_fills, ref_final = plain_loop(close.tolist())
+    assert [(int(ts[i]) + 3_600_000_000_000, side, price) for i, side, price, _ in ref_fills] == \
+        [(f.ts, f.side.value, f.price) for f in engine.record.fills]
+    assert math.isclose(engine.record.final_equity, ref_final, rel_tol=1e-9)
+    assert (engine.record.equity_curve().cash >= 0).all()
