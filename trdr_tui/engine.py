@@ -172,6 +172,7 @@ class Engine:
         self._bar_index = 0
         self._decisions_seen: list[Decision] = []
         self._restored = False
+        self._ticks = 0
         # ledger change points: (bar index, cash, position) after each fill; equity rebuilt from them
         self._marks: list[tuple[int, float, float]] = []
         # streaming runs keep the bars here (backtests read the feed's arrays)
@@ -423,6 +424,7 @@ class Engine:
 
     def on_tick(self, tick: Tick) -> None:
         """Between bars: trailing orders follow the trade price; the simulator matches resting orders."""
+        self._ticks += 1
         self.executor.on_tick(tick)
         if tick.bid is not None and tick.ask is not None:
             self.orders.book = (tick.bid, tick.ask)
@@ -624,10 +626,17 @@ class Engine:
         if self.checkpoints is None or not interval:
             return
 
+        last = [-1, -1]  # (bar index, ticks) at the last auto checkpoint
+
         def fire(now: int) -> None:
             if not self._running:
                 return
-            self.checkpoint("auto")
+            # A simulated clock can cross many intervals in one step (an hourly bar, 60 s interval):
+            # nothing changed between those firings, so only the first writes.
+            seen = [self._bar_index, self._ticks]
+            if seen != last:
+                last[:] = seen
+                self.checkpoint("auto")
             self.clock.call_at(now + interval, fire)
 
         self.clock.call_at(self.clock.now_ns() + interval, fire)

@@ -47,6 +47,9 @@ async def test_restart_restores_the_ledger_and_reconciles_open_limit_orders(hour
         resting = first.orders.place_limit(Side.BUY, 0.001, float(bars.close[99]) * 0.5)
         first.checkpoint("manual")
         cash = first.portfolio.cash
+        # 60 s interval on hourly bars: one auto checkpoint per bar, not sixty
+        autos = store.conn.execute("SELECT count(*) FROM checkpoints WHERE type = 'auto'").fetchone()[0]
+        assert 90 <= autos <= 100
 
         second = build_engine(load_settings(), mode="paper", candles=bars[100:], preset="simple-trailing",
                               store=store, run_id="live-1")
