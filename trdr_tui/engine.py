@@ -571,7 +571,14 @@ class Engine:
             "paused": self._paused, "portfolio": self.portfolio.to_state(),
             "open_orders": self.orders.open_state(), "order_seq": self.orders._seq,
             "policy": self.policy.state(), "weights": self.agent_weights(),
+            "decisions": self._decision_state(),
         }
+
+    def _decision_state(self) -> Any:
+        """The DecisionSource's own state when it offers one (the orchestrator's market buffers,
+        adaptive weights, agent state), so a restart does not start its indicators cold."""
+        get_state = getattr(self.decisions, "get_state", None)
+        return get_state() if callable(get_state) else None
 
     def restore(self, state: dict[str, Any]) -> None:
         """Resume from a checkpoint's state (before `run`): ledger, open orders, trailing book, policy."""
@@ -597,8 +604,11 @@ class Engine:
         self.last_price = float(state.get("last_price", 0.0))
         self._paused = bool(state.get("paused", False))
         self._restored = True
-        for agent_id, w in (state.get("weights") or {}).items():
-            if self.decisions is not None:
+        set_state = getattr(self.decisions, "set_state", None)
+        if state.get("decisions") is not None and callable(set_state):
+            set_state(state["decisions"])
+        elif self.decisions is not None:
+            for agent_id, w in (state.get("weights") or {}).items():
                 self.decisions.set_weight(agent_id, float(w))
 
     async def reconcile(self) -> int:

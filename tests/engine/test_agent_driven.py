@@ -49,3 +49,28 @@ async def test_batch_decisions_and_streaming_decisions_trade_identically(hourly:
     last = float(bars.close[-1])
     assert math.isclose(a.final_equity - pf.initial_cash, pf.realized_pnl + pf.unrealized_pnl(last) - pf.fees,
                         rel_tol=1e-9, abs_tol=1e-6)
+
+
+async def test_checkpoint_carries_the_orchestrator_state(hourly: CandleArrays, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from trdr_tui.runtime import restore_latest
+    from trdr_tui.store.db import Store
+
+    bars = hourly[:700]
+    with Store(Path(str(tmp_path)) / "o.duckdb") as store:
+        first = build_engine(load_settings(), mode="paper", candles=bars[:400], store=store, run_id="o1",
+                             checkpoint_interval_s=7 * 86400)
+        await first.run()
+        second = build_engine(load_settings(), mode="paper", candles=bars[400:], store=store, run_id="o1",
+                              checkpoint_interval_s=7 * 86400)
+        assert restore_latest(second, store, "o1")
+        restored = second.decisions.get_state()  # type: ignore[union-attr]
+        assert restored["weights"] == first.decisions.get_state()["weights"]  # type: ignore[union-attr]
+        await second.run()
+    # the restarted panel decides exactly as one that never stopped
+    whole = build_engine(load_settings(), mode="paper", candles=bars)
+    await whole.run()
+    cut = int(bars.ts[400])
+    after = [(d.ts, d.action) for d in whole.record.decisions if d.ts >= cut]
+    assert after and [(d.ts, d.action) for d in second.record.decisions] == after
