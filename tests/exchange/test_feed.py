@@ -173,3 +173,33 @@ async def test_server_drops_a_socket_that_does_not_subscribe_in_time(creds: Cred
             assert msg.json() == {"type": "error", "message": "authentication failure"}
     finally:
         await fake.stop()
+
+
+@pytest.mark.parametrize("repair", [True, False])
+async def test_bars_spanning_an_outage_are_replaced_by_the_exchange_candle(creds: Credentials, repair: bool) -> None:
+    fake = _accelerated_fake(creds)
+    await fake.start()
+    rest = CoinbaseRest(fake.rest_url, signer=creds.signer(), retry=RetryPolicy(initial_s=0.01))
+    feed = CoinbaseFeed("BTC-USD", "1h", ws_url=fake.ws_url, rest=rest, signer=creds.signer(),
+                        reconnect=FAST_RECONNECT, silence_s=0.2, poll_interval_s=3600, close_grace_s=0,
+                        repair_bars=repair)
+    try:
+        await _started(feed, fake)
+        bars = await _collect(feed, 3, fake)
+        fake.faults.ws_stale = True
+        await asyncio.sleep(0.3)  # the socket is declared dead
+        fake.step(120)  # 30 hours of trades nobody hears; a reconnect snapshot carries the last 50 only
+        fake.faults.ws_stale = False
+        bars += await _collect(feed, 40, fake)
+    finally:
+        await feed.stop()
+        await rest.close()
+        await fake.stop()
+    assert [c.ts for c in bars] == [bars[0].ts + i * HOUR for i in range(len(bars))]
+    real = {c.ts: c for c in fake.history}
+    wrong = [c.ts for c in bars[1:] if (c.open, c.high, c.low, c.close) !=
+             pytest.approx((real[c.ts].open, real[c.ts].high, real[c.ts].low, real[c.ts].close), abs=0.006)]
+    if repair:
+        assert wrong == [] and feed.repaired >= 20
+    else:
+        assert len(wrong) >= 15  # without the repair the outage leaves flat or partial bars

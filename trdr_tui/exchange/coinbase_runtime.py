@@ -143,8 +143,11 @@ async def recover_from_store(engine: Engine, executor: CoinbaseExecutor, store: 
     to_reconcile: list[Order] = []
     for o in db_open.values():
         restored = om.orders.get(o.id)
-        if restored is not None and om.trailing_state(restored) is not None:
-            continue  # still armed, with its trailing anchor from the checkpoint
+        st = om.trailing_state(restored) if restored is not None else None
+        if st is not None:
+            if "trigger" not in o.metadata:
+                continue  # still armed, with its trailing anchor from the checkpoint
+            om.trailing.remove(st)  # it fired after the checkpoint: the store's row is the truth
         om.orders[o.id] = o
         om.open[o.id] = o
         if o.type is OrderType.TRAILING and "trigger" not in o.metadata:

@@ -9,7 +9,10 @@ trades); bars with no trades at all are emitted flat at the previous close so th
 Health: the socket's state is published as `FeedHealth` on `feed.health`. While the socket is
 unhealthy (reconnecting after a drop, a sequence gap or silent heartbeats), the feed polls the REST
 ticker every `poll_interval_s` (30 s by default) so trailing orders keep following the price.
-Trades seen twice (a reconnect snapshot, a poll) are ignored by trade id.
+Trades seen twice (a reconnect snapshot, a poll) are ignored by trade id. A bar that spanned a socket
+outage may miss trades (the reconnect snapshot and the REST ticker carry only the latest ones), so it
+is replaced by the exchange's own candle for that bucket (REST) before it is emitted; items that
+arrive meanwhile wait behind it, so the order of the stream never changes.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ class CoinbaseFeed:
         close_grace_s: float = 1.0,
         reconnect: RetryPolicy = RECONNECT,
         channels: Sequence[str] = ("market_trades", "ticker", "candles"),
+        repair_bars: bool = True,
     ) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
@@ -148,6 +152,13 @@ class CoinbaseFeed:
         self.duplicates = 0
         self.health: list[FeedHealth] = []
         self._closed = False
+        self.repair_bars = repair_bars
+        self.repaired = 0
+        self._outage_start: int | None = None
+        self._closing_outage = False
+        self._outages: list[tuple[int, int]] = []
+        self._held: list[Candle | Tick] | None = None
+        self._repairs: set[asyncio.Task[None]] = set()
 
     # -- Feed protocol ---------------------------------------------------------------------------
 
@@ -177,6 +188,8 @@ class CoinbaseFeed:
 
     async def stop(self) -> None:
         await self.ws.stop()
+        for t in self._repairs:
+            t.cancel()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -191,6 +204,11 @@ class CoinbaseFeed:
     # -- WebSocket messages ----------------------------------------------------------------------
 
     def _on_message(self, env: Envelope) -> None:
+        self._handle(env)
+        if self._closing_outage:
+            self._end_outage()
+
+    def _handle(self, env: Envelope) -> None:
         ch = env.channel
         if ch == "market_trades":
             for ev in env.events:
@@ -233,11 +251,11 @@ class CoinbaseFeed:
             self._remember(tid)
             self.trades_in += 1
             for candle in self.builder.add(ts, price, size):
-                self._queue.put_nowait(candle)
+                self._emit(candle)
             self.exchange_ns = max(self.exchange_ns, ts)
         ts, _, price, size = parsed[-1]
         self.last_price = price
-        self._queue.put_nowait(Tick(self.symbol, ts, price, size, self.bid, self.ask))
+        self._emit(Tick(self.symbol, ts, price, size, self.bid, self.ask))
 
     def _remember(self, tid: str) -> None:
         if len(self._seen) == self._seen.maxlen:
@@ -248,12 +266,62 @@ class CoinbaseFeed:
     def _advance(self, exchange_ns: int) -> None:
         self.exchange_ns = max(self.exchange_ns, exchange_ns)
         for candle in self.builder.close_until(exchange_ns - self.grace_ns):
-            self._queue.put_nowait(candle)
+            self._emit(candle)
 
     # -- health and the REST fallback ------------------------------------------------------------
 
     def _on_ws_health(self, healthy: bool, detail: str) -> None:
+        if healthy:
+            self._closing_outage = self._outage_start is not None  # closed once this message is handled
+        elif self._outage_start is None and self.exchange_ns:
+            self._outage_start = self.exchange_ns
+            self._closing_outage = False
         self._publish(healthy, "coinbase-ws", detail)
+
+    def _end_outage(self) -> None:
+        """The first message after a reconnect (a snapshot or a heartbeat) says when the outage ended."""
+        assert self._outage_start is not None
+        self._outages.append((self._outage_start, self.exchange_ns))
+        del self._outages[:-50]
+        self._outage_start = None
+        self._closing_outage = False
+
+    # -- bars that spanned an outage are replaced by the exchange's own candle -------------------
+
+    def _degraded(self, candle: Candle) -> bool:
+        end = candle.ts + self.timeframe_ns
+        if self._outage_start is not None and self._outage_start < end:
+            return True
+        return any(a < end and b >= candle.ts for a, b in self._outages)
+
+    def _emit(self, item: Candle | Tick) -> None:
+        """Queue an item in order; a bar built while the socket was down waits for the REST candle."""
+        if self._held is not None:
+            self._held.append(item)
+            return
+        if isinstance(item, Candle) and self.repair_bars and self._degraded(item):
+            self._held = []
+            task = asyncio.get_running_loop().create_task(self._repair(item))
+            self._repairs.add(task)
+            task.add_done_callback(self._repairs.discard)
+            return
+        self._queue.put_nowait(item)
+
+    async def _repair(self, built: Candle) -> None:
+        candle = built
+        try:
+            start_s = built.ts // NS
+            got = await self.rest.get_candles(self.symbol, start_s, start_s + self.timeframe_ns // NS,
+                                              self.timeframe)
+            if got and got[0].ts == built.ts:
+                candle = got[0]
+                self.repaired += 1
+        except TrdrError as exc:
+            log.warning("bar %s spanned an outage and could not be fetched: %s", built.ts, exc.message)
+        held, self._held = self._held or [], None
+        self._queue.put_nowait(candle)
+        for item in held:
+            self._emit(item)
 
     def _publish(self, healthy: bool, source: str, detail: str) -> None:
         event = FeedHealth(ts=self.clock.now_ns(), source=source, healthy=healthy, detail=detail)
