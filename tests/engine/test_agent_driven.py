@@ -74,3 +74,27 @@ async def test_checkpoint_carries_the_orchestrator_state(hourly: CandleArrays, t
     cut = int(bars.ts[400])
     after = [(d.ts, d.action) for d in whole.record.decisions if d.ts >= cut]
     assert after and [(d.ts, d.action) for d in second.record.decisions] == after
+
+
+async def test_no_buy_is_ever_placed_beyond_the_drawdown_limit(hourly: CandleArrays) -> None:
+    import numpy as np
+
+    bars = hourly[4000:9000]  # into the 2018 fall
+    limit = 0.005
+    settings = load_settings(overrides={"risk.max_drawdown": limit, "risk.max_concurrent_trades": 5,
+                                        "risk.daily_loss_limit": 0.5, "risk.stop_loss": 0.0})
+    engine = build_engine(settings, mode="backtest", candles=bars)
+    await engine.run()
+    rec = engine.record
+    assert any("max_drawdown" in r.failed_checks for r in rec.rejections)
+    curve = rec.equity_curve()
+    index = {int(t): i for i, t in enumerate(curve.ts)}
+    buys = [o for o in rec.orders if o.side is Side.BUY]
+    assert buys
+    for order in buys:
+        i = index[order.created_ts]
+        peak = max(rec.initial_cash, float(np.max(curve.equity[:i])) if i else rec.initial_cash)
+        eq = float(curve.equity[i])
+        assert (max(peak, eq) - eq) / max(peak, eq) < limit
+    # the drawdown itself went well past the limit: the check had work to do
+    assert float(np.max(1 - curve.equity / np.maximum.accumulate(curve.equity))) > 2 * limit
