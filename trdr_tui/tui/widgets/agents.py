@@ -115,10 +115,10 @@ class AgentPanel(Vertical):
         consensus = self.query_one("#consensus", Static)
         d = self.decision
         if d is None and not self.weights:
-            consensus.update("[$text-muted]no agents (preset run)[/]")
+            consensus.update("[$text-muted]no agents (preset run)[/]", layout=False)
             return
         if d is None:
-            consensus.update(f"consensus: waiting · threshold {self.threshold * 100:.0f}%")
+            consensus.update(f"consensus: waiting · threshold {self.threshold * 100:.0f}%", layout=False)
             return
         label = ACTION_LABEL[d.action]
         passes = d.confidence >= self.threshold
@@ -126,7 +126,8 @@ class AgentPanel(Vertical):
         colour = "$" + ACTION_COLOUR[d.action] if passes else "$text-muted"
         consensus.update(
             f"consensus [{colour}]{label} {bar_text(d.confidence, 8)} {d.confidence * 100:.0f}%[/]"
-            f" {mark} {self.threshold * 100:.0f}%"
+            f" {mark} {self.threshold * 100:.0f}%",
+            layout=False,  # one fixed line: no layout pass at decision rate
         )
 
     # -- selection -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ feed never makes the chart flicker or fall behind.
 from __future__ import annotations
 
 from collections import deque
+from time import perf_counter
 
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
@@ -18,6 +19,7 @@ from trdr_tui.core.types import Candle, Fill, Side
 from trdr_tui.tui.format import day_time, price_text, rgb, tick_indexes
 
 MAX_CANDLES = 600
+MIN_REDRAW_S = 0.25  # the chart redraws at most 4 times a second, whatever the feed rate
 
 
 class CandleChart(PlotextPlot):
@@ -37,6 +39,7 @@ class CandleChart(PlotextPlot):
         self.fills: deque[Fill] = deque(maxlen=400)
         self.dirty = False
         self.redraws = 0
+        self.last_redraw = -MIN_REDRAW_S
 
     # -- state (cheap; called at event rate) -------------------------------------------------------
 
@@ -74,8 +77,11 @@ class CandleChart(PlotextPlot):
     # -- drawing (at refresh rate) -----------------------------------------------------------------
 
     def refresh_if_dirty(self) -> None:
-        if self.dirty and self.size.width > 0:
+        """Redraw when something changed, at most every `MIN_REDRAW_S` (plotext is the costliest pane)."""
+        now = perf_counter()
+        if self.dirty and self.size.width > 0 and now - self.last_redraw >= MIN_REDRAW_S:
             self.dirty = False
+            self.last_redraw = now
             self.replot()
 
     def on_resize(self) -> None:
@@ -126,6 +132,8 @@ class CandleChart(PlotextPlot):
         )
         lo = min(b.low for b in bars)
         hi = max(b.high for b in bars)
+        if hi <= lo:  # a flat market: give plotext a range to scale into
+            chart.ylim(lo - 1.0, hi + 1.0)
         self._draw_levels(chart, lo, hi, colours)
         self._draw_fills(chart, bars, colours)
         if self.last_price is not None:
@@ -138,8 +146,9 @@ class CandleChart(PlotextPlot):
             vol.plotsize(width, volume_rows)
             volumes = [b.volume for b in bars]
             vol.bar(xs, volumes, color=rgb(colours["volume"]), width=0.6, minimum=0)
-            low, high = min(volumes), max(max(volumes), 1e-9)
-            vol.ylim(low - (high - low) * 0.1, high)
+            low, high = min(volumes), max(volumes)
+            span = high - low
+            vol.ylim(low - span * 0.1, high) if span > 0 else vol.ylim(0.0, max(high, 1.0))
             vol.xticks([])
             vol.yticks([])
 

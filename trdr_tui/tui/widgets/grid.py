@@ -53,8 +53,7 @@ class GridTable(DataTable[Text]):
         """Rows from the latest snapshot, highest level first (keeps the cursor row)."""
         snap = self.snapshot
         cursor = self.cursor_row
-        self.clear(columns=True)  # widths fit the rows shown now, not every row ever shown
-        self._add_columns()
+        self.clear()  # columns have fixed widths: nothing to re-measure, no layout pass
         if snap is None:
             self.border_subtitle = "no grid yet"
             return

@@ -81,8 +81,7 @@ class OrdersPanel(Vertical):
         table = self.query_one(OrderTable)
         colours = self.app.theme_variables
         ordered = sorted(self.orders.values(), key=lambda o: (o.status in TERMINAL, -o.created_ts))
-        table.clear(columns=True)  # widths fit the rows shown now, not every row ever shown
-        self._add_columns()
+        table.clear()  # columns have fixed widths: nothing to re-measure, no layout pass
         for order in ordered:
             side_colour = colours["bid"] if order.side == Side.BUY else colours["ask"]
             state_style = "bold" if order.status not in TERMINAL else colours["muted"]
@@ -131,8 +130,8 @@ class OrdersPanel(Vertical):
     def _render_timeline(self) -> None:
         timeline = self.query_one("#timeline", Static)
         if self.selected is None or self.selected not in self.orders:
-            timeline.update("[$text-muted]no orders yet[/]")
+            timeline.update("[$text-muted]no orders yet[/]", layout=False)  # fixed height: no layout pass
             return
         order = self.orders[self.selected]
         head = f"[b]{order.side.value} {order.type.value.lower()} {order.id[:12]}[/b]"
-        timeline.update("\n".join([head, *self.timeline_lines(order.id)[-6:]]))
+        timeline.update("\n".join([head, *self.timeline_lines(order.id)[-6:]]), layout=False)
