@@ -356,7 +356,7 @@ def _read_csv_exact(path: Path, layout: CsvLayout) -> _Columns:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
                         hint="save the file as UTF-8 CSV") from None
     lines = io.StringIO(text)
     for _ in range(layout.header_line):
@@ -473,7 +473,7 @@ def _parse_iso(raw: str) -> int | None:
 def _file_symbol(path: Path, layout: CsvLayout) -> str | None:
     if layout.symbol_col is None:
         return None
-    with path.open(encoding="utf-8-sig") as f:
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
         rows = csv.reader(f)
         for _ in range(layout.header_line):
             next(rows, None)
