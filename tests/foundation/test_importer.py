@@ -291,3 +291,11 @@ def test_truncated_first_row_is_refused_with_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     edit_line(HOURLY_CDD, bad, 3, lambda ln: ln[:12])  # the first data row, which format detection reads
     _refused(bad, f"{bad}:3", "line 3", "truncated")
+
+
+def test_non_utf8_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"timestamp,open,high,low,close,volume\n2019-10-17T09:00:00Z,1,2,0.5,1.5,3\n"
+                     b"2019-10-17T10:00:00Z,1,2,0.5,1.5,3\xe9\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_candle_file(path, "1h")
