@@ -34,7 +34,7 @@ from trdr_tui.config import PriceModel, Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock, SimClock
 from trdr_tui.core.engine_api import DecisionSource, Executor
-from trdr_tui.core.errors import NotAvailable, RiskLimitExceeded, StateCorruption
+from trdr_tui.core.errors import NotAvailable, RejectError, RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import (
     BacktestProgress,
     CandleEvent,
@@ -219,8 +219,8 @@ class Engine:
 
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         if self.decisions is None:
-            raise StateCorruption("this engine runs a preset without agents: there are no weights to set",
-                                  hint="start the engine with the agents (no --preset)")
+            raise RejectError("this engine runs a preset without agents: there are no weights to set",
+                              hint="start the engine with the agents (no --preset)")
         published: list[object] = []
         sub = self.bus.subscribe("agents.weights", lambda _t, e: published.append(e))
         try:
@@ -248,12 +248,21 @@ class Engine:
                 await self._run_arrays(arrays)
             else:
                 await self._run_stream()
-        finally:
+        except BaseException as exc:
+            # No shutdown checkpoint from a run that failed: its state may be what went wrong, and a
+            # restart should resume from the last good checkpoint. The fills and orders so far are kept.
             self._running = False
-            try:
-                await self._shutdown("shutdown" if not self._stop_requested else self._stop_reason)
-            finally:
-                self._done.set()
+            self._stopped = True
+            if self.checkpoints is not None:
+                self.checkpoints.flush()
+            self._status(f"failed: {type(exc).__name__}: {exc}")
+            self._done.set()
+            raise
+        self._running = False
+        try:
+            await self._shutdown("shutdown" if not self._stop_requested else self._stop_reason)
+        finally:
+            self._done.set()
 
     async def stop(self, reason: str = "shutdown") -> None:
         """Ask the run to end; returns once the shutdown checkpoint is written.

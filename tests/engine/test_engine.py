@@ -255,3 +255,21 @@ def test_build_engine_refuses_bad_arguments(hourly: CandleArrays) -> None:
                      preset="simple-trailing")
     with pytest.raises(ConfigError, match="live mode needs"):
         build_engine(load_settings(), mode="live", candles=hourly[:10], preset="simple-trailing")
+
+
+async def test_a_failed_run_writes_no_shutdown_checkpoint(hourly: CandleArrays, tmp_path: Any) -> None:
+    with Store(tmp_path / "f.duckdb") as store:
+        engine = preset_engine(hourly[:500], store=store, run_id="boom")
+        statuses: list[EngineStatus] = []
+        engine.bus.subscribe("engine.status", lambda _t, e: statuses.append(e))
+
+        def explode(*_a: Any) -> None:
+            raise RuntimeError("policy bug")
+
+        engine.policy.on_bar = explode  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="policy bug"):
+            await engine.run()
+        assert latest_checkpoint(store, "boom") is None
+        assert statuses[-1].detail.startswith("failed: RuntimeError") and not statuses[-1].running
+        await engine.stop()  # stopping a failed engine is harmless and writes nothing
+        assert latest_checkpoint(store, "boom") is None
