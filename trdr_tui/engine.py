@@ -373,6 +373,8 @@ class Engine:
         sim = executor if isinstance(executor, SimExecutor) else None
         set_market = getattr(executor, "set_market", None) if sim is None else None
         policy_bar = self.policy.on_bar
+        idle_only = bool(getattr(self.policy, "idle_only", False))
+        open_orders = orders.open
         risk = self.risk
         needs_marks = risk.needs_marks
         stop_loss = risk.limits.stop_loss
@@ -408,7 +410,7 @@ class Engine:
             decision = decisions[i] if decisions is not None else None
             if decision is not None:
                 self._on_decision(decision)
-            if not self._paused:
+            if not self._paused and not (idle_only and open_orders):
                 try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
                     policy_bar(now, c, decision)
                 except RiskLimitExceeded:

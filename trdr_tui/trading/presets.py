@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 
 class Policy(Protocol):
-    """What the engine asks each closed bar, after the trailing book saw the bar's prices."""
+    """What the engine asks each closed bar, after the trailing book saw the bar's prices.
+
+    A policy may set `idle_only = True` when it never acts while any of its orders is open; the engine
+    then skips the call on those bars (a backtest hot-path saving, same results).
+    """
 
     name: str
 
@@ -43,6 +47,7 @@ class Policy(Protocol):
 
 class SimpleTrailing:
     name = "simple-trailing"
+    idle_only = True
 
     def __init__(self, trail: float = 0.02, buy_fraction: float = 0.95) -> None:
         self.trail = trail
