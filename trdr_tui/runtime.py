@@ -42,6 +42,7 @@ from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.presets import Policy, Preset, get_preset, make_policy
 from trdr_tui.trading.risk import RiskLimits, RiskManager
+from trdr_tui.trading.sizing import ProductSpec
 
 HOUR_NS = 3600 * NS_PER_SECOND
 
@@ -61,6 +62,7 @@ def build_engine(
     preset: str | Preset | None = None,
     speed: float | None = None,
     checkpoint_interval_s: float | None = None,
+    product: ProductSpec | None = None,
 ) -> Engine:
     """Assemble an Engine; raises ConfigError for inconsistent arguments, NotAvailable for missing parts."""
     settings = settings.resolved()
@@ -123,7 +125,7 @@ def build_engine(
     else:
         if decisions is None:
             decisions = _orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id, mode=mode)
-        policy = GridPolicy(settings)
+        policy = GridPolicy(settings, product=product)
         price_model = settings.execution.price_model
 
     if checkpoint_interval_s is None and mode is not Mode.BACKTEST:
