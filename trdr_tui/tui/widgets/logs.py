@@ -73,11 +73,12 @@ class LogPane(Widget, can_focus=True):
         return lines[max(end - height, 0):end]
 
     def render(self) -> RenderResult:
-        shown = self.window()
+        return Group(*(self._line(e) for e in self.window()))
+
+    def _update_subtitle(self) -> None:
         back = f" · {self.offset} back" if self.offset else ""
         filt = f" · '{self.text_filter}'" if self.text_filter else ""
         self.border_subtitle = f"≥ {self.min_level}{filt}{back}"
-        return Group(*(self._line(e) for e in shown))
 
     def _line(self, event: LogEvent) -> Text:
         colours = self.app.theme_variables
@@ -93,12 +94,21 @@ class LogPane(Widget, can_focus=True):
         self.min_level = LEVELS[(LEVELS.index(self.min_level) + 1) % len(LEVELS)]
         return self.min_level
 
+    def on_mount(self) -> None:
+        self._update_subtitle()
+
     def watch_min_level(self) -> None:
         self.offset = 0
+        self._update_subtitle()
         self.refresh()
 
     def watch_text_filter(self) -> None:
         self.offset = 0
+        self._update_subtitle()
+        self.refresh()
+
+    def watch_offset(self) -> None:
+        self._update_subtitle()
         self.refresh()
 
     def action_back(self, lines: int) -> None:
