@@ -236,6 +236,8 @@ class Engine:
     async def run(self) -> None:
         if self._running:
             raise StateCorruption("engine.run() called while already running")
+        if self._stopped or self._bars_done:
+            raise RejectError("this engine has already run", hint="build a new engine (build_engine) for another run")
         self._running = True
         self._status("started")
         if self._restored:
