@@ -90,7 +90,7 @@ async def run_engine_async(settings: Settings, candles: CandleArrays, *, preset:
 def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
     rec = engine.record
     n = rec.bars
-    equity, position = ledger_after_bars(engine, candles)
+    equity, position = ledger_after_bars(engine)
     orders = {o.id: o for o in rec.orders}
     fills = rec.fills
     refs = [orders[f.order_id].price if f.order_id in orders else None for f in fills]
@@ -110,32 +110,15 @@ def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
     )
 
 
-def ledger_after_bars(engine: Engine, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray]:
-    """Equity and position after each bar, from the ledger's change points (cash, position after each fill).
-
-    The same numbers as `engine.record.equity_curve()` (a test holds them equal), built with one
-    vectorized forward fill, so it stays linear in bars + fills on long series.
-    """
-    marks = getattr(engine, "_marks", None)
+def ledger_after_bars(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
+    """Equity and position after each bar, from the engine's run record."""
+    curve = engine.record.equity_curve()
     n = engine.record.bars
-    if marks is None:  # pragma: no cover - an engine without change points: use its own curve
-        curve = engine.record.equity_curve()
-        return np.asarray(curve.equity, dtype=np.float64), np.asarray(curve.position, dtype=np.float64)
-    close = candles.close[:n]
-    cash = np.full(n, float(engine.record.initial_cash))
-    pos = np.zeros(n)
-    if marks:
-        bars = np.fromiter((m[0] for m in marks), dtype=np.int64, count=len(marks))
-        m_cash = np.fromiter((m[1] for m in marks), dtype=np.float64, count=len(marks))
-        m_pos = np.fromiter((m[2] for m in marks), dtype=np.float64, count=len(marks))
-        # the last mark of each bar wins; every bar takes the latest mark at or before it
-        last_of_bar = np.append(bars[1:] != bars[:-1], True)
-        bars, m_cash, m_pos = bars[last_of_bar], m_cash[last_of_bar], m_pos[last_of_bar]
-        which = np.searchsorted(bars, np.arange(n), side="right") - 1
-        have = which >= 0
-        cash[have] = m_cash[which[have]]
-        pos[have] = m_pos[which[have]]
-    return cash + pos * close, pos
+    equity = np.asarray(curve.equity, dtype=np.float64)
+    position = np.asarray(curve.position, dtype=np.float64)
+    if equity.shape[0] != n or position.shape[0] != n:
+        raise ValueError(f"the engine's equity curve has {equity.shape[0]} points for {n} bars")
+    return equity, position
 
 
 def agent_signals(engine: Engine, bar_ts: np.ndarray, timeframe_ns: int) -> dict[str, AgentSignals]:
