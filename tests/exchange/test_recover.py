@@ -1,0 +1,67 @@
+"""Crash-only restart in one process: checkpoint, then more happens, then a fresh engine recovers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.exchange.conftest import FAST_RETRY
+from trdr_tui.config import load_settings
+from trdr_tui.core.types import OrderStatus, Side
+from trdr_tui.engine import Engine
+from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_rest import CoinbaseRest
+from trdr_tui.exchange.coinbase_runtime import recover_from_store
+from trdr_tui.exchange.fake import FakeExchange
+from trdr_tui.market.coinbase_feed import CoinbaseFeed
+from trdr_tui.runtime import build_engine, restore_latest
+from trdr_tui.store import Store
+
+RUN = "recover-run"
+
+
+def live_engine(rest: CoinbaseRest, fake: FakeExchange, store: Store) -> tuple[Engine, CoinbaseExecutor]:
+    feed = CoinbaseFeed("BTC-USD", "1h", ws_url=fake.ws_url, rest=rest)
+    executor = CoinbaseExecutor(rest, symbol="BTC-USD", store=store, run_id=RUN, retry=FAST_RETRY)
+    engine = build_engine(load_settings(env={}), mode="live", feed=feed, executor=executor, store=store,
+                          run_id=RUN, preset="simple-trailing", checkpoint_interval_s=3600)
+    return engine, executor
+
+
+async def test_orders_and_fills_after_the_checkpoint_are_not_lost(rest: CoinbaseRest, fake: FakeExchange,
+                                                                  tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    store = Store(db)
+    engine, executor = live_engine(rest, fake, store)
+    price = float(fake.price)
+    om = engine.orders
+    fired = om.place_trailing(Side.BUY, quote=1000.0, trail=0.02, price=price)
+    resting = om.place_trailing(Side.BUY, quote=500.0, trail=0.02, price=price * 0.9)
+    engine.checkpoint("auto")  # both armed here
+    # after the checkpoint: a market order fills and is booked; then a trailing order fires, the
+    # exchange fills it but the answer is lost and the process dies before it learns anything
+    market = om.place_market(Side.BUY, 0.01, price=price)
+    await om.settle()
+    assert market.status is OrderStatus.FILLED
+    fake.faults.lose_create_response = 1
+    executor.retry = FAST_RETRY.__class__(max_retries=0, initial_s=0.001)
+    st = om.trailing_state(fired)
+    om.trailing.remove(st)  # type: ignore[arg-type]
+    om._fire(st, price)  # type: ignore[arg-type]
+    await om.settle()
+    assert fired.status is OrderStatus.SUBMITTED and fake.order_by_client_id(fired.client_order_id) is not None
+    assert len(engine.portfolio.fills) == 1 and len(fake.fills) == 2
+    store.close()  # "crash": nothing else is written
+
+    store = Store(db)
+    engine2, executor2 = live_engine(rest, fake, store)
+    assert restore_latest(engine2, store, RUN)  # the checkpoint knows neither fill nor the market order
+    assert engine2.portfolio.fills == []
+    await recover_from_store(engine2, executor2, store)
+    pf = engine2.portfolio
+    assert sorted(f.id for f in pf.fills) == sorted(f.trade_id for f in fake.fills)
+    assert pf.position == float(fake.balances["BTC"]) and abs(pf.cash - float(fake.balances["USD"])) < 1e-6
+    # the order that fired after the checkpoint is not armed again; the one still armed keeps its anchor
+    assert [st.order.id for st in engine2.orders.trailing] == [resting.id]
+    assert engine2.orders._seq >= 3  # new orders will not reuse an id written after the checkpoint
+    assert fired.id not in engine2.orders.open and market.id not in engine2.orders.open
+    store.close()
