@@ -185,6 +185,7 @@ class Engine:
         self._candle_topic = candle_topic(self._symbol)
         self._portfolio_topic = f"portfolio.{self._symbol}"
         self._decision_topic = f"decision.{self._symbol}"
+        self._fill_topic = f"fill.{self._symbol}"
         orders.fill_listeners.append(self._on_fill)
         policy.bind(self)
 
@@ -496,7 +497,7 @@ class Engine:
     def _on_fill(self, order: Order, fill: Fill, trade: Trade | None) -> None:
         pf = self.portfolio
         self._marks.append((self._bar_index, pf.cash, pf.position))
-        topic = f"fill.{self._symbol}"
+        topic = self._fill_topic
         if self.bus.has_subscribers(topic):
             self.bus.publish(topic, fill)
 

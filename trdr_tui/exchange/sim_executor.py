@@ -88,7 +88,7 @@ class SimExecutor:
         now = self.clock.now_ns()
         return [ExecutionReport(ts=now, order_id=o.id, client_order_id=o.client_order_id,
                                 status=OrderStatus.CANCELLED, reason="not known to the simulator")
-                for o in known_open if o.id not in self.resting and o.type is OrderType.LIMIT]
+                for o in known_open if o.id not in self.resting]
 
     def on_candle(self, candle: Candle) -> None:
         self.on_bar(candle.high, candle.low, candle.close, candle.volume)
