@@ -90,4 +90,5 @@ async def settle(pilot: Pilot[Any]) -> None:
     while not app.engine_finished or app.main.message_queue_size:  # the last events are handled
         await pilot.pause(0.02)
     app.refresh_panes()
+    await app.workers.wait_for_complete()  # the chart draws in a thread
     await pilot.pause()
