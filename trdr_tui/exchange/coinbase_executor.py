@@ -39,7 +39,6 @@ from trdr_tui.exchange.coinbase_models import (
     ApiOrder,
     InvalidOrderSize,
     Product,
-    fmt,
     limit_gtc,
     market_ioc,
     parse_time_ns,
@@ -518,11 +517,3 @@ def _fill_ts(f: ApiFill) -> int:
         return parse_time_ns(f.trade_time)
     except TrdrError:
         return 0
-
-
-def describe_config(config: dict[str, Any]) -> str:
-    kind, inner = next(iter(config.items()))
-    return kind + " " + " ".join(f"{k}={v}" for k, v in inner.items())
-
-
-__all__ = ["CAPABILITIES", "CoinbaseExecutor", "Outbox", "describe_config", "fmt"]
