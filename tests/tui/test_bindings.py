@@ -296,3 +296,21 @@ def test_unknown_binding_id_is_refused_with_a_suggestion(make_cockpit: CockpitFa
 def test_unknown_theme_is_refused(make_cockpit: CockpitFactory) -> None:
     with pytest.raises(ConfigError, match="did you mean 'trdr-dark'"):
         make_cockpit(settings_=load_settings(overrides={"tui.theme": "trdr-drak"}))
+
+
+async def test_log_pane_scrolls_back_and_follows_again(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        logs = app.main.logs
+        logs.min_level = "debug"
+        logs.focus()
+        await pilot.pause()
+        newest = logs.window()[-1]
+        assert newest is logs.visible()[-1]
+        await pilot.press("up", "up")
+        assert logs.offset == 2 and logs.window()[-1] is logs.visible()[-3]
+        await pilot.press("pageup")
+        assert logs.offset > 2
+        await pilot.press("end")
+        assert logs.offset == 0 and logs.window()[-1] is newest
