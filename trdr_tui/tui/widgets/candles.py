@@ -10,13 +10,16 @@ never makes it flicker or hold up the rest of the screen.
 
 from __future__ import annotations
 
+import io
 from collections import deque
 from functools import partial
 from time import perf_counter
 
 import msgspec
+from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
-from textual.app import RenderResult
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 from textual_plotext.plot import Figure, Plot
@@ -44,7 +47,7 @@ class ChartSpec(msgspec.Struct, frozen=True):
     plot_theme: str
 
 
-def draw_chart(spec: ChartSpec) -> Text:
+def draw_chart(spec: ChartSpec) -> list[Strip]:
     """The picture for a spec: pure, so the same data and size always give the same picture.
 
     A fresh figure each time: plotext keeps some settings across clear_figure(), which would make the
@@ -99,9 +102,17 @@ def draw_chart(spec: ChartSpec) -> Text:
     return _picture(plt, width, height)
 
 
-def _picture(plt: Plot, width: int, height: int) -> Text:
+def _picture(plt: Plot, width: int, height: int) -> list[Strip]:
+    """The figure as screen lines, ready to show: decoding plotext's ANSI output is the costly part,
+    so it happens here (in the drawing thread), not when the screen repaints."""
     plt._set_size(width, height)  # textual-plotext's own render does the same (its issue #5)
-    return Text.from_ansi(plt.build())
+    return text_strips(Text.from_ansi(plt.build()), width)
+
+
+def text_strips(text: Text, width: int) -> list[Strip]:
+    console = Console(width=width, color_system="truecolor", legacy_windows=False, file=io.StringIO())
+    lines = console.render_lines(text, console.options.update_width(width), pad=True)
+    return [Strip(line, width) for line in lines]
 
 
 def _draw_levels(chart: Figure, spec: ChartSpec, lo: float, hi: float) -> None:
@@ -154,7 +165,7 @@ class CandleChart(Widget, can_focus=True):
         self.redraws = 0
         self.last_redraw = -MIN_REDRAW_S
         self.drawing = False
-        self.picture: Text | None = None
+        self.picture: list[Strip] | None = None
         self.last_cost = 0.0  # seconds the last picture took to draw (in its thread)
 
     # -- state (cheap; called at event rate) -------------------------------------------------------
@@ -239,7 +250,7 @@ class CandleChart(Widget, can_focus=True):
                             exit_on_error=False)
 
     @staticmethod
-    def _draw(spec: ChartSpec) -> tuple[Text, float]:
+    def _draw(spec: ChartSpec) -> tuple[list[Strip], float]:
         started = perf_counter()
         picture = draw_chart(spec)
         return picture, perf_counter() - started
@@ -254,8 +265,14 @@ class CandleChart(Widget, can_focus=True):
             self.redraws += 1
             self.refresh()
         else:  # a drawing failure is shown in the pane; the next change tries again
-            self.picture = Text(f"chart unavailable: {event.worker.error}")
+            self.picture = text_strips(Text(f"chart unavailable: {event.worker.error}"), self.size.width)
             self.refresh()
 
-    def render(self) -> RenderResult:
-        return self.picture if self.picture is not None else Text(f"{self.symbol}: waiting for data")
+    def render_line(self, y: int) -> Strip:
+        """Lines of the last finished picture (the Line API: no re-rendering when the screen repaints)."""
+        width = self.size.width
+        if self.picture is None:
+            return Strip([Segment(f"{self.symbol}: waiting for data"[:width])]) if y == 0 else Strip.blank(width)
+        if y < len(self.picture):
+            return self.picture[y].crop_extend(0, width, None)
+        return Strip.blank(width)
