@@ -15,7 +15,6 @@ from textual import on, work
 from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState
@@ -62,11 +61,6 @@ class BacktestFormScreen(Screen[None]):
         Binding("escape", "close", "Back", id="backtest.close"),
         Binding("ctrl+r", "run_backtest", "Run", id="backtest.run"),
     ]
-
-    class Finished(Message):
-        def __init__(self, outcome: BacktestOutcome) -> None:
-            super().__init__()
-            self.outcome = outcome
 
     def __init__(self, settings: Settings, runner: BacktestRunner | None) -> None:
         super().__init__(id="backtest-form")

@@ -1,0 +1,1 @@
+"""The Textual cockpit: the only package that imports Textual (see docs/tui.md)."""

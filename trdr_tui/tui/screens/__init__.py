@@ -1,0 +1,1 @@
+"""Cockpit screens: main, help, mode switch, backtest form and results."""

@@ -1,0 +1,1 @@
+"""Cockpit panes: candles, agents, grid, orders, logs, status bar."""
