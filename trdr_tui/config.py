@@ -113,11 +113,15 @@ class TrailingConfig(_Section):
 class SizingConfig(_Section):
     base_fraction: float = 0.05
     kelly_safety: float = 0.5
+    kelly_lookback_days: float = 30.0  # Kelly reads trades closed this recently (then they age out)
+    kelly_min_trades: int = 20  # and only once the window holds this many
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("base_fraction", self.base_fraction, 0.0001, 1.0)
         _in_range("kelly_safety", self.kelly_safety, 0.0, 1.0)
+        _in_range("kelly_lookback_days", self.kelly_lookback_days, 1.0, 3650.0)
+        _in_range("kelly_min_trades", self.kelly_min_trades, 1, 100_000)
 
 
 class RiskConfig(_Section):

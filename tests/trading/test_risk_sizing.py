@@ -109,12 +109,13 @@ def test_sizes_are_floored_to_the_increment_and_refused_below_minimum() -> None:
     assert spec.round_price(100.001, Side.SELL) == Decimal("100.01")
     sizer = Sizer(spec, base_fraction=0.05)
     # 5 % of 10,000 × 0.8 = 400 USD at 20,000 → 0.02
-    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8) == Decimal("0.0200")
+    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8, now_ns=1) == Decimal("0.0200")
     # the risk cap wins when smaller
-    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8, risk_limit=0.015) == Decimal("0.0150")
+    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8, now_ns=1,
+                          risk_limit=0.015) == Decimal("0.0150")
     # below the minimum: no order
-    assert sizer.buy_size(available=300.0, price=20_000.0, confidence=0.5) is None
-    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.0) is None
+    assert sizer.buy_size(available=300.0, price=20_000.0, confidence=0.5, now_ns=1) is None
+    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.0, now_ns=1) is None
 
 
 def trade(pnl: float) -> Trade:
@@ -130,6 +131,43 @@ def test_kelly_caps_the_size() -> None:
     assert trade_stats(trades[:19]) is None
     sizer = Sizer(ProductSpec(), base_fraction=0.5, kelly_safety=0.5)
     # base 0.5 × 1.0 = 50 % of 1,000 → capped at 10 % = 100 USD → 1 unit at 100
-    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, trades=trades) == Decimal("1")
+    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, now_ns=1, trades=trades) == Decimal("1")
     losing = [trade(-1.0)] * 15 + [trade(1.0)] * 5
-    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, trades=losing) is None
+    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, now_ns=1, trades=losing) is None
+
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+def closed_at(pnl: float, day: float) -> Trade:
+    ts = int(day * DAY_NS)
+    return Trade(symbol="BTC-USD", entry_order_id="a", exit_order_id="b", entry_ts=ts - 1, exit_ts=ts,
+                 entry_price=1.0, exit_price=1.0, size=1.0, pnl=pnl, fees=0.0)
+
+
+def test_losing_streak_pauses_buys_until_it_ages_out_of_the_kelly_window() -> None:
+    """20 losers within a month stop buying (a cool-off); 30 days after the last one, buying resumes."""
+    sizer = Sizer(ProductSpec(), base_fraction=0.05, kelly_safety=0.5, kelly_lookback_days=30, kelly_min_trades=20)
+    losers = [closed_at(-5.0, 1.0 + k * 0.5) for k in range(20)]  # day 1 … day 10.5
+    size = {"available": 10_000.0, "price": 100.0, "confidence": 1.0, "trades": losers}
+    assert sizer.buy_size(**size, now_ns=int(11 * DAY_NS)) is None  # evidence says no edge
+    assert sizer.buy_size(**size, now_ns=int(30.5 * DAY_NS)) is None  # all 20 still within 30 days
+    # at day 31.5 the loser closed on day 1 has aged out: 19 left, too few to cap, buying resumes
+    assert sizer.kelly_cap(losers, int(31.5 * DAY_NS)) is None
+    assert sizer.buy_size(**size, now_ns=int(31.5 * DAY_NS)) == Decimal("5")  # 5 % of 10,000 at 100
+
+
+def test_all_losers_in_the_window_cap_to_nothing_and_all_winners_do_not_cap() -> None:
+    sizer = Sizer(ProductSpec(), kelly_min_trades=20)
+    now = int(10 * DAY_NS)
+    assert sizer.kelly_cap([closed_at(-1.0, 5.0)] * 20, now) == 0.0
+    assert sizer.kelly_cap([closed_at(1.0, 5.0)] * 20, now) == pytest.approx(0.5)  # Kelly 1 × half
+    # trades closed after `now` (not yet known at that time) are not evidence
+    assert sizer.kelly_cap([closed_at(-1.0, 11.0)] * 20, now) is None
+
+
+def test_kelly_window_settings_are_read_and_checked() -> None:
+    s = load_settings()
+    assert s.sizing.kelly_lookback_days == 30 and s.sizing.kelly_min_trades == 20
+    with pytest.raises(Exception, match="kelly_lookback_days"):
+        load_settings(overrides={"sizing.kelly_lookback_days": 0})

@@ -110,7 +110,8 @@ class GridPolicy:
         self.min_confidence = float(s.agents.min_confidence or 0.6)
         self.default_trail = float(s.trailing.distance or 0.015)
         self.sizer = Sizer(product or ProductSpec(symbol=s.symbol), base_fraction=s.sizing.base_fraction,
-                           kelly_safety=s.sizing.kelly_safety)
+                           kelly_safety=s.sizing.kelly_safety, kelly_lookback_days=s.sizing.kelly_lookback_days,
+                           kelly_min_trades=s.sizing.kelly_min_trades)
         self.session_start: float | None = None
         self.center: float | None = None
         self.spacing = self.cfg.spacing
@@ -187,7 +188,7 @@ class GridPolicy:
         pf = self.portfolio
         available = max(pf.cash - self.orders.committed_cash(close), 0.0)
         size = self.sizer.buy_size(available=available, price=close, confidence=confidence, trades=pf.trades,
-                                   risk_limit=self.engine.risk.position_limit(close))
+                                   now_ns=self.engine.clock.now_ns(), risk_limit=self.engine.risk.position_limit(close))
         if size is None:
             self.skipped_below_min += 1
             return None

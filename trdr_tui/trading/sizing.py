@@ -1,6 +1,12 @@
 """Position sizing (PRD §3.3.1): 5 % of available capital × consensus confidence, capped by Kelly
 (with a safety factor) and by the risk manager's position limit, then rounded with Decimal to the
 product's size increment. Below the product's minimum size there is no order (None).
+
+The Kelly cap reads recent evidence only: round trips that closed within the last
+`kelly_lookback_days` of the clock's time, and only once there are `kelly_min_trades` of them. A run
+of losers caps buys to nothing (a cool-off); when those trades age out of the window the cap lifts
+and the bot buys again. Using every trade since the start would turn one bad stretch into a
+permanent stop.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import msgspec
 
 from trdr_tui.core.types import Side, Trade
 
+NS_PER_DAY = 86_400 * 1_000_000_000
 _NOISE = Decimal("0.000001")  # of one increment
 
 
@@ -55,38 +62,66 @@ class ProductSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def kelly_fraction(win_rate: float, reward_risk: float) -> float:
-    """Kelly: W − (1 − W) / R, floored at 0. `reward_risk` is average win / average loss."""
+    """Kelly: W − (1 − W) / R, floored at 0. `reward_risk` is average win / average loss (inf: no losses)."""
     if reward_risk <= 0.0:
         return 0.0
     return max(win_rate - (1.0 - win_rate) / reward_risk, 0.0)
 
 
 def trade_stats(trades: list[Trade], min_trades: int = 20) -> tuple[float, float] | None:
-    """(win rate, reward/risk) from closed round trips; None until there are enough to mean anything."""
-    if len(trades) < min_trades:
+    """(win rate, reward/risk) from closed round trips; None until there are enough to mean anything.
+
+    Only losers gives reward/risk 0 (Kelly 0); only winners gives inf (Kelly = win rate = 1).
+    """
+    if len(trades) < min_trades or not trades:
         return None
     wins = [t.pnl for t in trades if t.pnl > 0]
     losses = [-t.pnl for t in trades if t.pnl < 0]
-    if not wins or not losses:
+    if not wins and not losses:
         return None
+    if not losses:
+        return len(wins) / len(trades), float("inf")
+    if not wins:
+        return 0.0, 0.0
     return len(wins) / len(trades), (sum(wins) / len(wins)) / (sum(losses) / len(losses))
 
 
+def recent_trades(trades: list[Trade], now_ns: int, lookback_ns: int) -> list[Trade]:
+    """The round trips that closed in (now − lookback, now]. `trades` is in closing order (the
+    ledger appends as exits fill), so the scan stops at the first older one."""
+    cutoff = now_ns - lookback_ns
+    k = len(trades)
+    while k > 0 and trades[k - 1].exit_ts > cutoff:
+        k -= 1
+    return [t for t in trades[k:] if t.exit_ts <= now_ns]
+
+
 class Sizer:
-    def __init__(self, product: ProductSpec, *, base_fraction: float = 0.05, kelly_safety: float = 0.5) -> None:
+    def __init__(self, product: ProductSpec, *, base_fraction: float = 0.05, kelly_safety: float = 0.5,
+                 kelly_lookback_days: float = 30.0, kelly_min_trades: int = 20) -> None:
         self.product = product
         self.base_fraction = base_fraction
         self.kelly_safety = kelly_safety
+        self.kelly_lookback_ns = int(kelly_lookback_days * NS_PER_DAY)
+        self.kelly_min_trades = kelly_min_trades
 
-    def buy_size(self, *, available: float, price: float, confidence: float,
+    def kelly_cap(self, trades: list[Trade], now_ns: int) -> float | None:
+        """Safety × Kelly fraction from the trades in the lookback window; None: too little evidence."""
+        stats = trade_stats(recent_trades(trades, now_ns, self.kelly_lookback_ns), self.kelly_min_trades)
+        return None if stats is None else kelly_fraction(*stats) * self.kelly_safety
+
+    def buy_size(self, *, available: float, price: float, confidence: float, now_ns: int,
                  trades: list[Trade] | None = None, risk_limit: float | None = None) -> Decimal | None:
-        """Units to buy, exact; None when the rounded size is below the product's minimum."""
+        """Units to buy, exact; None when the rounded size is below the product's minimum.
+
+        `now_ns` is the engine clock's time: it decides which trades are recent enough for Kelly.
+        """
         if not (available > 0.0 and price > 0.0 and confidence > 0.0):
             return None
         quote = available * self.base_fraction * min(confidence, 1.0)
-        stats = trade_stats(trades or [])
-        if stats is not None:
-            quote = min(quote, available * kelly_fraction(*stats) * self.kelly_safety)
+        cap = self.kelly_cap(trades, now_ns) if trades else None
+        if cap is not None:
+            quote = min(quote, available * cap)
         size = quote / price
         if risk_limit is not None:
             size = min(size, risk_limit)
