@@ -78,7 +78,7 @@ async def run(samples: int, db: Path) -> list[float]:
     candles = load_candles(DATA, limit=50) if DATA.exists() else None
     start = candles[0].ts if candles else 1_560_000_000 * NS
     fake = FakeExchange(candles=candles, heartbeat_s=30.0, step_ns=15 * 60 * NS, start_ns=start,
-                        balances={"USD": "100000000", "BTC": "0"})
+                        balances={"USD": "1000000000000", "BTC": "0"})
     fake.add_key(creds.key_name, creds.signer().public_key())
     fake.rate_limit_per_s = 100_000  # measure our latency, not Coinbase's 30/s allowance (the client honours it)
     await fake.start()
@@ -104,7 +104,9 @@ async def run(samples: int, db: Path) -> list[float]:
     store = Store(str(db))
     executor = CoinbaseExecutor(rest, symbol="BTC-USD", store=store, retry=RetryPolicy(initial_s=0.01),
                                 poll_interval_s=3600)
-    engine = build_engine(load_settings(env={}), mode="live", feed=feed, executor=executor, store=store,
+    # every sample buys 5 % high and sells 5 % low: start rich enough to stay above the minimum sizes
+    # (and under the product's 3,400 BTC maximum)
+    engine = build_engine(load_settings(env={}, overrides={"capital": 1e7}), mode="live", feed=feed, executor=executor, store=store,
                           preset="simple-trailing", checkpoint_interval_s=3600)
     await executor.start()
     task = asyncio.create_task(engine.run())

@@ -129,6 +129,10 @@ def test_product_rounding_and_minimums() -> None:
     assert p.round_price(100.019, Side.BUY) == Decimal("100.01")
     assert p.round_price(100.011, Side.SELL) == Decimal("100.02")
     assert p.floor_size(0.123456789) == Decimal("0.12345678")
+    assert p.floor_size(0.123456789999) == Decimal("0.12345678")
+    # a float sum of exact fills lands just under the step: no dust left behind
+    assert p.floor_size(0.01 + 0.06 + 0.1) == Decimal("0.17") and 0.01 + 0.06 + 0.1 < 0.17
+    assert p.floor_size(0.09499999) == Decimal("0.09499999")
     from trdr_tui.exchange.coinbase_models import InvalidOrderSize
 
     with pytest.raises(InvalidOrderSize, match="minimum"):

@@ -102,7 +102,16 @@ class Product(_Model):
         return pi if pi > 0 else self.quote_increment
 
     def floor_size(self, size: float | Decimal) -> Decimal:
-        return _quantize(Decimal(str(size)), self.base_increment, ROUND_FLOOR)
+        """Down to the size increment — except float noise just under a step (a position summed from
+        exchange fills, 0.09499999999999999 for 0.095) snaps to that step instead of leaving dust."""
+        value = Decimal(str(size))
+        step = self.base_increment
+        if step > 0:
+            units = value / step
+            nearest = units.to_integral_value()
+            if abs(units - nearest) <= Decimal("1e-6"):
+                return (nearest * step).quantize(step)
+        return _quantize(value, step, ROUND_FLOOR)
 
     def round_price(self, price: float | Decimal, side: Side) -> Decimal:
         """Buy prices round down, sell prices up: never more aggressive than asked."""
