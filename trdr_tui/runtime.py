@@ -147,7 +147,8 @@ def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None) -> Si
     if preset is not None:
         fees = FeeSchedule.flat(preset.taker_fee, preset.maker_fee)
         slippage = SlippageModel.from_config(settings.execution) if preset.slippage else SlippageModel()
-        return SimExecutor(clock, fees, slippage=slippage, max_volume_share=settings.execution.max_volume_share)
+        return SimExecutor(clock, fees, slippage=slippage, max_volume_share=settings.execution.max_volume_share,
+                           taker_volume_cap=preset.slippage)
     base = settings.fees.thirty_day_volume_usd if settings.fees.thirty_day_volume_usd > 0 else None
     return SimExecutor.from_settings(clock, FeeSchedule.from_config(settings.fees), settings.execution,
                                      base_volume_usd=base)

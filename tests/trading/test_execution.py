@@ -145,3 +145,41 @@ def test_a_smart_limit_that_never_fills_is_cancelled_at_its_time_limit() -> None
     om.expire(clock.now_ns())
     assert order.status is OrderStatus.CANCELLED and order.history[-1].reason == "time limit reached"
     assert order.id not in ex.resting
+
+
+def test_market_order_is_ioc_capped_by_the_bar_volume() -> None:
+    """An order four times the cap fills the capped share at the impacted price; the rest is cancelled."""
+    _, ex, om, pf = setup(slippage=SlippageModel(half_spread=0.001, impact=0.1), max_volume_share=0.1)
+    ex.set_market(100.0, 50.0)  # cap: 5 units
+    order = om.place_market(Side.BUY, 20.0, price=100.0)
+    assert [f.size for f in pf.fills] == [pytest.approx(5.0)]
+    assert pf.fills[0].price == pytest.approx(100.0 * (1 + 0.001 + 0.1 * 5 / 50))
+    assert order.status is OrderStatus.CANCELLED and order.filled_size == pytest.approx(5.0)
+    assert "IOC" in order.history[-1].reason and order.id not in om.open
+    assert pf.position == pytest.approx(5.0)
+
+
+def test_market_order_in_a_bar_without_volume_fills_nothing() -> None:
+    _, ex, om, pf = setup(slippage=SlippageModel(half_spread=0.001, impact=0.1))
+    ex.set_market(100.0, 0.0)
+    order = om.place_market(Side.BUY, 1.0, price=100.0)
+    assert pf.fills == [] and order.status is OrderStatus.CANCELLED and pf.cash == 100_000.0
+
+
+def test_no_simulated_price_is_negative_even_for_an_order_far_above_the_bar_volume() -> None:
+    """Half-spread + impact × (size / volume) used to exceed 1 here and sell at a negative price."""
+    _, ex, om, pf = setup(slippage=SlippageModel(half_spread=0.001, impact=0.1))
+    om.portfolio.position = 1_000.0
+    ex.set_market(100.0, 1.0)
+    om.place_market(Side.SELL, 1_000.0, price=100.0)
+    assert len(pf.fills) == 1 and pf.fills[0].size == pytest.approx(0.1)
+    assert pf.fills[0].price == pytest.approx(100.0 * (1 - 0.001 - 0.1 * 0.1 / 1.0))
+    # the model alone, uncapped: the move is bounded, the price stays positive
+    assert SlippageModel(0.001, 0.1).adjust(Side.SELL, 100.0, 1_000.0, 1.0) > 0.0
+
+
+def test_ideal_executor_without_the_taker_cap_fills_everything() -> None:
+    _, ex, om, pf = setup(taker_volume_cap=False)
+    ex.set_market(100.0, 1.0)
+    order = om.place_market(Side.BUY, 20.0, price=100.0)
+    assert order.status is OrderStatus.FILLED and pf.fills[0].size == 20.0 and pf.fills[0].price == 100.0

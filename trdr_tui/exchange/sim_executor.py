@@ -3,6 +3,10 @@
 * Market orders and triggered trailing orders fill at once at the reference price (the trigger price
   or, for a gap, the bar's price; see `trading.trailing.walk_path`) moved against the order by the
   slippage model: half-spread + impact × (size / bar volume). They take liquidity: taker fee.
+  Like Coinbase market orders they are immediate-or-cancel: at most `max_volume_share` of the bar's
+  volume fills (at the price impacted by the filled size); the rest is cancelled with the reason, and
+  a bar without volume fills nothing. Ideal-arithmetic presets switch this cap off (`taker_volume_cap`).
+* No simulated price can be ≤ 0: slippage moves a price by at most `MAX_SLIPPAGE` of it.
 * Resting (post-only) limit orders fill only when the price trades *through* the limit (a BUY needs
   a low strictly below it, a SELL a high strictly above it), at the limit price, at most
   `max_volume_share` of the bar's volume per bar (partial fills), and pay the maker fee.
@@ -21,6 +25,8 @@ from trdr_tui.core.errors import StateCorruption
 from trdr_tui.core.types import Candle, Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
 from trdr_tui.exchange.fees import FeeSchedule, VolumeTracker
 
+MAX_SLIPPAGE = 0.5  # a fill is never moved further than half its reference price (keeps prices > 0)
+
 
 class SlippageModel:
     """Half-spread plus size impact, as a fraction of price. Zero for ideal-arithmetic presets."""
@@ -37,7 +43,7 @@ class SlippageModel:
 
     def fraction(self, size: float, bar_volume: float) -> float:
         impact = self.impact * (size / bar_volume) if self.impact and bar_volume > 0.0 else 0.0
-        return self.half_spread + impact
+        return min(self.half_spread + impact, MAX_SLIPPAGE)
 
     def adjust(self, side: Side, price: float, size: float, bar_volume: float) -> float:
         if not (self.half_spread or self.impact):
@@ -53,18 +59,19 @@ class SimExecutor:
 
     def __init__(self, clock: Clock, fees: FeeSchedule, *, slippage: SlippageModel | None = None,
                  max_volume_share: float = 0.10, base_volume_usd: float | None = None,
-                 track_volume: bool = True) -> None:
+                 track_volume: bool = True, taker_volume_cap: bool = True) -> None:
         self.clock = clock
         self.fees = fees
         self.slippage = slippage or SlippageModel()
         self.max_volume_share = max_volume_share
+        self.taker_volume_cap = taker_volume_cap
         # None: the configured tier stays fixed; a number: tier follows that plus traded volume
         self.volume = VolumeTracker(base_volume_usd) if base_volume_usd is not None and track_volume else None
         self.resting: dict[str, Order] = {}
         self._on_report: ReportHandler | None = None
         self._fill_seq = 0
         self.last_price = 0.0
-        self.bar_volume = 0.0
+        self.bar_volume = float("inf")  # unknown until the first bar: no cap, no impact
 
     @classmethod
     def from_settings(cls, clock: Clock, fees: FeeSchedule, execution: ExecutionConfig,
@@ -122,8 +129,18 @@ class SimExecutor:
         if not ref > 0.0:
             self._report(order, OrderStatus.REJECTED, reason="no market price to fill at")
             return
-        price = self.slippage.adjust(order.side, ref, order.remaining, self.bar_volume)
-        self._fill(order, price, order.remaining, Liquidity.TAKER)
+        size = order.remaining
+        if self.taker_volume_cap:
+            size = min(size, self.max_volume_share * self.bar_volume)
+        if not size > 0.0:
+            self._report(order, OrderStatus.CANCELLED, reason="IOC: no volume in this bar to fill against")
+            return
+        price = self.slippage.adjust(order.side, ref, size, self.bar_volume)
+        self._fill(order, price, size, Liquidity.TAKER)
+        if order.status is OrderStatus.PARTIAL:
+            self._report(order, OrderStatus.CANCELLED,
+                         reason=f"IOC: filled {order.filled_size:.8g} of {order.size:.8g} "
+                                f"({self.max_volume_share:.0%} of the bar's volume); remainder cancelled")
 
     def cancel_now(self, order: Order) -> None:
         if self.resting.pop(order.id, None) is not None:
@@ -143,6 +160,8 @@ class SimExecutor:
                 self.resting.pop(order.id, None)
 
     def _fill(self, order: Order, price: float, size: float, liquidity: Liquidity) -> None:
+        if not price > 0.0:
+            raise StateCorruption(f"simulated fill price {price} for order {order.id} is not positive")
         now = self.clock.now_ns()
         notional = price * size
         volume = self.volume

@@ -1,0 +1,42 @@
+"""Whole-history runs of the default (agent-driven) configuration: it keeps trading after a losing
+stretch (rolling Kelly window) and survives orders far larger than a bar's volume (IOC taker cap)."""
+
+from __future__ import annotations
+
+from tests.conftest import SHARED_DATA
+from trdr_tui.config import load_settings
+from trdr_tui.core.types import OrderStatus, Side
+from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.market.importer import load_candle_file
+from trdr_tui.runtime import build_engine
+
+DAILY_2011 = SHARED_DATA / "btcusd_1d_2011-2025.csv"
+DAY_NS = 86_400 * 1_000_000_000
+
+
+async def test_default_config_keeps_buying_after_its_first_twenty_round_trips(hourly: CandleArrays) -> None:
+    """With Kelly over every trade since the start, no edge after 20 round trips meant no buy ever again."""
+    bars = hourly[:13_000]
+    engine = build_engine(load_settings(), mode="backtest", candles=bars)
+    await engine.run()
+    trades = engine.record.trades
+    assert len(trades) > 40
+    buys = [f for f in engine.record.fills if f.side is Side.BUY]
+    twentieth_exit = trades[19].exit_ts
+    later = [f for f in buys if f.ts > twentieth_exit + 30 * DAY_NS]
+    assert later, "no buy more than 30 days after the 20th round trip"
+
+
+async def test_a_thin_history_with_large_orders_fills_partly_and_never_at_a_negative_price() -> None:
+    """2011 daily bars trade a few hundred coins: 5 % of capital is many times a bar's volume."""
+    bars = load_candle_file(DAILY_2011, "1d")
+    engine = build_engine(load_settings(overrides={"timeframe": "1d"}), mode="backtest", candles=bars)
+    await engine.run()
+    fills = engine.record.fills
+    assert fills and all(f.price > 0.0 and f.size > 0.0 for f in fills)
+    ioc = [o for o in engine.record.orders
+           if o.status is OrderStatus.CANCELLED and o.history[-1].reason.startswith("IOC")]
+    assert ioc, "expected market orders capped by the bar volume"
+    assert any(o.filled_size > 0.0 for o in ioc)  # a partial fill, then the remainder cancelled
+    pf = engine.portfolio
+    assert pf.position >= 0.0 and pf.cash >= 0.0
