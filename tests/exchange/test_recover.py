@@ -52,6 +52,11 @@ async def test_orders_and_fills_after_the_checkpoint_are_not_lost(rest: Coinbase
     assert len(engine.portfolio.fills) == 1 and len(fake.fills) == 2
     store.close()  # "crash": nothing else is written
 
+    from trdr_tui.exchange.coinbase_runtime import latest_live_run
+
+    with Store(db) as s:
+        assert latest_live_run(s) == RUN  # the run to resume
+
     store = Store(db)
     engine2, executor2 = live_engine(rest, fake, store)
     assert restore_latest(engine2, store, RUN)  # the checkpoint knows neither fill nor the market order

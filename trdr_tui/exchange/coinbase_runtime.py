@@ -158,3 +158,13 @@ async def recover_from_store(engine: Engine, executor: CoinbaseExecutor, store: 
     for r in reports:
         om.on_report(r)
     return len(to_reconcile), len(reports)
+
+
+def latest_live_run(store: Store) -> str | None:
+    """The run id of the newest live run that still has orders open in the store (the one to resume
+    after a crash: pass it to `build_coinbase_engine(run_id=...)`, then `restore_latest` and
+    `recover_from_store` before `engine.run()`)."""
+    row = store.cursor().execute(
+        "SELECT run_id FROM orders WHERE mode = 'live' AND status IN ('PENDING', 'SUBMITTED', 'PARTIAL') "
+        "ORDER BY created_at DESC LIMIT 1").fetchone()
+    return str(row[0]) if row else None
