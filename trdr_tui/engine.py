@@ -32,7 +32,7 @@ import numpy as np
 
 from trdr_tui.config import PriceModel, Settings
 from trdr_tui.core.bus import EventBus
-from trdr_tui.core.clock import Clock, SimClock
+from trdr_tui.core.clock import Clock, SimClock, TimerCallback, TimerHandle
 from trdr_tui.core.engine_api import DecisionSource, Executor
 from trdr_tui.core.errors import NotAvailable, RejectError, RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import (
@@ -71,6 +71,47 @@ class Feed(Protocol):
     timeframe_ns: int
 
     def __aiter__(self) -> AsyncIterator[Candle | Tick]: ...
+
+
+class PeriodicTimer:
+    """Calls `callback(now)` every `interval_ns` of clock time, at most once per clock step.
+
+    A SimClock moved by a whole bar (an hour) crosses a short interval (60 s) many times in one step;
+    catching up on every crossing would repeat the same work on the same state. So a due timer fires
+    once and the next firing is one interval after the time it fired at, which is the end of the step.
+    On a SimClock the engine polls it right after each step it makes (the clock's own timers fire
+    inside the step, at their own times); on a real clock the clock's timer calls it.
+    """
+
+    __slots__ = ("_handle", "callback", "clock", "interval_ns", "next_ns", "polled")
+
+    def __init__(self, clock: Clock, interval_ns: int, callback: TimerCallback) -> None:
+        if interval_ns <= 0:
+            raise ValueError(f"a periodic timer needs a positive interval, got {interval_ns} ns")
+        self.clock = clock
+        self.interval_ns = interval_ns
+        self.callback = callback
+        self.next_ns = clock.now_ns() + interval_ns
+        self.polled = isinstance(clock, SimClock)
+        self._handle: TimerHandle | None = None if self.polled else clock.call_at(self.next_ns, self._on_timer)
+
+    def poll(self, now_ns: int) -> None:
+        """After a clock step to `now_ns`: fire once if due, then schedule from `now_ns`."""
+        if now_ns >= self.next_ns:
+            self.next_ns = now_ns + self.interval_ns
+            self.callback(now_ns)
+
+    def _on_timer(self, _when_ns: int) -> None:
+        now = self.clock.now_ns()
+        self.next_ns = now + self.interval_ns
+        self._handle = self.clock.call_at(self.next_ns, self._on_timer)
+        self.callback(now)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.next_ns = 2**63 - 1
 
 
 class EquityCurve(msgspec.Struct, frozen=True):
@@ -159,6 +200,7 @@ class Engine:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.checkpoints = checkpoints
         self.checkpoint_interval_ns = checkpoint_interval_ns
+        self._checkpoint_timer: PeriodicTimer | None = None
         self.record = RunRecord(self)
         self.last_price = 0.0
         self._symbol = feed.symbol
@@ -358,6 +400,8 @@ class Engine:
         clock = self.clock
         assert isinstance(clock, SimClock)
         advance = clock.advance_to
+        timer = self._checkpoint_timer if self._checkpoint_timer is not None and self._checkpoint_timer.polled \
+            else None
         tf = self._tf_ns
         bus = self.bus
         # Listeners are looked up once per chunk: within a chunk nothing else runs on the event loop,
@@ -390,6 +434,8 @@ class Engine:
             c = c_l[i]
             now = ts_l[i] + tf
             advance(now)
+            if timer is not None and now >= timer.next_ns:
+                timer.poll(now)
             if candle_subs:
                 bus.publish(ctopic, CandleEvent(symbol=symbol, timeframe=timeframe,
                                                 candle=Candle(ts_l[i], o_l[i], h_l[i], l_l[i], c, v_l[i])))
@@ -451,6 +497,7 @@ class Engine:
         """One closed candle through the full pipeline (streaming)."""
         if isinstance(self.clock, SimClock):
             self.clock.advance_to(max(candle.ts + self._tf_ns, self.clock.now_ns()))
+            self._poll_timers(self.clock.now_ns())
         decision = await self.decisions.on_candle(candle) if self.decisions is not None else None
         i = len(self._live_ts)
         self._bar_index = i
@@ -652,23 +699,27 @@ class Engine:
 
         last = [-1, -1]  # (bar index, ticks) at the last auto checkpoint
 
-        def fire(now: int) -> None:
+        def fire(_now: int) -> None:
             if not self._running:
                 return
-            # A simulated clock can cross many intervals in one step (an hourly bar, 60 s interval):
-            # nothing changed between those firings, so only the first writes.
             seen = [self._bar_index, self._ticks]
-            if seen != last:
+            if seen != last:  # a real clock's interval may pass with nothing new to save
                 last[:] = seen
                 self.checkpoint("auto")
-            self.clock.call_at(now + interval, fire)
 
-        self.clock.call_at(self.clock.now_ns() + interval, fire)
+        self._checkpoint_timer = PeriodicTimer(self.clock, interval, fire)
+
+    def _poll_timers(self, now: int) -> None:
+        timer = self._checkpoint_timer
+        if timer is not None and timer.polled:
+            timer.poll(now)
 
     async def _shutdown(self, reason: str) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
         await self.orders.settle()
         self.checkpoint("shutdown")
         if self.checkpoints is not None:
