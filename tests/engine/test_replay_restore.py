@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -66,3 +67,41 @@ async def test_restart_restores_the_ledger_and_reconciles_open_limit_orders(hour
         assert status == "CANCELLED"
     assert not restore_latest(second, Store(":memory:"))
     assert np.isfinite(second.record.final_equity)
+
+
+async def test_max_speed_replay_hands_the_loop_back_every_few_candles(hourly: CandleArrays) -> None:
+    feed = ReplayFeed(hourly[:100], yield_every=4)
+    turns = 0
+
+    async def other() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.get_running_loop().create_task(other())
+    await asyncio.sleep(0)
+    before = turns
+    got = [c async for c in feed]
+    task.cancel()
+    assert len(got) == 100
+    assert turns - before >= 100 // 4 - 1  # the other task ran while the replay streamed
+    with pytest.raises(ConfigError, match="yield_every"):
+        ReplayFeed(hourly[:5], yield_every=0)
+
+
+async def test_stop_during_a_max_speed_paper_replay_takes_effect_mid_run(hourly: CandleArrays) -> None:
+    """The cockpit's quit (and SIGINT) run on the same loop as the engine: they must get a turn."""
+    bars = hourly[:3000]
+    engine = build_engine(load_settings(), mode="paper", candles=bars, preset="simple-trailing")
+    assert engine.feed.paced is False  # type: ignore[attr-defined]
+
+    async def quit_soon() -> None:
+        while engine.record.bars < 100:
+            await asyncio.sleep(0)
+        await engine.stop("user quit")
+
+    stopper = asyncio.get_running_loop().create_task(quit_soon())
+    await engine.run()
+    await stopper
+    assert 100 <= engine.record.bars < len(bars)

@@ -4,6 +4,12 @@ At `speed=None` (max) the engine takes the whole `CandleArrays` and runs its syn
 loop over it (no await per bar). With a `speed` in candles per second the feed is paced: it yields
 one candle at a time and sleeps between them, while the engine's SimClock moves to each candle's
 time, so a replay looks like a live session on screen but stays deterministic.
+
+A paper-mode replay at max speed is streamed too (the engine runs its per-candle path), and shares
+the event loop with the cockpit and the signal handlers: it hands the loop back every `yield_every`
+candles, so the screen keeps drawing and Ctrl-C is seen at once. Counting candles rather than time
+keeps the run independent of how fast the machine is. The synchronous backtest loop reads `arrays`
+and never iterates the feed, so backtests pay nothing for this.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ class ReplayFeed:
     source = "replay"
 
     def __init__(self, candles: CandleArrays, *, symbol: str = "BTC-USD", timeframe: str = "1h",
-                 speed: float | None = None) -> None:
+                 speed: float | None = None, yield_every: int = 4) -> None:
         if len(candles) and bool((candles.ts[1:] <= candles.ts[:-1]).any()):
             raise DataError("replay candles are not in strictly ascending time",
                             hint="sort the bars and drop duplicates before replaying")
@@ -32,6 +38,9 @@ class ReplayFeed:
         self.timeframe = timeframe
         self.timeframe_ns = timeframe_ns(timeframe)
         self.speed = speed
+        if yield_every < 1:
+            raise ConfigError(f"replay yield_every must be at least 1 candle, got {yield_every}")
+        self.yield_every = yield_every
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -42,7 +51,11 @@ class ReplayFeed:
 
     async def __aiter__(self) -> AsyncIterator[Candle]:
         delay = 1.0 / self.speed if self.speed else 0.0
+        every = self.yield_every
         for i, candle in enumerate(self.arrays.candles()):
-            if delay and i:
-                await asyncio.sleep(delay)
+            if delay:
+                if i:
+                    await asyncio.sleep(delay)
+            elif i and i % every == 0:
+                await asyncio.sleep(0)  # max speed: let the screen and signal handlers run
             yield candle
