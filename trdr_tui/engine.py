@@ -260,6 +260,13 @@ class Engine:
     def agent_weights(self) -> dict[str, float]:
         return dict(self.decisions.weights()) if self.decisions is not None else {}
 
+    def agent_base_weights(self) -> dict[str, float]:
+        src = self.decisions
+        if src is None:
+            return {}
+        base = getattr(src, "base_weights", None)  # optional in DecisionSource: no adaptation, no base
+        return dict(base()) if callable(base) else dict(src.weights())
+
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         if self.decisions is None:
             raise RejectError("this engine runs a preset without agents: there are no weights to set",
@@ -300,6 +307,7 @@ class Engine:
             self._stopped = True
             if self.checkpoints is not None:
                 self.checkpoints.flush()
+            self._flush_decisions()
             self._status(f"failed: {type(exc).__name__}: {exc}")
             self._done.set()
             raise
@@ -722,6 +730,35 @@ class Engine:
             self._checkpoint_timer.cancel()
         await self.orders.settle()
         self.checkpoint("shutdown")
-        if self.checkpoints is not None:
-            self.checkpoints.flush()
+        try:
+            await self._close_decisions()
+        finally:
+            if self.checkpoints is not None:
+                self.checkpoints.flush()
         self._status(f"stopped: {reason}")
+
+    async def _close_decisions(self) -> None:
+        """The run is over: the DecisionSource writes what it buffered (the last partial batch of
+        decision-log rows, adapted weights) and releases its agents. `close()` (sync or async) when
+        it has one, else `flush()`."""
+        src = self.decisions
+        if src is None:
+            return
+        close = getattr(src, "close", None)
+        if callable(close):
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+            return
+        self._flush_decisions()
+
+    def _flush_decisions(self) -> None:
+        """A failed run keeps its agents as they are but still writes the decision rows it buffered;
+        a failure to write is logged, not raised over the error that ended the run."""
+        flush = getattr(self.decisions, "flush", None)
+        if not callable(flush):
+            return
+        try:
+            flush()
+        except Exception as exc:
+            self.log("error", f"could not write the buffered decisions: {type(exc).__name__}: {exc}")
