@@ -98,3 +98,17 @@ async def test_no_buy_is_ever_placed_beyond_the_drawdown_limit(hourly: CandleArr
         assert (max(peak, eq) - eq) / max(peak, eq) < limit
     # the drawdown itself went well past the limit: the check had work to do
     assert float(np.max(1 - curve.equity / np.maximum.accumulate(curve.equity))) > 2 * limit
+
+
+async def test_base_weights_are_the_user_set_weights_before_adaptive_scaling(hourly: CandleArrays) -> None:
+    engine = build_engine(load_settings(), mode="paper", candles=hourly[:1500])
+    agent = next(iter(engine.agent_base_weights()))
+    engine.set_agent_weight(agent, 2.0)
+    await engine.run()
+    base, in_force = engine.agent_base_weights(), engine.agent_weights()
+    assert base[agent] == 2.0
+    assert base == engine.decisions.base_weights()  # type: ignore[union-attr]
+    assert set(base) == set(in_force)
+    assert base != in_force  # adaptation scaled the weights in force, not the ones the user set
+    preset = build_engine(load_settings(), mode="paper", candles=hourly[:10], preset="simple-trailing")
+    assert preset.agent_base_weights() == {}

@@ -49,6 +49,9 @@ class ScriptedEngine:
     def agent_weights(self) -> dict[str, float]:
         return dict(self._weights)
 
+    def agent_base_weights(self) -> dict[str, float]:
+        return dict(self._weights)
+
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         self.weight_calls.append((agent_id, weight))
         self._weights[agent_id] = weight

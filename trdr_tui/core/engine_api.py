@@ -34,7 +34,11 @@ class EngineControl(Protocol):
 
     def resume(self) -> None: ...
 
-    def agent_weights(self) -> dict[str, float]: ...
+    def agent_weights(self) -> dict[str, float]:
+        """The weights in force (after adaptive scaling)."""
+
+    def agent_base_weights(self) -> dict[str, float]:
+        """The weights the user set, before adaptive scaling: what `set_agent_weight` changes."""
 
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         """Change one agent's weight in the running orchestrator; published and persisted."""
@@ -91,7 +95,13 @@ class Executor(Protocol):
 
 
 class DecisionSource(Protocol):
-    """The orchestrator as the engine sees it."""
+    """The orchestrator as the engine sees it.
+
+    Optional, used when present: `base_weights()` (the user-set weights before adaptive scaling; without
+    it the weights in force are the base), `close()` (sync or async) or else `flush()` (called when a
+    run ends or stops, so buffered decision-log rows and adapted weights are written), `precompute`/
+    `decision_at` (the backtest batch path), `get_state`/`set_state` (checkpoints).
+    """
 
     async def on_candle(self, candle: Candle) -> Decision | None:
         """Streaming (paper, live): update market state, run the agents, return the consensus."""

@@ -342,18 +342,9 @@ class TrdrApp(App[int]):
 
 
 def base_weights(engine: EngineControl) -> dict[str, float]:
-    """The weights the user sets (before adaptive scaling) when the engine's agent panel exposes them.
-
-    EngineControl only promises the weights in force; stepping from those would let adaptation turn a
-    `+` into a lower weight, so the orchestrator's base weights are used when present.
-    """
-    decisions = getattr(engine, "decisions", None)
-    read = getattr(decisions, "base_weights", None)
-    if callable(read):
-        weights = read()
-        if isinstance(weights, dict):
-            return {str(k): float(v) for k, v in weights.items()}
-    return engine.agent_weights()
+    """The weights the user sets (before adaptive scaling): `+`/`-` step from these, since stepping
+    from the weights in force would let adaptation turn a `+` into a lower weight."""
+    return engine.agent_base_weights()
 
 
 def check_keymap(keys: dict[str, str]) -> None:
