@@ -163,6 +163,8 @@ class GridPolicy:
         confidence = decision.confidence if decision is not None and decision.action is Action.TRAIL_BUY \
             else self.min_confidence
         for lv in self.levels:
+            if lv.state == "filled" and lv.exit_order is None and lv.order is None and not self._sellable(lv.lot, close):
+                self._clear(lv, ts)  # dust below the minimum order size: nothing left to sell
             if lv.state == "filled":
                 if lv.exit_order is None and (close >= lv.price * (1.0 + self.spacing) or
                                               (bearish and close > lv.entry * 1.012)):
@@ -180,7 +182,7 @@ class GridPolicy:
                 if order is not None:
                     lv.order = order
                     self._set(lv, "trailing", ts)
-        if not self.orders.open and self.portfolio.position <= 0.0 and self.levels and \
+        if not self.orders.open and not self._sellable(self.portfolio.position, close) and self.levels and \
                 not (self.levels[0].price <= close <= self.levels[-1].price):
             self.build(close, ts)
 
@@ -300,6 +302,17 @@ class GridPolicy:
                 lv.entry = 0.0
                 lv.state = "idle"
                 lv.since_ns = t.ts
+
+    def _sellable(self, size: float, price: float) -> bool:
+        """At least the product's minimum order size and value: a smaller remainder (dust left by
+        partial fills and increment rounding) can never be sold and must not keep the grid from moving."""
+        product = self.sizer.product
+        rounded = product.round_size(size)
+        return rounded is not None and product.meets_minimums(rounded, price)
+
+    def _clear(self, lv: Level, ts: int) -> None:
+        lv.lot = lv.entry = 0.0
+        self._set(lv, "idle", ts)
 
     def _set(self, lv: Level, state: str, ts: int) -> None:
         lv.state = state
