@@ -24,7 +24,7 @@ import gc
 import inspect
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -214,6 +214,8 @@ class Engine:
         self._bar_index = 0
         self._decisions_seen: list[Decision] = []
         self._restored = False
+        # crash-only start: replaces the plain reconcile when set (e.g. a live run resumed from the store)
+        self._recovery: Callable[[], Awaitable[object]] | None = None
         self._ticks = 0
         # ledger change points: (bar index, cash, position) after each fill; equity rebuilt from them
         self._marks: list[tuple[int, float, float]] = []
@@ -290,7 +292,9 @@ class Engine:
             raise RejectError("this engine has already run", hint="build a new engine (build_engine) for another run")
         self._running = True
         self._status("started")
-        if self._restored:
+        if self._recovery is not None:
+            await self._recovery()
+        elif self._restored:
             await self.reconcile()
         self._arm_checkpoint_timer()
         try:
@@ -316,6 +320,12 @@ class Engine:
             await self._shutdown("shutdown" if not self._stop_requested else self._stop_reason)
         finally:
             self._done.set()
+
+    def set_recovery(self, recovery: Callable[[], Awaitable[object]]) -> None:
+        """Run `recovery` at the start of `run()` instead of the plain reconcile (crash-only restart)."""
+        if self._running:
+            raise StateCorruption("set_recovery() after the engine started")
+        self._recovery = recovery
 
     async def stop(self, reason: str = "shutdown") -> None:
         """Ask the run to end; returns once the shutdown checkpoint is written.

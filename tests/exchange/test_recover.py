@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.exchange.conftest import FAST_RETRY
@@ -69,4 +70,38 @@ async def test_orders_and_fills_after_the_checkpoint_are_not_lost(rest: Coinbase
     assert [st.order.id for st in engine2.orders.trailing] == [resting.id]
     assert engine2.orders._seq >= 3  # new orders will not reuse an id written after the checkpoint
     assert fired.id not in engine2.orders.open and market.id not in engine2.orders.open
+    store.close()
+
+
+async def test_a_resumed_live_engine_recovers_when_it_starts(rest: CoinbaseRest, fake: FakeExchange,
+                                                           tmp_path: Path) -> None:
+    """The path `trdr --live` takes after a crash: resume_live_run, then run() does the recovery."""
+    from trdr_tui.exchange.coinbase_runtime import latest_live_run, resume_live_run
+
+    db = tmp_path / "resume.duckdb"
+    store = Store(db)
+    engine, _ = live_engine(rest, fake, store)
+    market = engine.orders.place_market(Side.BUY, 0.01, price=float(fake.price))
+    await engine.orders.settle()
+    assert market.status is OrderStatus.FILLED
+    pending = engine.orders.place_limit(Side.BUY, 0.01, float(fake.price) * 0.5)
+    await engine.orders.settle()
+    assert pending.status is OrderStatus.SUBMITTED
+    store.close()  # crash: no checkpoint was ever written
+
+    store = Store(db)
+    assert latest_live_run(store) == RUN
+    engine2, _ = live_engine(rest, fake, store)
+    assert resume_live_run(engine2, store) is False  # no checkpoint: the store alone rebuilds the run
+    assert engine2.portfolio.fills == []
+    task = asyncio.create_task(engine2.run())
+    for _ in range(200):
+        if engine2.portfolio.fills:
+            break
+        await asyncio.sleep(0.01)
+    await engine2.stop("test")
+    await task
+    assert [f.id for f in engine2.portfolio.fills] == [f.trade_id for f in fake.fills]
+    assert pending.id in engine2.orders.open  # still resting at the exchange: tracked again, not re-sent
+    assert len(fake.orders) == 2
     store.close()

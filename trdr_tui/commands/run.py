@@ -83,10 +83,20 @@ def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: flo
 
 
 def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:
-    """Paper (simulated fills) or live (real orders) on Coinbase market data."""
-    from trdr_tui.exchange.coinbase_runtime import build_coinbase_engine
+    """Paper (simulated fills) or live (real orders) on Coinbase market data.
 
-    return build_coinbase_engine(settings, live=live, store=store)
+    Live is crash-only: when the store holds a live run with orders still open (the process died or was
+    killed), that run is resumed — ledger and orders rebuilt from the store, then reconciled with the
+    exchange by client_order_id — instead of starting a new one beside it.
+    """
+    from trdr_tui.exchange.coinbase_runtime import build_coinbase_engine, latest_live_run, resume_live_run
+
+    run_id = latest_live_run(store) if live else None
+    engine = build_coinbase_engine(settings, live=live, store=store, run_id=run_id)
+    if run_id is not None:
+        resume_live_run(engine, store)
+        print(f"trdr: resuming live run {run_id}: it has orders still open", file=sys.stderr)
+    return engine
 
 
 def check_live_credentials(settings: Settings) -> str | None:

@@ -14,7 +14,7 @@ import json
 
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
-from trdr_tui.core.errors import CredentialsError
+from trdr_tui.core.errors import CredentialsError, StateCorruption
 from trdr_tui.core.types import Fill, Liquidity, Mode, Order, OrderStatus, OrderTransition, OrderType, Side
 from trdr_tui.engine import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
@@ -24,7 +24,7 @@ from trdr_tui.exchange.credentials import Credentials, load_credentials
 from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
-from trdr_tui.runtime import build_engine
+from trdr_tui.runtime import build_engine, restore_latest
 from trdr_tui.store.db import Store
 from trdr_tui.trading.portfolio import Portfolio
 
@@ -158,6 +158,25 @@ async def recover_from_store(engine: Engine, executor: CoinbaseExecutor, store: 
     for r in reports:
         om.on_report(r)
     return len(to_reconcile), len(reports)
+
+
+def resume_live_run(engine: Engine, store: Store) -> bool:
+    """Prepare a fresh live engine to resume its interrupted run: the newest checkpoint now, and the
+    store-first recovery (`recover_from_store`) when `engine.run()` starts. False when the run has no
+    checkpoint (the recovery still runs: the store alone is enough to rebuild the ledger and orders)."""
+    executor = engine.executor
+    if not isinstance(executor, CoinbaseExecutor):
+        raise StateCorruption("only a live Coinbase engine can resume a live run")
+    restored = restore_latest(engine, store, engine.run_id)
+
+    async def recover() -> None:
+        await executor.start()
+        checked, applied = await recover_from_store(engine, executor, store)
+        engine.log("info", f"resumed live run {engine.run_id}: {checked} order(s) reconciled, "
+                           f"{applied} report(s) applied")
+
+    engine.set_recovery(recover)
+    return restored
 
 
 def latest_live_run(store: Store) -> str | None:
