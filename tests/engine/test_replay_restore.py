@@ -105,3 +105,22 @@ async def test_stop_during_a_max_speed_paper_replay_takes_effect_mid_run(hourly:
     await engine.run()
     await stopper
     assert 100 <= engine.record.bars < len(bars)
+
+
+async def test_a_paced_replay_plays_its_warmup_at_max_speed(hourly: CandleArrays,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first `warmup` candles arrive without a paced wait; pacing starts after them."""
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr("trdr_tui.market.replay.asyncio.sleep", record)
+    seen = [c async for c in ReplayFeed(hourly[:60], speed=20.0, warmup=50)]
+    assert len(seen) == 60
+    assert [w for w in waits if w > 0] == [0.05] * 10  # only the 10 candles after the warm-up wait
+    waits.clear()
+    _ = [c async for c in ReplayFeed(hourly[:60], speed=20.0)]
+    assert [w for w in waits if w > 0] == [0.05] * 59  # without warm-up every candle but the first waits
+    with pytest.raises(ConfigError, match="warmup"):
+        ReplayFeed(hourly[:5], speed=1.0, warmup=-1)

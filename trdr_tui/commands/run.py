@@ -63,8 +63,10 @@ def replay_candles(data: Path | None, settings: Settings) -> CandleArrays:
 
 
 def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) -> ReplayFeed:
-    """At max speed the feed itself hands the event loop back every few candles (market.replay)."""
-    return ReplayFeed(candles, symbol=settings.symbol, timeframe=settings.timeframe, speed=speed)
+    """At max speed the feed itself hands the event loop back every few candles (market.replay). A paced
+    replay plays the agents' warm-up history at max speed first, so the panel votes from the start."""
+    warmup = settings.backtest.warmup_bars if speed is not None else 0
+    return ReplayFeed(candles, symbol=settings.symbol, timeframe=settings.timeframe, speed=speed, warmup=warmup)
 
 
 def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,

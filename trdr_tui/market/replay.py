@@ -10,6 +10,10 @@ the event loop with the cockpit and the signal handlers: it hands the loop back 
 candles, so the screen keeps drawing and Ctrl-C is seen at once. Counting candles rather than time
 keeps the run independent of how fast the machine is. The synchronous backtest loop reads `arrays`
 and never iterates the feed, so backtests pay nothing for this.
+
+A paced replay can start with a `warmup`: its first candles play at max speed, like the history a live
+session loads before it trades, so the agents have their indicators ready when pacing begins instead of
+showing no vote for the first few minutes of a demo.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class ReplayFeed:
     source = "replay"
 
     def __init__(self, candles: CandleArrays, *, symbol: str = "BTC-USD", timeframe: str = "1h",
-                 speed: float | None = None, yield_every: int = 4) -> None:
+                 speed: float | None = None, yield_every: int = 4, warmup: int = 0) -> None:
         if len(candles) and bool((candles.ts[1:] <= candles.ts[:-1]).any()):
             raise DataError("replay candles are not in strictly ascending time",
                             hint="sort the bars and drop duplicates before replaying")
@@ -41,6 +45,9 @@ class ReplayFeed:
         if yield_every < 1:
             raise ConfigError(f"replay yield_every must be at least 1 candle, got {yield_every}")
         self.yield_every = yield_every
+        if warmup < 0:
+            raise ConfigError(f"replay warmup must be ≥ 0 candles, got {warmup}")
+        self.warmup = warmup
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -52,8 +59,9 @@ class ReplayFeed:
     async def __aiter__(self) -> AsyncIterator[Candle]:
         delay = 1.0 / self.speed if self.speed else 0.0
         every = self.yield_every
+        warmup = self.warmup
         for i, candle in enumerate(self.arrays.candles()):
-            if delay:
+            if delay and i >= warmup:
                 if i:
                     await asyncio.sleep(delay)
             elif i and i % every == 0:
