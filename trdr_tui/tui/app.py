@@ -150,8 +150,11 @@ class TrdrApp(App[int]):
             self.engine_finished = True
         clock_ts = self.engine.clock.now_ns()
         if event.state == WorkerState.ERROR:
+            self.engine_error = event.worker.error
+        if not (self.screen_stack and isinstance(self.screen_stack[0], MainScreen)):
+            return  # the app is already shutting down: nothing left to show it on (engine_error is kept)
+        if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.engine_error = error
             text = error.render() if isinstance(error, TrdrError) else f"{type(error).__name__}: {error}"
             self.main.logs.add(LogEvent(ts=clock_ts, level="error", source="engine", message=text))
             self.main.status.running = False
