@@ -23,6 +23,7 @@ from trdr_tui.runtime import build_engine
 from trdr_tui.store import Store
 from trdr_tui.tui.app import TrdrApp, make_app
 from trdr_tui.tui.services import EngineBacktests, slice_candles
+from trdr_tui.tui.widgets.candles import CandleChart
 
 # 2017-08-01 → ~2017-08-26: a fixed slice with trending and ranging bars, fills on both sides.
 SLICE = slice(720, 1320)
@@ -89,6 +90,16 @@ async def settle(pilot: Pilot[Any]) -> None:
     await app.workers.wait_for_complete()
     while not app.engine_finished or app.main.message_queue_size:  # the last events are handled
         await pilot.pause(0.02)
-    app.refresh_panes()
-    await app.workers.wait_for_complete()  # the chart draws in a thread
-    await pilot.pause()
+    # The chart draws in a thread and at most 4 times a second, so the last redraw may have been cut
+    # short by that limit or show an earlier bar: redraw until the picture shows the final state.
+    chart = app.main.query_one(CandleChart)
+    chart.dirty = True
+    for _ in range(200):
+        app.refresh_panes()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not chart.dirty and not chart.drawing:
+            break
+        await pilot.pause(0.05)
+    else:
+        raise AssertionError("the chart never finished drawing the final state")
