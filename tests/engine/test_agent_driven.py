@@ -7,8 +7,8 @@ import math
 from trdr_tui.config import load_settings
 from trdr_tui.core.events import GridSnapshot, RiskRejection
 from trdr_tui.core.types import Side
+from trdr_tui.engine.assembly import build_engine
 from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.runtime import build_engine
 
 
 async def test_batch_decisions_and_streaming_decisions_trade_identically(hourly: CandleArrays) -> None:
@@ -54,7 +54,7 @@ async def test_batch_decisions_and_streaming_decisions_trade_identically(hourly:
 async def test_checkpoint_carries_the_orchestrator_state(hourly: CandleArrays, tmp_path: object) -> None:
     from pathlib import Path
 
-    from trdr_tui.runtime import restore_latest
+    from trdr_tui.engine.assembly import restore_latest
     from trdr_tui.store.db import Store
 
     bars = hourly[:700]

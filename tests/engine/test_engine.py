@@ -18,9 +18,9 @@ from trdr_tui.core.events import (
     WeightsChanged,
 )
 from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, OrderStatus
-from trdr_tui.engine import Engine
+from trdr_tui.engine.assembly import build_engine
+from trdr_tui.engine.loop import Engine
 from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.runtime import build_engine
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import latest_checkpoint, load_weights
 

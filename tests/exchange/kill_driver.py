@@ -2,7 +2,7 @@
 
 Run as `python -m tests.exchange.kill_driver --db ... --rest ... --ws ... --user-ws ...` with
 TRDR_COINBASE_KEY_FILE set. At start it recovers crash-only from the store and reconciles with the
-exchange (`coinbase_runtime.recover_from_store`), then trades until killed (or until `--run-seconds`,
+exchange (`engine.coinbase.recover_from_store`), then trades until killed (or until `--run-seconds`,
 then it stops cleanly).
 """
 
@@ -13,12 +13,12 @@ import asyncio
 import sys
 
 from trdr_tui.config import load_settings
+from trdr_tui.engine.assembly import build_engine, restore_latest
+from trdr_tui.engine.coinbase import recover_from_store
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
-from trdr_tui.exchange.coinbase_runtime import recover_from_store
 from trdr_tui.exchange.credentials import require_credentials
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
-from trdr_tui.runtime import build_engine, restore_latest
 from trdr_tui.store import Store
 
 RUN_ID = "kill-run"

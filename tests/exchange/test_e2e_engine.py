@@ -18,13 +18,13 @@ from trdr_tui.config import load_settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import FeedHealth
 from trdr_tui.core.types import Candle, Mode, OrderStatus
-from trdr_tui.engine import Engine
+from trdr_tui.engine.assembly import build_engine
+from trdr_tui.engine.loop import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import Credentials
 from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
-from trdr_tui.runtime import build_engine
 from trdr_tui.store import Store
 
 NS = 1_000_000_000
@@ -157,7 +157,7 @@ def assert_exchange_and_ledger_agree(engine: Engine, fake: FakeExchange, store: 
 
 
 async def test_factory_wires_paper_and_live_from_settings(creds: Credentials, tmp_path: Path) -> None:
-    from trdr_tui.exchange.coinbase_runtime import build_coinbase_engine
+    from trdr_tui.engine.coinbase import build_coinbase_engine
 
     fake = accelerated_fake(creds)
     await fake.start()
@@ -176,7 +176,7 @@ async def test_factory_wires_paper_and_live_from_settings(creds: Credentials, tm
         assert any(h.healthy for h in health) and not fake.create_posts
         # with keys, paper mode simulates with the account's own fee tier
         from trdr_tui.core.types import Liquidity
-        from trdr_tui.exchange.coinbase_runtime import use_account_fee_tier
+        from trdr_tui.engine.coinbase import use_account_fee_tier
 
         keyed = build_coinbase_engine(settings, live=False, store=None, preset="simple-trailing", credentials=creds)
         schedule = await use_account_fee_tier(keyed)

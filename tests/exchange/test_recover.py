@@ -8,13 +8,13 @@ from pathlib import Path
 from tests.exchange.conftest import FAST_RETRY
 from trdr_tui.config import load_settings
 from trdr_tui.core.types import OrderStatus, Side
-from trdr_tui.engine import Engine
+from trdr_tui.engine.assembly import build_engine, restore_latest
+from trdr_tui.engine.coinbase import recover_from_store
+from trdr_tui.engine.loop import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
-from trdr_tui.exchange.coinbase_runtime import recover_from_store
 from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
-from trdr_tui.runtime import build_engine, restore_latest
 from trdr_tui.store import Store
 
 RUN = "recover-run"
@@ -53,7 +53,7 @@ async def test_orders_and_fills_after_the_checkpoint_are_not_lost(rest: Coinbase
     assert len(engine.portfolio.fills) == 1 and len(fake.fills) == 2
     store.close()  # "crash": nothing else is written
 
-    from trdr_tui.exchange.coinbase_runtime import latest_live_run
+    from trdr_tui.engine.coinbase import latest_live_run
 
     with Store(db) as s:
         assert latest_live_run(s) == RUN  # the run to resume
@@ -76,7 +76,7 @@ async def test_orders_and_fills_after_the_checkpoint_are_not_lost(rest: Coinbase
 async def test_a_resumed_live_engine_recovers_when_it_starts(rest: CoinbaseRest, fake: FakeExchange,
                                                            tmp_path: Path) -> None:
     """The path `trdr --live` takes after a crash: resume_live_run, then run() does the recovery."""
-    from trdr_tui.exchange.coinbase_runtime import latest_live_run, resume_live_run
+    from trdr_tui.engine.coinbase import latest_live_run, resume_live_run
 
     db = tmp_path / "resume.duckdb"
     store = Store(db)

@@ -8,8 +8,8 @@ import pytest
 from trdr_tui.config import load_settings
 from trdr_tui.core.events import GridSnapshot
 from trdr_tui.core.types import Action, Decision
+from trdr_tui.engine.assembly import build_engine
 from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.runtime import build_engine
 from trdr_tui.trading.grid import GridPolicy, grid_prices, swing_pivots, swing_spacing
 
 

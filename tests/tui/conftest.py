@@ -16,10 +16,10 @@ from textual.pilot import Pilot
 from tests.conftest import HOURLY_CDD
 from trdr_tui.commands.run import REPLAY_CHECKPOINT_S, replay_feed
 from trdr_tui.config import Settings, load_settings
-from trdr_tui.engine import Engine
+from trdr_tui.engine.assembly import build_engine
+from trdr_tui.engine.loop import Engine
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
-from trdr_tui.runtime import build_engine
 from trdr_tui.store import Store
 from trdr_tui.tui.app import TrdrApp, make_app
 from trdr_tui.tui.services import EngineBacktests, slice_candles

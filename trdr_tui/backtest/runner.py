@@ -3,7 +3,7 @@
     outcome = run_backtest(settings, candles, preset="simple-trailing")
     outcome.results["final_equity"], outcome.results["baselines"]["buy_and_hold"]["total_return"]
 
-The engine is built by `trdr_tui.runtime.build_engine` in backtest mode (SimClock + replay feed +
+The engine is built by `trdr_tui.engine.build_engine` in backtest mode (SimClock + replay feed +
 simulated executor): the same parts paper and live trading use. Results are a plain JSON-ready
 dict whose top-level keys are stable (other tools read them, see `SUMMARY_KEYS`); everything is
 deterministic except `elapsed_seconds` and `session_id`.
@@ -31,7 +31,7 @@ from trdr_tui.core.types import Action, Decision
 from trdr_tui.market.arrays import CandleArrays
 
 if TYPE_CHECKING:
-    from trdr_tui.engine import Engine
+    from trdr_tui.engine.loop import Engine
     from trdr_tui.trading.presets import Preset
 
 ProgressHook = Callable[[int, int], None]
@@ -71,7 +71,7 @@ def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None 
 async def run_engine_async(settings: Settings, candles: CandleArrays, *, preset: str | None = None,
                            run_id: str | None = None, on_progress: ProgressHook | None = None,
                            engine_kwargs: Mapping[str, Any] | None = None) -> tuple[RunData, Engine]:
-    from trdr_tui.runtime import build_engine
+    from trdr_tui.engine.assembly import build_engine
 
     bus = EventBus()
     if on_progress is not None:

@@ -24,7 +24,7 @@ from trdr_tui.market.replay import ReplayFeed
 
 if TYPE_CHECKING:
     from trdr_tui.config import Settings
-    from trdr_tui.engine import Engine
+    from trdr_tui.engine.loop import Engine
     from trdr_tui.market.arrays import CandleArrays
     from trdr_tui.tui.services import BacktestRunner
 
@@ -72,7 +72,7 @@ def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) 
 def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,
                         store: Any, log: list[str]) -> Engine:
     """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so)."""
-    from trdr_tui.runtime import build_engine
+    from trdr_tui.engine.assembly import build_engine
 
     interval = max(settings.store.checkpoint_interval_seconds, REPLAY_CHECKPOINT_S)
     try:
@@ -91,7 +91,7 @@ def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:
     killed), that run is resumed — ledger and orders rebuilt from the store, then reconciled with the
     exchange by client_order_id — instead of starting a new one beside it.
     """
-    from trdr_tui.exchange.coinbase_runtime import build_coinbase_engine, latest_live_run, resume_live_run
+    from trdr_tui.engine.coinbase import build_coinbase_engine, latest_live_run, resume_live_run
 
     run_id = latest_live_run(store) if live else None
     engine = build_coinbase_engine(settings, live=live, store=store, run_id=run_id)

@@ -39,7 +39,7 @@ from trdr_tui.core.types import Action, Decision, Fill, Order, OrderStatus, Orde
 from trdr_tui.trading.sizing import ProductSpec, Sizer
 
 if TYPE_CHECKING:
-    from trdr_tui.engine import Engine
+    from trdr_tui.engine.loop import Engine
 
 F64 = npt.NDArray[np.float64]
 SWING_HISTORY_BARS = 720  # 30 days of hourly bars (PRD §3.3.2)

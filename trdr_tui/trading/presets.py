@@ -24,7 +24,7 @@ from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.types import Decision, Side
 
 if TYPE_CHECKING:
-    from trdr_tui.engine import Engine
+    from trdr_tui.engine.loop import Engine
 
 
 class Policy(Protocol):

@@ -29,7 +29,7 @@ from trdr_tui.core.clock import NS_PER_SECOND, Clock, SimClock, WallClock
 from trdr_tui.core.engine_api import DecisionSource, Executor
 from trdr_tui.core.errors import ConfigError, NotAvailable
 from trdr_tui.core.types import Mode
-from trdr_tui.engine import Engine, Feed
+from trdr_tui.engine.loop import Engine, Feed
 from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor, SlippageModel
 from trdr_tui.market.arrays import CandleArrays

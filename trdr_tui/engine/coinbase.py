@@ -16,7 +16,8 @@ from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.errors import CredentialsError, StateCorruption
 from trdr_tui.core.types import Fill, Liquidity, Mode, Order, OrderStatus, OrderTransition, OrderType, Side
-from trdr_tui.engine import Engine
+from trdr_tui.engine.assembly import build_engine, restore_latest
+from trdr_tui.engine.loop import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_models import TransactionSummary
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
@@ -24,7 +25,6 @@ from trdr_tui.exchange.credentials import Credentials, load_credentials
 from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
-from trdr_tui.runtime import build_engine, restore_latest
 from trdr_tui.store.db import Store
 from trdr_tui.trading.portfolio import Portfolio
 

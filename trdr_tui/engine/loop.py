@@ -177,7 +177,7 @@ class RunRecord:
 
 
 class Engine:
-    """Implements core.engine_api.EngineControl. Build it with `trdr_tui.runtime.build_engine`."""
+    """Implements core.engine_api.EngineControl. Build it with `trdr_tui.engine.build_engine`."""
 
     def __init__(self, *, settings: Settings, mode: Mode, clock: Clock, bus: EventBus, feed: Feed,
                  executor: Executor, portfolio: Portfolio, orders: OrderManager, risk: RiskManager,
