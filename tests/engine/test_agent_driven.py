@@ -54,7 +54,7 @@ async def test_batch_decisions_and_streaming_decisions_trade_identically(hourly:
 async def test_checkpoint_carries_the_orchestrator_state(hourly: CandleArrays, tmp_path: object) -> None:
     from pathlib import Path
 
-    from trdr_tui.engine.assembly import restore_latest
+    from trdr_tui.engine.recovery import restore_latest
     from trdr_tui.store.db import Store
 
     bars = hourly[:700]

@@ -13,8 +13,9 @@ import asyncio
 import sys
 
 from trdr_tui.config import load_settings
-from trdr_tui.engine.assembly import build_engine, restore_latest
+from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.coinbase import recover_from_store
+from trdr_tui.engine.recovery import restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import require_credentials

@@ -8,9 +8,10 @@ from pathlib import Path
 from tests.exchange.conftest import FAST_RETRY
 from trdr_tui.config import load_settings
 from trdr_tui.core.types import OrderStatus, Side
-from trdr_tui.engine.assembly import build_engine, restore_latest
+from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.coinbase import recover_from_store
 from trdr_tui.engine.loop import Engine
+from trdr_tui.engine.recovery import restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
 from trdr_tui.exchange.fake import FakeExchange

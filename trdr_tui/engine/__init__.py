@@ -7,7 +7,8 @@
 | `coinbase`    | Coinbase paper/live assembly and the resume of an interrupted live run |
 """
 
-from trdr_tui.engine.assembly import build_engine, restore_latest
+from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine, Feed
+from trdr_tui.engine.recovery import restore_latest
 
 __all__ = ["Engine", "Feed", "build_engine", "restore_latest"]

@@ -36,7 +36,7 @@ from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.replay import ReplayFeed
 from trdr_tui.market.timeframes import infer_timeframe
 from trdr_tui.store.db import Store
-from trdr_tui.store.orders import RunRepository, latest_checkpoint
+from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.grid import GridPolicy
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
@@ -167,15 +167,3 @@ def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Sto
                                    log_batch_size=settings.backtest.batch_size if backtest else 1,
                                    restore_weights=not backtest)
     return orch  # type: ignore[no-any-return]
-
-
-def restore_latest(engine: Engine, store: Store, run_id: str | None = None) -> bool:
-    """Load the newest checkpoint (of `run_id`, or of any run) into a fresh engine before `run()`.
-
-    Returns False when there is none. `run()` then reconciles open orders with the executor.
-    """
-    found = latest_checkpoint(store, run_id)
-    if found is None:
-        return False
-    engine.restore(found[2])
-    return True

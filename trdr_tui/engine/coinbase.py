@@ -16,8 +16,9 @@ from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.errors import CredentialsError, StateCorruption
 from trdr_tui.core.types import Fill, Liquidity, Mode, Order, OrderStatus, OrderTransition, OrderType, Side
-from trdr_tui.engine.assembly import build_engine, restore_latest
+from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
+from trdr_tui.engine.recovery import restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_models import TransactionSummary
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
@@ -115,7 +116,7 @@ async def recover_from_store(engine: Engine, executor: CoinbaseExecutor, store: 
        filled size from the stored fills; the order sequence continues after the highest stored id
        (a checkpoint's sequence can be older than the last order written);
     3. trailing orders only armed in the engine (never sent) keep their trailing state when a checkpoint
-       restored it (`runtime.restore_latest` first), else they are cancelled and the policy re-arms;
+       restored it (`recovery.restore_latest` first), else they are cancelled and the policy re-arms;
     4. `CoinbaseExecutor.reconcile` asks the exchange about the rest; its reports go through the order
        manager (state machine, ledger, store) like any other report.
 

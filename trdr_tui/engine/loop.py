@@ -27,12 +27,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-import msgspec
 import numpy as np
 
 from trdr_tui.config import PriceModel, Settings
 from trdr_tui.core.bus import EventBus
-from trdr_tui.core.clock import Clock, SimClock, TimerCallback, TimerHandle
+from trdr_tui.core.clock import Clock, SimClock
 from trdr_tui.core.engine_api import DecisionSource, Executor
 from trdr_tui.core.errors import NotAvailable, RejectError, RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import (
@@ -46,13 +45,16 @@ from trdr_tui.core.events import (
     candle_topic,
 )
 from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
+from trdr_tui.engine.record import EquityCurve, RunRecord
+from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
+from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.exchange.sim_executor import SimExecutor
-from trdr_tui.market.arrays import F64, I64, CandleArrays
+from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.presets import Policy
 from trdr_tui.trading.risk import RiskManager
-from trdr_tui.trading.trailing import TrailingState, path_prices
+from trdr_tui.trading.trailing import path_prices
 
 CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
 RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
@@ -71,109 +73,6 @@ class Feed(Protocol):
     timeframe_ns: int
 
     def __aiter__(self) -> AsyncIterator[Candle | Tick]: ...
-
-
-class PeriodicTimer:
-    """Calls `callback(now)` every `interval_ns` of clock time, at most once per clock step.
-
-    A SimClock moved by a whole bar (an hour) crosses a short interval (60 s) many times in one step;
-    catching up on every crossing would repeat the same work on the same state. So a due timer fires
-    once and the next firing is one interval after the time it fired at, which is the end of the step.
-    On a SimClock the engine polls it right after each step it makes (the clock's own timers fire
-    inside the step, at their own times); on a real clock the clock's timer calls it.
-    """
-
-    __slots__ = ("_handle", "callback", "clock", "interval_ns", "next_ns", "polled")
-
-    def __init__(self, clock: Clock, interval_ns: int, callback: TimerCallback) -> None:
-        if interval_ns <= 0:
-            raise ValueError(f"a periodic timer needs a positive interval, got {interval_ns} ns")
-        self.clock = clock
-        self.interval_ns = interval_ns
-        self.callback = callback
-        self.next_ns = clock.now_ns() + interval_ns
-        self.polled = isinstance(clock, SimClock)
-        self._handle: TimerHandle | None = None if self.polled else clock.call_at(self.next_ns, self._on_timer)
-
-    def poll(self, now_ns: int) -> None:
-        """After a clock step to `now_ns`: fire once if due, then schedule from `now_ns`."""
-        if now_ns >= self.next_ns:
-            self.next_ns = now_ns + self.interval_ns
-            self.callback(now_ns)
-
-    def _on_timer(self, _when_ns: int) -> None:
-        now = self.clock.now_ns()
-        self.next_ns = now + self.interval_ns
-        self._handle = self.clock.call_at(self.next_ns, self._on_timer)
-        self.callback(now)
-
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        self.next_ns = 2**63 - 1
-
-
-class EquityCurve(msgspec.Struct, frozen=True):
-    """Per processed bar: close time (ns), equity, price, cash and position after the bar."""
-
-    ts: I64
-    equity: F64
-    price: F64
-    cash: F64
-    position: F64
-
-
-class RunRecord:
-    """What one run produced; the backtest runner reads it (see docs/trading.md)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    @property
-    def fills(self) -> list[Fill]:
-        return self._engine.portfolio.fills
-
-    @property
-    def trades(self) -> list[Trade]:
-        return self._engine.portfolio.trades
-
-    @property
-    def orders(self) -> list[Order]:
-        return list(self._engine.orders.orders.values())
-
-    @property
-    def decisions(self) -> list[Decision]:
-        return self._engine._decisions_seen
-
-    @property
-    def rejections(self) -> list[Any]:
-        return self._engine.orders.rejections
-
-    @property
-    def rejected_orders(self) -> int:
-        return len(self._engine.orders.rejections)
-
-    @property
-    def fees(self) -> float:
-        return self._engine.portfolio.fees
-
-    @property
-    def initial_cash(self) -> float:
-        return self._engine.portfolio.initial_cash
-
-    @property
-    def bars(self) -> int:
-        return self._engine._bars_done
-
-    @property
-    def final_equity(self) -> float:
-        e = self._engine
-        return e.portfolio.equity(e.last_price) if e._bars_done else e.portfolio.initial_cash
-
-    def equity_curve(self) -> EquityCurve:
-        """Built after the fact from the ledger's change points: no per-bar work during the run."""
-        return self._engine._equity_curve()
 
 
 class Engine:
@@ -213,7 +112,6 @@ class Engine:
         self._bars_done = 0
         self._bar_index = 0
         self._decisions_seen: list[Decision] = []
-        self._restored = False
         # crash-only start: replaces the plain reconcile when set (e.g. a live run resumed from the store)
         self._recovery: Callable[[], Awaitable[object]] | None = None
         self._ticks = 0
@@ -294,8 +192,6 @@ class Engine:
         self._status("started")
         if self._recovery is not None:
             await self._recovery()
-        elif self._restored:
-            await self.reconcile()
         self._arm_checkpoint_timer()
         try:
             arrays = getattr(self.feed, "arrays", None)
@@ -640,71 +536,24 @@ class Engine:
             pos[have] = m_pos[which[have]]
         return EquityCurve(ts, cash + pos * price, price.copy(), cash, pos)
 
-    # -- checkpoints -----------------------------------------------------------------------------
+    # -- checkpoints (engine/recovery.py) ---------------------------------------------------------
+
+    @property
+    def bars_done(self) -> int:
+        """Closed bars processed so far."""
+        return self._bars_done
 
     def state(self) -> dict[str, Any]:
-        """Everything needed to resume: ledger, open orders (with trailing state), policy/grid, weights."""
-        return {
-            "run_id": self.run_id, "mode": self._mode.value, "symbol": self._symbol,
-            "ts": self.clock.now_ns(), "bars": self._bars_done, "last_price": self.last_price,
-            "paused": self._paused, "portfolio": self.portfolio.to_state(),
-            "open_orders": self.orders.open_state(), "order_seq": self.orders._seq,
-            "policy": self.policy.state(), "weights": self.agent_weights(),
-            "decisions": self._decision_state(),
-        }
-
-    def _decision_state(self) -> Any:
-        """The DecisionSource's own state when it offers one (the orchestrator's market buffers,
-        adaptive weights, agent state), so a restart does not start its indicators cold."""
-        get_state = getattr(self.decisions, "get_state", None)
-        return get_state() if callable(get_state) else None
+        """Everything needed to resume (recovery.engine_state)."""
+        return engine_state(self)
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Resume from a checkpoint's state (before `run`): ledger, open orders, trailing book, policy."""
-        if self._running or self._bars_done:
-            raise StateCorruption("restore() must be called before the engine runs")
-        if state.get("symbol") != self._symbol:
-            raise StateCorruption(f"checkpoint is for {state.get('symbol')}, this engine trades {self._symbol}")
-        pf = Portfolio.from_state(state["portfolio"])
-        self.portfolio.__dict__.update(pf.__dict__)
-        self.orders._seq = int(state.get("order_seq", 0))
-        for item in state.get("open_orders", []):
-            order = msgspec.convert(item["order"], Order)
-            self.orders.orders[order.id] = order
-            self.orders.open[order.id] = order
-            tr = item.get("trailing")
-            if tr:
-                st = TrailingState(order, float(tr["best"]), float(order.trail or 0.0),
-                                   improvement=self.orders.improvement, expires_ns=tr.get("expires_ns"))
-                st.anchor = float(tr["anchor"])
-                st.trigger = float(tr["trigger"])
-                self.orders.trailing.append(st)
-        self.policy.restore(state.get("policy", {}))
-        self.last_price = float(state.get("last_price", 0.0))
-        self._paused = bool(state.get("paused", False))
-        self._restored = True
-        set_state = getattr(self.decisions, "set_state", None)
-        if state.get("decisions") is not None and callable(set_state):
-            set_state(state["decisions"])
-        elif self.decisions is not None:
-            for agent_id, w in (state.get("weights") or {}).items():
-                self.decisions.set_weight(agent_id, float(w))
+        """Resume from a checkpoint's state before `run` (recovery.restore_engine)."""
+        restore_engine(self, state)
 
     async def reconcile(self) -> int:
-        """Crash-only start: the executor's truth about orders we think are at the exchange.
-
-        Armed trailing orders live in the engine and need no asking; every other open order is
-        looked up (by `client_order_id`) and the executor's reports go through the state machine.
-        """
-        known = [o for o in self.orders.open.values() if self.orders.trailing_state(o) is None]
-        if not known:
-            return 0
-        reports = await self.executor.reconcile(known)
-        for report in reports:
-            self.orders.on_report(report)
-        if reports:
-            self.log("info", f"reconciled {len(reports)} order(s) with {self.executor.name}")
-        return len(reports)
+        """Ask the executor about the orders we think are at the exchange (recovery.reconcile)."""
+        return await reconcile(self)
 
     def checkpoint(self, kind: str = "manual") -> None:
         if self.checkpoints is not None:
