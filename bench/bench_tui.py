@@ -26,7 +26,7 @@ from textual import events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trdr_tui.commands.run import build_replay_engine, replay_candles
+from trdr_tui.commands.run import replay_candles
 from trdr_tui.config import load_settings
 from trdr_tui.core.events import (
     CandleEvent,
@@ -43,6 +43,7 @@ from trdr_tui.core.types import (
     Side,
     Tick,
 )
+from trdr_tui.engine.assembly import build_replay_engine
 from trdr_tui.tui.app import TrdrApp, make_app
 from trdr_tui.tui.screens.main import MainScreen
 

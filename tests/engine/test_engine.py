@@ -172,8 +172,8 @@ class RecordingExecutor:
     async def reconcile(self, known_open: Any) -> Any:
         return []
 
-    def on_candle(self, candle: Candle) -> None:
-        self.inner.on_candle(candle)
+    def on_bar(self, high: float, low: float, close: float, volume: float) -> None:
+        self.inner.on_bar(high, low, close, volume)
 
     def on_tick(self, tick: Any) -> None:
         self.inner.on_tick(tick)

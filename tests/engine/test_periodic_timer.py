@@ -7,7 +7,7 @@ from typing import Any
 from trdr_tui.config import load_settings
 from trdr_tui.core.clock import SimClock, TimerCallback, TimerHandle
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.engine.loop import PeriodicTimer
+from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.db import Store
 

@@ -14,9 +14,8 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.conftest import HOURLY_CDD
-from trdr_tui.commands.run import REPLAY_CHECKPOINT_S, replay_feed
 from trdr_tui.config import Settings, load_settings
-from trdr_tui.engine.assembly import build_engine
+from trdr_tui.engine.assembly import REPLAY_CHECKPOINT_S, build_engine, replay_feed
 from trdr_tui.engine.loop import Engine
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file

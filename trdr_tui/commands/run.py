@@ -18,22 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trdr_tui.commands import CliContext
-from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, NotAvailable, TrdrError
+from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, TrdrError
 from trdr_tui.core.types import Mode
-from trdr_tui.market.replay import ReplayFeed
 
 if TYPE_CHECKING:
     from trdr_tui.config import Settings
     from trdr_tui.engine.loop import Engine
     from trdr_tui.market.arrays import CandleArrays
     from trdr_tui.tui.services import BacktestRunner
-
-FALLBACK_PRESET = "simple-trailing"
-# A replay runs on market time (hours per second): checkpoints follow market time too, once a market day.
-# The live 60 s interval would mean one checkpoint per replayed hourly bar (about 14 ms of DuckDB work
-# each, measured: roughly triples a max-speed replay).
-REPLAY_CHECKPOINT_S = 86_400.0
-
 
 def parse_speed(raw: str) -> float | None:
     """`--speed`: candles per second (> 0), or `max` for as fast as possible (None)."""
@@ -60,28 +52,6 @@ def replay_candles(data: Path | None, settings: Settings) -> CandleArrays:
         raise DataError("the bundled demo data is missing from this installation",
                         hint="pass a candle file with --data FILE, or reinstall trdr")
     return load_candle_file(Path(str(bundled)), settings.timeframe)
-
-
-def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) -> ReplayFeed:
-    """At max speed the feed itself hands the event loop back every few candles (market.replay). A paced
-    replay plays the agents' warm-up history at max speed first, so the panel votes from the start."""
-    warmup = settings.backtest.warmup_bars if speed is not None else 0
-    return ReplayFeed(candles, symbol=settings.symbol, timeframe=settings.timeframe, speed=speed, warmup=warmup)
-
-
-def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,
-                        store: Any, log: list[str]) -> Engine:
-    """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so)."""
-    from trdr_tui.engine.assembly import build_engine
-
-    interval = max(settings.store.checkpoint_interval_seconds, REPLAY_CHECKPOINT_S)
-    try:
-        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            checkpoint_interval_s=interval)
-    except NotAvailable as exc:
-        log.append(f"{exc.message}; running the '{FALLBACK_PRESET}' preset instead")
-        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval)
 
 
 def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:
@@ -150,6 +120,8 @@ def run_app(ctx: CliContext) -> int:
         candles = replay_candles(args.data, settings)
         replayed = candles
         notes: list[str] = []
+        from trdr_tui.engine.assembly import build_replay_engine
+
         engine = build_replay_engine(settings, candles, speed=speed, store=ctx.store, log=notes)
         for note in notes:
             print(f"trdr: note: {note}", file=sys.stderr)

@@ -88,9 +88,6 @@ class Executor(Protocol):
         """At start-up: the exchange's truth about orders we think are open (crash-only design)."""
         ...
 
-    def on_candle(self, candle: Candle) -> None:
-        """Simulated executors match resting orders against the bar; live ones ignore it."""
-
     def on_tick(self, tick: Tick) -> None: ...
 
 

@@ -167,3 +167,32 @@ def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Sto
                                    log_batch_size=settings.backtest.batch_size if backtest else 1,
                                    restore_weights=not backtest)
     return orch  # type: ignore[no-any-return]
+
+
+# --- a replay in paper mode (the cockpit's offline demo, `trdr --feed replay`) --------------------
+
+FALLBACK_PRESET = "simple-trailing"
+# A replay runs on market time (hours per second): checkpoints follow market time too, once a market day.
+# The live 60 s interval would mean one checkpoint per replayed hourly bar (about 14 ms of DuckDB work
+# each, measured: roughly triples a max-speed replay).
+REPLAY_CHECKPOINT_S = 86_400.0
+
+
+def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) -> ReplayFeed:
+    """At max speed the feed itself hands the event loop back every few candles (market.replay). A paced
+    replay plays the agents' warm-up history at max speed first, so the panel votes from the start."""
+    warmup = settings.backtest.warmup_bars if speed is not None else 0
+    return ReplayFeed(candles, symbol=settings.symbol, timeframe=settings.timeframe, speed=speed, warmup=warmup)
+
+
+def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,
+                        store: Store | None, log: list[str]) -> Engine:
+    """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so)."""
+    interval = max(settings.store.checkpoint_interval_seconds, REPLAY_CHECKPOINT_S)
+    try:
+        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
+                            checkpoint_interval_s=interval)
+    except NotAvailable as exc:
+        log.append(f"{exc.message}; running the '{FALLBACK_PRESET}' preset instead")
+        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
+                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
+import numpy as np
 
+from trdr_tui.core.events import RiskRejection
 from trdr_tui.core.types import Decision, Fill, Order, Trade
-from trdr_tui.market.arrays import F64, I64
+from trdr_tui.market.arrays import F64, I64, CandleArrays
 
 if TYPE_CHECKING:
     from trdr_tui.engine.loop import Engine
 
 
 class EquityCurve(msgspec.Struct, frozen=True):
-    """Per processed bar: close time (ns), equity, price, cash and position after the bar."""
+    """Per processed bar: close time (ns), equity, price, cash and position after the bar (quote
+    currency, base units)."""
 
     ts: I64
     equity: F64
@@ -23,8 +26,59 @@ class EquityCurve(msgspec.Struct, frozen=True):
     position: F64
 
 
+class BarHistory:
+    """The bars a run processed and the ledger's change points, from which the equity curve is rebuilt
+    after the fact (no per-bar work during the run).
+
+    Backtests point `arrays` at the feed's history; streaming runs append each bar's close time and
+    close. `mark(bar, cash, position)` is called after each fill; a later mark in the same bar wins.
+    """
+
+    def __init__(self, initial_cash: float, timeframe_ns: int) -> None:
+        self.initial_cash = initial_cash
+        self.timeframe_ns = timeframe_ns
+        self.arrays: CandleArrays | None = None
+        self._close_ts: list[int] = []
+        self._close: list[float] = []
+        self._marks: list[tuple[int, float, float]] = []
+
+    def append(self, close_ts: int, close: float) -> None:
+        """A streamed bar closed at `close_ts` (ns) at `close`."""
+        self._close_ts.append(close_ts)
+        self._close.append(close)
+
+    @property
+    def streamed(self) -> int:
+        """Bars appended so far (streaming runs)."""
+        return len(self._close_ts)
+
+    def mark(self, bar: int, cash: float, position: float) -> None:
+        self._marks.append((bar, cash, position))
+
+    def equity_curve(self, n: int) -> EquityCurve:
+        """The first `n` bars: each takes the last ledger change point at or before it."""
+        if self.arrays is not None:
+            ts = self.arrays.ts[:n] + self.timeframe_ns
+            price = self.arrays.close[:n]
+        else:
+            ts = np.asarray(self._close_ts[:n], dtype=np.int64)
+            price = np.asarray(self._close[:n], dtype=np.float64)
+        cash = np.full(n, self.initial_cash)
+        pos = np.zeros(n)
+        marks = self._marks
+        if marks:
+            bars = np.fromiter((m[0] for m in marks), dtype=np.int64, count=len(marks))
+            m_cash = np.fromiter((m[1] for m in marks), dtype=np.float64, count=len(marks))
+            m_pos = np.fromiter((m[2] for m in marks), dtype=np.float64, count=len(marks))
+            which = np.searchsorted(bars, np.arange(n), side="right") - 1
+            have = which >= 0
+            cash[have] = m_cash[which[have]]
+            pos[have] = m_pos[which[have]]
+        return EquityCurve(ts, cash + pos * price, price.copy(), cash, pos)
+
+
 class RunRecord:
-    """What one run produced; the backtest runner reads it (see docs/trading.md)."""
+    """What one run produced; the backtest runner reads it. Read-only views of the engine's parts."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -43,10 +97,11 @@ class RunRecord:
 
     @property
     def decisions(self) -> list[Decision]:
-        return self._engine._decisions_seen
+        """The actionable decisions (TRAIL_BUY, TRAIL_SELL) the run saw, in order."""
+        return self._engine.decisions_seen
 
     @property
-    def rejections(self) -> list[Any]:
+    def rejections(self) -> list[RiskRejection]:
         return self._engine.orders.rejections
 
     @property
@@ -63,13 +118,12 @@ class RunRecord:
 
     @property
     def bars(self) -> int:
-        return self._engine._bars_done
+        return self._engine.bars_done
 
     @property
     def final_equity(self) -> float:
         e = self._engine
-        return e.portfolio.equity(e.last_price) if e._bars_done else e.portfolio.initial_cash
+        return e.portfolio.equity(e.last_price) if e.bars_done else e.portfolio.initial_cash
 
     def equity_curve(self) -> EquityCurve:
-        """Built after the fact from the ledger's change points: no per-bar work during the run."""
-        return self._engine._equity_curve()
+        return self._engine.history.equity_curve(self._engine.bars_done)

@@ -15,6 +15,7 @@ import msgspec
 
 from trdr_tui.core.errors import StateCorruption
 from trdr_tui.core.types import Order
+from trdr_tui.engine.protocols import StatefulDecisionSource
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import latest_checkpoint
 from trdr_tui.trading.portfolio import Portfolio
@@ -27,14 +28,14 @@ if TYPE_CHECKING:
 def engine_state(engine: Engine) -> dict[str, Any]:
     """Everything needed to resume: ledger, open orders (with trailing state), policy/grid, weights, and
     the DecisionSource's own state when it offers one (so a restart does not start indicators cold)."""
-    get_state = getattr(engine.decisions, "get_state", None)
+    src = engine.decisions
     return {
         "run_id": engine.run_id, "mode": engine.mode.value, "symbol": engine.symbol,
         "ts": engine.clock.now_ns(), "bars": engine.bars_done, "last_price": engine.last_price,
         "paused": engine.paused, "portfolio": engine.portfolio.to_state(),
         "open_orders": engine.orders.open_state(), "order_seq": engine.orders._seq,
         "policy": engine.policy.state(), "weights": engine.agent_weights(),
-        "decisions": get_state() if callable(get_state) else None,
+        "decisions": src.get_state() if isinstance(src, StatefulDecisionSource) else None,
     }
 
 
@@ -62,13 +63,15 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
             st.anchor = float(tr["anchor"])
             st.trigger = float(tr["trigger"])
             orders.trailing.append(st)
+            if st.expires_ns is not None:
+                orders.expiring = True
     engine.policy.restore(state.get("policy", {}))
     engine.last_price = float(state.get("last_price", 0.0))
     if state.get("paused", False):
         engine.pause()
-    set_state = getattr(engine.decisions, "set_state", None)
-    if state.get("decisions") is not None and callable(set_state):
-        set_state(state["decisions"])
+    src = engine.decisions
+    if state.get("decisions") is not None and isinstance(src, StatefulDecisionSource):
+        src.set_state(state["decisions"])
     elif engine.decisions is not None:
         for agent_id, w in (state.get("weights") or {}).items():
             engine.decisions.set_weight(agent_id, float(w))

@@ -22,7 +22,7 @@ from trdr_tui.config import ExecutionConfig
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
 from trdr_tui.core.errors import StateCorruption
-from trdr_tui.core.types import Candle, Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
+from trdr_tui.core.types import Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
 from trdr_tui.exchange.fees import FeeSchedule, VolumeTracker
 
 MAX_SLIPPAGE = 0.5  # a fill is never moved further than half its reference price (keeps prices > 0)
@@ -96,9 +96,6 @@ class SimExecutor:
         return [ExecutionReport(ts=now, order_id=o.id, client_order_id=o.client_order_id,
                                 status=OrderStatus.CANCELLED, reason="not known to the simulator")
                 for o in known_open if o.id not in self.resting]
-
-    def on_candle(self, candle: Candle) -> None:
-        self.on_bar(candle.high, candle.low, candle.close, candle.volume)
 
     def on_tick(self, tick: Tick) -> None:
         self.last_price = tick.price

@@ -103,6 +103,7 @@ class Level:
 
 class GridPolicy:
     name = "grid"
+    idle_only = False
 
     def __init__(self, settings: Settings, *, product: ProductSpec | None = None) -> None:
         s = settings.resolved()

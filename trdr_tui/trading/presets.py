@@ -35,6 +35,7 @@ class Policy(Protocol):
     """
 
     name: str
+    idle_only: bool
 
     def bind(self, engine: Engine) -> None: ...
 

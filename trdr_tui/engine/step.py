@@ -1,0 +1,107 @@
+"""The one per-bar step: what every closed bar goes through, in backtests, paper and live alike.
+
+For bar `i` (opened at `ts`, closed at `now`, both ns), in this order (DESIGN.md "the way one market
+update travels"):
+
+1. a simulated Clock moves to `now`; due timers (checkpoints) fire;
+2. `market.candle.<symbol>` is published (only when someone listens);
+3. a simulating executor (`BarExecutor`) matches resting limit orders against the bar;
+4. armed trailing orders walk the bar's price path (`close`: the close only; `ohlc-path`: open → nearer
+   extreme → other extreme → close) and fire → fills → ledger;
+5. the stop-loss rule closes a losing position;
+6. unless paused, the policy turns the bar's decision into new orders (sized, risk-checked);
+7. the portfolio is marked (peak equity, daily loss window) and `portfolio.<symbol>` published.
+
+The step is built for a stretch of bars during which the listeners do not change (a backtest chunk, or
+one streamed candle): it looks the listeners and the parts up once and then runs on plain locals, which
+keeps the backtest loop fast. The decision comes from outside: the batch loop reads it from the
+DecisionSource's precomputed arrays, the streaming loop awaits it per candle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from trdr_tui.core.clock import SimClock
+from trdr_tui.core.errors import RiskLimitExceeded
+from trdr_tui.core.events import CandleEvent
+from trdr_tui.core.types import Candle, Decision
+from trdr_tui.engine.protocols import BarExecutor
+from trdr_tui.trading.trailing import path_prices
+
+if TYPE_CHECKING:
+    from trdr_tui.engine.loop import Engine
+
+BarStep = Callable[[int, int, int, float, float, float, float, float, "Decision | None"], None]
+"""step(i, ts, now, open, high, low, close, volume, decision): bar index, open time and close time in ns,
+prices in quote currency, volume in base units."""
+
+
+def make_bar_step(engine: Engine) -> BarStep:
+    """The per-bar step for `engine`, valid until its listeners or parts change (see the module doc)."""
+    clock = engine.clock
+    advance = clock.advance_to if isinstance(clock, SimClock) else None
+    timer = engine.polled_timer
+    bus = engine.bus
+    candle_topic = engine.candle_topic
+    portfolio_topic = engine.portfolio_topic
+    candle_subs = bus.has_subscribers(candle_topic)
+    portfolio_subs = bus.has_subscribers(portfolio_topic)
+    publish = bus.publish
+    symbol = engine.symbol
+    timeframe = engine.feed.timeframe
+    orders = engine.orders
+    trailing = orders.trailing
+    open_orders = orders.open
+    on_prices = orders.on_prices
+    on_price = orders.on_price
+    executor = engine.executor
+    on_bar = executor.on_bar if isinstance(executor, BarExecutor) else None
+    policy_bar = engine.policy.on_bar
+    idle_only = engine.policy.idle_only
+    risk = engine.risk
+    needs_marks = risk.needs_marks
+    stop_loss = risk.limits.stop_loss
+    pf = engine.portfolio
+    close_only = engine.price_model == "close"
+    run = engine.run_state
+    on_decision = engine.on_decision
+    close_at_stop = engine.close_at_stop
+    snapshot = engine.snapshot
+
+    def step(i: int, ts: int, now: int, o: float, h: float, lo: float, c: float, v: float,
+             decision: Decision | None) -> None:
+        if advance is not None:
+            advance(now)
+            if timer is not None and now >= timer.next_ns:
+                timer.poll(now)
+        run.bar_index = i
+        if candle_subs:
+            publish(candle_topic, CandleEvent(symbol=symbol, timeframe=timeframe, candle=Candle(ts, o, h, lo, c, v)))
+        if on_bar is not None:
+            on_bar(h, lo, c, v)
+        if orders.expiring:
+            orders.expire(now)
+        if trailing:
+            if close_only:
+                on_price(c)
+            else:
+                on_prices(path_prices(o, h, lo, c))
+        run.last_price = c
+        if stop_loss is not None and pf.position > 0.0 and risk.stop_loss_hit(c):
+            close_at_stop(c)
+        if decision is not None:
+            on_decision(decision)
+        if not run.paused and not (idle_only and open_orders):
+            try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
+                policy_bar(now, c, decision)
+            except RiskLimitExceeded:
+                pass  # recorded and published by the order manager
+        if needs_marks:
+            risk.on_mark(now, pf.mark(c))
+        if portfolio_subs:
+            publish(portfolio_topic, snapshot())
+        run.bars_done = i + 1
+
+    return step
