@@ -43,7 +43,7 @@ from trdr_tui.engine.protocols import (
 )
 from trdr_tui.engine.record import BarHistory, RunRecord
 from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
-from trdr_tui.engine.step import make_bar_step
+from trdr_tui.engine.step import BarStep
 from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.orders import RunRepository
@@ -284,26 +284,25 @@ class Engine:
         # Python sequences index far faster than numpy scalars. Tuples of plain numbers drop out of the
         # cyclic GC's tracking after its first pass, so big series are not rescanned by every collection.
         ts_l = tuple(arrays.ts.tolist())
+        tf = self.feed.timeframe_ns
+        now_l = tuple((arrays.ts + tf).tolist())
         o_l = tuple(arrays.open.tolist())
         h_l = tuple(arrays.high.tolist())
         l_l = tuple(arrays.low.tolist())
         c_l = tuple(arrays.close.tolist())
         v_l = tuple(arrays.volume.tolist())
-        tf = self.feed.timeframe_ns
         progress = self.bus.has_subscribers("backtest.progress")
         for start in range(0, n, CHUNK):
             end = min(start + CHUNK, n)
             # Listeners are looked up once per chunk: within a chunk nothing else runs on the event loop,
             # so only a handler we call ourselves could subscribe, and it is picked up at the next chunk.
-            step = make_bar_step(self)
+            step = BarStep(self)
             # The cyclic GC would otherwise walk every live object a few times per chunk for the few
             # cycles a chunk creates; it is switched off only while our own synchronous code runs.
             gc_on = gc.isenabled()
             gc.disable()
             try:
-                for i in range(start, end):
-                    ts = ts_l[i]
-                    step(i, ts, ts + tf, o_l[i], h_l[i], l_l[i], c_l[i], v_l[i], decisions[i])
+                step.run(start, start, end, ts_l, now_l, o_l, h_l, l_l, c_l, v_l, decisions)
             finally:
                 if gc_on:
                     gc.enable()
@@ -351,8 +350,8 @@ class Engine:
         i = self.history.streamed
         self.history.append(close_ts, candle.close)
         self._recent.append(candle)
-        make_bar_step(self)(i, candle.ts, clock.now_ns(), candle.open, candle.high, candle.low, candle.close,
-                            candle.volume, decision)
+        BarStep(self).run(i, 0, 1, (candle.ts,), (clock.now_ns(),), (candle.open,), (candle.high,), (candle.low,),
+                          (candle.close,), (candle.volume,), (decision,))
 
     # -- shared pieces ---------------------------------------------------------------------------
 

@@ -12,15 +12,15 @@ update travels"):
 6. unless paused, the policy turns the bar's decision into new orders (sized, risk-checked);
 7. the portfolio is marked (peak equity, daily loss window) and `portfolio.<symbol>` published.
 
-The step is built for a stretch of bars during which the listeners do not change (a backtest chunk, or
-one streamed candle): it looks the listeners and the parts up once and then runs on plain locals, which
-keeps the backtest loop fast. The decision comes from outside: the batch loop reads it from the
+A `BarStep` is built for a stretch of bars during which the listeners do not change (a backtest chunk, or
+one streamed candle): it looks the listeners and the parts up once, and `run` loops over its bars on
+plain locals, which keeps the backtest loop fast. The decision comes from outside: the batch loop reads it from the
 DecisionSource's precomputed arrays, the streaming loop awaits it per candle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from trdr_tui.core.clock import SimClock
@@ -33,75 +33,89 @@ from trdr_tui.trading.trailing import path_prices
 if TYPE_CHECKING:
     from trdr_tui.engine.loop import Engine
 
-BarStep = Callable[[int, int, int, float, float, float, float, float, "Decision | None"], None]
-"""step(i, ts, now, open, high, low, close, volume, decision): bar index, open time and close time in ns,
-prices in quote currency, volume in base units."""
+class BarStep:
+    """The per-bar step for one engine, valid until its listeners or parts change (see the module doc)."""
 
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        bus = engine.bus
+        self.candle_subs = bus.has_subscribers(engine.candle_topic)
+        self.portfolio_subs = bus.has_subscribers(engine.portfolio_topic)
+        executor = engine.executor
+        self.on_bar = executor.on_bar if isinstance(executor, BarExecutor) else None
 
-def make_bar_step(engine: Engine) -> BarStep:
-    """The per-bar step for `engine`, valid until its listeners or parts change (see the module doc)."""
-    clock = engine.clock
-    advance = clock.advance_to if isinstance(clock, SimClock) else None
-    timer = engine.polled_timer
-    bus = engine.bus
-    candle_topic = engine.candle_topic
-    portfolio_topic = engine.portfolio_topic
-    candle_subs = bus.has_subscribers(candle_topic)
-    portfolio_subs = bus.has_subscribers(portfolio_topic)
-    publish = bus.publish
-    symbol = engine.symbol
-    timeframe = engine.feed.timeframe
-    orders = engine.orders
-    trailing = orders.trailing
-    open_orders = orders.open
-    on_prices = orders.on_prices
-    on_price = orders.on_price
-    executor = engine.executor
-    on_bar = executor.on_bar if isinstance(executor, BarExecutor) else None
-    policy_bar = engine.policy.on_bar
-    idle_only = engine.policy.idle_only
-    risk = engine.risk
-    needs_marks = risk.needs_marks
-    stop_loss = risk.limits.stop_loss
-    pf = engine.portfolio
-    close_only = engine.price_model == "close"
-    run = engine.run_state
-    on_decision = engine.on_decision
-    close_at_stop = engine.close_at_stop
-    snapshot = engine.snapshot
-
-    def step(i: int, ts: int, now: int, o: float, h: float, lo: float, c: float, v: float,
-             decision: Decision | None) -> None:
-        if advance is not None:
-            advance(now)
-            if timer is not None and now >= timer.next_ns:
-                timer.poll(now)
-        run.bar_index = i
-        if candle_subs:
-            publish(candle_topic, CandleEvent(symbol=symbol, timeframe=timeframe, candle=Candle(ts, o, h, lo, c, v)))
-        if on_bar is not None:
-            on_bar(h, lo, c, v)
-        if orders.expiring:
-            orders.expire(now)
-        if trailing:
-            if close_only:
-                on_price(c)
-            else:
-                on_prices(path_prices(o, h, lo, c))
-        run.last_price = c
-        if stop_loss is not None and pf.position > 0.0 and risk.stop_loss_hit(c):
-            close_at_stop(c)
-        if decision is not None:
-            on_decision(decision)
-        if not run.paused and not (idle_only and open_orders):
-            try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
-                policy_bar(now, c, decision)
-            except RiskLimitExceeded:
-                pass  # recorded and published by the order manager
-        if needs_marks:
-            risk.on_mark(now, pf.mark(c))
-        if portfolio_subs:
-            publish(portfolio_topic, snapshot())
-        run.bars_done = i + 1
-
-    return step
+    def run(self, first: int, start: int, stop: int, ts_s: Sequence[int], now_s: Sequence[int], o_s: Sequence[float],
+            h_s: Sequence[float], l_s: Sequence[float], c_s: Sequence[float], v_s: Sequence[float],
+            decision_s: Sequence[Decision | None]) -> None:
+        """Elements `start` … `stop - 1` of the sequences are bars `first`, `first + 1`, … of the run: open
+        and close times (ns), open/high/low/close (quote currency), volume (base units) and the bar's
+        decision (None: no decision this bar)."""
+        engine = self.engine
+        clock = engine.clock
+        advance = clock.advance_to if isinstance(clock, SimClock) else None
+        timer = engine.polled_timer
+        publish = engine.bus.publish
+        candle_subs = self.candle_subs
+        portfolio_subs = self.portfolio_subs
+        candle_topic = engine.candle_topic
+        portfolio_topic = engine.portfolio_topic
+        symbol = engine.symbol
+        timeframe = engine.feed.timeframe
+        orders = engine.orders
+        trailing = orders.trailing
+        open_orders = orders.open
+        on_prices = orders.on_prices
+        on_price = orders.on_price
+        on_bar = self.on_bar
+        policy_bar = engine.policy.on_bar
+        idle_only = engine.policy.idle_only
+        risk = engine.risk
+        needs_marks = risk.needs_marks
+        stop_loss = risk.limits.stop_loss
+        pf = engine.portfolio
+        close_only = engine.price_model == "close"
+        state = engine.run_state
+        on_decision = engine.on_decision
+        close_at_stop = engine.close_at_stop
+        snapshot = engine.snapshot
+        i = first
+        for k in range(start, stop):
+            now = now_s[k]
+            if advance is not None:
+                advance(now)
+                if timer is not None and now >= timer.next_ns:
+                    timer.poll(now)
+            state.bar_index = i
+            o = o_s[k]
+            h = h_s[k]
+            lo = l_s[k]
+            c = c_s[k]
+            if candle_subs:
+                publish(candle_topic, CandleEvent(symbol=symbol, timeframe=timeframe,
+                                                  candle=Candle(ts_s[k], o, h, lo, c, v_s[k])))
+            if on_bar is not None:
+                on_bar(h, lo, c, v_s[k])
+            if orders.expiring:
+                orders.expire(now)
+            if trailing:
+                if close_only:
+                    on_price(c)
+                else:
+                    on_prices(path_prices(o, h, lo, c))
+            state.last_price = c
+            if stop_loss is not None and pf.position > 0.0 and risk.stop_loss_hit(c):
+                close_at_stop(c)
+            decision = decision_s[k]
+            if decision is not None:
+                on_decision(decision)
+            if not state.paused and not (idle_only and open_orders):
+                try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
+                    policy_bar(now, c, decision)
+                except RiskLimitExceeded:
+                    pass  # recorded and published by the order manager
+            if needs_marks:
+                risk.on_mark(now, pf.mark(c))
+            if portfolio_subs:
+                publish(portfolio_topic, snapshot())
+            i += 1
+        state.bars_done = i
