@@ -75,9 +75,16 @@ class SignalArrays(msgspec.Struct, frozen=True):
 
 @runtime_checkable
 class Agent(Protocol):
-    id: str
-    name: str
-    version: str
+    # Read-only: an agent names itself with class attributes (as BaseAgent's subclasses do) or
+    # with instance attributes; the engine never writes them.
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
 
     def initialize(self, context: AgentContext) -> None: ...
 

@@ -145,11 +145,11 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             out += [f"## {title}", "", _md_table(("metric", "value"), rows), ""]
     agents = stats.get("agents") or {}
     if agents:
-        rows = [(a, fmt(m.get("signal_count"), "int"), fmt(m.get("accuracy"), "pct"),
-                 fmt(m.get("avg_confidence")), fmt(m.get("profit_contribution"), "money"))
-                for a, m in agents.items()]
+        agent_rows = [(str(a), fmt(m.get("signal_count"), "int"), fmt(m.get("accuracy"), "pct"),
+                       fmt(m.get("avg_confidence")), fmt(m.get("profit_contribution"), "money"))
+                      for a, m in agents.items()]
         out += ["## Agents", "", _md_table(("agent", "signals", "accuracy", "avg confidence",
-                                            "profit contribution"), rows), ""]
+                                            "profit contribution"), agent_rows), ""]
     time = stats.get("time") or {}
     if time:
         out += ["## Time analysis", "",
@@ -159,25 +159,26 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         monthly = time.get("monthly_returns") or {}
         if monthly:
             years, grid = monthly_table(monthly)
-            rows = [[str(y)] + [fmt(None if np.isnan(v) else float(v), "pct") for v in grid[i]]
-                    for i, y in enumerate(years)]
-            out += ["### Monthly returns", "", _md_table(("year", *MONTHS), rows), ""]
+            month_rows = [[str(y)] + [fmt(None if np.isnan(v) else float(v), "pct") for v in grid[i]]
+                          for i, y in enumerate(years)]
+            out += ["### Monthly returns", "", _md_table(("year", *MONTHS), month_rows), ""]
         rolling = time.get("rolling") or {}
         if rolling:
-            rows = [(w, fmt(s.get("mean"), "pct"), fmt(s.get("min"), "pct"), fmt(s.get("max"), "pct"),
-                     fmt(s.get("share_positive"), "pct")) for w, s in rolling.items()]
-            out += ["### Rolling returns", "", _md_table(("window", "mean", "worst", "best", "positive"), rows), ""]
+            rolling_rows = [(str(w), fmt(s.get("mean"), "pct"), fmt(s.get("min"), "pct"), fmt(s.get("max"), "pct"),
+                             fmt(s.get("share_positive"), "pct")) for w, s in rolling.items()]
+            out += ["### Rolling returns", "",
+                    _md_table(("window", "mean", "worst", "best", "positive"), rolling_rows), ""]
     mc = results.get("monte_carlo")
     if mc:
         out += [f"## Monte Carlo ({fmt(mc.get('paths'), 'int')} paths × {fmt(mc.get('trades_per_path'), 'int')}"
                 " trades, bootstrap of trade returns)", "", _md_table(("metric", "value"), section_rows(mc)), ""]
     wf = results.get("walk_forward")
     if wf:
-        rows = [(str(w.get("index")), w.get("test_start", ""), w.get("test_end", ""),
-                 fmt(w.get("train_return"), "pct"), fmt(w.get("test_return"), "pct"))
-                for w in wf.get("windows", [])]
+        wf_rows = [(str(w.get("index")), str(w.get("test_start", "")), str(w.get("test_end", "")),
+                    fmt(w.get("train_return"), "pct"), fmt(w.get("test_return"), "pct"))
+                   for w in wf.get("windows", [])]
         out += ["## Walk-forward", "", f"Robustness score: {fmt(wf.get('robustness_score'))}", "",
-                _md_table(("window", "test start", "test end", "in-sample", "out-of-sample"), rows), ""]
+                _md_table(("window", "test start", "test end", "in-sample", "out-of-sample"), wf_rows), ""]
     params = results.get("parameters") or {}
     if params:
         rows = [(k, str(v)) for k, v in params.items()]
@@ -221,7 +222,9 @@ def _charts(results: Mapping[str, Any], curves: Mapping[str, Any]) -> list[tuple
     monthly = ((results.get("stats") or {}).get("time") or {}).get("monthly_returns") or {}
     if monthly:
         years, grid = monthly_table(monthly)
-        z = np.where(np.isnan(grid), None, np.round(grid * 100, 2)).tolist()
+        cells = np.round(grid * 100, 2).astype(object)
+        cells[np.isnan(grid)] = None  # an empty month: a blank cell
+        z = cells.tolist()
         fig = go.Figure(go.Heatmap(z=z, x=list(MONTHS), y=[str(y) for y in years], colorscale="RdYlGn",
                                    zmid=0, texttemplate="%{z}", hovertemplate="%{y} %{x}: %{z} %<extra></extra>",
                                    colorbar={"title": "%"}))

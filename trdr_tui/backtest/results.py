@@ -86,12 +86,14 @@ class TradeArrays(msgspec.Struct, frozen=True):
     def from_trades(cls, trades: Sequence[Trade]) -> TradeArrays:
         n = len(trades)
 
-        def col(name: str, dtype: type) -> npt.NDArray[np.generic]:
-            return np.fromiter((getattr(t, name) for t in trades), dtype=dtype, count=n)
+        def ints(name: str) -> npt.NDArray[np.int64]:
+            return np.fromiter((getattr(t, name) for t in trades), dtype=np.int64, count=n)
 
-        return cls(col("entry_ts", np.int64), col("exit_ts", np.int64), col("entry_price", np.float64),
-                   col("exit_price", np.float64), col("size", np.float64), col("pnl", np.float64),
-                   col("fees", np.float64))
+        def floats(name: str) -> npt.NDArray[np.float64]:
+            return np.fromiter((getattr(t, name) for t in trades), dtype=np.float64, count=n)
+
+        return cls(ints("entry_ts"), ints("exit_ts"), floats("entry_price"), floats("exit_price"),
+                   floats("size"), floats("pnl"), floats("fees"))
 
     @classmethod
     def empty(cls) -> TradeArrays:

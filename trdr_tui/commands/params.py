@@ -71,7 +71,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     at.add_argument("ident")
     at.add_argument("session")
     at.set_defaults(handler=attach)
-    p.set_defaults(handler=lambda ctx: (p.print_help(), 2)[1])
+
+    def show_help(ctx: CliContext) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=show_help)
 
 
 def _versions(ctx: CliContext) -> Any:

@@ -29,7 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cp.add_argument("ids", nargs="+", metavar="ID")
     cp.add_argument("--json", action="store_true", help="print the compared values as JSON")
     cp.set_defaults(handler=compare)
-    p.set_defaults(handler=lambda ctx: (p.print_help(), 2)[1])
+
+    def show_help(ctx: CliContext) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=show_help)
 
 
 def _repo(ctx: CliContext) -> Any:

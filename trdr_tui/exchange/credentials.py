@@ -18,6 +18,7 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 from trdr_tui.config import Settings
 from trdr_tui.core.errors import CredentialsError
@@ -50,7 +51,7 @@ class Credentials:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:  # never pickled into a checkpoint or a worker
+    def __reduce__(self) -> NoReturn:  # never pickled into a checkpoint or a worker
         raise TypeError("Credentials cannot be serialized")
 
 

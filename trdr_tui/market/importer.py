@@ -341,9 +341,13 @@ def _read_csv_fast(path: Path, layout: CsvLayout) -> _Columns | None:
         con.close()
     if len(got["ts_us"]) == 0:
         return None
+    def floats(field: Field) -> F64:
+        return np.asarray(got[field], dtype=np.float64)
+
     return _Columns(
         ts=np.asarray(got["ts_us"], dtype=np.int64) * 1000,
-        **{f: np.asarray(got[f], dtype=np.float64) for f in VALUE_FIELDS},
+        open=floats("open"), high=floats("high"), low=floats("low"), close=floats("close"),
+        volume=floats("volume"),
         field_name=layout.column_name,
     )
 
@@ -534,7 +538,12 @@ def _read_json(path: Path) -> _Columns:
             raise DataError(f"field 'start': cannot read {row[0]!r} as Unix seconds", where=where)
         ts.append(t)
         for field, value, name in zip(VALUE_FIELDS, row[1:], json_fields[1:], strict=True):
-            number = _to_float(value.strip()) if isinstance(value, str) else float(value)
+            if isinstance(value, str):
+                number = _to_float(value.strip())
+            elif isinstance(value, int | float):
+                number = float(value)
+            else:  # null, a list, an object: not a number
+                number = None
             if number is None:
                 raise DataError(f"field '{name}': {value!r} is not a number", where=where)
             vals[field].append(number)
@@ -572,12 +581,19 @@ def _json_time(value: object) -> int | None:
 def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str, int] | None:
     """The earliest bad row (in file order): (row, field, what is wrong, how many bad rows in all)."""
     checks: list[tuple[npt.NDArray[np.bool_], str, Callable[[int], str]]] = []
+
+    def not_finite(a: F64) -> Callable[[int], str]:
+        return lambda i: f"{a[i]} is not a finite number"
+
+    def not_positive(a: F64) -> Callable[[int], str]:
+        return lambda i: f"price {a[i]:.12g} must be above 0"
+
     for f in VALUE_FIELDS:
         arr = cols.values(f)
-        checks.append((~np.isfinite(arr), f, lambda i, a=arr: f"{a[i]} is not a finite number"))
+        checks.append((~np.isfinite(arr), f, not_finite(arr)))
     for f in PRICE_FIELDS:
         arr = cols.values(f)
-        checks.append((np.isfinite(arr) & (arr <= 0), f, lambda i, a=arr: f"price {a[i]:.12g} must be above 0"))
+        checks.append((np.isfinite(arr) & (arr <= 0), f, not_positive(arr)))
     checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:.12g} must not be negative"))
     top = np.maximum(cols.open, cols.close)
     bottom = np.minimum(cols.open, cols.close)

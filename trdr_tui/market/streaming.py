@@ -73,7 +73,7 @@ def _val(x: object) -> float:
 def _out(ind: Any) -> float:
     """The latest output of a scalar talipp indicator, NaN before it has one."""
     x = ind.output_values[-1]
-    return NAN if x is None else x  # type: ignore[no-any-return]
+    return NAN if x is None else float(x)
 
 
 class _Window:

@@ -54,12 +54,12 @@ class DecisionLog:
             return 0
         rows, self._rows = self._rows, []
         cols = list(zip(*rows, strict=True))
-        data = {name: list(col) for name, col in zip(_COLUMNS, cols, strict=True)}
-        data["ts"] = np.asarray(data["ts"], dtype=np.int64)
+        raw = dict(zip(_COLUMNS, cols, strict=True))
+        data: dict[str, npt.NDArray[Any]] = {"ts": np.asarray(raw["ts"], dtype=np.int64)}
         for name in ("confidence", "trail_distance", "weight", "execution_time_ms"):
-            data[name] = np.array([np.nan if v is None else v for v in data[name]], dtype=np.float64)
+            data[name] = np.array([np.nan if v is None else v for v in raw[name]], dtype=np.float64)
         for name in ("run_id", "agent_id", "signal", "reasoning"):
-            data[name] = np.array(data[name], dtype=object)
+            data[name] = np.array(raw[name], dtype=object)
         try:
             self.write_columns(data)
         except BaseException:

@@ -7,6 +7,7 @@ its status) happens in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -217,7 +218,7 @@ class ParameterRepository:
         with self.store.transaction() as cur:
             cur.execute("UPDATE parameter_versions SET session_id = ? WHERE id = ?", [session_id, vid])
 
-    def add_tags(self, version_id: str, tags: list[str]) -> ParameterVersion:
+    def add_tags(self, version_id: str, tags: Sequence[str]) -> ParameterVersion:
         v = self.get(version_id)
         merged = v.tags + [t for t in tags if t not in v.tags]
         with self.store.transaction() as cur:
