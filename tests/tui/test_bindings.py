@@ -148,7 +148,7 @@ async def test_log_level_and_filter_keys(make_cockpit: CockpitFactory) -> None:
         assert isinstance(app.screen, LogFilterScreen)
         await pilot.press(*"finished", "enter")
         assert logs.text_filter == "finished"
-        assert all("finished" in e.message for e in logs.visible())
+        assert all("finished" in e.message for e in logs.shown_entries())
 
 
 async def test_mode_key_refuses_live_without_credentials(make_cockpit: CockpitFactory) -> None:
@@ -307,10 +307,10 @@ async def test_log_pane_scrolls_back_and_follows_again(make_cockpit: CockpitFact
         logs.focus()
         await pilot.pause()
         newest = logs.window()[-1]
-        assert newest is logs.visible()[-1]
+        assert newest is logs.shown_entries()[-1]
         await pilot.press("up", "up")
-        assert logs.offset == 2 and logs.window()[-1] is logs.visible()[-3]
+        assert logs.lines_back == 2 and logs.window()[-1] is logs.shown_entries()[-3]
         await pilot.press("pageup")
-        assert logs.offset > 2
+        assert logs.lines_back > 2
         await pilot.press("end")
-        assert logs.offset == 0 and logs.window()[-1] is newest
+        assert logs.lines_back == 0 and logs.window()[-1] is newest

@@ -247,7 +247,7 @@ class EquityChart(PlotextPlot):
         plt.plot(xs, o.equity[::step].tolist(), label="strategy", color=rgb(colours["primary"]))
         plt.plot(xs, o.buy_and_hold[::step].tolist(), label="buy & hold", color=rgb(colours["muted"]))
         ticks = tick_indexes(n, self.size.width - 10, 10)
-        plt.xticks(ticks, [ts_text(int(o.ts[i]))[:10] for i in ticks])
+        plt.xticks([float(t) for t in ticks], [ts_text(int(o.ts[i]))[:10] for i in ticks])
         plt.title("equity vs buy-and-hold")
 
 

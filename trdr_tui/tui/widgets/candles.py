@@ -70,7 +70,7 @@ def draw_chart(spec: ChartSpec) -> list[Strip]:
         chart.plotsize(width, height - volume_rows)
     xs = list(range(len(bars)))
     chart.candlestick(
-        xs,
+        xs,  # type: ignore[arg-type]  # plotext takes numeric x positions too; its annotation names only dates
         {"Open": [b.open for b in bars], "Close": [b.close for b in bars],
          "High": [b.high for b in bars], "Low": [b.low for b in bars]},
         colors=[rgb(colours["pnl-up"]), rgb(colours["pnl-down"])],
@@ -85,7 +85,7 @@ def draw_chart(spec: ChartSpec) -> list[Strip]:
         chart.hline(spec.last_price, rgb(colours["price"]))
     chart.title(f"{spec.symbol} {price_text(spec.last_price)}")
     ticks = tick_indexes(len(bars), width - 10, 8)
-    chart.xticks(ticks, [day_time(bars[i].ts) for i in ticks])
+    chart.xticks([float(t) for t in ticks], [day_time(bars[i].ts) for i in ticks])
     if volume_rows:
         vol = plt.subplot(2, 1)
         vol.plotsize(width, volume_rows)
@@ -216,8 +216,9 @@ class CandleChart(Widget, can_focus=True):
         if name not in plotext_themes:
             variables = self.app.theme_variables
             surface = rgb(variables["surface"])
+            sequence: list[str | int | tuple[int, int, int]] = list(_sequence)
             plotext_themes[name] = _rgbify_theme(surface, surface, rgb(variables["foreground"]), "default",
-                                                 _sequence)
+                                                 sequence)
         self.dirty = True
 
     @property
@@ -261,7 +262,10 @@ class CandleChart(Widget, can_focus=True):
         event.stop()
         self.drawing = False
         if event.state == WorkerState.SUCCESS:
-            self.picture, self.last_cost = event.worker.result
+            result = event.worker.result
+            if result is None:
+                return
+            self.picture, self.last_cost = result
             self.redraws += 1
             self.refresh()
         else:  # a drawing failure is shown in the pane; the next change tries again

@@ -38,7 +38,7 @@ class LogPane(Widget, can_focus=True):
 
     min_level: reactive[str] = reactive("info")
     text_filter: reactive[str] = reactive("")
-    offset: reactive[int] = reactive(0)  # lines back from the newest; 0 follows the feed
+    lines_back: reactive[int] = reactive(0)  # lines back from the newest; 0 follows the feed
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -61,14 +61,14 @@ class LogPane(Widget, can_focus=True):
         needle = self.text_filter.lower()
         return not needle or needle in event.message.lower() or needle in event.source.lower()
 
-    def visible(self) -> list[LogEvent]:
+    def shown_entries(self) -> list[LogEvent]:
         return [e for e in self.entries if self.accepts(e)]
 
     def window(self) -> list[LogEvent]:
-        """The lines on screen: the newest that fit, shifted back by `offset`."""
-        lines = self.visible()
+        """The lines on screen: the newest that fit, shifted back by `lines_back`."""
+        lines = self.shown_entries()
         height = max(self.content_region.height, 1)
-        back = min(self.offset, max(len(lines) - height, 0))
+        back = min(self.lines_back, max(len(lines) - height, 0))
         end = len(lines) - back
         return lines[max(end - height, 0):end]
 
@@ -76,7 +76,7 @@ class LogPane(Widget, can_focus=True):
         return Group(*(self._line(e) for e in self.window()))
 
     def _update_subtitle(self) -> None:
-        back = f" · {self.offset} back" if self.offset else ""
+        back = f" · {self.lines_back} back" if self.lines_back else ""
         filt = f" · '{self.text_filter}'" if self.text_filter else ""
         self.border_subtitle = f"≥ {self.min_level}{filt}{back}"
 
@@ -98,24 +98,24 @@ class LogPane(Widget, can_focus=True):
         self._update_subtitle()
 
     def watch_min_level(self) -> None:
-        self.offset = 0
+        self.lines_back = 0
         self._update_subtitle()
         self.refresh()
 
     def watch_text_filter(self) -> None:
-        self.offset = 0
+        self.lines_back = 0
         self._update_subtitle()
         self.refresh()
 
-    def watch_offset(self) -> None:
+    def watch_lines_back(self) -> None:
         self._update_subtitle()
         self.refresh()
 
     def action_back(self, lines: int) -> None:
-        self.offset = max(0, min(self.offset + lines, max(len(self.visible()) - 1, 0)))
+        self.lines_back = max(0, min(self.lines_back + lines, max(len(self.shown_entries()) - 1, 0)))
 
     def action_page(self, pages: int) -> None:
         self.action_back(pages * max(self.content_region.height - 1, 1))
 
     def action_follow(self) -> None:
-        self.offset = 0
+        self.lines_back = 0
