@@ -24,10 +24,10 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+from trdr_testkit.fake_coinbase.prices import price_path, synthetic_candles
 from trdr_tui.core.clock import NS_PER_SECOND, WallClock
 from trdr_tui.core.types import Candle
 from trdr_tui.exchange.coinbase_auth import JwtError, PublicKey, format_uri, verify_jwt
-from trdr_tui.exchange.fake.prices import price_path, synthetic_candles
 
 PREFIX = "/api/v3/brokerage"
 GRAN_SECONDS = {"ONE_MINUTE": 60, "FIVE_MINUTE": 300, "FIFTEEN_MINUTE": 900, "THIRTY_MINUTE": 1800,
