@@ -26,6 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from trdr_testkit.fake_coinbase import FakeExchange  # noqa: E402
+from trdr_testkit.fake_coinbase.prices import load_candles  # noqa: E402
 from trdr_tui.config import load_settings  # noqa: E402
 from trdr_tui.engine.assembly import build_engine  # noqa: E402
 from trdr_tui.exchange.coinbase_auth import generate_ec_key_pem  # noqa: E402
@@ -33,8 +35,6 @@ from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor  # noqa: E402
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy  # noqa: E402
 from trdr_tui.exchange.coinbase_ws import Envelope  # noqa: E402
 from trdr_tui.exchange.credentials import credentials_from_values  # noqa: E402
-from trdr_tui.exchange.fake import FakeExchange  # noqa: E402
-from trdr_tui.exchange.fake.prices import load_candles  # noqa: E402
 from trdr_tui.market.coinbase_feed import CoinbaseFeed  # noqa: E402
 from trdr_tui.store import Store  # noqa: E402
 

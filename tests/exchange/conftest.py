@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import HOURLY_CDD, REPO
+from trdr_testkit.fake_coinbase import FakeExchange
+from trdr_testkit.fake_coinbase.prices import load_candles
 from trdr_tui.core.types import Candle
 from trdr_tui.exchange.coinbase_auth import generate_ec_key_pem
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import Credentials, credentials_from_values
-from trdr_tui.exchange.fake import FakeExchange
-from trdr_tui.exchange.fake.prices import load_candles
 
 KEY_NAME = "organizations/11111111-2222-3333-4444-555555555555/apiKeys/66666666-7777-8888-9999-000000000000"
 FAST_RETRY = RetryPolicy(initial_s=0.005, cap_s=0.05)
@@ -58,9 +58,9 @@ async def rest(fake: FakeExchange, creds: Credentials) -> AsyncIterator[Coinbase
 
 @pytest.fixture(scope="module")
 def standalone_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """`python -m trdr_tui.exchange.fake` in a subprocess: (REST URL, key file)."""
+    """`python -m trdr_testkit.fake_coinbase` in a subprocess: (REST URL, key file)."""
     key_file = tmp_path_factory.mktemp("fake") / "fake_key.json"
-    proc = subprocess.Popen([sys.executable, "-m", "trdr_tui.exchange.fake", "--key-file", str(key_file),
+    proc = subprocess.Popen([sys.executable, "-m", "trdr_testkit.fake_coinbase", "--key-file", str(key_file),
                              "--data", str(HOURLY_CDD), "--bars", "100"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

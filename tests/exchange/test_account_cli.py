@@ -1,4 +1,4 @@
-"""`trdr account` against the fake exchange run on its own (`python -m trdr_tui.exchange.fake`)."""
+"""`trdr account` against the fake exchange run on its own (`python -m trdr_testkit.fake_coinbase`)."""
 
 from __future__ import annotations
 

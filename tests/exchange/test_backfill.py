@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.cli import main
 from trdr_tui.core.errors import ConnectionLost, DataError
 from trdr_tui.exchange.backfill import backfill, missing_windows
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
-from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.store import Store
 from trdr_tui.store.candles import CandleRepository
 
@@ -70,7 +70,7 @@ async def test_backfill_stores_real_bars_resumes_and_reports_gaps(fake: FakeExch
 def test_backfill_cli(standalone_fake: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                       capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import HOURLY_CDD
-    from trdr_tui.exchange.fake.prices import load_candles
+    from trdr_testkit.fake_coinbase.prices import load_candles
 
     rest, _key = standalone_fake
     bars = load_candles(HOURLY_CDD, limit=100)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.exchange.conftest import FAST_RETRY, real_candles
+from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.config import load_settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import FeedHealth
@@ -23,7 +24,6 @@ from trdr_tui.engine.loop import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import Credentials
-from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store import Store
 

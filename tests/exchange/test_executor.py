@@ -9,13 +9,13 @@ from decimal import Decimal
 import pytest
 
 from tests.exchange.conftest import FAST_RETRY
+from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.core.clock import WallClock
 from trdr_tui.core.engine_api import ExecutionReport
 from trdr_tui.core.types import Liquidity, Order, OrderStatus, OrderType, Side
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
 from trdr_tui.exchange.credentials import Credentials
-from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.store import Store
 
 _seq = iter(range(1, 10_000))

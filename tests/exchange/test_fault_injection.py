@@ -16,6 +16,7 @@ from tests.exchange.test_e2e_engine import (
     assert_exchange_and_ledger_agree,
     run_until,
 )
+from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.config import load_settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.types import OrderType
@@ -23,7 +24,6 @@ from trdr_tui.engine.assembly import build_engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
 from trdr_tui.exchange.credentials import Credentials
-from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store import Store
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.exchange.test_e2e_engine import accelerated_fake
+from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.exchange.credentials import Credentials
-from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.store import Store
 
 KILLS = int(os.environ.get("TRDR_KILL_RUNS", "5"))

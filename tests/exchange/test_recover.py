@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from tests.exchange.conftest import FAST_RETRY
+from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.config import load_settings
 from trdr_tui.core.types import OrderStatus, Side
 from trdr_tui.engine.assembly import build_engine
@@ -14,7 +15,6 @@ from trdr_tui.engine.loop import Engine
 from trdr_tui.engine.recovery import restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
-from trdr_tui.exchange.fake import FakeExchange
 from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store import Store
 

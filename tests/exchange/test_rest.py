@@ -9,12 +9,12 @@ import pytest
 from aiohttp import web
 
 from tests.exchange.conftest import FAST_RETRY, KEY_NAME
+from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.core.errors import ConnectionLost, InvalidResponse, RateLimited
 from trdr_tui.core.types import Side
 from trdr_tui.exchange.coinbase_auth import JwtSigner, generate_ec_key_pem, parse_private_key
 from trdr_tui.exchange.coinbase_models import Product, limit_gtc, market_ioc, stop_limit_gtc
 from trdr_tui.exchange.coinbase_rest import AuthFailed, CoinbaseRest, RateLimiter, RetryPolicy
-from trdr_tui.exchange.fake import FakeExchange
 
 
 async def test_accounts_fees_and_product(rest: CoinbaseRest, fake: FakeExchange) -> None:

@@ -1,4 +1,4 @@
-"""Run the fake Coinbase exchange on its own: `python -m trdr_tui.exchange.fake --key-file key.json`.
+"""Run the fake Coinbase exchange on its own: `python -m trdr_testkit.fake_coinbase --key-file key.json`.
 
 It writes (or reuses) a CDP-style key file (chmod 600) that trdr can use through
 TRDR_COINBASE_KEY_FILE, serves REST and WebSocket on 127.0.0.1, and prints the URLs to export:
@@ -17,10 +17,10 @@ import os
 import sys
 from pathlib import Path
 
+from trdr_testkit.fake_coinbase.prices import load_candles
+from trdr_testkit.fake_coinbase.server import FakeExchange
 from trdr_tui.exchange.coinbase_auth import generate_ec_key_pem
 from trdr_tui.exchange.credentials import credentials_from_file
-from trdr_tui.exchange.fake.prices import load_candles
-from trdr_tui.exchange.fake.server import FakeExchange
 
 KEY_NAME = "organizations/00000000-0000-4000-8000-000000000000/apiKeys/00000000-0000-4000-8000-00000000fa4e"
 
@@ -55,7 +55,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trdr_tui.exchange.fake", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m trdr_testkit.fake_coinbase", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--key-file", default="fake_cdp_api_key.json", help="CDP key file to create or reuse")
