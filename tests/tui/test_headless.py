@@ -75,7 +75,10 @@ def test_signal_stops_cleanly_with_a_checkpoint(tmp_path: Path, sig: signal.Sign
         proc.kill()
         pytest.fail("no candle replayed within 60 s")
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    # The rest of stdout through the same text wrapper that `readline` filled: `communicate()` reads the
+    # pipe's file descriptor directly and would skip what the wrapper had already buffered.
+    out = proc.stdout.read()
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     summary = records(out)[-1]
     assert summary["event"]["reason"] == f"signal {sig.name}"
