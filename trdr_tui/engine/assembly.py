@@ -65,7 +65,6 @@ def build_engine(
     product: ProductSpec | None = None,
 ) -> Engine:
     """Assemble an Engine; raises ConfigError for inconsistent arguments, NotAvailable for missing parts."""
-    settings = settings.resolved()
     mode = _mode(mode)
     if (candles is None) == (feed is None):
         raise ConfigError("build_engine needs exactly one of `candles` (a replay) or `feed`")

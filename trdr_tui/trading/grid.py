@@ -105,13 +105,13 @@ class GridPolicy:
     name = "grid"
 
     def __init__(self, settings: Settings, *, product: ProductSpec | None = None) -> None:
-        s = settings.resolved()
-        self.cfg = s.grid
-        self.min_confidence = float(s.agents.min_confidence or 0.6)
-        self.default_trail = float(s.trailing.distance or 0.015)
-        self.sizer = Sizer(product or ProductSpec(symbol=s.symbol), base_fraction=s.sizing.base_fraction,
-                           kelly_safety=s.sizing.kelly_safety, kelly_lookback_days=s.sizing.kelly_lookback_days,
-                           kelly_min_trades=s.sizing.kelly_min_trades)
+        self.cfg = settings.grid
+        self.min_confidence = settings.agents.min_confidence
+        self.default_trail = settings.trailing.distance
+        sz = settings.sizing
+        self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), base_fraction=sz.base_fraction,
+                           kelly_safety=sz.kelly_safety, kelly_lookback_days=sz.kelly_lookback_days,
+                           kelly_min_trades=sz.kelly_min_trades)
         self.session_start: float | None = None
         self.center: float | None = None
         self.spacing = self.cfg.spacing
