@@ -62,7 +62,7 @@ async def test_initial_entry_after_a_two_percent_drop_builds_the_grid(hourly: Ca
     assert [lv.state for lv in built.levels if lv.price == built.center] == ["filled"]
     state = policy.state()
     restored = GridPolicy(load_settings())
-    restored.bind(engine)
+    restored.bind(policy.ctx)
     restored.restore(state)
     assert restored.state() == state
 

@@ -39,8 +39,9 @@ from trdr_tui.store.db import Store
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.grid import GridPolicy
 from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.policy import Policy
 from trdr_tui.trading.portfolio import Portfolio
-from trdr_tui.trading.presets import Policy, Preset, get_preset, make_policy
+from trdr_tui.trading.presets import Preset, get_preset, make_policy
 from trdr_tui.trading.risk import RiskLimits, RiskManager
 from trdr_tui.trading.sizing import ProductSpec
 
