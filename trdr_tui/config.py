@@ -3,14 +3,26 @@
 Layers, later wins: the shipped `config/default.toml` → the user's file (`--config`, else
 `$XDG_CONFIG_HOME/trdr/config.toml` if it exists) → `TRDR_*` environment variables.
 
-The minimal user file is three keys: `symbol`, `capital`, `risk_tolerance`. Values left unset
-(`None` below) are derived from the risk profile when the config is resolved (PRD §3.5).
+The minimal user file is three keys: `symbol`, `capital`, `risk_tolerance`.
+
+Where each default lives (one place per value):
+
+- every key's default is in the shipped `config/default.toml`; the structs below declare types and
+  ranges only, so a key missing from that file is an error at load, never a silent second default;
+- the values the risk profile derives (PRD §3.5) when the user leaves them out — `risk.max_drawdown`,
+  `agents.min_confidence`, `trailing.distance`, and `risk.max_concurrent_trades` through
+  `DRAWDOWN_PER_CONCURRENT_TRADE` — are in `RISK_PROFILES` below.
+
+The merged layers decode into `SettingsInput` (profile values may be unset), and `resolve` turns that,
+once, into `Settings`, the type every consumer reads: no optional numbers, nothing left to default.
 Secrets are never part of the config: they come from the environment or a key file.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import math
 import os
 import re
@@ -55,27 +67,28 @@ class RiskProfile(msgspec.Struct, frozen=True):
     trail_base: float
 
 
-RISK_PROFILES: dict[str, RiskProfile] = {
+RISK_PROFILES: dict[RiskTolerance, RiskProfile] = {
     "conservative": RiskProfile(max_drawdown=0.10, min_confidence=0.70, trail_base=0.02),
     "moderate": RiskProfile(max_drawdown=0.15, min_confidence=0.60, trail_base=0.015),
     "aggressive": RiskProfile(max_drawdown=0.25, min_confidence=0.50, trail_base=0.01),
 }
+DRAWDOWN_PER_CONCURRENT_TRADE = 0.05  # unset max_concurrent_trades = floor(max_drawdown / this), at least 1
 
 
 # --- sections -----------------------------------------------------------------------------------
 
 
-class GridConfig(_Section):
-    auto_spacing: bool = True
-    spacing: float = 0.015
-    min_spacing: float = 0.005
-    max_spacing: float = 0.05
-    swing_lookback: int = 5
-    swing_fraction: float = 0.3
-    levels: int = 10
-    activation_distance: float = 0.05
-    initial_entry_drop: float = 0.02
-    initial_entry_confidence: float = 0.70
+class GridConfig(_Section, frozen=True):
+    auto_spacing: bool
+    spacing: float
+    min_spacing: float
+    max_spacing: float
+    swing_lookback: int
+    swing_fraction: float
+    levels: int
+    activation_distance: float
+    initial_entry_drop: float
+    initial_entry_confidence: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,17 +105,15 @@ class GridConfig(_Section):
         _in_range("initial_entry_confidence", self.initial_entry_confidence, 0.0, 1.0)
 
 
-class TrailingConfig(_Section):
-    distance: float | None = None  # None: the risk profile's trail base
-    min_distance: float = 0.002
-    max_distance: float = 0.10
-    improvement_threshold: float = 0.001
-    max_duration_hours: float = 72.0
-    partial_fill_cancel: float = 0.80
+class _TrailingShared(_Section, frozen=True):
+    min_distance: float
+    max_distance: float
+    improvement_threshold: float
+    max_duration_hours: float
+    partial_fill_cancel: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _in_range("distance", self.distance, 0.0001, 0.5)
         _in_range("min_distance", self.min_distance, 0.0001, 0.5)
         _in_range("max_distance", self.max_distance, 0.0001, 0.5)
         _in_range("improvement_threshold", self.improvement_threshold, 0.0, 0.1)
@@ -110,11 +121,31 @@ class TrailingConfig(_Section):
         _in_range("partial_fill_cancel", self.partial_fill_cancel, 0.0, 1.0)
 
 
-class SizingConfig(_Section):
-    base_fraction: float = 0.05
-    kelly_safety: float = 0.5
-    kelly_lookback_days: float = 30.0  # Kelly reads trades closed this recently (then they age out)
-    kelly_min_trades: int = 20  # and only once the window holds this many
+class TrailingInput(_TrailingShared, frozen=True):
+    """`[trailing]` as written: `distance` may be left out (the risk profile's trail base)."""
+
+    distance: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("distance", self.distance, 0.0001, 0.5)
+
+
+class TrailingConfig(_TrailingShared, frozen=True):
+    """`[trailing]` resolved. Distances are fractions of price (0.015 = 1.5 %)."""
+
+    distance: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("distance", self.distance, 0.0001, 0.5)
+
+
+class SizingConfig(_Section, frozen=True):
+    base_fraction: float
+    kelly_safety: float
+    kelly_lookback_days: float  # Kelly reads trades closed this recently (then they age out)
+    kelly_min_trades: int  # and only once the window holds this many
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -124,28 +155,48 @@ class SizingConfig(_Section):
         _in_range("kelly_min_trades", self.kelly_min_trades, 1, 100_000)
 
 
-class RiskConfig(_Section):
-    max_drawdown: float | None = None  # None: from the risk profile
-    daily_loss_limit: float = 0.05
-    stop_loss: float = 0.02
-    max_position: float = 0.25
-    max_concurrent_trades: int | None = None  # None: floor(max_drawdown / 0.05)
+class _RiskShared(_Section, frozen=True):
+    daily_loss_limit: float
+    stop_loss: float  # 0.0: no stop-loss
+    max_position: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("daily_loss_limit", self.daily_loss_limit, 0.001, 1.0)
+        _in_range("stop_loss", self.stop_loss, 0.0, 1.0)
+        _in_range("max_position", self.max_position, 0.001, 1.0)
+
+
+class RiskInput(_RiskShared, frozen=True):
+    """`[risk]` as written: `max_drawdown` and `max_concurrent_trades` may be left out (risk profile)."""
+
+    max_drawdown: float | None = None
+    max_concurrent_trades: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("max_drawdown", self.max_drawdown, 0.001, 1.0)
-        _in_range("daily_loss_limit", self.daily_loss_limit, 0.001, 1.0)
-        _in_range("stop_loss", self.stop_loss, 0.0, 1.0)
-        _in_range("max_position", self.max_position, 0.001, 1.0)
         _in_range("max_concurrent_trades", self.max_concurrent_trades, 1, 1000)
 
 
-class FeeTier(_Section):
+class RiskConfig(_RiskShared, frozen=True):
+    """`[risk]` resolved. Fractions of equity/capital; `max_concurrent_trades` counts open entries."""
+
+    max_drawdown: float
+    max_concurrent_trades: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("max_drawdown", self.max_drawdown, 0.001, 1.0)
+        _in_range("max_concurrent_trades", self.max_concurrent_trades, 1, 1000)
+
+
+class FeeTier(_Section, frozen=True):
     name: str
     usd_from: float
     maker: float
     taker: float
-    usd_to: float | None = None
+    usd_to: float | None = None  # None: no upper bound (the top tier)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -153,10 +204,10 @@ class FeeTier(_Section):
         _in_range("taker", self.taker, 0.0, 0.05)
 
 
-class FeesConfig(_Section):
-    tier: str = "0-10K"
-    thirty_day_volume_usd: float = 0.0
-    tiers: tuple[FeeTier, ...] = ()
+class FeesConfig(_Section, frozen=True):
+    tier: str
+    thirty_day_volume_usd: float
+    tiers: tuple[FeeTier, ...]
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -171,12 +222,12 @@ class FeesConfig(_Section):
         raise ConfigError(f"fee tier '{self.tier}' is not defined", hint="add it under [[fees.tiers]]")
 
 
-class ExecutionConfig(_Section):
-    price_model: PriceModel = "ohlc-path"
-    half_spread: float = 0.0002
-    impact_coefficient: float = 0.1
-    max_volume_share: float = 0.10
-    smart_placement_spread: float = 0.002
+class ExecutionConfig(_Section, frozen=True):
+    price_model: PriceModel
+    half_spread: float
+    impact_coefficient: float
+    max_volume_share: float
+    smart_placement_spread: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -186,20 +237,18 @@ class ExecutionConfig(_Section):
         _in_range("smart_placement_spread", self.smart_placement_spread, 0.0, 0.1)
 
 
-class AgentsConfig(_Section):
-    enabled: tuple[str, ...] = ("volatility", "momentum", "volume_profile", "market_structure", "regime")
-    weights: dict[str, float] = msgspec.field(default_factory=dict)
-    timeout_seconds: float = 5.0
-    min_confidence: float | None = None  # None: from the risk profile
-    disagreement_threshold: float = 0.4
-    adaptive_weights: bool = True
-    min_weight: float = 0.2
-    max_weight: float = 3.0
+class _AgentsShared(_Section, frozen=True):
+    enabled: tuple[str, ...]
+    weights: dict[str, float]
+    timeout_seconds: float
+    disagreement_threshold: float
+    adaptive_weights: bool
+    min_weight: float
+    max_weight: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("timeout_seconds", self.timeout_seconds, 0.01, 120.0)
-        _in_range("min_confidence", self.min_confidence, 0.0, 1.0)
         _in_range("disagreement_threshold", self.disagreement_threshold, 0.0, 1.0)
         _in_range("min_weight", self.min_weight, 0.0, 100.0)
         _in_range("max_weight", self.max_weight, 0.0, 100.0)
@@ -210,21 +259,41 @@ class AgentsConfig(_Section):
                 raise ValueError(f"weight for agent '{agent_id}' must be a finite number ≥ 0, got {w}")
 
 
-class AIConfig(_Section):
-    model: str = "claude-sonnet-4-5"
-    max_calls_per_hour: int = 100
-    base_url: str | None = None
+class AgentsInput(_AgentsShared, frozen=True):
+    """`[agents]` as written: `min_confidence` may be left out (the risk profile's)."""
+
+    min_confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("min_confidence", self.min_confidence, 0.0, 1.0)
+
+
+class AgentsConfig(_AgentsShared, frozen=True):
+    """`[agents]` resolved. `min_confidence` (0–1) gates directional decisions; 0.0 gates nothing."""
+
+    min_confidence: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("min_confidence", self.min_confidence, 0.0, 1.0)
+
+
+class AIConfig(_Section, frozen=True):
+    model: str
+    max_calls_per_hour: int
+    base_url: str | None = None  # None: the SDK's own endpoint
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("max_calls_per_hour", self.max_calls_per_hour, 0, 100_000)
 
 
-class CoinbaseConfig(_Section):
-    rest_url: str = "https://api.coinbase.com"
-    ws_url: str = "wss://advanced-trade-ws.coinbase.com"
-    user_ws_url: str = "wss://advanced-trade-ws-user.coinbase.com"
-    key_file: str | None = None
+class CoinbaseConfig(_Section, frozen=True):
+    rest_url: str
+    ws_url: str
+    user_ws_url: str
+    key_file: str | None = None  # None: no key file (credentials from the environment, or none)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -236,10 +305,10 @@ class CoinbaseConfig(_Section):
                 raise ValueError(f"`{name}` must start with {' or '.join(s + '://' for s in allowed)}, got {value!r}")
 
 
-class BacktestConfig(_Section):
-    seed: int = 42
-    warmup_bars: int = 200
-    batch_size: int = 5000
+class BacktestConfig(_Section, frozen=True):
+    seed: int
+    warmup_bars: int
+    batch_size: int
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -247,39 +316,36 @@ class BacktestConfig(_Section):
         _in_range("batch_size", self.batch_size, 1, 10_000_000)
 
 
-class TuiConfig(_Section):
-    theme: str = "trdr-dark"
-    keys: dict[str, str] = msgspec.field(default_factory=dict)
-    refresh_hz: float = 10.0
+class TuiConfig(_Section, frozen=True):
+    theme: str
+    keys: dict[str, str]
+    refresh_hz: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("refresh_hz", self.refresh_hz, 0.5, 120.0)
 
 
-class StoreConfig(_Section):
-    path: str | None = None  # None: $XDG_DATA_HOME/trdr/trdr.duckdb
-    checkpoint_interval_seconds: float = 60.0
+class StoreConfig(_Section, frozen=True):
+    checkpoint_interval_seconds: float
+    path: str | None = None  # None: `--db`, $TRDR_DB, else $XDG_DATA_HOME/trdr/trdr.duckdb
 
 
-class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    symbol: str = "BTC-USD"
-    capital: float = 10_000.0
-    risk_tolerance: RiskTolerance = "moderate"
-    mode: Literal["paper", "live"] = "paper"
-    timeframe: Timeframe = "1h"
-    grid: GridConfig = msgspec.field(default_factory=GridConfig)
-    trailing: TrailingConfig = msgspec.field(default_factory=TrailingConfig)
-    sizing: SizingConfig = msgspec.field(default_factory=SizingConfig)
-    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
-    fees: FeesConfig = msgspec.field(default_factory=FeesConfig)
-    execution: ExecutionConfig = msgspec.field(default_factory=ExecutionConfig)
-    agents: AgentsConfig = msgspec.field(default_factory=AgentsConfig)
-    ai: AIConfig = msgspec.field(default_factory=AIConfig)
-    coinbase: CoinbaseConfig = msgspec.field(default_factory=CoinbaseConfig)
-    backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
-    tui: TuiConfig = msgspec.field(default_factory=TuiConfig)
-    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    symbol: str
+    capital: float
+    risk_tolerance: RiskTolerance
+    mode: Literal["paper", "live"]
+    timeframe: Timeframe
+    grid: GridConfig
+    sizing: SizingConfig
+    fees: FeesConfig
+    execution: ExecutionConfig
+    ai: AIConfig
+    coinbase: CoinbaseConfig
+    backtest: BacktestConfig
+    tui: TuiConfig
+    store: StoreConfig
 
     def __post_init__(self) -> None:
         if not _valid_symbol(self.symbol):
@@ -287,31 +353,55 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         if not math.isfinite(self.capital) or self.capital <= 0:
             raise ValueError(f"`capital` must be a positive amount in the quote currency, got {self.capital}")
 
-    @property
-    def profile(self) -> RiskProfile:
-        return RISK_PROFILES[self.risk_tolerance]
-
-    def resolved(self) -> Settings:
-        """Fill every profile-derived value left unset."""
-        p = self.profile
-        risk = self.risk
-        max_dd = risk.max_drawdown if risk.max_drawdown is not None else p.max_drawdown
-        max_conc = (
-            risk.max_concurrent_trades
-            if risk.max_concurrent_trades is not None
-            else max(1, math.floor(round(max_dd / 0.05, 9)))
-        )
-        risk = msgspec.structs.replace(risk, max_drawdown=max_dd, max_concurrent_trades=max_conc)
-        trailing = self.trailing
-        if trailing.distance is None:
-            trailing = msgspec.structs.replace(trailing, distance=p.trail_base)
-        agents = self.agents
-        if agents.min_confidence is None:
-            agents = msgspec.structs.replace(agents, min_confidence=p.min_confidence)
-        return msgspec.structs.replace(self, risk=risk, trailing=trailing, agents=agents)
-
     def to_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)
+        """Plain builtins (nested dicts, lists), as `convert_settings` accepts them back."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+
+class SettingsInput(_SettingsShared, frozen=True):
+    """The merged configuration as written (shipped defaults, user file, environment, overrides),
+    validated but not resolved: the risk-profile values may still be unset. Only `resolve` reads it."""
+
+    trailing: TrailingInput
+    risk: RiskInput
+    agents: AgentsInput
+
+
+class Settings(_SettingsShared, frozen=True):
+    """The resolved configuration every consumer reads: no value is left to derive or default.
+
+    Built only by `resolve` (via `load_settings` / `convert_settings`). The only optional fields
+    left are absences with a meaning of their own: `store.path`, `coinbase.key_file`, `ai.base_url`
+    and the top fee tier's `usd_to`.
+    """
+
+    trailing: TrailingConfig
+    risk: RiskConfig
+    agents: AgentsConfig
+
+
+def resolve(raw: SettingsInput) -> Settings:
+    """Fill every value the risk profile derives (PRD §3.5), once; a value that is set, 0.0 included, stays.
+
+    - `risk.max_drawdown`, `agents.min_confidence`, `trailing.distance`: the profile's (RISK_PROFILES);
+    - `risk.max_concurrent_trades`: floor(max_drawdown / DRAWDOWN_PER_CONCURRENT_TRADE), at least 1.
+    """
+    p = RISK_PROFILES[raw.risk_tolerance]
+    r = raw.risk
+    max_dd = p.max_drawdown if r.max_drawdown is None else r.max_drawdown
+    max_conc = max(1, math.floor(round(max_dd / DRAWDOWN_PER_CONCURRENT_TRADE, 9))) \
+        if r.max_concurrent_trades is None else r.max_concurrent_trades
+    t = raw.trailing
+    a = raw.agents
+    fields = msgspec.structs.asdict(raw)
+    fields["risk"] = RiskConfig(**{**msgspec.structs.asdict(r), "max_drawdown": max_dd,
+                                   "max_concurrent_trades": max_conc})
+    fields["trailing"] = TrailingConfig(**{**msgspec.structs.asdict(t),
+                                           "distance": p.trail_base if t.distance is None else t.distance})
+    fields["agents"] = AgentsConfig(**{**msgspec.structs.asdict(a), "min_confidence":
+                                       p.min_confidence if a.min_confidence is None else a.min_confidence})
+    return Settings(**fields)
 
 
 def _valid_symbol(symbol: str) -> bool:
@@ -322,6 +412,7 @@ def _valid_symbol(symbol: str) -> bool:
 # --- loading ------------------------------------------------------------------------------------
 
 DEFAULT_CONFIG_NAME = "default.toml"
+SHIPPED = "config/default.toml (shipped)"
 
 # Environment variables that are not config keys: never treated as overrides.
 NON_CONFIG_ENV = frozenset(
@@ -363,8 +454,7 @@ def load_settings(
     env = os.environ if env is None else env
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    shipped = "config/default.toml (shipped)"
-    _deep_merge(merged, _parse_toml(read_bundled_text("config", DEFAULT_CONFIG_NAME), shipped), sources, shipped)
+    _deep_merge(merged, _shipped_defaults(), sources, SHIPPED)
 
     user_path: Path | None = None
     if path is not None:
@@ -400,19 +490,39 @@ def load_settings(
         _check_keys(nested, "command-line overrides (--set)")
         _deep_merge(merged, nested, sources, "command-line overrides (--set)")
 
-    return convert_settings(merged, sources=sources)
+    return _convert(merged, "<settings>", sources)
 
 
 def convert_settings(
     data: Mapping[str, Any], origin: str = "<settings>", *, sources: Mapping[str, str] | None = None
 ) -> Settings:
-    """Validate a plain mapping into resolved Settings; `sources` maps dotted keys to where they came from."""
+    """Validate a plain mapping, layered over the shipped defaults, into resolved Settings.
+
+    `data` is nested like the TOML (`{"grid": {"levels": 12}}`); `sources` maps dotted keys to where
+    they came from, for error messages (else `origin`). Raises ConfigError naming the key and the fix.
+    """
     _check_keys(data, origin)
+    merged = _shipped_defaults()
+    _deep_merge(merged, data, {}, origin)
+    return _convert(merged, origin, sources or {})
+
+
+def _convert(merged: Mapping[str, Any], origin: str, sources: Mapping[str, str]) -> Settings:
     try:
-        settings = msgspec.convert(data, Settings, strict=False)
+        raw = msgspec.convert(merged, SettingsInput, strict=False)
     except msgspec.ValidationError as exc:
-        raise _explain_validation(exc, origin, data, sources or {}) from None
-    return settings.resolved()
+        raise _explain_validation(exc, origin, merged, sources) from None
+    return resolve(raw)
+
+
+def _shipped_defaults() -> dict[str, Any]:
+    """A fresh (mutable) copy of the parsed `config/default.toml`."""
+    return copy.deepcopy(_parse_shipped())
+
+
+@functools.cache
+def _parse_shipped() -> dict[str, Any]:
+    return _parse_toml(read_bundled_text("config", DEFAULT_CONFIG_NAME), SHIPPED)
 
 
 def _parse_toml(text: str, origin: str) -> dict[str, Any]:
@@ -445,7 +555,7 @@ def _explain_validation(
     return ConfigError(f"{label}: {message}", where=_source_of(key, sources, origin), hint=hint)
 
 
-def _choices_for(parts: list[str], struct: type[msgspec.Struct] = Settings) -> tuple[str, ...] | None:
+def _choices_for(parts: list[str], struct: type[msgspec.Struct] = SettingsInput) -> tuple[str, ...] | None:
     """The allowed values of a Literal-typed key (e.g. risk_tolerance), for 'must be one of' messages."""
     fields = {f.name: f for f in msgspec.structs.fields(struct)}
     field = fields.get(parts[0])
@@ -481,7 +591,7 @@ def _lookup(data: Any, parts: list[str]) -> Any:
     return data
 
 
-def _check_keys(data: Mapping[str, Any], origin: str, struct: type[msgspec.Struct] = Settings, prefix: str = "") -> None:
+def _check_keys(data: Mapping[str, Any], origin: str, struct: type[msgspec.Struct] = SettingsInput, prefix: str = "") -> None:
     """Refuse unknown keys with a 'did you mean' before msgspec sees them."""
     fields = {f.name: f for f in msgspec.structs.fields(struct)}
     for key, value in data.items():

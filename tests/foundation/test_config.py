@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
+import msgspec
 import pytest
 
-from trdr_tui.config import RISK_PROFILES, Settings, load_settings
+from trdr_tui.config import RISK_PROFILES, Settings, convert_settings, load_settings
 from trdr_tui.core.errors import ConfigError
 
 MINIMAL = 'symbol = "ETH-USD"\ncapital = 2500\nrisk_tolerance = "conservative"\n'
@@ -37,7 +40,7 @@ def test_minimal_three_key_file_works_and_fills_the_rest(tmp_path: Path) -> None
     assert s.agents.min_confidence == profile.min_confidence
     assert s.trailing.distance == profile.trail_base
     assert s.risk.max_concurrent_trades == 2  # floor(0.10 / 0.05)
-    assert s.grid.levels == Settings().grid.levels  # untouched defaults
+    assert s.grid.levels == convert_settings({}).grid.levels  # untouched defaults
 
 
 def test_unknown_key_names_file_and_section_with_suggestion(tmp_path: Path) -> None:
@@ -129,3 +132,45 @@ def test_settings_are_frozen() -> None:
     s = load_settings(env={})
     with pytest.raises(AttributeError):
         s.capital = 1.0  # type: ignore[misc]
+
+
+def test_a_value_of_zero_is_kept_not_replaced_by_the_profile() -> None:
+    s = load_settings(env={}, overrides={"agents.min_confidence": 0.0, "risk.stop_loss": 0.0})
+    assert (s.agents.min_confidence, s.risk.stop_loss) == (0.0, 0.0)
+
+
+def test_settings_leave_no_value_to_default_and_the_code_holds_no_defaults() -> None:
+    # every default is in config/default.toml (or RISK_PROFILES): a struct default would be a second copy
+    absent_allowed = {("StoreConfig", "path"), ("CoinbaseConfig", "key_file"), ("AIConfig", "base_url"),
+                      ("FeeTier", "usd_to")}
+
+    def walk(struct: type[msgspec.Struct]) -> Iterator[tuple[str, msgspec.structs.FieldInfo]]:
+        for f in msgspec.structs.fields(struct):
+            yield struct.__name__, f
+            if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct):
+                yield from walk(f.type)
+            for arg in get_args(f.type):  # tuple[FeeTier, ...]
+                if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+                    yield from walk(arg)
+
+    fields = list(walk(Settings))
+    assert len(fields) > 60
+    for owner, f in fields:
+        if (owner, f.name) in absent_allowed:
+            assert f.default is None
+            continue
+        assert f.required, f"{owner}.{f.name} has a default in code"
+        assert type(None) not in get_args(f.type), f"{owner}.{f.name} is optional"
+
+
+def test_convert_settings_layers_over_the_shipped_defaults() -> None:
+    assert convert_settings({}) == load_settings(env={})
+    s = load_settings(env={}, overrides={"risk_tolerance": "aggressive", "grid.levels": 12})
+    assert convert_settings(s.to_dict()) == s
+
+
+def test_a_bad_profile_value_names_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        convert_settings({"agents": {"min_confidence": 1.5}}, "test file")
+    text = str(err.value)
+    assert "agents.min_confidence" in text and "between 0.0 and 1.0" in text and "test file" in text

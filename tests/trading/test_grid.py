@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from trdr_tui.agents.orchestrator import Orchestrator
 from trdr_tui.config import load_settings
 from trdr_tui.core.events import GridSnapshot
 from trdr_tui.core.types import Action, Decision
@@ -61,7 +62,7 @@ async def test_initial_entry_after_a_two_percent_drop_builds_the_grid(hourly: Ca
     assert [lv.state for lv in built.levels if lv.price == built.center] == ["filled"]
     state = policy.state()
     restored = GridPolicy(load_settings())
-    restored.bind(engine)
+    restored.bind(policy.ctx)
     restored.restore(state)
     assert restored.state() == state
 
@@ -100,3 +101,12 @@ class NoDecisions:
 
     def set_weight(self, agent_id: str, weight: float) -> None:
         raise KeyError(agent_id)
+
+
+def test_zero_min_confidence_is_used_by_the_grid_and_the_orchestrator_alike(hourly: CandleArrays) -> None:
+    # 0.0 is a value the config allows: it must not turn into a default anywhere on the way
+    settings = load_settings(overrides={"agents.min_confidence": 0.0})
+    engine = build_engine(settings, mode="backtest", candles=hourly[:50])
+    policy, orchestrator = engine.policy, engine.decisions
+    assert isinstance(policy, GridPolicy) and isinstance(orchestrator, Orchestrator)
+    assert policy.min_confidence == orchestrator.config.min_confidence == 0.0

@@ -42,7 +42,6 @@ def build_orchestrator(
     - An enabled plugin that failed to load is reported (log + `log.warning` event) and skipped;
       an enabled id nobody provides is a ConfigError.
     """
-    settings = settings.resolved()
     cfg = settings.agents
     registry = registry or AgentRegistry()
     agents = []
@@ -65,7 +64,6 @@ def build_orchestrator(
     weights = {a.id: cfg.weights.get(a.id, 1.0) for a in agents}
     if restore_weights and store is not None:
         weights.update(load_weights(store, [a.id for a in agents]))
-    assert cfg.min_confidence is not None and settings.trailing.distance is not None  # resolved
     config = OrchestratorConfig(
         symbol=settings.symbol, timeframe=settings.timeframe, timeout_s=cfg.timeout_seconds,
         min_confidence=cfg.min_confidence, disagreement_threshold=cfg.disagreement_threshold,

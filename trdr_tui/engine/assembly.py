@@ -39,8 +39,9 @@ from trdr_tui.store.db import Store
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.grid import GridPolicy
 from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.policy import Policy
 from trdr_tui.trading.portfolio import Portfolio
-from trdr_tui.trading.presets import Policy, Preset, get_preset, make_policy
+from trdr_tui.trading.presets import Preset, get_preset, make_policy
 from trdr_tui.trading.risk import RiskLimits, RiskManager
 from trdr_tui.trading.sizing import ProductSpec
 
@@ -65,7 +66,6 @@ def build_engine(
     product: ProductSpec | None = None,
 ) -> Engine:
     """Assemble an Engine; raises ConfigError for inconsistent arguments, NotAvailable for missing parts."""
-    settings = settings.resolved()
     mode = _mode(mode)
     if (candles is None) == (feed is None):
         raise ConfigError("build_engine needs exactly one of `candles` (a replay) or `feed`")

@@ -48,8 +48,8 @@ from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.policy import Policy, PolicyContext
 from trdr_tui.trading.portfolio import Portfolio
-from trdr_tui.trading.presets import Policy
 from trdr_tui.trading.risk import RiskManager
 
 CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
@@ -117,7 +117,8 @@ class Engine:
         self._decision_topic = f"decision.{self._symbol}"
         self._fill_topic = f"fill.{self._symbol}"
         orders.fill_listeners.append(self._on_fill)
-        policy.bind(self)
+        policy.bind(PolicyContext(orders=self.orders, portfolio=self.portfolio, clock=self.clock, risk=self.risk,
+                                  recent_bars=self.recent_bars, publish_grid=self.publish_grid))
 
     # -- EngineControl ---------------------------------------------------------------------------
 

@@ -20,6 +20,15 @@ Life of the grid (the `grid` policy, driven by the agents' decisions):
    lot is sold the level is `idle` again.
 5. With no lots and no open orders, a close outside the grid re-centers it on the close.
 
+A level's state only moves along `LEVEL_TRANSITIONS` (like the order state machine in `core/fsm.py`):
+
+    idle     --near-->               armed      armed    --away-->               idle
+    armed    --buy_placed-->         trailing   trailing --buy_ended_flat-->     idle
+    trailing --buy_ended_holding-->  filled     any      --bought-->             filled
+    filled   --sold_out | stopped_out | dust_cleared-->  idle
+
+Anything else raises `InvalidLevelTransition`.
+
 Sizes come from `trading.sizing.Sizer` (5 % × confidence, Kelly and risk caps, product increments);
 every order goes through the risk manager. Trail distances come from the decision (else
 `trailing.distance`). The grid's state is part of every checkpoint and is published as `GridSnapshot`.
@@ -27,22 +36,83 @@ every order goes through the risk manager. Trail distances come from the decisio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from trdr_tui.config import Settings
-from trdr_tui.core.errors import RiskLimitExceeded
+from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.types import Action, Decision, Fill, Order, OrderStatus, OrderTransition, Side, Trade
+from trdr_tui.trading.policy import PolicyContext
 from trdr_tui.trading.sizing import ProductSpec, Sizer
-
-if TYPE_CHECKING:
-    from trdr_tui.engine.loop import Engine
 
 F64 = npt.NDArray[np.float64]
 SWING_HISTORY_BARS = 720  # 30 days of hourly bars (PRD §3.3.2)
+
+
+class LevelState(StrEnum):
+    """Where a grid level is in its life (the value is what snapshots and checkpoints carry)."""
+
+    IDLE = "idle"  # nothing on it
+    ARMED = "armed"  # a BUY level within `activation_distance` of the close
+    TRAILING = "trailing"  # its trailing BUY is working
+    FILLED = "filled"  # it holds a lot (its SELL may be working)
+
+
+class LevelTrigger(StrEnum):
+    """What happened to a level."""
+
+    NEAR = "near"  # the close came within `activation_distance`
+    AWAY = "away"  # the close moved out of it again
+    BUY_PLACED = "buy_placed"  # the close reached the level: a trailing BUY was armed
+    BUY_ENDED_FLAT = "buy_ended_flat"  # the level's BUY ended (filled, cancelled, …) and it holds nothing
+    BUY_ENDED_HOLDING = "buy_ended_holding"  # … and it holds a lot
+    BOUGHT = "bought"  # a BUY fill put (more) lot on the level
+    SOLD_OUT = "sold_out"  # the level's SELL ended with no lot left
+    STOPPED_OUT = "stopped_out"  # a stop-loss sold the level's whole lot
+    DUST_CLEARED = "dust_cleared"  # the remaining lot is below the product's minimum order: dropped
+
+
+L = LevelState
+T = LevelTrigger
+
+LEVEL_TRANSITIONS: dict[tuple[LevelState, LevelTrigger], LevelState] = {
+    (L.IDLE, T.NEAR): L.ARMED,
+    (L.ARMED, T.AWAY): L.IDLE,
+    (L.ARMED, T.BUY_PLACED): L.TRAILING,
+    (L.TRAILING, T.BUY_ENDED_FLAT): L.IDLE,
+    (L.TRAILING, T.BUY_ENDED_HOLDING): L.FILLED,
+    (L.IDLE, T.BOUGHT): L.FILLED,
+    (L.ARMED, T.BOUGHT): L.FILLED,
+    (L.TRAILING, T.BOUGHT): L.FILLED,
+    (L.FILLED, T.BOUGHT): L.FILLED,
+    (L.FILLED, T.SOLD_OUT): L.IDLE,
+    (L.FILLED, T.STOPPED_OUT): L.IDLE,
+    (L.FILLED, T.DUST_CLEARED): L.IDLE,
+}
+"""(current state, trigger) → next state; a fill can land on a level in any state (e.g. the entry's)."""
+
+
+class InvalidLevelTransition(StateCorruption):
+    """A trigger the table does not allow in the level's state. The level is left unchanged."""
+
+    def __init__(self, state: LevelState, trigger: LevelTrigger, level: int | None = None) -> None:
+        self.state = state
+        self.trigger = trigger
+        super().__init__(f"grid level {state.value} --{trigger.value}-->",
+                         where="" if level is None else f"grid level {level}",
+                         hint="a level's state only moves along LEVEL_TRANSITIONS in trdr_tui/trading/grid.py")
+
+
+def next_level_state(state: LevelState, trigger: LevelTrigger, level: int | None = None) -> LevelState:
+    """The table lookup; raises InvalidLevelTransition for anything not in it."""
+    try:
+        return LEVEL_TRANSITIONS[(state, trigger)]
+    except KeyError:
+        raise InvalidLevelTransition(state, trigger, level) from None
 
 
 def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
@@ -92,7 +162,7 @@ class Level:
     def __init__(self, index: int, price: float) -> None:
         self.index = index
         self.price = price
-        self.state = "idle"  # idle | armed | trailing | filled
+        self.state = LevelState.IDLE
         self.order: Order | None = None  # the BUY working on this level
         self.exit_order: Order | None = None  # the SELL of this level's lot
         self.lot = 0.0
@@ -106,13 +176,13 @@ class GridPolicy:
     idle_only = False
 
     def __init__(self, settings: Settings, *, product: ProductSpec | None = None) -> None:
-        s = settings.resolved()
-        self.cfg = s.grid
-        self.min_confidence = float(s.agents.min_confidence or 0.6)
-        self.default_trail = float(s.trailing.distance or 0.015)
-        self.sizer = Sizer(product or ProductSpec(symbol=s.symbol), base_fraction=s.sizing.base_fraction,
-                           kelly_safety=s.sizing.kelly_safety, kelly_lookback_days=s.sizing.kelly_lookback_days,
-                           kelly_min_trades=s.sizing.kelly_min_trades)
+        self.cfg = settings.grid
+        self.min_confidence = settings.agents.min_confidence
+        self.default_trail = settings.trailing.distance
+        sz = settings.sizing
+        self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), base_fraction=sz.base_fraction,
+                           kelly_safety=sz.kelly_safety, kelly_lookback_days=sz.kelly_lookback_days,
+                           kelly_min_trades=sz.kelly_min_trades)
         self.session_start: float | None = None
         self.center: float | None = None
         self.spacing = self.cfg.spacing
@@ -121,10 +191,10 @@ class GridPolicy:
         self._changed = False
         self.skipped_below_min = 0
 
-    def bind(self, engine: Engine) -> None:
-        self.engine = engine
-        self.orders = engine.orders
-        self.portfolio = engine.portfolio
+    def bind(self, ctx: PolicyContext) -> None:
+        self.ctx = ctx
+        self.orders = ctx.orders
+        self.portfolio = ctx.portfolio
         self.orders.fill_listeners.append(self._on_fill)
         self.orders.fsm.listeners.append(self._on_transition)
 
@@ -142,7 +212,7 @@ class GridPolicy:
             self._work_levels(ts, close, decision, trail, bearish)
         if self._changed:
             self._changed = False
-            self.engine.publish_grid(self.snapshot(ts, close))
+            self.ctx.publish_grid(self.snapshot(ts, close))
 
     def _maybe_enter(self, ts: int, close: float, decision: Decision | None, trail: float) -> None:
         if self.entry_order is not None:
@@ -164,25 +234,26 @@ class GridPolicy:
         confidence = decision.confidence if decision is not None and decision.action is Action.TRAIL_BUY \
             else self.min_confidence
         for lv in self.levels:
-            if lv.state == "filled" and lv.exit_order is None and lv.order is None and not self._sellable(lv.lot, close):
+            if lv.state is L.FILLED and lv.exit_order is None and lv.order is None \
+                    and not self._sellable(lv.lot, close):
                 self._clear(lv, ts)  # dust below the minimum order size: nothing left to sell
-            if lv.state == "filled":
+            if lv.state is L.FILLED:
                 if lv.exit_order is None and (close >= lv.price * (1.0 + self.spacing) or
                                               (bearish and close > lv.entry * 1.012)):
                     self._sell(lv, close, trail)
                 continue
-            if lv.price > center * (1.0 + 1e-12) or lv.state == "trailing":
+            if lv.price > center * (1.0 + 1e-12) or lv.state is L.TRAILING:
                 continue
             near = abs(lv.price - close) / close <= act
-            if lv.state == "idle" and near:
-                self._set(lv, "armed", ts)
-            elif lv.state == "armed" and not near:
-                self._set(lv, "idle", ts)
-            if lv.state == "armed" and close <= lv.price and not bearish:
+            if lv.state is L.IDLE and near:
+                self._move(lv, T.NEAR, ts)
+            elif lv.state is L.ARMED and not near:
+                self._move(lv, T.AWAY, ts)
+            if lv.state is L.ARMED and close <= lv.price and not bearish:
                 order = self._buy(close, confidence, trail, "level", lv.index)
                 if order is not None:
                     lv.order = order
-                    self._set(lv, "trailing", ts)
+                    self._move(lv, T.BUY_PLACED, ts)
         if not self.orders.open and not self._sellable(self.portfolio.position, close) and self.levels and \
                 not (self.levels[0].price <= close <= self.levels[-1].price):
             self.build(close, ts)
@@ -191,7 +262,7 @@ class GridPolicy:
         pf = self.portfolio
         available = max(pf.cash - self.orders.committed_cash(close), 0.0)
         size = self.sizer.buy_size(available=available, price=close, confidence=confidence, trades=pf.trades,
-                                   now_ns=self.engine.clock.now_ns(), risk_limit=self.engine.risk.position_limit(close))
+                                   now_ns=self.ctx.clock.now_ns(), risk_limit=self.ctx.risk.position_limit(close))
         if size is None:
             self.skipped_below_min += 1
             return None
@@ -220,7 +291,7 @@ class GridPolicy:
         """(Re)build the levels around `center`, spacing from the recent swings."""
         cfg = self.cfg
         if cfg.auto_spacing:
-            bars = self.engine.recent_bars(SWING_HISTORY_BARS)
+            bars = self.ctx.recent_bars(SWING_HISTORY_BARS)
             self.spacing = swing_spacing(bars.high, bars.low, lookback=cfg.swing_lookback,
                                          fraction=cfg.swing_fraction, min_spacing=cfg.min_spacing,
                                          max_spacing=cfg.max_spacing, default=cfg.spacing)
@@ -248,18 +319,17 @@ class GridPolicy:
         if leg == "entry":
             if self.center is None:
                 self.build(fill.price, fill.ts)
-            lv = min(self.levels, key=lambda x: abs(x.price - self.center))  # type: ignore[operator]
+            self._add_lot(min(self.levels, key=lambda x: abs(x.price - self.center)), fill)  # type: ignore[operator]
+            return
+        lv = self._level_of(order)
+        if lv is None:
+            return
+        if leg == "level":
             self._add_lot(lv, fill)
-        elif leg == "level":
-            lv = self._level_of(order)
-            if lv is not None:
-                self._add_lot(lv, fill)
         elif leg == "exit":
-            lv = self._level_of(order)
-            if lv is not None:
-                lv.lot = max(lv.lot - fill.size, 0.0)
-                if trade is not None:
-                    lv.pnl += trade.pnl
+            lv.lot = max(lv.lot - fill.size, 0.0)
+            if trade is not None:
+                lv.pnl += trade.pnl
 
     def _release(self, size: float) -> None:
         for lv in sorted((x for x in self.levels if x.lot > 0), key=lambda x: x.since_ns):
@@ -268,7 +338,7 @@ class GridPolicy:
             size -= take
             if lv.lot <= 1e-12 and lv.exit_order is None:
                 lv.lot = lv.entry = 0.0
-                lv.state = "idle"
+                lv.state = next_level_state(lv.state, T.STOPPED_OUT, lv.index)
             if size <= 0:
                 break
         self._changed = True
@@ -276,7 +346,7 @@ class GridPolicy:
     def _add_lot(self, lv: Level, fill: Fill) -> None:
         lv.entry = (lv.entry * lv.lot + fill.price * fill.size) / (lv.lot + fill.size)
         lv.lot += fill.size
-        lv.state = "filled"
+        lv.state = next_level_state(lv.state, T.BOUGHT, lv.index)
         lv.since_ns = fill.ts
 
     def _on_transition(self, order: Order, t: OrderTransition) -> None:
@@ -293,15 +363,16 @@ class GridPolicy:
             return
         if leg == "level" and lv.order is order:
             lv.order = None
-            if lv.state == "trailing":
-                lv.state = "filled" if lv.lot > 0 else "idle"
+            if lv.state is L.TRAILING:
+                lv.state = next_level_state(lv.state, T.BUY_ENDED_HOLDING if lv.lot > 0 else T.BUY_ENDED_FLAT,
+                                            lv.index)
             lv.since_ns = t.ts
         elif leg == "exit" and lv.exit_order is order:
             lv.exit_order = None
             if lv.lot <= 1e-12:
                 lv.lot = 0.0
                 lv.entry = 0.0
-                lv.state = "idle"
+                lv.state = next_level_state(lv.state, T.SOLD_OUT, lv.index)
                 lv.since_ns = t.ts
 
     def _sellable(self, size: float, price: float) -> bool:
@@ -313,17 +384,17 @@ class GridPolicy:
 
     def _clear(self, lv: Level, ts: int) -> None:
         lv.lot = lv.entry = 0.0
-        self._set(lv, "idle", ts)
+        self._move(lv, T.DUST_CLEARED, ts)
 
-    def _set(self, lv: Level, state: str, ts: int) -> None:
-        lv.state = state
+    def _move(self, lv: Level, trigger: LevelTrigger, ts: int) -> None:
+        lv.state = next_level_state(lv.state, trigger, lv.index)
         lv.since_ns = ts
         self._changed = True
 
     # -- views and checkpoints -------------------------------------------------------------------
 
     def snapshot(self, ts: int, price: float) -> GridSnapshot:
-        center = self.center or 0.0
+        center = 0.0 if self.center is None else self.center
         levels = []
         for lv in self.levels:
             side = Side.BUY if lv.price <= center * (1.0 + 1e-12) else Side.SELL
@@ -333,7 +404,7 @@ class GridPolicy:
                 st = self.orders.trailing_state(working)
                 trigger = st.trigger if st is not None else None
             unreal = (price - lv.entry) * lv.lot if lv.lot else 0.0
-            levels.append(GridLevel(price=lv.price, side=side, state=lv.state, trigger=trigger, pnl=lv.pnl + unreal,
+            levels.append(GridLevel(price=lv.price, side=side, state=lv.state.value, trigger=trigger, pnl=lv.pnl + unreal,
                                     time_at_level_ns=max(ts - lv.since_ns, 0)))
         return GridSnapshot(ts=ts, symbol=self.portfolio.symbol, center=center, spacing=self.spacing,
                             levels=tuple(levels))
@@ -342,7 +413,7 @@ class GridPolicy:
         return {"grid": {
             "session_start": self.session_start, "center": self.center, "spacing": self.spacing,
             "entry_order": self.entry_order.id if self.entry_order is not None else None,
-            "levels": [{"price": lv.price, "state": lv.state, "lot": lv.lot, "entry": lv.entry, "pnl": lv.pnl,
+            "levels": [{"price": lv.price, "state": lv.state.value, "lot": lv.lot, "entry": lv.entry, "pnl": lv.pnl,
                         "since_ns": lv.since_ns, "order": lv.order.id if lv.order else None,
                         "exit_order": lv.exit_order.id if lv.exit_order else None} for lv in self.levels],
         }}
@@ -359,7 +430,8 @@ class GridPolicy:
         self.levels = []
         for k, d in enumerate(g["levels"]):
             lv = Level(k, float(d["price"]))
-            lv.state, lv.lot, lv.entry, lv.pnl, lv.since_ns = d["state"], d["lot"], d["entry"], d["pnl"], d["since_ns"]
+            lv.state = LevelState(d["state"])
+            lv.lot, lv.entry, lv.pnl, lv.since_ns = d["lot"], d["entry"], d["pnl"], d["since_ns"]
             lv.order = orders.get(d["order"]) if d.get("order") else None
             lv.exit_order = orders.get(d["exit_order"]) if d.get("exit_order") else None
             self.levels.append(lv)

@@ -15,35 +15,12 @@ so everything about it is fixed and exact:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 import msgspec
 
 from trdr_tui.config import PriceModel
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.types import Decision, Side
-
-if TYPE_CHECKING:
-    from trdr_tui.engine.loop import Engine
-
-
-class Policy(Protocol):
-    """What the engine asks each closed bar, after the trailing book saw the bar's prices.
-
-    A policy may set `idle_only = True` when it never acts while any of its orders is open; the engine
-    then skips the call on those bars (a backtest hot-path saving, same results).
-    """
-
-    name: str
-    idle_only: bool
-
-    def bind(self, engine: Engine) -> None: ...
-
-    def on_bar(self, ts: int, close: float, decision: Decision | None) -> None: ...
-
-    def state(self) -> dict[str, object]: ...
-
-    def restore(self, state: dict[str, object]) -> None: ...
+from trdr_tui.trading.policy import Policy, PolicyContext
 
 
 class SimpleTrailing:
@@ -54,9 +31,9 @@ class SimpleTrailing:
         self.trail = trail
         self.buy_fraction = buy_fraction
 
-    def bind(self, engine: Engine) -> None:
-        self.orders = engine.orders
-        self.portfolio = engine.portfolio
+    def bind(self, ctx: PolicyContext) -> None:
+        self.orders = ctx.orders
+        self.portfolio = ctx.portfolio
 
     def on_bar(self, ts: int, close: float, decision: Decision | None) -> None:
         if self.orders.open:  # armed, or sent and waiting for the executor's reports

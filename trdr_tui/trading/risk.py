@@ -39,9 +39,9 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
-        r = settings.resolved().risk
+        r = settings.risk
         return cls(max_drawdown=r.max_drawdown, daily_loss_limit=r.daily_loss_limit,
-                   stop_loss=r.stop_loss or None, max_position=r.max_position,
+                   stop_loss=r.stop_loss if r.stop_loss > 0 else None, max_position=r.max_position,
                    max_concurrent_trades=r.max_concurrent_trades)
 
     @classmethod

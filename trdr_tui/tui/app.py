@@ -103,11 +103,9 @@ class TrdrApp(App[int]):
         return dict(TRDR_VARIABLE_DEFAULTS)
 
     def get_default_screen(self) -> Screen[None]:
-        s = self.settings
-        threshold = s.agents.min_confidence if s.agents.min_confidence is not None else s.profile.min_confidence
         weights = self.engine.agent_weights()
         return MainScreen(symbol=self.engine.symbol, mode=self.engine.mode.value,
-                             weights=weights, threshold=threshold)
+                             weights=weights, threshold=self.settings.agents.min_confidence)
 
     @property
     def main(self) -> MainScreen:
