@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import DataError, NotAvailable
 from trdr_tui.core.timefmt import minute_utc
 from trdr_tui.market.timeframes import TIMEFRAME_SECONDS
@@ -189,9 +189,9 @@ def run_resample(ctx: CliContext) -> int:
 def run_backfill(ctx: CliContext) -> int:
     _check_config(ctx)
     try:
-        backfill = importlib.import_module("trdr_tui.exchange.backfill")
+        backfill = importlib.import_module("trdr_tui.commands.backfill")
     except ModuleNotFoundError as exc:
-        if exc.name not in {"trdr_tui.exchange.backfill", "trdr_tui.exchange"}:
+        if exc.name not in {"trdr_tui.commands.backfill", "trdr_tui.exchange.backfill", "trdr_tui.exchange"}:
             raise
         raise NotAvailable("'trdr data backfill' is not yet available in this version",
                            hint="import downloaded files with 'trdr data import FILE' meanwhile") from None
