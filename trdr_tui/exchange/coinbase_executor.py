@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
 from trdr_tui.core.clock import NS_PER_SECOND, Clock, WallClock
@@ -48,6 +47,7 @@ from trdr_tui.exchange.coinbase_ws import Envelope, WsConnection
 from trdr_tui.store.db import Store
 from trdr_tui.store.fills import stored_fill_ids
 from trdr_tui.store.outbox import Outbox
+from trdr_tui.trading.sizing import to_decimal
 
 log = logging.getLogger("trdr.exchange.executor")
 
@@ -162,7 +162,7 @@ class CoinbaseExecutor:
         """The order_configuration for an engine order, sizes floored and prices rounded to increments."""
         product.check_tradable()
         size = product.floor_size(order.remaining if order.filled_size else order.size)
-        ref = Decimal(repr(order.price)) if order.price else None
+        ref = to_decimal(order.price) if order.price else None
         if order.type in (OrderType.MARKET, OrderType.TRAILING):
             product.check_size(size, ref)
             return market_ioc(base_size=size)
