@@ -506,7 +506,7 @@ class Orchestrator:
         meta = valid & conflicted(votes, cfg.disagreement_threshold)
         action, confidence = votes.leader.copy(), votes.confidence.copy()
         if meta.any():
-            regime_j = next((j for j, a in enumerate(self.agents) if a is self._adjuster), None)
+            regime_j = next((j for j, a in enumerate(self.agents) if a.id == self._adjuster_id), None)
             regime_action = act[:, regime_j] if regime_j is not None else np.zeros(n, dtype=np.int8)
             volatile = np.zeros(n, dtype=bool)
             if regime is not None and self._adjuster is not None:
@@ -635,13 +635,14 @@ def _panel_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Σ over the last axis (the agents), added strictly left to right from 0.0: shape (..., n, k) →
     (..., n). Not `sum`: numpy sums pairwise, whose last bits depend on k and on the memory layout."""
     padded = np.concatenate((np.zeros((*x.shape[:-1], 1)), x), axis=-1)
-    return np.add.accumulate(padded, axis=-1)[..., -1]  # type: ignore[no-any-return]
+    return np.add.accumulate(padded, axis=-1)[..., -1]
 
 
 def conflicted(votes: Tally, threshold: float) -> npt.NDArray[np.bool_]:
     """Bars the meta resolver decides: a directional leader while the weaker directional side has at
     least `threshold` (0–1) of the stronger one's conviction."""
-    return (votes.total > 0.0) & (votes.leader != HOLD) & (votes.disagreement >= threshold)
+    split: npt.NDArray[np.bool_] = (votes.total > 0.0) & (votes.leader != HOLD) & (votes.disagreement >= threshold)
+    return split
 
 
 def gate(votes: Tally, action: npt.NDArray[np.int8], confidence: npt.NDArray[np.float64],
