@@ -57,8 +57,8 @@ STORE_WRITES: dict[str, list[float]] = {}
 
 def time_store_writes() -> None:
     """Wrap the two write-ahead steps on the hot path to show how much of the latency they are."""
-    from trdr_tui.exchange.coinbase_executor import Outbox
     from trdr_tui.store.orders import RunRepository
+    from trdr_tui.store.outbox import Outbox
 
     for cls, name, label in ((Outbox, "put", "executor outbox row"), (RunRepository, "update_order", "engine order row")):
         original = getattr(cls, name)

@@ -9,7 +9,6 @@ reports what happened. Engine failures exit 1 with the error as the last line.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import signal
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +18,7 @@ import msgspec
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
+from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Fill
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -32,10 +32,6 @@ def event_level(topic: str, event: Any) -> str:
     if topic.startswith("risk.") or (topic == "feed.health" and not getattr(event, "healthy", True)):
         return "warning"
     return "debug" if topic.startswith(DEBUG_TOPICS) else "info"
-
-
-def iso(ts_ns: int) -> str:
-    return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def event_ts(event: Any, fallback: int) -> int:
@@ -85,15 +81,15 @@ class JsonLogger:
         level = event_level(topic, event)
         if LEVELS.index(level) >= self.min_index:
             ts = event_ts(event, self.engine.clock.now_ns())
-            self.write({"ts": ts, "time": iso(ts), "level": level, "topic": topic,
+            self.write({"ts": ts, "time": iso_utc(ts, fraction=True), "level": level, "topic": topic,
                         "type": type(event).__name__, "event": event})
 
     def _count(self, event: Any) -> None:
         s = self.summary
         if isinstance(event, CandleEvent) and event.closed:
             s.bars += 1
-            s.first_bar = s.first_bar or iso(event.candle.ts)
-            s.last_bar = iso(event.candle.ts)
+            s.first_bar = s.first_bar or iso_utc(event.candle.ts, fraction=True)
+            s.last_bar = iso_utc(event.candle.ts, fraction=True)
         elif isinstance(event, OrderEvent):
             self.order_ids.add(event.order.id)
             s.orders = len(self.order_ids)
@@ -119,7 +115,7 @@ class JsonLogger:
         if s.start_equity and s.final_equity is not None:
             s.total_return = s.final_equity / s.start_equity - 1.0
         ts = self.engine.clock.now_ns()
-        self.write({"ts": ts, "time": iso(ts), "level": "info", "topic": "run.summary", "type": "Summary",
+        self.write({"ts": ts, "time": iso_utc(ts, fraction=True), "level": "info", "topic": "run.summary", "type": "Summary",
                     "event": s})
         for sink in self.sinks:
             sink.flush()
@@ -163,7 +159,7 @@ async def run_headless(engine: EngineControl, *, stdout: IO[str], log_path: Path
             await asyncio.gather(*stops)
         reason = stop_reason[0] if stop_reason else "end of feed"
     except TrdrError as exc:
-        logger.write({"ts": engine.clock.now_ns(), "time": iso(engine.clock.now_ns()), "level": "error",
+        logger.write({"ts": engine.clock.now_ns(), "time": iso_utc(engine.clock.now_ns(), fraction=True), "level": "error",
                       "topic": "engine.error", "type": type(exc).__name__, "event": {"message": exc.render()}})
         reason, code = f"error: {exc.message}", 1
     finally:

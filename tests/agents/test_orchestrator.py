@@ -22,7 +22,13 @@ from tests.agents.conftest import (
 )
 from trdr_tui.agents import build_orchestrator
 from trdr_tui.agents.meta import ConflictContext, Resolution, RuleBasedResolver
-from trdr_tui.agents.orchestrator import WEIGHTS_TOPIC, Orchestrator, OrchestratorConfig
+from trdr_tui.agents.orchestrator import (
+    WEIGHTS_TOPIC,
+    Orchestrator,
+    OrchestratorConfig,
+    consensus_trail,
+    tally,
+)
 from trdr_tui.agents.performance import AdaptiveConfig
 from trdr_tui.agents.protocol import ACTION_CODES, MarketSnapshot
 from trdr_tui.config import convert_settings
@@ -336,6 +342,51 @@ async def test_consensus_streaming_equals_batch_for_any_votes(votes: list[tuple[
     assert d.meta_resolved == bool(arr.meta_resolved[0])
     assert 0.0 <= d.confidence <= 1.0
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([B, S, H]), st.floats(0, 1), st.floats(0.002, 0.1),
+                          st.sampled_from([0.0, 0.2, 1.0, 2.5])), min_size=0, max_size=12),
+       st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+async def test_one_bar_consensus_is_the_batch_formula_bit_for_bit(votes: list[tuple[Action, float, float, float]],
+                                                                 threshold: float, min_conf: float) -> None:
+    """Streaming runs the batch formula on a one-bar panel: equal floats, not just close ones, for any
+    panel size (also 8 and more agents, where a numpy sum would add pairwise) and for no votes at all."""
+    agents = [FixedAgent(f"a{j}", act, c, t) for j, (act, c, t, _) in enumerate(votes)]
+    orch, _, _, _ = make(agents, disagreement_threshold=threshold, min_confidence=min_conf)
+    for j, (_, _, _, w) in enumerate(votes):
+        orch._weights[f"a{j}"] = w
+    row = flat(1).candle(0)
+    from trdr_tui.market.streaming import FeatureRow
+
+    feat = FeatureRow(ts=row.ts, open=row.open, high=row.high, low=row.low, close=row.close, volume=row.volume)
+    signals = [a.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=feat)) for a in agents]
+    d = await orch._decide(feat, signals)
+    k = len(votes)
+    arr = orch._batch_consensus(
+        np.array([row.ts]), np.array([True]),
+        np.array([[ACTION_CODES[v[0]] for v in votes]], dtype=np.int8).reshape(1, k),
+        np.array([[v[1] for v in votes]]).reshape(1, k), np.array([[v[2] for v in votes]]).reshape(1, k),
+        np.array([[v[3] for v in votes]]).reshape(1, k), None, np.ones(1), np.zeros(k))
+    assert (ACTION_CODES[d.action], d.confidence, d.trail_distance, d.meta_resolved) == (
+        int(arr.action[0]), float(arr.confidence[0]), float(arr.trail_distance[0]), bool(arr.meta_resolved[0]))
+
+
+def test_votes_are_added_in_panel_order() -> None:
+    """Σ weight × confidence is added agent by agent from 0, as a loop over the panel would: a pairwise
+    numpy sum of these twelve votes would give 1.0000000000000007."""
+    weights = np.array([[1.0] + [1e-16] * 11])
+    votes = tally(np.full((1, 12), 1, dtype=np.int8), np.ones((1, 12)), weights)
+    den = num = 0.0
+    for w in weights[0]:
+        den += float(w)
+        num += float(w) * 0.05
+    assert votes.buy[0] == den == 1.0 and votes.sell[0] == votes.hold[0] == 0.0
+    assert votes.leader[0] == ACTION_CODES[B] and votes.confidence[0] == 1.0 and votes.disagreement[0] == 0.0
+    trail = consensus_trail(np.zeros((1, 12), dtype=np.int8), np.ones((1, 12)), weights, np.full((1, 12), 0.05),
+                            np.array([ACTION_CODES[H]], dtype=np.int8), np.ones(1),
+                            base_trail=0.015, min_trail=0.002, max_trail=0.10)
+    assert trail[0] == num / den
 
 def test_precompute_on_short_or_empty_history() -> None:
     orch = build_orchestrator(convert_settings({}), bus=EventBus(), clock=SimClock(0))

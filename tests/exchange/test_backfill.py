@@ -99,6 +99,6 @@ def test_backfill_rejects_bad_dates(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["--db", str(tmp_path / "x.duckdb"), "data", "backfill", "--start", "yesterday"]) == 1
     assert "not an ISO date" in capsys.readouterr().err
     with pytest.raises(DataError):
-        from trdr_tui.exchange.backfill import parse_when
+        from trdr_tui.commands.backfill import parse_when
 
         parse_when("2024-13-01", "--start")

@@ -211,7 +211,7 @@ async def test_a_fill_the_engine_refuses_is_offered_again(executor, fake: FakeEx
 
 
 def test_outbox_keeps_the_first_request(store: Store) -> None:
-    from trdr_tui.exchange.coinbase_executor import Outbox
+    from trdr_tui.store.outbox import Outbox
 
     order = make_order()
     box = Outbox(store, "run")
@@ -219,5 +219,5 @@ def test_outbox_keeps_the_first_request(store: Store) -> None:
     Outbox(store, "run").put(order, "BTC-USD", {"market_market_ioc": {"base_size": "0.02"}}, 2_000)
     rows = store.cursor().execute("SELECT configuration FROM exchange_outbox").fetchall()
     assert len(rows) == 1 and "0.01" in rows[0][0]
-    assert Outbox(store, "run").get(order.client_order_id)["configuration"] == {  # type: ignore[index]
+    assert Outbox(store, "run").get(order.client_order_id).configuration == {  # type: ignore[union-attr]
         "market_market_ioc": {"base_size": "0.01"}}

@@ -15,6 +15,7 @@ from trdr_tui.core.types import Side
 from trdr_tui.exchange.coinbase_auth import JwtSigner, generate_ec_key_pem, parse_private_key
 from trdr_tui.exchange.coinbase_models import Product, limit_gtc, market_ioc, stop_limit_gtc
 from trdr_tui.exchange.coinbase_rest import AuthFailed, CoinbaseRest, RateLimiter, RetryPolicy
+from trdr_tui.trading.sizing import ProductSpec
 
 
 async def test_accounts_fees_and_product(rest: CoinbaseRest, fake: FakeExchange) -> None:
@@ -133,6 +134,14 @@ def test_product_rounding_and_minimums() -> None:
     # a float sum of exact fills lands just under the step: no dust left behind
     assert p.floor_size(0.01 + 0.06 + 0.1) == Decimal("0.17") and 0.01 + 0.06 + 0.1 < 0.17
     assert p.floor_size(0.09499999) == Decimal("0.09499999")
+    # one implementation: the sizer's ProductSpec with the same steps rounds the same way
+    spec = ProductSpec(base_increment="0.00000001", quote_increment="0.01", price_increment="0.01",
+                       base_min_size="0.0001")
+    assert spec.increments == p.increments
+    for x in (0.123456789, 0.01 + 0.06 + 0.1, 0.09499999, 12.3):
+        assert spec.round_size(x) == p.floor_size(x)
+        assert spec.round_price(x * 1000, Side.BUY) == p.round_price(x * 1000, Side.BUY)
+        assert spec.round_price(x * 1000, Side.SELL) == p.round_price(x * 1000, Side.SELL)
     from trdr_tui.exchange.coinbase_models import InvalidOrderSize
 
     with pytest.raises(InvalidOrderSize, match="minimum"):

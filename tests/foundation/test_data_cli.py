@@ -143,13 +143,14 @@ def test_list_and_gaps_on_an_empty_store(run_cli: RunCli, db_path: Path) -> None
 
 def test_backfill_is_not_available_without_its_module(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "trdr_tui.exchange.backfill", None)  # as if it did not exist
+    monkeypatch.delitem(sys.modules, "trdr_tui.commands.backfill", raising=False)  # imported afresh
     code, _, err = run_cli("data", "backfill", "--symbol", "BTC-USD", "--start", "2024-01-01")
     assert code == 2 and "not yet available" in err
 
 
 def test_backfill_calls_the_backfill_module(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, object] = {}
-    fake = types.ModuleType("trdr_tui.exchange.backfill")
+    fake = types.ModuleType("trdr_tui.commands.backfill")
 
     def run(ctx: object) -> int:
         args = ctx.args  # type: ignore[attr-defined]
@@ -157,7 +158,7 @@ def test_backfill_calls_the_backfill_module(run_cli: RunCli, monkeypatch: pytest
         return 0
 
     fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "trdr_tui.exchange.backfill", fake)
+    monkeypatch.setitem(sys.modules, "trdr_tui.commands.backfill", fake)
     code, _, err = run_cli("data", "backfill", "--symbol", "ETH-USD", "--timeframe", "4h", "--start", "2024-01-01",
                            "--end", "2024-02-01")
     assert code == 0, err

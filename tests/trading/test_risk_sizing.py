@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from trdr_tui.config import load_settings
@@ -17,7 +18,7 @@ from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.risk import RiskLimits, RiskManager
-from trdr_tui.trading.sizing import ProductSpec, Sizer, kelly_fraction, trade_stats
+from trdr_tui.trading.sizing import Increments, ProductSpec, Sizer, kelly_fraction, to_decimal, trade_stats
 
 
 def buy(pf: Portfolio, n: int, price: float, size: float) -> None:
@@ -116,6 +117,35 @@ def test_sizes_are_floored_to_the_increment_and_refused_below_minimum() -> None:
     # below the minimum: no order
     assert sizer.buy_size(available=300.0, price=20_000.0, confidence=0.5, now_ns=1) is None
     assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.0, now_ns=1) is None
+
+
+def test_float_to_decimal_is_the_shortest_repr() -> None:
+    assert to_decimal(0.1) == Decimal("0.1") and to_decimal(np.float64(0.1)) == Decimal("0.1")
+    assert to_decimal(0.01 + 0.06 + 0.1) == Decimal("0.16999999999999998")  # float noise stays visible
+    assert to_decimal(3) == Decimal(3) and to_decimal(Decimal("1.50")).as_tuple() == Decimal("1.50").as_tuple()
+
+
+def test_increments_round_sizes_and_prices_to_their_own_steps() -> None:
+    inc = Increments(base=Decimal("0.00000001"), price=Decimal("0.5"))
+    assert inc.floor_size(0.123456789) == Decimal("0.12345678")
+    assert inc.floor_size(0.01 + 0.06 + 0.1) == Decimal("0.17")  # noise under a step snaps to it
+    assert str(inc.floor_size(0.25)) == "0.25000000"  # quantized to the step
+    assert inc.round_price(100.4, Side.BUY) == Decimal("100.0")
+    assert inc.round_price(100.1, Side.SELL) == Decimal("100.5")
+    assert Increments(base=Decimal(0), price=Decimal(0)).floor_size(0.3) == Decimal("0.3")  # no step, no rounding
+
+
+def test_the_price_tick_wins_over_the_quote_increment() -> None:
+    assert ProductSpec().increments.price == Decimal("0.01")
+    tick = ProductSpec(quote_increment="0.01", price_increment="0.5")
+    assert tick.round_price(100.4, Side.BUY) == Decimal("100.0") and tick.round_price(100.1, Side.SELL) == Decimal("100.5")
+    assert ProductSpec(price_increment="0").increments.price == Decimal("0.01")
+
+
+def test_sizes_from_numpy_floats_round_like_python_floats() -> None:
+    spec = ProductSpec(base_increment="0.0001", base_min_size="0.001")
+    assert spec.round_size(np.float64(0.123456789)) == spec.round_size(0.123456789) == Decimal("0.1234")
+    assert spec.meets_minimums(Decimal("0.01"), np.float64(100.0))
 
 
 def trade(pnl: float) -> Trade:

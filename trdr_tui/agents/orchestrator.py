@@ -17,6 +17,9 @@ One candle, streaming:
    then a directional decision below `min_confidence` becomes HOLD;
 5. the trail distance is the conviction-weighted mean of the backing agents' trails, times the
    regime multiplier, clamped to the trailing bounds;
+   steps 4 and 5 are one formula over arrays (`tally`, `conflicted`, `gate`, `consensus_trail`): the
+   batch path applies it to every bar at once, the streaming path to a one-bar panel, so both give
+   the same bits;
 6. signals (`agent.signal.<id>`) and the decision (`decision.<symbol>`) are published; the decision
    log gets a row per agent and one for the consensus.
 
@@ -49,6 +52,7 @@ from trdr_tui.agents.performance import (
     batch_stats,
 )
 from trdr_tui.agents.protocol import (
+    ACTION_CODES,
     BUY,
     CODE_ACTIONS,
     HOLD,
@@ -295,63 +299,51 @@ class Orchestrator:
                                              message=err.render(), fields={"code": err.code, "agent": err.agent_id}))
 
     async def _decide(self, row: FeatureRow, signals: list[AgentSignal]) -> Decision:
+        """One bar's consensus: the shared array formula (`tally`, `conflicted`, `gate`,
+        `consensus_trail`) on a one-bar panel of the agents that answered, with the meta resolver
+        awaited in between."""
         w = self._weights
         used = {sig.agent_id: w[sig.agent_id] for sig in signals}
-        # conviction per side, and conviction-weighted trail sums per side (same order as batch)
-        b = s = h = tb = ts_ = th = 0.0
-        buy, sell = Action.TRAIL_BUY, Action.TRAIL_SELL
-        for sig in signals:
-            wc = used[sig.agent_id] * sig.confidence
-            act = sig.action
-            if act is buy:
-                b += wc
-                tb += wc * sig.trail_distance
-            elif act is sell:
-                s += wc
-                ts_ += wc * sig.trail_distance
-            else:
-                h += wc
-                th += wc * sig.trail_distance
-        score = {buy: b, sell: s, Action.HOLD: h}
-        trail_sum = {buy: tb, sell: ts_, Action.HOLD: th}
-        total = b + s + h
+        k = len(signals)  # a one-bar panel of the agents that answered: arrays of shape (1, k)
+        act = np.array([ACTION_CODES[sig.action] for sig in signals], dtype=np.int8).reshape(1, k)
+        confs, trails, weights = np.array([[sig.confidence for sig in signals], [sig.trail_distance for sig in signals],
+                                          [used[sig.agent_id] for sig in signals]], dtype=np.float64).reshape(3, 1, k)
+        votes = tally(act, confs, weights)
+        b, s, h = float(votes.buy[0]), float(votes.sell[0]), float(votes.hold[0])
         regime_code, mult = self._regime(row, signals)
+        mults = np.array([mult])
         adj = self._adjuster
         regime_name = adj.regime_name(regime_code) if adj is not None and regime_code is not None else None
-        if total <= 0.0:
-            trail = self._trail(signals, score[Action.HOLD], trail_sum[Action.HOLD], mult)
-            return Decision(ts=row.ts, action=Action.HOLD, confidence=0.0, trail_distance=trail, signals=tuple(signals),
-                            weights=used, reasoning="no agent has any conviction")
-        if b > s and b > h:
-            leader, conf = Action.TRAIL_BUY, b / total
-        elif s > b and s > h:
-            leader, conf = Action.TRAIL_SELL, s / total
-        else:
-            leader, conf = Action.HOLD, h / total
-        hi = max(b, s)
-        disagreement = min(b, s) / hi if hi > 0.0 else 0.0
+        cfg = self.config
+        if votes.total[0] <= 0.0:
+            trail = consensus_trail(act, confs, weights, trails, np.array([HOLD], dtype=np.int8), mults,
+                                    base_trail=cfg.base_trail, min_trail=cfg.min_trail, max_trail=cfg.max_trail)
+            return Decision(ts=row.ts, action=Action.HOLD, confidence=0.0, trail_distance=float(trail[0]),
+                            signals=tuple(signals), weights=used, reasoning="no agent has any conviction")
+        leader, confidence = CODE_ACTIONS[int(votes.leader[0])], float(votes.confidence[0])
         action, notes, meta = leader, [], False
-        if leader != Action.HOLD and disagreement >= self.config.disagreement_threshold:
+        if conflicted(votes, cfg.disagreement_threshold)[0]:
             regime_vote = next((x.action for x in signals if x.agent_id == self._adjuster_id), None)
             ctx = ConflictContext(ts=row.ts, signals=tuple(signals), weights=used, buy_score=b, sell_score=s,
-                                  hold_score=h, disagreement=disagreement, leader=leader, confidence=conf,
-                                  regime=regime_name, regime_action=regime_vote)
+                                  hold_score=h, disagreement=float(votes.disagreement[0]), leader=leader,
+                                  confidence=confidence, regime=regime_name, regime_action=regime_vote)
             res = await self._resolve(ctx)
-            action, conf, meta = res.action, res.confidence, True
+            action, confidence, meta = res.action, res.confidence, True
             notes.append(res.reasoning)
-        if action != Action.HOLD and conf < self.config.min_confidence:
-            notes.append(f"{action.value} at {conf:.2f} is below the minimum confidence "
-                         f"{self.config.min_confidence:.2f} → HOLD")
-            action = Action.HOLD
-        if action == Action.HOLD:
-            conf = h / total
-        trail = self._trail(signals, score[action], trail_sum[action], mult)
-        head = f"{action.value} {conf:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}"
+        chosen = np.array([ACTION_CODES[action]], dtype=np.int8)
+        final, final_conf = gate(votes, chosen, np.array([confidence]), cfg.min_confidence)
+        if final[0] != chosen[0]:
+            notes.append(f"{action.value} at {confidence:.2f} is below the minimum confidence "
+                         f"{cfg.min_confidence:.2f} → HOLD")
+        action, confidence = CODE_ACTIONS[int(final[0])], float(final_conf[0])
+        trail = consensus_trail(act, confs, weights, trails, final, mults, base_trail=cfg.base_trail,
+                                min_trail=cfg.min_trail, max_trail=cfg.max_trail)
+        head = f"{action.value} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}"
         if regime_name is not None:
             head += f"; {regime_name} regime, trail ×{mult:g}"
         reasoning = "; ".join([head, *notes]) if notes else head
-        return Decision(ts=row.ts, action=action, confidence=conf, trail_distance=trail, signals=tuple(signals),
-                        weights=used, meta_resolved=meta, reasoning=reasoning)
+        return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=float(trail[0]),
+                        signals=tuple(signals), weights=used, meta_resolved=meta, reasoning=reasoning)
 
     def _regime(self, row: FeatureRow, signals: list[AgentSignal]) -> tuple[int | None, float]:
         adj = self._adjuster
@@ -359,16 +351,6 @@ class Orchestrator:
             return None, 1.0
         code = adj.regime_code(row)
         return code, adj.multiplier(code)
-
-    def _trail(self, signals: list[AgentSignal], den: float, num: float, mult: float) -> float:
-        """Conviction-weighted mean trail of the agents backing the action, × the regime multiplier."""
-        if den > 0.0:
-            trail = num / den
-        elif signals:
-            trail = sum(sig.trail_distance for sig in signals) / len(signals)
-        else:
-            trail = self.config.base_trail
-        return min(max(trail * mult, self.config.min_trail), self.config.max_trail)
 
     async def _resolve(self, ctx: ConflictContext) -> Resolution:
         try:
@@ -518,59 +500,27 @@ class Orchestrator:
                          conf: npt.NDArray[np.float64], trail: npt.NDArray[np.float64],
                          weights: npt.NDArray[np.float64], regime: npt.NDArray[np.int8] | None,
                          mult: npt.NDArray[np.float64], times: npt.NDArray[np.float64]) -> DecisionArrays:
-        n, k = act.shape
-        b = np.zeros(n)
-        s = np.zeros(n)
-        h = np.zeros(n)
-        for j in range(k):  # same order of additions as the streaming path
-            wc = weights[:, j] * conf[:, j]
-            b = np.where(act[:, j] == BUY, b + wc, b)
-            s = np.where(act[:, j] == SELL, s + wc, s)
-            h = np.where(act[:, j] == HOLD, h + wc, h)
-        total = b + s + h
-        with np.errstate(divide="ignore", invalid="ignore"):
-            leader = np.where((b > s) & (b > h), BUY, np.where((s > b) & (s > h), SELL, HOLD)).astype(np.int8)
-            lead_conf = np.where(leader == BUY, b / total, np.where(leader == SELL, s / total, h / total))
-            hi = np.maximum(b, s)
-            disagreement = np.where(hi > 0.0, np.minimum(b, s) / hi, 0.0)
-        meta = valid & (total > 0.0) & (leader != HOLD) & (disagreement >= self.config.disagreement_threshold)
-        action, confidence = leader.copy(), lead_conf.copy()
+        n = act.shape[0]
+        cfg = self.config
+        votes = tally(act, conf, weights)
+        meta = valid & conflicted(votes, cfg.disagreement_threshold)
+        action, confidence = votes.leader.copy(), votes.confidence.copy()
         if meta.any():
-            regime_j = next((j for j, a in enumerate(self.agents) if a is self._adjuster), None)
+            regime_j = next((j for j, a in enumerate(self.agents) if a.id == self._adjuster_id), None)
             regime_action = act[:, regime_j] if regime_j is not None else np.zeros(n, dtype=np.int8)
             volatile = np.zeros(n, dtype=bool)
             if regime is not None and self._adjuster is not None:
                 names = np.array([self._adjuster.regime_name(int(c)) for c in range(int(regime.max()) + 1)])
                 volatile = names[regime] == "volatile"
-            ctx = ConflictArrays(buy_score=b, sell_score=s, hold_score=h, disagreement=disagreement, leader=leader,
-                                 confidence=lead_conf, volatile=volatile, regime_action=regime_action)
+            ctx = ConflictArrays(buy_score=votes.buy, sell_score=votes.sell, hold_score=votes.hold,
+                                 disagreement=votes.disagreement, leader=votes.leader, confidence=votes.confidence,
+                                 volatile=volatile, regime_action=regime_action)
             m_action, m_conf = self.resolver.resolve_batch(ctx)  # type: ignore[attr-defined]
             action = np.where(meta, m_action, action).astype(np.int8)
             confidence = np.where(meta, m_conf, confidence)
-        gated = (action != HOLD) & (confidence < self.config.min_confidence)
-        action[gated] = HOLD
-        with np.errstate(divide="ignore", invalid="ignore"):
-            confidence = np.where(action == HOLD, h / total, confidence)
-        empty = total <= 0.0
-        action[empty] = HOLD
-        confidence[empty] = 0.0
-        # trail: conviction-weighted mean of the trails of the agents backing the action
-        num = np.zeros(n)
-        den = np.zeros(n)
-        for j in range(k):
-            wc = weights[:, j] * conf[:, j]
-            same = act[:, j] == action
-            num = np.where(same, num + wc * trail[:, j], num)
-            den = np.where(same, den + wc, den)
-        plain = np.full(n, self.config.base_trail)
-        if k:
-            plain = trail[:, 0].copy()
-            for j in range(1, k):
-                plain = plain + trail[:, j]
-            plain = plain / k
-        with np.errstate(divide="ignore", invalid="ignore"):
-            raw = np.where(den > 0.0, num / den, plain)
-        trail_d = np.minimum(np.maximum(raw * mult, self.config.min_trail), self.config.max_trail)
+        action, confidence = gate(votes, action, confidence, cfg.min_confidence)
+        trail_d = consensus_trail(act, conf, weights, trail, action, mult, base_trail=cfg.base_trail,
+                                  min_trail=cfg.min_trail, max_trail=cfg.max_trail)
         action[~valid] = HOLD
         confidence = np.where(valid, confidence, 0.0)
         return DecisionArrays(ts=ts, valid=valid, action=action, confidence=confidence, trail_distance=trail_d,
@@ -643,6 +593,87 @@ class Orchestrator:
             "agent_id": agent_ids, "signal": names[sig], "confidence": conf, "trail_distance": trail,
             "weight": weight, "reasoning": np.full(m * (k + 1), None, dtype=object), "execution_time_ms": exec_ms,
         })
+
+
+
+# -- the consensus formula (one implementation: batch over every bar, streaming as a one-bar batch) --
+
+
+_SIDES = np.array([BUY, SELL, HOLD], dtype=np.int8).reshape(3, 1, 1)  # tally's order of the sides
+
+
+class Tally(msgspec.Struct, frozen=True, kw_only=True):
+    """The panel's votes per bar, all arrays of shape (n,): conviction per side (Σ weight × confidence
+    of the agents voting it), their sum, the leading side (action code; HOLD unless a side strictly
+    beats both others), the leader's share of all conviction (nan where `total` is 0) and how split
+    the directional sides are (weaker / stronger, 0 when neither has conviction)."""
+
+    buy: npt.NDArray[np.float64]
+    sell: npt.NDArray[np.float64]
+    hold: npt.NDArray[np.float64]
+    total: npt.NDArray[np.float64]
+    leader: npt.NDArray[np.int8]
+    confidence: npt.NDArray[np.float64]
+    disagreement: npt.NDArray[np.float64]
+
+
+def tally(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> Tally:
+    """Count the votes of k agents on n bars: `act` action codes, `conf` confidences in [0, 1] and
+    `weights` ≥ 0, each of shape (n, k). Sums are added in panel order (`_panel_sums`), so one bar
+    gives the same bits whether it is counted alone or with the whole history."""
+    b, s, h = _panel_sums(np.where(act == _SIDES, weights * conf, 0.0))
+    total = b + s + h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        leader = np.where((b > s) & (b > h), BUY, np.where((s > b) & (s > h), SELL, HOLD)).astype(np.int8)
+        lead_conf = np.where(leader == BUY, b / total, np.where(leader == SELL, s / total, h / total))
+        hi = np.maximum(b, s)
+        disagreement = np.where(hi > 0.0, np.minimum(b, s) / hi, 0.0)
+    return Tally(buy=b, sell=s, hold=h, total=total, leader=leader, confidence=lead_conf, disagreement=disagreement)
+
+
+def _panel_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Σ over the last axis (the agents), added strictly left to right from 0.0: shape (..., n, k) →
+    (..., n). Not `sum`: numpy sums pairwise, whose last bits depend on k and on the memory layout."""
+    padded = np.concatenate((np.zeros((*x.shape[:-1], 1)), x), axis=-1)
+    return np.add.accumulate(padded, axis=-1)[..., -1]
+
+
+def conflicted(votes: Tally, threshold: float) -> npt.NDArray[np.bool_]:
+    """Bars the meta resolver decides: a directional leader while the weaker directional side has at
+    least `threshold` (0–1) of the stronger one's conviction."""
+    split: npt.NDArray[np.bool_] = (votes.total > 0.0) & (votes.leader != HOLD) & (votes.disagreement >= threshold)
+    return split
+
+
+def gate(votes: Tally, action: npt.NDArray[np.int8], confidence: npt.NDArray[np.float64],
+         min_confidence: float) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
+    """The final (action, confidence) per bar from the chosen ones (shape (n,)): a directional action
+    below `min_confidence` becomes HOLD; a HOLD's confidence is HOLD's share of all conviction; a bar
+    where no agent has conviction is HOLD at 0. Returns new arrays."""
+    action = action.copy()
+    action[(action != HOLD) & (confidence < min_confidence)] = HOLD
+    with np.errstate(divide="ignore", invalid="ignore"):
+        confidence = np.where(action == HOLD, votes.hold / votes.total, confidence)
+    empty = votes.total <= 0.0
+    action[empty] = HOLD
+    confidence[empty] = 0.0
+    return action, confidence
+
+
+def consensus_trail(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
+                    trail: npt.NDArray[np.float64], action: npt.NDArray[np.int8], mult: npt.NDArray[np.float64], *,
+                    base_trail: float, min_trail: float, max_trail: float) -> npt.NDArray[np.float64]:
+    """Trail distance per bar (fraction of price, shape (n,)): the conviction-weighted mean of the
+    trails of the agents backing `action` — the plain mean of all k trails when none of them has
+    conviction, `base_trail` when k is 0 — times the regime multiplier `mult`, clamped to
+    [min_trail, max_trail]. `act`, `conf`, `weights`, `trail` have shape (n, k)."""
+    k = act.shape[1]
+    backing = np.where(act == action[:, None], weights * conf, 0.0)
+    num, den, trail_sum = _panel_sums(np.stack((backing * trail, backing, trail)))
+    plain = trail_sum / k if k else np.full(act.shape[0], base_trail)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(den > 0.0, num / den, plain)
+    return np.minimum(np.maximum(raw * mult, min_trail), max_trail)
 
 
 def _batch_problem(out: Any, n: int) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from trdr_tui.backtest.results import F64, I64, AgentSignals, FillArrays, RunData, TradeArrays
+from trdr_tui.core.timefmt import iso_utc
 
 NS_PER_HOUR = 3_600_000_000_000
 NS_PER_DAY = 24 * NS_PER_HOUR
@@ -444,10 +445,6 @@ def rolling_series(equity: F64, ts: I64, initial: float) -> dict[str, list[float
     return {f"{w}d": rolling_returns(deq, w).tolist() for w in ROLLING_WINDOWS_DAYS}
 
 
-def _iso(ts: np.int64) -> str:
-    return str(np.datetime64(int(ts), "ns").astype("datetime64[s]")) + "Z"
-
-
 # --- everything ---------------------------------------------------------------------------------
 
 
@@ -475,8 +472,8 @@ def compute_statistics(run: RunData, benchmark_equity: F64 | None = None) -> dic
         "performance": perf,
         "risk": risk,
         "trades": {**trade_stats(run.trades), "exposure": exposure(run.position),
-                   "first_fill": _iso(run.fills.ts[0]) if len(run.fills) else None,
-                   "last_fill": _iso(run.fills.ts[-1]) if len(run.fills) else None},
+                   "first_fill": iso_utc(run.fills.ts[0]) if len(run.fills) else None,
+                   "last_fill": iso_utc(run.fills.ts[-1]) if len(run.fills) else None},
         "execution": execution_stats(run.fills, run.trades, run.rejected_orders),
         "agents": agent_stats(run.agent_signals, run.close, ts, run.trades, weights=run.agent_weights),
         "time": time_analysis(eq, ts, initial),

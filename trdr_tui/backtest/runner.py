@@ -27,6 +27,7 @@ from trdr_tui.backtest.results import AgentSignals, FillArrays, RunData, TradeAr
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import BacktestProgress
+from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Action, Decision
 from trdr_tui.market.arrays import CandleArrays
 
@@ -48,10 +49,6 @@ class BacktestOutcome(msgspec.Struct, kw_only=True):
     results: dict[str, Any]
     curves: dict[str, Any]
     run: RunData
-
-
-def iso(ts_ns: int) -> str:
-    return str(np.datetime64(int(ts_ns), "ns").astype("datetime64[s]")) + "Z"
 
 
 # --- the engine ---------------------------------------------------------------------------------
@@ -255,8 +252,8 @@ def evaluate(
         "initial_capital": run.initial_capital,
         "symbol": settings.symbol,
         "timeframe": timeframe or settings.timeframe,
-        "start": iso(int(run.ts[0])) if n else None,
-        "end": iso(int(run.ts[-1])) if n else None,
+        "start": iso_utc(int(run.ts[0])) if n else None,
+        "end": iso_utc(int(run.ts[-1])) if n else None,
         "preset": preset.name if preset is not None else None,
         "fee_rates": {"maker": maker, "taker": taker},
         "baselines": {

@@ -27,6 +27,7 @@ import numpy as np
 from trdr_tui.backtest import metrics
 from trdr_tui.config import Settings, convert_settings
 from trdr_tui.core.errors import ConfigError
+from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.market.arrays import CandleArrays
 
 Overrides = dict[str, Any]
@@ -170,8 +171,8 @@ def walk_forward(
         bh = float(test.close[-1] / test.close[0] - 1.0)
         w = WalkForwardWindow(
             index=idx,
-            train_start=_iso(train.ts[0]), train_end=_iso(train.ts[-1]),
-            test_start=_iso(test.ts[0]), test_end=_iso(test.ts[-1]),
+            train_start=iso_utc(train.ts[0]), train_end=iso_utc(train.ts[-1]),
+            test_start=iso_utc(test.ts[0]), test_end=iso_utc(test.ts[-1]),
             best_parameters=best,
             train_score=best_score if math.isfinite(best_score) else float("nan"),
             train_return=float(train_stats["total_return"]),
@@ -211,10 +212,6 @@ def summarize(ws: list[WalkForwardWindow], *, objective: str, train_bars: int, t
         compounded_test_return=float(np.prod(1.0 + test_r) - 1.0) if ws else None,
         share_positive=share, efficiency=efficiency, parameter_stability=stability, robustness_score=score,
     )
-
-
-def _iso(ts: np.int64) -> str:
-    return str(np.datetime64(int(ts), "ns").astype("datetime64[s]")) + "Z"
 
 
 def engine_evaluate(preset: str | None = None) -> Evaluate:

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from decimal import Decimal
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import ConfigError
 
 DESCRIPTION = """\

@@ -16,8 +16,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import DataError, NotAvailable
+from trdr_tui.core.timefmt import minute_utc
 from trdr_tui.market.timeframes import TIMEFRAME_SECONDS
 
 if TYPE_CHECKING:
@@ -126,7 +127,6 @@ def run_check(ctx: CliContext) -> int:
 def run_list(ctx: CliContext) -> int:
     from rich.table import Table
 
-    from trdr_tui.market.importer import format_ts
     from trdr_tui.store.candles import CandleRepository
 
     _check_config(ctx)
@@ -142,7 +142,7 @@ def run_list(ctx: CliContext) -> int:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for c in rows:
         gaps = "none" if c.gaps == 0 else f"{c.gaps:,} ({c.missing:,} bars)"
-        table.add_row(c.symbol, c.timeframe, format_ts(c.first), format_ts(c.last), f"{c.count:,}", gaps)
+        table.add_row(c.symbol, c.timeframe, minute_utc(c.first), minute_utc(c.last), f"{c.count:,}", gaps)
     out.print(table)
     return 0
 
@@ -189,9 +189,9 @@ def run_resample(ctx: CliContext) -> int:
 def run_backfill(ctx: CliContext) -> int:
     _check_config(ctx)
     try:
-        backfill = importlib.import_module("trdr_tui.exchange.backfill")
+        backfill = importlib.import_module("trdr_tui.commands.backfill")
     except ModuleNotFoundError as exc:
-        if exc.name not in {"trdr_tui.exchange.backfill", "trdr_tui.exchange"}:
+        if exc.name not in {"trdr_tui.commands.backfill", "trdr_tui.exchange.backfill", "trdr_tui.exchange"}:
             raise
         raise NotAvailable("'trdr data backfill' is not yet available in this version",
                            hint="import downloaded files with 'trdr data import FILE' meanwhile") from None
@@ -234,22 +234,18 @@ def _row(out: Console, label: str, text: str) -> None:
 
 
 def _gap_text(g: Gap) -> str:
-    from trdr_tui.market.importer import format_ts
-
-    return f"{format_ts(g.start)} → {format_ts(g.end)}  ({g.missing:,} bars)"
+    return f"{minute_utc(g.start)} → {minute_utc(g.end)}  ({g.missing:,} bars)"
 
 
 def _print_parsed(out: Console, verb: str, parsed: ParsedCandles, stored_as: str) -> None:
     from rich.markup import escape
-
-    from trdr_tui.market.importer import format_ts
 
     c = parsed.candles
     out.print(f"{verb} {escape(Path(parsed.path).name)}")
     _row(out, "format", parsed.format)
     _row(out, "as", stored_as)
     _row(out, "rows", f"{parsed.rows_read:,} read · {parsed.duplicates:,} duplicates dropped · {len(c):,} candles")
-    _row(out, "span", f"{format_ts(int(c.ts[0]))} → {format_ts(int(c.ts[-1]))} UTC")
+    _row(out, "span", f"{minute_utc(int(c.ts[0]))} → {minute_utc(int(c.ts[-1]))} UTC")
     if not parsed.gaps:
         _row(out, "gaps", "none")
     else:
@@ -263,6 +259,6 @@ def _print_parsed(out: Console, verb: str, parsed: ParsedCandles, stored_as: str
     else:
         _row(out, "outliers", f"{len(parsed.outliers):,} (kept; check them)")
         for o in parsed.outliers[:_SHOWN]:
-            _row(out, "", f"{format_ts(o.ts)}  {o.kind}: {o.detail}")
+            _row(out, "", f"{minute_utc(o.ts)}  {o.kind}: {o.detail}")
         if len(parsed.outliers) > _SHOWN:
             _row(out, "", f"… and {len(parsed.outliers) - _SHOWN:,} more")

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 
 DESCRIPTION = """\
 Parameter versions are named, tagged, immutable sets of strategy settings (grid, trailing, sizing, risk,

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, TrdrError
 from trdr_tui.core.types import Mode
 

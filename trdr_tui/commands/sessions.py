@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

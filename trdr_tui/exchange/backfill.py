@@ -1,27 +1,23 @@
-"""`trdr data backfill`: fill the DuckDB candle store from Coinbase — rate-limited, resumable, gap-aware.
-
-    trdr data backfill --symbol BTC-USD --timeframe 1h --start 2024-01-01 --end 2024-02-01
+"""Fill the DuckDB candle store from Coinbase — rate-limited, resumable, gap-aware.
 
 Only bars the store does not have are requested, in windows of at most 349 buckets (Coinbase
 refuses 350). Each window is written in its own transaction as soon as it arrives, so an interrupted
 backfill keeps what it fetched and a rerun continues where it stopped. Buckets the exchange has no
 candle for (no trades, outages) are reported as gaps. Requests go through the REST client's limiter
-(public 10/s, private 30/s) and its retry policy. Without `--start` the backfill resumes after the
-last stored bar.
+(public 10/s, private 30/s) and its retry policy. The CLI (`trdr data backfill`) is
+`trdr_tui/commands/backfill.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 from collections.abc import Callable
 
 import msgspec
 import numpy as np
 
-from trdr_tui.commands import CliContext
-from trdr_tui.core.clock import NS_PER_SECOND, WallClock
+from trdr_tui.core.clock import NS_PER_SECOND
 from trdr_tui.core.errors import DataError
+from trdr_tui.core.timefmt import minute_utc
 from trdr_tui.core.types import Candle
 from trdr_tui.exchange.coinbase_rest import MAX_CANDLES_PER_REQUEST, CoinbaseRest
 from trdr_tui.market.arrays import CandleArrays
@@ -47,17 +43,6 @@ class BackfillReport(msgspec.Struct, kw_only=True):
     @property
     def missing(self) -> int:
         return sum(g.missing for g in self.gaps)
-
-
-def parse_when(text: str, what: str) -> int:
-    """ISO date or date-time (UTC unless an offset is given) → ns."""
-    try:
-        stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"{what} {text!r} is not an ISO date", hint="use e.g. 2024-01-01 or 2024-01-01T12:00") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return int(stamp.timestamp()) * NS_PER_SECOND
 
 
 def missing_windows(stored_ts: np.ndarray, start: int, end: int, step: int) -> list[tuple[int, int]]:
@@ -105,7 +90,7 @@ async def backfill(rest: CoinbaseRest, repo: CandleRepository, symbol: str, time
     step = timeframe_seconds(timeframe) * NS_PER_SECOND
     start -= start % step
     if end <= start:
-        raise DataError(f"the end ({_iso(end)}) is not after the start ({_iso(start)})",
+        raise DataError(f"the end ({minute_utc(end)}) is not after the start ({minute_utc(start)})",
                         hint="pass --end later than --start")
     report = BackfillReport(symbol=symbol, timeframe=timeframe, start=start, end=end)
     stored = repo.load(symbol, timeframe, start, end).ts
@@ -124,52 +109,3 @@ async def backfill(rest: CoinbaseRest, repo: CandleRepository, symbol: str, time
         if progress is not None:
             progress(report)
     return report
-
-
-def _iso(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / NS_PER_SECOND, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def run(ctx: CliContext) -> int:
-    """The `trdr data backfill` handler (registered by commands/data.py)."""
-    from trdr_tui.exchange.credentials import load_credentials
-
-    args = ctx.args
-    settings = ctx.settings
-    symbol = args.symbol or settings.symbol
-    timeframe = args.timeframe or settings.timeframe
-    step = timeframe_seconds(timeframe) * NS_PER_SECOND
-    now = WallClock().now_ns()
-    end = parse_when(args.end, "--end") if args.end else now - now % step  # the forming bar is not final
-    repo = CandleRepository(ctx.store)
-    if args.start:
-        start = parse_when(args.start, "--start")
-    else:
-        have = repo.load(symbol, timeframe)
-        if not len(have):
-            raise DataError(f"no {symbol} {timeframe} candles stored to resume from",
-                            hint="pass --start, e.g. --start 2024-01-01")
-        start = int(have.ts[-1]) + step
-    creds = load_credentials(settings)
-    signer = creds.signer() if creds is not None else None
-
-    def show(r: BackfillReport) -> None:
-        print(f"\r  {r.requests} requests · {r.added:,} bars added", end="", flush=True)
-
-    async def go() -> BackfillReport:
-        async with CoinbaseRest(settings.coinbase.rest_url, signer=signer) as rest:
-            return await backfill(rest, repo, symbol, timeframe, start, end, progress=show)
-
-    print(f"Backfilling {symbol} {timeframe} from {_iso(start)} to {_iso(end)} (UTC) from {settings.coinbase.rest_url}")
-    report = asyncio.run(go())
-    print()
-    print(f"  {report.wanted:,} bars in range · {report.already_stored:,} already stored · "
-          f"{report.fetched:,} fetched in {report.requests} requests · {report.added:,} added"
-          + (f" · {report.invalid} invalid skipped" if report.invalid else ""))
-    if report.gaps:
-        print(f"  the exchange has no candle for {report.missing:,} bars in {len(report.gaps)} ranges:")
-        for g in report.gaps[:10]:
-            print(f"    {_iso(g.start)} → {_iso(g.end)} ({g.missing} bars)")
-        if len(report.gaps) > 10:
-            print(f"    … and {len(report.gaps) - 10} more")
-    return 0

@@ -4,7 +4,7 @@ Sending an order (invariant 4: no order is ever sent twice, no fill is ever lost
 
 1. The engine has stored the order with its `client_order_id` before calling `submit`.
 2. The exact request (Decimal strings rounded to the product's increments) is written to the
-   `exchange_outbox` table, state `sending`, before anything leaves the machine.
+   outbox (`store/outbox.py`, table `exchange_outbox`), state `sending`, before anything leaves the machine.
 3. `POST /orders`. If the answer is lost (reset, timeout, 5xx, 429), the retry first looks the order
    up by `client_order_id`; only when the exchange does not have it is the same request sent again
    (with the same `client_order_id`, which Coinbase also de-duplicates).
@@ -22,18 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
-import duckdb
-
-from trdr_tui.core.clock import Clock, WallClock
+from trdr_tui.core.clock import NS_PER_SECOND, Clock, WallClock
 from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
 from trdr_tui.core.errors import InsufficientFunds, RejectError, RetryError, TrdrError
+from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Candle, Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
 from trdr_tui.exchange.coinbase_auth import JwtSigner
 from trdr_tui.exchange.coinbase_models import (
@@ -49,6 +45,9 @@ from trdr_tui.exchange.coinbase_models import (
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, OrderNotFound, RetryPolicy
 from trdr_tui.exchange.coinbase_ws import Envelope, WsConnection
 from trdr_tui.store.db import Store
+from trdr_tui.store.fills import stored_fill_ids
+from trdr_tui.store.outbox import Outbox
+from trdr_tui.trading.sizing import to_decimal
 
 log = logging.getLogger("trdr.exchange.executor")
 
@@ -58,73 +57,6 @@ CAPABILITIES = frozenset({
 })
 TERMINAL = {"FILLED": OrderStatus.FILLED, "CANCELLED": OrderStatus.CANCELLED, "EXPIRED": OrderStatus.EXPIRED,
             "FAILED": OrderStatus.REJECTED}
-_US = "make_timestamp(?)"
-
-
-class Outbox:
-    """The `exchange_outbox` table: exact order requests, written before they are sent."""
-
-    def __init__(self, store: Store | None, run_id: str | None = None) -> None:
-        self.store = store
-        self.run_id = run_id
-        self._mem: dict[str, dict[str, Any]] = {}
-
-    def put(self, order: Order, product_id: str, configuration: dict[str, Any], now_ns: int) -> None:
-        if order.client_order_id in self._mem:
-            return  # written already: the first request stays the record
-        row = {"client_order_id": order.client_order_id, "order_id": order.id, "product_id": product_id,
-               "side": order.side.value, "configuration": configuration, "state": "sending",
-               "exchange_order_id": None, "attempts": 0, "last_error": None}
-        self._mem[order.client_order_id] = row
-        if self.store is None:
-            return
-        try:  # a plain insert: ON CONFLICT costs ~3 ms more per order on the hot path
-            with self.store.transaction() as cur:
-                cur.execute(
-                    f"INSERT INTO exchange_outbox (client_order_id, order_id, run_id, product_id, side, "
-                    f"configuration, state, attempts, created_at, updated_at) "
-                    f"VALUES (?, ?, ?, ?, ?, ?, 'sending', 0, {_US}, {_US})",
-                    [order.client_order_id, order.id, self.run_id, product_id, order.side.value,
-                     json.dumps(configuration), now_ns // 1000, now_ns // 1000])
-        except duckdb.ConstraintException:
-            pass  # already written by an earlier submit of this order: the first request stays the record
-
-    def update(self, coid: str, now_ns: int, *, state: str, exchange_order_id: str | None = None,
-               error: str | None = None, attempts: int | None = None) -> None:
-        row = self._mem.get(coid)
-        if row is not None:
-            row["state"] = state
-            row["exchange_order_id"] = exchange_order_id or row["exchange_order_id"]
-            row["last_error"] = error
-            if attempts is not None:
-                row["attempts"] = attempts
-        if self.store is None:
-            return
-        with self.store.transaction() as cur:
-            cur.execute(
-                f"UPDATE exchange_outbox SET state = ?, exchange_order_id = coalesce(?, exchange_order_id), "
-                f"last_error = ?, attempts = coalesce(?, attempts), updated_at = {_US} WHERE client_order_id = ?",
-                [state, exchange_order_id, error, attempts, now_ns // 1000, coid])
-
-    def get(self, coid: str) -> dict[str, Any] | None:
-        if coid in self._mem:
-            return self._mem[coid]
-        if self.store is None:
-            return None
-        row = self.store.cursor().execute(
-            "SELECT client_order_id, order_id, product_id, side, configuration, state, exchange_order_id, attempts, "
-            "last_error FROM exchange_outbox WHERE client_order_id = ?", [coid]).fetchone()
-        if row is None:
-            return None
-        keys = ("client_order_id", "order_id", "product_id", "side", "configuration", "state", "exchange_order_id",
-                "attempts", "last_error")
-        rec = dict(zip(keys, row, strict=True))
-        rec["configuration"] = json.loads(rec["configuration"])
-        self._mem[coid] = rec
-        return rec
-
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self._mem.values() if r["state"] == "failed"]
 
 
 class CoinbaseExecutor:
@@ -230,7 +162,7 @@ class CoinbaseExecutor:
         """The order_configuration for an engine order, sizes floored and prices rounded to increments."""
         product.check_tradable()
         size = product.floor_size(order.remaining if order.filled_size else order.size)
-        ref = Decimal(repr(order.price)) if order.price else None
+        ref = to_decimal(order.price) if order.price else None
         if order.type in (OrderType.MARKET, OrderType.TRAILING):
             product.check_size(size, ref)
             return market_ioc(base_size=size)
@@ -321,7 +253,7 @@ class CoinbaseExecutor:
 
     async def _lookup(self, order: Order) -> ApiOrder | None:
         self.lookups += 1
-        since = dt.datetime.fromtimestamp(order.created_ts / 1e9 - 3600, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = iso_utc(order.created_ts - 3600 * NS_PER_SECOND)
         return await self.rest.find_order_by_client_id(order.client_order_id, self.symbol, since)
 
     async def _lookup_safely(self, order: Order) -> ApiOrder | None:
@@ -343,7 +275,7 @@ class CoinbaseExecutor:
         eid = order.exchange_order_id or self._exchange_id(order)
         if eid is None:
             rec = self.outbox.get(order.client_order_id)
-            if rec is None or rec["state"] in ("rejected",):
+            if rec is None or rec.state == "rejected":
                 self._report(order, OrderStatus.CANCELLED, reason="cancelled before it was sent")
                 return
             existing = await self._lookup_safely(order)
@@ -364,7 +296,7 @@ class CoinbaseExecutor:
             if o is order or o.id == order.id:
                 return eid
         rec = self.outbox.get(order.client_order_id)
-        return rec["exchange_order_id"] if rec else None
+        return rec.exchange_order_id if rec else None
 
     def on_candle(self, candle: Candle) -> None:
         """Live: the exchange matches; nothing to do."""
@@ -452,13 +384,13 @@ class CoinbaseExecutor:
         """Retry orders whose sending failed for good earlier: look up first, then resend. Returns how many."""
         n = 0
         for rec in self.outbox.failed():
-            order = self._by_coid.get(rec["client_order_id"])
+            order = self._by_coid.get(rec.client_order_id)
             if order is None or order.id in self._final:
                 continue
             n += 1
-            config = rec["configuration"] or self.configuration(order, await self._product())
+            config = rec.configuration or self.configuration(order, await self._product())
             self.outbox.update(order.client_order_id, self.clock.now_ns(), state="sending")
-            await self._send(order, config, first_attempt=max(int(rec["attempts"]), 1))
+            await self._send(order, config, first_attempt=max(rec.attempts, 1))
         return n
 
     async def settle(self) -> None:
@@ -479,11 +411,7 @@ class CoinbaseExecutor:
         self._on_report = reports.append
         try:
             if self.store is not None:
-                ids = [o.id for o in known_open]
-                if ids:
-                    rows = self.store.cursor().execute(
-                        "SELECT id FROM fills WHERE order_id IN (SELECT unnest(?))", [ids]).fetchall()
-                    self._seen_fills.update(r[0] for r in rows)
+                self._seen_fills.update(stored_fill_ids(self.store, [o.id for o in known_open]))
             for order in known_open:
                 await self._reconcile_one(order)
         finally:
@@ -495,7 +423,7 @@ class CoinbaseExecutor:
         if order.type is OrderType.TRAILING and "trigger" not in order.metadata:
             return  # armed in the engine's own trigger book, never sent
         rec = self.outbox.get(order.client_order_id)
-        eid = order.exchange_order_id or (rec["exchange_order_id"] if rec else None)
+        eid = order.exchange_order_id or (rec.exchange_order_id if rec else None)
         api: ApiOrder | None = None
         if eid:
             with contextlib.suppress(OrderNotFound):
@@ -510,7 +438,7 @@ class CoinbaseExecutor:
             self._report(order, OrderStatus.CANCELLED, reason="never reached the exchange (found at restart)")
             return
         self._orders[api.order_id] = order
-        if rec is not None and rec["state"] != "accepted":
+        if rec is not None and rec.state != "accepted":
             self.outbox.update(order.client_order_id, self.clock.now_ns(), state="accepted",
                                exchange_order_id=api.order_id)
         if order.exchange_order_id is None:

@@ -1,5 +1,8 @@
 """Typed Coinbase Advanced Trade REST responses (msgspec) and exact-money helpers.
 
+Rounding to a product's increments is `trading.sizing.Increments` (the one implementation, shared
+with the sizer's ProductSpec); `Product.increments` gives it the exchange's steps.
+
 Unknown fields are tolerated (Coinbase adds fields without notice); a missing required field or a
 wrong type is an invalid response (E004). Money fields arrive as JSON strings and decode to Decimal.
 Fields Coinbase sometimes sends as "" are kept as `str` and read through `dec()`.
@@ -7,13 +10,14 @@ Fields Coinbase sometimes sends as "" are kept as `str` and read through `dec()`
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
 
 from trdr_tui.core.errors import InvalidResponse, RejectError
 from trdr_tui.core.types import Candle, Side
+from trdr_tui.trading.sizing import Increments, price_step, to_decimal
 
 NS = 1_000_000_000
 
@@ -32,11 +36,16 @@ GRANULARITY_SECONDS = {name: secs for name, secs in GRANULARITY.values()}
 
 
 def dec(text: str | Decimal | float | int | None) -> Decimal:
-    """A Decimal from an exchange field; "" and None read as 0."""
+    """A Decimal from an exchange field; "" and None read as 0, a number converts as `to_decimal` does.
+
+    Raises InvalidResponse (E004) for text that is not a number.
+    """
     if text is None or text == "":
         return Decimal(0)
+    if not isinstance(text, str):
+        return to_decimal(text)
     try:
-        return Decimal(str(text))
+        return Decimal(text)
     except InvalidOperation:
         raise InvalidResponse(f"not a number: {text!r}") from None
 
@@ -98,28 +107,20 @@ class Product(_Model):
 
     @property
     def tick(self) -> Decimal:
-        pi = dec(self.price_increment)
-        return pi if pi > 0 else self.quote_increment
+        """The price increment (Coinbase's price_increment, else the quote increment)."""
+        return price_step(dec(self.price_increment), self.quote_increment)
+
+    @property
+    def increments(self) -> Increments:
+        return Increments(base=self.base_increment, price=self.tick)
 
     def floor_size(self, size: float | Decimal) -> Decimal:
-        """Down to the size increment — except float noise just under a step (a position summed from
-        exchange fills, 0.09499999999999999 for 0.095) snaps to that step instead of leaving dust."""
-        value = Decimal(str(size))
-        step = self.base_increment
-        if step > 0:
-            units = value / step
-            nearest = units.to_integral_value()
-            if abs(units - nearest) <= Decimal("1e-6"):
-                return (nearest * step).quantize(step)
-        return _quantize(value, step, ROUND_FLOOR)
+        """Down to the size increment; float noise just under a step snaps to it (`Increments.floor_size`)."""
+        return self.increments.floor_size(size)
 
     def round_price(self, price: float | Decimal, side: Side) -> Decimal:
-        """Buy prices round down, sell prices up: never more aggressive than asked."""
-        mode = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
-        return _quantize(Decimal(str(price)), self.tick, mode)
-
-    def floor_quote(self, amount: float | Decimal) -> Decimal:
-        return _quantize(Decimal(str(amount)), self.quote_increment, ROUND_FLOOR)
+        """To the price increment: buy prices round down, sell prices up (never more aggressive than asked)."""
+        return self.increments.round_price(price, side)
 
     def check_tradable(self) -> None:
         if self.status.lower() != "online" or self.trading_disabled or self.is_disabled or self.cancel_only:
@@ -137,13 +138,6 @@ class Product(_Model):
             raise InvalidOrderSize(
                 f"order value {fmt(base_size * price)} is below the minimum {fmt(self.quote_min_size)}",
                 hint="increase the order size")
-
-
-def _quantize(value: Decimal, step: Decimal, rounding: str) -> Decimal:
-    if step <= 0:
-        return value
-    units = (value / step).to_integral_value(rounding=rounding)
-    return (units * step).quantize(step)
 
 
 class BookLevel(_Model):

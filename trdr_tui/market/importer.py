@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trdr_tui.core.errors import DataError
+from trdr_tui.core.timefmt import minute_utc
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.timeframes import (
     NS_PER_SECOND,
@@ -602,11 +603,11 @@ def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str
     checks.append((cols.low > bottom, "low",
                    lambda i: f"low {cols.low[i]:.12g} is above min(open, close) = {bottom[i]:.12g}"))
     checks.append(((cols.ts < MIN_TS) | (cols.ts > MAX_TS), "time",
-                   lambda i: f"{format_ts(int(cols.ts[i]))} is outside 1990–2200; is the time unit right?"))
+                   lambda i: f"{minute_utc(int(cols.ts[i]))} is outside 1990–2200; is the time unit right?"))
     if timeframe is not None:
         step = timeframe_ns(timeframe)
         checks.append((cols.ts % step != 0, "time",
-                       lambda i: f"{format_ts(int(cols.ts[i]))} is not on a {timeframe} boundary (UTC)"))
+                       lambda i: f"{minute_utc(int(cols.ts[i]))} is not on a {timeframe} boundary (UTC)"))
     first: tuple[int, str, str, int] | None = None
     bad_rows = np.zeros(len(cols.ts), dtype=bool)
     for mask, field, describe in checks:
@@ -688,7 +689,7 @@ def _finish_checked(path: Path, fmt: str, cols: _Columns, timeframe: str | None,
         k = int(dup[np.argmax(differs)])
         a, b = sorted((int(order[k - 1]), int(order[k])))
         raise _Problem(
-            f"two different candles for {format_ts(int(cols.ts[a]))}: {_locate(cols, a)} and {_locate(cols, b)}",
+            f"two different candles for {minute_utc(int(cols.ts[a]))}: {_locate(cols, a)} and {_locate(cols, b)}",
             where=str(path), hint="keep one of them and import again; nothing was stored",
         )
     keep = np.ones(order.shape[0], dtype=bool)
@@ -754,15 +755,6 @@ def find_outliers(candles: CandleArrays, step_ns: int) -> list[Outlier]:
     return out
 
 
-def format_ts(ts_ns: int) -> str:
-    """`2019-10-17 09:00` (UTC) for messages and tables."""
-    secs = ts_ns // NS_PER_SECOND
-    try:
-        return datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%d %H:%M")
-    except (OverflowError, OSError, ValueError):
-        return f"{ts_ns} ns"
-
-
 # --- import into the store ----------------------------------------------------------------------------
 
 
@@ -803,7 +795,6 @@ __all__ = [
     "ParsedCandles",
     "detect_csv_layout",
     "find_outliers",
-    "format_ts",
     "import_candle_file",
     "load_candle_file",
     "read_candle_file",

@@ -11,7 +11,8 @@ permanent stop.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+import functools
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import msgspec
 
@@ -21,44 +22,96 @@ NS_PER_DAY = 86_400 * 1_000_000_000
 _NOISE = Decimal("0.000001")  # of one increment
 
 
+def to_decimal(value: float | Decimal) -> Decimal:
+    """The one float → Decimal conversion for money: a float becomes the number its shortest
+    round-trip repr spells (0.1 → Decimal('0.1'), never the binary expansion 0.1000000000000000055…);
+    a numpy float64 the same as the Python float it equals; an int or a Decimal exactly."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    return Decimal(repr(float(value)))
+
+
+class Increments(msgspec.Struct, frozen=True, kw_only=True):
+    """A product's steps, exact: `base` for sizes (units of the base currency), `price` for limit and
+    stop prices (quote currency per unit: Coinbase's price_increment, else its quote_increment).
+    A step ≤ 0 means no rounding. Results are quantized to the step (`0.01000000` for 0.01 on 1e-8)."""
+
+    base: Decimal
+    price: Decimal
+
+    def floor_size(self, size: float | Decimal) -> Decimal:
+        """Down to the base increment — except float noise: a size within a millionth of an increment
+        below a multiple of it (0.9999999999999999 for 1; a position summed from fills,
+        0.09499999999999999 for 0.095) counts as that multiple instead of losing a whole increment."""
+        value = to_decimal(size)
+        step = self.base
+        if step <= 0:
+            return value
+        units = value / step
+        nearest = units.to_integral_value(rounding=ROUND_HALF_EVEN)
+        if abs(units - nearest) <= _NOISE:
+            return (nearest * step).quantize(step)
+        return _to_step(units, step, ROUND_FLOOR)
+
+    def round_price(self, price: float | Decimal, side: Side) -> Decimal:
+        """To the price increment: down for a BUY, up for a SELL (never more aggressive than asked)."""
+        value = to_decimal(price)
+        step = self.price
+        if step <= 0:
+            return value
+        return _to_step(value / step, step, ROUND_FLOOR if side is Side.BUY else ROUND_CEILING)
+
+
+def price_step(price_increment: Decimal, quote_increment: Decimal) -> Decimal:
+    """The price tick: the price increment when the exchange gives one (> 0), else the quote increment."""
+    return price_increment if price_increment > 0 else quote_increment
+
+
+@functools.lru_cache(maxsize=32)
+def _increments(base_increment: str, price_increment: str, quote_increment: str) -> Increments:
+    """A ProductSpec's steps, parsed once per distinct spec (the sizer asks on every order)."""
+    return Increments(base=Decimal(base_increment),
+                      price=price_step(Decimal(price_increment or 0), Decimal(quote_increment)))
+
+
+def _to_step(units: Decimal, step: Decimal, rounding: str) -> Decimal:
+    return (units.to_integral_value(rounding=rounding) * step).quantize(step)
+
+
 class ProductSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """What the exchange accepts for one product (Coinbase `/products/{id}`), as exact decimal strings."""
+    """What the exchange accepts for one product (Coinbase `/products/{id}`), as exact decimal strings.
+
+    `price_increment` is the price tick when the exchange gives one ("" → `quote_increment`).
+    """
 
     symbol: str = "BTC-USD"
     base_increment: str = "0.00000001"
     quote_increment: str = "0.01"
+    price_increment: str = ""
     base_min_size: str = "0.00000001"
     quote_min_size: str = "1"
 
-    def round_size(self, size: float) -> Decimal | None:
-        """Floor to the base increment; None when that is below the minimum size.
+    @property
+    def increments(self) -> Increments:
+        return _increments(self.base_increment, self.price_increment, self.quote_increment)
 
-        Float noise is not allowed to cost a whole increment: a size within a millionth of an
-        increment below a multiple of it (0.9999999999999999 for 1) counts as that multiple.
-        """
+    def round_size(self, size: float) -> Decimal | None:
+        """Floor to the base increment (float noise snaps, see `Increments.floor_size`); None when
+        that is not above zero or below the minimum size."""
         if not size > 0.0:
             return None
-        step = Decimal(self.base_increment)
-        steps = Decimal(repr(size)) / step
-        nearest = steps.to_integral_value(rounding=ROUND_HALF_EVEN)
-        if abs(steps - nearest) <= _NOISE:
-            steps = nearest
-        d = steps.to_integral_value(rounding=ROUND_DOWN) * step
+        d = self.increments.floor_size(size)
         return d if d >= Decimal(self.base_min_size) and d > 0 else None
 
     def round_price(self, price: float, side: Side) -> Decimal:
-        """To the quote increment: down for a BUY limit, up for a SELL limit (never worse than asked)."""
-        step = Decimal(self.quote_increment)
-        q = Decimal(repr(price)) / step
-        n = q.to_integral_value(rounding=ROUND_DOWN if side is Side.BUY else ROUND_CEILING)
-        return n * step
-
-    def round_quote(self, amount: float) -> Decimal:
-        step = Decimal(self.quote_increment)
-        return (Decimal(repr(amount)) / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
+        """To the price increment: down for a BUY limit, up for a SELL limit (never worse than asked)."""
+        return self.increments.round_price(price, side)
 
     def meets_minimums(self, size: Decimal, price: float) -> bool:
-        return size >= Decimal(self.base_min_size) and size * Decimal(repr(price)) >= Decimal(self.quote_min_size)
+        """At least the minimum size, and worth at least the minimum order value at `price`."""
+        return size >= Decimal(self.base_min_size) and size * to_decimal(price) >= Decimal(self.quote_min_size)
 
 
 def kelly_fraction(win_rate: float, reward_risk: float) -> float:

@@ -1,0 +1,53 @@
+"""What every CLI handler receives: the parsed arguments, the settings and the store."""
+
+from __future__ import annotations
+
+import argparse
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trdr_tui.config import Settings
+    from trdr_tui.store import Store
+
+
+class CliContext:
+    """What every command needs, built lazily: settings (validated) and the store (opened once)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._store: Store | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        from trdr_tui.config import load_settings
+
+        overrides = dict(getattr(self.args, "overrides", None) or {})
+        return load_settings(self.args.config, overrides=overrides or None)
+
+    @property
+    def db_path(self) -> str:
+        import os
+
+        from trdr_tui.store import default_db_path
+
+        if self.args.db is not None:
+            return str(self.args.db)
+        if os.environ.get("TRDR_DB"):
+            return os.environ["TRDR_DB"]
+        if self.settings.store.path:
+            return self.settings.store.path
+        return str(default_db_path())
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from trdr_tui.store import Store
+
+            self._store = Store(self.db_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
