@@ -104,3 +104,38 @@ async def test_a_resumed_live_engine_recovers_when_it_starts(rest: CoinbaseRest,
     assert pending.id in engine2.orders.open  # still resting at the exchange: tracked again, not re-sent
     assert len(fake.orders) == 2
     store.close()
+
+
+def open_book(engine: Engine) -> list[tuple[object, ...]]:
+    """The open orders as a restart must bring them back: identity, status, terms, trailing numbers."""
+    snaps = {item["order"].id: item.get("trailing") for item in engine.orders.open_state()}  # type: ignore[attr-defined]
+    return sorted((o.id, o.client_order_id, o.status, o.type, o.side, o.size, o.price, o.trail, o.filled_size,
+                   o.exchange_order_id, snaps[o.id]) for o in engine.orders.open.values())
+
+
+async def test_checkpoint_then_store_recovery_gives_back_the_same_open_book(rest: CoinbaseRest, fake: FakeExchange,
+                                                                            tmp_path: Path) -> None:
+    db = tmp_path / "same.duckdb"
+    store = Store(db)
+    engine, _ = live_engine(rest, fake, store)
+    price = float(fake.price)
+    om = engine.orders
+    armed = [om.place_trailing(Side.BUY, quote=300.0, trail=0.02, price=price),
+             om.place_trailing(Side.BUY, size=0.01, trail=0.03, price=price * 1.01)]
+    resting = om.place_limit(Side.BUY, 0.01, price * 0.5)
+    await om.settle()
+    om.on_price(price * 0.995)  # the anchors move: the checkpoint holds more than the arming prices
+    assert [o.status for o in armed] == [OrderStatus.ARMED] * 2 and resting.status is OrderStatus.SUBMITTED
+    before, seq = open_book(engine), om.sequence
+    engine.checkpoint("auto")
+    store.close()  # crash
+
+    store = Store(db)
+    engine2, executor2 = live_engine(rest, fake, store)
+    assert restore_latest(engine2, store, RUN)
+    checked, _ = await recover_from_store(engine2, executor2, store)
+    assert checked == 1  # only the resting order is asked about: the armed ones never left the engine
+    assert open_book(engine2) == before and engine2.orders.sequence == seq
+    assert [st.order.id for st in engine2.orders.trailing] == [o.id for o in armed]
+    assert len(fake.orders) == 1  # nothing was sent again
+    store.close()

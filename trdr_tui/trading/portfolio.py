@@ -190,7 +190,7 @@ class Portfolio:
                      for o, t, pr, s, f in state["lots"]]  # type: ignore[attr-defined]
         self.trades = []
         self.fills = []
-        self._fill_ids = set(state["fill_ids"])  # type: ignore[arg-type]
+        self._fill_ids = set(state["fill_ids"])  # type: ignore[call-overload]
 
     def rebuild_from_fills(self, fills: Iterable[Fill]) -> None:
         """Reset to the initial cash with nothing booked, then book `fills` in the order given (the
