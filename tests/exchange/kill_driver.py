@@ -2,7 +2,7 @@
 
 Run as `python -m tests.exchange.kill_driver --db ... --rest ... --ws ... --user-ws ...` with
 TRDR_COINBASE_KEY_FILE set. At start it recovers crash-only from the store and reconciles with the
-exchange (`engine.coinbase.recover_from_store`), then trades until killed (or until `--run-seconds`,
+exchange (`engine.recovery.recover_from_store`), then trades until killed (or until `--run-seconds`,
 then it stops cleanly).
 """
 
@@ -14,8 +14,7 @@ import sys
 
 from trdr_tui.config import load_settings
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.engine.coinbase import recover_from_store
-from trdr_tui.engine.recovery import restore_latest
+from trdr_tui.engine.recovery import recover_from_store, restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import require_credentials

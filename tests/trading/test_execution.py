@@ -81,7 +81,7 @@ def test_trailing_order_expires_after_max_duration() -> None:
     order = om.place_trailing(Side.BUY, size=1.0, trail=0.02, price=100.0)
     clock.advance_to(71 * HOUR)
     om.expire(clock.now_ns())
-    assert order.status is OrderStatus.SUBMITTED
+    assert order.status is OrderStatus.ARMED
     clock.advance_to(72 * HOUR)
     om.expire(clock.now_ns())
     assert order.status is OrderStatus.EXPIRED and not om.trailing and not om.open

@@ -9,12 +9,20 @@ from hypothesis import strategies as st
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import StateCorruption
-from trdr_tui.core.fsm import TERMINAL, TRANSITIONS, InvalidTransition, OrderStateMachine, can_transition
+from trdr_tui.core.fsm import (
+    OPEN,
+    TERMINAL,
+    TRANSITIONS,
+    InvalidTransition,
+    OrderStateMachine,
+    can_transition,
+)
 from trdr_tui.core.types import Order, OrderStatus, OrderType, Side
 
 S = OrderStatus
 LEGAL = {
-    S.PENDING: {S.SUBMITTED, S.CANCELLED},
+    S.PENDING: {S.ARMED, S.SUBMITTED, S.CANCELLED},
+    S.ARMED: {S.SUBMITTED, S.CANCELLED, S.EXPIRED},
     S.SUBMITTED: {S.PARTIAL, S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED},
     S.PARTIAL: {S.PARTIAL, S.FILLED, S.CANCELLED, S.EXPIRED},
     S.FILLED: set(),
@@ -35,6 +43,21 @@ def test_table_is_exactly_the_documented_graph() -> None:
             assert can_transition(a, b) == (b in LEGAL[a]), (a, b)
     assert set(TRANSITIONS.values()) <= set(S)
     assert all(not LEGAL[t] for t in TERMINAL)
+
+
+def test_armed_is_open_and_released_only_to_the_executor() -> None:
+    """ARMED (in the engine's trigger book) is open, leaves it only by being sent, cancelled or expiring,
+    and cannot fill or be rejected: nothing outside the engine knows the order yet."""
+    assert S.ARMED in OPEN and S.ARMED not in TERMINAL
+    fsm = OrderStateMachine(SimClock(7))
+    order = new_order()
+    fsm.apply(order, S.ARMED, "armed")
+    for illegal in (S.FILLED, S.PARTIAL, S.REJECTED, S.PENDING, S.ARMED):
+        with pytest.raises(InvalidTransition, match=f"ARMED -> {illegal.value}"):
+            fsm.apply(order, illegal)
+    fsm.apply(order, S.SUBMITTED, "fired")
+    assert [(t.from_status, t.to_status, t.reason) for t in order.history] == [
+        (S.PENDING, S.ARMED, "armed"), (S.ARMED, S.SUBMITTED, "fired")]
 
 
 def test_illegal_transition_message_and_order_unchanged() -> None:

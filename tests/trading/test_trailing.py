@@ -39,7 +39,7 @@ def test_prd_9_2_trailing_sell_follows_price_up_and_fires_on_reversal() -> None:
     om.on_prices((105.0,))
     assert st.best == 105.0
     assert st.trigger == pytest.approx(102.9)  # 105 × 0.98
-    assert order.status is OrderStatus.SUBMITTED
+    assert order.status is OrderStatus.ARMED
     om.on_prices((102.5,))
     fills = pf.fills[before:]
     assert len(fills) == 1

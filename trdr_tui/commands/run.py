@@ -61,7 +61,8 @@ def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:
     killed), that run is resumed — ledger and orders rebuilt from the store, then reconciled with the
     exchange by client_order_id — instead of starting a new one beside it.
     """
-    from trdr_tui.engine.coinbase import build_coinbase_engine, latest_live_run, resume_live_run
+    from trdr_tui.engine.coinbase import build_coinbase_engine, resume_live_run
+    from trdr_tui.store.orders import latest_live_run
 
     run_id = latest_live_run(store) if live else None
     engine = build_coinbase_engine(settings, live=live, store=store, run_id=run_id)

@@ -1,12 +1,18 @@
 """The order state machine: a transition table, and nothing else may change an order's status.
 
-Legal paths (PRD §3.3.2, plus EXPIRED for time-limited orders):
+Legal paths (PRD §3.3.2, plus ARMED for orders the engine triggers itself and EXPIRED for
+time-limited orders):
 
-    PENDING   → SUBMITTED | CANCELLED
+    PENDING   → ARMED | SUBMITTED | CANCELLED
+    ARMED     → SUBMITTED | CANCELLED | EXPIRED
     SUBMITTED → PARTIAL | FILLED | CANCELLED | REJECTED | EXPIRED
     PARTIAL   → PARTIAL | FILLED | CANCELLED | EXPIRED
     FILLED, CANCELLED, REJECTED, EXPIRED are final.
 
+ARMED is "in the engine's trigger book, not yet sent": a trailing order (Coinbase has no trailing type)
+waits there until its trigger fires, then ARMED → SUBMITTED releases it to the executor (the
+EMULATED → RELEASED step of NautilusTrader's order model). An ARMED order is open but not at the
+exchange, so it cannot fill or be rejected there; it is cancelled or expires locally.
 `PARTIAL → PARTIAL` is a further partial fill (the status stays, the history records the fill).
 Every applied transition is time-stamped by the Clock, appended to `Order.history` and handed to the
 listeners (the order manager publishes it on `order.<id>` and persists it).
@@ -23,8 +29,12 @@ from trdr_tui.core.types import Order, OrderStatus, OrderTransition
 S = OrderStatus
 
 TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], OrderStatus] = {
+    (S.PENDING, S.ARMED): S.ARMED,
     (S.PENDING, S.SUBMITTED): S.SUBMITTED,
     (S.PENDING, S.CANCELLED): S.CANCELLED,
+    (S.ARMED, S.SUBMITTED): S.SUBMITTED,
+    (S.ARMED, S.CANCELLED): S.CANCELLED,
+    (S.ARMED, S.EXPIRED): S.EXPIRED,
     (S.SUBMITTED, S.PARTIAL): S.PARTIAL,
     (S.SUBMITTED, S.FILLED): S.FILLED,
     (S.SUBMITTED, S.CANCELLED): S.CANCELLED,
@@ -38,7 +48,7 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], OrderStatus] = {
 """(current state, trigger) → next state. The trigger is the status an event asks for."""
 
 TERMINAL: frozenset[OrderStatus] = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
-OPEN: frozenset[OrderStatus] = frozenset({S.PENDING, S.SUBMITTED, S.PARTIAL})
+OPEN: frozenset[OrderStatus] = frozenset({S.PENDING, S.ARMED, S.SUBMITTED, S.PARTIAL})
 
 TransitionListener = Callable[[Order, OrderTransition], None]
 

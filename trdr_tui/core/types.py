@@ -33,6 +33,7 @@ class OrderType(enum.StrEnum):
 
 class OrderStatus(enum.StrEnum):
     PENDING = "PENDING"
+    ARMED = "ARMED"  # in the engine's trigger book (a trailing order), not yet sent to the executor
     SUBMITTED = "SUBMITTED"
     PARTIAL = "PARTIAL"
     FILLED = "FILLED"

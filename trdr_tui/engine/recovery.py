@@ -3,8 +3,11 @@
     state = engine_state(engine)          # what a checkpoint stores
     restore_engine(fresh_engine, state)   # before run(): ledger, open orders, trailing book, policy
     await reconcile(engine)               # run() does this first after a restore
+    await recover_from_store(engine, executor, store)   # a live run: the store's rows win, then reconcile
 
-See docs/trading.md (checkpoints) and docs/coinbase.md (resuming a live run).
+Everything here goes through public calls: `Portfolio.restore` / `rebuild_from_fills`, the order
+manager's `restore_sequence`, `restore_open`, `adopt` and `drop`, and the store's readers in
+`store.orders`. See docs/trading.md (checkpoints) and docs/coinbase.md (resuming a live run).
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from trdr_tui.core.engine_api import Executor
 from trdr_tui.core.errors import StateCorruption
-from trdr_tui.core.types import Order
+from trdr_tui.core.types import Order, OrderStatus, OrderType
 from trdr_tui.engine.protocols import StatefulDecisionSource
 from trdr_tui.store.db import Store
-from trdr_tui.store.orders import latest_checkpoint
-from trdr_tui.trading.portfolio import Portfolio
-from trdr_tui.trading.trailing import TrailingState
+from trdr_tui.store.orders import (
+    latest_checkpoint,
+    max_order_seq,
+    stored_fills,
+    stored_open_orders,
+    stored_order,
+)
+from trdr_tui.trading.orders import TrailingSnapshot
 
 if TYPE_CHECKING:
     from trdr_tui.engine.loop import Engine
@@ -33,7 +42,7 @@ def engine_state(engine: Engine) -> dict[str, Any]:
         "run_id": engine.run_id, "mode": engine.mode.value, "symbol": engine.symbol,
         "ts": engine.clock.now_ns(), "bars": engine.bars_done, "last_price": engine.last_price,
         "paused": engine.paused, "portfolio": engine.portfolio.to_state(),
-        "open_orders": engine.orders.open_state(), "order_seq": engine.orders._seq,
+        "open_orders": engine.orders.open_state(), "order_seq": engine.orders.sequence,
         "policy": engine.policy.state(), "weights": engine.agent_weights(),
         "decisions": src.get_state() if isinstance(src, StatefulDecisionSource) else None,
     }
@@ -48,23 +57,16 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
         raise StateCorruption("restore() must be called before the engine runs")
     if state.get("symbol") != engine.symbol:
         raise StateCorruption(f"checkpoint is for {state.get('symbol')}, this engine trades {engine.symbol}")
-    pf = Portfolio.from_state(state["portfolio"])
-    engine.portfolio.__dict__.update(pf.__dict__)
+    engine.portfolio.restore(state["portfolio"])
     orders = engine.orders
-    orders._seq = int(state.get("order_seq", 0))
+    orders.restore_sequence(int(state.get("order_seq", 0)))
     for item in state.get("open_orders", []):
         order = msgspec.convert(item["order"], Order)
-        orders.orders[order.id] = order
-        orders.open[order.id] = order
         tr = item.get("trailing")
-        if tr:
-            st = TrailingState(order, float(tr["best"]), float(order.trail or 0.0),
-                               improvement=orders.improvement, expires_ns=tr.get("expires_ns"))
-            st.anchor = float(tr["anchor"])
-            st.trigger = float(tr["trigger"])
-            orders.trailing.append(st)
-            if st.expires_ns is not None:
-                orders.expiring = True
+        snapshot = msgspec.convert(tr, TrailingSnapshot) if tr else None
+        if snapshot is not None and order.status is OrderStatus.SUBMITTED:
+            _armed_before_armed_existed(order)
+        orders.restore_open(order, snapshot)
     engine.policy.restore(state.get("policy", {}))
     engine.last_price = float(state.get("last_price", 0.0))
     if state.get("paused", False):
@@ -85,12 +87,12 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
 async def reconcile(engine: Engine) -> int:
     """Crash-only start: the executor's truth about orders we think are at the exchange.
 
-    Armed trailing orders live in the engine and need no asking; every other open order is looked up
+    ARMED orders live in the engine and need no asking; every other open order is looked up
     (by `client_order_id`) and the executor's reports go through the state machine. Returns the number
     of reports applied.
     """
     orders = engine.orders
-    known = [o for o in orders.open.values() if orders.trailing_state(o) is None]
+    known = [o for o in orders.open.values() if o.status is not OrderStatus.ARMED]
     if not known:
         return 0
     reports = await engine.executor.reconcile(known)
@@ -111,3 +113,63 @@ def restore_latest(engine: Engine, store: Store, run_id: str | None = None) -> b
         return False
     restore_engine(engine, found[2])
     return True
+
+
+async def recover_from_store(engine: Engine, executor: Executor, store: Store) -> tuple[int, int]:
+    """Crash-only start of a live run that was interrupted: rebuild from the store, then reconcile.
+
+    1. the ledger is rebuilt by replaying the stored fills (write-through, so nothing booked is lost);
+    2. orders stored as open are loaded with status and history from the stored transitions and their
+       filled size from the stored fills; the order sequence continues after the highest stored id
+       (a checkpoint's sequence can be older than the last order written);
+    3. ARMED orders (in the engine's trigger book, never sent) keep their trailing state when a
+       checkpoint restored it (`restore_latest` first), else they are dropped as CANCELLED and the
+       policy re-arms; so is a trailing order stored before it was armed;
+    4. `executor.reconcile` asks the exchange about the rest; its reports go through the order
+       manager (state machine, ledger, store) like any other report.
+
+    Returns (orders reconciled, reports applied). Call before `engine.run()`, after `restore_latest` if
+    the policy and trailing book should come back too. The store's rows win over the checkpoint's (the
+    checkpoint can be up to an interval older than the last order or fill written). Raises
+    StateCorruption when the checkpoint holds an order the store never saw (orders are written ahead).
+    """
+    run_id = engine.run_id
+    fills = stored_fills(store, run_id)
+    engine.portfolio.rebuild_from_fills(fills)
+    om = engine.orders
+    om.restore_sequence(max_order_seq(store, run_id))
+    db_open = {o.id: o for o in stored_open_orders(store, run_id, fills)}
+    # a checkpoint restored first may list orders the store has closed since: the store wins
+    for oid in [oid for oid in om.open if oid not in db_open]:
+        closed = stored_order(store, oid, fills)
+        if closed is None:
+            raise StateCorruption(f"the checkpoint of run {run_id} holds order {oid}, the store does not",
+                                  hint="orders are stored before anything else sees them: the database "
+                                       "is not the one this run wrote")
+        om.adopt(closed)
+    to_reconcile: list[Order] = []
+    for o in db_open.values():
+        restored = om.orders.get(o.id)
+        if restored is not None and restored.status is OrderStatus.ARMED and o.status is OrderStatus.ARMED:
+            continue  # still armed, with its trailing anchor from the checkpoint
+        om.adopt(o)  # the store's row is the truth (an ARMED copy that fired since leaves the trigger book)
+        if o.status is OrderStatus.ARMED or (o.status is OrderStatus.PENDING and o.type is OrderType.TRAILING):
+            om.drop(o.id, OrderStatus.CANCELLED, "armed only in the engine; re-armed after restart")
+        else:
+            to_reconcile.append(o)
+    reports = await executor.reconcile(to_reconcile)
+    for r in reports:
+        om.on_report(r)
+    return len(to_reconcile), len(reports)
+
+
+def _armed_before_armed_existed(order: Order) -> None:
+    """A checkpoint written before the ARMED status held an armed trailing order as SUBMITTED; the
+    trailing snapshot it carries is what made it armed (only the trigger book's orders have one), so
+    it reads ARMED, with its history to match (store migration 3 does the same to stored rows)."""
+    def armed(status: OrderStatus) -> OrderStatus:
+        return OrderStatus.ARMED if status is OrderStatus.SUBMITTED else status
+
+    order.status = OrderStatus.ARMED
+    order.history = [msgspec.structs.replace(t, from_status=armed(t.from_status), to_status=armed(t.to_status))
+                     for t in order.history]

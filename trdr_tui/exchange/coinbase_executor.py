@@ -420,8 +420,8 @@ class CoinbaseExecutor:
 
     async def _reconcile_one(self, order: Order) -> None:
         self._by_coid[order.client_order_id] = order
-        if order.type is OrderType.TRAILING and "trigger" not in order.metadata:
-            return  # armed in the engine's own trigger book, never sent
+        if order.status is OrderStatus.ARMED:
+            return  # in the engine's own trigger book, never sent
         rec = self.outbox.get(order.client_order_id)
         eid = order.exchange_order_id or (rec.exchange_order_id if rec else None)
         api: ApiOrder | None = None

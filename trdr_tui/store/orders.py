@@ -1,6 +1,9 @@
 """Repositories for one engine run: orders (write-ahead), transitions, fills, trades, checkpoints,
 grid state and agent weights.
 
+Reading a run back after a crash (`stored_fills`, `stored_open_orders`, `stored_order`,
+`max_order_seq`, `latest_live_run`) returns domain objects; the engine's recovery uses only these.
+
 Two write modes. Write-through (paper, live): every write commits before the engine goes on, so an
 order's row exists before it is sent (crash-only: at start the engine reconciles stored open orders
 with the exchange by `client_order_id`). Batched (backtests): rows are buffered and written in one
@@ -10,11 +13,23 @@ transaction per `batch_size` rows and at `flush()`; an order's latest state is u
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from trdr_tui.core.types import Fill, Mode, Order, OrderStatus, OrderTransition, Trade
+from trdr_tui.core.fsm import OPEN
+from trdr_tui.core.types import (
+    Fill,
+    Liquidity,
+    Mode,
+    Order,
+    OrderStatus,
+    OrderTransition,
+    OrderType,
+    Side,
+    Trade,
+)
 from trdr_tui.store.db import Store
 
 # table → (columns, SQL type of each bound value, expression per column over the bound value `v<k>`)
@@ -46,6 +61,7 @@ _TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 _TS = "make_timestamp(?)"  # microseconds since the epoch → TIMESTAMP
+_OPEN_SQL = ", ".join(f"'{s.value}'" for s in sorted(OPEN))  # the open statuses as an SQL list
 _ORDER_UPSERT = (
     " ON CONFLICT (id) DO UPDATE SET exchange_order_id = excluded.exchange_order_id, size = excluded.size, "
     "price = excluded.price, status = excluded.status, filled_size = excluded.filled_size, "
@@ -161,8 +177,8 @@ class RunRepository:
         """Stored orders of this run still open (for reconciliation at start)."""
         self.flush()
         cur = self.store.cursor()
-        rows = cur.execute("SELECT id, client_order_id, status FROM orders WHERE run_id = ? AND status IN "
-                           "('PENDING', 'SUBMITTED', 'PARTIAL') ORDER BY created_at", [self.run_id]).fetchall()
+        rows = cur.execute(f"SELECT id, client_order_id, status FROM orders WHERE run_id = ? AND status IN "
+                           f"({_OPEN_SQL}) ORDER BY created_at", [self.run_id]).fetchall()
         return [{"id": r[0], "client_order_id": r[1], "status": r[2]} for r in rows]
 
     # -- checkpoints, grid, weights --------------------------------------------------------------
@@ -210,3 +226,73 @@ def latest_checkpoint(store: Store, run_id: str | None = None) -> tuple[str, str
     if row is None:
         return None
     return str(row[0]), str(row[1]), json.loads(row[2])
+
+
+# -- reading a run back (crash recovery) ------------------------------------------------------------
+
+
+def stored_fills(store: Store, run_id: str) -> list[Fill]:
+    """Every fill booked in run `run_id`, oldest first (by time, then fill id)."""
+    rows = store.cursor().execute(
+        "SELECT id, order_id, client_order_id, symbol, side, price, size, fee, liquidity, epoch_us(ts) FROM fills "
+        "WHERE run_id = ? ORDER BY ts, id", [run_id]).fetchall()
+    return [Fill(id=r[0], order_id=r[1], client_order_id=r[2], symbol=r[3], side=Side(r[4]), price=float(r[5]),
+                 size=float(r[6]), fee=float(r[7]), liquidity=Liquidity(r[8]), ts=int(r[9]) * 1000) for r in rows]
+
+
+_ORDER_SELECT = (
+    "SELECT o.id, o.client_order_id, o.exchange_order_id, o.symbol, o.side, o.type, o.size, o.price, o.trail, "
+    "coalesce((SELECT to_status FROM order_transitions t WHERE t.order_id = o.id ORDER BY seq DESC LIMIT 1), "
+    "o.status), epoch_us(o.created_at), o.metadata FROM orders o "
+)
+
+
+def _stored_orders(store: Store, where: str, params: list[Any], fills: Sequence[Fill],
+                   statuses: frozenset[OrderStatus] | None) -> list[Order]:
+    out: list[Order] = []
+    for r in store.cursor().execute(_ORDER_SELECT + where, params).fetchall():
+        status = OrderStatus(r[9])
+        if statuses is not None and status not in statuses:
+            continue
+        mine = [f for f in fills if f.order_id == r[0]]
+        filled = sum(f.size for f in mine)
+        order = Order(id=r[0], client_order_id=r[1], exchange_order_id=r[2], symbol=r[3], side=Side(r[4]),
+                      type=OrderType(r[5]), size=float(r[6]), price=float(r[7]) if r[7] is not None else None,
+                      trail=r[8], status=status, created_ts=int(r[10]) * 1000, metadata=json.loads(r[11] or "{}"),
+                      filled_size=filled, fees=sum(f.fee for f in mine),
+                      avg_fill_price=sum(f.price * f.size for f in mine) / filled if filled else 0.0)
+        order.history = [OrderTransition(int(t[0]) * 1000, OrderStatus(t[1]), OrderStatus(t[2]), t[3] or "")
+                         for t in store.cursor().execute(
+                             "SELECT epoch_us(ts), from_status, to_status, reason FROM order_transitions "
+                             "WHERE order_id = ? ORDER BY seq", [order.id]).fetchall()]
+        out.append(order)
+    return out
+
+
+def stored_open_orders(store: Store, run_id: str, fills: Sequence[Fill]) -> list[Order]:
+    """The orders of run `run_id` still open in the store, as `Order`s: status and history from the
+    stored transitions (the newest transition wins over the order row, which is written less often),
+    filled size, fees and average price from `fills` (the run's `stored_fills`)."""
+    return _stored_orders(store, "WHERE o.run_id = ?", [run_id], fills, OPEN)
+
+
+def stored_order(store: Store, order_id: str, fills: Sequence[Fill]) -> Order | None:
+    """One stored order, open or closed, read as `stored_open_orders` reads them; None when the store
+    never saw it."""
+    found = _stored_orders(store, "WHERE o.id = ?", [order_id], fills, None)
+    return found[0] if found else None
+
+
+def max_order_seq(store: Store, run_id: str) -> int:
+    """The highest `<n>` of the order ids (`<run_id>-<n>`) stored for run `run_id`; 0 when it has none."""
+    rows = store.cursor().execute("SELECT id FROM orders WHERE run_id = ?", [run_id]).fetchall()
+    return max((int(str(r[0]).rsplit("-", 1)[1]) for r in rows), default=0)
+
+
+def latest_live_run(store: Store) -> str | None:
+    """The run id of the newest live run that still has orders open in the store (the one to resume
+    after a crash); None when no live run has."""
+    row = store.cursor().execute(
+        f"SELECT run_id FROM orders WHERE mode = 'live' AND status IN ({_OPEN_SQL}) "
+        "ORDER BY created_at DESC LIMIT 1").fetchone()
+    return str(row[0]) if row else None

@@ -191,4 +191,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "ARMED order status: trailing orders armed in the engine but never sent read ARMED, not SUBMITTED",
+        """
+        -- before ARMED existed an armed trailing order was SUBMITTED; one that fired got its 'trigger'
+        -- in the metadata, so a TRAILING order without one never left the engine's trigger book
+        CREATE TEMP TABLE armed_only AS
+            SELECT id FROM orders
+            WHERE type = 'TRAILING' AND json_extract_string(metadata, '$.trigger') IS NULL;
+        UPDATE order_transitions SET to_status = 'ARMED'
+            WHERE to_status = 'SUBMITTED' AND order_id IN (SELECT id FROM armed_only);
+        UPDATE order_transitions SET from_status = 'ARMED'
+            WHERE from_status = 'SUBMITTED' AND order_id IN (SELECT id FROM armed_only);
+        UPDATE orders SET status = 'ARMED'
+            WHERE status = 'SUBMITTED' AND id IN (SELECT id FROM armed_only);
+        DROP TABLE armed_only;
+        """,
+    ),
 ]

@@ -45,6 +45,7 @@ import numpy.typing as npt
 from trdr_tui.config import Settings
 from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
+from trdr_tui.core.fsm import OPEN
 from trdr_tui.core.types import Action, Decision, Fill, Order, OrderStatus, OrderTransition, Side, Trade
 from trdr_tui.trading.policy import PolicyContext
 from trdr_tui.trading.sizing import ProductSpec, Sizer
@@ -351,7 +352,7 @@ class GridPolicy:
 
     def _on_transition(self, order: Order, t: OrderTransition) -> None:
         leg = order.metadata.get("grid_leg")
-        if leg is None or t.to_status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL):
+        if leg is None or t.to_status in OPEN:
             return
         self._changed = True
         if leg == "entry":

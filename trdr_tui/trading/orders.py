@@ -4,14 +4,20 @@ Path of an order: risk check (E006 on refusal, nothing created) → `Order` in P
 (write-ahead, with its `client_order_id`) → PENDING→SUBMITTED → executor → reports → state machine →
 fills booked in the portfolio ledger exactly once.
 
-Trailing orders are held here, not at the exchange (Coinbase has no trailing type): SUBMITTED means
-"armed in the engine's trigger book". When the price path fires one, its reference price is set (the
-trigger, or the gap price) and it goes to the executor, which fills it as a market order (taker).
-A BUY may be sized in quote currency (`quote`): its base size is then fixed at the trigger price.
+Trailing orders are held here, not at the exchange (Coinbase has no trailing type): PENDING→ARMED puts
+one in the engine's trigger book. When the price path fires it, its reference price is set (the trigger,
+or the gap price), the fired intent is stored, and ARMED→SUBMITTED releases it to the executor, which
+fills it as a market order (taker). A BUY may be sized in quote currency (`quote`): its base size is then
+fixed at the trigger price.
 
 Time constraints (PRD §3.3.1): `expires_ns` (absolute) or the configured maximum duration → EXPIRED.
 Partial fills (PRD §3.3.3): once more than `partial_fill_cancel` of an order is filled, the remainder
 is cancelled.
+
+Crash recovery puts the book back through public calls only: `restore_sequence`, `restore_open` (an
+order from a checkpoint, with its `TrailingSnapshot` when ARMED), `adopt` (an order as the store or the
+exchange knows it) and `drop` (stop tracking, through the state machine); `open_state` is what a
+checkpoint stores.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from decimal import Decimal
+
+import msgspec
 
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
@@ -32,6 +40,17 @@ from trdr_tui.trading.risk import RiskManager
 from trdr_tui.trading.trailing import TrailingState, walk_path
 
 FillListener = Callable[[Order, Fill, Trade | None], None]
+
+
+class TrailingSnapshot(msgspec.Struct, frozen=True):
+    """An armed trailing order's numbers in a checkpoint: the best price seen, the anchor its trigger
+    trails (quote currency per base unit), the trigger price, and its expiry (ns since the epoch,
+    None: no time limit)."""
+
+    best: float
+    anchor: float
+    trigger: float
+    expires_ns: int | None = None
 
 
 class OrderRepo:
@@ -165,7 +184,7 @@ class OrderManager:
         if expires_ns is not None:
             self.expiring = True
         state = TrailingState(order, price, trail, improvement=self.improvement, expires_ns=expires_ns)
-        self.fsm.apply(order, OrderStatus.SUBMITTED, "armed")
+        self.fsm.apply(order, OrderStatus.ARMED, "armed")
         self.trailing.append(state)
         return order
 
@@ -191,7 +210,7 @@ class OrderManager:
                 del self.trailing[k]
                 self._finish(order, OrderStatus.CANCELLED, reason)
                 return
-        if order.status is OrderStatus.PENDING:
+        if order.status is OrderStatus.PENDING or order.status is OrderStatus.ARMED:  # never sent
             self._finish(order, OrderStatus.CANCELLED, reason)
             return
         order.metadata["cancel_reason"] = reason  # the executor's CANCELLED report carries it
@@ -264,8 +283,6 @@ class OrderManager:
             order.size = float(quote) / price
         order.metadata["trigger"] = st.trigger
         self._place_smartly(order)
-        if self.repo is not None:
-            self.repo.update_order(order)
         self._send(order)
 
     def _place_smartly(self, order: Order) -> None:
@@ -287,8 +304,14 @@ class OrderManager:
                 self.expiring = True
 
     def _send(self, order: Order) -> None:
+        """To the executor: a new order goes PENDING→SUBMITTED, a fired trailing order ARMED→SUBMITTED
+        with its fired intent (price, size, trigger) stored first (write-ahead)."""
         if order.status is OrderStatus.PENDING:
             self.fsm.apply(order, OrderStatus.SUBMITTED, "sent")
+        elif order.status is OrderStatus.ARMED:
+            self.fsm.apply(order, OrderStatus.SUBMITTED, "fired")
+            if self.repo is not None:
+                self.repo.update_order(order)
         if self._submit_now is not None:
             self._submit_now(order)
         else:
@@ -367,19 +390,98 @@ class OrderManager:
         if self.bus.has_subscribers(topic):
             self.bus.publish(topic, OrderEvent(order=order, transition=transition))
 
-    # -- checkpoints -----------------------------------------------------------------------------
+    # -- checkpoints and restarts -----------------------------------------------------------------
 
     def open_state(self) -> list[dict[str, object]]:
+        """What a checkpoint stores of the book: one `{"order": Order, "trailing": TrailingSnapshot}` per
+        open order, `"trailing"` only for the ARMED ones."""
         out: list[dict[str, object]] = []
         trail = {id(s.order): s for s in self.trailing}
         for order in self.open.values():
             st = trail.get(id(order))
             item: dict[str, object] = {"order": order}
             if st is not None:
-                item["trailing"] = {"best": st.best, "anchor": st.anchor, "trigger": st.trigger,
-                                    "expires_ns": st.expires_ns}
+                item["trailing"] = TrailingSnapshot(best=st.best, anchor=st.anchor, trigger=st.trigger,
+                                                    expires_ns=st.expires_ns)
             out.append(item)
         return out
+
+    @property
+    def sequence(self) -> int:
+        """The number in the newest order id issued (ids are `<run_id>-<n>`); 0 before the first order."""
+        return self._seq
+
+    def restore_sequence(self, n: int) -> None:
+        """Continue numbering order ids after `n` (a checkpoint's `order_seq`, or the highest number in
+        the store). Never moves backwards, so no id is issued twice."""
+        if n > self._seq:
+            self._seq = n
+
+    def restore_open(self, order: Order, trailing: TrailingSnapshot | None = None) -> None:
+        """Put an open order from a checkpoint back into the book as it was: an ARMED order back in the
+        trigger book with its trailing numbers (it fires, expires and is cancelled as before the restart),
+        any other open order tracked until the executor reconciles it. Nothing is stored or published:
+        the order's history already holds its transitions.
+
+        Raises StateCorruption when the order is not open or is already tracked, when an ARMED order
+        comes without its snapshot or another order with one, and ValueError when an ARMED order has no
+        trail distance between 0 and 1.
+        """
+        if order.status not in OPEN:
+            raise StateCorruption(f"order {order.id} is {order.status.value}: only open orders are restored")
+        if order.id in self.orders:
+            raise StateCorruption(f"order {order.id} is already tracked", hint="restore into a fresh engine")
+        if (order.status is OrderStatus.ARMED) != (trailing is not None):
+            raise StateCorruption(f"order {order.id} is {order.status.value} "
+                                  f"{'without' if trailing is None else 'with'} a trailing snapshot",
+                                  hint="exactly the ARMED orders carry their trailing state")
+        if trailing is not None:
+            st = TrailingState(order, trailing.best, order.trail if order.trail is not None else 0.0,
+                               improvement=self.improvement, expires_ns=trailing.expires_ns)
+            st.anchor = trailing.anchor
+            st.trigger = trailing.trigger
+            if trailing.expires_ns is not None:
+                self.expiring = True
+            self.trailing.append(st)
+        self.orders[order.id] = order
+        self.open[order.id] = order
+
+    def adopt(self, order: Order) -> None:
+        """Track `order` as the store or the exchange knows it, replacing any copy held under its id (a
+        checkpoint's, which can be older): an open order is in the open book, a closed one leaves it,
+        and the old copy's trailing state is dropped. Its executor reports then apply to it. An ARMED
+        order adopted this way is not in the trigger book (its trailing numbers are not known): `drop`
+        it, or `restore_open` it with its snapshot. Nothing is stored or published."""
+        old = self.orders.get(order.id)
+        if old is not None:
+            self._disarm(old)
+        self.orders[order.id] = order
+        if order.status in OPEN:
+            self.open[order.id] = order
+        else:
+            self.open.pop(order.id, None)
+
+    def drop(self, order_id: str, status: OrderStatus, reason: str) -> Order:
+        """Stop tracking an open order without asking the executor: `status` (CANCELLED, EXPIRED, ...) is
+        applied through the state machine (stored and published like every transition) and the order
+        leaves the open book and the trigger book. For orders that exist only in the engine (ARMED);
+        one at the exchange is cancelled with `cancel`. Returns the order.
+
+        Raises StateCorruption when no order `order_id` is tracked, InvalidTransition when the table
+        does not allow `status` from the order's status (nothing changes then).
+        """
+        order = self.orders.get(order_id)
+        if order is None:
+            raise StateCorruption(f"order {order_id} is not tracked", hint="adopt or restore it first")
+        self._finish(order, status, reason)
+        self._disarm(order)
+        return order
+
+    def _disarm(self, order: Order) -> None:
+        """Take `order` out of the trigger book, if it is there."""
+        st = self.trailing_state(order)
+        if st is not None:
+            self.trailing.remove(st)
 
 
 def to_decimal(x: float) -> Decimal:

@@ -16,6 +16,8 @@ of the entry and exit fees allocated to it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from trdr_tui.core.errors import InsufficientFunds, StateCorruption
 from trdr_tui.core.types import Fill, Side, Trade
 
@@ -165,13 +167,48 @@ class Portfolio:
     @classmethod
     def from_state(cls, state: dict[str, object]) -> Portfolio:
         p = cls(str(state["symbol"]), float(state["initial_cash"]))  # type: ignore[arg-type]
-        p.cash = float(state["cash"])  # type: ignore[arg-type]
-        p.position = float(state["position"])  # type: ignore[arg-type]
-        p.realized_pnl = float(state["realized_pnl"])  # type: ignore[arg-type]
-        p.fees = float(state["fees"])  # type: ignore[arg-type]
-        p.peak_equity = float(state["peak_equity"])  # type: ignore[arg-type]
-        p.last_price = float(state["last_price"])  # type: ignore[arg-type]
-        p.lots = [Lot(str(o), int(t), float(pr), float(s), float(f))
-                  for o, t, pr, s, f in state["lots"]]  # type: ignore[attr-defined]
-        p._fill_ids = set(state["fill_ids"])  # type: ignore[arg-type]
+        p.restore(state)
         return p
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Become the ledger a checkpoint's `to_state()` describes, in place (whoever holds this ledger
+        sees the restored one). The checkpoint's fills and round trips are not in the state: the fill
+        and trade lists start empty, the booked fill ids are kept so none is booked twice.
+
+        Raises StateCorruption when the state is for another symbol.
+        """
+        if state["symbol"] != self.symbol:
+            raise StateCorruption(f"ledger state is for {state['symbol']}, this ledger holds {self.symbol}")
+        self.initial_cash = float(state["initial_cash"])  # type: ignore[arg-type]
+        self.cash = float(state["cash"])  # type: ignore[arg-type]
+        self.position = float(state["position"])  # type: ignore[arg-type]
+        self.realized_pnl = float(state["realized_pnl"])  # type: ignore[arg-type]
+        self.fees = float(state["fees"])  # type: ignore[arg-type]
+        self.peak_equity = float(state["peak_equity"])  # type: ignore[arg-type]
+        self.last_price = float(state["last_price"])  # type: ignore[arg-type]
+        self.lots = [Lot(str(o), int(t), float(pr), float(s), float(f))
+                     for o, t, pr, s, f in state["lots"]]  # type: ignore[attr-defined]
+        self.trades = []
+        self.fills = []
+        self._fill_ids = set(state["fill_ids"])  # type: ignore[call-overload]
+
+    def rebuild_from_fills(self, fills: Iterable[Fill]) -> None:
+        """Reset to the initial cash with nothing booked, then book `fills` in the order given (the
+        store's write-through record of a run): the ledger those fills imply, in place.
+
+        Raises what `apply_fill` raises (StateCorruption, InsufficientFunds); the ledger is then left
+        at the fills booked so far.
+        """
+        cash = self.initial_cash
+        self.cash = cash
+        self.position = 0.0
+        self.realized_pnl = 0.0
+        self.fees = 0.0
+        self.peak_equity = cash
+        self.last_price = 0.0
+        self.lots = []
+        self.trades = []
+        self.fills = []
+        self._fill_ids = set()
+        for fill in fills:
+            self.apply_fill(fill)

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from trdr_tui.core.events import LogEvent
+from trdr_tui.core.fsm import OPEN
 from trdr_tui.core.types import Side
 from trdr_tui.tui import bridge
 from trdr_tui.tui.widgets.agents import AgentPanel, AgentTable
@@ -128,7 +129,7 @@ class MainScreen(Screen[None]):
         self.orders.add_order_event(event)
         order = event.order
         trigger = order.metadata.get("trigger")
-        is_open = event.transition.to_status.value in ("PENDING", "SUBMITTED", "PARTIAL")
+        is_open = event.transition.to_status in OPEN
         if isinstance(trigger, float) and is_open:
             self.chart.set_trigger(order.id, trigger)
         else:

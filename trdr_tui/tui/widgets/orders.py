@@ -1,5 +1,8 @@
 """Open and recent orders with their state-machine state; the selected order's timeline below.
 
+ARMED orders (trailing orders waiting in the engine's trigger book, not yet sent) show their state
+in the trigger colour, the colour of the trigger lines on the chart.
+
 The timeline is the order's transitions (as published, each stamped by the engine clock) interleaved
 with its fills, so a user can see exactly how an order moved from PENDING to its end.
 """
@@ -84,7 +87,12 @@ class OrdersPanel(Vertical):
         table.clear()  # columns have fixed widths: nothing to re-measure, no layout pass
         for order in ordered:
             side_colour = colours["bid"] if order.side == Side.BUY else colours["ask"]
-            state_style = "bold" if order.status not in TERMINAL else colours["muted"]
+            if order.status in TERMINAL:
+                state_style = colours["muted"]
+            elif order.status is OrderStatus.ARMED:  # waiting on its trigger in the engine: the trigger colour
+                state_style = f"bold {colours['trigger']}"
+            else:
+                state_style = "bold"
             price = order.price if order.price is not None else order.metadata.get("trigger")
             if price is None and order.filled_size > 0:
                 price = order.avg_fill_price
