@@ -36,17 +36,6 @@ def records(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def records_after_readline(text: str) -> list[dict[str, Any]]:
-    """`records` of what `communicate()` returned after `readline()`: communicate reads the pipe itself,
-    past what readline had buffered, so its first line can be the tail of a line."""
-    first, _, rest = text.partition("\n")
-    try:
-        json.loads(first)
-    except ValueError:
-        return records(rest)
-    return records(text)
-
-
 def checkpoints(db: Path) -> list[tuple[str, str]]:
     with duckdb.connect(str(db), read_only=True) as conn:
         return [(r[0], r[1]) for r in conn.execute("SELECT type, mode FROM checkpoints ORDER BY id").fetchall()]
@@ -91,7 +80,7 @@ def test_signal_stops_cleanly_with_a_checkpoint(tmp_path: Path, sig: signal.Sign
     out = proc.stdout.read()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    summary = records_after_readline(out)[-1]
+    summary = records(out)[-1]
     assert summary["event"]["reason"] == f"signal {sig.name}"
     assert 0 < summary["event"]["bars"] < 2000
     assert ("shutdown", "paper") in checkpoints(db)
