@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trdr_tui.agents import build_orchestrator
 from trdr_tui.agents.protocol import MarketSnapshot
 from trdr_tui.config import convert_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.indicators import compute_features
 from trdr_tui.market.streaming import StreamingIndicators
 

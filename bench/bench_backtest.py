@@ -26,8 +26,8 @@ from trdr_tui.backtest.metrics import trade_returns_on_equity
 from trdr_tui.backtest.montecarlo import DEFAULT_PATHS, monte_carlo
 from trdr_tui.backtest.runner import evaluate, run_engine
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import TrdrError
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
 from trdr_tui.trading.presets import get_preset
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
 from trdr_tui.store.db import Store
 

@@ -32,10 +32,10 @@ from trdr_tui.config import load_settings  # noqa: E402
 from trdr_tui.engine.assembly import build_engine  # noqa: E402
 from trdr_tui.exchange.coinbase_auth import generate_ec_key_pem  # noqa: E402
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor  # noqa: E402
+from trdr_tui.exchange.coinbase_feed import CoinbaseFeed  # noqa: E402
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy  # noqa: E402
 from trdr_tui.exchange.coinbase_ws import Envelope  # noqa: E402
 from trdr_tui.exchange.credentials import credentials_from_values  # noqa: E402
-from trdr_tui.market.coinbase_feed import CoinbaseFeed  # noqa: E402
 from trdr_tui.store import Store  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "coinbase_btcusd_1h_2017-07_2019-10.cdd.csv"

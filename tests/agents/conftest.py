@@ -12,8 +12,8 @@ import pytest
 
 from tests.agents.realdata import load_cdd_hourly
 from trdr_tui.agents.protocol import AgentContext, BaseAgent, MarketSnapshot
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Action, AgentSignal
-from trdr_tui.market.arrays import CandleArrays
 
 HOUR_NS = 3_600_000_000_000
 T0 = 1_500_000_000 * 1_000_000_000 // HOUR_NS * HOUR_NS

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import HOURLY_CDD
-from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.core.arrays import CandleArrays
 
 
 def _parse_ts(text: str) -> int:

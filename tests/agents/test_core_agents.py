@@ -14,8 +14,8 @@ import pytest
 from tests.agents.conftest import CONTEXT, SERIES, crash
 from trdr_tui.agents.protocol import ACTION_CODES, CODE_ACTIONS, MarketSnapshot
 from trdr_tui.agents.registry import BUILTINS
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Action, AgentSignal, Urgency
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.indicators import compute_features
 from trdr_tui.market.state import MarketState
 from trdr_tui.market.streaming import FeatureRow, feature_row

@@ -32,12 +32,12 @@ from trdr_tui.agents.orchestrator import (
 from trdr_tui.agents.performance import AdaptiveConfig
 from trdr_tui.agents.protocol import ACTION_CODES, MarketSnapshot
 from trdr_tui.config import convert_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import AgentFailed, ConfigError
 from trdr_tui.core.events import LogEvent, WeightsChanged
 from trdr_tui.core.types import Action, AgentSignal, Decision
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.indicators import IndicatorParams
 from trdr_tui.store import Store
 from trdr_tui.store.decisions import DecisionLog, load_weights

@@ -7,7 +7,7 @@ import pytest
 
 from trdr_tui.backtest.baselines import buy_and_hold, fixed_grid
 from trdr_tui.backtest.montecarlo import monte_carlo
-from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.core.arrays import CandleArrays
 
 HOUR = 3_600_000_000_000
 

@@ -16,8 +16,8 @@ from trdr_tui.backtest.runner import (
     float_list,
     summary,
 )
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Action, AgentSignal, Decision
-from trdr_tui.market.arrays import CandleArrays
 
 HOUR = 3_600_000_000_000
 

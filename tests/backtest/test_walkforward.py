@@ -19,8 +19,8 @@ from trdr_tui.backtest.walkforward import (
     with_overrides,
 )
 from trdr_tui.config import Settings, load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError
-from trdr_tui.market.arrays import CandleArrays
 
 HOUR = 3_600_000_000_000
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.events import GridSnapshot, RiskRejection
 from trdr_tui.core.types import Side
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 
 
 async def test_batch_decisions_and_streaming_decisions_trade_identically(hourly: CandleArrays) -> None:

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.db import Store
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import (
     BacktestProgress,
@@ -20,7 +21,6 @@ from trdr_tui.core.events import (
 from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, OrderStatus
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import latest_checkpoint, load_weights
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from tests.conftest import SHARED_DATA
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import OrderStatus, Side
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
 
 DAILY_2011 = SHARED_DATA / "btcusd_1d_2011-2025.csv"

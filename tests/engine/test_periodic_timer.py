@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.clock import SimClock, TimerCallback, TimerHandle
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.timers import PeriodicTimer
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.db import Store
 
 S = 1_000_000_000

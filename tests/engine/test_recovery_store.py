@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Fill, Liquidity, Mode, Order, OrderStatus, OrderTransition, OrderType, Side
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.recovery import engine_state, restore_engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import (
     RunRepository,

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError, DataError
 from trdr_tui.core.types import OrderStatus, Side
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.recovery import restore_latest
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.replay import ReplayFeed
 from trdr_tui.store.db import Store
 

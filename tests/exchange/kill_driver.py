@@ -16,9 +16,9 @@ from trdr_tui.config import load_settings
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.recovery import recover_from_store, restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import require_credentials
-from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store import Store
 
 RUN_ID = "kill-run"

@@ -22,9 +22,9 @@ from trdr_tui.core.types import Candle, Mode, OrderStatus
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import Credentials
-from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store import Store
 
 NS = 1_000_000_000

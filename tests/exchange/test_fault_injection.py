@@ -22,9 +22,9 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.types import OrderType
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
 from trdr_tui.exchange.credentials import Credentials
-from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store import Store
 
 FAULTS = ["rest_429_html", "rest_5xx", "rest_timeout", "rest_reset", "timestamp_expired", "lose_create_response",

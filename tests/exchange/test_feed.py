@@ -12,9 +12,9 @@ from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import FeedHealth
 from trdr_tui.core.types import Candle, Tick
+from trdr_tui.exchange.coinbase_feed import CandleBuilder, CoinbaseFeed
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import Credentials
-from trdr_tui.market.coinbase_feed import CandleBuilder, CoinbaseFeed
 
 NS = 1_000_000_000
 HOUR = 3600 * NS

@@ -13,8 +13,8 @@ from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
 from trdr_tui.engine.recovery import recover_from_store, restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
-from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store import Store
 from trdr_tui.store.orders import latest_live_run
 

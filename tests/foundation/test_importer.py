@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import BITFINEX_1H, DAILY_2011, DAILY_CDD, HOURLY_CDD
 from tests.foundation.conftest import edit_line, replace_field
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
 from trdr_tui.market import importer
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import detect_csv_layout, load_candle_file, read_candle_file
 from trdr_tui.resources import demo_data_path
 

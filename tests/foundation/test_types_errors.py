@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from trdr_tui.core import errors
+from trdr_tui.core.arrays import CandleArrays
+from trdr_tui.core.timeframes import find_gaps, infer_timeframe, timeframe_ns
 from trdr_tui.core.types import Action, AgentSignal, Candle, Decision, Fill, Liquidity, Order, OrderType, Side
-from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.market.timeframes import find_gaps, infer_timeframe, timeframe_ns
 
 HOUR = 3600 * 10**9
 

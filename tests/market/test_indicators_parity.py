@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.agents.realdata import load_cdd_hourly
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
 from trdr_tui.market import indicators as ind
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.streaming import FeatureRow, StreamingIndicators
 
 # Wilder's RSI worked example (as published by StockCharts): closes and the RSI(14) from bar 15 on.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import HOURLY_CDD
-from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
 
 

@@ -7,10 +7,10 @@ import pytest
 
 from trdr_tui.agents.orchestrator import Orchestrator
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.events import GridSnapshot
 from trdr_tui.core.types import Action, Decision
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.trading.grid import GridPolicy, grid_prices, swing_pivots, swing_spacing
 
 

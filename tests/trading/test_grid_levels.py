@@ -6,9 +6,9 @@ import pytest
 
 import trdr_tui.trading.grid as grid_module
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import StateCorruption
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.trading.grid import (
     LEVEL_TRANSITIONS,
     GridPolicy,

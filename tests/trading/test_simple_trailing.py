@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Liquidity, Side
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 
 DOCUMENTED_FINAL_EQUITY = 15.6737165617  # from the issue: obtained with three other frameworks
 

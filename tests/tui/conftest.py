@@ -15,9 +15,9 @@ from textual.pilot import Pilot
 
 from tests.conftest import HOURLY_CDD
 from trdr_tui.config import Settings, load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.engine.assembly import REPLAY_CHECKPOINT_S, build_engine, replay_feed
 from trdr_tui.engine.loop import Engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
 from trdr_tui.store import Store
 from trdr_tui.tui.app import TrdrApp, make_app

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.events import CandleEvent, EngineStatus, LogEvent, WeightsChanged, candle_topic
 from trdr_tui.core.types import Mode
-from trdr_tui.market.arrays import CandleArrays
 
 
 class ScriptedEngine:

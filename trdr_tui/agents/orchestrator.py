@@ -62,12 +62,12 @@ from trdr_tui.agents.protocol import (
     MarketSnapshot,
     TrailAdjuster,
 )
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.errors import AgentFailed, ConfigError, NotAvailable
 from trdr_tui.core.events import LogEvent, WeightsChanged
 from trdr_tui.core.types import Action, AgentSignal, Candle, Decision, Urgency
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.indicators import Features, IndicatorParams, compute_features
 from trdr_tui.market.state import MarketState
 from trdr_tui.market.streaming import FeatureRow, feature_row
@@ -288,7 +288,7 @@ class Orchestrator:
             return None
         if type(out.action) is not Action:
             out = msgspec.structs.replace(out, action=Action(out.action))
-        return out  # type: ignore[no-any-return]
+        return out
 
     def _failed(self, err: AgentFailed) -> None:
         self.failures.append(err)

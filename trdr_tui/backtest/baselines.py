@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from trdr_tui.backtest.results import F64
-from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.core.arrays import CandleArrays
 
 
 class BaselineResult(msgspec.Struct, frozen=True, kw_only=True):

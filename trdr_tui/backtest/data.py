@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError, DataError
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.db import MEMORY, Store
 
 

@@ -25,11 +25,11 @@ from trdr_tui.backtest.baselines import BaselineResult, buy_and_hold, fixed_grid
 from trdr_tui.backtest.montecarlo import DEFAULT_PATHS, monte_carlo
 from trdr_tui.backtest.results import AgentSignals, FillArrays, RunData, TradeArrays
 from trdr_tui.config import Settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import BacktestProgress
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Action, Decision
-from trdr_tui.market.arrays import CandleArrays
 
 if TYPE_CHECKING:
     from trdr_tui.engine.loop import Engine

@@ -26,9 +26,9 @@ import numpy as np
 
 from trdr_tui.backtest import metrics
 from trdr_tui.config import Settings, convert_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.timefmt import iso_utc
-from trdr_tui.market.arrays import CandleArrays
 
 Overrides = dict[str, Any]
 # (bars, settings) → {"total_return", "sharpe", ...}: one backtest's statistics

@@ -15,10 +15,10 @@ from trdr_tui.commands.context import CliContext
 from trdr_tui.core.clock import NS_PER_SECOND, WallClock
 from trdr_tui.core.errors import DataError
 from trdr_tui.core.timefmt import minute_utc
+from trdr_tui.core.timeframes import timeframe_seconds
 from trdr_tui.exchange.backfill import BackfillReport, backfill
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
 from trdr_tui.exchange.credentials import load_credentials
-from trdr_tui.market.timeframes import timeframe_seconds
 from trdr_tui.store.candles import CandleRepository
 
 _GAPS_SHOWN = 10

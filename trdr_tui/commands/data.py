@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import DataError, NotAvailable
 from trdr_tui.core.timefmt import minute_utc
-from trdr_tui.market.timeframes import TIMEFRAME_SECONDS
+from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from trdr_tui.core.timeframes import Gap
     from trdr_tui.market.importer import ParsedCandles
-    from trdr_tui.market.timeframes import Gap
 
 _SHOWN = 10  # gaps / outliers listed in an import report before "… and N more"
 
@@ -33,7 +33,11 @@ _SHOWN = 10  # gaps / outliers listed in an import report before "… and N more
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("data", help="import candle files, list coverage, find gaps, resample, backfill",
                        description="Manage the candle store.")
-    p.set_defaults(handler=lambda ctx: (p.print_help(), 2)[1])
+    def print_help(_ctx: CliContext) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=print_help)
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
     tf_names = list(TIMEFRAME_SECONDS)
 

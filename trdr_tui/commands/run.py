@@ -23,8 +23,8 @@ from trdr_tui.core.types import Mode
 
 if TYPE_CHECKING:
     from trdr_tui.config import Settings
+    from trdr_tui.core.arrays import CandleArrays
     from trdr_tui.engine.loop import Engine
-    from trdr_tui.market.arrays import CandleArrays
     from trdr_tui.tui.services import BacktestRunner
 
 def parse_speed(raw: str) -> float | None:

@@ -24,17 +24,17 @@ import uuid
 from typing import Any
 
 from trdr_tui.config import Settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import NS_PER_SECOND, Clock, SimClock, WallClock
 from trdr_tui.core.engine_api import DecisionSource, Executor
 from trdr_tui.core.errors import ConfigError, NotAvailable
+from trdr_tui.core.timeframes import infer_timeframe
 from trdr_tui.core.types import Mode
 from trdr_tui.engine.loop import Engine, Feed
 from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor, SlippageModel
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.replay import ReplayFeed
-from trdr_tui.market.timeframes import infer_timeframe
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.grid import GridPolicy

@@ -22,12 +22,12 @@ from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
 from trdr_tui.engine.recovery import recover_from_store, restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
+from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
 from trdr_tui.exchange.coinbase_models import TransactionSummary
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest
 from trdr_tui.exchange.credentials import Credentials, load_credentials
 from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor
-from trdr_tui.market.coinbase_feed import CoinbaseFeed
 from trdr_tui.store.db import Store
 
 

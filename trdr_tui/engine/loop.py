@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from trdr_tui.config import PriceModel, Settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock, SimClock
 from trdr_tui.core.engine_api import DecisionSource, Executor
@@ -41,11 +42,10 @@ from trdr_tui.engine.protocols import (
     Feed,
     FlushableDecisionSource,
 )
-from trdr_tui.engine.record import BarHistory, RunRecord
+from trdr_tui.engine.record import BarHistory, RunRecord, RunState
 from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
 from trdr_tui.engine.step import BarStep
 from trdr_tui.engine.timers import PeriodicTimer
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy, PolicyContext
@@ -57,18 +57,6 @@ RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads 
 ACTIONS = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)  # the batch action codes 0, 1, 2
 
 __all__ = ["CHUNK", "Engine", "Feed"]
-
-
-class RunState:
-    """Where a run is: written by the per-bar step, read by the engine's controls and checkpoints."""
-
-    __slots__ = ("bar_index", "bars_done", "last_price", "paused")
-
-    def __init__(self) -> None:
-        self.bar_index = 0  # the bar being processed (or the last one processed)
-        self.bars_done = 0  # closed bars fully processed
-        self.last_price = 0.0  # quote currency: the last close or trade price seen
-        self.paused = False  # no new orders; the feed, the ledger and open-order tracking go on
 
 
 class Engine:
@@ -97,8 +85,8 @@ class Engine:
         self.checkpoint_interval_ns = checkpoint_interval_ns
         self.run_state = RunState()
         self.history = BarHistory(portfolio.initial_cash, feed.timeframe_ns)
-        self.record = RunRecord(self)
         self.decisions_seen: list[Decision] = []  # the actionable decisions, in order
+        self.record = RunRecord(portfolio, orders, self.run_state, self.history, self.decisions_seen)
         self.decision_arrays: Any = None  # the DecisionSource's batch output, when it has one
         self.polled_timer: PeriodicTimer | None = None  # the checkpoint timer when the engine polls it
         self._checkpoint_timer: PeriodicTimer | None = None
@@ -396,7 +384,10 @@ class Engine:
         if self.bus.has_subscribers(topic):
             self.bus.publish(topic, snap)
         if self.checkpoints is not None and self._mode is not Mode.BACKTEST:
-            self.checkpoints.save_grid(self._symbol, snap.ts, self.policy.state().get("grid", {}))
+            grid = self.policy.state().get("grid", {})
+            if not isinstance(grid, dict):
+                raise StateCorruption(f"policy {self.policy.name} keeps its grid as {type(grid).__name__}, not a dict")
+            self.checkpoints.save_grid(self._symbol, snap.ts, grid)
 
     def recent_bars(self, n: int) -> CandleArrays:
         """The last `n` closed bars up to the one being processed."""

@@ -7,14 +7,25 @@ when it starts, instead of probing attributes bar by bar. The required seams (`E
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.core.types import Candle, Decision, Tick
-from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.config import PriceModel
+from trdr_tui.core.arrays import CandleArrays
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import Clock
+from trdr_tui.core.engine_api import DecisionSource, Executor
+from trdr_tui.core.events import PortfolioSnapshot
+from trdr_tui.core.types import Candle, Decision, Mode, Tick
+from trdr_tui.engine.record import RunState
+from trdr_tui.engine.timers import PeriodicTimer
+from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.policy import Policy
+from trdr_tui.trading.portfolio import Portfolio
+from trdr_tui.trading.risk import RiskManager
 
 
 class Feed(Protocol):
@@ -108,3 +119,60 @@ class FlushableDecisionSource(Protocol):
     """Writes what it buffered without releasing anything (also used after a failed run)."""
 
     def flush(self) -> None: ...
+
+
+class EngineParts(Protocol):
+    """The engine as its own step and recovery modules see it (`engine.loop.Engine` implements it): its
+    parts, where the run is, and the few engine actions they call. Kept here so that `step` and
+    `recovery` do not import the loop that imports them."""
+
+    clock: Clock
+    bus: EventBus
+    feed: Feed
+    executor: Executor
+    portfolio: Portfolio
+    orders: OrderManager
+    risk: RiskManager
+    policy: Policy
+    decisions: DecisionSource | None
+    price_model: PriceModel
+    run_id: str
+    run_state: RunState
+    polled_timer: PeriodicTimer | None
+    candle_topic: str
+    portfolio_topic: str
+
+    @property
+    def mode(self) -> Mode: ...
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def bars_done(self) -> int: ...
+
+    @property
+    def last_price(self) -> float: ...
+
+    @last_price.setter
+    def last_price(self, price: float) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def agent_weights(self) -> dict[str, float]: ...
+
+    def set_recovery(self, recovery: Callable[[], Awaitable[object]]) -> None: ...
+
+    def log(self, level: str, message: str, **fields: str | float | int | bool | None) -> None: ...
+
+    def on_decision(self, decision: Decision) -> None: ...
+
+    def close_at_stop(self, price: float) -> None: ...
+
+    def snapshot(self) -> PortfolioSnapshot: ...

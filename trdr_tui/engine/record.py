@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 import numpy as np
 
+from trdr_tui.core.arrays import F64, I64, CandleArrays
 from trdr_tui.core.events import RiskRejection
 from trdr_tui.core.types import Decision, Fill, Order, Trade
-from trdr_tui.market.arrays import F64, I64, CandleArrays
+from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.portfolio import Portfolio
 
-if TYPE_CHECKING:
-    from trdr_tui.engine.loop import Engine
+
+class RunState:
+    """Where a run is: written by the per-bar step, read by the engine's controls and checkpoints."""
+
+    __slots__ = ("bar_index", "bars_done", "last_price", "paused")
+
+    def __init__(self) -> None:
+        self.bar_index = 0  # the bar being processed (or the last one processed)
+        self.bars_done = 0  # closed bars fully processed
+        self.last_price = 0.0  # quote currency: the last close or trade price seen
+        self.paused = False  # no new orders; the feed, the ledger and open-order tracking go on
 
 
 class EquityCurve(msgspec.Struct, frozen=True):
@@ -78,52 +87,57 @@ class BarHistory:
 
 
 class RunRecord:
-    """What one run produced; the backtest runner reads it. Read-only views of the engine's parts."""
+    """What one run produced; the backtest runner reads it. Read-only views of the run's parts."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, portfolio: Portfolio, orders: OrderManager, state: RunState, history: BarHistory,
+                 decisions: list[Decision]) -> None:
+        self._portfolio = portfolio
+        self._orders = orders
+        self._state = state
+        self._history = history
+        self._decisions = decisions
 
     @property
     def fills(self) -> list[Fill]:
-        return self._engine.portfolio.fills
+        return self._portfolio.fills
 
     @property
     def trades(self) -> list[Trade]:
-        return self._engine.portfolio.trades
+        return self._portfolio.trades
 
     @property
     def orders(self) -> list[Order]:
-        return list(self._engine.orders.orders.values())
+        return list(self._orders.orders.values())
 
     @property
     def decisions(self) -> list[Decision]:
         """The actionable decisions (TRAIL_BUY, TRAIL_SELL) the run saw, in order."""
-        return self._engine.decisions_seen
+        return self._decisions
 
     @property
     def rejections(self) -> list[RiskRejection]:
-        return self._engine.orders.rejections
+        return self._orders.rejections
 
     @property
     def rejected_orders(self) -> int:
-        return len(self._engine.orders.rejections)
+        return len(self._orders.rejections)
 
     @property
     def fees(self) -> float:
-        return self._engine.portfolio.fees
+        return self._portfolio.fees
 
     @property
     def initial_cash(self) -> float:
-        return self._engine.portfolio.initial_cash
+        return self._portfolio.initial_cash
 
     @property
     def bars(self) -> int:
-        return self._engine.bars_done
+        return self._state.bars_done
 
     @property
     def final_equity(self) -> float:
-        e = self._engine
-        return e.portfolio.equity(e.last_price) if e.bars_done else e.portfolio.initial_cash
+        pf = self._portfolio
+        return pf.equity(self._state.last_price) if self._state.bars_done else pf.initial_cash
 
     def equity_curve(self) -> EquityCurve:
-        return self._engine.history.equity_curve(self._engine.bars_done)
+        return self._history.equity_curve(self._state.bars_done)

@@ -12,14 +12,14 @@ manager's `restore_sequence`, `restore_open`, `adopt` and `drop`, and the store'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from trdr_tui.core.engine_api import Executor
 from trdr_tui.core.errors import StateCorruption
 from trdr_tui.core.types import Order, OrderStatus, OrderType
-from trdr_tui.engine.protocols import StatefulDecisionSource
+from trdr_tui.engine.protocols import EngineParts, StatefulDecisionSource
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import (
     latest_checkpoint,
@@ -30,11 +30,8 @@ from trdr_tui.store.orders import (
 )
 from trdr_tui.trading.orders import TrailingSnapshot
 
-if TYPE_CHECKING:
-    from trdr_tui.engine.loop import Engine
 
-
-def engine_state(engine: Engine) -> dict[str, Any]:
+def engine_state(engine: EngineParts) -> dict[str, Any]:
     """Everything needed to resume: ledger, open orders (with trailing state), policy/grid, weights, and
     the DecisionSource's own state when it offers one (so a restart does not start indicators cold)."""
     src = engine.decisions
@@ -48,7 +45,7 @@ def engine_state(engine: Engine) -> dict[str, Any]:
     }
 
 
-def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
+def restore_engine(engine: EngineParts, state: dict[str, Any]) -> None:
     """Resume from a checkpoint's state (before `run`); `run()` then reconciles open orders first.
 
     Raises StateCorruption when the engine has already run or the checkpoint is for another symbol.
@@ -84,7 +81,7 @@ def restore_engine(engine: Engine, state: dict[str, Any]) -> None:
     engine.set_recovery(reconcile_at_start)
 
 
-async def reconcile(engine: Engine) -> int:
+async def reconcile(engine: EngineParts) -> int:
     """Crash-only start: the executor's truth about orders we think are at the exchange.
 
     ARMED orders live in the engine and need no asking; every other open order is looked up
@@ -103,7 +100,7 @@ async def reconcile(engine: Engine) -> int:
     return len(reports)
 
 
-def restore_latest(engine: Engine, store: Store, run_id: str | None = None) -> bool:
+def restore_latest(engine: EngineParts, store: Store, run_id: str | None = None) -> bool:
     """Load the newest checkpoint (of `run_id`, or of any run) into a fresh engine before `run()`.
 
     Returns False when there is none. `run()` then reconciles open orders with the executor.
@@ -115,7 +112,7 @@ def restore_latest(engine: Engine, store: Store, run_id: str | None = None) -> b
     return True
 
 
-async def recover_from_store(engine: Engine, executor: Executor, store: Store) -> tuple[int, int]:
+async def recover_from_store(engine: EngineParts, executor: Executor, store: Store) -> tuple[int, int]:
     """Crash-only start of a live run that was interrupted: rebuild from the store, then reconcile.
 
     1. the ledger is rebuilt by replaying the stored fills (write-through, so nothing booked is lost);

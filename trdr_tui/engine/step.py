@@ -21,22 +21,19 @@ DecisionSource's precomputed arrays, the streaming loop awaits it per candle.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import RiskLimitExceeded
 from trdr_tui.core.events import CandleEvent
 from trdr_tui.core.types import Candle, Decision
-from trdr_tui.engine.protocols import BarExecutor
+from trdr_tui.engine.protocols import BarExecutor, EngineParts
 from trdr_tui.trading.trailing import path_prices
 
-if TYPE_CHECKING:
-    from trdr_tui.engine.loop import Engine
 
 class BarStep:
     """The per-bar step for one engine, valid until its listeners or parts change (see the module doc)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineParts) -> None:
         self.engine = engine
         bus = engine.bus
         self.candle_subs = bus.has_subscribers(engine.candle_topic)

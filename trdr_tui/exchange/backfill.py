@@ -15,13 +15,13 @@ from collections.abc import Callable
 import msgspec
 import numpy as np
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.clock import NS_PER_SECOND
 from trdr_tui.core.errors import DataError
 from trdr_tui.core.timefmt import minute_utc
+from trdr_tui.core.timeframes import Gap, timeframe_seconds
 from trdr_tui.core.types import Candle
 from trdr_tui.exchange.coinbase_rest import MAX_CANDLES_PER_REQUEST, CoinbaseRest
-from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.market.timeframes import Gap, timeframe_seconds
 from trdr_tui.store.candles import CandleRepository
 
 SOURCE = "coinbase"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from trdr_tui.core.clock import NS_PER_SECOND, Clock, WallClock
@@ -43,7 +43,7 @@ from trdr_tui.exchange.coinbase_models import (
     stop_limit_gtc,
 )
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, OrderNotFound, RetryPolicy
-from trdr_tui.exchange.coinbase_ws import Envelope, WsConnection
+from trdr_tui.exchange.coinbase_ws import RECONNECT, Envelope, WsConnection
 from trdr_tui.store.db import Store
 from trdr_tui.store.fills import stored_fill_ids
 from trdr_tui.store.outbox import Outbox
@@ -101,9 +101,9 @@ class CoinbaseExecutor:
         self._spawned: set[asyncio.Task[None]] = set()
         self.user_ws: WsConnection | None = None
         if user_ws_url and signer is not None:
-            kw = {"reconnect": ws_reconnect} if ws_reconnect is not None else {}
             self.user_ws = WsConnection(user_ws_url, ["user"], [symbol], on_message=self._on_user_message,
-                                        signer=signer, silence_s=10.0, **kw)
+                                        signer=signer, silence_s=10.0,
+                                        reconnect=ws_reconnect if ws_reconnect is not None else RECONNECT)
         self.sends = 0
         self.lookups = 0
 
@@ -363,8 +363,8 @@ class CoinbaseExecutor:
         except TrdrError as exc:
             log.warning("sync of %s failed: %s", eid, exc.message)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
 

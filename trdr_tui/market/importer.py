@@ -31,10 +31,10 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
 from trdr_tui.core.timefmt import minute_utc
-from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.market.timeframes import (
+from trdr_tui.core.timeframes import (
     NS_PER_SECOND,
     Gap,
     find_gaps,

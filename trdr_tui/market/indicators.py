@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
-from trdr_tui.market.arrays import CandleArrays
 
 F64 = npt.NDArray[np.float64]
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError, DataError
+from trdr_tui.core.timeframes import timeframe_ns
 from trdr_tui.core.types import Candle
-from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.market.timeframes import timeframe_ns
 
 
 class ReplayFeed:

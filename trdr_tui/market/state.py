@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Candle
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.indicators import IndicatorParams
 from trdr_tui.market.streaming import FeatureRow, StreamingIndicators
 

@@ -11,9 +11,9 @@ import duckdb
 import msgspec
 import numpy as np
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
-from trdr_tui.market.arrays import CandleArrays
-from trdr_tui.market.timeframes import TIMEFRAME_SECONDS, Gap, timeframe_seconds
+from trdr_tui.core.timeframes import TIMEFRAME_SECONDS, Gap, timeframe_seconds
 from trdr_tui.store.db import Store
 
 _US_PER_SECOND = 1_000_000

@@ -23,8 +23,9 @@ checkpoint stores.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
+from typing import Protocol
 
 import msgspec
 
@@ -53,8 +54,8 @@ class TrailingSnapshot(msgspec.Struct, frozen=True):
     expires_ns: int | None = None
 
 
-class OrderRepo:
-    """What the order manager needs from storage (store.orders.OrderRepository implements it)."""
+class OrderRepo(Protocol):
+    """What the order manager needs from storage (store.orders.RunRepository implements it)."""
 
     def insert_order(self, order: Order) -> None: ...
     def update_order(self, order: Order) -> None: ...
@@ -317,8 +318,8 @@ class OrderManager:
         else:
             self._spawn(self.executor.submit(order))
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.events import GridSnapshot
 from trdr_tui.core.types import Decision
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.risk import RiskManager

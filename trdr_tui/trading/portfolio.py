@@ -97,7 +97,11 @@ class Portfolio:
             raise StateCorruption(f"fill {fill.id} has size {fill.size}, price {fill.price}, fee {fill.fee}",
                                   hint="sizes and prices must be positive and fees not negative")
         notional = fill.price * fill.size
-        trade = self._buy(fill, notional) if fill.side is Side.BUY else self._sell(fill, notional)
+        trade: Trade | None = None
+        if fill.side is Side.BUY:
+            self._buy(fill, notional)
+        else:
+            trade = self._sell(fill, notional)
         self._fill_ids.add(fill.id)
         self.fills.append(fill)
         self.fees += fill.fee

@@ -43,7 +43,7 @@ PALETTE_HELP: dict[str, str] = {
     "help": "Show every key binding",
     "quit": "Stop the engine (shutdown checkpoint) and leave",
     "toggle_pause": "Pause or resume placing new orders",
-    "switch_mode": "Switch between paper, live and backtest",
+    "choose_mode": "Switch between paper, live and backtest",
     "backtest": "Open the backtest form",
     "weight_up": "Raise the selected agent's weight",
     "weight_down": "Lower the selected agent's weight",
@@ -53,6 +53,10 @@ PALETTE_HELP: dict[str, str] = {
     "log_level": "Cycle the minimum log level shown",
     "log_filter": "Filter log lines by text",
 }
+
+
+# Where the action's name does not read as its title (`choose_mode`: Textual's App owns `switch_mode`).
+PALETTE_TITLES: dict[str, str] = {"choose_mode": "Switch mode"}
 
 
 class TrdrApp(App[int]):
@@ -169,10 +173,7 @@ class TrdrApp(App[int]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for action, help_text in PALETTE_HELP.items():
-            if action in ("help", "quit"):
-                title = action.capitalize()
-            else:
-                title = action.replace("_", " ").capitalize()
+            title = PALETTE_TITLES.get(action, action.replace("_", " ").capitalize())
             yield SystemCommand(f"trdr: {title}", help_text, partial(self.run_action, action))
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
@@ -292,7 +293,7 @@ class TrdrApp(App[int]):
         if not isinstance(self.screen, BacktestFormScreen):
             self.push_screen(BacktestFormScreen(self.settings, self.backtest_runner))
 
-    def action_switch_mode(self) -> None:
+    def action_choose_mode(self) -> None:
         self.push_screen(ModeScreen(self.engine.mode), self._mode_chosen)
 
     def _mode_chosen(self, mode: Mode | None) -> None:

@@ -14,10 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from trdr_tui.config import Settings, convert_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import DataError
 from trdr_tui.core.types import Mode
-from trdr_tui.market.arrays import CandleArrays
 
 ProgressCallback = Callable[[int, int], None]
 

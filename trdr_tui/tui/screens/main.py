@@ -29,7 +29,7 @@ from trdr_tui.tui.widgets.status import StatusBar
 # `[tui.keys]` and appears in the command palette and the help screen.
 MAIN_BINDINGS: list[BindingType] = [
     Binding("space", "app.toggle_pause", "Pause", id="pause"),
-    Binding("m", "app.switch_mode", "Mode", id="switch_mode"),
+    Binding("m", "app.choose_mode", "Mode", id="switch_mode"),
     Binding("b", "app.backtest", "Backtest", id="backtest"),
     Binding("plus", "app.weight_up", "Weight+", id="weight_up"),
     Binding("minus", "app.weight_down", "Weight-", id="weight_down"),

@@ -28,12 +28,12 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock, WallClock
 from trdr_tui.core.errors import RetryError, TrdrError
 from trdr_tui.core.events import FeedHealth
+from trdr_tui.core.timeframes import timeframe_seconds
 from trdr_tui.core.types import Candle, Tick
 from trdr_tui.exchange.coinbase_auth import JwtSigner
 from trdr_tui.exchange.coinbase_models import NS, parse_time_ns
 from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.coinbase_ws import RECONNECT, Envelope, WsConnection
-from trdr_tui.market.timeframes import timeframe_seconds
 
 log = logging.getLogger("trdr.market.coinbase")
 
