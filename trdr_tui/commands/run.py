@@ -15,7 +15,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, TrdrError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from trdr_tui.config import Settings
     from trdr_tui.core.arrays import CandleArrays
     from trdr_tui.engine.loop import Engine
+    from trdr_tui.store.db import Store
     from trdr_tui.tui.services import BacktestRunner
 
 def parse_speed(raw: str) -> float | None:
@@ -54,21 +55,18 @@ def replay_candles(data: Path | None, settings: Settings) -> CandleArrays:
     return load_candle_file(Path(str(bundled)), settings.timeframe)
 
 
-def coinbase_engine(settings: Settings, *, live: bool, store: Any) -> Engine:
+def coinbase_engine(settings: Settings, *, live: bool, store: Store) -> Engine:
     """Paper (simulated fills) or live (real orders) on Coinbase market data.
 
     Live is crash-only: when the store holds a live run with orders still open (the process died or was
     killed), that run is resumed — ledger and orders rebuilt from the store, then reconciled with the
     exchange by client_order_id — instead of starting a new one beside it.
     """
-    from trdr_tui.engine.coinbase import build_coinbase_engine, resume_live_run
-    from trdr_tui.store.orders import latest_live_run
+    from trdr_tui.engine.coinbase import build_coinbase_run
 
-    run_id = latest_live_run(store) if live else None
-    engine = build_coinbase_engine(settings, live=live, store=store, run_id=run_id)
-    if run_id is not None:
-        resume_live_run(engine, store)
-        print(f"trdr: resuming live run {run_id}: it has orders still open", file=sys.stderr)
+    engine, resumed = build_coinbase_run(settings, live=live, store=store)
+    if resumed:
+        print(f"trdr: resuming live run {engine.run_id}: it has orders still open", file=sys.stderr)
     return engine
 
 

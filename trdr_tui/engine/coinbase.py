@@ -29,6 +29,7 @@ from trdr_tui.exchange.credentials import Credentials, load_credentials
 from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.store.db import Store
+from trdr_tui.store.orders import latest_live_run
 
 
 def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None, bus: EventBus | None = None,
@@ -93,3 +94,18 @@ def resume_live_run(engine: Engine, store: Store) -> bool:
 
     engine.set_recovery(recover)
     return restored
+
+
+def build_coinbase_run(settings: Settings, *, live: bool, store: Store) -> tuple[Engine, bool]:
+    """The engine `trdr` runs on Coinbase market data: paper (simulated fills) or live (real orders).
+
+    Live is crash-only: when the store holds an interrupted live run (`store.orders.latest_live_run`), that
+    run is resumed (`resume_live_run`: ledger and orders rebuilt from the store, then reconciled with the
+    exchange by client_order_id) instead of starting a new one beside it. Returns (engine, resumed).
+    """
+    run_id = latest_live_run(store) if live else None
+    engine = build_coinbase_engine(settings, live=live, store=store, run_id=run_id)
+    if run_id is None:
+        return engine, False
+    resume_live_run(engine, store)
+    return engine, True
