@@ -262,6 +262,25 @@ class StoreConfig(_Section):
     checkpoint_interval_seconds: float = 60.0
 
 
+class ApiConfig(_Section, frozen=True):
+    """The control API and metrics (`trdr --api`, docs/operations.md)."""
+
+    listen: str = "127.0.0.1:0"  # HOST:PORT (port 0: a free one); a non-loopback host needs --api-allow-remote
+    token_file: str | None = None  # None: `api-token` beside the database (created 0600 on first start)
+    max_body_bytes: int = 65_536  # larger request bodies are refused (413)
+    ws_queue: int = 1000  # events buffered per WebSocket client before the oldest are dropped
+    webhook_url: str | None = None  # alerts (fills, risk halts, errors, feed outages) are POSTed here
+    log_max_bytes: int = 10_000_000  # a log file rotates at this size
+    log_backups: int = 5  # rotated files kept per log
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("max_body_bytes", self.max_body_bytes, 1024, 100_000_000)
+        _in_range("ws_queue", self.ws_queue, 10, 1_000_000)
+        _in_range("log_max_bytes", self.log_max_bytes, 10_000, 10_000_000_000)
+        _in_range("log_backups", self.log_backups, 0, 1000)
+
+
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     symbol: str = "BTC-USD"
     capital: float = 10_000.0
@@ -280,6 +299,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
     tui: TuiConfig = msgspec.field(default_factory=TuiConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
 
     def __post_init__(self) -> None:
         if not _valid_symbol(self.symbol):
