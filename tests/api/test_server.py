@@ -113,9 +113,9 @@ def test_a_bad_config_put_changes_nothing(bot: Bot) -> None:
 
 def test_live_switch_needs_confirmation_and_credentials(bot: Bot) -> None:
     status, body = bot.call("PUT", "/api/trading/mode", {"mode": "live"})
-    assert status == 400 and "confirm" in body["hint"]
+    assert status == 403 and "confirmation" in body["error"] and '"confirm": "live"' in body["hint"]
     status, body = bot.call("PUT", "/api/trading/mode", {"mode": "live", "confirm": "yes"})
-    assert status == 400
+    assert status == 422
     status, body = bot.call("PUT", "/api/trading/mode", {"mode": "live", "confirm": "live"})
     assert status == 403 and "credentials" in body["error"]
     assert bot.call("PUT", "/api/trading/mode", {"mode": "paper"})[0] == 200  # already paper
@@ -124,7 +124,7 @@ def test_live_switch_needs_confirmation_and_credentials(bot: Bot) -> None:
 
 
 def test_request_size_is_limited(bot: Bot) -> None:
-    status, body = bot.call("PUT", "/api/config", raw=b'{"config": {"x": "' + b"a" * 200_000 + b'"}}')
+    status, _ = bot.call("PUT", "/api/config", raw=b'{"config": {"x": "' + b"a" * 200_000 + b'"}}')
     assert status == 413
 
 

@@ -296,7 +296,7 @@ class Controller:
             return self.ack(f"already in {mode} mode")
         if target is Mode.LIVE:
             if confirm != LIVE_CONFIRMATION:
-                raise ApiError(400, "switching to live trading needs an explicit confirmation",
+                raise ApiError(403, "switching to live trading needs an explicit confirmation",
                                'send {"mode": "live", "confirm": "live"}')
             reason = self.hooks.credential_check() if self.hooks.credential_check else "no credential check"
             if reason is not None:

@@ -38,7 +38,7 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
 
 
 LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
-OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0, "default": 0})
+OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0})
 ID = Param("id", "path", {"type": "string", "minLength": 1, "maxLength": 200})
 
 ROUTES: tuple[Route, ...] = (

@@ -56,7 +56,7 @@ class Ack(msgspec.Struct, kw_only=True):
 
 class ModeRequest(Body):
     mode: Literal["paper", "live"]
-    confirm: str | None = None  # must be "live" to switch to live trading
+    confirm: Literal["live"] | None = None  # required ("live") to switch to live trading
 
 
 class AgentInfo(msgspec.Struct, kw_only=True):

@@ -179,7 +179,10 @@ class ApiServer:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return _error(exc.status, exc.reason)
+            response = _error(exc.status, exc.reason)
+            if "Allow" in exc.headers:  # 405 names the methods the path takes (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
 
     def _handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         method = getattr(self, f"op_{route.op}")
