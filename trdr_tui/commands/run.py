@@ -138,7 +138,7 @@ def run_app(ctx: CliContext) -> int:
         level = args.log_level or os.environ.get("TRDR_LOG_LEVEL", "info").lower()
         return asyncio.run(run_headless(engine, stdout=sys.stdout, log_path=default_log_path(ctx),
                                         min_level=level, capital=settings.capital, api=api))
-    return run_tui(ctx, settings, engine, replayed)
+    return run_tui(ctx, settings, engine, replayed, api)
 
 
 def api_launch(ctx: CliContext, settings: Settings, replayed: CandleArrays | None) -> ApiLaunch | None:
@@ -176,7 +176,8 @@ def cli_reader(ctx: CliContext) -> Any:
     return make_cli_reader(ctx)
 
 
-def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None) -> int:
+def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None,
+            api: ApiLaunch | None = None) -> int:
     from trdr_tui.tui.app import make_app
 
     async def switch_mode(mode: Mode) -> Engine:
@@ -185,7 +186,18 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: Candl
 
     app = make_app(settings, engine, backtest_runner=backtest_runner(ctx, settings, replayed),
                    credential_check=lambda: check_live_credentials(settings), mode_switcher=switch_mode)
-    app.run()
+    if api is None:
+        app.run()
+    else:
+        async def with_api() -> None:
+            """The API serves whichever engine the cockpit drives (it follows a mode switch)."""
+            await api.start(lambda: app.engine)  # type: ignore[arg-type, return-value]
+            try:
+                await app.run_async()
+            finally:
+                await api.stop()
+
+        asyncio.run(with_api())
     if app.engine_error is not None:
         error = app.engine_error
         text = error.render() if isinstance(error, TrdrError) else f"{type(error).__name__}: {error}"
