@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trade real money on Coinbase (needs credentials; asks for confirmation)")
     parser.add_argument("--log-file", type=Path, help="log file (default: beside the database)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
-                        help="lowest level logged (default info, or $TRDR_LOG_LEVEL)")
+                        help="lowest level of the headless JSON log (default info, or $TRDR_LOG_LEVEL)")
     api = parser.add_argument_group("control API (docs/operations.md)")
     api.add_argument("--api", metavar="HOST:PORT", help="serve the control API and /metrics here "
                      "(default: [api] listen, a free loopback port)")
