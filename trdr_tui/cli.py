@@ -36,6 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--live", action="store_true",
                         help="trade real money on Coinbase (needs credentials; asks for confirmation)")
     parser.add_argument("--log-file", type=Path, help="log file (default: beside the database)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
+                        help="lowest level of the headless JSON log (default info, or $TRDR_LOG_LEVEL)")
+    api = parser.add_argument_group("control API (docs/operations.md)")
+    api.add_argument("--api", metavar="HOST:PORT", help="serve the control API and /metrics here "
+                     "(default: [api] listen, a free loopback port)")
+    api.add_argument("--no-api", action="store_true", help="run without the control API")
+    api.add_argument("--api-allow-remote", action="store_true",
+                     help="allow --api on a non-loopback address (prefer an SSH tunnel)")
+    api.add_argument("--api-tls-cert", metavar="FILE", help="serve the API over TLS with this PEM certificate")
+    api.add_argument("--api-tls-key", metavar="FILE", help="the certificate's PEM private key")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
@@ -44,10 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     ctx = CliContext(args)
     try:
         handler = getattr(args, "handler", None)
+        if handler is not None and args.command in argv:
+            from trdr_tui.commands.remote import forward_if_running
+
+            forwarded = forward_if_running(ctx, argv[argv.index(args.command):])
+            if forwarded is not None:
+                return forwarded
         if handler is None:
             from trdr_tui.commands.run import run_app
 

@@ -331,6 +331,25 @@ class StoreConfig(_Section, frozen=True):
     path: str | None = None  # None: `--db`, $TRDR_DB, else $XDG_DATA_HOME/trdr/trdr.duckdb
 
 
+class ApiConfig(_Section, frozen=True):
+    """The control API and metrics (`trdr --api`, docs/operations.md)."""
+
+    listen: str  # HOST:PORT (port 0: a free one); a non-loopback host needs --api-allow-remote
+    max_body_bytes: int  # larger request bodies are refused (413)
+    ws_queue: int  # events buffered per WebSocket client before the oldest are dropped
+    log_max_bytes: int  # a log file rotates at this size
+    log_backups: int  # rotated files kept per log
+    token_file: str | None = None  # None: `api-token` beside the database (created 0600 on first start)
+    webhook_url: str | None = None  # alerts (fills, risk halts, errors, feed outages) are POSTed here
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("max_body_bytes", self.max_body_bytes, 1024, 100_000_000)
+        _in_range("ws_queue", self.ws_queue, 10, 1_000_000)
+        _in_range("log_max_bytes", self.log_max_bytes, 10_000, 10_000_000_000)
+        _in_range("log_backups", self.log_backups, 0, 1000)
+
+
 class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     symbol: str
     capital: float
@@ -346,6 +365,7 @@ class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     backtest: BacktestConfig
     tui: TuiConfig
     store: StoreConfig
+    api: ApiConfig
 
     def __post_init__(self) -> None:
         if not _valid_symbol(self.symbol):

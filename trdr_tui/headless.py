@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
@@ -20,6 +20,10 @@ from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Fill
+
+if TYPE_CHECKING:
+    from trdr_tui.api.host import ApiLaunch
+    from trdr_tui.engine.loop import Engine
 
 LEVELS = ("debug", "info", "warning", "error")
 # Per-bar and per-tick state is debug; anything that changes money, orders or the engine is info.
@@ -123,10 +127,13 @@ class JsonLogger:
         return s
 
 
-async def run_headless(engine: EngineControl, *, stdout: IO[str], log_path: Path | None,
+async def run_headless(engine: Engine, *, stdout: IO[str], log_path: Path | None,
                        min_level: str = "info", capital: float | None = None,
-                       handle_signals: bool = True) -> int:
-    """Run the engine to the end of its feed or to a stop signal; returns the process exit code."""
+                       handle_signals: bool = True, api: ApiLaunch | None = None) -> int:
+    """Run the engine to the end of its feed or to a stop signal; returns the process exit code.
+
+    With `api`, the control API serves this engine while it runs (and announces itself beside the
+    database); it closes when the run ends."""
     log_file: IO[str] | None = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +161,8 @@ async def run_headless(engine: EngineControl, *, stdout: IO[str], log_path: Path
                 pass
     code = 0
     try:
+        if api is not None:
+            await api.start(lambda: engine)
         await engine.run()
         if stops:
             await asyncio.gather(*stops)
@@ -165,6 +174,8 @@ async def run_headless(engine: EngineControl, *, stdout: IO[str], log_path: Path
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        if api is not None:
+            await api.stop()
     logger.finish(reason)
     if log_file is not None:
         log_file.close()

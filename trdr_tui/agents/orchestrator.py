@@ -167,6 +167,7 @@ class Orchestrator:
         self._blocking = [(a, bool(getattr(a, "blocking", False))) for a in self.agents]
         self.failures: deque[AgentFailed] = deque(maxlen=200)
         self.last_decision: Decision | None = None
+        self.last_timings: dict[str, float] = {}
         self._batch: _Batch | None = None
         self._weights_dirty = False
         context = AgentContext(symbol=config.symbol, timeframe=config.timeframe, base_trail=config.base_trail,
@@ -367,6 +368,7 @@ class Orchestrator:
 
     def _emit(self, decision: Decision, timings: dict[str, float], consensus_ms: float) -> None:
         self.last_decision = decision
+        self.last_timings = timings  # ms per agent for this decision, read by the API's metrics
         bus = self.bus
         topics = self._signal_topics
         for sig in decision.signals:

@@ -17,6 +17,7 @@ class CliContext:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self._store: Store | None = None
+        self._shared: Store | None = None  # a store opened by the running instance (commands/remote.py)
 
     @cached_property
     def settings(self) -> Settings:
@@ -41,11 +42,25 @@ class CliContext:
 
     @property
     def store(self) -> Store:
+        if self._shared is not None:
+            return self._shared
         if self._store is None:
+            from trdr_tui.api.host import find_instance
+            from trdr_tui.core.errors import StopError
             from trdr_tui.store import Store
 
+            running = find_instance(self.db_path)
+            if running is not None:  # DuckDB would refuse the lock; say who holds it and what to do
+                raise StopError(f"the database {self.db_path} is in use by {running.describe()}; "
+                                "this command writes to it and is refused while that instance runs",
+                                hint=f"stop it first (trdr status; POST {running.url}/api/trading/stop, or "
+                                     f"kill -TERM {running.pid}), or pass another --db")
             self._store = Store(self.db_path)
         return self._store
+
+    def share_store(self, store: Store) -> None:
+        """Use a store the caller owns (and closes): the running instance answering a read command."""
+        self._shared = store
 
     def close(self) -> None:
         if self._store is not None:

@@ -15,13 +15,14 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, TrdrError
 from trdr_tui.core.types import Mode
 
 if TYPE_CHECKING:
+    from trdr_tui.api.host import ApiLaunch
     from trdr_tui.config import Settings
     from trdr_tui.core.arrays import CandleArrays
     from trdr_tui.engine.loop import Engine
@@ -129,16 +130,53 @@ def run_app(ctx: CliContext) -> int:
             raise ConfigError("--data is only used with --feed replay", hint="add --feed replay")
         engine = coinbase_engine(settings, live=False, store=ctx.store)
 
+    api = api_launch(ctx, settings, replayed)
     if args.headless:
         from trdr_tui.headless import run_headless
 
-        level = os.environ.get("TRDR_LOG_LEVEL", "info").lower()
+        level = args.log_level or os.environ.get("TRDR_LOG_LEVEL", "info").lower()
         return asyncio.run(run_headless(engine, stdout=sys.stdout, log_path=default_log_path(ctx),
-                                        min_level=level, capital=settings.capital))
-    return run_tui(ctx, settings, engine, replayed)
+                                        min_level=level, capital=settings.capital, api=api))
+    return run_tui(ctx, settings, engine, replayed, api)
 
 
-def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None) -> int:
+def api_launch(ctx: CliContext, settings: Settings, replayed: CandleArrays | None) -> ApiLaunch | None:
+    """The control API for this run (None with --no-api), checked before anything starts."""
+    args = ctx.args
+    if args.no_api:
+        return None
+    from trdr_tui.api.control import Hooks
+    from trdr_tui.api.host import ApiLaunch, default_token_path, discovery_path
+
+    runner = backtest_runner(ctx, settings, replayed)
+
+    def backtest(request: Any, progress: Any) -> dict[str, Any]:
+        from trdr_tui.tui.services import BacktestRequest
+
+        outcome = runner(BacktestRequest(start=request.start, end=request.end, preset=request.preset), progress)
+        return outcome.stats
+
+    hooks = Hooks(settings=settings, credential_check=lambda: check_live_credentials(settings), backtest=backtest,
+                  cli_reader=cli_reader(ctx),
+                  mode_switch_unavailable="switch mode in the cockpit (key m), or restart trdr with or without "
+                                          "--live: a headless run keeps its mode")
+    token = Path(settings.api.token_file) if settings.api.token_file else default_token_path(ctx.db_path)
+    launch = ApiLaunch(listen=args.api or settings.api.listen, hooks=hooks, token_file=token,
+                       discovery=discovery_path(ctx.db_path), allow_remote=args.api_allow_remote,
+                       tls_cert=args.api_tls_cert, tls_key=args.api_tls_key)
+    launch.check()
+    return launch
+
+
+def cli_reader(ctx: CliContext) -> Any:
+    """Runs read-only subcommands inside this process, on its open store (see commands/remote.py)."""
+    from trdr_tui.commands.remote import make_cli_reader
+
+    return make_cli_reader(ctx)
+
+
+def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None,
+            api: ApiLaunch | None = None) -> int:
     from trdr_tui.tui.app import make_app
 
     async def switch_mode(mode: Mode) -> Engine:
@@ -147,7 +185,18 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: Candl
 
     app = make_app(settings, engine, backtest_runner=backtest_runner(ctx, settings, replayed),
                    credential_check=lambda: check_live_credentials(settings), mode_switcher=switch_mode)
-    app.run()
+    if api is None:
+        app.run()
+    else:
+        async def with_api() -> None:
+            """The API serves whichever engine the cockpit drives (it follows a mode switch)."""
+            await api.start(lambda: app.engine)  # type: ignore[arg-type, return-value]
+            try:
+                await app.run_async()
+            finally:
+                await api.stop()
+
+        asyncio.run(with_api())
     if app.engine_error is not None:
         error = app.engine_error
         text = error.render() if isinstance(error, TrdrError) else f"{type(error).__name__}: {error}"

@@ -136,6 +136,11 @@ class Engine:
         self.run_state.last_price = price
 
     @property
+    def stopped(self) -> bool:
+        """The run has ended (stopped, failed or reached the end of its feed); it cannot run again."""
+        return self._stopped
+
+    @property
     def bars_done(self) -> int:
         """Closed bars processed so far."""
         return self.run_state.bars_done

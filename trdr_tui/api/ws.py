@@ -1,0 +1,237 @@
+"""The WebSocket channels (PRD §5.2): engine events fanned out to subscribed clients.
+
+Client → server (JSON text frames):
+    {"type": "subscribe", "channels": ["price", "trade"]}      "*" subscribes to every channel
+    {"type": "unsubscribe", "channels": ["price"]}
+    {"type": "command", "action": "pause" | "resume" | "stop" | "set_weight", "params": {...}}
+Server → client:
+    {"channel": "price", "data": {"symbol", "price", "timestamp"}}
+    {"channel": "order", "data": {"type": "created" | "filled" | "cancelled" | ..., "order": {...}}}
+    {"channel": "trade", "data": {"trade": <fill>, "pnl": <realized pnl of the round trip, or null>}}
+    {"channel": "agent", "data": {"agentId", "signal"}}
+    {"channel": "performance", "data": {"metrics": <portfolio snapshot>}}
+    {"channel": "alert", "data": {"level": "info" | "warning" | "error", "message"}}
+    {"channel": "status", "data": <engine status>}
+    {"type": "ack" | "error", ...} in reply to a client message
+
+The engine never waits for a client: an event is encoded once, then queued per client. `price` and
+`performance` coalesce (a slow client gets the latest value, not a backlog); the other channels keep up
+to `queue_size` messages per client and drop the oldest beyond that, counting what was dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from trdr_tui.core.bus import EventBus, Subscription
+from trdr_tui.core.events import (
+    CandleEvent,
+    EngineStatus,
+    FeedHealth,
+    LogEvent,
+    OrderEvent,
+    PortfolioSnapshot,
+    RiskRejection,
+)
+from trdr_tui.core.types import AgentSignal, Fill, OrderStatus, Tick
+
+CHANNELS = ("price", "order", "trade", "agent", "performance", "alert", "status")
+COALESCED = frozenset({"price", "performance"})
+ORDER_TYPES = {OrderStatus.PENDING: "created", OrderStatus.FILLED: "filled", OrderStatus.CANCELLED: "cancelled"}
+
+
+class WsClient:
+    """One connected client: its channels, its queue, and what it missed."""
+
+    def __init__(self, ws: web.WebSocketResponse, queue_size: int) -> None:
+        self.ws = ws
+        self.channels: set[str] = set()
+        self.queue: deque[str] = deque()
+        self.queue_size = queue_size
+        self.latest: dict[str, str] = {}  # coalesced channel -> newest message not yet sent
+        self.sent = 0
+        self.dropped = 0
+        self.coalesced = 0
+        self.wake = asyncio.Event()
+
+    def offer(self, channel: str, text: str) -> None:
+        if channel in COALESCED:
+            if channel in self.latest:
+                self.coalesced += 1
+            self.latest[channel] = text
+        else:
+            if len(self.queue) >= self.queue_size:
+                self.queue.popleft()
+                self.dropped += 1
+            self.queue.append(text)
+        self.wake.set()
+
+    async def pump(self) -> None:
+        """Send what is queued until the socket closes."""
+        while not self.ws.closed:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.queue or self.latest:
+                if self.queue:
+                    text = self.queue.popleft()
+                else:
+                    channel = next(iter(self.latest))
+                    text = self.latest.pop(channel)
+                try:
+                    await self.ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    return
+                self.sent += 1
+
+
+class WsHub:
+    """Subscribes to the engine's bus once and fans events out to the clients of each channel."""
+
+    def __init__(self, queue_size: int, trade_pnl: Callable[[Fill], float | None]) -> None:
+        self.clients: set[WsClient] = set()
+        self.queue_size = queue_size
+        self.trade_pnl = trade_pnl
+        self.encoder = msgspec.json.Encoder()
+        self.dropped_total = 0
+        self.coalesced_total = 0
+        self._bus: EventBus | None = None
+        self._sub: Subscription | None = None
+
+    def bind(self, bus: EventBus) -> None:
+        """Listen to `bus` (the current engine's); a mode switch brings a new engine and a new bus."""
+        if bus is self._bus:
+            return
+        if self._bus is not None and self._sub is not None:
+            self._bus.unsubscribe(self._sub)
+        self._bus = bus
+        self._sub = bus.subscribe("*", self.on_event)
+
+    def unbind(self) -> None:
+        if self._bus is not None and self._sub is not None:
+            self._bus.unsubscribe(self._sub)
+        self._bus = self._sub = None
+
+    @staticmethod
+    def channel_of(topic: str, event: Any) -> tuple[str, dict[str, Any]] | None:
+        if isinstance(event, Tick):
+            return "price", {"symbol": event.symbol, "price": event.price, "timestamp": event.ts}
+        if isinstance(event, CandleEvent):
+            if not event.closed:
+                return None
+            c = event.candle
+            return "price", {"symbol": event.symbol, "price": c.close, "timestamp": c.ts}
+        if isinstance(event, OrderEvent):
+            to = event.transition.to_status
+            return "order", {"type": ORDER_TYPES.get(to, to.value.lower()), "order": event.order}
+        if isinstance(event, AgentSignal):
+            return "agent", {"agentId": event.agent_id, "signal": event}
+        if isinstance(event, PortfolioSnapshot):
+            return "performance", {"metrics": event}
+        if isinstance(event, LogEvent) and event.level in ("warning", "error"):
+            return "alert", {"level": event.level, "message": event.message}
+        if isinstance(event, RiskRejection):
+            return "alert", {"level": "warning",
+                             "message": f"risk refused a {event.side.value} of {event.size:g}: "
+                                        f"{', '.join(event.failed_checks)}"}
+        if isinstance(event, FeedHealth):
+            level = "info" if event.healthy else "warning"
+            return "alert", {"level": level, "message": f"feed {event.source} "
+                                                        f"{'healthy' if event.healthy else 'unhealthy'}: {event.detail}"}
+        if isinstance(event, EngineStatus):
+            return "status", msgspec.to_builtins(event)
+        return None
+
+    def on_event(self, topic: str, event: Any) -> None:
+        if not self.clients:
+            return
+        if isinstance(event, Fill):
+            self.on_fill(topic, event)
+            return
+        wanted = self.channel_of(topic, event)
+        if wanted is None:
+            return
+        channel, data = wanted
+        takers = [c for c in self.clients if channel in c.channels]
+        if not takers:
+            return
+        text = self.encoder.encode({"channel": channel, "data": data}).decode()
+        for client in takers:
+            client.offer(channel, text)
+
+    def on_fill(self, _topic: str, fill: Fill) -> None:
+        """Fills reach the `trade` channel with the round trip's realized P&L when the fill closed one."""
+        takers = [c for c in self.clients if "trade" in c.channels]
+        if not takers:
+            return
+        text = self.encoder.encode({"channel": "trade", "data": {"trade": fill, "pnl": self.trade_pnl(fill)}}).decode()
+        for client in takers:
+            client.offer("trade", text)
+
+    def stats(self) -> dict[str, int]:
+        return {"clients": len(self.clients),
+                "dropped": self.dropped_total + sum(c.dropped for c in self.clients),
+                "coalesced": self.coalesced_total + sum(c.coalesced for c in self.clients)}
+
+    def forget(self, client: WsClient) -> None:
+        self.clients.discard(client)
+        self.dropped_total += client.dropped
+        self.coalesced_total += client.coalesced
+
+    async def serve(self, request: web.Request, command: Callable[[str, dict[str, Any]], Any]) -> web.WebSocketResponse:
+        """Run one client connection: read its messages, reply, and pump its queue."""
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        client = WsClient(ws, self.queue_size)
+        self.clients.add(client)
+        pump = asyncio.get_running_loop().create_task(client.pump())
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                reply = await self._handle(client, msg.data, command)
+                client.offer("reply", self.encoder.encode(reply).decode())
+        finally:
+            self.forget(client)
+            client.wake.set()
+            pump.cancel()
+        return ws
+
+    async def _handle(self, client: WsClient, text: str, command: Callable[[str, dict[str, Any]], Any]) -> dict[str, Any]:
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return {"type": "error", "error": "not JSON", "hint": 'send e.g. {"type": "subscribe", "channels": ["price"]}'}
+        if not isinstance(msg, dict):
+            return {"type": "error", "error": "a message is a JSON object"}
+        kind = msg.get("type")
+        if kind in ("subscribe", "unsubscribe"):
+            channels = msg.get("channels")
+            if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+                return {"type": "error", "error": "'channels' must be a list of channel names"}
+            names = set(CHANNELS) if "*" in channels else set(channels)
+            unknown = sorted(names - set(CHANNELS))
+            if unknown:
+                return {"type": "error", "error": f"unknown channels: {', '.join(unknown)}",
+                        "hint": f"channels: {', '.join(CHANNELS)}"}
+            if kind == "subscribe":
+                client.channels |= names
+            else:
+                client.channels -= names
+            return {"type": "ack", "channels": sorted(client.channels)}
+        if kind == "command":
+            action = msg.get("action")
+            params = msg.get("params") or {}
+            if not isinstance(action, str) or not isinstance(params, dict):
+                return {"type": "error", "error": "a command has a string 'action' and an object 'params'"}
+            result = command(action, params)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        return {"type": "error", "error": f"unknown message type {kind!r}",
+                "hint": "use subscribe, unsubscribe or command"}
