@@ -87,8 +87,14 @@ class GridConfig(_Section, frozen=True):
     swing_fraction: float
     levels: int
     activation_distance: float
-    initial_entry_drop: float
-    initial_entry_confidence: float
+    fee_margin: float
+    min_trip_profit: float
+    trailing_exits: bool
+    trend_fast_bars: int
+    trend_slow_bars: int
+    trend_band: float
+    regime_exit: bool
+    stop_buffer: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,8 +107,15 @@ class GridConfig(_Section, frozen=True):
         _in_range("swing_fraction", self.swing_fraction, 0.01, 1.0)
         _in_range("levels", self.levels, 2, 200)
         _in_range("activation_distance", self.activation_distance, 0.0, 1.0)
-        _in_range("initial_entry_drop", self.initial_entry_drop, 0.0, 1.0)
-        _in_range("initial_entry_confidence", self.initial_entry_confidence, 0.0, 1.0)
+        _in_range("fee_margin", self.fee_margin, 0.0, 0.5)
+        _in_range("min_trip_profit", self.min_trip_profit, 0.0, 1e9)
+        _in_range("trend_fast_bars", self.trend_fast_bars, 1, 100_000)
+        _in_range("trend_slow_bars", self.trend_slow_bars, 1, 100_000)
+        if self.trend_fast_bars >= self.trend_slow_bars:
+            raise ValueError(f"`trend_fast_bars` ({self.trend_fast_bars}) must be below `trend_slow_bars` "
+                             f"({self.trend_slow_bars})")
+        _in_range("trend_band", self.trend_band, 0.0, 0.5)
+        _in_range("stop_buffer", self.stop_buffer, 0.0, 1.0)
 
 
 class _TrailingShared(_Section, frozen=True):
@@ -159,12 +172,14 @@ class _RiskShared(_Section, frozen=True):
     daily_loss_limit: float
     stop_loss: float  # 0.0: no stop-loss
     max_position: float
+    halt_cooloff_hours: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("daily_loss_limit", self.daily_loss_limit, 0.001, 1.0)
         _in_range("stop_loss", self.stop_loss, 0.0, 1.0)
         _in_range("max_position", self.max_position, 0.001, 1.0)
+        _in_range("halt_cooloff_hours", self.halt_cooloff_hours, 0.0, 1e6)
 
 
 class RiskInput(_RiskShared, frozen=True):

@@ -35,10 +35,9 @@ async def test_a_thin_history_with_large_orders_fills_partly_and_never_at_a_nega
     await engine.run()
     fills = engine.record.fills
     assert fills and all(f.price > 0.0 and f.size > 0.0 for f in fills)
-    ioc = [o for o in engine.record.orders
-           if o.status is OrderStatus.CANCELLED and o.history[-1].reason.startswith("IOC")]
-    assert ioc, "expected market orders capped by the bar volume"
-    assert any(o.filled_size > 0.0 for o in ioc)  # a partial fill, then the remainder cancelled
+    # the grid's post-only limits fill at most a share of each bar's volume: partly, over several bars
+    partial = [o for o in engine.record.orders if any(t.to_status is OrderStatus.PARTIAL for t in o.history)]
+    assert partial, "expected limit orders filled partly by the bar volume"
     pf = engine.portfolio
     assert pf.position >= 0.0 and pf.cash >= 0.0
     # partial fills leave dust below the minimum order size; it must not freeze the grid (it once

@@ -41,7 +41,7 @@ def test_grid_prices_around_the_center() -> None:
     assert grid_prices(100.0, 0.01, 4) == pytest.approx([98.0, 99.0, 100.0, 101.0, 102.0])
 
 
-async def test_initial_entry_after_a_two_percent_drop_builds_the_grid(hourly: CandleArrays) -> None:
+async def test_the_grid_is_built_on_the_first_bar_and_its_state_round_trips(hourly: CandleArrays) -> None:
     bars = hourly[:400]
     engine = build_engine(load_settings(), mode="backtest", candles=bars, decisions=NoDecisions())
     policy = engine.policy
@@ -49,37 +49,19 @@ async def test_initial_entry_after_a_two_percent_drop_builds_the_grid(hourly: Ca
     grids: list[GridSnapshot] = []
     engine.bus.subscribe("grid.*", lambda _t, e: grids.append(e))
     await engine.run()
-    first = engine.record.orders[0]
-    start = float(bars.close[0])
-    k = int(np.argmax(bars.close <= start * 0.98))  # first close 2 % below the session's first close
-    assert first.created_ts == int(bars.ts[k]) + 3_600_000_000_000
-    assert first.metadata["grid_leg"] == "entry"
-    assert first.status.value == "FILLED"
     built = grids[0]
-    assert built.center == first.avg_fill_price and built.ts == first.history[-1].ts
-    assert len(built.levels) == 11 and 0.005 <= built.spacing <= 0.05
-    assert [lv.price for lv in built.levels] == pytest.approx(grid_prices(built.center, built.spacing, 10))
-    assert [lv.state for lv in built.levels if lv.price == built.center] == ["filled"]
+    assert built.center == float(bars.close[0]) and built.ts == int(bars.ts[0]) + 3_600_000_000_000
+    assert len(built.levels) == 7 and policy.floor <= built.spacing <= 0.05
+    assert [lv.price for lv in built.levels] == pytest.approx(grid_prices(built.center, built.spacing, 6))
+    first = engine.record.orders[0]  # a post-only BUY resting on a BUY level of the grid in force
+    assert first.metadata["grid_leg"] == "level" and first.metadata["post_only"] is True
+    assert first.price is not None
+    assert any(abs(first.price - lv.price) <= 0.01 and lv.price < g.center for g in grids for lv in g.levels)
     state = policy.state()
     restored = GridPolicy(load_settings())
     restored.bind(policy.ctx)
     restored.restore(state)
     assert restored.state() == state
-
-
-async def test_confident_agent_buy_triggers_the_entry_at_once(hourly: CandleArrays) -> None:
-    bars = hourly[:50]
-    no_drop = load_settings(overrides={"grid.initial_entry_drop": 0.9})
-    src = NoDecisions(buy_at=10, confidence=0.75)
-    engine = build_engine(no_drop, mode="backtest", candles=bars, decisions=src)
-    await engine.run()
-    first = engine.record.orders[0]
-    assert first.created_ts == int(bars.ts[10]) + 3_600_000_000_000
-    assert first.trail == 0.03  # the decision's trail distance
-    weak = build_engine(no_drop, mode="backtest", candles=bars[:11],
-                        decisions=NoDecisions(buy_at=10, confidence=0.65))
-    await weak.run()
-    assert not weak.record.orders  # 65 % is not above the 70 % entry threshold
 
 
 class NoDecisions:

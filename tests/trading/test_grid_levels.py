@@ -62,7 +62,9 @@ def test_illegal_transition_says_what_and_where() -> None:
 
 async def test_a_run_moves_levels_only_through_the_table(hourly: CandleArrays,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = build_engine(load_settings(), mode="backtest", candles=hourly[:1500])
+    # a narrower grid than the default so that 1,500 bars walk levels in and out of reach
+    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3}), mode="backtest",
+                          candles=hourly[:1500])
     policy = engine.policy
     assert isinstance(policy, GridPolicy)
     seen: list[tuple[LevelState, LevelTrigger]] = []

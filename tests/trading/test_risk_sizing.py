@@ -96,7 +96,7 @@ def test_armed_buy_is_checked_again_when_it_fires() -> None:
     om = OrderManager(symbol="BTC-USD", clock=clock, bus=EventBus(), portfolio=pf, risk=risk, executor=ex,
                       run_id="r")
     order = om.place_trailing(Side.BUY, size=1.0, trail=0.02, price=100.0)
-    pf.peak_equity = 20_000.0  # equity is now 50 % below its peak
+    risk.on_mark(0, 20_000.0)  # a peak of 20,000 marked: equity is now 50 % below it
     om.on_price(103.0)
     assert order.status.value == "CANCELLED" and "max_drawdown" in order.history[-1].reason
     assert pf.position == 0.0 and om.rejections[-1].failed_checks == ("max_drawdown",)
@@ -108,15 +108,16 @@ def test_sizes_are_floored_to_the_increment_and_refused_below_minimum() -> None:
     assert spec.round_size(0.0009999) is None
     assert spec.round_price(100.006, Side.BUY) == Decimal("100.00")
     assert spec.round_price(100.001, Side.SELL) == Decimal("100.01")
-    sizer = Sizer(spec, base_fraction=0.05)
-    # 5 % of 10,000 × 0.8 = 400 USD at 20,000 → 0.02
-    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8, now_ns=1) == Decimal("0.0200")
-    # the risk cap wins when smaller
-    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.8, now_ns=1,
-                          risk_limit=0.015) == Decimal("0.0150")
+    sizer = Sizer(spec)
+    # 400 USD at 20,000 → 0.02
+    assert sizer.level_size(quote=400.0, available=10_000.0, price=20_000.0, now_ns=1) == Decimal("0.0200")
+    # the risk cap wins when smaller, and so does the cash available
+    assert sizer.level_size(quote=400.0, available=10_000.0, price=20_000.0, now_ns=1,
+                            risk_limit=0.015) == Decimal("0.0150")
+    assert sizer.level_size(quote=400.0, available=300.0, price=20_000.0, now_ns=1) == Decimal("0.0150")
     # below the minimum: no order
-    assert sizer.buy_size(available=300.0, price=20_000.0, confidence=0.5, now_ns=1) is None
-    assert sizer.buy_size(available=10_000.0, price=20_000.0, confidence=0.0, now_ns=1) is None
+    assert sizer.level_size(quote=7.5, available=10_000.0, price=20_000.0, now_ns=1) is None
+    assert sizer.level_size(quote=0.0, available=10_000.0, price=20_000.0, now_ns=1) is None
 
 
 def test_float_to_decimal_is_the_shortest_repr() -> None:
@@ -159,11 +160,11 @@ def test_kelly_caps_the_size() -> None:
     trades = [trade(10.0)] * 12 + [trade(-10.0)] * 8  # W 0.6, R 1 → Kelly 0.2, half-Kelly 0.1
     assert trade_stats(trades) == pytest.approx((0.6, 1.0))
     assert trade_stats(trades[:19]) is None
-    sizer = Sizer(ProductSpec(), base_fraction=0.5, kelly_safety=0.5)
-    # base 0.5 × 1.0 = 50 % of 1,000 → capped at 10 % = 100 USD → 1 unit at 100
-    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, now_ns=1, trades=trades) == Decimal("1")
+    sizer = Sizer(ProductSpec(), kelly_safety=0.5)
+    # 500 of 1,000 asked → capped at 10 % = 100 USD → 1 unit at 100
+    assert sizer.level_size(quote=500.0, available=1_000.0, price=100.0, now_ns=1, trades=trades) == Decimal("1")
     losing = [trade(-1.0)] * 15 + [trade(1.0)] * 5
-    assert sizer.buy_size(available=1_000.0, price=100.0, confidence=1.0, now_ns=1, trades=losing) is None
+    assert sizer.level_size(quote=500.0, available=1_000.0, price=100.0, now_ns=1, trades=losing) is None
 
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -177,14 +178,14 @@ def closed_at(pnl: float, day: float) -> Trade:
 
 def test_losing_streak_pauses_buys_until_it_ages_out_of_the_kelly_window() -> None:
     """20 losers within a month stop buying (a cool-off); 30 days after the last one, buying resumes."""
-    sizer = Sizer(ProductSpec(), base_fraction=0.05, kelly_safety=0.5, kelly_lookback_days=30, kelly_min_trades=20)
+    sizer = Sizer(ProductSpec(), kelly_safety=0.5, kelly_lookback_days=30, kelly_min_trades=20)
     losers = [closed_at(-5.0, 1.0 + k * 0.5) for k in range(20)]  # day 1 … day 10.5
-    size = {"available": 10_000.0, "price": 100.0, "confidence": 1.0, "trades": losers}
-    assert sizer.buy_size(**size, now_ns=int(11 * DAY_NS)) is None  # evidence says no edge
-    assert sizer.buy_size(**size, now_ns=int(30.5 * DAY_NS)) is None  # all 20 still within 30 days
+    size = {"quote": 500.0, "available": 10_000.0, "price": 100.0, "trades": losers}
+    assert sizer.level_size(**size, now_ns=int(11 * DAY_NS)) is None  # evidence says no edge
+    assert sizer.level_size(**size, now_ns=int(30.5 * DAY_NS)) is None  # all 20 still within 30 days
     # at day 31.5 the loser closed on day 1 has aged out: 19 left, too few to cap, buying resumes
     assert sizer.kelly_cap(losers, int(31.5 * DAY_NS)) is None
-    assert sizer.buy_size(**size, now_ns=int(31.5 * DAY_NS)) == Decimal("5")  # 5 % of 10,000 at 100
+    assert sizer.level_size(**size, now_ns=int(31.5 * DAY_NS)) == Decimal("5")  # 500 at 100
 
 
 def test_all_losers_in_the_window_cap_to_nothing_and_all_winners_do_not_cap() -> None:

@@ -30,6 +30,7 @@ class BaselineResult(msgspec.Struct, frozen=True, kw_only=True):
     fills: int
     round_trips: int
     fees_paid: float
+    maker_fills: int = 0  # fills that rested as post-only limits (maker fee); the rest took liquidity
 
 
 def buy_and_hold(candles: CandleArrays, capital: float, taker_fee: float) -> BaselineResult:
@@ -129,4 +130,5 @@ def fixed_grid(
         equity[i] = cash + coin * close[i]
         start = i + 1
     equity[start:] = cash + coin * close[start:]
-    return BaselineResult(name="fixed_grid", equity=equity, fills=fills, round_trips=trips, fees_paid=fees)
+    return BaselineResult(name="fixed_grid", equity=equity, fills=fills, round_trips=trips, fees_paid=fees,
+                          maker_fills=fills - int(np.count_nonzero(holding)))

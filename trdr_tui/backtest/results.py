@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trdr_tui.core.types import Action, Fill, Liquidity, Side, Trade
+from trdr_tui.trading.risk import Halt
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -130,6 +131,7 @@ class RunData(msgspec.Struct, frozen=True, kw_only=True):
     agent_signals: Mapping[str, AgentSignals] = msgspec.field(default_factory=dict)
     agent_weights: Mapping[str, float] = msgspec.field(default_factory=dict)
     position: F64 | None = None  # base-currency position after each bar, when known
+    halts: tuple[Halt, ...] = ()  # the risk manager's drawdown halts, in order
 
     def __post_init__(self) -> None:
         n = self.ts.shape[0]

@@ -41,7 +41,7 @@ SUMMARY_KEYS = ("bars", "fills", "round_trips", "final_equity", "total_return", 
                 "sortino", "calmar", "max_drawdown", "win_rate", "profit_factor", "fees_paid",
                 "elapsed_seconds", "session_id")
 BASELINE_KEYS = ("final_equity", "total_return", "annualized_return", "sharpe", "sortino", "calmar",
-                 "max_drawdown", "max_drawdown_duration_days", "fills", "round_trips", "fees_paid")
+                 "max_drawdown", "max_drawdown_duration_days", "fills", "round_trips", "fees_paid", "maker_share")
 MAX_STORED_CURVE_POINTS = 50_000
 
 
@@ -104,6 +104,7 @@ def run_data_from_engine(engine: Engine, candles: CandleArrays) -> RunData:
         rejected_orders=rec.rejected_orders,
         agent_signals=agent_signals(engine, candles.ts[:n], tf),
         agent_weights=engine.agent_weights(),
+        halts=tuple(engine.risk.halts),
     )
 
 
@@ -204,7 +205,8 @@ def clean_json(value: Any) -> Any:
 def baseline_summary(b: BaselineResult, ts: np.ndarray, initial: float) -> dict[str, Any]:
     stats = metrics.equity_stats(b.equity, ts, initial)
     out = {k: stats.get(k) for k in BASELINE_KEYS if k in stats}
-    out.update(fills=b.fills, round_trips=b.round_trips, fees_paid=b.fees_paid)
+    out.update(fills=b.fills, round_trips=b.round_trips, fees_paid=b.fees_paid,
+               maker_share=b.maker_fills / b.fills if b.fills else None)
     return {k: out.get(k) for k in BASELINE_KEYS}
 
 
@@ -246,7 +248,13 @@ def evaluate(
         "profit_factor": perf["profit_factor"],
         "expectancy": perf["expectancy"],
         "fees_paid": float(run.fills.fee.sum()),
+        "maker_share": float(run.fills.maker.mean()) if len(run.fills) else None,
         "rejected_orders": run.rejected_orders,
+        "halted_at": iso_utc(run.halts[-1].ts) if run.halts else None,
+        "halt_reason": run.halts[-1].reason if run.halts else None,
+        "halts": [{"at": iso_utc(h.ts), "reason": h.reason,
+                   "resumed_at": iso_utc(h.resumed_ts) if h.resumed_ts is not None else None,
+                   "resume_reason": h.resume_reason or None} for h in run.halts],
         "elapsed_seconds": None,
         "session_id": None,
         "initial_capital": run.initial_capital,

@@ -50,7 +50,7 @@ from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy, PolicyContext
 from trdr_tui.trading.portfolio import Portfolio
-from trdr_tui.trading.risk import RiskManager
+from trdr_tui.trading.risk import Halt, RiskManager
 
 CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
 RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
@@ -105,8 +105,9 @@ class Engine:
         self._decision_topic = f"decision.{self._symbol}"
         self._fill_topic = f"fill.{self._symbol}"
         orders.fill_listeners.append(self._on_fill)
+        risk.halt_listeners.append(self._on_halt)
         policy.bind(PolicyContext(orders=self.orders, portfolio=self.portfolio, clock=self.clock, risk=self.risk,
-                                  recent_bars=self.recent_bars, publish_grid=self.publish_grid))
+                                  recent_bars=self.recent_bars, publish_grid=self.publish_grid, log=self.log))
 
     # -- EngineControl ---------------------------------------------------------------------------
 
@@ -368,6 +369,12 @@ class Engine:
         topic = self._fill_topic
         if self.bus.has_subscribers(topic):
             self.bus.publish(topic, fill)
+
+    def _on_halt(self, halt: Halt) -> None:
+        """The drawdown halt started or lifted: log it and show it in the status line."""
+        detail = f"halted: {halt.reason}" if halt.resumed_ts is None else f"resumed: {halt.resume_reason}"
+        self.log("warning", f"drawdown {detail}", halted_at=halt.ts)
+        self._status(detail)
 
     def close_at_stop(self, price: float) -> None:
         """The stop-loss hit at `price`: close the position at market, cancelling open exits first so

@@ -1,24 +1,39 @@
-"""The grid: self-tuned spacing, levels around the entry, trailing orders on the levels near the price.
+"""The grid: fee-aware spacing, post-only limits on the levels, a paired take-profit per filled level.
 
 Spacing (PRD §3.3.2, §3.5): swing highs and lows are bars whose high (low) is the extreme of the
 `swing_lookback` bars on each side; the swings are the moves between consecutive alternating pivots,
-as fractions; spacing = `swing_fraction` (30 %) × their average, clamped to [`min_spacing`,
-`max_spacing`] (0.5 %–5 %). With too little history, or `auto_spacing = false`, `spacing` is used.
+as fractions; spacing = `swing_fraction` × their average, clamped to [floor, `max_spacing`]. With too
+little history, or `auto_spacing = false`, `spacing` is used (never below the floor either).
 
-Life of the grid (the `grid` policy, driven by the agents' decisions):
+The floor follows from fees (DESIGN invariant 10): no round trip is planned whose target gain is below
+its cost. A round trip buys with a post-only limit (maker fee) and sells with a post-only take-profit
+(maker) or, with `trailing_exits`, a trailing SELL (taker), so
 
-1. Initial entry (PRD §12.4): once the close is `initial_entry_drop` (2 %) below the session's first
-   close, or the consensus says TRAIL_BUY with confidence above `initial_entry_confidence` (70 %), a
-   trailing BUY is armed. Its fill price becomes the grid's center.
-2. Levels: `levels` prices `center × (1 + k × spacing)`, k = −levels/2 … levels/2. Levels at or below the
-   center are BUY levels, above it are SELL targets. The entry lot sits on the center level.
-3. Each bar, a BUY level within `activation_distance` (5 %) of the close is `armed`; when the close
-   reaches it, a trailing BUY is armed there (`trailing`), unless the consensus is a confident
-   TRAIL_SELL. Its fill puts a lot on that level (`filled`).
-4. A filled level's target is one spacing above it: when the close reaches the target a trailing SELL
-   of the lot is armed; a confident TRAIL_SELL arms trailing SELLs for every lot in profit. When the
-   lot is sold the level is `idle` again.
-5. With no lots and no open orders, a close outside the grid re-centers it on the close.
+    cost  = entry fee + exit fee + 2 × half-spread        (fees of the account's tier, `[fees]`)
+    floor = max(cost + `fee_margin`, `min_spacing`)
+
+Life of the grid (the `grid` policy):
+
+1. Build: on the first bar the trend gate allows, `levels` prices `center × (1 + k × spacing)`,
+   k = −levels/2 … levels/2, around the close. Levels below the center are BUY levels.
+2. Entries: a BUY level within `activation_distance` of the close is `armed`; while buying is allowed
+   (no confirmed downtrend, no drawdown halt, no confident TRAIL_SELL, a free entry slot), a post-only
+   limit BUY rests on it (`trailing` state: its BUY is working). A fill puts a lot on it (`filled`).
+3. Exits: a filled level gets its take-profit one spacing above the level at once: a post-only limit
+   SELL (maker), or with `trailing_exits` a trailing SELL armed when the close reaches the target, its
+   trail capped (`cap_trail`) so that it fires no lower than the level plus the round trip's cost.
+4. Trend gate: an EMA of `trend_fast_bars` below the EMA of `trend_slow_bars` by more than
+   `trend_band`, with the close below the slow EMA, is a confirmed downtrend: resting BUYs are
+   cancelled and no new ones placed; with `regime_exit` the lots are sold (a regime exit).
+5. Stop: never inside the grid. A close below the lowest level by the round trip's cost plus
+   `stop_buffer` sells every lot at market (taker) and the grid is taken down; it is rebuilt when the
+   trend gate allows.
+6. Re-centering: holding nothing, a close one spacing above the center (or below the lowest level)
+   rebuilds the grid around it; resting BUYs are cancelled first.
+
+Capital per level (PRD §3.3.1, `level_quote`): `sizing.base_fraction` of equity, raised so that one
+round trip's net profit (spacing − cost) is at least `min_trip_profit` (quote currency), capped by the
+risk manager's position limit and Kelly cap; below the product's minimum there is no order.
 
 A level's state only moves along `LEVEL_TRANSITIONS` (like the order state machine in `core/fsm.py`):
 
@@ -27,11 +42,8 @@ A level's state only moves along `LEVEL_TRANSITIONS` (like the order state machi
     trailing --buy_ended_holding-->  filled     any      --bought-->             filled
     filled   --sold_out | stopped_out | dust_cleared-->  idle
 
-Anything else raises `InvalidLevelTransition`.
-
-Sizes come from `trading.sizing.Sizer` (5 % × confidence, Kelly and risk caps, product increments);
-every order goes through the risk manager. Trail distances come from the decision (else
-`trailing.distance`). The grid's state is part of every checkpoint and is published as `GridSnapshot`.
+Anything else raises `InvalidLevelTransition`. Every order goes through the risk manager. The grid's
+state is part of every checkpoint and is published as `GridSnapshot`.
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.config import Settings
+from trdr_tui.config import FeesConfig, Settings
 from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.fsm import OPEN
@@ -59,7 +71,7 @@ class LevelState(StrEnum):
 
     IDLE = "idle"  # nothing on it
     ARMED = "armed"  # a BUY level within `activation_distance` of the close
-    TRAILING = "trailing"  # its trailing BUY is working
+    TRAILING = "trailing"  # its BUY (a resting post-only limit) is working
     FILLED = "filled"  # it holds a lot (its SELL may be working)
 
 
@@ -68,7 +80,7 @@ class LevelTrigger(StrEnum):
 
     NEAR = "near"  # the close came within `activation_distance`
     AWAY = "away"  # the close moved out of it again
-    BUY_PLACED = "buy_placed"  # the close reached the level: a trailing BUY was armed
+    BUY_PLACED = "buy_placed"  # a post-only limit BUY was placed on the level
     BUY_ENDED_FLAT = "buy_ended_flat"  # the level's BUY ended (filled, cancelled, …) and it holds nothing
     BUY_ENDED_HOLDING = "buy_ended_holding"  # … and it holds a lot
     BOUGHT = "bought"  # a BUY fill put (more) lot on the level
@@ -172,23 +184,73 @@ class Level:
         self.since_ns = 0
 
 
+def configured_fee_rates(fees: FeesConfig) -> tuple[float, float]:
+    """(maker, taker) of the account's tier as configured: the tier the 30-day volume falls in when
+    `thirty_day_volume_usd` > 0, else the named `tier` (fractions of notional)."""
+    if fees.thirty_day_volume_usd > 0:
+        chosen = min(fees.tiers, key=lambda t: t.usd_from)
+        for t in fees.tiers:
+            if fees.thirty_day_volume_usd >= t.usd_from >= chosen.usd_from:
+                chosen = t
+        return chosen.maker, chosen.taker
+    named = next(t for t in fees.tiers if t.name == fees.tier)
+    return named.maker, named.taker
+
+
+def round_trip_cost(entry_fee: float, exit_fee: float, half_spread: float) -> float:
+    """What one round trip costs as a fraction of its notional: both fees plus crossing the spread
+    once each way (2 × half-spread). DESIGN invariant 10."""
+    return entry_fee + exit_fee + 2.0 * half_spread
+
+
+def cap_trail(trail: float, spacing: float, cost: float) -> float:
+    """The largest trail distance a trailing SELL armed at a level's target (level × (1 + spacing))
+    may have so that it fires no lower than level × (1 + cost): 1 − (1 + cost) / (1 + spacing).
+
+    Returns min(trail, that cap); the cap is ≤ 0 when the spacing does not cover the cost."""
+    return min(trail, 1.0 - (1.0 + cost) / (1.0 + spacing))
+
+
+def level_quote(equity: float, base_fraction: float, net_gain: float, min_trip_profit: float) -> float:
+    """Quote currency to commit per grid level: `base_fraction` × equity, raised to
+    `min_trip_profit` / `net_gain` so a round trip's net profit is at least `min_trip_profit`
+    (`net_gain` = spacing − round-trip cost, a fraction). 0.0 when the trip cannot earn."""
+    if not net_gain > 0.0 or not equity > 0.0:
+        return 0.0
+    return max(base_fraction * equity, min_trip_profit / net_gain)
+
+
 class GridPolicy:
     name = "grid"
     idle_only = False
 
-    def __init__(self, settings: Settings, *, product: ProductSpec | None = None) -> None:
+    def __init__(self, settings: Settings, *, product: ProductSpec | None = None,
+                 fee_rates: tuple[float, float] | None = None) -> None:
+        """`fee_rates`: (maker, taker) of the account (default: the configured tier, `[fees]`)."""
         self.cfg = settings.grid
         self.min_confidence = settings.agents.min_confidence
         self.default_trail = settings.trailing.distance
         sz = settings.sizing
-        self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), base_fraction=sz.base_fraction,
-                           kelly_safety=sz.kelly_safety, kelly_lookback_days=sz.kelly_lookback_days,
-                           kelly_min_trades=sz.kelly_min_trades)
-        self.session_start: float | None = None
+        self.base_fraction = sz.base_fraction
+        self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), kelly_safety=sz.kelly_safety,
+                           kelly_lookback_days=sz.kelly_lookback_days, kelly_min_trades=sz.kelly_min_trades)
+        self.max_entries = settings.risk.max_concurrent_trades
+        maker, taker = fee_rates if fee_rates is not None else configured_fee_rates(settings.fees)
+        exit_fee = taker if self.cfg.trailing_exits else maker
+        self.cost = round_trip_cost(maker, exit_fee, settings.execution.half_spread)
+        self.floor = max(self.cost + self.cfg.fee_margin, self.cfg.min_spacing)
+        self.tick = 2.0 * settings.execution.half_spread  # a post-only limit rests at least this far away
+        c = self.cfg
+        self._a_fast = 2.0 / (c.trend_fast_bars + 1.0)
+        self._a_slow = 2.0 / (c.trend_slow_bars + 1.0)
+        self.ema_fast = 0.0
+        self.ema_slow = 0.0
+        self.bars_seen = 0
         self.center: float | None = None
-        self.spacing = self.cfg.spacing
+        self.spacing = max(c.spacing, self.floor)
+        self.quote = 0.0
         self.levels: list[Level] = []
-        self.entry_order: Order | None = None
+        self.exiting = ""  # why the grid is selling out ("" : it is not)
         self._changed = False
         self.skipped_below_min = 0
 
@@ -201,101 +263,167 @@ class GridPolicy:
 
     # -- per bar ---------------------------------------------------------------------------------
 
+    def downtrend(self, close: float) -> bool:
+        """A confirmed downtrend: enough bars for the slow EMA, the fast EMA below it by more than
+        `trend_band` and the close below it."""
+        c = self.cfg
+        return self.bars_seen >= c.trend_slow_bars and close < self.ema_slow \
+            and self.ema_fast < self.ema_slow * (1.0 - c.trend_band)
+
     def on_bar(self, ts: int, close: float, decision: Decision | None) -> None:
-        if self.session_start is None:
-            self.session_start = close
-        bearish = decision is not None and decision.action is Action.TRAIL_SELL \
-            and decision.confidence >= self.min_confidence
-        trail = decision.trail_distance if decision is not None and decision.trail_distance > 0 else self.default_trail
-        if self.center is None:
-            self._maybe_enter(ts, close, decision, trail)
+        if self.bars_seen == 0:
+            self.ema_fast = self.ema_slow = close
         else:
-            self._work_levels(ts, close, decision, trail, bearish)
+            self.ema_fast += self._a_fast * (close - self.ema_fast)
+            self.ema_slow += self._a_slow * (close - self.ema_slow)
+        self.bars_seen += 1
+        down = self.downtrend(close)
+        if self.exiting:
+            self._sell_out(ts, close)
+        elif self.center is None:
+            if not down:
+                self.build(close, ts)
+        else:
+            holding = self._sellable(self.portfolio.position, close)
+            if holding and close < self.levels[0].price * (1.0 - self.cost - self.cfg.stop_buffer):
+                self._start_exit(ts, close, f"stop: close {close:.2f} below the grid's lowest level "
+                                            f"{self.levels[0].price:.2f} by more than costs + buffer")
+            elif holding and down and self.cfg.regime_exit:
+                self._start_exit(ts, close, "regime exit: confirmed downtrend")
+            else:
+                bearish = decision is not None and decision.action is Action.TRAIL_SELL \
+                    and decision.confidence >= self.min_confidence
+                trail = decision.trail_distance if decision is not None and decision.trail_distance > 0 \
+                    else self.default_trail
+                self._work_levels(ts, close, trail, down or bearish or self.ctx.risk.halted)
         if self._changed:
             self._changed = False
             self.ctx.publish_grid(self.snapshot(ts, close))
 
-    def _maybe_enter(self, ts: int, close: float, decision: Decision | None, trail: float) -> None:
-        if self.entry_order is not None:
-            return
-        confident_buy = decision is not None and decision.action is Action.TRAIL_BUY \
-            and decision.confidence > self.cfg.initial_entry_confidence
-        dropped = close <= self.session_start * (1.0 - self.cfg.initial_entry_drop)  # type: ignore[operator]
-        if not (confident_buy or dropped):
-            return
-        confidence = decision.confidence if confident_buy and decision is not None else self.min_confidence
-        order = self._buy(close, confidence, trail, "entry", -1)
-        if order is not None:
-            self.entry_order = order
-
-    def _work_levels(self, ts: int, close: float, decision: Decision | None, trail: float, bearish: bool) -> None:
+    def _work_levels(self, ts: int, close: float, trail: float, no_buys: bool) -> None:
         act = self.cfg.activation_distance
         center = self.center
         assert center is not None
-        confidence = decision.confidence if decision is not None and decision.action is Action.TRAIL_BUY \
-            else self.min_confidence
+        entries = self.orders.open_entries()
         for lv in self.levels:
-            if lv.state is L.FILLED and lv.exit_order is None and lv.order is None \
-                    and not self._sellable(lv.lot, close):
-                self._clear(lv, ts)  # dust below the minimum order size: nothing left to sell
             if lv.state is L.FILLED:
-                if lv.exit_order is None and (close >= lv.price * (1.0 + self.spacing) or
-                                              (bearish and close > lv.entry * 1.012)):
-                    self._sell(lv, close, trail)
+                if lv.exit_order is None and lv.order is None:
+                    if not self._sellable(lv.lot, close):
+                        self._clear(lv, ts)  # dust below the minimum order size: nothing left to sell
+                    else:
+                        self._take_profit(lv, close, trail)
                 continue
-            if lv.price > center * (1.0 + 1e-12) or lv.state is L.TRAILING:
+            if lv.price >= center * (1.0 - 1e-12):
+                continue
+            if lv.state is L.TRAILING:
+                if no_buys and lv.order is not None:
+                    self.orders.cancel(lv.order, "grid: buying paused")
                 continue
             near = abs(lv.price - close) / close <= act
             if lv.state is L.IDLE and near:
                 self._move(lv, T.NEAR, ts)
             elif lv.state is L.ARMED and not near:
                 self._move(lv, T.AWAY, ts)
-            if lv.state is L.ARMED and close <= lv.price and not bearish:
-                order = self._buy(close, confidence, trail, "level", lv.index)
+            if lv.state is L.ARMED and not no_buys and entries < self.max_entries \
+                    and lv.price < close * (1.0 - self.tick):
+                order = self._buy(lv)
                 if order is not None:
+                    entries += 1
                     lv.order = order
                     self._move(lv, T.BUY_PLACED, ts)
-        if not self.orders.open and not self._sellable(self.portfolio.position, close) and self.levels and \
-                not (self.levels[0].price <= close <= self.levels[-1].price):
-            self.build(close, ts)
+        if self._sellable(self.portfolio.position, close) or self.orders.committed_base() > 0.0:
+            return
+        if close >= center * (1.0 + self.spacing) or close < self.levels[0].price:
+            self._take_down("grid: re-centering")
+            if not no_buys:
+                self.build(close, ts)
 
-    def _buy(self, close: float, confidence: float, trail: float, leg: str, level: int) -> Order | None:
+    def _buy(self, lv: Level) -> Order | None:
         pf = self.portfolio
-        available = max(pf.cash - self.orders.committed_cash(close), 0.0)
-        size = self.sizer.buy_size(available=available, price=close, confidence=confidence, trades=pf.trades,
-                                   now_ns=self.ctx.clock.now_ns(), risk_limit=self.ctx.risk.position_limit(close))
+        price = float(self.sizer.product.round_price(lv.price, Side.BUY))
+        available = max(pf.cash - self.orders.committed_cash(price), 0.0)
+        quote = min(self.quote, available / (1.0 + self.cost))
+        size = self.sizer.level_size(quote=quote, available=available, price=price, trades=pf.trades,
+                                     now_ns=self.ctx.clock.now_ns(),
+                                     risk_limit=self.ctx.risk.position_limit(price))
         if size is None:
             self.skipped_below_min += 1
             return None
         try:
-            return self.orders.place_trailing(Side.BUY, size=float(size), trail=trail, price=close,
-                                              reason=f"grid {leg}", metadata={"grid_leg": leg, "grid_level": level})
+            return self.orders.place_limit(Side.BUY, float(size), price, reason="grid level",
+                                           metadata={"grid_leg": "level", "grid_level": lv.index})
         except RiskLimitExceeded:
             return None
 
-    def _sell(self, lv: Level, close: float, trail: float) -> None:
+    def _take_profit(self, lv: Level, close: float, trail: float) -> None:
         free = self.portfolio.position - self.orders.committed_base()
         size = self.sizer.product.round_size(min(lv.lot, free))
         if size is None:
             return
+        target = lv.price * (1.0 + self.spacing)
+        meta: dict[str, str | float | int | bool | None] = {"grid_leg": "exit", "grid_level": lv.index}
         try:
-            lv.exit_order = self.orders.place_trailing(Side.SELL, size=float(size), trail=trail, price=close,
-                                                       reason="grid exit",
-                                                       metadata={"grid_leg": "exit", "grid_level": lv.index})
+            if self.cfg.trailing_exits:
+                if close < target:
+                    return
+                capped = cap_trail(trail, self.spacing, self.cost)
+                lv.exit_order = self.orders.place_trailing(Side.SELL, size=float(size), trail=capped, price=close,
+                                                           reason="grid exit", metadata=meta)
+            else:
+                limit = float(self.sizer.product.round_price(max(target, close * (1.0 + self.tick)), Side.SELL))
+                lv.exit_order = self.orders.place_limit(Side.SELL, float(size), limit, reason="grid take-profit",
+                                                        metadata=meta)
         except RiskLimitExceeded:
             return
+        self._changed = True
+
+    # -- stops and taking the grid down ----------------------------------------------------------
+
+    def _start_exit(self, ts: int, close: float, reason: str) -> None:
+        self.exiting = reason
+        self.ctx.log("warning", f"grid {reason}: selling the position", price=close)
+        self._sell_out(ts, close)
+
+    def _sell_out(self, ts: int, close: float) -> None:
+        """Cancel the grid's orders and sell what is free at market; once flat the grid is down."""
+        for order in list(self.orders.open.values()):
+            if order.metadata.get("grid_leg") is not None:
+                self.orders.cancel(order, f"grid {self.exiting}")
+        free = self.portfolio.position - self.orders.committed_base()
+        size = self.sizer.product.round_size(free) if self._sellable(free, close) else None
+        if size is not None:
+            try:
+                self.orders.place_market(Side.SELL, float(size), price=close, reason=f"grid {self.exiting}")
+            except RiskLimitExceeded:
+                return
+        if not self._sellable(self.portfolio.position, close) and self.orders.committed_base() <= 0.0:
+            self._take_down(f"grid {self.exiting}")
+            self.exiting = ""
+
+    def _take_down(self, reason: str) -> None:
+        for lv in self.levels:
+            if lv.order is not None:
+                self.orders.cancel(lv.order, reason)
+        self.center = None
+        self.levels = []
         self._changed = True
 
     # -- building --------------------------------------------------------------------------------
 
     def build(self, center: float, ts: int) -> None:
-        """(Re)build the levels around `center`, spacing from the recent swings."""
+        """(Re)build the levels around `center`: spacing from the recent swings, never below the fee
+        floor; capital per level from the equity now."""
         cfg = self.cfg
+        top = max(cfg.max_spacing, self.floor)
         if cfg.auto_spacing:
             bars = self.ctx.recent_bars(SWING_HISTORY_BARS)
             self.spacing = swing_spacing(bars.high, bars.low, lookback=cfg.swing_lookback,
-                                         fraction=cfg.swing_fraction, min_spacing=cfg.min_spacing,
-                                         max_spacing=cfg.max_spacing, default=cfg.spacing)
+                                         fraction=cfg.swing_fraction, min_spacing=self.floor,
+                                         max_spacing=top, default=cfg.spacing)
+        else:
+            self.spacing = min(max(cfg.spacing, self.floor), top)
+        self.quote = level_quote(self.portfolio.equity(center), self.base_fraction, self.spacing - self.cost,
+                                 cfg.min_trip_profit)
         self.center = center
         self.levels = [Level(k, p) for k, p in enumerate(grid_prices(center, self.spacing, cfg.levels))]
         for lv in self.levels:
@@ -313,15 +441,10 @@ class GridPolicy:
     def _on_fill(self, order: Order, fill: Fill, trade: Trade | None) -> None:
         leg = order.metadata.get("grid_leg")
         if leg is None:
-            if order.side is Side.SELL:  # a stop-loss sold lots the grid holds: oldest first
+            if order.side is Side.SELL:  # a stop or a regime exit sold lots the grid holds: oldest first
                 self._release(fill.size)
             return
         self._changed = True
-        if leg == "entry":
-            if self.center is None:
-                self.build(fill.price, fill.ts)
-            self._add_lot(min(self.levels, key=lambda x: abs(x.price - self.center)), fill)  # type: ignore[operator]
-            return
         lv = self._level_of(order)
         if lv is None:
             return
@@ -355,10 +478,6 @@ class GridPolicy:
         if leg is None or t.to_status in OPEN:
             return
         self._changed = True
-        if leg == "entry":
-            if t.to_status is not OrderStatus.FILLED:
-                self.entry_order = None if self.center is None else self.entry_order
-            return
         lv = self._level_of(order)
         if lv is None:
             return
@@ -403,7 +522,7 @@ class GridPolicy:
             trigger = None
             if working is not None:
                 st = self.orders.trailing_state(working)
-                trigger = st.trigger if st is not None else None
+                trigger = st.trigger if st is not None else working.price
             unreal = (price - lv.entry) * lv.lot if lv.lot else 0.0
             levels.append(GridLevel(price=lv.price, side=side, state=lv.state.value, trigger=trigger, pnl=lv.pnl + unreal,
                                     time_at_level_ns=max(ts - lv.since_ns, 0)))
@@ -412,8 +531,8 @@ class GridPolicy:
 
     def state(self) -> dict[str, object]:
         return {"grid": {
-            "session_start": self.session_start, "center": self.center, "spacing": self.spacing,
-            "entry_order": self.entry_order.id if self.entry_order is not None else None,
+            "center": self.center, "spacing": self.spacing, "quote": self.quote, "exiting": self.exiting,
+            "ema_fast": self.ema_fast, "ema_slow": self.ema_slow, "bars_seen": self.bars_seen,
             "levels": [{"price": lv.price, "state": lv.state.value, "lot": lv.lot, "entry": lv.entry, "pnl": lv.pnl,
                         "since_ns": lv.since_ns, "order": lv.order.id if lv.order else None,
                         "exit_order": lv.exit_order.id if lv.exit_order else None} for lv in self.levels],
@@ -424,10 +543,11 @@ class GridPolicy:
         if not g:
             return
         orders = self.orders.orders
-        self.session_start = g["session_start"]
         self.center = g["center"]
         self.spacing = float(g["spacing"])
-        self.entry_order = orders.get(g["entry_order"]) if g.get("entry_order") else None
+        self.quote = float(g["quote"])
+        self.exiting = str(g["exiting"])
+        self.ema_fast, self.ema_slow, self.bars_seen = float(g["ema_fast"]), float(g["ema_slow"]), int(g["bars_seen"])
         self.levels = []
         for k, d in enumerate(g["levels"]):
             lv = Level(k, float(d["price"]))

@@ -195,11 +195,14 @@ class OrderManager:
         self._send(order)
         return order
 
-    def place_limit(self, side: Side, size: float, limit: float, *, reason: str = "") -> Order:
-        """A resting post-only limit order (maker)."""
+    def place_limit(self, side: Side, size: float, limit: float, *, reason: str = "",
+                    metadata: dict[str, str | float | int | bool | None] | None = None) -> Order:
+        """A resting post-only limit order (maker). `metadata` is kept on the order (e.g. its grid level)."""
         self._risk_check(side, size, limit)
-        order = self._new_order(side, OrderType.LIMIT, size, price=limit,
-                                metadata={"post_only": True, "reason": reason} if reason else {"post_only": True})
+        meta: dict[str, str | float | int | bool | None] = {**(metadata or {}), "post_only": True}
+        if reason:
+            meta["reason"] = reason
+        order = self._new_order(side, OrderType.LIMIT, size, price=limit, metadata=meta)
         self._send(order)
         return order
 

@@ -30,7 +30,8 @@ class PolicyContext:
     - `clock`: the time (ns since the epoch) — a SimClock in backtests;
     - `risk`: the risk manager (`position_limit(price)` caps a BUY, in base units);
     - `recent_bars(n)`: the last `n` closed bars up to the one being processed (fewer at the start);
-    - `publish_grid(snapshot)`: the grid changed — publish it (and, in paper/live, persist it).
+    - `publish_grid(snapshot)`: the grid changed — publish it (and, in paper/live, persist it);
+    - `log(level, message, **fields)`: a notable action (a stop, a regime exit), published on `log.<level>`.
     """
 
     orders: OrderManager
@@ -39,6 +40,7 @@ class PolicyContext:
     risk: RiskManager
     recent_bars: Callable[[int], CandleArrays]
     publish_grid: Callable[[GridSnapshot], None]
+    log: Callable[..., None]
 
 
 class Policy(Protocol):

@@ -2,7 +2,8 @@
 
 Checks, by name (the names appear in `RiskLimitExceeded.failed_checks` and `risk.rejected` events):
 
-* `max_drawdown`   — equity is `max_drawdown` or more below its peak: no new BUYs (SELLs still allowed).
+* `max_drawdown`   — equity is `max_drawdown` or more below its peak, or the drawdown halt is in force:
+                     no new BUYs (SELLs still allowed).
 * `daily_loss`     — equity is `daily_loss_limit` or more below the day's opening equity (UTC day of
                      the Clock): no new BUYs.
 * `max_position`   — a BUY would make the position worth more than `max_position` × equity.
@@ -11,6 +12,12 @@ Checks, by name (the names appear in `RiskLimitExceeded.failed_checks` and `risk
 * `position_size`  — a SELL larger than the position not already claimed by open SELLs, or a
                      non-positive size.
 
+The drawdown halt (PRD §3.6) is explicit state: the first bar marked `max_drawdown` below the peak sets
+`halted_at` (ns) and `halt_reason`, and tells `halt_listeners` (the engine logs it and publishes
+`engine.status`). It recovers by a documented rule: after `halt_cooloff_hours` of clock time, or at
+once when the operator calls `acknowledge_halt`, the halt lifts and the peak is re-based to the equity
+at that moment, so the limit measures the drawdown from there on. Every halt is kept in `halts`.
+
 `stop_loss` is a different kind of rule: `stop_loss_hit` says when the price is `stop_loss` below the
 average entry, and the engine then closes the position. The limits come from the resolved Settings
 (profile values filled in); `RiskLimits.none()` switches the caps off (the `simple-trailing` preset) but
@@ -18,6 +25,8 @@ the order still goes through `check`, so there is no path around it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 
@@ -36,18 +45,31 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     stop_loss: float | None = 0.02
     max_position: float | None = 0.25
     max_concurrent_trades: int | None = 3
+    halt_cooloff_hours: float = 168.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
         r = settings.risk
         return cls(max_drawdown=r.max_drawdown, daily_loss_limit=r.daily_loss_limit,
                    stop_loss=r.stop_loss if r.stop_loss > 0 else None, max_position=r.max_position,
-                   max_concurrent_trades=r.max_concurrent_trades)
+                   max_concurrent_trades=r.max_concurrent_trades, halt_cooloff_hours=r.halt_cooloff_hours)
 
     @classmethod
     def none(cls) -> RiskLimits:
         return cls(max_drawdown=None, daily_loss_limit=None, stop_loss=None, max_position=None,
                    max_concurrent_trades=None)
+
+
+class Halt(msgspec.Struct, kw_only=True):
+    """One drawdown halt: when (ns) and why it started, and when and why it lifted (None: in force)."""
+
+    ts: int
+    reason: str
+    resumed_ts: int | None = None
+    resume_reason: str = ""
+
+
+HaltListener = Callable[[Halt], None]
 
 
 class RiskManager:
@@ -56,18 +78,70 @@ class RiskManager:
         self.portfolio = portfolio
         self._day = -1
         self._day_open_equity = portfolio.initial_cash
+        self._peak = portfolio.peak_equity
+        self._equity = portfolio.initial_cash
+        self._cooloff_ns = int(limits.halt_cooloff_hours * 3600 * NS_PER_SECOND)
+        self.halts: list[Halt] = []
+        self.halt_listeners: list[HaltListener] = []
         self.rejected = 0
         # The engine marks equity every bar only when a check needs it (backtest speed).
         self.needs_marks = limits.max_drawdown is not None or limits.daily_loss_limit is not None
         self.counts_entries = limits.max_concurrent_trades is not None
         self._buy_caps = self.needs_marks or limits.max_position is not None or self.counts_entries
 
+    @property
+    def halted(self) -> bool:
+        """The drawdown halt is in force: no new BUYs."""
+        return bool(self.halts) and self.halts[-1].resumed_ts is None
+
+    @property
+    def halted_at(self) -> int | None:
+        """When the halt in force started (ns); None when none is."""
+        return self.halts[-1].ts if self.halted else None
+
+    @property
+    def halt_reason(self) -> str:
+        return self.halts[-1].reason if self.halted else ""
+
     def on_mark(self, ts: int, equity: float) -> None:
-        """Called with each bar's marked equity: rolls the daily-loss window at UTC midnight."""
+        """Called with each bar's marked equity (at the clock's time `ts`): rolls the daily-loss window
+        at UTC midnight; starts the drawdown halt, and lifts it once its cool-off has passed."""
         day = ts // DAY_NS
         if day != self._day:
             self._day = day
             self._day_open_equity = equity
+        self._equity = equity
+        lim = self.limits.max_drawdown
+        if lim is None:
+            return
+        if equity > self._peak:
+            self._peak = equity
+        if self.halts and self.halts[-1].resumed_ts is None:
+            if ts - self.halts[-1].ts >= self._cooloff_ns:
+                self._resume(ts, f"cool-off of {self.limits.halt_cooloff_hours:g} h elapsed")
+            return
+        peak = self._peak
+        if peak > 0 and (peak - equity) / peak >= lim:
+            halt = Halt(ts=ts, reason=f"max_drawdown: equity {equity:.2f} is {(peak - equity) / peak:.1%} "
+                                      f"below its peak {peak:.2f} (limit {lim:.1%})")
+            self.halts.append(halt)
+            for listener in self.halt_listeners:
+                listener(halt)
+
+    def acknowledge_halt(self, ts: int) -> bool:
+        """The operator lifts the halt in force now (clock time `ts`); False when none was in force."""
+        if not self.halted:
+            return False
+        self._resume(ts, "acknowledged by the operator")
+        return True
+
+    def _resume(self, ts: int, reason: str) -> None:
+        halt = self.halts[-1]
+        halt.resumed_ts = ts
+        halt.resume_reason = reason
+        self._peak = self._equity  # the drawdown is measured from here on
+        for listener in self.halt_listeners:
+            listener(halt)
 
     def failed_checks(self, side: Side, size: float, price: float, *, open_entries: int = 0,
                       selling: float = 0.0) -> list[str]:
@@ -84,9 +158,9 @@ class RiskManager:
         if not self._buy_caps:
             return failed
         equity = pf.equity(price)
-        if lim.max_drawdown is not None and pf.peak_equity > 0:
-            peak = max(pf.peak_equity, equity)
-            if (peak - equity) / peak >= lim.max_drawdown:
+        if lim.max_drawdown is not None:
+            peak = max(self._peak, equity)
+            if self.halted or (peak > 0 and (peak - equity) / peak >= lim.max_drawdown):
                 failed.append("max_drawdown")
         day_open = self._day_open_equity
         if lim.daily_loss_limit is not None and day_open > 0 and (day_open - equity) / day_open >= lim.daily_loss_limit:

@@ -1,6 +1,7 @@
-"""Position sizing (PRD §3.3.1): 5 % of available capital × consensus confidence, capped by Kelly
-(with a safety factor) and by the risk manager's position limit, then rounded with Decimal to the
-product's size increment. Below the product's minimum size there is no order (None).
+"""Position sizing (PRD §3.3.1): the quote a grid level commits (`trading.grid.level_quote`), capped by
+the cash available, by Kelly (with a safety factor) and by the risk manager's position limit, then
+rounded with Decimal to the product's size increment. Below the product's minimum size there is no
+order (None).
 
 The Kelly cap reads recent evidence only: round trips that closed within the last
 `kelly_lookback_days` of the clock's time, and only once there are `kelly_min_trades` of them. A run
@@ -150,10 +151,9 @@ def recent_trades(trades: list[Trade], now_ns: int, lookback_ns: int) -> list[Tr
 
 
 class Sizer:
-    def __init__(self, product: ProductSpec, *, base_fraction: float = 0.05, kelly_safety: float = 0.5,
-                 kelly_lookback_days: float = 30.0, kelly_min_trades: int = 20) -> None:
+    def __init__(self, product: ProductSpec, *, kelly_safety: float = 0.5, kelly_lookback_days: float = 30.0,
+                 kelly_min_trades: int = 20) -> None:
         self.product = product
-        self.base_fraction = base_fraction
         self.kelly_safety = kelly_safety
         self.kelly_lookback_ns = int(kelly_lookback_days * NS_PER_DAY)
         self.kelly_min_trades = kelly_min_trades
@@ -163,15 +163,18 @@ class Sizer:
         stats = trade_stats(recent_trades(trades, now_ns, self.kelly_lookback_ns), self.kelly_min_trades)
         return None if stats is None else kelly_fraction(*stats) * self.kelly_safety
 
-    def buy_size(self, *, available: float, price: float, confidence: float, now_ns: int,
-                 trades: list[Trade] | None = None, risk_limit: float | None = None) -> Decimal | None:
-        """Units to buy, exact; None when the rounded size is below the product's minimum.
+    def level_size(self, *, quote: float, available: float, price: float, now_ns: int,
+                   trades: list[Trade] | None = None, risk_limit: float | None = None) -> Decimal | None:
+        """Base units for spending `quote` (quote currency) at `price`, exact; None when the rounded size
+        is below the product's minimum.
 
-        `now_ns` is the engine clock's time: it decides which trades are recent enough for Kelly.
+        The quote is capped by `available` and by Kelly (cap × available, from the round trips closed
+        within the lookback window of `now_ns`, the engine clock's time); the size by `risk_limit`
+        (base units, the risk manager's position limit).
         """
-        if not (available > 0.0 and price > 0.0 and confidence > 0.0):
+        if not (available > 0.0 and price > 0.0 and quote > 0.0):
             return None
-        quote = available * self.base_fraction * min(confidence, 1.0)
+        quote = min(quote, available)
         cap = self.kelly_cap(trades, now_ns) if trades else None
         if cap is not None:
             quote = min(quote, available * cap)
