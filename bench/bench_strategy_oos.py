@@ -26,7 +26,7 @@ from trdr_tui.backtest import metrics
 from trdr_tui.backtest.baselines import BaselineResult, buy_and_hold, fixed_grid
 from trdr_tui.backtest.runner import evaluate, fee_rates, run_engine
 from trdr_tui.config import load_settings
-from trdr_tui.market.arrays import CandleArrays
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.market.importer import load_candle_file
 
 ROOT = Path(__file__).resolve().parent.parent

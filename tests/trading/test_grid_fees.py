@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trdr_tui.config import load_settings
+from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Liquidity, OrderType, Side
 from trdr_tui.engine.assembly import build_engine
-from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.trading.grid import (
     GridPolicy,
     cap_trail,

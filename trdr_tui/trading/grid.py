@@ -58,7 +58,7 @@ from trdr_tui.config import FeesConfig, Settings
 from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.fsm import OPEN
-from trdr_tui.core.types import Action, Decision, Fill, Order, OrderStatus, OrderTransition, Side, Trade
+from trdr_tui.core.types import Action, Decision, Fill, Order, OrderTransition, Side, Trade
 from trdr_tui.trading.policy import PolicyContext
 from trdr_tui.trading.sizing import ProductSpec, Sizer
 
