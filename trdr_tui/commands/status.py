@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from trdr_tui.commands import CliContext
+from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import StopError
 
 
