@@ -14,7 +14,7 @@ from trdr_tui.agents.advanced.microstructure import MicrostructureAgent, abdi_ra
 from trdr_tui.agents.advanced.sentiment import SentimentAgent
 from trdr_tui.agents.advanced.time_decay import TimeDecayAgent
 from trdr_tui.agents.orchestrator import Orchestrator, OrchestratorConfig
-from trdr_tui.agents.protocol import ACTION_CODES, OpenOrderView, Quote
+from trdr_tui.agents.protocol import ACTION_CODES, OpenOrderView
 from trdr_tui.agents.sources import MemoryCandles
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from trdr_tui.agents.protocol import CandleSource
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import NS_PER_SECOND, Clock, SimClock, WallClock
@@ -35,7 +36,6 @@ from trdr_tui.exchange.sim_executor import SimExecutor, SlippageModel
 from trdr_tui.market.arrays import CandleArrays
 from trdr_tui.market.replay import ReplayFeed
 from trdr_tui.market.timeframes import infer_timeframe
-from trdr_tui.agents.protocol import CandleSource
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.grid import GridPolicy

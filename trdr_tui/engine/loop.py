@@ -32,17 +32,17 @@ from trdr_tui.core.events import (
     candle_topic,
 )
 from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
+from trdr_tui.engine.book import EngineBook
 from trdr_tui.engine.protocols import (
     AdaptiveDecisionSource,
     ArrayFeed,
-    BookAwareDecisionSource,
     BatchDecisionSource,
+    BookAwareDecisionSource,
     ClosableDecisionSource,
     ClosableFeed,
     Feed,
     FlushableDecisionSource,
 )
-from trdr_tui.engine.book import EngineBook
 from trdr_tui.engine.record import BarHistory, RunRecord
 from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
 from trdr_tui.engine.step import BarStep

@@ -45,7 +45,7 @@ class SentimentAgent(BaseAgent):
         self._last: dict[str, Any] | None = None  # the last batch's components, for `explain`
 
     def _scores(self, rsi: F64, close: F64, opens: F64, vol_ma: F64, high: F64, low: F64, open_w: F64,
-                close_w: F64, volume: F64) -> dict[str, F64]:
+                close_w: F64, volume: F64) -> dict[str, Any]:
         """Per-bar components. `rsi`, `close`, `opens`, `vol_ma` are the bars to score (shape (m,));
         `high`, `low`, `open_w`, `close_w`, `volume` the candles leading up to them, the last m of
         which are those bars (the whole history in batch, the last `lookback` in streaming)."""
@@ -74,7 +74,7 @@ class SentimentAgent(BaseAgent):
         return {"valid": valid, "buy": buy, "sell": sell, "fear": fear, "greed": greed, "dd": dd, "ru": ru,
                 "ratio": ratio, "down": down, "up": up, "rsi": rsi}
 
-    def _signals(self, s: dict[str, F64]) -> tuple[npt.NDArray[np.int8], F64, F64]:
+    def _signals(self, s: dict[str, Any]) -> tuple[npt.NDArray[np.int8], F64, F64]:
         n = s["fear"].shape[0]
         action = np.full(n, HOLD, dtype=np.int8)
         action[s["buy"]] = BUY
@@ -84,7 +84,7 @@ class SentimentAgent(BaseAgent):
         trail = self.clamp_trail_array(self.context.base_trail * (1.0 + extreme))
         return action, np.clip(conf, 0.0, 1.0), trail
 
-    def _words(self, s: dict[str, F64], i: int) -> tuple[str, Urgency]:
+    def _words(self, s: dict[str, Any], i: int) -> tuple[str, Urgency]:
         if not s["valid"][i]:
             return "warming up: not enough history yet", Urgency.NORMAL
         fear, greed = float(s["fear"][i]), float(s["greed"][i])

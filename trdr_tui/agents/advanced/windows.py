@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import islice
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +34,7 @@ def roll(x: F64, window: int, reduce: Reducer, last: int | None = None) -> F64:
     return out if last is None else out[-last:]
 
 
-def tail(history: Sequence[Candle], window: int) -> dict[str, F64] | None:
+def tail(history: Sequence[Candle], window: int) -> dict[str, npt.NDArray[Any]] | None:
     """The last `window` candles' columns (shape (window,)) by name — open, high, low, close, volume
     as float64 and `ts` (bar open, ns) as int64 — or None while fewer exist."""
     m = len(history)
@@ -41,6 +42,6 @@ def tail(history: Sequence[Candle], window: int) -> dict[str, F64] | None:
         return None
     last = list(islice(history, m - window, m))
     rows = np.array([(c.open, c.high, c.low, c.close, c.volume) for c in last], dtype=np.float64)
-    out = {name: np.ascontiguousarray(rows[:, j]) for j, name in enumerate(COLUMNS)}
+    out: dict[str, npt.NDArray[Any]] = {name: np.ascontiguousarray(rows[:, j]) for j, name in enumerate(COLUMNS)}
     out["ts"] = np.array([c.ts for c in last], dtype=np.int64)
     return out
