@@ -8,7 +8,10 @@ random walk) and prints:
 - each core agent's `analyze_batch` on N candles (PRD target < 100 ms; aim < 10 ms);
 - the orchestrator's whole batch path (`precompute`: features + agents + adaptive weights + consensus);
 - the streaming cost per candle: indicators alone (talipp), each agent's `analyze`, and the whole
-  panel through `Orchestrator.on_candle` (aim < 50 µs per candle).
+  panel through `Orchestrator.on_candle` (aim < 50 µs per candle);
+- the advanced agents (time decay, microstructure, correlation against a seeded synthetic reference
+  product, sentiment): `analyze_batch` on N candles (aim < 10 ms) and `analyze` per candle, fed the
+  candle ring as the orchestrator feeds it.
 Timings are the best of `--repeat` runs (streaming: one pass, the mean per candle).
 """
 
@@ -19,6 +22,7 @@ import asyncio
 import platform
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trdr_tui.agents import build_orchestrator
+from trdr_tui.agents.orchestrator import Orchestrator, OrchestratorConfig
 from trdr_tui.agents.protocol import MarketSnapshot
+from trdr_tui.agents.registry import BUILTINS, CORE_IDS
+from trdr_tui.agents.sources import MemoryCandles
 from trdr_tui.config import convert_settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
@@ -125,6 +132,32 @@ def main() -> None:
     wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
     print(f"  {'whole panel: on_candle':32s} {wall * 1e6:8.1f} µs  (state + agents + consensus + events)")
     print(f"  {'whole panel: on_candle, CPU time':32s} {cpu * 1e6:8.1f} µs")
+    advanced(bars, features, rows, args.repeat, passes)
+
+
+def advanced(bars: CandleArrays, features, rows, repeat: int, passes: int) -> None:  # type: ignore[no-untyped-def]
+    n = len(bars)
+    rng = np.random.default_rng(7)
+    r = np.diff(np.log(bars.close), prepend=np.log(bars.close[0]))
+    ref_close = 50.0 * np.exp(np.cumsum(0.9 * r + rng.normal(0.0, 0.004, n)))
+    ref = CandleArrays(bars.ts, ref_close, ref_close, ref_close, ref_close, bars.volume)
+    source = MemoryCandles({("ETH-USD", "1h"): ref})
+    ids = [i for i in BUILTINS if i not in CORE_IDS]
+    orch = Orchestrator([BUILTINS[i]() for i in ids], OrchestratorConfig(symbol="BTC-USD",
+                        params={"reference_symbol": "ETH-USD"}), bus=EventBus(), clock=SimClock(0), candles=source)
+    print(f"\nadvanced agents, {n} candles: batch (best of {repeat}) · streaming per candle (best of {passes})")
+    candles = list(bars.candles())
+    for agent in orch.agents:
+        t = best(lambda agent=agent: agent.analyze_batch(features), repeat)  # type: ignore[attr-defined]
+
+        def run(agent=agent) -> None:  # type: ignore[no-untyped-def]
+            ring: deque = deque(maxlen=1000)
+            for i, (c, row) in enumerate(zip(candles, rows, strict=True)):
+                ring.append(c)
+                agent.analyze(MarketSnapshot(symbol="BTC-USD", now=row.ts, index=i, features=row, history=ring))
+
+        per = best(run, passes) / n
+        print(f"  {'agent ' + agent.id:32s} batch {t * 1e3:8.2f} ms   analyze {per * 1e6:8.1f} µs")
 
 
 if __name__ == "__main__":

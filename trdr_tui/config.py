@@ -255,6 +255,7 @@ class ExecutionConfig(_Section, frozen=True):
 class _AgentsShared(_Section, frozen=True):
     enabled: tuple[str, ...]
     weights: dict[str, float]
+    reference_symbol: str  # the correlation agent's reference product, e.g. ETH-USD
     timeout_seconds: float
     disagreement_threshold: float
     adaptive_weights: bool
@@ -267,6 +268,8 @@ class _AgentsShared(_Section, frozen=True):
         _in_range("disagreement_threshold", self.disagreement_threshold, 0.0, 1.0)
         _in_range("min_weight", self.min_weight, 0.0, 100.0)
         _in_range("max_weight", self.max_weight, 0.0, 100.0)
+        if not _valid_symbol(self.reference_symbol):
+            raise ValueError(f"`reference_symbol` must look like BASE-QUOTE (e.g. ETH-USD), got {self.reference_symbol!r}")
         if self.min_weight > self.max_weight:
             raise ValueError("`min_weight` must not exceed `max_weight`")
         for agent_id, w in self.weights.items():

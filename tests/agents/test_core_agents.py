@@ -13,7 +13,7 @@ import pytest
 
 from tests.agents.conftest import CONTEXT, SERIES, crash
 from trdr_tui.agents.protocol import ACTION_CODES, CODE_ACTIONS, MarketSnapshot
-from trdr_tui.agents.registry import BUILTINS
+from trdr_tui.agents.registry import BUILTINS, CORE_IDS
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Action, AgentSignal, Urgency
 from trdr_tui.market.indicators import compute_features
@@ -52,7 +52,7 @@ def _stream_last(agent_id: str, bars: CandleArrays) -> AgentSignal:
 
 
 @pytest.mark.parametrize("series", list(EXPECTED))
-@pytest.mark.parametrize("agent_id", list(BUILTINS))
+@pytest.mark.parametrize("agent_id", CORE_IDS)
 def test_crafted_series(series: str, agent_id: str) -> None:
     bars = SERIES[series]()
     expected = EXPECTED[series][agent_id]
@@ -88,7 +88,7 @@ def test_volatility_trail_follows_atr_and_widens_in_calm() -> None:
 
 def test_agents_hold_while_warming_up() -> None:
     bars = SERIES["uptrend"]()[:12]  # shorter than every window
-    for agent_id in BUILTINS:
+    for agent_id in CORE_IDS:
         sig = _stream_last(agent_id, bars)
         assert sig.action == Action.HOLD and sig.confidence == 0.0, agent_id
 
@@ -120,7 +120,7 @@ def streamed_rows(real_bars: CandleArrays) -> list[FeatureRow]:
     return [state.update(c) for c in real_bars.candles()]
 
 
-@pytest.mark.parametrize("agent_id", list(BUILTINS))
+@pytest.mark.parametrize("agent_id", CORE_IDS)
 def test_real_data_batch_equals_streaming(agent_id: str, streamed_rows: list[FeatureRow], real_features) -> None:  # type: ignore[no-untyped-def]
     """Streaming (talipp features, candle by candle) and batch give the same signal on every bar."""
     agent = _agent(agent_id)
@@ -136,7 +136,7 @@ def test_real_data_batch_equals_streaming(agent_id: str, streamed_rows: list[Fea
     np.testing.assert_allclose(conf, batch.confidence, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("agent_id", list(BUILTINS))
+@pytest.mark.parametrize("agent_id", CORE_IDS)
 def test_real_data_every_agent_takes_both_sides(agent_id: str, real_features) -> None:  # type: ignore[no-untyped-def]
     """Over 2017-2019 (bull run, crash, range) each agent buys and sells sometimes, and mostly holds."""
     out = _agent(agent_id).analyze_batch(real_features)

@@ -63,7 +63,8 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 def test_builtins_only_without_plugins() -> None:
     reg = AgentRegistry(load_plugins=False)
-    assert reg.ids() == ["volatility", "momentum", "volume_profile", "market_structure", "regime"]
+    assert reg.ids() == ["volatility", "momentum", "volume_profile", "market_structure", "regime",
+                         "time_decay", "microstructure", "correlation", "sentiment"]
     assert all(i.source == "built-in" and i.version == "1.0.0" for i in reg.available())
 
 

@@ -7,7 +7,9 @@ import logging
 from trdr_tui.agents.meta import MetaResolver
 from trdr_tui.agents.orchestrator import WEIGHTS_TOPIC, Orchestrator, OrchestratorConfig
 from trdr_tui.agents.performance import AdaptiveConfig
+from trdr_tui.agents.protocol import CandleSource
 from trdr_tui.agents.registry import AgentRegistry
+from trdr_tui.agents.sources import StoredCandles
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
@@ -31,6 +33,7 @@ def build_orchestrator(
     restore_weights: bool = False,
     registry: AgentRegistry | None = None,
     resolver: MetaResolver | None = None,
+    candles: CandleSource | None = None,
 ) -> Orchestrator:
     """The enabled agents of `[agents]`, weighted and configured from the (resolved) settings.
 
@@ -39,6 +42,8 @@ def build_orchestrator(
       changes are persisted in `agent_weights`.
     - `restore_weights`: start from the weights saved in `agent_weights` (paper/live restarts);
       backtests leave it off so that they depend on the config alone.
+    - `candles`: where agents read stored candles of other products (the correlation agent's
+      reference); default: the `store`'s candles, if a store is given.
     - An enabled plugin that failed to load is reported (log + `log.warning` event) and skipped;
       an enabled id nobody provides is a ConfigError.
     """
@@ -70,10 +75,13 @@ def build_orchestrator(
         base_trail=settings.trailing.distance, min_trail=settings.trailing.min_distance,
         max_trail=settings.trailing.max_distance,
         adaptive=AdaptiveConfig(enabled=cfg.adaptive_weights, min_weight=cfg.min_weight, max_weight=cfg.max_weight),
+        params={"reference_symbol": cfg.reference_symbol},
     )
+    if candles is None and store is not None:
+        candles = StoredCandles(store)
     decision_log = DecisionLog(store, run_id, batch_size=log_batch_size) if store is not None and run_id else None
     orch = Orchestrator(agents, config, bus=bus, clock=clock, weights=weights,
                         params=IndicatorParams(swing_lookback=settings.grid.swing_lookback), resolver=resolver,
-                        store=store, decision_log=decision_log)
+                        store=store, decision_log=decision_log, candles=candles)
     bus.publish(WEIGHTS_TOPIC, WeightsChanged(ts=clock.now_ns(), weights=orch.weights(), source="config"))
     return orch

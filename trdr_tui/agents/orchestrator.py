@@ -59,7 +59,10 @@ from trdr_tui.agents.protocol import (
     SELL,
     Agent,
     AgentContext,
+    BookView,
+    CandleSource,
     MarketSnapshot,
+    Quote,
     TrailAdjuster,
 )
 from trdr_tui.core.arrays import CandleArrays
@@ -67,7 +70,7 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.errors import AgentFailed, ConfigError, NotAvailable
 from trdr_tui.core.events import LogEvent, WeightsChanged
-from trdr_tui.core.types import Action, AgentSignal, Candle, Decision, Urgency
+from trdr_tui.core.types import Action, AgentSignal, Candle, Decision, Tick, Urgency
 from trdr_tui.market.indicators import Features, IndicatorParams, compute_features
 from trdr_tui.market.state import MarketState
 from trdr_tui.market.streaming import FeatureRow, feature_row
@@ -90,6 +93,7 @@ class OrchestratorConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_trail: float = 0.002
     max_trail: float = 0.10
     adaptive: AdaptiveConfig = msgspec.field(default_factory=AdaptiveConfig)
+    params: dict[str, Any] = msgspec.field(default_factory=dict)  # AgentContext.params for every agent
 
 
 class DecisionArrays(msgspec.Struct, kw_only=True):
@@ -138,6 +142,7 @@ class Orchestrator:
         resolver: MetaResolver | None = None,
         store: Store | None = None,
         decision_log: DecisionLog | None = None,
+        candles: CandleSource | None = None,
     ) -> None:
         ids = [a.id for a in agents]
         if len(set(ids)) != len(ids):
@@ -170,8 +175,11 @@ class Orchestrator:
         self.last_timings: dict[str, float] = {}
         self._batch: _Batch | None = None
         self._weights_dirty = False
+        self.book: BookView | None = None
+        self.quote: Quote | None = None
         context = AgentContext(symbol=config.symbol, timeframe=config.timeframe, base_trail=config.base_trail,
-                               min_trail=config.min_trail, max_trail=config.max_trail)
+                               min_trail=config.min_trail, max_trail=config.max_trail, params=dict(config.params),
+                               candles=candles)
         for agent in self.agents:
             agent.initialize(context)
 
@@ -196,13 +204,23 @@ class Orchestrator:
         self._publish_weights("user")
         self.persist_weights()
 
+    def attach_book(self, book: BookView) -> None:
+        """Give agents a read-only view of the grid and the open orders (the engine calls this once)."""
+        self.book = book
+
+    def on_tick(self, tick: Tick) -> None:
+        """Between bars (paper, live): keep the top of the book for `snapshot.quote`."""
+        if tick.bid is not None and tick.ask is not None and tick.symbol == self.config.symbol:
+            self.quote = Quote(ts=tick.ts, bid=tick.bid, ask=tick.ask, bid_size=tick.bid_size, ask_size=tick.ask_size)
+
     async def on_candle(self, candle: Candle) -> Decision | None:
         row = self.state.update(candle)
         i = self.state.index
         self._score_and_adapt(i, row)
         if not self.state.ready:
             return None
-        snapshot = MarketSnapshot(symbol=self.config.symbol, now=self.clock.now_ns(), index=i, features=row)
+        snapshot = MarketSnapshot(symbol=self.config.symbol, now=self.clock.now_ns(), index=i, features=row,
+                                  book=self.book, quote=self.quote, history=self.state.candles)
         signals, timings = await self._run_agents(snapshot)
         t0 = time.perf_counter()
         decision = await self._decide(row, signals)
@@ -440,6 +458,10 @@ class Orchestrator:
         if missing:
             raise NotAvailable(f"agents without a batch mode: {', '.join(missing)}",
                                hint="run the backtest in streaming mode (on_candle per bar)")
+        readers = [a.id for a in self.agents if getattr(a, "reads_book", False)]
+        if readers and self.book is not None:
+            raise NotAvailable(f"agents that read the grid and open orders: {', '.join(readers)}",
+                               hint="the grid depends on the decisions: the run streams bar by bar")
         if not hasattr(self.resolver, "resolve_batch"):
             raise NotAvailable(f"meta resolver '{self.resolver.name}' has no batch mode",
                                hint="run the backtest in streaming mode (on_candle per bar)")
@@ -555,8 +577,8 @@ class Orchestrator:
         snapshot = MarketSnapshot(symbol=self.config.symbol, now=self.clock.now_ns(), index=i, features=row)
         signals: list[AgentSignal] = []
         for j, agent in enumerate(self.agents):
-            # the batch arrays are the record; the streaming call supplies the words
-            words, urgency = _reasoning_of(agent, snapshot)
+            # the batch arrays are the record; the agent's own words come from `explain` or a streaming call
+            words, urgency = _reasoning_of(agent, snapshot, self._batch.features)
             signals.append(AgentSignal(agent_id=agent.id, action=CODE_ACTIONS[int(a.agent_action[i, j])],
                                        confidence=float(a.agent_confidence[i, j]),
                                        trail_distance=float(a.agent_trail[i, j]), reasoning=words, urgency=urgency,
@@ -694,9 +716,14 @@ def _batch_problem(out: Any, n: int) -> str:
     return ""
 
 
-def _reasoning_of(agent: Agent, snapshot: MarketSnapshot) -> tuple[str, Urgency]:
-    """An agent's own words (and urgency) for a batch bar, when it can give them synchronously."""
+def _reasoning_of(agent: Agent, snapshot: MarketSnapshot, features: Features) -> tuple[str, Urgency]:
+    """An agent's own words (and urgency) for a batch bar: its `explain(features, i)` when it has one
+    (agents with windows of their own), else a synchronous `analyze` of the bar."""
+    explain = getattr(agent, "explain", None)
     try:
+        if explain is not None:
+            words, urgency = explain(features, snapshot.index)
+            return str(words), Urgency(urgency)
         out = agent.analyze(snapshot)
     except Exception as exc:
         return f"(no reasoning: analyze raised {type(exc).__name__})", Urgency.NORMAL

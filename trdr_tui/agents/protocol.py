@@ -11,20 +11,34 @@ and synchronous sets `blocking = True` and runs in a worker thread under the sam
 
 Batch mode (backtests): an agent that also implements `analyze_batch(features)` computes its signal
 for every bar at once with numpy; the result must equal the streaming `analyze` bar by bar (the
-core agents are tested for it on real data).
+core agents are tested for it on real data). An agent whose streaming `analyze` keeps windows of its
+own also implements `explain(features, i)`: the words for bar i of its last batch, so rebuilding a
+batch bar's reasoning never feeds its streaming windows.
+
+What else an agent may read, all read-only:
+- `snapshot.book` (`BookView`): the grid and the open orders, when an engine is attached. Agents
+  never place or change orders; the engine hands them frozen copies. A panel with an agent that
+  reads it (`reads_book = True`) has no batch path while a book is attached: the grid depends on
+  the decisions, so no decision can be computed before the run.
+- `snapshot.quote` (`Quote`): the latest best bid/ask from the live feed (paper, live); None in backtests.
+- `snapshot.history`: the latest candles (the orchestrator's ring, up to 1,000 bars) for agents
+  that need windows longer than one bar's features.
+- `context.candles` (`CandleSource`): stored candles of other products (a reference product).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.core.types import Action, AgentSignal, Urgency
+from trdr_tui.core.arrays import CandleArrays
+from trdr_tui.core.events import GridSnapshot
+from trdr_tui.core.types import Action, AgentSignal, Candle, OrderType, Side, Urgency
 from trdr_tui.market.indicators import Features
 from trdr_tui.market.streaming import FeatureRow
 
@@ -34,8 +48,51 @@ ACTION_CODES: dict[Action, int] = {Action.HOLD: HOLD, Action.TRAIL_BUY: BUY, Act
 CODE_ACTIONS: tuple[Action, Action, Action] = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)
 
 
+class OpenOrderView(msgspec.Struct, frozen=True, kw_only=True):
+    """An open order as agents see it (a frozen copy): prices in quote currency, times in ns.
+    `trigger` is a trailing order's current trigger price (None for other orders)."""
+
+    id: str
+    side: Side
+    type: OrderType
+    created_ts: int
+    size: float
+    price: float | None = None
+    trail: float | None = None
+    trigger: float | None = None
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True):
+    """The top of the book from the live feed (Coinbase `ticker`): prices in quote currency, sizes in
+    base units (None when the channel did not say)."""
+
+    ts: int
+    bid: float
+    ask: float
+    bid_size: float | None = None
+    ask_size: float | None = None
+
+
+@runtime_checkable
+class BookView(Protocol):
+    """A read-only view of what the engine is trading: the last grid picture and the open orders."""
+
+    def grid(self) -> GridSnapshot | None: ...
+
+    def open_orders(self) -> tuple[OpenOrderView, ...]: ...
+
+
+@runtime_checkable
+class CandleSource(Protocol):
+    """Stored candles of any product (`trdr data import` / `backfill`): all bars of `symbol` at
+    `timeframe`, ascending, or None when none are stored."""
+
+    def candles(self, symbol: str, timeframe: str) -> CandleArrays | None: ...
+
+
 class AgentContext(msgspec.Struct, frozen=True, kw_only=True):
-    """What an agent learns once, at `initialize`: the market it trades and the trail bounds."""
+    """What an agent learns once, at `initialize`: the market it trades, the trail bounds, settings
+    for agents that need them (`params`, e.g. `reference_symbol`, `ai`) and stored candles."""
 
     symbol: str
     timeframe: str
@@ -43,15 +100,20 @@ class AgentContext(msgspec.Struct, frozen=True, kw_only=True):
     min_trail: float
     max_trail: float
     params: dict[str, Any] = msgspec.field(default_factory=dict)
+    candles: CandleSource | None = None
 
 
 class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """One market update as agents see it. `index` counts the candles seen so far (0-based)."""
+    """One market update as agents see it. `index` counts the candles seen so far (0-based).
+    `book` and `quote` are read-only views (see the module doc); None when there is none."""
 
     symbol: str
     now: int  # the engine clock, ns
     index: int
     features: FeatureRow
+    book: BookView | None = None
+    quote: Quote | None = None
+    history: Sequence[Candle] = ()  # the latest candles, oldest first, this bar last (do not modify)
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,6 +20,10 @@ from importlib.metadata import EntryPoint, entry_points
 
 import msgspec
 
+from trdr_tui.agents.advanced.correlation import CorrelationAgent
+from trdr_tui.agents.advanced.microstructure import MicrostructureAgent
+from trdr_tui.agents.advanced.sentiment import SentimentAgent
+from trdr_tui.agents.advanced.time_decay import TimeDecayAgent
 from trdr_tui.agents.core.market_structure import MarketStructureAgent
 from trdr_tui.agents.core.momentum import MomentumAgent
 from trdr_tui.agents.core.regime import RegimeAgent
@@ -38,7 +42,12 @@ BUILTINS: dict[str, AgentFactory] = {
     VolumeProfileAgent.id: VolumeProfileAgent,
     MarketStructureAgent.id: MarketStructureAgent,
     RegimeAgent.id: RegimeAgent,
+    TimeDecayAgent.id: TimeDecayAgent,
+    MicrostructureAgent.id: MicrostructureAgent,
+    CorrelationAgent.id: CorrelationAgent,
+    SentimentAgent.id: SentimentAgent,
 }
+CORE_IDS: tuple[str, ...] = ("volatility", "momentum", "volume_profile", "market_structure", "regime")
 
 
 class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -79,6 +79,8 @@ class Tick(msgspec.Struct, frozen=True):
     size: float = 0.0
     bid: float | None = None
     ask: float | None = None
+    bid_size: float | None = None  # base units quoted at the best bid (ticker `best_bid_quantity`)
+    ask_size: float | None = None
 
 
 MarketUpdate = Tick

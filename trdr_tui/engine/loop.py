@@ -33,10 +33,12 @@ from trdr_tui.core.events import (
     candle_topic,
 )
 from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
+from trdr_tui.engine.book import EngineBook
 from trdr_tui.engine.protocols import (
     AdaptiveDecisionSource,
     ArrayFeed,
     BatchDecisionSource,
+    BookAwareDecisionSource,
     ClosableDecisionSource,
     ClosableFeed,
     Feed,
@@ -106,6 +108,10 @@ class Engine:
         self._fill_topic = f"fill.{self._symbol}"
         orders.fill_listeners.append(self._on_fill)
         risk.halt_listeners.append(self._on_halt)
+        self.book = EngineBook(orders)  # what agents may see of the grid and the orders, read-only
+        self._book_source = decisions if isinstance(decisions, BookAwareDecisionSource) else None
+        if self._book_source is not None:
+            self._book_source.attach_book(self.book)
         policy.bind(PolicyContext(orders=self.orders, portfolio=self.portfolio, clock=self.clock, risk=self.risk,
                                   recent_bars=self.recent_bars, publish_grid=self.publish_grid, log=self.log))
 
@@ -323,6 +329,8 @@ class Engine:
         """Between bars: trailing orders follow the trade price; the simulator matches resting orders."""
         self._ticks += 1
         self.executor.on_tick(tick)
+        if self._book_source is not None:
+            self._book_source.on_tick(tick)
         if tick.bid is not None and tick.ask is not None:
             self.orders.book = (tick.bid, tick.ask)
         if self.orders.trailing:
@@ -392,6 +400,7 @@ class Engine:
 
     def publish_grid(self, snap: GridSnapshot) -> None:
         """The policy's grid changed: publish it, and in paper/live persist it at once."""
+        self.book.last_grid = snap
         topic = f"grid.{self._symbol}"
         if self.bus.has_subscribers(topic):
             self.bus.publish(topic, snap)

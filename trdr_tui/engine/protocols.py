@@ -108,6 +108,16 @@ class AdaptiveDecisionSource(Protocol):
 
 
 @runtime_checkable
+class BookAwareDecisionSource(Protocol):
+    """A DecisionSource whose agents see the grid and the open orders (read-only, `agents.protocol.BookView`)
+    and the top of the book between bars (`on_tick`)."""
+
+    def attach_book(self, book: Any) -> None: ...
+
+    def on_tick(self, tick: Tick) -> None: ...
+
+
+@runtime_checkable
 class ClosableDecisionSource(Protocol):
     """Writes what it buffered (decision-log rows, adapted weights) and releases its agents at run end."""
 

@@ -145,6 +145,8 @@ class CoinbaseFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self.bid: float | None = None
         self.ask: float | None = None
+        self.bid_size: float | None = None
+        self.ask_size: float | None = None
         self.last_price: float | None = None
         self.exchange_ns = 0
         self.polls = 0
@@ -219,6 +221,8 @@ class CoinbaseFeed:
                     if t.get("product_id") == self.symbol:
                         self.bid = _float(t.get("best_bid")) or self.bid
                         self.ask = _float(t.get("best_ask")) or self.ask
+                        self.bid_size = _float(t.get("best_bid_quantity")) or self.bid_size
+                        self.ask_size = _float(t.get("best_ask_quantity")) or self.ask_size
         elif ch == "heartbeats":
             for ev in env.events:
                 with contextlib.suppress(TrdrError, AttributeError):
@@ -255,7 +259,7 @@ class CoinbaseFeed:
             self.exchange_ns = max(self.exchange_ns, ts)
         ts, _, price, size = parsed[-1]
         self.last_price = price
-        self._emit(Tick(self.symbol, ts, price, size, self.bid, self.ask))
+        self._emit(Tick(self.symbol, ts, price, size, self.bid, self.ask, self.bid_size, self.ask_size))
 
     def _remember(self, tid: str) -> None:
         if len(self._seen) == self._seen.maxlen:
