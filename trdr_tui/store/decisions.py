@@ -50,7 +50,7 @@ class DecisionLog:
         writer = self.store.writer if self.batch_size == 1 else None  # streaming (paper/live) logs
         if writer is not None:
             rows, self._rows = self._rows, []
-            writer.defer(lambda cur: _insert(cur, _columns(rows)))
+            writer.defer_rows("agent_decisions", rows, lambda cur, batch: _insert(cur, _columns(batch)))
         elif len(self._rows) >= self.batch_size:
             self.flush()
 

@@ -18,8 +18,8 @@ Power loss: `fsync` ("always": every record before `append` returns, ~ms; "batch
 fsyncs the journal once per batch; "never": the OS decides). A record torn by a power loss is the
 last line of the file and is ignored at replay; a damaged line anywhere else stops the start (E007).
 
-Rows the engine can do without after a crash (the agent decision log) skip the journal: `defer` hands
-the writer a function that writes them in its next batch.
+Rows the engine can do without after a crash (the agent decision log) skip the journal: `defer_rows`
+hands them to the writer, which inserts everything deferred in its next batch with one statement.
 
 Errors in the writer thread (disk full, a damaged database file) are kept, and the next `append` or
 `flush` raises them as a StopError naming the database and the fix; the journal still holds every
@@ -249,6 +249,7 @@ class StoreWriter:
         self._wake = threading.Condition(self._lock)
         self._records: list[Record] = []
         self._deferred: list[Deferred] = []
+        self._rows: dict[str, tuple[list[Any], Callable[[duckdb.DuckDBPyConnection, list[Any]], None]]] = {}
         self._lsn = 0
         self._applied = 0  # highest lsn in DuckDB
         self._deferred_in = 0  # functions deferred so far
@@ -293,13 +294,24 @@ class StoreWriter:
             self._records.append(rec)
         return rec.lsn
 
-    def defer(self, fn: Deferred) -> None:
-        """Run `fn(cursor)` in the writer's next batch (rows not worth a journal record)."""
+    def defer_rows(self, kind: str, rows: list[Any], write: Callable[[duckdb.DuckDBPyConnection, list[Any]], None]
+                   ) -> None:
+        """Rows not worth a journal record (the decision log): in the writer's next batch, `write(cursor,
+        rows)` runs once per `kind` with every row deferred under it since the last batch."""
         if self.error is not None:
             raise self._stop_error()
         with self._lock:
-            self._deferred.append(fn)
-            self._deferred_in += 1
+            pending = self._rows.get(kind)
+            if pending is None:
+                self._rows[kind] = pending = ([], write)
+                self._deferred.append(lambda cur: self._write_rows(cur, kind))
+                self._deferred_in += 1
+            pending[0].extend(rows)
+
+    def _write_rows(self, cur: duckdb.DuckDBPyConnection, kind: str) -> None:
+        with self._lock:
+            rows, write = self._rows.pop(kind)
+        write(cur, rows)
 
     def flush(self) -> None:
         """Block until everything appended or deferred so far is in DuckDB. Raises the writer's error."""
