@@ -76,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrdrError as exc:
         print(f"trdr: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a DuckDB error (damage, a full disk) found after the database opened
+        if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
+            raise
+        from trdr_tui.store.db import database_error
+
+        print(f"trdr: error: {database_error(str(ctx.db_path), exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("trdr: interrupted", file=sys.stderr)
         return 130

@@ -346,7 +346,18 @@ class TuiConfig(_Section, frozen=True):
 
 class StoreConfig(_Section, frozen=True):
     checkpoint_interval_seconds: float
+    # paper/live journal (docs/trading.md, "Persistence in paper and live")
+    journal_fsync: Literal["always", "batch", "never"]
+    flush_interval_seconds: float  # the writer thread's batches: (0, 1] s
+    db_checkpoint_seconds: float  # DuckDB CHECKPOINT cadence, then the journal is emptied
     path: str | None = None  # None: `--db`, $TRDR_DB, else $XDG_DATA_HOME/trdr/trdr.duckdb
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.flush_interval_seconds <= 1.0:
+            raise ValueError(f"`store.flush_interval_seconds` must be in (0, 1], got {self.flush_interval_seconds}")
+        if not self.db_checkpoint_seconds > 0.0:
+            raise ValueError(f"`store.db_checkpoint_seconds` must be above 0, got {self.db_checkpoint_seconds}")
 
 
 class ApiConfig(_Section, frozen=True):

@@ -162,8 +162,13 @@ class RecordingExecutor:
         self.inner.bind(on_report)
 
     async def submit(self, order: Any) -> None:
+        """Durable = in the database, or in the journal in front of it (paper/live)."""
+        from trdr_tui.store.journal import journal_path, read_journal
+
         row = self.store.cursor().execute("SELECT count(*) FROM orders WHERE id = ?", [order.id]).fetchone()
-        self.seen_in_db.append(row[0] == 1)
+        journaled = any(kind == "orders" and r[0] == order.id
+                        for rec in read_journal(journal_path(self.store)) for kind, r in rec.ops)
+        self.seen_in_db.append(row[0] == 1 or journaled)
         await self.inner.submit(order)
 
     async def cancel(self, order: Any) -> None:

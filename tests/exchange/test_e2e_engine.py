@@ -61,6 +61,7 @@ def same_rows(a: list[tuple], b: list[tuple]) -> None:  # type: ignore[type-arg]
 
 
 def ledger_rows(store: Store) -> list[tuple[str, str, float, float, float]]:
+    store.sync()  # paper/live write through the journal: what the writer thread holds, in DuckDB now
     return [(r[0], r[1], float(r[2]), float(r[3]), float(r[4])) for r in store.cursor().execute(
         "SELECT id, side, price, size, fee FROM fills ORDER BY ts, id").fetchall()]
 

@@ -39,11 +39,10 @@ class RecordingRepo:
     def insert_transition(self, order: Order, seq: int, transition: OrderTransition) -> None:
         self.calls.append(("transition", order.id, transition.to_status))
 
-    def insert_fill(self, fill: Fill) -> None:
+    def insert_fill(self, fill: Fill, trade: Trade | None = None) -> None:
         self.calls.append(("fill", fill.order_id, None))
-
-    def insert_trade(self, trade: Trade) -> None:
-        self.calls.append(("trade", trade.exit_order_id, None))
+        if trade is not None:
+            self.calls.append(("trade", trade.exit_order_id, None))
 
 
 def manager(run_id: str = "r", cash: float = 10_000.0, repo: RecordingRepo | None = None

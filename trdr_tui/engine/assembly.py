@@ -37,6 +37,7 @@ from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor, SlippageModel
 from trdr_tui.market.replay import ReplayFeed
 from trdr_tui.store.db import Store
+from trdr_tui.store.journal import start_writer
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.grid import GridPolicy
 from trdr_tui.trading.orders import OrderManager
@@ -110,6 +111,10 @@ def build_engine(
     risk = RiskManager(limits, portfolio)
     repo = None
     if store is not None:
+        if mode is not Mode.BACKTEST:  # paper/live: the journal in front of the store (invariant 11)
+            sc = settings.store
+            start_writer(store, fsync=sc.journal_fsync, flush_interval_s=sc.flush_interval_seconds,
+                         checkpoint_interval_s=sc.db_checkpoint_seconds)
         repo = RunRepository(store, run_id, mode, batched=mode is Mode.BACKTEST,
                              batch_size=settings.backtest.batch_size)
     tr = settings.trailing

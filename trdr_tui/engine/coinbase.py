@@ -20,7 +20,7 @@ from trdr_tui.core.errors import CredentialsError, StateCorruption
 from trdr_tui.core.types import Mode
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
-from trdr_tui.engine.recovery import recover_from_store, restore_latest
+from trdr_tui.engine.recovery import check_balances, check_unknown_orders, recover_from_store, restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
 from trdr_tui.exchange.coinbase_models import TransactionSummary
@@ -51,6 +51,13 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
                           store=store, bus=bus, preset=preset, run_id=run_id)
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
+    if executor is not None:
+        live_executor = executor
+
+        async def start_live() -> None:  # a new live run: its ledger against the account first
+            await reconcile_account(engine, live_executor, store)
+
+        engine.set_recovery(start_live)
     return engine
 
 
@@ -91,6 +98,7 @@ def resume_live_run(engine: Engine, store: Store) -> bool:
         checked, applied = await recover_from_store(engine, executor, store)
         engine.log("info", f"resumed live run {engine.run_id}: {checked} order(s) reconciled, "
                            f"{applied} report(s) applied")
+        await reconcile_account(engine, executor, store)
 
     engine.set_recovery(recover)
     return restored
@@ -109,3 +117,26 @@ def build_coinbase_run(settings: Settings, *, live: bool, store: Store) -> tuple
         return engine, False
     resume_live_run(engine, store)
     return engine, True
+
+
+async def reconcile_account(engine: Engine, executor: CoinbaseExecutor, store: Store | None) -> list[str]:
+    """A live start, new or resumed: the exchange must not know orders of this run that the store
+    does not (`recovery.check_unknown_orders`), and the account's balances must cover the ledger
+    (`recovery.check_balances`; a surplus is reported, a shortfall refuses). Returns the differences
+    reported. Raises StateCorruption (E007) before anything is sent."""
+    rest = executor.rest
+    if store is not None:
+        prefix = f"trdr-{engine.run_id}-"
+        orders = await rest.list_orders(product_ids=[engine.symbol])
+        check_unknown_orders(store, engine.run_id, [o.client_order_id for o in orders
+                                                    if o.client_order_id.startswith(prefix)])
+    base_ccy, quote_ccy = engine.symbol.split("-", 1)
+    totals = {base_ccy: 0.0, quote_ccy: 0.0}
+    for acct in await rest.list_accounts():
+        if acct.currency in totals:
+            totals[acct.currency] += float(acct.available_balance.value) + (
+                float(acct.hold.value) if acct.hold is not None else 0.0)
+    notes = check_balances(engine, totals[base_ccy], totals[quote_ccy])
+    engine.log("info", f"ledger of run {engine.run_id} reconciled with the account's balances",
+               base=totals[base_ccy], quote=totals[quote_ccy])
+    return notes

@@ -22,6 +22,7 @@ from trdr_tui.core.events import PortfolioSnapshot
 from trdr_tui.core.types import Candle, Decision, Mode, Tick
 from trdr_tui.engine.record import RunState
 from trdr_tui.engine.timers import PeriodicTimer
+from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy
 from trdr_tui.trading.portfolio import Portfolio
@@ -148,6 +149,7 @@ class EngineParts(Protocol):
     price_model: PriceModel
     run_id: str
     run_state: RunState
+    checkpoints: RunRepository | None
     polled_timer: PeriodicTimer | None
     candle_topic: str
     portfolio_topic: str

@@ -12,6 +12,7 @@ manager's `restore_sequence`, `restore_open`, `adopt` and `drop`, and the store'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -22,11 +23,14 @@ from trdr_tui.core.types import Order, OrderStatus, OrderType
 from trdr_tui.engine.protocols import EngineParts, StatefulDecisionSource
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import (
+    POSITION_EPSILON,
     latest_checkpoint,
     max_order_seq,
+    stored_client_order_ids,
     stored_fills,
     stored_open_orders,
     stored_order,
+    stored_trade_count,
 )
 from trdr_tui.trading.orders import TrailingSnapshot
 
@@ -115,7 +119,8 @@ def restore_latest(engine: EngineParts, store: Store, run_id: str | None = None)
 async def recover_from_store(engine: EngineParts, executor: Executor, store: Store) -> tuple[int, int]:
     """Crash-only start of a live run that was interrupted: rebuild from the store, then reconcile.
 
-    1. the ledger is rebuilt by replaying the stored fills (write-through, so nothing booked is lost);
+    1. the ledger is rebuilt by replaying the stored fills (journaled before the engine went on, so
+       nothing booked is lost), and the run's `trades` rows are rebuilt from them when they disagree;
     2. orders stored as open are loaded with status and history from the stored transitions and their
        filled size from the stored fills; the order sequence continues after the highest stored id
        (a checkpoint's sequence can be older than the last order written);
@@ -133,6 +138,7 @@ async def recover_from_store(engine: EngineParts, executor: Executor, store: Sto
     run_id = engine.run_id
     fills = stored_fills(store, run_id)
     engine.portfolio.rebuild_from_fills(fills)
+    rebuild_trades(engine, store)
     om = engine.orders
     om.restore_sequence(max_order_seq(store, run_id))
     db_open = {o.id: o for o in stored_open_orders(store, run_id, fills)}
@@ -158,6 +164,71 @@ async def recover_from_store(engine: EngineParts, executor: Executor, store: Sto
     for r in reports:
         om.on_report(r)
     return len(to_reconcile), len(reports)
+
+
+def rebuild_trades(engine: EngineParts, store: Store) -> bool:
+    """`trades` is derived from `fills`: when the stored round trips of the run are not the ones the
+    rebuilt ledger (`engine.portfolio`, after `rebuild_from_fills`) closed, replace them and say so.
+    Returns True when they were replaced."""
+    want = engine.portfolio.trades
+    have = stored_trade_count(store, engine.run_id)
+    repo = engine.checkpoints
+    if have == len(want) or repo is None:
+        return False
+    repo.replace_trades(want)
+    engine.log("warning", f"run {engine.run_id}: {have} round trip(s) stored, its fills make {len(want)}: "
+                          "trades rebuilt from the fills", stored=have, rebuilt=len(want))
+    return True
+
+
+def check_unknown_orders(store: Store, run_id: str, exchange_client_ids: Sequence[str]) -> None:
+    """The store must know every order the exchange has for this run (client ids `trdr-<run_id>-<n>`).
+    One it does not know means the database is older than the exchange's history (a lost WAL or
+    journal, a restored backup): resuming would reuse client order ids and book fills against the
+    wrong orders.
+
+    Raises StateCorruption (E007) naming the unknown orders and the fix."""
+    prefix = f"trdr-{run_id}-"
+    known = stored_client_order_ids(store, run_id)
+    unknown = sorted(c for c in exchange_client_ids if c.startswith(prefix) and c not in known)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise StateCorruption(
+            f"the database {store.path} is older than the exchange's history of run {run_id}: "
+            f"{len(unknown)} order(s) at the exchange are not in it ({shown})",
+            hint="restore the database together with its .journal file; or close the run's position on the "
+                 "exchange by hand and start with a fresh --db. Nothing was sent.")
+
+
+def check_balances(engine: EngineParts, base: float, quote: float, *, tolerance: float = 1e-8) -> list[str]:
+    """Reconcile the ledger with the exchange account's balances (`base`, `quote`: available + on
+    hold, in base and quote units). The account may hold more than the run (other money of the
+    user's): reported, and left alone. It must not hold less: the run could not sell what it thinks
+    it holds, or pay for what it plans to buy.
+
+    Returns the differences reported (also logged as warnings); raises StateCorruption (E007) on a
+    shortfall, with the amounts."""
+    pf = engine.portfolio
+    sym = engine.symbol
+    base_ccy, quote_ccy = sym.split("-", 1)
+    notes: list[str] = []
+    short_base = pf.position - base
+    short_quote = pf.cash - quote
+    if short_base > max(tolerance, POSITION_EPSILON) or short_quote > max(tolerance, 0.01):
+        raise StateCorruption(
+            f"the ledger of run {engine.run_id} holds {pf.position:.8f} {base_ccy} and {pf.cash:.2f} {quote_ccy}; "
+            f"the exchange account only {base:.8f} {base_ccy} and {quote:.2f} {quote_ccy}",
+            hint="money left the account outside this run (or the database belongs to another account): "
+                 "check the account; lower `capital` to what the account holds, or close the position by hand "
+                 "and start with a fresh --db. Nothing was sent.")
+    if -short_base > max(tolerance, POSITION_EPSILON):
+        notes.append(f"the account holds {-short_base:.8f} {base_ccy} more than run {engine.run_id}: left alone")
+    if -short_quote > 0.01:
+        notes.append(f"the account holds {-short_quote:.2f} {quote_ccy} more than run {engine.run_id}'s cash: "
+                     "left alone")
+    for note in notes:
+        engine.log("warning", note, base=base, quote=quote, ledger_position=pf.position, ledger_cash=pf.cash)
+    return notes
 
 
 def _armed_before_armed_existed(order: Order) -> None:

@@ -1,5 +1,8 @@
-"""DuckDB storage: schema and migrations, repositories, checkpoints."""
+"""DuckDB storage: schema and migrations, repositories, checkpoints, and the paper/live journal."""
 
 from trdr_tui.store.db import Store, default_db_path
+from trdr_tui.store.journal import replay_pending
+
+Store.on_open.append(replay_pending)  # every read-write open applies what a dead process journaled
 
 __all__ = ["Store", "default_db_path"]

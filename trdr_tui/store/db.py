@@ -3,17 +3,63 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import duckdb
 
 from trdr_tui.config import xdg_data_dir
-from trdr_tui.core.errors import StateCorruption, StopError
+from trdr_tui.core.errors import StateCorruption, StopError, TrdrError
 from trdr_tui.store.schema import MIGRATIONS
 
 MEMORY = ":memory:"
+
+
+class JournalWriter(Protocol):
+    """The journal in front of the database in paper and live (store.journal.StoreWriter).
+
+    `append(*ops)`: each op is (kind, row); one durable record, returns its sequence number.
+    `defer_rows(kind, rows, write)`: rows for the next batch, written by `write(cursor, rows)`."""
+
+    def append(self, *ops: tuple[str, Sequence[Any]]) -> int: ...
+
+    def defer_rows(self, kind: str, rows: list[Any],
+                   write: Callable[[duckdb.DuckDBPyConnection, list[Any]], None]) -> None: ...
+
+    def flush(self) -> None:
+        """Apply everything appended so far; raises StopError when the writer failed."""
+
+    def close(self) -> None:
+        """Flush, checkpoint the database and stop the writer."""
+
+
+def database_error(path: str, exc: Exception, *, action: str = "use") -> TrdrError:
+    """A DuckDB (or OS) error on database `path` as what happened, where, and how to fix it.
+
+    Disk full → free space (each write is one transaction: nothing was half-written); a damaged or
+    truncated file → StateCorruption (E007): restore a backup; held by another process → stop it;
+    permission denied → fix the permissions. Anything else names the file and the error."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if "no space left" in low or "disk is full" in low or "disk full" in low:
+        return StopError(f"the disk holding database {path} is full ({text})",
+                         hint="free disk space and run it again; nothing was half-written (every write is one "
+                              "transaction)")
+    if ("corrupt" in low or "checksum" in low or "not a valid duckdb database" in low
+            or "could not read enough bytes" in low):
+        return StateCorruption(f"database {path} is damaged or truncated ({text})",
+                               hint="restore it from a backup (with its .journal file), or move it away to start "
+                                    "a new one; a live run reconciles with the exchange when it starts")
+    if "lock" in low and ("conflicting" in low or "could not set" in low):
+        return StopError(f"cannot {action} database {path}: another process holds it ({text})",
+                         hint="stop the other trdr process, or pass a different --db")
+    if "permission denied" in low or "read-only file system" in low:
+        return StopError(f"cannot {action} database {path}: permission denied ({text})",
+                         hint="make the file and its directory readable and writable by this user, or pass "
+                              "a different --db")
+    return StopError(f"cannot {action} database {path}: {text}", hint="check the file and the disk it is on")
 
 
 def default_db_path() -> Path:
@@ -36,19 +82,47 @@ class Store:
             self.path = str(p)
         try:
             self.conn = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
-            raise StopError(
-                f"cannot open database {self.path}: {exc}",
-                hint="another trdr process may hold it; stop it or pass a different --db",
-            ) from None
+        except (duckdb.Error, OSError) as exc:
+            raise database_error(self.path, exc, action="open") from None
         self._lock = threading.RLock()
+        self.writer: JournalWriter | None = None  # paper/live: the journal in front (store.journal)
         if not read_only:
-            self.migrate()
+            try:
+                self.migrate()
+                self._replay_journal()
+            except duckdb.Error as exc:
+                with suppress(duckdb.Error):
+                    self.conn.close()
+                raise database_error(self.path, exc, action="open") from None
+
+    on_open: ClassVar[list[Callable[[Store], None]]] = []
+    """Run after migrations whenever a database is opened read-write; `trdr_tui.store` registers the
+    journal replay here (store/journal.py), so the store never imports the journal that writes to it."""
+
+    def _replay_journal(self) -> None:
+        """A paper/live process that died left records in `<db>.journal` the database may not hold:
+        apply them now, before anyone reads (the `on_open` hooks)."""
+        if self.path == MEMORY:
+            return
+        for hook in self.on_open:
+            hook(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        self.conn.close()
+        """Write and checkpoint what the journal's writer holds (if any), then close."""
+        writer, self.writer = self.writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            self.conn.close()
+
+    def sync(self) -> None:
+        """Bring the database up to date with the journal (a no-op without one): before reading back
+        what the engine wrote in paper or live mode. Raises StopError when the writer failed."""
+        if self.writer is not None:
+            self.writer.flush()
 
     def __enter__(self) -> Store:
         return self
@@ -101,7 +175,8 @@ class Store:
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                with suppress(duckdb.Error):  # a failed COMMIT/statement may have ended it already
+                    self.conn.execute("ROLLBACK")
                 raise
             else:
                 self.conn.execute("COMMIT")

@@ -2,8 +2,10 @@
 
 Every agent signal and every consensus is a row in `agent_decisions` (the consensus has agent_id
 'consensus'), with the agent's execution time. Rows are buffered and written in one insert per batch
-(`batch_size` rows: 1 in paper/live for immediate durability, thousands in backtests). Batch-mode
-backtests write whole columns at once with `write_columns`.
+(`batch_size` rows: thousands in backtests). With a journal in front of the store (paper/live,
+store/journal.py) each decision's rows are handed to the writer thread, which inserts them in its
+next batch (at most a second later; the decision log is analytics, so it skips the journal itself).
+Batch-mode backtests write whole columns at once with `write_columns`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ class DecisionLog:
                                decision.weights.get(s.agent_id), s.reasoning, timings_ms.get(s.agent_id)))
         self._rows.append((rid, decision.ts, CONSENSUS_ID, decision.action.value, decision.confidence,
                            decision.trail_distance, None, decision.reasoning, consensus_ms))
-        if len(self._rows) >= self.batch_size:
+        writer = self.store.writer if self.batch_size == 1 else None  # streaming (paper/live) logs
+        if writer is not None:
+            rows, self._rows = self._rows, []
+            writer.defer_rows("agent_decisions", rows, lambda cur, batch: _insert(cur, _columns(batch)))
+        elif len(self._rows) >= self.batch_size:
             self.flush()
 
     def flush(self) -> int:
@@ -53,15 +59,8 @@ class DecisionLog:
         if not self._rows:
             return 0
         rows, self._rows = self._rows, []
-        cols = list(zip(*rows, strict=True))
-        raw = dict(zip(_COLUMNS, cols, strict=True))
-        data: dict[str, npt.NDArray[Any]] = {"ts": np.asarray(raw["ts"], dtype=np.int64)}
-        for name in ("confidence", "trail_distance", "weight", "execution_time_ms"):
-            data[name] = np.array([np.nan if v is None else v for v in raw[name]], dtype=np.float64)
-        for name in ("run_id", "agent_id", "signal", "reasoning"):
-            data[name] = np.array(raw[name], dtype=object)
         try:
-            self.write_columns(data)
+            self.write_columns(_columns(rows))
         except BaseException:
             self._rows = rows + self._rows  # nothing was written: keep them for the next try
             raise
@@ -76,16 +75,8 @@ class DecisionLog:
         for name, col in cols.items():
             if len(col) != n:
                 raise ValueError(f"column {name} has {len(col)} rows, expected {n}")
-        rows_view = cols  # noqa: F841 - read by DuckDB's replacement scan below
         with self.store.transaction() as cur:
-            cur.execute(
-                "INSERT INTO agent_decisions (run_id, ts, agent_id, signal, confidence, trail_distance, weight,"
-                " reasoning, execution_time_ms)"
-                " SELECT run_id, make_timestamp(ts // 1000), agent_id, signal, confidence,"
-                " CASE WHEN isnan(trail_distance) THEN NULL ELSE trail_distance END,"
-                " CASE WHEN isnan(weight) THEN NULL ELSE weight END, reasoning,"
-                " CASE WHEN isnan(execution_time_ms) THEN NULL ELSE execution_time_ms END FROM rows_view"
-            )
+            _insert(cur, cols)
         return n
 
     def rows(self, *, agent_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -99,9 +90,33 @@ class DecisionLog:
         sql += " ORDER BY id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
+        self.store.sync()
         keys = ("ts", "agent_id", "signal", "confidence", "trail_distance", "weight", "reasoning", "execution_time_ms")
         with self.store.transaction() as cur:
             return [dict(zip(keys, r, strict=True)) for r in cur.execute(sql, params).fetchall()]
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> dict[str, npt.NDArray[Any]]:
+    """Buffered rows (in `_COLUMNS` order) as the columns `_insert` takes."""
+    raw = dict(zip(_COLUMNS, zip(*rows, strict=True), strict=True))
+    data: dict[str, npt.NDArray[Any]] = {"ts": np.asarray(raw["ts"], dtype=np.int64)}
+    for name in ("confidence", "trail_distance", "weight", "execution_time_ms"):
+        data[name] = np.array([np.nan if v is None else v for v in raw[name]], dtype=np.float64)
+    for name in ("run_id", "agent_id", "signal", "reasoning"):
+        data[name] = np.array(raw[name], dtype=object)
+    return data
+
+
+def _insert(cur: Any, cols: Mapping[str, npt.NDArray[Any]]) -> None:
+    rows_view = cols  # noqa: F841 - read by DuckDB's replacement scan below
+    cur.execute(
+        "INSERT INTO agent_decisions (run_id, ts, agent_id, signal, confidence, trail_distance, weight,"
+        " reasoning, execution_time_ms)"
+        " SELECT run_id, make_timestamp(ts // 1000), agent_id, signal, confidence,"
+        " CASE WHEN isnan(trail_distance) THEN NULL ELSE trail_distance END,"
+        " CASE WHEN isnan(weight) THEN NULL ELSE weight END, reasoning,"
+        " CASE WHEN isnan(execution_time_ms) THEN NULL ELSE execution_time_ms END FROM rows_view"
+    )
 
 
 def save_weights(store: Store, weights: Mapping[str, float], ts_ns: int) -> None:

@@ -4,10 +4,12 @@ grid state and agent weights.
 Reading a run back after a crash (`stored_fills`, `stored_open_orders`, `stored_order`,
 `max_order_seq`, `latest_live_run`) returns domain objects; the engine's recovery uses only these.
 
-Two write modes. Write-through (paper, live): every write commits before the engine goes on, so an
-order's row exists before it is sent (crash-only: at start the engine reconciles stored open orders
-with the exchange by `client_order_id`). Batched (backtests): rows are buffered and written in one
-transaction per `batch_size` rows and at `flush()`; an order's latest state is upserted.
+Three write modes. Journaled (paper and live on a database file, `store.writer` set — see
+store/journal.py): every write is one record appended to the journal (durable against a crash when
+the call returns: an order's intent before it is sent) and applied to DuckDB in batches by the writer
+thread; a fill and the trade it closes are one record. Write-through (no journal: an in-memory store):
+every write commits before the engine goes on. Batched (backtests): rows are buffered and written in
+one transaction per `batch_size` rows and at `flush()`; an order's latest state is upserted.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def _insert_sql(table: str) -> str:
 _SQL = {table: _insert_sql(table) for table in _TABLES}
 
 
-def _write_rows(cur: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+def write_rows(cur: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert `rows` (tuples in `_TABLES` column order) into `table` with one statement; orders upsert."""
     if rows:
         cur.execute(_SQL[table], [list(col) for col in zip(*rows, strict=True)])
 
@@ -108,6 +111,7 @@ class RunRepository:
         self._orders: dict[str, Order] = {}
         self._rows: dict[str, list[tuple[Any, ...]]] = {"order_transitions": [], "fills": [], "trades": []}
         self._pending = 0
+        self.journal = None if batched else store.writer  # journaled: paper/live on a database file
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -120,39 +124,66 @@ class RunRepository:
                 _us(filled_at), json.dumps(o.metadata))
 
     def insert_order(self, order: Order) -> None:
-        """Write-ahead: in write-through mode this commits before the order can be sent."""
+        """Write-ahead: journaled or write-through, this is durable before the order can be sent."""
         self.update_order(order)
 
     def update_order(self, order: Order) -> None:
         if self.batched:
             self._orders[order.id] = order
             self._bump()
+        elif self.journal is not None:
+            self.journal.append(("orders", self._order_row(order)))
         else:
             with self.store.transaction() as cur:
-                _write_rows(cur, "orders", [self._order_row(order)])
+                write_rows(cur, "orders", [self._order_row(order)])
 
     def insert_transition(self, order: Order, seq: int, t: OrderTransition) -> None:
         self._write("order_transitions", (order.id, seq, _us(t.ts), t.from_status.value, t.to_status.value,
                                             t.reason))
 
-    def insert_fill(self, fill: Fill) -> None:
-        self._write("fills", (fill.id, fill.order_id, fill.client_order_id, self.run_id, fill.symbol,
-                                      fill.side.value, fill.price, fill.size, fill.fee, fill.liquidity.value,
-                                      _us(fill.ts)))
+    def insert_fill(self, fill: Fill, trade: Trade | None = None) -> None:
+        """A fill and the round trip it closes (if any), written together: one journal record, or one
+        transaction (write-through), so a crash never keeps one without the other."""
+        row = (fill.id, fill.order_id, fill.client_order_id, self.run_id, fill.symbol, fill.side.value, fill.price,
+               fill.size, fill.fee, fill.liquidity.value, _us(fill.ts))
+        if trade is None:
+            self._write("fills", row)
+        elif self.batched:
+            self._rows["fills"].append(row)
+            self._rows["trades"].append(self.trade_row(trade))
+            self._bump()
+        elif self.journal is not None:
+            self.journal.append(("fills", row), ("trades", self.trade_row(trade)))
+        else:
+            with self.store.transaction() as cur:
+                write_rows(cur, "fills", [row])
+                write_rows(cur, "trades", [self.trade_row(trade)])
 
-    def insert_trade(self, trade: Trade) -> None:
-        self._write("trades", (self.run_id, trade.symbol, trade.entry_order_id, trade.exit_order_id,
-                                       _us(trade.entry_ts), _us(trade.exit_ts), trade.entry_price,
-                                       trade.exit_price, trade.size, trade.pnl, trade.fees,
-                                       trade.duration_ns // 1_000_000_000))
+    def trade_row(self, trade: Trade) -> tuple[Any, ...]:
+        return (self.run_id, trade.symbol, trade.entry_order_id, trade.exit_order_id, _us(trade.entry_ts),
+                _us(trade.exit_ts), trade.entry_price, trade.exit_price, trade.size, trade.pnl, trade.fees,
+                trade.duration_ns // 1_000_000_000)
+
+    def replace_trades(self, trades: Sequence[Trade]) -> None:
+        """Replace this run's stored round trips with `trades` (rebuilt from its fills at a restart)."""
+        rows = [self.trade_row(t) for t in trades]
+        if self.journal is not None:
+            self.journal.append(("trades.replace", (self.run_id, rows)))
+            return
+        self.flush()
+        with self.store.transaction() as cur:
+            cur.execute("DELETE FROM trades WHERE run_id = ?", [self.run_id])
+            write_rows(cur, "trades", rows)
 
     def _write(self, table: str, row: tuple[Any, ...]) -> None:
         if self.batched:
             self._rows[table].append(row)
             self._bump()
+        elif self.journal is not None:
+            self.journal.append((table, row))
         else:
             with self.store.transaction() as cur:
-                _write_rows(cur, table, [row])
+                write_rows(cur, table, [row])
 
     def _bump(self) -> None:
         self._pending += 1
@@ -160,14 +191,18 @@ class RunRepository:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered row in one transaction (batched mode)."""
+        """Write every buffered row in one transaction (batched mode); journaled, wait until the
+        writer has applied everything so far."""
+        if self.journal is not None:
+            self.journal.flush()
+            return
         if not self._pending:
             return
         orders = [self._order_row(o) for o in self._orders.values()]
         with self.store.transaction() as cur:
-            _write_rows(cur, "orders", orders)
+            write_rows(cur, "orders", orders)
             for table, rows in self._rows.items():
-                _write_rows(cur, table, rows)
+                write_rows(cur, table, rows)
         self._orders.clear()
         for rows in self._rows.values():
             rows.clear()
@@ -184,25 +219,40 @@ class RunRepository:
     # -- checkpoints, grid, weights --------------------------------------------------------------
 
     def save_checkpoint(self, kind: str, mode: Mode, ts: int, state: dict[str, Any]) -> None:
-        self.flush()
         payload = msgspec.json.encode(state).decode()
+        grid = state.get("policy", {}).get("grid") if isinstance(state.get("policy"), dict) else None
+        if self.journal is not None:
+            ops: list[tuple[str, tuple[Any, ...]]] = [("checkpoints", (self.run_id, _us(ts), kind, mode.value, payload))]
+            if grid is not None:
+                ops.append(("grid_state", self._grid_row(str(state.get("symbol", "")), ts, grid)))
+            self.journal.append(*ops)
+            return
+        self.flush()
         with self.store.transaction() as cur:
             cur.execute(f"INSERT INTO checkpoints (run_id, ts, type, mode, state) VALUES (?, {_TS}, ?, ?, ?)",
                         [self.run_id, _us(ts), kind, mode.value, payload])
-            grid = state.get("policy", {}).get("grid") if isinstance(state.get("policy"), dict) else None
             if grid is not None:
                 self._save_grid(cur, str(state.get("symbol", "")), ts, grid)
 
     def save_grid(self, symbol: str, ts: int, grid: dict[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.append(("grid_state", self._grid_row(symbol, ts, grid)))
+            return
         with self.store.transaction() as cur:
             self._save_grid(cur, symbol, ts, grid)
+
+    def _grid_row(self, symbol: str, ts: int, grid: dict[str, Any]) -> tuple[Any, ...]:
+        return (self.run_id, symbol, _us(ts), msgspec.json.encode(grid).decode())
 
     def _save_grid(self, cur: Any, symbol: str, ts: int, grid: dict[str, Any]) -> None:
         cur.execute(f"INSERT INTO grid_state (run_id, symbol, updated_at, state) VALUES (?, ?, {_TS}, ?) "
                     "ON CONFLICT (run_id, symbol) DO UPDATE SET updated_at = excluded.updated_at, "
-                    "state = excluded.state", [self.run_id, symbol, _us(ts), msgspec.json.encode(grid).decode()])
+                    "state = excluded.state", list(self._grid_row(symbol, ts, grid)))
 
     def save_weights(self, weights: dict[str, float], ts: int) -> None:
+        if self.journal is not None:
+            self.journal.append(*[("agent_weights", (a, float(w), _us(ts))) for a, w in weights.items()])
+            return
         with self.store.transaction() as cur:
             for agent_id, w in weights.items():
                 cur.execute(f"INSERT INTO agent_weights (agent_id, weight, updated_at) VALUES (?, ?, {_TS}) "
@@ -217,6 +267,7 @@ def load_weights(store: Store) -> dict[str, float]:
 
 def latest_checkpoint(store: Store, run_id: str | None = None) -> tuple[str, str, dict[str, Any]] | None:
     """(run_id, type, state) of the newest checkpoint, of one run or of any."""
+    store.sync()
     sql = "SELECT run_id, type, state FROM checkpoints"
     params: list[Any] = []
     if run_id is not None:
@@ -233,6 +284,7 @@ def latest_checkpoint(store: Store, run_id: str | None = None) -> tuple[str, str
 
 def stored_fills(store: Store, run_id: str) -> list[Fill]:
     """Every fill booked in run `run_id`, oldest first (by time, then fill id)."""
+    store.sync()
     rows = store.cursor().execute(
         "SELECT id, order_id, client_order_id, symbol, side, price, size, fee, liquidity, epoch_us(ts) FROM fills "
         "WHERE run_id = ? ORDER BY ts, id", [run_id]).fetchall()
@@ -249,6 +301,7 @@ _ORDER_SELECT = (
 
 def _stored_orders(store: Store, where: str, params: list[Any], fills: Sequence[Fill],
                    statuses: frozenset[OrderStatus] | None) -> list[Order]:
+    store.sync()
     out: list[Order] = []
     for r in store.cursor().execute(_ORDER_SELECT + where, params).fetchall():
         status = OrderStatus(r[9])
@@ -285,14 +338,45 @@ def stored_order(store: Store, order_id: str, fills: Sequence[Fill]) -> Order | 
 
 def max_order_seq(store: Store, run_id: str) -> int:
     """The highest `<n>` of the order ids (`<run_id>-<n>`) stored for run `run_id`; 0 when it has none."""
+    store.sync()
     rows = store.cursor().execute("SELECT id FROM orders WHERE run_id = ?", [run_id]).fetchall()
     return max((int(str(r[0]).rsplit("-", 1)[1]) for r in rows), default=0)
 
 
 def latest_live_run(store: Store) -> str | None:
-    """The run id of the newest live run that still has orders open in the store (the one to resume
-    after a crash); None when no live run has."""
+    """The run id of the newest live run when it still holds a position (its BUY fills exceed its
+    SELL fills) or has orders open in the store: the one to resume after a crash or a stop. None when
+    there is no live run, or the newest one is flat with nothing open."""
+    store.sync()
     row = store.cursor().execute(
-        f"SELECT run_id FROM orders WHERE mode = 'live' AND status IN ({_OPEN_SQL}) "
-        "ORDER BY created_at DESC LIMIT 1").fetchone()
-    return str(row[0]) if row else None
+        "SELECT run_id FROM orders WHERE mode = 'live' ORDER BY created_at DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    run_id = str(row[0])
+    held = store.cursor().execute(
+        "SELECT coalesce(sum(CASE WHEN side = 'BUY' THEN size ELSE -size END), 0)::DOUBLE FROM fills "
+        "WHERE run_id = ?", [run_id]).fetchone()
+    open_rows = store.cursor().execute(
+        "SELECT count(*) FROM orders o WHERE o.run_id = ? AND coalesce((SELECT to_status FROM order_transitions t "
+        f"WHERE t.order_id = o.id ORDER BY seq DESC LIMIT 1), o.status) IN ({_OPEN_SQL})", [run_id]).fetchone()
+    position = float(held[0]) if held else 0.0
+    if (open_rows and open_rows[0]) or position > POSITION_EPSILON:
+        return run_id
+    return None
+
+
+POSITION_EPSILON = 1e-12  # base units: below this a run's fills net to flat (float sums of exact sizes)
+
+
+def stored_client_order_ids(store: Store, run_id: str) -> set[str]:
+    """The `client_order_id`s of every order stored for run `run_id`."""
+    store.sync()
+    rows = store.cursor().execute("SELECT client_order_id FROM orders WHERE run_id = ?", [run_id]).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def stored_trade_count(store: Store, run_id: str) -> int:
+    """How many round trips are stored for run `run_id`."""
+    store.sync()
+    row = store.cursor().execute("SELECT count(*) FROM trades WHERE run_id = ?", [run_id]).fetchone()
+    return int(row[0]) if row else 0

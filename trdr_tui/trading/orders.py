@@ -60,8 +60,8 @@ class OrderRepo(Protocol):
     def insert_order(self, order: Order) -> None: ...
     def update_order(self, order: Order) -> None: ...
     def insert_transition(self, order: Order, seq: int, transition: OrderTransition) -> None: ...
-    def insert_fill(self, fill: Fill) -> None: ...
-    def insert_trade(self, trade: Trade) -> None: ...
+    def insert_fill(self, fill: Fill, trade: Trade | None = None) -> None:
+        """The fill and the round trip it closes, written as one (a crash keeps both or neither)."""
 
 
 def smart_order_type(spread: float, threshold: float) -> OrderType:
@@ -376,9 +376,7 @@ class OrderManager:
         order.fees += fill.fee
         repo = self.repo
         if repo is not None:
-            repo.insert_fill(fill)
-            if trade is not None:
-                repo.insert_trade(trade)
+            repo.insert_fill(fill, trade)
         return trade
 
     def _finish(self, order: Order, status: OrderStatus, reason: str) -> None:
