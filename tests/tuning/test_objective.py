@@ -12,7 +12,7 @@ def test_folds_are_scored_on_their_own_bars_after_warmup(slice_bars: CandleArray
                                                         settings: Settings) -> None:
     cache = DatasetCache(slice_bars, tiny)
     assert len(cache.slices) == 2
-    (a0, b0, c0), (a1, b1, c1) = cache.slices
+    (a0, b0, c0), (_a1, b1, _c1) = cache.slices
     assert b0 - a0 == tiny.warmup_bars and c0 == b1  # the second fold's test starts where the first ended
     ev = evaluate(cache, settings, {})
     assert len(ev.folds) == 2

@@ -350,7 +350,7 @@ def list_runs(ctx: CliContext) -> int:
 
     from trdr_tui.store.tuning import TuningRepository
 
-    runs = TuningRepository(ctx.store).list()
+    runs = TuningRepository(ctx.store).recent()
     if ctx.args.json:
         print(json.dumps([msgspec.to_builtins(r) for r in runs], allow_nan=False))
         return 0

@@ -77,7 +77,7 @@ class TuningRepository:
                             parameters=_load(r[5]) or {}, attributes=_load(r[6]) or {}, duration_ms=r[7])
                 for r in rows]
 
-    def list(self, limit: int = 50) -> list[OptimizationRecord]:
+    def recent(self, limit: int = 50) -> list[OptimizationRecord]:
         rows = self.store.conn.execute(
             "SELECT id, epoch_ns(created_at), method, objective, search_space, results, best_parameters"
             " FROM optimizations ORDER BY created_at DESC, id LIMIT ?", [limit]).fetchall()

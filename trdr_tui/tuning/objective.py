@@ -112,8 +112,10 @@ class DatasetCache:
         clock = SimClock(0)
         orch = build_orchestrator(settings, bus=bus, clock=clock)
         for agent in orch.agents:
-            original = agent.analyze_batch
-            agent.analyze_batch = self._memo(agent.id, original)  # instance attribute: isinstance checks hold
+            original = getattr(agent, "analyze_batch", None)
+            if original is not None:  # an agent without a batch mode makes the run stream, uncached
+                # an instance attribute, so the panel's isinstance checks still see the agent's own class
+                setattr(agent, "analyze_batch", self._memo(agent.id, original))  # noqa: B010
         return orch
 
     def _memo(self, agent_id: str, fn: Any) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import socket
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -95,7 +96,9 @@ def make_storage(target: str) -> Any:
         if scheme == "postgresql":  # SQLAlchemy's default driver would be psycopg2; we ship psycopg 3
             target = "postgresql+psycopg://" + target.split("://", 1)[1]
         try:
-            return optuna.storages.RDBStorage(target, heartbeat_interval=60, grace_period=120)
+            with warnings.catch_warnings():  # heartbeats (stale trials of killed workers → FAIL) are "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(target, heartbeat_interval=60, grace_period=120)
         except Exception as exc:
             # the URL may carry a password: name only the host part
             raise ConfigError(f"cannot open the study storage at {target.split('@')[-1]}: "
