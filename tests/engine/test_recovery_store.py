@@ -22,6 +22,7 @@ from trdr_tui.store.orders import (
     stored_open_orders,
     stored_order,
 )
+from trdr_tui.store.schema import MIGRATIONS
 
 S = OrderStatus
 US = 1_000  # the store keeps microseconds
@@ -56,9 +57,12 @@ def test_migration_3_reads_armed_only_trailing_orders_as_armed(tmp_path: Path) -
             legacy_order(3, OrderType.TRAILING, [S.SUBMITTED, S.CANCELLED], "armed", {}),          # armed, cancelled
             legacy_order(4, OrderType.LIMIT, [S.SUBMITTED], "sent", {"post_only": True}),          # at the exchange
         ])
-        store.conn.execute("DELETE FROM schema_migrations WHERE version = 3")  # as written before migration 3
+        # as written before migration 3: the later migrations are undone too, so that all re-run
+        store.conn.execute("DROP TABLE optimization_trials; DROP TABLE parameter_changes; "
+                           "DROP SEQUENCE parameter_changes_id_seq; DROP TABLE adaptive_values")
+        store.conn.execute("DELETE FROM schema_migrations WHERE version >= 3")
     with Store(db) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == max(version for version, _, _ in MIGRATIONS)
         fills: list[Fill] = []
         got = {o.id: o for o in stored_open_orders(store, "run", fills)}
         assert {oid: o.status for oid, o in got.items()} == {"run-1": S.ARMED, "run-2": S.SUBMITTED,

@@ -209,4 +209,43 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE armed_only;
         """,
     ),
+    (
+        4,
+        "optimizer trials (one row per Optuna trial, with its fold figures), the parameter changes "
+        "the daily loop weighed, and adaptive values",
+        """
+        CREATE TABLE optimization_trials (
+            optimization_id VARCHAR NOT NULL,
+            number          INTEGER NOT NULL,     -- the trial's number in its study
+            state           VARCHAR NOT NULL,     -- COMPLETE | PRUNED | FAIL
+            value           DOUBLE,               -- the objective (first objective when several)
+            values          JSON,                 -- every objective value
+            best_so_far     DOUBLE,               -- convergence: the best value up to this trial
+            parameters      JSON NOT NULL,        -- dotted config keys → values
+            attributes      JSON,                 -- fold returns, drawdown, fee share, Monte Carlo gate
+            duration_ms     DOUBLE,
+            PRIMARY KEY (optimization_id, number)
+        );
+
+        CREATE SEQUENCE parameter_changes_id_seq;
+        CREATE TABLE parameter_changes (
+            id             BIGINT PRIMARY KEY DEFAULT nextval('parameter_changes_id_seq'),
+            ts             TIMESTAMP NOT NULL,
+            run_id         VARCHAR,
+            from_version   VARCHAR,
+            to_version     VARCHAR,
+            adopted        BOOLEAN NOT NULL,
+            reason         VARCHAR NOT NULL,
+            changes        JSON                   -- dotted key → [old, new]
+        );
+
+        CREATE TABLE adaptive_values (
+            name       VARCHAR PRIMARY KEY,       -- dotted config key
+            value      DOUBLE NOT NULL,
+            confidence DOUBLE NOT NULL,
+            outcomes   JSON NOT NULL,             -- the last outcomes, true = good
+            updated_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

@@ -1,0 +1,121 @@
+"""Self-tuning from three inputs (PRD §3.5): symbol, capital, risk tolerance → every other value.
+
+Inputs besides the three: market statistics of the last 30 days of bars, the fee tier and the risk
+profile (`trdr_tui.config.RISK_PROFILES`). Each derived value carries its formula and inputs, which
+`trdr tune --explain` prints.
+
+Market statistics over the window (the last `WINDOW_DAYS` days before the last bar):
+
+- average swing: mean of |p[k+1] − p[k]| / p[k] over the alternating swing pivots of the window
+  (`trdr_tui.trading.grid.swing_pivots`, lookback `grid.swing_lookback`), as the grid measures it;
+- volatility ratio: standard deviation of bar log returns over the last 7 days ÷ the same over
+  the whole window (1.0 = as usual, 2.0 = twice as restless as the month).
+
+Derived (PRD §3.5 `initializeFromMinimalConfig`):
+
+- round-trip cost = 2 × taker fee + 2 × half-spread (trailing triggers pay taker on both legs);
+- grid spacing = clamp(max(swing_fraction × average swing, round-trip cost + margin), …, max_spacing);
+- trail distance = clamp(trail base × volatility ratio, min_distance, min(max_distance, spacing / 2)):
+  the trail never gives back more than half the spacing;
+- position size = capital × sizing.base_fraction (5 %);
+- max concurrent trades = floor(max drawdown / 0.05), at least 1;
+- max drawdown and confidence threshold: the risk profile's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from trdr_tui.backtest.runner import fee_rates
+from trdr_tui.config import DRAWDOWN_PER_CONCURRENT_TRADE, RISK_PROFILES, Settings
+from trdr_tui.core.arrays import CandleArrays
+from trdr_tui.core.errors import DataError
+from trdr_tui.trading.grid import swing_pivots
+
+WINDOW_DAYS = 30
+SHORT_DAYS = 7
+SPACING_MARGIN = 0.002  # a grid round trip must clear its cost by 0.2 % of price
+DAY_NS = 86_400_000_000_000
+
+
+class Derived(msgspec.Struct, frozen=True, kw_only=True):
+    key: str            # dotted config key, or `market.*` / `sizing.position_size_usd` for statistics
+    value: float
+    formula: str
+    inputs: dict[str, Any]
+
+
+class MarketStats(msgspec.Struct, frozen=True, kw_only=True):
+    average_swing: float
+    volatility_ratio: float
+    bars: int
+    start_ts: int
+    end_ts: int
+
+
+def market_stats(bars: CandleArrays, lookback: int) -> MarketStats:
+    """Statistics of the last 30 days of `bars` (see the module docstring). Raises DataError when
+    the window holds too few bars or swings to measure."""
+    if len(bars) == 0:
+        raise DataError("no bars to derive parameters from", hint="import candles first: trdr data import FILE")
+    end = int(bars.ts[-1])
+    w = bars[int(np.searchsorted(bars.ts, end - WINDOW_DAYS * DAY_NS, side="right")):]
+    pivots = swing_pivots(w.high, w.low, lookback)
+    if len(pivots) < 3:
+        raise DataError(f"the last {WINDOW_DAYS} days ({len(w)} bars) show fewer than 3 swing pivots",
+                        hint="derive from more or finer bars")
+    p = np.asarray(pivots)
+    swing = float(np.mean(np.abs(np.diff(p)) / p[:-1]))
+    r = np.diff(np.log(w.close))
+    short = r[np.asarray(w.ts[1:]) > end - SHORT_DAYS * DAY_NS]
+    whole = float(r.std(ddof=1)) if r.shape[0] > 1 else 0.0
+    ratio = float(short.std(ddof=1)) / whole if short.shape[0] > 1 and whole > 0 else 1.0
+    return MarketStats(average_swing=swing, volatility_ratio=ratio, bars=len(w), start_ts=int(w.ts[0]), end_ts=end)
+
+
+def derive(settings: Settings, bars: CandleArrays) -> list[Derived]:
+    """Every self-tuned value with its formula and inputs (see the module docstring)."""
+    stats = market_stats(bars, settings.grid.swing_lookback)
+    profile = RISK_PROFILES[settings.risk_tolerance]
+    maker, taker = fee_rates(settings, None)
+    g, tr = settings.grid, settings.trailing
+    half = settings.execution.half_spread
+    cost = 2 * taker + 2 * half
+    floor = cost + SPACING_MARGIN
+    raw = g.swing_fraction * stats.average_swing
+    spacing = min(max(raw, floor), g.max_spacing)
+    trail_raw = profile.trail_base * stats.volatility_ratio
+    trail_cap = min(tr.max_distance, spacing / 2)
+    trail = min(max(trail_raw, tr.min_distance), trail_cap)
+    conc = max(1, math.floor(round(profile.max_drawdown / DRAWDOWN_PER_CONCURRENT_TRADE, 9)))
+    return [
+        Derived(key="market.average_swing", value=stats.average_swing,
+                formula=f"mean |Δpivot| / pivot over the last {WINDOW_DAYS} days",
+                inputs={"bars": stats.bars, "swing_lookback": g.swing_lookback}),
+        Derived(key="market.volatility_ratio", value=stats.volatility_ratio,
+                formula=f"σ(log returns, {SHORT_DAYS} d) / σ(log returns, {WINDOW_DAYS} d)", inputs={"bars": stats.bars}),
+        Derived(key="fees.round_trip_cost", value=cost, formula="2 × taker + 2 × half_spread",
+                inputs={"tier": settings.fees.tier, "maker": maker, "taker": taker, "half_spread": half}),
+        Derived(key="grid.spacing", value=spacing,
+                formula="clamp(max(swing_fraction × average_swing, round_trip_cost + margin), max_spacing)",
+                inputs={"swing_fraction": g.swing_fraction, "average_swing": stats.average_swing,
+                        "round_trip_cost": cost, "margin": SPACING_MARGIN, "max_spacing": g.max_spacing}),
+        Derived(key="trailing.distance", value=trail,
+                formula="clamp(trail_base × volatility_ratio, min_distance, min(max_distance, spacing / 2))",
+                inputs={"trail_base": profile.trail_base, "volatility_ratio": stats.volatility_ratio,
+                        "min_distance": tr.min_distance, "max_distance": tr.max_distance, "spacing": spacing}),
+        Derived(key="sizing.position_size_usd", value=settings.capital * settings.sizing.base_fraction,
+                formula="capital × base_fraction",
+                inputs={"capital": settings.capital, "base_fraction": settings.sizing.base_fraction}),
+        Derived(key="risk.max_concurrent_trades", value=float(conc),
+                formula=f"max(1, floor(max_drawdown / {DRAWDOWN_PER_CONCURRENT_TRADE}))",
+                inputs={"max_drawdown": profile.max_drawdown}),
+        Derived(key="risk.max_drawdown", value=profile.max_drawdown, formula="risk profile",
+                inputs={"risk_tolerance": settings.risk_tolerance}),
+        Derived(key="agents.min_confidence", value=profile.min_confidence, formula="risk profile",
+                inputs={"risk_tolerance": settings.risk_tolerance}),
+    ]

@@ -1,0 +1,258 @@
+"""`trdr optimize`: an Optuna study over the genome, scored out of sample (`tuning.objective`).
+
+Samplers (Optuna): `tpe` (default, `TPESampler(multivariate=True)`), `cmaes` (`CmaEsSampler`; the
+integer genes are sampled independently), `nsga2` (`NSGAIISampler`, two objectives: maximize the
+score, minimize the worst fold drawdown).
+
+Storage: every study lives in an Optuna storage so that it survives a crash and can be shared.
+
+- a PostgreSQL URL (`postgresql://user@host:port/db`, Optuna's RDB storage through SQLAlchemy and
+  psycopg): many machines run workers against one study;
+- anything else is a file path for Optuna's `JournalStorage` (an append-only journal with a file
+  lock): a crashed run is resumed by running the same command again (same `--study` name).
+
+Workers: `workers` processes (spawned, each loading the bars once into its `DatasetCache`) pull
+trials from the study until it holds `trials` finished or running trials (Optuna's
+`MaxTrialsCallback`, counting finished trials; a
+trial left running by a killed worker is not counted); the calling process only watches the storage and reports progress. With one
+worker the study runs in the calling process. A single worker with a seed is deterministic.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import socket
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from trdr_tui.backtest.walkforward import with_overrides
+from trdr_tui.config import Settings, convert_settings
+from trdr_tui.core.arrays import CandleArrays
+from trdr_tui.core.errors import ConfigError, NotAvailable
+from trdr_tui.store.tuning import TrialRecord
+from trdr_tui.tuning.genome import Gene, current_values, suggest
+from trdr_tui.tuning.objective import DatasetCache, Evaluation, ObjectiveConfig, evaluate
+
+Sampler = Literal["tpe", "cmaes", "nsga2"]
+SAMPLERS: tuple[str, ...] = ("tpe", "cmaes", "nsga2")
+# (finished trials, total, best score so far or None)
+Progress = Callable[[int, int, float | None], None]
+POLL_SECONDS = 0.5
+
+
+class StudySpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    storage: str           # postgresql://… or a journal file path
+    sampler: str = "tpe"
+    trials: int = 50
+    seed: int = 42
+    genes: list[Gene] = msgspec.field(default_factory=list)
+    objective: ObjectiveConfig = msgspec.field(default_factory=ObjectiveConfig)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}", hint="use one of: " + ", ".join(SAMPLERS))
+        if self.trials < 1:
+            raise ConfigError("--trials must be at least 1")
+        if not self.genes:
+            raise ConfigError("the genome is empty", hint="leave out --genes, or name at least one key")
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.sampler == "nsga2"
+
+
+class OptimizationOutcome(msgspec.Struct, kw_only=True):
+    study_name: str
+    method: str
+    best_parameters: dict[str, Any]
+    best_value: float
+    best_attributes: dict[str, Any]
+    trials: list[TrialRecord]
+    convergence: list[float | None]  # best score after each trial, in trial order
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as exc:  # pragma: no cover - optuna is a runtime dependency
+        raise NotAvailable(f"the optimizer needs Optuna ({exc})", hint="pip install optuna") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def make_storage(target: str) -> Any:
+    """An Optuna storage: RDB for a `postgresql://` (or `sqlite://`) URL, else a journal file."""
+    optuna = _optuna()
+    if "://" in target:
+        scheme = target.split("://", 1)[0]
+        if not scheme.startswith(("postgresql", "sqlite")):
+            raise ConfigError(f"storage {target.split('@')[-1]!r} is neither PostgreSQL nor a file path",
+                              hint="use postgresql://user@host:port/db, or a file path for a local journal")
+        if scheme == "postgresql":  # SQLAlchemy's default driver would be psycopg2; we ship psycopg 3
+            target = "postgresql+psycopg://" + target.split("://", 1)[1]
+        try:
+            with warnings.catch_warnings():  # heartbeats (stale trials of killed workers → FAIL) are "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(target, heartbeat_interval=60, grace_period=120)
+        except Exception as exc:
+            # the URL may carry a password: name only the host part
+            raise ConfigError(f"cannot open the study storage at {target.split('@')[-1]}: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                              hint="check that the server runs and the database exists") from None
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(target))
+
+
+def make_sampler(name: str, seed: int) -> Any:
+    optuna = _optuna()
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def open_study(spec: StudySpec, base: Settings) -> Any:
+    """Create or load the study; a new study first tries the configuration as it stands."""
+    optuna = _optuna()
+    directions = ["maximize", "minimize"] if spec.multi_objective else ["maximize"]
+    study = optuna.create_study(study_name=spec.name, storage=make_storage(spec.storage),
+                                sampler=make_sampler(spec.sampler, spec.seed), directions=directions,
+                                load_if_exists=True)
+    if not study.trials:
+        study.set_user_attr("genes", [g.key for g in spec.genes])
+        study.enqueue_trial(current_values(base, spec.genes), skip_if_exists=True)
+    return study
+
+
+def objective_for(spec: StudySpec, cache: DatasetCache, base: Settings) -> Callable[[Any], Any]:
+    def objective(trial: Any) -> Any:
+        overrides = suggest(trial, spec.genes)
+        try:
+            ev: Evaluation = evaluate(cache, base, overrides, seed=spec.seed)
+        except ConfigError as exc:  # an inconsistent combination (e.g. min above max): not a candidate
+            trial.set_user_attr("invalid", exc.message)
+            raise _optuna().TrialPruned(exc.message) from None
+        for k, v in ev.attributes().items():
+            trial.set_user_attr(k, v)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        return (ev.score, ev.worst_drawdown) if spec.multi_objective else ev.score
+
+    return objective
+
+
+def work(spec: StudySpec, settings_data: dict[str, Any], bars: CandleArrays,
+         callbacks: Sequence[Any] = ()) -> None:
+    """One worker: pull trials from the shared study until it holds `spec.trials`."""
+    optuna = _optuna()
+    base = convert_settings(settings_data, "optimizer worker")
+    cache = DatasetCache(bars, spec.objective)
+    study = open_study(spec, base)
+    # finished trials count; a trial left RUNNING by a killed worker does not block a resumed study
+    stop = optuna.study.MaxTrialsCallback(spec.trials, states=(optuna.trial.TrialState.COMPLETE,
+                                                               optuna.trial.TrialState.PRUNED))
+    study.optimize(objective_for(spec, cache, base), n_trials=spec.trials, callbacks=[stop, *callbacks],
+                   gc_after_trial=False)
+
+
+def _worker_main(spec_raw: bytes, settings_data: dict[str, Any], bars: CandleArrays) -> None:
+    spec = msgspec.msgpack.decode(spec_raw, type=StudySpec)
+    work(spec, settings_data, bars)
+
+
+def run_study(spec: StudySpec, base: Settings, bars: CandleArrays, *, workers: int = 1,
+              on_progress: Progress | None = None) -> OptimizationOutcome:
+    """Run (or resume) the study with `workers` processes and return its winner and every trial."""
+    optuna = _optuna()
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    DatasetCache(bars, spec.objective)  # too few bars fail here, before any process starts
+    study = open_study(spec, base)
+    data = base.to_dict()
+    if workers == 1:
+        def report(st: Any, _t: Any) -> None:
+            if on_progress is not None:
+                on_progress(*_progress(st, spec))
+
+        work(spec, data, bars, callbacks=[report])
+    else:
+        ctx = mp.get_context("spawn")
+        raw = msgspec.msgpack.encode(spec)
+        procs = [ctx.Process(target=_worker_main, args=(raw, data, bars), daemon=True) for _ in range(workers)]
+        for p in procs:
+            p.start()
+        try:
+            while any(p.is_alive() for p in procs):
+                for p in procs:
+                    p.join(POLL_SECONDS / len(procs))
+                if on_progress is not None:
+                    on_progress(*_progress(study, spec))
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+                    p.join()
+        failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+        if failed and not _finished(study):
+            raise NotAvailable(f"{len(failed)} optimizer worker(s) failed (exit codes {failed})",
+                               hint="run with --workers 1 to see the error")
+    study = optuna.load_study(study_name=spec.name, storage=make_storage(spec.storage))
+    if on_progress is not None:
+        on_progress(*_progress(study, spec))
+    return outcome_of(study, spec, base)
+
+
+def _finished(study: Any) -> list[Any]:
+    optuna = _optuna()
+    return list(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def _progress(study: Any, spec: StudySpec) -> tuple[int, int, float | None]:
+    done = _finished(study)
+    best = max((t.values[0] for t in done), default=None)
+    return len(done), spec.trials, best
+
+
+def outcome_of(study: Any, spec: StudySpec, base: Settings) -> OptimizationOutcome:
+    """The winner (see `pick_winner`), every trial as a TrialRecord and the convergence history."""
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    records: list[TrialRecord] = []
+    convergence: list[float | None] = []
+    best: float | None = None
+    for t in trials:
+        value = t.values[0] if t.values else None
+        if value is not None and (best is None or value > best):
+            best = value
+        convergence.append(best)
+        duration = t.duration.total_seconds() * 1e3 if t.duration is not None else None
+        records.append(TrialRecord(number=t.number, state=t.state.name, value=value,
+                                   values=list(t.values) if t.values else None, best_so_far=best,
+                                   parameters=dict(t.params), attributes=dict(t.user_attrs), duration_ms=duration))
+    winner = pick_winner(study, spec, base)
+    return OptimizationOutcome(study_name=spec.name, method=f"optuna/{spec.sampler}",
+                               best_parameters=dict(winner.params), best_value=float(winner.values[0]),
+                               best_attributes=dict(winner.user_attrs), trials=records, convergence=convergence)
+
+
+def pick_winner(study: Any, spec: StudySpec, base: Settings) -> Any:
+    """Single objective: the best score. NSGA-II: on the Pareto front, the best score among the trials
+    whose worst fold drawdown is within `risk.max_drawdown`, else the front's smallest drawdown."""
+    if not _finished(study):
+        raise NotAvailable("the study has no finished trial", hint="run more trials; see the trial errors")
+    if not spec.multi_objective:
+        return study.best_trial
+    front = study.best_trials
+    within = [t for t in front if t.values[1] <= base.risk.max_drawdown]
+    if within:
+        return max(within, key=lambda t: t.values[0])
+    return min(front, key=lambda t: t.values[1])
+
+
+def winner_settings(base: Settings, outcome: OptimizationOutcome) -> Settings:
+    return with_overrides(base, outcome.best_parameters)
