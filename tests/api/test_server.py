@@ -107,7 +107,8 @@ def test_a_bad_config_put_changes_nothing(bot: Bot) -> None:
     assert {a["id"]: a["base_weight"] for a in bot.get("/api/agents")["agents"]}["momentum"] != 0.5
     weights = {**config, "agents": {**config["agents"], "weights": {"momentum": 0.5}}}
     status, body = bot.call("PUT", "/api/config", {"config": weights})
-    assert status == 200 and body["config"]["agents"]["weights"] == {"momentum": 0.5}
+    # the document is layered over the shipped defaults, like a config file: unnamed agents keep theirs
+    assert status == 200 and body["config"]["agents"]["weights"] == {**config["agents"]["weights"], "momentum": 0.5}
     assert {a["id"]: a["base_weight"] for a in bot.get("/api/agents")["agents"]}["momentum"] == 0.5
 
 

@@ -322,7 +322,7 @@ class Controller:
         old_flat = dict(_flatten(self.settings.to_dict()))
         new_flat = dict(_flatten(new.to_dict()))
         changed = sorted(k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k))
-        restart = [k for k in changed if not k.startswith(LIVE_KEYS)]
+        restart = [k for k in changed if not (k.startswith(LIVE_KEYS) or f"{k}.".startswith(LIVE_KEYS))]
         if restart:
             raise ApiError(409, f"these keys need a restart: {', '.join(restart)}; nothing was changed",
                            "edit the config file and restart trdr, or change only agents.weights here")

@@ -78,12 +78,16 @@ def forward_if_running(ctx: CliContext, argv: Sequence[str]) -> int | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from trdr_tui.commands import COMMANDS
+    """The subcommands that hold read commands (`READ_COMMANDS`), registered as the CLI does."""
+    from trdr_tui.commands.agents import register as register_agents
+    from trdr_tui.commands.data import register as register_data
+    from trdr_tui.commands.params import register as register_params
+    from trdr_tui.commands.sessions import register as register_sessions
 
     parser = argparse.ArgumentParser(prog="trdr", exit_on_error=False, add_help=False)
     sub = parser.add_subparsers(dest="command")
-    for command in COMMANDS:
-        command.register(sub)
+    for register in (register_data, register_agents, register_sessions, register_params):
+        register(sub)
     return parser
 
 
