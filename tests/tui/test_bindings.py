@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Input, OptionList
 from tests.tui.conftest import PERSIST_BARS, CockpitFactory, build_real_engine, real_candles, settle
 from trdr_tui.config import load_settings
 from trdr_tui.core.errors import ConfigError
+from trdr_tui.core.events import LogEvent
 from trdr_tui.core.types import Mode
 from trdr_tui.store import Store
 from trdr_tui.tui.app import MAIN_BINDINGS, base_weights
@@ -304,6 +305,9 @@ async def test_log_pane_scrolls_back_and_follows_again(make_cockpit: CockpitFact
         await settle(pilot)
         logs = app.main.logs
         logs.min_level = "debug"
+        for k in range(3 * SIZE[1]):  # more lines than the pane shows, whatever the replay logged
+            logs.add(LogEvent(ts=k, level="info", source="test", message=f"line {k}"))
+        logs.refresh_if_dirty()
         logs.focus()
         await pilot.pause()
         newest = logs.window()[-1]
