@@ -58,6 +58,9 @@ class EventLog:
         return b"\n".join(enc.encode({"topic": t, "type": type(e).__name__, "event": e}) for t, e in self.entries)
 
 
+CACHE_TOPICS = 4096  # resolved topics kept; cleared when full (one topic per order in a long run)
+
+
 class EventBus:
     def __init__(self, *, on_error: ErrorHook | None = None) -> None:
         self._subs: list[Subscription] = []
@@ -83,12 +86,16 @@ class EventBus:
 
     def has_subscribers(self, topic: str) -> bool:
         """Cheap check so hot paths can skip building events nobody listens to."""
-        return bool(self._resolve(topic)) or self._log is not None
+        if self._log is not None:
+            return True
+        return bool(self._subs) and bool(self._resolve(topic))
 
     def _resolve(self, topic: str) -> tuple[Subscription, ...]:
         subs = self._cache.get(topic)
         if subs is None:
             subs = tuple(s for s in self._subs if topic_matches(s.pattern, topic))
+            if len(self._cache) >= CACHE_TOPICS:  # per-order topics would otherwise grow it without end
+                self._cache.clear()
             self._cache[topic] = subs
         return subs
 
