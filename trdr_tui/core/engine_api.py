@@ -7,7 +7,7 @@ and the state machine cannot be bypassed from the UI.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -89,6 +89,16 @@ class Executor(Protocol):
         ...
 
     def on_tick(self, tick: Tick) -> None: ...
+
+
+@runtime_checkable
+class ImmediateExecutor(Protocol):
+    """An executor that can act synchronously (the simulator): the order manager calls these instead of
+    scheduling `submit`/`cancel` as tasks, so a backtest needs no await per order."""
+
+    def submit_now(self, order: Order) -> None: ...
+
+    def cancel_now(self, order: Order) -> None: ...
 
 
 class DecisionSource(Protocol):

@@ -31,7 +31,7 @@ import msgspec
 
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
-from trdr_tui.core.engine_api import ExecutionReport, Executor
+from trdr_tui.core.engine_api import ExecutionReport, Executor, ImmediateExecutor
 from trdr_tui.core.errors import InsufficientFunds, InvalidResponse, RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import OrderEvent, RiskRejection, order_topic
 from trdr_tui.core.fsm import OPEN, OrderStateMachine
@@ -101,8 +101,11 @@ class OrderManager:
         self.book: tuple[float, float] | None = None  # the latest (bid, ask), from ticks that carry them
         self._resting_expiry: dict[str, int] = {}
         self._seq = 0
-        self._submit_now: Callable[[Order], None] | None = getattr(executor, "submit_now", None)
-        self._cancel_now: Callable[[Order], None] | None = getattr(executor, "cancel_now", None)
+        self._submit_now: Callable[[Order], None] | None = None
+        self._cancel_now: Callable[[Order], None] | None = None
+        if isinstance(executor, ImmediateExecutor):
+            self._submit_now = executor.submit_now
+            self._cancel_now = executor.cancel_now
         self._tasks: set[asyncio.Task[None]] = set()
         self.rejections: list[RiskRejection] = []
         executor.bind(self.on_report)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 from rich.color import Color as RichColor
 from textual.color import Color
+
+from trdr_tui.core.timefmt import utc_datetime
 
 NS = 1_000_000_000
 
@@ -15,17 +16,16 @@ def ts_text(ts_ns: int | None, *, seconds: bool = False) -> str:
     """UTC time of an event, e.g. `2019-03-04 13:00`; '—' before the first event."""
     if not ts_ns:
         return "—"
-    when = dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC)
-    return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return utc_datetime(ts_ns).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def short_ts(ts_ns: int) -> str:
-    return dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC).strftime("%m-%d %H:%M")
+    return utc_datetime(ts_ns).strftime("%m-%d %H:%M")
 
 
 def day_time(ts_ns: int) -> str:
     """Day of month and time (`24 09:00`): enough to tell recent orders apart in a narrow pane."""
-    return dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC).strftime("%d %H:%M")
+    return utc_datetime(ts_ns).strftime("%d %H:%M")
 
 
 def price_text(price: float | None) -> str:
