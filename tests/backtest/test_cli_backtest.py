@@ -176,7 +176,7 @@ def test_stored_candles_are_used_when_no_file_is_given(
     assert r["start"] == "2017-08-01T00:00:00Z"
     assert r["monte_carlo"] is None
     rc = main(["--db", str(db_path), "backtest", "--symbol", "ETH-USD", "--preset", "simple-trailing"])
-    assert rc == 1 and "no stored ETH-USD 1h candles" in capsys.readouterr().err
+    assert rc == 2 and "no stored ETH-USD 1h candles" in capsys.readouterr().err
 
 
 def test_default_configuration_is_deterministic_and_reports_its_agents(
@@ -212,4 +212,4 @@ def test_a_single_bar_gives_undefined_ratios_not_errors(
     assert r["bars"] == 1 and r["fills"] == 0 and r["final_equity"] == 10_000.0
     assert r["sharpe"] is None and r["profit_factor"] is None and r["monte_carlo"] is None
     rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--start", "2019-10-20"])
-    assert rc == 1 and "no bars in the requested range" in capsys.readouterr().err
+    assert rc == 2 and "no bars in the requested range" in capsys.readouterr().err
