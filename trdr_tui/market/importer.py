@@ -219,8 +219,8 @@ def read_candle_file(path: str | Path | Traversable, timeframe: str | None = Non
     except OSError as exc:
         raise DataError(f"cannot read {p}: {exc.strerror}") from None
     if head.lstrip().startswith(("{", "[")):
-        fmt, cols = _read_json(p)
-        return _finish(p, fmt, cols, timeframe)
+        fmt, json_cols = _read_json(p)
+        return _finish(p, fmt, json_cols, timeframe)
     layout = detect_csv_layout(p, head, encoding)
     warnings = [] if "volume" in layout.value_cols else ["the file has no volume column: volume stored as 0"]
     cols = _read_csv_fast(p, layout)
@@ -809,10 +809,12 @@ def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str
     for f in PRICE_FIELDS:
         arr = cols.values(f)
         checks.append((np.isfinite(arr) & (arr <= 0), f, not_positive(arr)))
+    def implausible(a: F64) -> Callable[[int], str]:
+        return lambda i: f"price {a[i]:.12g} is not plausible (10^12 or more): a unit or digit is wrong"
+
     for f in PRICE_FIELDS:
         arr = cols.values(f)
-        checks.append((np.isfinite(arr) & (arr >= MAX_PRICE), f,
-                       lambda i, a=arr: f"price {a[i]:.12g} is not plausible (10^12 or more): a unit or digit is wrong"))
+        checks.append((np.isfinite(arr) & (arr >= MAX_PRICE), f, implausible(arr)))
     checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:.12g} must not be negative"))
     checks.append((np.isfinite(cols.volume) & (cols.volume >= MAX_VOLUME), "volume",
                    lambda i: f"volume {cols.volume[i]:.12g} is not plausible (10^18 or more)"))
