@@ -213,3 +213,25 @@ def test_a_single_bar_gives_undefined_ratios_not_errors(
     assert r["sharpe"] is None and r["profit_factor"] is None and r["monte_carlo"] is None
     rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--start", "2019-10-20"])
     assert rc == 2 and "no bars in the requested range" in capsys.readouterr().err
+
+
+def test_ohlc_without_volume_trades_and_says_so(
+    tmp_path: Path, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file with no volume column used to import with volume 0 and then make no strategy fill at all
+    (every market order IOC-cancelled for "no volume") while both baselines traded."""
+    lines = HOURLY_CDD.read_text().splitlines()[1:]  # date,symbol,open,high,low,close,volume_btc,volume
+    rows = [",".join(line.split(",")[:6]) for line in lines[:2000]]
+    path = tmp_path / "ohlc.csv"
+    path.write_text("\n".join(rows) + "\n")
+    r = run_json(capsys, "--db", str(db_path), "backtest", "--data", str(path), "--preset", "simple-trailing",
+                 "--monte-carlo", "0", "--json")
+    assert r["fills"] > 0 and r["volume_known"] is False
+    assert any("no volume" in w for w in r["warnings"])
+    with_volume = tmp_path / "ohlcv.csv"
+    with_volume.write_text("\n".join([lines[0], *lines[1:2000]]) + "\n")
+    assert run_json(capsys, "--db", str(db_path), "backtest", "--data", str(with_volume), "--preset",
+                    "simple-trailing", "--monte-carlo", "0", "--json")["volume_known"] is True
+    assert main(["--db", str(db_path), "backtest", "--data", str(path), "--preset", "simple-trailing",
+                 "--monte-carlo", "0", "--no-session"]) == 0
+    assert "warning: the candles have no volume" in capsys.readouterr().out

@@ -225,6 +225,8 @@ def _print_table(results: dict[str, Any], report: Path | None) -> None:
     from trdr_tui.backtest.report import fmt, headline_rows
 
     console = Console()
+    for warning in results.get("warnings") or []:
+        console.print(f"[bold]warning:[/bold] {warning}")
     title = (f"{results.get('symbol')} {results.get('timeframe')} {results.get('start')} → {results.get('end')}"
              f" · {results.get('bars'):,} bars")
     table = Table(title=title)
