@@ -86,7 +86,7 @@ def window_rows(walk: Mapping[str, Any], fmt: Callable[[Any, str], str]) -> list
     """One row per window of a `WalkForwardResult.to_dict()` for tables (`WINDOW_COLUMNS`): the test
     period, the parameters the training window chose (`key=value`, short key names), returns as `fmt`
     renders fractions with kind "pct"."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for w in walk.get("windows", []):
         chosen = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in (w.get("best_parameters") or {}).items())
         rows.append((str(w.get("index")), str(w.get("test_start", "")), str(w.get("test_end", "")), chosen or "—",

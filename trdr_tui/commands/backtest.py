@@ -264,8 +264,8 @@ def _print_table(results: dict[str, Any], report: Path | None) -> None:
                                f"{wf.get('test_bars'):,} test bars per window)", title_justify="left")
         for i, col in enumerate(WINDOW_COLUMNS):
             wf_table.add_column(col, justify="right" if i >= 4 else "left")
-        for row in window_rows(wf, fmt):
-            wf_table.add_row(*row)
+        for cells in window_rows(wf, fmt):
+            wf_table.add_row(*cells)
         console.print(wf_table)
         console.print(f"out-of-sample: compounded {fmt(wf.get('compounded_test_return'), 'pct')} · "
                       f"windows positive {fmt(wf.get('share_positive'), 'pct')} · "
