@@ -1,7 +1,12 @@
 """The `trdr` command line. Each subcommand lives in `trdr_tui/commands/<name>.py`.
 
-Exit codes: 0 success, 1 a runtime failure, 2 bad usage, bad configuration or a feature not yet
-available, 130 interrupted.
+Exit codes: 0 success; 1 a runtime failure (the exchange or the network failed, an engine error, or
+the output was cut short because its reader closed the pipe: `trdr agents --json | head` ends quietly,
+as Rich does); 2 bad input the user must fix (usage, configuration, a data file, credentials, a feature
+not yet available); 130 interrupted.
+
+The options that say where things are (`--config`, `--db`, `--log-file`) are accepted before or after
+the command (`trdr data import FILE --db x.duckdb`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ from pathlib import Path
 
 from trdr_tui import __version__
 from trdr_tui.commands import COMMANDS, CliContext
-from trdr_tui.core.errors import ConfigError, NotAvailable, TrdrError
+from trdr_tui.core.errors import StopError, TrdrError
+from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
+
+# Options every command accepts after its name too (dest, flags, help); the top-level parser owns defaults.
+_ANYWHERE: tuple[tuple[str, str, str], ...] = (
+    ("config", "--config", "config file (default: $XDG_CONFIG_HOME/trdr/config.toml)"),
+    ("db", "--db", "DuckDB database file (default: $XDG_DATA_HOME/trdr/trdr.duckdb)"),
+    ("log_file", "--log-file", "log file (default: beside the database)"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,16 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'trdr COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"trdr {__version__}")
-    parser.add_argument("--config", type=Path, help="config file (default: $XDG_CONFIG_HOME/trdr/config.toml)")
-    parser.add_argument("--db", type=Path, help="DuckDB database file (default: $XDG_DATA_HOME/trdr/trdr.duckdb)")
+    for dest, flag, text in _ANYWHERE[:2]:
+        parser.add_argument(flag, dest=dest, type=Path, help=text)
     parser.add_argument("--headless", action="store_true", help="run the engine without the UI; JSON logs to stdout")
     parser.add_argument("--feed", choices=["replay", "coinbase"], default=None,
                         help="market data: 'replay' (offline demo of real candles) or 'coinbase' (live data)")
     parser.add_argument("--data", type=Path, help="candle file to replay with --feed replay (default: bundled)")
     parser.add_argument("--speed", default="2", help="replay speed in candles per second, or 'max' (default 2)")
+    parser.add_argument("--timeframe", dest="run_timeframe", metavar="TF", choices=list(TIMEFRAME_SECONDS),
+                        help="bar length for the run, e.g. 1d (default: the config's; with --data, the file's)")
     parser.add_argument("--live", action="store_true",
                         help="trade real money on Coinbase (needs credentials; asks for confirmation)")
-    parser.add_argument("--log-file", type=Path, help="log file (default: beside the database)")
+    parser.add_argument("--log-file", dest="log_file", type=Path, help=_ANYWHERE[2][2])
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                         help="lowest level of the headless JSON log (default info, or $TRDR_LOG_LEVEL)")
     api = parser.add_argument_group("control API (docs/operations.md)")
@@ -49,7 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    _accept_anywhere(sub)
     return parser
+
+
+def _accept_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `_ANYWHERE` options to every subcommand (and theirs), without a default of their own so
+    a value given before the command is kept unless repeated after it."""
+    for parser in set(sub.choices.values()):
+        taken = {s for action in parser._actions for s in action.option_strings}
+        for dest, flag, text in _ANYWHERE:
+            if flag not in taken:
+                parser.add_argument(flag, dest=dest, type=Path, default=argparse.SUPPRESS, help=text)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_anywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,13 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             from trdr_tui.commands.run import run_app
 
-            return run_app(ctx)
-        return int(handler(ctx) or 0)
-    except (ConfigError, NotAvailable) as exc:
+            code = run_app(ctx)
+        else:
+            code = int(handler(ctx) or 0)
+        sys.stdout.flush()
+        return code
+    except StopError as exc:  # bad input: config, data, credentials, not available
         print(f"trdr: error: {exc}", file=sys.stderr)
         return 2
     except TrdrError as exc:
         print(f"trdr: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        _silence_stdout()
         return 1
     except Exception as exc:  # a DuckDB error (damage, a full disk) found after the database opened
         if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
@@ -88,6 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         ctx.close()
+
+
+def _silence_stdout() -> None:
+    """The reader closed the pipe (`| head`): point stdout at /dev/null so the exit flush cannot fail."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,6 +39,8 @@ from trdr_tui.resources import read_bundled_text
 RiskTolerance = Literal["conservative", "moderate", "aggressive"]
 PriceModel = Literal["close", "ohlc-path"]
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "1d"]
+# Amounts beyond any retail account: a typo (or 1e308) would otherwise run and report nonsense.
+MAX_CAPITAL = 1e9
 
 
 class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -226,6 +228,7 @@ class FeesConfig(_Section, frozen=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _in_range("thirty_day_volume_usd", self.thirty_day_volume_usd, 0.0, MAX_CAPITAL * 1000)
         if self.tiers and self.tier not in {t.name for t in self.tiers}:
             names = ", ".join(t.name for t in self.tiers)
             raise ValueError(f"`tier` '{self.tier}' is not one of the tiers: {names}")
@@ -401,6 +404,7 @@ class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
             raise ValueError(f"`symbol` must look like BASE-QUOTE (e.g. BTC-USD), got {self.symbol!r}")
         if not math.isfinite(self.capital) or self.capital <= 0:
             raise ValueError(f"`capital` must be a positive amount in the quote currency, got {self.capital}")
+        _in_range("capital", self.capital, 0.0, MAX_CAPITAL)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins (nested dicts, lists), as `convert_settings` accepts them back."""

@@ -176,7 +176,7 @@ def test_stored_candles_are_used_when_no_file_is_given(
     assert r["start"] == "2017-08-01T00:00:00Z"
     assert r["monte_carlo"] is None
     rc = main(["--db", str(db_path), "backtest", "--symbol", "ETH-USD", "--preset", "simple-trailing"])
-    assert rc == 1 and "no stored ETH-USD 1h candles" in capsys.readouterr().err
+    assert rc == 2 and "no stored ETH-USD 1h candles" in capsys.readouterr().err
 
 
 def test_default_configuration_is_deterministic_and_reports_its_agents(
@@ -212,4 +212,26 @@ def test_a_single_bar_gives_undefined_ratios_not_errors(
     assert r["bars"] == 1 and r["fills"] == 0 and r["final_equity"] == 10_000.0
     assert r["sharpe"] is None and r["profit_factor"] is None and r["monte_carlo"] is None
     rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--start", "2019-10-20"])
-    assert rc == 1 and "no bars in the requested range" in capsys.readouterr().err
+    assert rc == 2 and "no bars in the requested range" in capsys.readouterr().err
+
+
+def test_ohlc_without_volume_trades_and_says_so(
+    tmp_path: Path, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file with no volume column used to import with volume 0 and then make no strategy fill at all
+    (every market order IOC-cancelled for "no volume") while both baselines traded."""
+    lines = HOURLY_CDD.read_text().splitlines()[1:]  # date,symbol,open,high,low,close,volume_btc,volume
+    rows = [",".join(line.split(",")[:6]) for line in lines[:2000]]
+    path = tmp_path / "ohlc.csv"
+    path.write_text("\n".join(rows) + "\n")
+    r = run_json(capsys, "--db", str(db_path), "backtest", "--data", str(path), "--preset", "simple-trailing",
+                 "--monte-carlo", "0", "--json")
+    assert r["fills"] > 0 and r["volume_known"] is False
+    assert any("no volume" in w for w in r["warnings"])
+    with_volume = tmp_path / "ohlcv.csv"
+    with_volume.write_text("\n".join([lines[0], *lines[1:2000]]) + "\n")
+    assert run_json(capsys, "--db", str(db_path), "backtest", "--data", str(with_volume), "--preset",
+                    "simple-trailing", "--monte-carlo", "0", "--json")["volume_known"] is True
+    assert main(["--db", str(db_path), "backtest", "--data", str(path), "--preset", "simple-trailing",
+                 "--monte-carlo", "0", "--no-session"]) == 0
+    assert "warning: the candles have no volume" in capsys.readouterr().out

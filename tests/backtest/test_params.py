@@ -71,6 +71,15 @@ def test_branch_links_to_its_parent(pv: ParameterVersions) -> None:
     assert diff(base.parameters, br.parameters) == {"grid.min_spacing": (0.005, 0.008)}
 
 
+def test_a_tag_keeps_naming_its_version_after_branch_and_merge(pv: ParameterVersions) -> None:
+    """`params branch` / `merge` used to copy the base's tags, so `params show TAG` returned the copy."""
+    base = pv.save("base", base_params(), now_ns=1, tags=["v1", "production"])
+    pv.branch("base", "tight", {"grid.min_spacing": 0.008}, now_ns=2)
+    assert pv.load("v1").id == base.id
+    merged = pv.merge("tight", "base", "average", now_ns=3)
+    assert pv.load("v1").id == base.id and merged.tags == ["merged"]
+
+
 def test_merge_average_performance_and_best(pv: ParameterVersions) -> None:
     p = base_params()
     target = pv.save("target", {**p, "grid.spacing": 0.01, "grid.levels": 10, "execution.price_model": "close"},

@@ -137,3 +137,24 @@ def test_walk_forward_from_the_cli_is_stored(db_path: Path, capsys: pytest.Captu
         opt = OptimizationRepository(store).get(row[0][0])
         assert opt.method == "walk_forward/grid_search" and opt.search_space["session_id"] == r["session_id"]
         assert opt.results["robustness_score"] == wf["robustness_score"]
+
+
+def test_walk_forward_prints_its_windows_with_the_parameters_chosen(
+    db_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --json the run used to print nothing about the walk-forward."""
+    from tests.backtest.test_cli_backtest import HOURLY_REL
+    from tests.conftest import REPO
+    from trdr_tui.cli import main
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("COLUMNS", "200")
+    rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
+               "--end", "2017-10-01", "--walk-forward", "30d:15d", "--search", "capital=1000,2000",
+               "--monte-carlo", "0", "--no-session"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "walk-forward (sharpe, 720 training bars → 360 test bars per window)" in out
+    assert "parameters chosen" in out and "out-of-sample: compounded" in out
+    window_lines = [line for line in out.splitlines() if "capital=" in line]
+    assert len(window_lines) == 4 and all(("capital=1000" in x) or ("capital=2000" in x) for x in window_lines)

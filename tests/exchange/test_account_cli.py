@@ -39,13 +39,13 @@ def test_account_with_a_wrong_key_fails_clearly(standalone_fake: tuple[str, Path
     other.chmod(0o600)
     monkeypatch.setenv("TRDR_COINBASE_REST_URL", rest)
     monkeypatch.setenv("TRDR_COINBASE_KEY_FILE", str(other))
-    assert main(["account"]) == 1
+    assert main(["account"]) == 2
     err = capsys.readouterr().err
     assert "401" in err and "fix:" in err
 
 
 def test_account_without_credentials(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["account"]) == 1
+    assert main(["account"]) == 2
     err = capsys.readouterr().err
     assert "no Coinbase API credentials" in err and "TRDR_COINBASE_KEY_FILE" in err
 
@@ -56,5 +56,5 @@ def test_account_refuses_a_readable_key_file(tmp_path: Path, monkeypatch: pytest
     key.write_text("{}")
     os.chmod(key, 0o644)
     monkeypatch.setenv("TRDR_COINBASE_KEY_FILE", str(key))
-    assert main(["account"]) == 1
+    assert main(["account"]) == 2
     assert f"chmod 600 {key}" in capsys.readouterr().err

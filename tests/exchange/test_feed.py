@@ -203,3 +203,35 @@ async def test_bars_spanning_an_outage_are_replaced_by_the_exchange_candle(creds
         assert wrong == [] and feed.repaired >= 20
     else:
         assert len(wrong) >= 15  # without the repair the outage leaves flat or partial bars
+
+
+@pytest.mark.parametrize("exchange_answers", [True, False])
+async def test_the_first_bar_after_start_is_the_exchange_candle_or_none(
+    creds: Credentials, exchange_answers: bool
+) -> None:
+    """Started 40 minutes into an hour, the feed saw only the end of that bar: it is replaced by the
+    exchange's candle, or dropped when the exchange cannot give it, never emitted as a whole bar."""
+    candles = real_candles()
+    fake = FakeExchange(candles=candles, heartbeat_s=0.05, step_ns=15 * 60 * NS, start_ns=candles[0].ts + 40 * 60 * NS)
+    fake.add_key(creds.key_name, creds.signer().public_key())
+    await fake.start()
+    rest = CoinbaseRest(fake.rest_url, retry=RetryPolicy(max_retries=1, initial_s=0.001))
+    feed = CoinbaseFeed("BTC-USD", "1h", ws_url=fake.ws_url, rest=rest, signer=creds.signer(),
+                        reconnect=FAST_RECONNECT, poll_interval_s=3600, close_grace_s=0)
+    if not exchange_answers:
+        fake.faults.rest_5xx = 10_000
+    try:
+        await _started(feed, fake)
+        got = await _collect(feed, 3, fake)
+    finally:
+        await feed.stop()
+        await rest.close()
+        await fake.stop()
+    real = {c.ts: c for c in fake.history}
+    if exchange_answers:
+        first = got[0]
+        assert first.ts == candles[0].ts and feed.repaired == 1
+        assert (first.open, first.high, first.low, first.close) == pytest.approx(
+            (real[first.ts].open, real[first.ts].high, real[first.ts].low, real[first.ts].close), abs=0.006)
+    else:
+        assert got[0].ts == candles[0].ts + HOUR and feed.dropped == 1

@@ -76,7 +76,7 @@ def test_corrupted_copy_is_refused_and_db_unchanged(
     bad = tmp_path / "corrupt.csv"
     edit_line(HOURLY_CDD, bad, line_no, edit)  # type: ignore[arg-type]
     code, out, err = run_cli("data", "import", bad, "--symbol", "BTC-USD", "--timeframe", "1h", db=db_path)
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert f"{bad}:{line_no}" in err
     for needle in needles:
         assert needle in err
@@ -87,7 +87,7 @@ def test_import_into_fresh_db_refused_leaves_it_empty(run_cli: RunCli, db_path: 
     bad = tmp_path / "corrupt.csv"
     edit_line(HOURLY_CDD, bad, 20_000, lambda ln: replace_field(ln, 2, "x"))
     code, _, err = run_cli("data", "import", bad, "--symbol", "BTC-USD", db=db_path)
-    assert code == 1 and "line 20000" in err
+    assert code == 2 and "line 20000" in err
     assert _rows(db_path) == []
 
 
@@ -104,7 +104,7 @@ def test_import_with_resample_and_resample_command(run_cli: RunCli, db_path: Pat
 
 def test_resample_bad_target_is_refused(run_cli: RunCli, db_path: Path) -> None:
     code, _, err = run_cli("data", "resample", "--symbol", "BTC-USD", "--to", "90m", db=db_path)
-    assert code == 1 and "unknown timeframe '90m'" in err
+    assert code == 2 and "unknown timeframe '90m'" in err
 
 
 def test_check_validates_without_storing(run_cli: RunCli, db_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_list_and_gaps_on_an_empty_store(run_cli: RunCli, db_path: Path) -> None
     code, out, _ = run_cli("data", "list", db=db_path)
     assert code == 0 and "No candles stored" in out
     code, _, err = run_cli("data", "gaps", db=db_path)
-    assert code == 1 and "no candles stored" in err
+    assert code == 2 and "no candles stored" in err
 
 
 def test_backfill_is_not_available_without_its_module(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,5 +167,5 @@ def test_backfill_calls_the_backfill_module(run_cli: RunCli, monkeypatch: pytest
 
 def test_import_with_unfit_resample_target_stores_nothing(run_cli: RunCli, db_path: Path) -> None:
     code, _, err = run_cli("data", "import", DAILY_CDD, "--symbol", "BTC-USD", "--resample", "4h", db=db_path)
-    assert code == 1 and "cannot resample 1d into 4h" in err
+    assert code == 2 and "cannot resample 1d into 4h" in err
     assert _rows(db_path) == []

@@ -293,9 +293,10 @@ def test_truncated_first_row_is_refused_with_line(tmp_path: Path) -> None:
     _refused(bad, f"{bad}:3", "line 3", "truncated")
 
 
-def test_non_utf8_file_is_refused(tmp_path: Path) -> None:
+def test_windows_1252_file_is_decoded_and_a_bad_value_named(tmp_path: Path) -> None:
+    """Not UTF-8: read as Windows-1252, so a stray byte is reported as the value it is on its line."""
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"timestamp,open,high,low,close,volume\n2019-10-17T09:00:00Z,1,2,0.5,1.5,3\n"
                      b"2019-10-17T10:00:00Z,1,2,0.5,1.5,3\xe9\n")
-    with pytest.raises(DataError, match="not UTF-8"):
+    with pytest.raises(DataError, match=r"latin1.csv:3: line 3, field 'volume': '3\u00e9' is not a number"):
         read_candle_file(path, "1h")

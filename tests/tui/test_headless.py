@@ -103,7 +103,7 @@ def test_bad_speed_and_missing_data_are_refused(tmp_path: Path) -> None:
     proc = trdr("--db", str(tmp_path / "t.duckdb"), "--headless", "--feed", "replay",
                 "--data", str(tmp_path / "nope.csv"))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "does not exist" in err
+    assert proc.returncode == 2 and "does not exist" in err
 
 
 def test_live_without_credentials_is_refused(tmp_path: Path) -> None:

@@ -109,10 +109,9 @@ class ParameterVersions:
                notes: str | None = None) -> ParameterVersion:
         parent = self.load(base)
         params = {**parent.parameters, **changes}
-        tags = [t for t in parent.tags if t != "production"]
-        if "branch" not in tags:
-            tags.append("branch")
-        return self.save(name, params, now_ns=now_ns, tags=tags, parent_ids=[parent.id],
+        # The base keeps its tags: a tag names one version (`params show TAG`), and copying it would
+        # make the tag silently resolve to the branch. The branch is only marked as one.
+        return self.save(name, params, now_ns=now_ns, tags=["branch"], parent_ids=[parent.id],
                          notes=notes or f"branched from {parent.name} ({parent.id})")
 
     def score(self, version: ParameterVersion) -> dict[str, float] | None:
@@ -171,8 +170,7 @@ class ParameterVersions:
                         merged[k] = fallback
                     else:
                         merged[k] = _blend([vb, vt], [wb, wt], fallback)
-        tags = [tg for tg in t.tags if tg not in ("branch", "production")] + ["merged"]
-        return self.save(name or f"{t.name}+{b.name}", merged, now_ns=now_ns, tags=tags, parent_ids=[t.id, b.id],
+        return self.save(name or f"{t.name}+{b.name}", merged, now_ns=now_ns, tags=["merged"], parent_ids=[t.id, b.id],
                          notes=f"merged {b.name} ({b.id}) into {t.name} ({t.id}) using {strategy}")
 
     @staticmethod

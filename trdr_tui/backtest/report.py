@@ -174,11 +174,10 @@ def markdown_report(results: Mapping[str, Any]) -> str:
                 " trades, bootstrap of trade returns)", "", _md_table(("metric", "value"), section_rows(mc)), ""]
     wf = results.get("walk_forward")
     if wf:
-        wf_rows = [(str(w.get("index")), str(w.get("test_start", "")), str(w.get("test_end", "")),
-                    fmt(w.get("train_return"), "pct"), fmt(w.get("test_return"), "pct"))
-                   for w in wf.get("windows", [])]
+        from trdr_tui.backtest.walkforward import WINDOW_COLUMNS, window_rows
+
         out += ["## Walk-forward", "", f"Robustness score: {fmt(wf.get('robustness_score'))}", "",
-                _md_table(("window", "test start", "test end", "in-sample", "out-of-sample"), wf_rows), ""]
+                _md_table(WINDOW_COLUMNS, window_rows(wf, fmt)), ""]
     params = results.get("parameters") or {}
     if params:
         rows = [(k, str(v)) for k, v in params.items()]

@@ -324,7 +324,14 @@ def run_backtest(
     results, curves = evaluate(run, candles, settings, preset=preset_obj, monte_carlo_paths=monte_carlo_paths,
                                timeframe=timeframe)
     results["elapsed_seconds"] = time.perf_counter() - started
+    results["volume_known"] = bool((candles.volume > 0).any())
+    if not results["volume_known"]:
+        results.setdefault("warnings", []).append(VOLUME_UNKNOWN)
     return BacktestOutcome(results=results, curves=curves, run=run)
+
+
+VOLUME_UNKNOWN = ("the candles have no volume: fills are not capped by bar volume and pay no size impact "
+                  "(optimistic for large orders)")
 
 
 def summary(results: Mapping[str, Any]) -> dict[str, Any]:

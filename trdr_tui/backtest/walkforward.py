@@ -78,6 +78,23 @@ class WalkForwardResult(msgspec.Struct, kw_only=True):
         return out
 
 
+WINDOW_COLUMNS = ("window", "test start", "test end", "parameters chosen", "in-sample", "out-of-sample",
+                  "buy-and-hold")
+
+
+def window_rows(walk: Mapping[str, Any], fmt: Callable[[Any, str], str]) -> list[tuple[str, ...]]:
+    """One row per window of a `WalkForwardResult.to_dict()` for tables (`WINDOW_COLUMNS`): the test
+    period, the parameters the training window chose (`key=value`, short key names), returns as `fmt`
+    renders fractions with kind "pct"."""
+    rows: list[tuple[str, ...]] = []
+    for w in walk.get("windows", []):
+        chosen = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in (w.get("best_parameters") or {}).items())
+        rows.append((str(w.get("index")), str(w.get("test_start", "")), str(w.get("test_end", "")), chosen or "—",
+                     fmt(w.get("train_return"), "pct"), fmt(w.get("test_return"), "pct"),
+                     fmt(w.get("test_buy_and_hold_return"), "pct")))
+    return rows
+
+
 def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     """A copy of `settings` with dotted overrides applied and validated like any config."""
     if not overrides:

@@ -2,8 +2,11 @@
 
     trdr data backfill --symbol BTC-USD --timeframe 1h --start 2024-01-01 --end 2024-02-01
 
-Without `--start` the backfill resumes after the last stored bar; without `--end` it stops before the
-bar still forming. The work itself (windows, gaps, resuming) is `trdr_tui.exchange.backfill`.
+Without `--start` the backfill resumes at the last stored bar (fetched again: it may have been stored
+while forming); it always stops before the bar still forming, whatever `--end` says. Before the work
+starts one quick request checks that the exchange can be reached at all: without a network the command
+fails at once with a hint instead of retrying for half a minute. The work itself (windows, gaps,
+resuming) is `trdr_tui.exchange.backfill`.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ import datetime as dt
 
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.clock import NS_PER_SECOND, WallClock
-from trdr_tui.core.errors import DataError
+from trdr_tui.core.errors import ConnectionLost, DataError
 from trdr_tui.core.timefmt import minute_utc
 from trdr_tui.core.timeframes import timeframe_seconds
 from trdr_tui.exchange.backfill import BackfillReport, backfill
-from trdr_tui.exchange.coinbase_rest import CoinbaseRest
+from trdr_tui.exchange.coinbase_rest import CoinbaseRest, RetryPolicy
 from trdr_tui.exchange.credentials import load_credentials
 from trdr_tui.store.candles import CandleRepository
 
 _GAPS_SHOWN = 10
+_PROBE = RetryPolicy(max_retries=0)  # the reachability check: one attempt
+_PROBE_TIMEOUT_S = 10.0
 
 
 def parse_when(text: str, what: str) -> int:
@@ -46,7 +51,7 @@ def run(ctx: CliContext) -> int:
     timeframe = args.timeframe or settings.timeframe
     step = timeframe_seconds(timeframe) * NS_PER_SECOND
     now = WallClock().now_ns()
-    end = parse_when(args.end, "--end") if args.end else now - now % step  # the forming bar is not final
+    end = parse_when(args.end, "--end") if args.end else now - now % step  # clamped again by backfill()
     repo = CandleRepository(ctx.store)
     if args.start:
         start = parse_when(args.start, "--start")
@@ -55,21 +60,35 @@ def run(ctx: CliContext) -> int:
         if not len(have):
             raise DataError(f"no {symbol} {timeframe} candles stored to resume from",
                             hint="pass --start, e.g. --start 2024-01-01")
-        start = int(have.ts[-1]) + step
+        start = int(have.ts[-1])  # re-checked: it may have been stored while forming
     creds = load_credentials(settings)
     signer = creds.signer() if creds is not None else None
 
     def show(r: BackfillReport) -> None:
         print(f"\r  {r.requests} requests · {r.added:,} bars added", end="", flush=True)
 
-    async def go() -> BackfillReport:
-        async with CoinbaseRest(settings.coinbase.rest_url, signer=signer) as rest:
-            return await backfill(rest, repo, symbol, timeframe, start, end, progress=show)
+    url = settings.coinbase.rest_url
 
-    print(f"Backfilling {symbol} {timeframe} from {minute_utc(start)} to {minute_utc(end)} (UTC) "
-          f"from {settings.coinbase.rest_url}")
+    async def go() -> BackfillReport:
+        async with CoinbaseRest(url, signer=signer, retry=_PROBE, timeout_s=_PROBE_TIMEOUT_S) as probe:
+            try:
+                await probe.get_candles(symbol, (start - step) // NS_PER_SECOND, start // NS_PER_SECOND,
+                                        timeframe)
+            except ConnectionLost as exc:
+                raise ConnectionLost(f"{url} did not answer: {exc.message}",
+                                     hint="check the network connection (and TRDR_COINBASE_REST_URL if set), "
+                                          "or try again later; nothing was stored") from None
+        async with CoinbaseRest(url, signer=signer) as rest:
+            return await backfill(rest, repo, symbol, timeframe, start, end, now_ns=now, progress=show)
+
+    print(f"Backfilling {symbol} {timeframe} from {minute_utc(start)} to "
+          f"{minute_utc(min(end, now - now % step))} (UTC) from {url}")
     report = asyncio.run(go())
     print()
+    if report.requested_end > report.end:
+        print(f"  stopped at {minute_utc(report.end)}: later bars have not closed yet")
+    if report.corrected:
+        print(f"  {report.corrected} stored bar(s) replaced by the exchange's closed values")
     print(f"  {report.wanted:,} bars in range · {report.already_stored:,} already stored · "
           f"{report.fetched:,} fetched in {report.requests} requests · {report.added:,} added"
           + (f" · {report.invalid} invalid skipped" if report.invalid else ""))

@@ -225,6 +225,8 @@ def _print_table(results: dict[str, Any], report: Path | None) -> None:
     from trdr_tui.backtest.report import fmt, headline_rows
 
     console = Console()
+    for warning in results.get("warnings") or []:
+        console.print(f"[bold]warning:[/bold] {warning}")
     title = (f"{results.get('symbol')} {results.get('timeframe')} {results.get('start')} → {results.get('end')}"
              f" · {results.get('bars'):,} bars")
     table = Table(title=title)
@@ -254,6 +256,20 @@ def _print_table(results: dict[str, Any], report: Path | None) -> None:
                       f"{fmt(mc.get('ci95_low'), 'pct')} … {fmt(mc.get('ci95_high'), 'pct')}")
         extra.add_row("Monte Carlo P(loss)", fmt(mc.get("probability_of_loss"), "pct"))
     console.print(extra)
+    wf = results.get("walk_forward")
+    if wf:
+        from trdr_tui.backtest.walkforward import WINDOW_COLUMNS, window_rows
+
+        wf_table = Table(title=f"walk-forward ({wf.get('objective')}, {wf.get('train_bars'):,} training bars → "
+                               f"{wf.get('test_bars'):,} test bars per window)", title_justify="left")
+        for i, col in enumerate(WINDOW_COLUMNS):
+            wf_table.add_column(col, justify="right" if i >= 4 else "left")
+        for cells in window_rows(wf, fmt):
+            wf_table.add_row(*cells)
+        console.print(wf_table)
+        console.print(f"out-of-sample: compounded {fmt(wf.get('compounded_test_return'), 'pct')} · "
+                      f"windows positive {fmt(wf.get('share_positive'), 'pct')} · "
+                      f"efficiency {fmt(wf.get('efficiency'))} · robustness {fmt(wf.get('robustness_score'))}")
     sid = results.get("session_id")
     tail = f"session {sid}" if sid else "not stored"
     if report is not None:

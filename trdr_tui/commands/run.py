@@ -43,7 +43,8 @@ def parse_speed(raw: str) -> float | None:
 
 
 def replay_candles(data: Path | None, settings: Settings) -> CandleArrays:
-    """The candles to replay: `--data FILE`, else the bundled real BTC-USD hourly demo data."""
+    """The candles to replay: `--data FILE` (at `settings.timeframe`), else the bundled real BTC-USD
+    hourly demo data."""
     from trdr_tui.market.importer import load_candle_file
     from trdr_tui.resources import demo_data_path
 
@@ -102,9 +103,29 @@ def default_log_path(ctx: CliContext) -> Path:
     return Path(db).expanduser().with_name("trdr.log") if db != ":memory:" else Path("trdr.log")
 
 
+def replay_settings(ctx: CliContext) -> Settings:
+    """The settings of a replay: `--timeframe`, else the bar length of `--data FILE` (inferred from the
+    file), else the config's. Raises DataError for a file whose bar length cannot be told."""
+    from trdr_tui.config import load_settings
+    from trdr_tui.market.importer import read_candle_file
+
+    args = ctx.args
+    settings = ctx.settings
+    timeframe = args.run_timeframe
+    if timeframe is None and args.data is not None:
+        timeframe = read_candle_file(args.data).timeframe
+    if timeframe is None or timeframe == settings.timeframe:
+        return settings
+    return load_settings(args.config, overrides={"timeframe": timeframe})
+
+
 def run_app(ctx: CliContext) -> int:
     settings = ctx.settings  # a bad configuration is refused before anything starts
     args = ctx.args
+    if args.run_timeframe is not None:
+        from trdr_tui.config import load_settings
+
+        settings = load_settings(args.config, overrides={"timeframe": args.run_timeframe})
     speed = parse_speed(args.speed)
     feed = args.feed or "coinbase"
     replayed: CandleArrays | None = None
@@ -117,6 +138,7 @@ def run_app(ctx: CliContext) -> int:
         engine = coinbase_engine(settings, live=True, store=ctx.store)
         confirm_live_on_terminal(settings)
     elif feed == "replay":
+        settings = replay_settings(ctx)
         candles = replay_candles(args.data, settings)
         replayed = candles
         notes: list[str] = []

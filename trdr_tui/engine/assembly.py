@@ -104,6 +104,8 @@ def build_engine(
         if mode is Mode.LIVE:
             raise ConfigError("live mode needs the Coinbase executor", hint="pass executor=CoinbaseExecutor(...)")
         executor = _sim_executor(settings, clock, preset_obj)
+        if isinstance(feed, ReplayFeed) and not bool((feed.arrays.volume > 0).any()):
+            executor.volume_known = False  # a file without volume: fills uncapped (SimExecutor docs)
 
     portfolio = Portfolio(settings.symbol, settings.capital)
     limits = RiskLimits.none() if preset_obj is not None and not preset_obj.risk_caps \

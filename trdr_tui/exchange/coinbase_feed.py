@@ -12,7 +12,9 @@ ticker every `poll_interval_s` (30 s by default) so trailing orders keep followi
 Trades seen twice (a reconnect snapshot, a poll) are ignored by trade id. A bar that spanned a socket
 outage may miss trades (the reconnect snapshot and the REST ticker carry only the latest ones), so it
 is replaced by the exchange's own candle for that bucket (REST) before it is emitted; items that
-arrive meanwhile wait behind it, so the order of the stream never changes.
+arrive meanwhile wait behind it, so the order of the stream never changes. The first bar after the
+feed starts is partial the same way (trdr started at 10:40 saw 20 minutes of the 10:00 bar): it is
+replaced by the exchange's candle too, or dropped when that cannot be fetched.
 """
 
 from __future__ import annotations
@@ -156,10 +158,12 @@ class CoinbaseFeed:
         self._closed = False
         self.repair_bars = repair_bars
         self.repaired = 0
+        self.dropped = 0
         self._outage_start: int | None = None
         self._closing_outage = False
         self._outages: list[tuple[int, int]] = []
         self._held: list[Candle | Tick] | None = None
+        self._first_bar: int | None = None  # open time of the first bar built: partial, always repaired
         self._repairs: set[asyncio.Task[None]] = set()
 
     # -- Feed protocol ---------------------------------------------------------------------------
@@ -251,6 +255,9 @@ class CoinbaseFeed:
         if not parsed:
             return
         parsed.sort()
+        if self._first_bar is None:
+            first = parsed[0][0]
+            self._first_bar = first - first % self.timeframe_ns
         for ts, tid, price, size in parsed:
             self._remember(tid)
             self.trades_in += 1
@@ -293,6 +300,8 @@ class CoinbaseFeed:
     # -- bars that spanned an outage are replaced by the exchange's own candle -------------------
 
     def _degraded(self, candle: Candle) -> bool:
+        if candle.ts == self._first_bar:
+            return True
         end = candle.ts + self.timeframe_ns
         if self._outage_start is not None and self._outage_start < end:
             return True
@@ -312,7 +321,7 @@ class CoinbaseFeed:
         self._queue.put_nowait(item)
 
     async def _repair(self, built: Candle) -> None:
-        candle = built
+        candle: Candle | None = built
         try:
             start_s = built.ts // NS
             got = await self.rest.get_candles(self.symbol, start_s, start_s + self.timeframe_ns // NS,
@@ -321,9 +330,15 @@ class CoinbaseFeed:
                 candle = got[0]
                 self.repaired += 1
         except TrdrError as exc:
-            log.warning("bar %s spanned an outage and could not be fetched: %s", built.ts, exc.message)
+            log.warning("bar %s %s and could not be fetched: %s", built.ts,
+                        "began before the feed started" if built.ts == self._first_bar else "spanned an outage",
+                        exc.message)
+        if candle is built and built.ts == self._first_bar:  # no exchange candle to replace it with
+            candle = None
+            self.dropped += 1
         held, self._held = self._held or [], None
-        self._queue.put_nowait(candle)
+        if candle is not None:
+            self._queue.put_nowait(candle)
         for item in held:
             self._emit(item)
 

@@ -6,6 +6,9 @@
   Like Coinbase market orders they are immediate-or-cancel: at most `max_volume_share` of the bar's
   volume fills (at the price impacted by the filled size); the rest is cancelled with the reason, and
   a bar without volume fills nothing. Ideal-arithmetic presets switch this cap off (`taker_volume_cap`).
+* Unknown volume (`volume_known = False`: candles from a file without a volume column, stored as 0):
+  every bar is treated as deep enough — no volume cap, no size impact, for market and resting orders
+  alike. Fills are then optimistic for large orders; the backtest says so in its output and results.
 * No simulated price can be ≤ 0: slippage moves a price by at most `MAX_SLIPPAGE` of it.
 * Resting (post-only) limit orders fill only when the price trades *through* the limit (a BUY needs
   a low strictly below it, a SELL a high strictly above it), at the limit price, at most
@@ -72,6 +75,7 @@ class SimExecutor:
         self._fill_seq = 0
         self.last_price = 0.0
         self.bar_volume = float("inf")  # unknown until the first bar: no cap, no impact
+        self.volume_known = True  # False: bar volumes are placeholders (0), fills are not capped by them
 
     @classmethod
     def from_settings(cls, clock: Clock, fees: FeeSchedule, execution: ExecutionConfig,
@@ -106,10 +110,11 @@ class SimExecutor:
 
     def set_market(self, price: float, bar_volume: float) -> None:
         self.last_price = price
-        self.bar_volume = bar_volume
+        self.bar_volume = bar_volume if self.volume_known else float("inf")
 
     def on_bar(self, high: float, low: float, close: float, volume: float) -> None:
         self.last_price = close
+        volume = volume if self.volume_known else float("inf")
         self.bar_volume = volume
         if self.resting:
             self._match(high, low, volume * self.max_volume_share)

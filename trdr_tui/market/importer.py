@@ -2,8 +2,12 @@
 
 Reads what users actually download: CryptoDataDownload CSVs (a banner line above the header, dates
 like `2019-10-17 09-AM`, newest first), Bitfinex-style CSVs, any OHLCV CSV whose header names its
-columns (in any order; times as Unix seconds/ms/µs/ns or ISO 8601), and Coinbase candle JSON
-(`{"candles": [{"start", "low", "high", "open", "close", "volume"}]}` with numbers as strings).
+columns (in any order; times as Unix seconds/ms/µs/ns or ISO 8601; names like `Open Price`,
+`price_open`, `open_time`; comma, semicolon, tab or bar delimited, decimal commas with `;`; UTF-8,
+UTF-16 or Windows-1252 text), Binance kline CSVs (with or without their header), Coinbase candle JSON
+(`{"candles": [{"start", "low", "high", "open", "close", "volume"}]}` with numbers as strings) and
+OHLCV arrays (`[[time, open, high, low, close, volume], ...]` as ccxt writes them, time in ms; or
+Coinbase Exchange's `[[time, low, high, open, close, volume], ...]` in seconds).
 
 Two CSV parsers, one meaning. The fast one lets DuckDB split and cast the whole file in C++; it is
 used whenever the file is clean. The exact one walks the file line by line in Python and knows the
@@ -16,8 +20,10 @@ Nothing is written until the whole file has parsed and validated; the write is o
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -58,6 +64,11 @@ OUTLIER_BODY = 0.5  # |close / open − 1| above 50 %
 OUTLIER_RANGE = 2.0  # high / low above 2
 OUTLIER_JUMP = 0.5  # |open / previous close − 1| above 50 % between neighbouring bars
 
+# Values no market prints: refused, not reported. A price of 10^12 or more in any quote currency, or
+# a base volume of 10^18 or more, is a wrong unit, a shifted digit or a corrupted value.
+MAX_PRICE = 1e12
+MAX_VOLUME = 1e18
+
 # Plausible bar times: 1990-01-01 … 2200-01-01 UTC. Outside that a unit or format went wrong.
 MIN_TS = 631_152_000 * NS_PER_SECOND
 MAX_TS = 7_258_118_400 * NS_PER_SECOND
@@ -70,25 +81,58 @@ _SNIFF_BYTES = 64 * 1024
 # Header names (normalised: lower case, spaces and dashes as underscores) for each field, best first.
 _TIME_NAMES = ("unix_timestamp", "unix", "timestamp", "time", "ts", "start", "open_time", "date", "datetime",
                "date_time")
-_PRICE_NAMES: dict[Field, tuple[str, ...]] = {
-    "open": ("open", "o"),
-    "high": ("high", "h"),
-    "low": ("low", "l"),
-    "close": ("close", "c"),
+# Otherwise a name is read as words (`Open Price` → open, price; `openTime` → open, time). A time column has
+# a time word; the bar's open time is preferred over its close time (Binance `open_time`/`close_time`).
+_TIME_WORDS = frozenset({"time", "timestamp", "date", "datetime", "ts", "unix", "epoch", "start", "period"})
+_BAR_END_WORDS = frozenset({"close", "end"})
+# A price column is one price word plus words that only say "price" or its currency.
+_PRICE_WORDS: dict[str, Field] = {
+    "open": "open", "opening": "open", "o": "open",
+    "high": "high", "highest": "high", "h": "high",
+    "low": "low", "lowest": "low", "l": "low",
+    "close": "close", "closing": "close", "c": "close",
 }
+_PRICE_NOISE = frozenset({"price", "px", "rate", "last", "usd", "usdt", "usdc", "eur", "gbp", "quote"})
 # Volume in the base currency (BTC for BTC-USD). CryptoDataDownload's `volume` beside `volume_btc` and
 # Bitfinex's `VolumeTo` are quote-currency volumes and are not used.
 _BASE_VOLUME_NAMES = ("volumefrom", "volume_from", "volume_base", "base_volume")
-_PLAIN_VOLUME_NAMES = ("volume", "vol", "v")
+_PLAIN_VOLUME_NAMES = ("volume", "vol", "v", "volume_traded")
+_VOLUME_QUALIFIERS = frozenset({"traded", "total"})  # CoinAPI `volume_traded` is base volume too
 _QUOTE_SUFFIXES = frozenset({"usd", "usdt", "usdc", "eur", "gbp", "quote", "to"})
 
 _AMPM = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{1,2})-(AM|PM)$", re.IGNORECASE)
 _UNIX = re.compile(r"^\d+(\.\d+)?$")
 _UNIX_US_FACTOR: dict[str, float] = {"unix_s": 1e6, "unix_ms": 1e3, "unix_us": 1.0, "unix_ns": 1e-3}
+_NS_PER_UNIT: dict[str, int] = {"unix_s": 10**9, "unix_ms": 10**6, "unix_us": 10**3, "unix_ns": 1}
 
 
 def _normalise(name: str) -> str:
     return name.strip().strip('"').strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _words(name: str) -> list[str]:
+    """`Open Price` → [open, price]; `price_open` → [price, open]; `openTime` → [open, time]."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name.strip().strip('"'))
+    return re.findall(r"[a-z0-9]+", spaced.lower())
+
+
+def _price_field(name: str) -> Field | None:
+    words = _words(name)
+    fields = {_PRICE_WORDS[w] for w in words if w in _PRICE_WORDS}
+    rest = [w for w in words if w not in _PRICE_WORDS and w not in _PRICE_NOISE]
+    if len(fields) != 1 or rest or sum(w in _PRICE_WORDS for w in words) != 1:
+        return None
+    return fields.pop()
+
+
+def _time_rank(name: str) -> int | None:
+    """None for a column that is not a time; lower is better (0: the bar's open time, 2: its close time)."""
+    words = set(_words(name))
+    if not words & _TIME_WORDS:
+        return None
+    if words & _BAR_END_WORDS:
+        return 2
+    return 0 if words & {"open", "start"} else 1
 
 
 # --- results --------------------------------------------------------------------------------------
@@ -129,6 +173,9 @@ class CsvLayout(msgspec.Struct, frozen=True):
     time_kind: TimeKind
     value_cols: dict[str, int]  # field → column index; no "volume" key when the file has none
     symbol_col: int | None = None
+    delimiter: str = ","
+    decimal_comma: bool = False  # values like 42000,5 (with a ";" or tab delimiter)
+    encoding: str = "utf-8-sig"  # how the text is decoded (a BOM, if any, is dropped)
 
     def column_name(self, field: str) -> str:
         index = self.time_col if field == "time" else self.value_cols.get(field)
@@ -168,12 +215,13 @@ def read_candle_file(path: str | Path | Traversable, timeframe: str | None = Non
     if not p.is_file():
         raise DataError(f"candle file {p} does not exist", hint="check the path")
     try:
-        head = _read_head(p)
+        head, encoding = _read_head(p)
     except OSError as exc:
         raise DataError(f"cannot read {p}: {exc.strerror}") from None
     if head.lstrip().startswith(("{", "[")):
-        return _finish(p, "Coinbase candles JSON", _read_json(p), timeframe)
-    layout = detect_csv_layout(p, head)
+        fmt, json_cols = _read_json(p)
+        return _finish(p, fmt, json_cols, timeframe)
+    layout = detect_csv_layout(p, head, encoding)
     warnings = [] if "volume" in layout.value_cols else ["the file has no volume column: volume stored as 0"]
     cols = _read_csv_fast(p, layout)
     if cols is None:  # a value DuckDB could not cast (or a file it could not read): go line by line
@@ -190,48 +238,94 @@ def load_candle_file(path: str | Path | Traversable, timeframe: str | None = Non
 # --- format detection -------------------------------------------------------------------------------
 
 
-def _read_head(path: Path) -> str:
+_BINARY_MAGIC = {b"PK\x03\x04": "a ZIP archive", b"\x1f\x8b": "a gzip archive", b"BZh": "a bzip2 archive",
+                 b"\xfd7zXZ": "an xz archive", b"PAR1": "a Parquet file"}
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _read_head(path: Path) -> tuple[str, str]:
+    """The first 64 KiB as text and the encoding to read the file with: UTF-8 (BOM or not), UTF-16 with
+    a BOM, else Windows-1252. Raises DataError for a compressed or binary file."""
     with path.open("rb") as f:
         raw = f.read(_SNIFF_BYTES)
-    return raw.decode("utf-8-sig", errors="replace")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace"), "utf-16"
+    for magic, what in _BINARY_MAGIC.items():
+        if raw.startswith(magic):
+            raise DataError(f"{path.name} is {what}, not a text candle file", where=str(path),
+                            hint="extract the CSV or JSON inside it and import that")
+    if b"\x00" in raw:
+        raise DataError(f"{path.name} holds NUL bytes: not a text candle file (UTF-16 without a byte-order mark?)",
+                        where=str(path), hint="save it as UTF-8 CSV")
+    try:
+        return codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=len(raw) < _SNIFF_BYTES), "utf-8-sig"
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace"), "cp1252"
 
 
-def detect_csv_layout(path: Path, head: str | None = None) -> CsvLayout:
-    """Find the header row (skipping banner lines), map its columns and recognise the time format."""
-    head = _read_head(path) if head is None else head
+def _split(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def detect_csv_layout(path: Path, head: str | None = None, encoding: str | None = None) -> CsvLayout:
+    """Find the header row (skipping banner lines), map its columns and recognise the time format, the
+    delimiter and the decimal mark. A file without a header is read only in Binance's kline layout;
+    otherwise the error says which columns the header lacks."""
+    if head is None or encoding is None:
+        head, encoding = _read_head(path)
     lines = head.splitlines()
+    best: tuple[int, int, list[str], list[str]] | None = None  # (found, line index, names, missing fields)
     for i, line in enumerate(lines[:_HEADER_SCAN_LINES]):
-        names = next(csv.reader([line]), [])
-        mapping = _map_columns(names)
-        if mapping is None:
-            continue
-        time_col, value_cols, symbol_col = mapping
-        first = _first_data_row(lines, i + 1)
-        if first is None:
-            raise DataError(f"{path} has a header but no candle rows", where=f"{path}:{i + 1}")
-        line_no, fields = first
-        if len(fields) != len(names):
-            raise DataError(
-                f"line {line_no} has {len(fields)} fields, the header has {len(names)}"
-                + (" — the line looks truncated" if len(fields) < len(names) else ""),
-                where=f"{path}:{line_no}", hint="repair or delete that line, then import again",
+        for delimiter in _DELIMITERS:
+            names = _split(line, delimiter)
+            if len(names) < 5:
+                continue
+            mapping = _map_columns(names)
+            if isinstance(mapping, list):
+                found = 5 - len(mapping)
+                if not _all_numbers(names) and (best is None or found > best[0]):
+                    best = (found, i, names, mapping)
+                continue
+            time_col, value_cols, symbol_col = mapping
+            first = _first_data_row(lines, i + 1, delimiter)
+            if first is None:
+                raise DataError(f"{path} has a header but no candle rows", where=f"{path}:{i + 1}")
+            line_no, fields = first
+            if len(fields) != len(names):
+                raise DataError(
+                    f"line {line_no} has {len(fields)} fields, the header has {len(names)}"
+                    + (" — the line looks truncated" if len(fields) < len(names) else ""),
+                    where=f"{path}:{line_no}", hint="repair or delete that line, then import again",
+                )
+            return CsvLayout(
+                format=_format_name(lines[:i], names),
+                header_line=i + 1,
+                columns=tuple(n.strip() for n in names),
+                time_col=time_col,
+                time_kind=_sample_time_kind(path, line_no, names[time_col], fields[time_col]),
+                value_cols=value_cols,
+                symbol_col=symbol_col,
+                delimiter=delimiter,
+                decimal_comma=delimiter != "," and bool(_DECIMAL_COMMA.match(fields[value_cols["close"]].strip())),
+                encoding=encoding,
             )
-        sample = fields[time_col].strip()
-        kind = _time_kind(sample)
-        if kind is None:
-            raise DataError(
-                f"line {line_no}, field '{names[time_col].strip()}': cannot read {sample!r} as a time",
-                where=f"{path}:{line_no}",
-                hint="times must be Unix seconds/milliseconds or ISO 8601 like 2019-10-17 09:00 (UTC)",
-            )
-        return CsvLayout(
-            format=_format_name(lines[:i], names),
-            header_line=i + 1,
-            columns=tuple(n.strip() for n in names),
-            time_col=time_col,
-            time_kind=kind,
-            value_cols=value_cols,
-            symbol_col=symbol_col,
+    binance = _binance_klines(path, lines, encoding)
+    if binance is not None:
+        return binance
+    if best is not None:
+        _, i, names, missing = best
+        raise DataError(
+            f"line {i + 1} looks like a header ({', '.join(n.strip() for n in names)}) but has no "
+            f"{' / '.join(missing)} column",
+            where=f"{path}:{i + 1}",
+            hint="rename the columns to time (or timestamp/date), open, high, low, close, volume; names such as "
+                 "'Open Price' or 'price_open' also work",
+        )
+    first = _first_data_row(lines, 0, ",")
+    if first is not None and _all_numbers(first[1]):
+        raise DataError(
+            f"{path.name} has no header line: line {first[0]} is already numbers", where=f"{path}:{first[0]}",
+            hint="add a header line naming the columns, such as: timestamp,open,high,low,close,volume",
         )
     raise DataError(
         f"cannot find a header row naming time, open, high, low and close columns in the first "
@@ -241,26 +335,78 @@ def detect_csv_layout(path: Path, head: str | None = None) -> CsvLayout:
     )
 
 
-def _map_columns(names: Sequence[str]) -> tuple[int, dict[str, int], int | None] | None:
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+# Binance kline files (data.binance.vision) have no header: open_time, open, high, low, close, volume,
+# close_time, quote_volume, count, taker_buy_volume, taker_buy_quote_volume, ignore.
+_BINANCE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
+                    "taker_buy_volume", "taker_buy_quote_volume", "ignore")
+
+
+def _all_numbers(fields: Sequence[str]) -> bool:
+    return bool(fields) and all(_NUMBER.match(f.strip()) for f in fields)
+
+
+def _binance_klines(path: Path, lines: Sequence[str], encoding: str) -> CsvLayout | None:
+    """A headerless file whose rows have Binance's kline shape (12 numbers, close_time after open_time,
+    low ≤ open, close ≤ high in the first rows); None when it does not."""
+    rows = [_split(line, ",") for line in lines[:_HEADER_SCAN_LINES] if line.strip()]
+    if not rows or not all(len(r) == len(_BINANCE_COLUMNS) and _all_numbers(r) for r in rows):
+        return None
+    for r in rows:
+        t, o, h, low, c, _, t_end = (float(x) for x in r[:7])
+        if not (t_end > t and low <= min(o, c) and h >= max(o, c)):
+            return None
+    kind = _time_kind(rows[0][0].strip())
+    if kind not in ("unix_ms", "unix_us"):
+        return None
+    return CsvLayout(format="Binance klines CSV", header_line=0, columns=_BINANCE_COLUMNS, time_col=0,
+                     time_kind=kind, value_cols={"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5},
+                     encoding=encoding)
+
+
+def _sample_time_kind(path: Path, line_no: int, name: str, raw: str) -> TimeKind:
+    sample = raw.strip()
+    kind = _time_kind(sample)
+    if kind is None:
+        raise DataError(
+            f"line {line_no}, field '{name.strip()}': cannot read {sample!r} as a time",
+            where=f"{path}:{line_no}",
+            hint="times must be Unix seconds/milliseconds or ISO 8601 like 2019-10-17 09:00 (UTC)",
+        )
+    return kind
+
+
+def _map_columns(names: Sequence[str]) -> tuple[int, dict[str, int], int | None] | list[str]:
+    """(time column, field → column, symbol column), or the fields the header has no column for."""
     norm = [_normalise(n) for n in names]
     index = {n: i for i, n in reversed(list(enumerate(norm)))}  # first occurrence wins
 
     def pick(candidates: Sequence[str]) -> int | None:
         return next((index[c] for c in candidates if c in index), None)
 
-    time_col = pick(_TIME_NAMES)
     value_cols: dict[str, int] = {}
-    for field, candidates in _PRICE_NAMES.items():
-        col = pick(candidates)
+    missing: list[str] = []
+    for field in PRICE_FIELDS:
+        col = next((i for i, n in enumerate(names) if _price_field(n) == field), None)
         if col is None:
-            return None
-        value_cols[field] = col
+            missing.append(field)
+        else:
+            value_cols[field] = col
+    time_col = pick(_TIME_NAMES)
     if time_col is None:
-        return None
+        ranked = [(rank, i) for i, n in enumerate(names) if (rank := _time_rank(n)) is not None]
+        time_col = min(ranked)[1] if ranked else None
+    if time_col is None:
+        missing.insert(0, "time")
+    if missing:
+        return missing
+    assert time_col is not None
     volume = pick(_BASE_VOLUME_NAMES)
     if volume is None:
         volume = next((i for i, n in enumerate(norm)
-                       if n.startswith("volume_") and n[len("volume_"):] not in _QUOTE_SUFFIXES), None)
+                       if n.startswith("volume_") and n[len("volume_"):] not in _QUOTE_SUFFIXES
+                       and n[len("volume_"):] not in _VOLUME_QUALIFIERS), None)
     if volume is None:
         volume = pick(_PLAIN_VOLUME_NAMES)
     if volume is not None:
@@ -268,11 +414,11 @@ def _map_columns(names: Sequence[str]) -> tuple[int, dict[str, int], int | None]
     return time_col, value_cols, pick(("symbol", "pair", "product_id", "ticker"))
 
 
-def _first_data_row(lines: Sequence[str], start: int) -> tuple[int, list[str]] | None:
+def _first_data_row(lines: Sequence[str], start: int, delimiter: str) -> tuple[int, list[str]] | None:
     """(1-based line number, fields) of the first non-blank line at or after index `start`."""
     for k in range(start, len(lines)):
         if lines[k].strip():
-            return k + 1, next(csv.reader([lines[k]]), [])
+            return k + 1, _split(lines[k], delimiter)
     return None
 
 
@@ -314,16 +460,26 @@ def _time_sql(kind: TimeKind, col: str) -> str:
 
 
 def _read_csv_fast(path: Path, layout: CsvLayout) -> _Columns | None:
-    """DuckDB's CSV reader; None when any value does not cast cleanly (the exact reader then explains)."""
+    """DuckDB's CSV reader; None when any value does not cast cleanly (the exact reader then explains) or
+    the file is not UTF-8 (the exact reader decodes it)."""
+    if layout.encoding != "utf-8-sig":
+        return None
     ncols = len(layout.columns)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}"
     v = layout.value_cols
+
+    def number(col: int) -> str:
+        return f"replace(c{col}, ',', '.')" if layout.decimal_comma else f"c{col}"
+
     selects = [f"{_time_sql(layout.time_kind, f'c{layout.time_col}')} AS ts_us"]
     for field in VALUE_FIELDS:
-        selects.append(f"TRY_CAST(c{v[field]} AS DOUBLE) AS {field}" if field in v else f"0.0::DOUBLE AS {field}")
+        selects.append(f"TRY_CAST({number(v[field])} AS DOUBLE) AS {field}" if field in v
+                       else f"0.0::DOUBLE AS {field}")
+    header = f"skip={layout.header_line - 1}, header=true" if layout.header_line else "header=false"
+    delim = layout.delimiter.replace("\t", "\\t")
     sql = (
-        f"SELECT {', '.join(selects)} FROM read_csv(?, skip={layout.header_line - 1}, header=true, "
-        f"columns={columns}, auto_detect=false, delim=',', quote='\"', null_padding=true)"
+        f"SELECT {', '.join(selects)} FROM read_csv(?, {header}, "
+        f"columns={columns}, auto_detect=false, delim='{delim}', quote='\"', null_padding=true)"
     )
     con = duckdb.connect()
     try:
@@ -359,14 +515,14 @@ def _read_csv_fast(path: Path, layout: CsvLayout) -> _Columns | None:
 def _read_csv_exact(path: Path, layout: CsvLayout) -> _Columns:
     """Parse every line in Python, raising DataError at the first value that does not read."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding=layout.encoding)
     except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+        raise DataError(f"not {layout.encoding} text ({exc.reason} at byte {exc.start})", where=str(path),
                         hint="save the file as UTF-8 CSV") from None
     lines = io.StringIO(text)
     for _ in range(layout.header_line):
         lines.readline()
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, delimiter=layout.delimiter)
     ncols = len(layout.columns)
     parse_time = _time_parser(layout.time_kind)
     value_cols = [(f, layout.value_cols.get(f)) for f in VALUE_FIELDS]
@@ -398,7 +554,7 @@ def _read_csv_exact(path: Path, layout: CsvLayout) -> _Columns:
                 vals[field].append(0.0)
                 continue
             raw = fields[col].strip()
-            number = _to_float(raw)
+            number = _to_float(raw.replace(",", ".", 1) if layout.decimal_comma else raw)
             if number is None:
                 raise DataError(
                     f"line {line_no}, field '{layout.columns[col]}': {raw!r} is not a number",
@@ -478,8 +634,8 @@ def _parse_iso(raw: str) -> int | None:
 def _file_symbol(path: Path, layout: CsvLayout) -> str | None:
     if layout.symbol_col is None:
         return None
-    with path.open(encoding="utf-8-sig", errors="replace") as f:
-        rows = csv.reader(f)
+    with path.open(encoding=layout.encoding, errors="replace") as f:
+        rows = csv.reader(f, delimiter=layout.delimiter)
         for _ in range(layout.header_line):
             next(rows, None)
         for fields in rows:
@@ -504,9 +660,11 @@ class _CoinbaseCandles(msgspec.Struct):
     candles: list[_CoinbaseCandle]
 
 
-def _read_json(path: Path) -> _Columns:
-    """Coinbase Advanced Trade candles (`{"candles": [...]}` or a bare list of them), or the older
-    Exchange API arrays `[[time, low, high, open, close, volume], ...]`."""
+def _read_json(path: Path) -> tuple[str, _Columns]:
+    """(format, columns) of Coinbase Advanced Trade candles (`{"candles": [...]}` or a bare list of them)
+    or OHLCV arrays: ccxt's `[[time_ms, open, high, low, close, volume], ...]` or Coinbase Exchange's
+    `[[time_s, low, high, open, close, volume], ...]`. The time unit is recognised by magnitude; the
+    column order by the unit (ms → ccxt), or by the order in which every row is a consistent bar."""
     raw = path.read_bytes()
     try:
         doc = msgspec.json.decode(raw)
@@ -514,6 +672,9 @@ def _read_json(path: Path) -> _Columns:
         raise DataError(f"not valid JSON: {exc}", where=str(path), hint="is the file complete?") from None
     if isinstance(doc, list) and doc and isinstance(doc[0], list):
         rows = [_json_array_row(path, i, r) for i, r in enumerate(doc)]
+        fmt, names = _array_order(rows)
+        if fmt == _EXCHANGE_ARRAYS:  # [t, low, high, open, close, v] → (t, open, high, low, close, v)
+            rows = [(r[0], r[3], r[2], r[1], r[4], r[5]) for r in rows]
         label = "{}[{}]"
     else:
         if isinstance(doc, list):
@@ -526,54 +687,107 @@ def _read_json(path: Path) -> _Columns:
         rows = [
             (c.start, c.open, c.high, c.low, c.close, c.volume) for c in parsed.candles
         ]
+        fmt, names = "Coinbase candles JSON", ("start", *VALUE_FIELDS)
         label = "candles[{1}]"
     if not rows:
         raise DataError("the JSON holds no candles", where=str(path))
+    unit = _json_unit(rows[0][0])
     ts: list[int] = []
     vals: dict[str, list[float]] = {f: [] for f in VALUE_FIELDS}
-    json_fields = ("start", *VALUE_FIELDS)
     for i, row in enumerate(rows):
         where = f"{path} " + label.format(path.name, i)
-        t = _json_time(row[0])
+        t = _json_time(row[0], unit)
         if t is None:
-            raise DataError(f"field 'start': cannot read {row[0]!r} as Unix seconds", where=where)
+            raise DataError(f"field '{names[0]}': cannot read {_json_text(row[0])} as a Unix time", where=where)
         ts.append(t)
-        for field, value, name in zip(VALUE_FIELDS, row[1:], json_fields[1:], strict=True):
-            if isinstance(value, str):
-                number = _to_float(value.strip())
-            elif isinstance(value, int | float):
-                number = float(value)
-            else:  # null, a list, an object: not a number
-                number = None
+        for field, value, name in zip(VALUE_FIELDS, row[1:], names[1:], strict=True):
+            number = _json_number(value)
             if number is None:
-                raise DataError(f"field '{name}': {value!r} is not a number", where=where)
+                raise DataError(f"field '{name}': {_json_text(value)} is not a number", where=where,
+                                hint="fix or delete that candle and import again; nothing was stored")
             vals[field].append(number)
-    return _Columns(
+    return fmt, _Columns(
         ts=np.asarray(ts, dtype=np.int64),
         **{f: np.asarray(vals[f], dtype=np.float64) for f in VALUE_FIELDS},
         locate=lambda i: label.format(path.name, i),
-        field_name=lambda f: "start" if f == "time" else f,
+        field_name=lambda f: names[0] if f == "time" else f,
     )
+
+
+_CCXT_ARRAYS = "OHLCV arrays JSON (ccxt)"
+_EXCHANGE_ARRAYS = "Coinbase Exchange candles JSON"
+# Element names in the order each array layout writes them (after the time).
+_ARRAY_NAMES: dict[str, tuple[str, ...]] = {
+    _CCXT_ARRAYS: ("[0] time", "[1] open", "[2] high", "[3] low", "[4] close", "[5] volume"),
+    _EXCHANGE_ARRAYS: ("[0] time", "[3] open", "[2] high", "[1] low", "[4] close", "[5] volume"),
+}
+
+
+def _array_order(rows: Sequence[tuple[object, ...]]) -> tuple[str, tuple[str, ...]]:
+    """Which array layout: by the time unit (ccxt writes ms, Coinbase Exchange seconds), unless only the
+    other layout gives bars with low ≤ open, close ≤ high on every row."""
+    by_unit = _CCXT_ARRAYS if _json_unit(rows[0][0]) != "unix_s" else _EXCHANGE_ARRAYS
+    other = _EXCHANGE_ARRAYS if by_unit == _CCXT_ARRAYS else _CCXT_ARRAYS
+    if not _consistent(rows, by_unit) and _consistent(rows, other):
+        by_unit = other
+    return by_unit, _ARRAY_NAMES[by_unit]
+
+
+def _consistent(rows: Sequence[tuple[object, ...]], layout: str) -> bool:
+    o, h, low, c = (1, 2, 3, 4) if layout == _CCXT_ARRAYS else (3, 2, 1, 4)
+    for r in rows:
+        v = [_json_number(r[k]) for k in (o, h, low, c)]
+        if any(x is None for x in v):
+            continue
+        vo, vh, vl, vc = (float(x) for x in v if x is not None)
+        if not (vl <= min(vo, vc) and vh >= max(vo, vc)):
+            return False
+    return True
 
 
 def _json_array_row(path: Path, i: int, row: object) -> tuple[object, ...]:
     if not isinstance(row, list) or len(row) < 6:
-        raise DataError("expected [time, low, high, open, close, volume]", where=f"{path} [{i}]")
-    t, low, high, open_, close, volume = row[:6]
-    return (t, open_, high, low, close, volume)
+        raise DataError("expected an array of 6 values [time, open, high, low, close, volume]",
+                        where=f"{path} [{i}]")
+    return tuple(row[:6])
 
 
-def _json_time(value: object) -> int | None:
+def _json_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value * NS_PER_SECOND
     if isinstance(value, str):
-        v = value.strip()
-        if v.isdigit():
-            return int(v) * NS_PER_SECOND
-        return _parse_iso(v)
-    return None
+        return _to_float(value.strip())
+    if isinstance(value, int | float):
+        return float(value)
+    return None  # null, a list, an object: not a number
+
+
+def _json_text(value: object) -> str:
+    """A JSON value as the file writes it (null, not None)."""
+    return msgspec.json.encode(value).decode()[:40]
+
+
+def _json_unit(value: object) -> TimeKind:
+    number = _json_number(value)
+    if number is None or (isinstance(value, str) and not value.strip().isdigit()):
+        return "iso"
+    kind = _time_kind(str(int(number)))
+    return kind if kind is not None else "unix_s"
+
+
+def _json_time(value: object, unit: TimeKind) -> int | None:
+    """ns since the epoch from Unix time in `unit` (ms, µs, ... as an int, float or digits) or ISO text."""
+    if isinstance(value, str) and unit == "iso":
+        return _parse_iso(value.strip())
+    number = _json_number(value)
+    if number is None or unit not in _UNIX_US_FACTOR or not math.isfinite(number):
+        return None
+    us = number * _UNIX_US_FACTOR[unit]
+    if not MIN_TS // 1000 <= us <= MAX_TS // 1000:
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        return int(value) * _NS_PER_UNIT[unit]  # exact for integers
+    return round(us) * 1000
 
 
 # --- validation, order, duplicates ------------------------------------------------------------------
@@ -595,7 +809,15 @@ def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str
     for f in PRICE_FIELDS:
         arr = cols.values(f)
         checks.append((np.isfinite(arr) & (arr <= 0), f, not_positive(arr)))
+    def implausible(a: F64) -> Callable[[int], str]:
+        return lambda i: f"price {a[i]:.12g} is not plausible (10^12 or more): a unit or digit is wrong"
+
+    for f in PRICE_FIELDS:
+        arr = cols.values(f)
+        checks.append((np.isfinite(arr) & (arr >= MAX_PRICE), f, implausible(arr)))
     checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:.12g} must not be negative"))
+    checks.append((np.isfinite(cols.volume) & (cols.volume >= MAX_VOLUME), "volume",
+                   lambda i: f"volume {cols.volume[i]:.12g} is not plausible (10^18 or more)"))
     top = np.maximum(cols.open, cols.close)
     bottom = np.minimum(cols.open, cols.close)
     checks.append((cols.high < top, "high",
