@@ -82,7 +82,7 @@ def test_other_commands_work_while_the_bot_runs(bot: Bot) -> None:
     agents = trdr(bot, "agents", "--json")
     assert agents.returncode == 0 and '"momentum"' in agents.stdout
     write = trdr(bot, "params", "save", "mine", "--tag", "x")
-    assert write.returncode == 1
+    assert write.returncode == 2  # refused with what to do, like any bad-input refusal (README exit codes)
     assert f"pid {bot.proc.pid}" in write.stderr and "stop it first" in write.stderr
 
 
@@ -94,6 +94,6 @@ def test_stop_through_the_api_ends_the_run_cleanly(tmp_path) -> None:  # type: i
         assert b.proc.wait(timeout=60) == 0
         assert not b.discovery.exists()
         none = trdr(b, "status")
-        assert none.returncode == 1 and "no trdr instance" in none.stderr
+        assert none.returncode == 2 and "no trdr instance" in none.stderr  # NotAvailable: exit 2 (README)
     finally:
         b.stop()

@@ -278,3 +278,17 @@ async def test_a_failed_run_writes_no_shutdown_checkpoint(hourly: CandleArrays, 
         assert statuses[-1].detail.startswith("failed: RuntimeError") and not statuses[-1].running
         await engine.stop()  # stopping a failed engine is harmless and writes nothing
         assert latest_checkpoint(store, "boom") is None
+
+
+@pytest.mark.parametrize("speed", [None, 1e9])  # the batch loop and the streaming one
+async def test_warmup_bars_place_no_orders(hourly: CandleArrays, speed: float | None) -> None:
+    bars = hourly[:1500]
+    start = int(bars.ts[600])
+    warm = preset_engine(bars, trade_from_ns=start, speed=speed)
+    await warm.run()
+    first_order = min(o.created_ts for o in warm.record.orders)
+    assert first_order >= start + 3_600_000_000_000  # created at the close of bar 600 at the earliest
+    cold = preset_engine(bars, speed=speed)
+    await cold.run()
+    assert min(o.created_ts for o in cold.record.orders) < start  # without it, orders from the first bars
+    assert warm.record.bars == cold.record.bars == len(bars)  # the warm-up bars still ran through the step

@@ -67,6 +67,7 @@ def build_engine(
     checkpoint_interval_s: float | None = None,
     product: ProductSpec | None = None,
     candle_source: CandleSource | None = None,
+    trade_from_ns: int | None = None,
 ) -> Engine:
     """Assemble an Engine; raises ConfigError for inconsistent arguments, NotAvailable for missing parts.
 
@@ -146,7 +147,8 @@ def build_engine(
     interval = int(checkpoint_interval_s * NS_PER_SECOND) if checkpoint_interval_s else None
     return Engine(settings=settings, mode=mode, clock=clock, bus=bus, feed=feed, executor=executor,
                   portfolio=portfolio, orders=orders, risk=risk, policy=policy, decisions=decisions,
-                  price_model=price_model, run_id=run_id, checkpoints=repo, checkpoint_interval_ns=interval)
+                  price_model=price_model, run_id=run_id, checkpoints=repo, checkpoint_interval_ns=interval,
+                  trade_from_ns=trade_from_ns)
 
 
 def _mode(mode: Mode | str) -> Mode:

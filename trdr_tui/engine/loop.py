@@ -68,7 +68,8 @@ class Engine:
                  executor: Executor, portfolio: Portfolio, orders: OrderManager, risk: RiskManager,
                  policy: Policy, decisions: DecisionSource | None = None, price_model: PriceModel = "ohlc-path",
                  run_id: str | None = None, checkpoints: RunRepository | None = None,
-                 checkpoint_interval_ns: int | None = None, batch_decisions: bool = True) -> None:
+                 checkpoint_interval_ns: int | None = None, batch_decisions: bool = True,
+                 trade_from_ns: int | None = None) -> None:
         self.settings = settings
         self._mode = mode
         self.clock = clock
@@ -86,6 +87,8 @@ class Engine:
         self.checkpoints = checkpoints
         self.checkpoint_interval_ns = checkpoint_interval_ns
         self.run_state = RunState()
+        if trade_from_ns is not None:  # warm-up: bars opening before it feed the agents but place no orders
+            self.run_state.trade_from_ns = trade_from_ns
         self.history = BarHistory(portfolio.initial_cash, feed.timeframe_ns)
         self.decisions_seen: list[Decision] = []  # the actionable decisions, in order
         self.record = RunRecord(portfolio, orders, self.run_state, self.history, self.decisions_seen)

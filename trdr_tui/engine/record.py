@@ -15,13 +15,14 @@ from trdr_tui.trading.portfolio import Portfolio
 class RunState:
     """Where a run is: written by the per-bar step, read by the engine's controls and checkpoints."""
 
-    __slots__ = ("bar_index", "bars_done", "last_price", "paused")
+    __slots__ = ("bar_index", "bars_done", "last_price", "paused", "trade_from_ns")
 
     def __init__(self) -> None:
         self.bar_index = 0  # the bar being processed (or the last one processed)
         self.bars_done = 0  # closed bars fully processed
         self.last_price = 0.0  # quote currency: the last close or trade price seen
         self.paused = False  # no new orders; the feed, the ledger and open-order tracking go on
+        self.trade_from_ns = -(2**63)  # bars opening before this (ns) are warm-up: no new orders
 
 
 class EquityCurve(msgspec.Struct, frozen=True):

@@ -9,7 +9,8 @@ update travels"):
 4. armed trailing orders walk the bar's price path (`close`: the close only; `ohlc-path`: open → nearer
    extreme → other extreme → close) and fire → fills → ledger;
 5. the stop-loss rule closes a losing position;
-6. unless paused, the policy turns the bar's decision into new orders (sized, risk-checked);
+6. unless paused or still in the warm-up (`trade_from_ns`), the policy turns the bar's decision into new
+   orders (sized, risk-checked);
 7. the portfolio is marked (peak equity, daily loss window) and `portfolio.<symbol>` published.
 
 A `BarStep` is built for a stretch of bars during which the listeners do not change (a backtest chunk, or
@@ -105,7 +106,7 @@ class BarStep:
             decision = decision_s[k]
             if decision is not None:
                 on_decision(decision)
-            if not state.paused and not (idle_only and open_orders):
+            if not state.paused and ts_s[k] >= state.trade_from_ns and not (idle_only and open_orders):
                 try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
                     policy_bar(now, c, decision)
                 except RiskLimitExceeded:

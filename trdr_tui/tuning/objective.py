@@ -140,8 +140,9 @@ def evaluate(cache: DatasetCache, base: Settings, overrides: Mapping[str, Any], 
     folds: list[Fold] = []
     trade_r: list[np.ndarray] = []
     for idx, ((a, b, _c), bars) in enumerate(zip(cache.slices, cache.fold_bars, strict=True)):
-        run, _ = run_engine(settings, bars, engine_kwargs={"decisions": cache.decisions(settings)})
-        w = b - a  # bars of warm-up before the scored segment
+        w = b - a  # bars of warm-up before the scored segment: they warm the agents and place no orders
+        run, _ = run_engine(settings, bars, engine_kwargs={"decisions": cache.decisions(settings),
+                                                          "trade_from_ns": int(bars.ts[w]) if w > 0 else None})
         start_equity = float(run.equity[w - 1]) if w > 0 else run.initial_capital
         eq = run.equity[w:]
         test_start = int(bars.ts[w])
