@@ -35,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", default="2", help="replay speed in candles per second, or 'max' (default 2)")
     parser.add_argument("--live", action="store_true",
                         help="trade real money on Coinbase (needs credentials; asks for confirmation)")
-    parser.add_argument("--log-file", type=Path, help="log file (default: beside the database)")
+    parser.add_argument("--log-file", type=Path, help="JSON log file, rotated; errors and fills also go to "
+                        "FILE's .errors.log and .trades.log siblings (default: trdr.log beside the database)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
-                        help="lowest level of the headless JSON log (default info, or $TRDR_LOG_LEVEL)")
+                        help="lowest level logged, headless or cockpit (default info, or $TRDR_LOG_LEVEL)")
     api = parser.add_argument_group("control API (docs/operations.md)")
     api.add_argument("--api", metavar="HOST:PORT", help="serve the control API and /metrics here "
                      "(default: [api] listen, a free loopback port)")
