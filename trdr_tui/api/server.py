@@ -135,6 +135,7 @@ class ApiServer:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        await self.hub.drain(timeout=1.0)  # the last events (the engine's final status) reach the clients
         for client in list(self.hub.clients):
             await client.ws.close()
         await self.control.close()
