@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from trdr_tui.commands import account, agents, attach, backtest, data, params, sessions, status
+from trdr_tui.commands import account, agents, attach, backtest, data, inspect, params, sessions, status
 from trdr_tui.commands.context import CliContext
 
-COMMANDS: list[ModuleType] = [data, backtest, agents, sessions, params, account, status, attach]
+COMMANDS: list[ModuleType] = [data, backtest, agents, sessions, params, account, status, attach, inspect]
 
 __all__ = ["COMMANDS", "CliContext"]
