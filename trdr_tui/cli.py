@@ -25,7 +25,8 @@ from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
 _ANYWHERE: tuple[tuple[str, str, str], ...] = (
     ("config", "--config", "config file (default: $XDG_CONFIG_HOME/trdr/config.toml)"),
     ("db", "--db", "DuckDB database file (default: $XDG_DATA_HOME/trdr/trdr.duckdb)"),
-    ("log_file", "--log-file", "log file (default: beside the database)"),
+    ("log_file", "--log-file", "JSON log file, rotated; errors and fills also go to FILE's .errors.log and "
+                               ".trades.log siblings (default: trdr.log beside the database)"),
 )
 
 
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trade real money on Coinbase (needs credentials; asks for confirmation)")
     parser.add_argument("--log-file", dest="log_file", type=Path, help=_ANYWHERE[2][2])
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
-                        help="lowest level of the headless JSON log (default info, or $TRDR_LOG_LEVEL)")
+                        help="lowest level logged, headless or cockpit (default info, or $TRDR_LOG_LEVEL)")
     api = parser.add_argument_group("control API (docs/operations.md)")
     api.add_argument("--api", metavar="HOST:PORT", help="serve the control API and /metrics here "
                      "(default: [api] listen, a free loopback port)")

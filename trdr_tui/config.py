@@ -380,6 +380,8 @@ class ApiConfig(_Section, frozen=True):
         _in_range("ws_queue", self.ws_queue, 10, 1_000_000)
         _in_range("log_max_bytes", self.log_max_bytes, 10_000, 10_000_000_000)
         _in_range("log_backups", self.log_backups, 0, 1000)
+        if self.webhook_url is not None and not self.webhook_url.startswith(("https://", "http://")):
+            raise ValueError("`webhook_url` must be an http(s) URL, e.g. https://hooks.slack.com/services/...")
 
 
 class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

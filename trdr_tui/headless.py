@@ -10,42 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import TrdrError
-from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
+from trdr_tui.core.events import CandleEvent, OrderEvent, PortfolioSnapshot
+from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, event_level, event_record, log_record
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Fill
 
 if TYPE_CHECKING:
     from trdr_tui.api.host import ApiLaunch
     from trdr_tui.engine.loop import Engine
-
-LEVELS = ("debug", "info", "warning", "error")
-# Per-bar and per-tick state is debug; anything that changes money, orders or the engine is info.
-DEBUG_TOPICS = ("market.", "portfolio.", "grid.", "agent.signal.", "backtest.progress")
-
-
-def event_level(topic: str, event: Any) -> str:
-    if isinstance(event, LogEvent):
-        return event.level if event.level in LEVELS else "info"
-    if topic.startswith("risk.") or (topic == "feed.health" and not getattr(event, "healthy", True)):
-        return "warning"
-    return "debug" if topic.startswith(DEBUG_TOPICS) else "info"
-
-
-def event_ts(event: Any, fallback: int) -> int:
-    ts = getattr(event, "ts", None)
-    if isinstance(event, CandleEvent):
-        ts = event.candle.ts
-    elif isinstance(event, OrderEvent):
-        ts = event.transition.ts
-    return ts if isinstance(ts, int) else fallback
-
 
 class Summary(msgspec.Struct, kw_only=True):
     """The last line of a run: what it did, in numbers."""
@@ -83,10 +61,10 @@ class JsonLogger:
     def on_event(self, topic: str, event: Any) -> None:
         self._count(event)
         level = event_level(topic, event)
-        if LEVELS.index(level) >= self.min_index:
-            ts = event_ts(event, self.engine.clock.now_ns())
-            self.write({"ts": ts, "time": iso_utc(ts, fraction=True), "level": level, "topic": topic,
-                        "type": type(event).__name__, "event": event})
+        shown = LEVELS.index(level) >= self.min_index
+        if shown or topic.startswith(TRADE_TOPICS):  # fills reach the trades log at any level
+            record = event_record(topic, event, level, self.engine.clock.now_ns())
+            self.write(record, stdout=shown)
 
     def _count(self, event: Any) -> None:
         s = self.summary
@@ -108,10 +86,13 @@ class JsonLogger:
             s.position = event.position
             s.max_drawdown = max(s.max_drawdown, event.drawdown)
 
-    def write(self, record: dict[str, Any]) -> None:
-        line = self.encoder.encode(record).decode() + "\n"
-        for sink in self.sinks:
-            sink.write(line)
+    def write(self, record: dict[str, Any], *, stdout: bool = True) -> None:
+        """One record to the sinks (stdout) and to the log files (core/logs.py)."""
+        if stdout:
+            line = self.encoder.encode(record).decode() + "\n"
+            for sink in self.sinks:
+                sink.write(line)
+        log_record(record)
 
     def finish(self, reason: str) -> Summary:
         s = self.summary
@@ -127,19 +108,13 @@ class JsonLogger:
         return s
 
 
-async def run_headless(engine: Engine, *, stdout: IO[str], log_path: Path | None,
-                       min_level: str = "info", capital: float | None = None,
+async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "info", capital: float | None = None,
                        handle_signals: bool = True, api: ApiLaunch | None = None) -> int:
     """Run the engine to the end of its feed or to a stop signal; returns the process exit code.
 
     With `api`, the control API serves this engine while it runs (and announces itself beside the
     database); it closes when the run ends."""
-    log_file: IO[str] | None = None
-    if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = log_path.open("a", encoding="utf-8")
-    sinks = [stdout] if log_file is None else [stdout, log_file]
-    logger = JsonLogger(engine, sinks, min_level=min_level, capital=capital)
+    logger = JsonLogger(engine, [stdout], min_level=min_level, capital=capital)
     stop_reason: list[str] = []
     loop = asyncio.get_running_loop()
     stops: set[asyncio.Task[None]] = set()
@@ -177,6 +152,4 @@ async def run_headless(engine: Engine, *, stdout: IO[str], log_path: Path | None
         if api is not None:
             await api.stop()
     logger.finish(reason)
-    if log_file is not None:
-        log_file.close()
     return code

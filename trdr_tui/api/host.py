@@ -112,7 +112,12 @@ class ApiLaunch:
         token = load_or_create_token(self.token_file)
         host, port = parse_listen(self.listen)
         self.server = server = ApiServer(engine, self.hooks, token=token)
-        url = await server.start(host, port, ssl_context=tls_context(self.tls_cert, self.tls_key))
+        try:
+            url = await server.start(host, port, ssl_context=tls_context(self.tls_cert, self.tls_key))
+        except OSError as exc:
+            await server.close()
+            raise ConfigError(f"the control API cannot listen on {self.listen}: {exc.strerror}",
+                              hint="pick another port with --api HOST:PORT (port 0: a free one), or --no-api") from None
         print(f"trdr: control API on {url} (token in {self.token_file})", file=sys.stderr)
         if self.discovery is not None:
             e = engine()

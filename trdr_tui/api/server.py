@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from trdr_tui.api.alerts import WebhookAlerts
 from trdr_tui.api.auth import token_matches
 from trdr_tui.api.control import ApiError, Controller, Hooks
 from trdr_tui.api.metrics import EngineMetrics
@@ -107,6 +108,7 @@ class ApiServer:
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get(WS_PATH, self._ws)
         self._openapi_body = msgspec.json.encode(openapi_document())
+        self.alerts = WebhookAlerts(api.webhook_url) if api.webhook_url else None
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None
         self.url = ""
@@ -127,6 +129,8 @@ class ApiServer:
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{scheme}://{shown}:{bound}"
         self._watch = asyncio.get_running_loop().create_task(self._watch_engine())
+        if self.alerts is not None:
+            self.alerts.start()
         log.info("control API listening on %s", self.url)
         return self.url
 
@@ -135,6 +139,9 @@ class ApiServer:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        if self.alerts is not None:
+            await self.alerts.close()
+        await self.hub.drain(timeout=1.0)  # the last events (the engine's final status) reach the clients
         for client in list(self.hub.clients):
             await client.ws.close()
         await self.control.close()
@@ -148,6 +155,8 @@ class ApiServer:
         bus = self.control.engine.bus
         self.hub.bind(bus)
         self.metrics.bind(bus)
+        if self.alerts is not None:
+            self.alerts.bind(bus)
 
     async def _watch_engine(self) -> None:
         while True:

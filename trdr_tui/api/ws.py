@@ -12,18 +12,22 @@ Server → client:
     {"channel": "performance", "data": {"metrics": <portfolio snapshot>}}
     {"channel": "alert", "data": {"level": "info" | "warning" | "error", "message"}}
     {"channel": "status", "data": <engine status>}
+    {"channel": "events", "data": {"topic", "type", "event"}}   every engine event the cockpit shows, as
+        published (`EVENT_TYPES` names the types); a new subscriber first gets the recent closed candles,
+        order changes and fills and the latest state of each kind (what `trdr attach` draws from)
     {"type": "ack" | "error", ...} in reply to a client message
 
-The engine never waits for a client: an event is encoded once, then queued per client. `price` and
-`performance` coalesce (a slow client gets the latest value, not a backlog); the other channels keep up
-to `queue_size` messages per client and drop the oldest beyond that, counting what was dropped.
+The engine never waits for a client: an event is encoded once, then queued per client. `price`,
+`performance` and the state-like `events` (ticks, snapshots, signals, forming bars: one per topic)
+coalesce (a slow client gets the latest value, not a backlog); the other channels keep up to
+`queue_size` messages per client and drop the oldest beyond that, counting what was dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -31,19 +35,36 @@ from aiohttp import WSMsgType, web
 
 from trdr_tui.core.bus import EventBus, Subscription
 from trdr_tui.core.events import (
+    BacktestProgress,
     CandleEvent,
     EngineStatus,
     FeedHealth,
+    GridSnapshot,
     LogEvent,
     OrderEvent,
     PortfolioSnapshot,
     RiskRejection,
+    WeightsChanged,
 )
-from trdr_tui.core.types import AgentSignal, Fill, OrderStatus, Tick
+from trdr_tui.core.types import AgentSignal, Decision, Fill, OrderStatus, Tick
 
-CHANNELS = ("price", "order", "trade", "agent", "performance", "alert", "status")
+CHANNELS = ("price", "order", "trade", "agent", "performance", "alert", "status", "events")
 COALESCED = frozenset({"price", "performance"})
+# The `events` channel: every type the cockpit shows, by name. State-like ones coalesce per topic.
+STATE_TYPES: tuple[type, ...] = (Tick, PortfolioSnapshot, GridSnapshot, EngineStatus, FeedHealth, AgentSignal,
+                                 Decision, WeightsChanged, BacktestProgress)
+EVENT_TYPES: dict[str, type] = {t.__name__: t for t in (*STATE_TYPES, CandleEvent, OrderEvent, Fill, RiskRejection,
+                                                         LogEvent)}
+HISTORY_CANDLES = 300  # closed bars a new `events` subscriber receives first
+HISTORY_OTHER = 200  # order changes, fills, refusals and log lines likewise
 ORDER_TYPES = {OrderStatus.PENDING: "created", OrderStatus.FILLED: "filled", OrderStatus.CANCELLED: "cancelled"}
+
+
+def _ts(event: Any) -> int:
+    if isinstance(event, OrderEvent):
+        return event.transition.ts
+    ts = getattr(event, "ts", 0)
+    return ts if isinstance(ts, int) else 0
 
 
 class WsClient:
@@ -60,11 +81,14 @@ class WsClient:
         self.coalesced = 0
         self.wake = asyncio.Event()
 
-    def offer(self, channel: str, text: str) -> None:
-        if channel in COALESCED:
-            if channel in self.latest:
+    def offer(self, channel: str, text: str, key: str | None = None) -> None:
+        """Queue `text`; with a `key` (or on a coalesced channel) it replaces an unsent one of that key."""
+        if key is None and channel in COALESCED:
+            key = channel
+        if key is not None:
+            if key in self.latest:
                 self.coalesced += 1
-            self.latest[channel] = text
+            self.latest[key] = text
         else:
             if len(self.queue) >= self.queue_size:
                 self.queue.popleft()
@@ -81,8 +105,8 @@ class WsClient:
                 if self.queue:
                     text = self.queue.popleft()
                 else:
-                    channel = next(iter(self.latest))
-                    text = self.latest.pop(channel)
+                    key = next(iter(self.latest))
+                    text = self.latest.pop(key)
                 try:
                     await self.ws.send_str(text)
                 except (ConnectionError, RuntimeError):
@@ -102,6 +126,9 @@ class WsHub:
         self.coalesced_total = 0
         self._bus: EventBus | None = None
         self._sub: Subscription | None = None
+        self.states: dict[str, tuple[str, Any]] = {}  # coalescing key -> newest (topic, event)
+        self.candles: deque[tuple[str, Any]] = deque(maxlen=HISTORY_CANDLES)
+        self.history: deque[tuple[str, Any]] = deque(maxlen=HISTORY_OTHER)
 
     def bind(self, bus: EventBus) -> None:
         """Listen to `bus` (the current engine's); a mode switch brings a new engine and a new bus."""
@@ -147,9 +174,49 @@ class WsHub:
             return "status", msgspec.to_builtins(event)
         return None
 
+    @staticmethod
+    def state_key(topic: str, event: Any) -> str | None:
+        """The coalescing key of an `events` message; None for an event that must not be dropped."""
+        if isinstance(event, STATE_TYPES):
+            return f"events:{topic}"
+        if isinstance(event, CandleEvent) and not event.closed:
+            return f"events:{topic}:forming"
+        return None
+
+    def remember(self, topic: str, event: Any, key: str | None) -> None:
+        """Keep what a late `events` subscriber needs to draw the panes (objects, not encoded)."""
+        if key is not None:
+            self.states[key] = (topic, event)
+        elif isinstance(event, CandleEvent):
+            self.candles.append((topic, event))
+        else:
+            self.history.append((topic, event))
+
+    def encode_event(self, topic: str, event: Any) -> str:
+        return self.encoder.encode({"channel": "events", "data": {"topic": topic, "type": type(event).__name__,
+                                                                  "event": event}}).decode()
+
+    def backlog(self) -> Iterator[tuple[str, str | None]]:
+        """(text, key) of the remembered events, oldest first, then the newest state of each kind."""
+        for topic, event in (*self.candles, *sorted(self.history, key=lambda te: _ts(te[1]))):
+            yield self.encode_event(topic, event), None
+        for key, (topic, event) in self.states.items():
+            yield self.encode_event(topic, event), key
+
     def on_event(self, topic: str, event: Any) -> None:
+        kind = EVENT_TYPES.get(type(event).__name__)
+        key = None
+        if kind is type(event):
+            key = self.state_key(topic, event)
+            self.remember(topic, event, key)
         if not self.clients:
             return
+        if kind is type(event):
+            takers = [c for c in self.clients if "events" in c.channels]
+            if takers:
+                text = self.encode_event(topic, event)
+                for client in takers:
+                    client.offer("events", text, key)
         if isinstance(event, Fill):
             self.on_fill(topic, event)
             return
@@ -177,6 +244,13 @@ class WsHub:
         return {"clients": len(self.clients),
                 "dropped": self.dropped_total + sum(c.dropped for c in self.clients),
                 "coalesced": self.coalesced_total + sum(c.coalesced for c in self.clients)}
+
+    async def drain(self, timeout: float) -> None:
+        """Give the clients up to `timeout` seconds to receive what is queued (before the server closes)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and any((c.queue or c.latest) and not c.ws.closed for c in self.clients):
+            await asyncio.sleep(0.02)
 
     def forget(self, client: WsClient) -> None:
         self.clients.discard(client)
@@ -220,6 +294,9 @@ class WsHub:
                 return {"type": "error", "error": f"unknown channels: {', '.join(unknown)}",
                         "hint": f"channels: {', '.join(CHANNELS)}"}
             if kind == "subscribe":
+                if "events" in names - client.channels:
+                    for text, key in self.backlog():
+                        client.offer("events", text, key)
                 client.channels |= names
             else:
                 client.channels -= names

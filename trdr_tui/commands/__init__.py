@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from trdr_tui.commands import account, agents, backtest, data, optimize, params, sessions, status
+from trdr_tui.commands import (
+    account,
+    agents,
+    attach,
+    backtest,
+    data,
+    inspect,
+    optimize,
+    params,
+    sessions,
+    status,
+)
 from trdr_tui.commands.context import CliContext
 
-COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status]
+COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status, attach, inspect]
 
 __all__ = ["COMMANDS", "CliContext"]

@@ -12,6 +12,7 @@ is refused with a message and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from trdr_tui.api.host import ApiLaunch
     from trdr_tui.config import Settings
     from trdr_tui.core.arrays import CandleArrays
+    from trdr_tui.core.logs import LogFiles
     from trdr_tui.engine.loop import Engine
     from trdr_tui.store.db import Store
     from trdr_tui.tui.services import BacktestRunner
@@ -153,13 +155,25 @@ def run_app(ctx: CliContext) -> int:
         engine = coinbase_engine(settings, live=False, store=ctx.store)
 
     api = api_launch(ctx, settings, replayed)
-    if args.headless:
-        from trdr_tui.headless import run_headless
+    files = open_log_files(ctx, settings)
+    try:
+        if args.headless:
+            from trdr_tui.headless import run_headless
 
-        level = args.log_level or os.environ.get("TRDR_LOG_LEVEL", "info").lower()
-        return asyncio.run(run_headless(engine, stdout=sys.stdout, log_path=default_log_path(ctx),
-                                        min_level=level, capital=settings.capital, api=api))
-    return run_tui(ctx, settings, engine, replayed, api)
+            return asyncio.run(run_headless(engine, stdout=sys.stdout, min_level=files.level,
+                                            capital=settings.capital, api=api))
+        return run_tui(ctx, settings, engine, replayed, api, log_level=files.level)
+    finally:
+        files.close()
+
+
+def open_log_files(ctx: CliContext, settings: Settings) -> LogFiles:
+    """The rotating JSON logs (core/logs.py) at `--log-level` (or $TRDR_LOG_LEVEL, default info)."""
+    from trdr_tui.core.logs import LogFiles
+
+    level = ctx.args.log_level or os.environ.get("TRDR_LOG_LEVEL", "info").lower()
+    return LogFiles.open(default_log_path(ctx), level=level, max_bytes=settings.api.log_max_bytes,
+                         backups=settings.api.log_backups)
 
 
 def api_launch(ctx: CliContext, settings: Settings, replayed: CandleArrays | None) -> ApiLaunch | None:
@@ -198,12 +212,17 @@ def cli_reader(ctx: CliContext) -> Any:
 
 
 def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None,
-            api: ApiLaunch | None = None) -> int:
+            api: ApiLaunch | None = None, log_level: str = "info") -> int:
+    from trdr_tui.core.logs import EventLog
     from trdr_tui.tui.app import make_app
+
+    events = EventLog(engine.bus, engine.clock, min_level=log_level)
 
     async def switch_mode(mode: Mode) -> Engine:
         """paper ↔ live on Coinbase market data (the old engine has stopped and checkpointed)."""
-        return coinbase_engine(settings, live=mode is Mode.LIVE, store=ctx.store)
+        new = coinbase_engine(settings, live=mode is Mode.LIVE, store=ctx.store)
+        events.bind(new.bus, new.clock)  # the log follows the cockpit to the new engine
+        return new
 
     app = make_app(settings, engine, backtest_runner=backtest_runner(ctx, settings, replayed),
                    credential_check=lambda: check_live_credentials(settings), mode_switcher=switch_mode)
@@ -219,9 +238,11 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: Candl
                 await api.stop()
 
         asyncio.run(with_api())
+    events.close()
     if app.engine_error is not None:
         error = app.engine_error
         text = error.render() if isinstance(error, TrdrError) else f"{type(error).__name__}: {error}"
+        logging.getLogger("trdr.cockpit").error("engine error: %s", text)
         print(f"trdr: engine error: {text}", file=sys.stderr)
         return 1
     return app.return_code or 0

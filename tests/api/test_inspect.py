@@ -1,0 +1,60 @@
+"""`trdr inspect`: the real CLI against a real headless bot on the same database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.api.conftest import Bot, isolated_env
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trading_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    b = Bot(tmp_path_factory.mktemp("inspect"), bars=3000, speed="60")
+    b.wait_for("a closed round trip", lambda s: s["fills"] >= 2 and b.get("/api/trades")["total"] >= 1)
+    yield b
+    b.stop()
+
+
+def inspect(bot: Bot, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trdr_tui", "--db", str(bot.db), "inspect", *args], cwd=REPO,
+                          env=isolated_env(bot.dir), capture_output=True, text=True, timeout=60)
+
+
+def test_an_orders_trace_runs_from_creation_to_fill(trading_bot: Bot) -> None:
+    order_id = trading_bot.get("/api/trades")["trades"][0]["exit_order_id"]
+    out = inspect(trading_bot, "--json", "order", order_id)
+    assert out.returncode == 0, out.stderr
+    trace = json.loads(out.stdout)
+    kinds = [r["kind"] for r in trace["timeline"]]
+    assert kinds[0] == "created" and "fill" in kinds and trace["order"]["status"] == "FILLED"
+    assert [r["ts"] for r in trace["timeline"]] == sorted(r["ts"] for r in trace["timeline"])
+    text = inspect(trading_bot, "order", order_id)
+    assert text.returncode == 0 and f"order {order_id}" in text.stdout and "→ FILLED" in text.stdout
+    missing = inspect(trading_bot, "order", "no-such-order")
+    assert missing.returncode == 1 and "404" in missing.stderr and "no order 'no-such-order'" in missing.stderr
+
+
+def test_decisions_and_agent_profiles(trading_bot: Bot) -> None:
+    out = inspect(trading_bot, "--json", "decisions", "--limit", "5")
+    assert out.returncode == 0, out.stderr
+    decisions = json.loads(out.stdout)["decisions"]
+    assert 1 <= len(decisions) <= 5 and all(d["action"] != "HOLD" and d["signals"] for d in decisions)
+    text = inspect(trading_bot, "decisions", "--limit", "3")
+    assert text.returncode == 0 and decisions[0]["signals"][0]["agent_id"] in text.stdout
+    profile = inspect(trading_bot, "--json", "agent")
+    agents = json.loads(profile.stdout)["agents"]
+    assert {a["id"] for a in agents} == {a["id"] for a in trading_bot.get("/api/agents")["agents"]}
+    assert any(a["mean_ms"] is not None for a in agents)  # time per call is measured
+    one = inspect(trading_bot, "agent", agents[0]["id"])
+    assert one.returncode == 0 and one.stdout.count("\n") == 2 and agents[0]["id"] in one.stdout
+    unknown = inspect(trading_bot, "agent", "nope")
+    assert unknown.returncode == 2 and "no agent 'nope'" in unknown.stderr
+    assert inspect(trading_bot, "decisions", "--limit", "0").returncode == 2
