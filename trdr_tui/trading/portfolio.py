@@ -180,8 +180,11 @@ class Portfolio:
                                   hint="the executor rounds every size and price to the product's increments")
         try:
             with localcontext(LEDGER_CONTEXT):
-                trade = self._buy(fill, price, size, fee) if fill.side is Side.BUY \
-                    else self._sell(fill, price, size, fee)
+                trade = None
+                if fill.side is Side.BUY:
+                    self._buy(fill, price, size, fee)
+                else:
+                    trade = self._sell(fill, price, size, fee)
         except (Inexact, InvalidOperation, Overflow) as exc:  # raised before anything changed
             raise StateCorruption(f"fill {fill.id} ({size} at {price}, fee {fee}) cannot be booked exactly "
                                   f"in {LEDGER_CONTEXT.prec} digits ({type(exc).__name__})",
@@ -201,7 +204,6 @@ class Portfolio:
         fees = self.fees_exact + fee
         self.cash_exact, self.position_exact, self.fees_exact = cash, position, fees
         self.lots.append(Lot(fill.order_id, fill.ts, price, size, fee))
-        return None
 
     def _sell(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal) -> Trade:
         if size > self.position_exact:
