@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tests.exchange.test_e2e_engine import accelerated_fake
 from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.exchange.credentials import Credentials
 from trdr_tui.store import Store
+from trdr_tui.trading.sizing import to_decimal
 
 KILLS = int(os.environ.get("TRDR_KILL_RUNS", "5"))
 
@@ -87,17 +89,17 @@ def ledger_matches_exchange(db: Path, fake: FakeExchange) -> None:
         assert fake.orders[x.order_id].client_order_id == coid
         assert (side, float(price), float(size), float(fee)) == pytest.approx(
             (x.side, float(x.price), float(x.size), float(x.commission)))
-    cash, position = 10_000.0, 0.0
+    # the stored fills add up to the exchange's balances exactly (the ledger's arithmetic)
+    cash, position = Decimal(10_000), Decimal(0)
     for _fid, _oid, _coid, side, price, size, fee in fills:
-        notional = float(price) * float(size)
+        notional = to_decimal(price) * to_decimal(size)
         if side == "BUY":
-            cash -= notional + float(fee)
-            position += float(size)
+            cash -= notional + to_decimal(fee)
+            position += to_decimal(size)
         else:
-            cash += notional - float(fee)
-            position -= float(size)
-    assert cash == pytest.approx(float(fake.balances["USD"]), abs=1e-6)
-    assert position == pytest.approx(float(fake.balances["BTC"]), abs=1e-9)
+            cash += notional - to_decimal(fee)
+            position -= to_decimal(size)
+    assert (cash, position) == (fake.balances["USD"], fake.balances["BTC"])
     for o in fake.orders.values():
         assert o.client_order_id in orders, "the exchange has an order the store never wrote ahead"
         latest = orders[o.client_order_id][3] or orders[o.client_order_id][2]
