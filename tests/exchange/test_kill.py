@@ -19,7 +19,6 @@ from tests.exchange.test_e2e_engine import accelerated_fake
 from trdr_testkit.fake_coinbase import FakeExchange
 from trdr_tui.exchange.credentials import Credentials
 from trdr_tui.store import Store
-from trdr_tui.trading.sizing import to_decimal
 
 KILLS = int(os.environ.get("TRDR_KILL_RUNS", "5"))
 
@@ -87,18 +86,16 @@ def ledger_matches_exchange(db: Path, fake: FakeExchange) -> None:
     for fid, _oid, coid, side, price, size, fee in fills:
         x = exchange[fid]
         assert fake.orders[x.order_id].client_order_id == coid
-        assert (side, float(price), float(size), float(fee)) == pytest.approx(
-            (x.side, float(x.price), float(x.size), float(x.commission)))
+        assert (side, price, size, fee) == (x.side, x.price, x.size, x.commission)  # exactly
     # the stored fills add up to the exchange's balances exactly (the ledger's arithmetic)
     cash, position = Decimal(10_000), Decimal(0)
-    for _fid, _oid, _coid, side, price, size, fee in fills:
-        notional = to_decimal(price) * to_decimal(size)
+    for _fid, _oid, _coid, side, p, q, c in fills:
         if side == "BUY":
-            cash -= notional + to_decimal(fee)
-            position += to_decimal(size)
+            cash -= p * q + c
+            position += q
         else:
-            cash += notional - to_decimal(fee)
-            position -= to_decimal(size)
+            cash += p * q - c
+            position -= q
     assert (cash, position) == (fake.balances["USD"], fake.balances["BTC"])
     for o in fake.orders.values():
         assert o.client_order_id in orders, "the exchange has an order the store never wrote ahead"

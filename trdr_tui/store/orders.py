@@ -46,9 +46,9 @@ _TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("VARCHAR", "INTEGER", "BIGINT", "VARCHAR", "VARCHAR", "VARCHAR"),
         ("", "", "ts", "", "", ""),
     ),
-    "fills": (
+    "fills": (  # price, size, fee: decimal strings, cast to the DECIMAL columns exactly (see insert_fill)
         "id, order_id, client_order_id, run_id, symbol, side, price, size, fee, liquidity, ts",
-        ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "DOUBLE", "DOUBLE",
+        ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR",
          "VARCHAR", "BIGINT"),
         ("", "", "", "", "", "", "", "", "", "", "ts"),
     ),
@@ -136,9 +136,11 @@ class RunRepository:
                                             t.reason))
 
     def insert_fill(self, fill: Fill) -> None:
+        # the amounts as the decimals their floats spell (the exact ledger's reading): DuckDB's own
+        # DOUBLE → DECIMAL cast is off in the last digits (10672.37 → 10672.370000000001769472)
         self._write("fills", (fill.id, fill.order_id, fill.client_order_id, self.run_id, fill.symbol,
-                                      fill.side.value, fill.price, fill.size, fill.fee, fill.liquidity.value,
-                                      _us(fill.ts)))
+                                      fill.side.value, repr(fill.price), repr(fill.size), repr(fill.fee),
+                                      fill.liquidity.value, _us(fill.ts)))
 
     def insert_trade(self, trade: Trade) -> None:
         self._write("trades", (self.run_id, trade.symbol, trade.entry_order_id, trade.exit_order_id,
