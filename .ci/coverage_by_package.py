@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 FLOORS = {"trdr_tui/trading": 90.0, "trdr_tui/agents": 90.0, "trdr_tui/market/indicators.py": 90.0}
 
@@ -21,7 +22,7 @@ def package(path: str) -> str:
 
 
 def main(report: str) -> int:
-    files = json.loads(open(report, encoding="utf-8").read())["files"]
+    files = json.loads(Path(report).read_text(encoding="utf-8"))["files"]
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for path, data in files.items():
         summary = data["summary"]

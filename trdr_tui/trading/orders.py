@@ -156,9 +156,6 @@ class OrderManager:
     def _new_order(self, side: Side, otype: OrderType, size: float, *, price: float | None = None,
                    trail: float | None = None, metadata: dict[str, str | float | int | bool | None] | None = None
                    ) -> Order:
-        size = self._on_step(size)
-        if not size > 0.0:
-            raise ValueError(f"order size {size} {self.symbol} is below the product's size step")
         self._seq += 1
         oid = f"{self.run_id}-{self._seq}"
         order = Order(id=oid, client_order_id=f"trdr-{oid}", symbol=self.symbol, side=side, type=otype,
@@ -180,7 +177,8 @@ class OrderManager:
             raise ValueError("quote sizing is for BUY orders")
         if not 0.0 < trail < 1.0:
             raise ValueError(f"trail distance must be a fraction between 0 and 1, got {trail}")
-        est = size if size is not None else quote / price  # type: ignore[operator]
+        # a quote-sized BUY's base size is an estimate until it fires (and is floored then)
+        est = self._sized(size) if size is not None else quote / price  # type: ignore[operator]
         self._risk_check(side, est, price)
         meta = dict(metadata or {})
         if quote is not None:
@@ -198,6 +196,7 @@ class OrderManager:
         return order
 
     def place_market(self, side: Side, size: float, *, price: float, reason: str = "") -> Order:
+        size = self._sized(size)
         self._risk_check(side, size, price)
         order = self._new_order(side, OrderType.MARKET, size, metadata={"reason": reason} if reason else None)
         self._send(order)
@@ -205,6 +204,7 @@ class OrderManager:
 
     def place_limit(self, side: Side, size: float, limit: float, *, reason: str = "") -> Order:
         """A resting post-only limit order (maker)."""
+        size = self._sized(size)
         self._risk_check(side, size, limit)
         if self.increments is not None:
             limit = float(self.increments.round_price(limit, side))
@@ -389,6 +389,13 @@ class OrderManager:
             if trade is not None:
                 repo.insert_trade(trade)
         return trade
+
+    def _sized(self, size: float) -> float:
+        """A base size for a new order, floored to the size step; ValueError when that leaves nothing."""
+        floored = self._on_step(size)
+        if not floored > 0.0:
+            raise ValueError(f"order size {size} {self.symbol} is below the product's size step")
+        return floored
 
     def _on_step(self, size: float) -> float:
         """`size` floored to the product's size step (unchanged without increments)."""
