@@ -203,4 +203,5 @@ class SimExecutor:
 
 def remaining(order: Order) -> Decimal:
     """What is left of `order` to fill, exact: its size less what is filled (base units)."""
-    return max(to_decimal(order.size) - to_decimal(order.filled_size), Decimal(0))
+    size = to_decimal(order.size)
+    return size if order.filled_size == 0.0 else max(size - to_decimal(order.filled_size), Decimal(0))

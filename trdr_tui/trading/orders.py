@@ -375,14 +375,15 @@ class OrderManager:
                 self.cancel(order, f"over {self.partial_fill_cancel:.0%} filled: remainder cancelled")
 
     def _book(self, order: Order, fill: Fill) -> Trade | None:
-        done = to_decimal(order.filled_size)
-        if to_decimal(fill.size) > to_decimal(order.size) - done:
+        done = order.filled_size
+        filled = to_decimal(done) + to_decimal(fill.size)  # exact: the sizes are decimals on the increments
+        if filled > to_decimal(order.size):
             raise StateCorruption(f"fill {fill.id} of {fill.size} exceeds what order {order.id} has left "
                                   f"({order.remaining})")
         trade = self.portfolio.apply_fill(fill)
-        order.filled_size = float(done + to_decimal(fill.size))
-        order.avg_fill_price = (order.avg_fill_price * float(done) + fill.price * fill.size) / order.filled_size
-        order.fees = float(to_decimal(order.fees) + to_decimal(fill.fee))
+        order.filled_size = float(filled)
+        order.avg_fill_price = (order.avg_fill_price * done + fill.price * fill.size) / order.filled_size
+        order.fees += fill.fee
         repo = self.repo
         if repo is not None:
             repo.insert_fill(fill)

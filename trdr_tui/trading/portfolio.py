@@ -106,6 +106,7 @@ class Portfolio:
         self.position_exact = _ZERO
         self.realized_exact = _ZERO
         self.fees_exact = _ZERO
+        self.cost_exact = _ZERO  # Σ lot price × lot size: what the open lots cost (quote)
         self.lots: list[Lot] = []
         self.trades: list[Trade] = []
         self.fills: list[Fill] = []
@@ -118,8 +119,7 @@ class Portfolio:
         self.position = float(self.position_exact)
         self.realized_pnl = float(self.realized_exact)
         self.fees = float(self.fees_exact)
-        with localcontext(_ALLOCATE):
-            self._cost = float(sum((lot.price * lot.size for lot in self.lots), _ZERO))
+        self._cost = float(self.cost_exact)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -195,14 +195,16 @@ class Portfolio:
         return trade
 
     def _buy(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal) -> None:
-        cost = price * size + fee
+        notional = price * size
+        cost = notional + fee
         cash = self.cash_exact - cost
         if cash < 0:
             raise InsufficientFunds(
                 f"BUY {size} {self.symbol} at {price} needs {cost}, cash is {self.cash_exact}")
         position = self.position_exact + size
         fees = self.fees_exact + fee
-        self.cash_exact, self.position_exact, self.fees_exact = cash, position, fees
+        lots_cost = self.cost_exact + notional
+        self.cash_exact, self.position_exact, self.fees_exact, self.cost_exact = cash, position, fees, lots_cost
         self.lots.append(Lot(fill.order_id, fill.ts, price, size, fee))
 
     def _sell(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal) -> Trade:
@@ -235,6 +237,7 @@ class Portfolio:
         realized = self.realized_exact + gross
         position = self.position_exact - size
         net = gross - entry_fee - fee
+        lots_cost = self.cost_exact - entry_cost
         first = self.lots[0]
         entry_order, entry_ts = first.order_id, first.ts
         # commit
@@ -242,6 +245,7 @@ class Portfolio:
         if split is not None:
             self.lots[0].size, self.lots[0].fee = split
         self.cash_exact, self.fees_exact, self.realized_exact, self.position_exact = cash, fees, realized, position
+        self.cost_exact = lots_cost
         trade = Trade(symbol=self.symbol, entry_order_id=entry_order, exit_order_id=fill.order_id,
                       entry_ts=entry_ts, exit_ts=fill.ts, entry_price=float(_ALLOCATE.divide(entry_cost, size)),
                       exit_price=float(price), size=float(size), pnl=float(net), fees=float(entry_fee + fee))
@@ -281,8 +285,13 @@ class Portfolio:
         lots = [Lot(str(o), int(t), exact(pr), exact(s), exact(f))
                 for o, t, pr, s, f in state["lots"]]  # type: ignore[attr-defined]
         position = exact(state["position"])
-        with localcontext(_ALLOCATE):
-            held = sum((lot.size for lot in lots), _ZERO)
+        try:
+            with localcontext(LEDGER_CONTEXT):
+                held = sum((lot.size for lot in lots), _ZERO)
+                cost = sum((lot.price * lot.size for lot in lots), _ZERO)
+        except (Inexact, Overflow):
+            raise StateCorruption("ledger state holds lots too fine to add up exactly",
+                                  hint="rebuild the ledger from the stored fills") from None
         if held != position:
             raise StateCorruption(f"ledger state holds lots of {held} for a position of {position}",
                                   hint="rebuild the ledger from the stored fills")
@@ -292,7 +301,7 @@ class Portfolio:
         self.peak_equity = float(state["peak_equity"])  # type: ignore[arg-type]
         self.last_price = float(state["last_price"])  # type: ignore[arg-type]
         self.cash_exact, self.position_exact, self.realized_exact, self.fees_exact = cash, position, realized, fees
-        self.lots = lots
+        self.lots, self.cost_exact = lots, cost
         self.trades = []
         self.fills = []
         self._fill_ids = set(state["fill_ids"])  # type: ignore[call-overload]
