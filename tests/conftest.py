@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from trdr_tui.store import Store
 
@@ -40,3 +42,12 @@ def store(db_path: Path) -> Iterator[Store]:
     s = Store(db_path)
     yield s
     s.close()
+
+
+# Property tests are deterministic: hypothesis derives its examples from each test itself (no random
+# seed, no example database), so CI and every developer run the same cases. Every counterexample
+# found while exploring is pinned as an `@example` or a regression test. Explore with new random
+# cases: HYPOTHESIS_PROFILE=explore.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", max_examples=2_000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -108,7 +109,7 @@ async def test_stop_writes_a_shutdown_checkpoint_and_restore_continues_the_run(h
         assert found is not None
         run_id, kind, state = found
         assert (run_id, kind) == ("first", "shutdown")
-        assert state["portfolio"]["cash"] == first.portfolio.cash
+        assert Decimal(state["portfolio"]["cash"]) == first.portfolio.cash_exact
         assert len(state["open_orders"]) == 1 and "trailing" in state["open_orders"][0]
 
         second = preset_engine(bars[cut:], store=store, run_id="second")

@@ -143,10 +143,9 @@ def assert_exchange_and_ledger_agree(engine: Engine, fake: FakeExchange, store: 
     # no intent ever became two exchange orders
     coids = [o.client_order_id for o in fake.orders.values()]
     assert len(coids) == len(set(coids))
-    # balances agree
+    # balances agree, exactly
     pf = engine.portfolio
-    assert pf.position == pytest.approx(float(fake.balances["BTC"]), abs=1e-9)
-    assert pf.cash == pytest.approx(float(fake.balances["USD"]), abs=1e-6)
+    assert (pf.position_exact, pf.cash_exact) == (fake.balances["BTC"], fake.balances["USD"])
     # order states agree
     for o in fake.orders.values():
         ours = next(x for x in engine.orders.orders.values() if x.client_order_id == o.client_order_id)

@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -85,19 +86,17 @@ def ledger_matches_exchange(db: Path, fake: FakeExchange) -> None:
     for fid, _oid, coid, side, price, size, fee in fills:
         x = exchange[fid]
         assert fake.orders[x.order_id].client_order_id == coid
-        assert (side, float(price), float(size), float(fee)) == pytest.approx(
-            (x.side, float(x.price), float(x.size), float(x.commission)))
-    cash, position = 10_000.0, 0.0
-    for _fid, _oid, _coid, side, price, size, fee in fills:
-        notional = float(price) * float(size)
+        assert (side, price, size, fee) == (x.side, x.price, x.size, x.commission)  # exactly
+    # the stored fills add up to the exchange's balances exactly (the ledger's arithmetic)
+    cash, position = Decimal(10_000), Decimal(0)
+    for _fid, _oid, _coid, side, p, q, c in fills:
         if side == "BUY":
-            cash -= notional + float(fee)
-            position += float(size)
+            cash -= p * q + c
+            position += q
         else:
-            cash += notional - float(fee)
-            position -= float(size)
-    assert cash == pytest.approx(float(fake.balances["USD"]), abs=1e-6)
-    assert position == pytest.approx(float(fake.balances["BTC"]), abs=1e-9)
+            cash += p * q - c
+            position -= q
+    assert (cash, position) == (fake.balances["USD"], fake.balances["BTC"])
     for o in fake.orders.values():
         assert o.client_order_id in orders, "the exchange has an order the store never wrote ahead"
         latest = orders[o.client_order_id][3] or orders[o.client_order_id][2]

@@ -168,12 +168,13 @@ def test_market_order_in_a_bar_without_volume_fills_nothing() -> None:
 
 def test_no_simulated_price_is_negative_even_for_an_order_far_above_the_bar_volume() -> None:
     """Half-spread + impact × (size / volume) used to exceed 1 here and sell at a negative price."""
-    _, ex, om, pf = setup(slippage=SlippageModel(half_spread=0.001, impact=0.1))
-    om.portfolio.position = 1_000.0
+    _, ex, om, pf = setup(cash=200_000.0, slippage=SlippageModel(half_spread=0.001, impact=0.1))
+    ex.set_market(100.0, 1e9)
+    om.place_market(Side.BUY, 1_000.0, price=100.0)  # a position of 1,000 to sell
     ex.set_market(100.0, 1.0)
     om.place_market(Side.SELL, 1_000.0, price=100.0)
-    assert len(pf.fills) == 1 and pf.fills[0].size == pytest.approx(0.1)
-    assert pf.fills[0].price == pytest.approx(100.0 * (1 - 0.001 - 0.1 * 0.1 / 1.0))
+    assert len(pf.fills) == 2 and pf.fills[1].size == pytest.approx(0.1)
+    assert pf.fills[1].price == pytest.approx(100.0 * (1 - 0.001 - 0.1 * 0.1 / 1.0))
     # the model alone, uncapped: the move is bounded, the price stays positive
     assert SlippageModel(0.001, 0.1).adjust(Side.SELL, 100.0, 1_000.0, 1.0) > 0.0
 

@@ -4,6 +4,7 @@ the figure other frameworks (backtesting.py, backtrader, vectorbt) produced on t
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from trdr_tui.config import load_settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Liquidity, Side
 from trdr_tui.engine.assembly import build_engine
+from trdr_tui.trading.sizing import to_decimal
 
 DOCUMENTED_FINAL_EQUITY = 15.6737165617  # from the issue: obtained with three other frameworks
 
@@ -60,7 +62,9 @@ async def test_simple_trailing_matches_reference_on_real_hourly_data(hourly: Can
         assert fill.ts == int(hourly.ts[i]) + hour
         assert fill.side is Side(side)
         assert fill.price == price
-        assert math.isclose(fill.size, units, rel_tol=1e-12)
+        # the preset's sizes are on a 1e-12 step (exact ledger): within one step of the longhand units
+        assert math.isclose(fill.size, units, rel_tol=1e-12, abs_tol=1e-12)
+        assert to_decimal(fill.size) % Decimal("1e-12") == 0
         assert fill.liquidity is Liquidity.TAKER
         assert math.isclose(fill.fee, 0.006 * fill.price * fill.size, rel_tol=1e-12)
     assert len({f.ts for f in rec.fills}) == len(rec.fills)  # at most one fill per bar
@@ -76,6 +80,11 @@ async def test_simple_trailing_matches_reference_on_real_hourly_data(hourly: Can
     assert math.isclose(change, pf.realized_pnl + pf.unrealized_pnl(float(hourly.close[-1])) - pf.fees,
                         rel_tol=1e-9, abs_tol=1e-6)
     assert rec.rejected_orders == 0
+    # the exact ledger: flat at the end with no lot left, and its identity holds to the last digit
+    last = to_decimal(float(hourly.close[-1]))
+    assert pf.position_exact == 0 and pf.lots == []
+    assert pf.equity_exact(last) - pf.initial_exact == pf.realized_exact + pf.unrealized_exact(last) - pf.fees_exact
+    assert rec.final_equity == float(pf.cash_exact)
 
 
 async def test_simple_trailing_is_deterministic(hourly: CandleArrays) -> None:

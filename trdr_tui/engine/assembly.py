@@ -45,7 +45,7 @@ from trdr_tui.trading.policy import Policy
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.presets import Preset, get_preset, make_policy
 from trdr_tui.trading.risk import RiskLimits, RiskManager
-from trdr_tui.trading.sizing import ProductSpec
+from trdr_tui.trading.sizing import Increments, ProductSpec
 
 HOUR_NS = 3600 * NS_PER_SECOND
 
@@ -101,14 +101,19 @@ def build_engine(
     run_id = run_id or f"{mode.value[:2]}-{uuid.uuid4().hex[:10]}"
     preset_obj = get_preset(preset) if isinstance(preset, str) else preset
 
+    # the steps every size and price is on: the preset's; else the product's (the simulator's product
+    # when none is given); a live executor without a product given rounds at its own boundary
+    increments = preset_obj.increments if preset_obj is not None else \
+        (product or ProductSpec(symbol=settings.symbol)).increments if product is not None or executor is None \
+        else None
     if executor is None:
         if mode is Mode.LIVE:
             raise ConfigError("live mode needs the Coinbase executor", hint="pass executor=CoinbaseExecutor(...)")
-        executor = _sim_executor(settings, clock, preset_obj)
+        executor = _sim_executor(settings, clock, preset_obj, increments)
         if isinstance(feed, ReplayFeed) and not bool((feed.arrays.volume > 0).any()):
             executor.volume_known = False  # a file without volume: fills uncapped (SimExecutor docs)
 
-    portfolio = Portfolio(settings.symbol, settings.capital)
+    portfolio = Portfolio(settings.symbol, settings.capital, increments=increments)
     limits = RiskLimits.none() if preset_obj is not None and not preset_obj.risk_caps \
         else RiskLimits.from_settings(settings)
     risk = RiskManager(limits, portfolio)
@@ -126,7 +131,7 @@ def build_engine(
     orders = OrderManager(symbol=settings.symbol, clock=clock, bus=bus, portfolio=portfolio, risk=risk,
                           executor=executor, run_id=run_id, repo=repo, partial_fill_cancel=tr.partial_fill_cancel,
                           max_duration_ns=int(tr.max_duration_hours * HOUR_NS) if use_time else None,
-                          improvement=tr.improvement_threshold if use_improve else 0.0)
+                          improvement=tr.improvement_threshold if use_improve else 0.0, increments=increments)
 
     if preset_obj is None:
         orders.smart_spread = settings.execution.smart_placement_spread
@@ -158,15 +163,16 @@ def _mode(mode: Mode | str) -> Mode:
         raise ConfigError(f"unknown mode {mode!r}", hint="use backtest, paper or live") from None
 
 
-def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None) -> SimExecutor:
+def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None,
+                  increments: Increments | None) -> SimExecutor:
     if preset is not None:
         fees = FeeSchedule.flat(preset.taker_fee, preset.maker_fee)
         slippage = SlippageModel.from_config(settings.execution) if preset.slippage else SlippageModel()
         return SimExecutor(clock, fees, slippage=slippage, max_volume_share=settings.execution.max_volume_share,
-                           taker_volume_cap=preset.slippage)
+                           taker_volume_cap=preset.slippage, increments=increments)
     base = settings.fees.thirty_day_volume_usd if settings.fees.thirty_day_volume_usd > 0 else None
     return SimExecutor.from_settings(clock, FeeSchedule.from_config(settings.fees), settings.execution,
-                                     base_volume_usd=base)
+                                     base_volume_usd=base, increments=increments)
 
 
 def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None, run_id: str,

@@ -14,6 +14,10 @@
   a low strictly below it, a SELL a high strictly above it), at the limit price, at most
   `max_volume_share` of the bar's volume per bar (partial fills), and pay the maker fee.
 * Fees come from the volume-tier schedule (`exchange.fees`), using the 30-day volume traded so far.
+* With the product's `Increments`, every fill is on them, as at the exchange: a size (an IOC or a
+  partial fill's share of the bar's volume too) floored to the size step, a taker price rounded
+  against the taker to the price tick (up for a BUY, down for a SELL); a limit order's price is on the
+  tick already (the order manager rounds it). What is left of an order is computed exactly (Decimal).
 
 Reports go to the bound handler synchronously and in order. The engine calls `submit_now` directly in
 backtests (no await per order); `submit` is the async face the Executor protocol asks for.
@@ -21,12 +25,15 @@ backtests (no await per order); `submit` is the async face the Executor protocol
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from trdr_tui.config import ExecutionConfig
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
 from trdr_tui.core.errors import StateCorruption
 from trdr_tui.core.types import Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
 from trdr_tui.exchange.fees import FeeSchedule, VolumeTracker
+from trdr_tui.trading.sizing import Increments, to_decimal
 
 MAX_SLIPPAGE = 0.5  # a fill is never moved further than half its reference price (keeps prices > 0)
 
@@ -62,8 +69,10 @@ class SimExecutor:
 
     def __init__(self, clock: Clock, fees: FeeSchedule, *, slippage: SlippageModel | None = None,
                  max_volume_share: float = 0.10, base_volume_usd: float | None = None,
-                 track_volume: bool = True, taker_volume_cap: bool = True) -> None:
+                 track_volume: bool = True, taker_volume_cap: bool = True,
+                 increments: Increments | None = None) -> None:
         self.clock = clock
+        self.increments = increments  # None: sizes and prices as given (ideal arithmetic)
         self.fees = fees
         self.slippage = slippage or SlippageModel()
         self.max_volume_share = max_volume_share
@@ -79,9 +88,10 @@ class SimExecutor:
 
     @classmethod
     def from_settings(cls, clock: Clock, fees: FeeSchedule, execution: ExecutionConfig,
-                      base_volume_usd: float | None = None) -> SimExecutor:
+                      base_volume_usd: float | None = None, increments: Increments | None = None) -> SimExecutor:
         return cls(clock, fees, slippage=SlippageModel.from_config(execution),
-                   max_volume_share=execution.max_volume_share, base_volume_usd=base_volume_usd)
+                   max_volume_share=execution.max_volume_share, base_volume_usd=base_volume_usd,
+                   increments=increments)
 
     # -- Executor protocol -----------------------------------------------------------------------
 
@@ -131,14 +141,18 @@ class SimExecutor:
         if not ref > 0.0:
             self._report(order, OrderStatus.REJECTED, reason="no market price to fill at")
             return
-        size = order.remaining
+        left = remaining(order)
+        size = left
         if self.taker_volume_cap:
-            size = min(size, self.max_volume_share * self.bar_volume)
-        if not size > 0.0:
+            size = self._on_step(min(left, to_decimal(self.max_volume_share * self.bar_volume)))
+        if not size > 0:
             self._report(order, OrderStatus.CANCELLED, reason="IOC: no volume in this bar to fill against")
             return
-        price = self.slippage.adjust(order.side, ref, size, self.bar_volume)
-        self._fill(order, price, size, Liquidity.TAKER)
+        price = self.slippage.adjust(order.side, ref, float(size), self.bar_volume)
+        inc = self.increments
+        if inc is not None:  # against the taker: a BUY pays the tick above, a SELL gets the tick below
+            price = float(inc.round_price(price, Side.SELL if order.side is Side.BUY else Side.BUY))
+        self._fill(order, price, size, left, Liquidity.TAKER)
         if order.status is OrderStatus.PARTIAL:
             self._report(order, OrderStatus.CANCELLED,
                          reason=f"IOC: filled {order.filled_size:.8g} of {order.size:.8g} "
@@ -155,16 +169,24 @@ class SimExecutor:
             through = low < limit if order.side is Side.BUY else high > limit
             if not through or capacity <= 0.0:
                 continue
-            size = min(order.remaining, capacity)
-            capacity -= size
-            self._fill(order, limit, size, Liquidity.MAKER)
-            if order.remaining <= 0.0 or order.status is not OrderStatus.PARTIAL:
+            left = remaining(order)
+            size = self._on_step(min(left, to_decimal(capacity)))
+            if not size > 0:
+                continue
+            capacity -= float(size)
+            self._fill(order, limit, size, left, Liquidity.MAKER)
+            if order.status is not OrderStatus.PARTIAL:
                 self.resting.pop(order.id, None)
 
-    def _fill(self, order: Order, price: float, size: float, liquidity: Liquidity) -> None:
+    def _on_step(self, size: Decimal) -> Decimal:
+        """`size` floored to the size step (unchanged without increments)."""
+        return self.increments.floor_size(size) if self.increments is not None else size
+
+    def _fill(self, order: Order, price: float, size_d: Decimal, left: Decimal, liquidity: Liquidity) -> None:
         if not price > 0.0:
             raise StateCorruption(f"simulated fill price {price} for order {order.id} is not positive")
         now = self.clock.now_ns()
+        size = float(size_d)
         notional = price * size
         volume = self.volume
         rate = self.fees.rate(liquidity, volume.volume(now) if volume is not None else None)
@@ -174,7 +196,7 @@ class SimExecutor:
                     liquidity=liquidity, ts=now)
         if volume is not None:
             volume.add(now, notional)
-        done = size >= order.remaining * (1.0 - 1e-12)
+        done = size_d >= left
         self._report(order, OrderStatus.FILLED if done else OrderStatus.PARTIAL, fill=fill)
 
     def _report(self, order: Order, status: OrderStatus, *, fill: Fill | None = None, reason: str = "") -> None:
@@ -182,3 +204,9 @@ class SimExecutor:
         self._on_report(ExecutionReport(ts=self.clock.now_ns(), order_id=order.id,
                                         client_order_id=order.client_order_id, status=status, fill=fill,
                                         reason=reason))
+
+
+def remaining(order: Order) -> Decimal:
+    """What is left of `order` to fill, exact: its size less what is filled (base units)."""
+    size = to_decimal(order.size)
+    return size if order.filled_size == 0.0 else max(size - to_decimal(order.filled_size), Decimal(0))

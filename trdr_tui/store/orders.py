@@ -48,9 +48,9 @@ _TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("VARCHAR", "INTEGER", "BIGINT", "VARCHAR", "VARCHAR", "VARCHAR"),
         ("", "", "ts", "", "", ""),
     ),
-    "fills": (
+    "fills": (  # price, size, fee: decimal strings, cast to the DECIMAL columns exactly (see insert_fill)
         "id, order_id, client_order_id, run_id, symbol, side, price, size, fee, liquidity, ts",
-        ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "DOUBLE", "DOUBLE",
+        ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR",
          "VARCHAR", "BIGINT"),
         ("", "", "", "", "", "", "", "", "", "", "ts"),
     ),
@@ -144,8 +144,10 @@ class RunRepository:
     def insert_fill(self, fill: Fill, trade: Trade | None = None) -> None:
         """A fill and the round trip it closes (if any), written together: one journal record, or one
         transaction (write-through), so a crash never keeps one without the other."""
-        row = (fill.id, fill.order_id, fill.client_order_id, self.run_id, fill.symbol, fill.side.value, fill.price,
-               fill.size, fill.fee, fill.liquidity.value, _us(fill.ts))
+        # the amounts as the decimals their floats spell (the exact ledger's reading): DuckDB's own
+        # DOUBLE → DECIMAL cast is off in the last digits (10672.37 → 10672.370000000001769472)
+        row = (fill.id, fill.order_id, fill.client_order_id, self.run_id, fill.symbol, fill.side.value,
+               repr(fill.price), repr(fill.size), repr(fill.fee), fill.liquidity.value, _us(fill.ts))
         if trade is None:
             self._write("fills", row)
         elif self.batched:

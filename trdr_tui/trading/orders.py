@@ -10,6 +10,11 @@ or the gap price), the fired intent is stored, and ARMED→SUBMITTED releases it
 fills it as a market order (taker). A BUY may be sized in quote currency (`quote`): its base size is then
 fixed at the trigger price.
 
+Sizes and prices on the product's increments (when given): every order's size is floored to the size
+step as it is created, a limit price rounded to the tick (down for a BUY, up for a SELL), a quote-sized
+BUY's size floored as it fires; fills are booked with exact sums (`filled_size` is the nearest float to
+the exact total), so the ledger and the executor see only numbers on the increments.
+
 Time constraints (PRD §3.3.1): `expires_ns` (absolute) or the configured maximum duration → EXPIRED.
 Partial fills (PRD §3.3.3): once more than `partial_fill_cancel` of an order is filled, the remainder
 is cancelled.
@@ -24,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
 from typing import Protocol
 
 import msgspec
@@ -38,6 +42,7 @@ from trdr_tui.core.fsm import OPEN, OrderStateMachine
 from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, OrderType, Side, Trade
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.risk import RiskManager
+from trdr_tui.trading.sizing import Increments, to_decimal
 from trdr_tui.trading.trailing import TrailingState, walk_path
 
 FillListener = Callable[[Order, Fill, Trade | None], None]
@@ -79,8 +84,9 @@ class OrderManager:
     def __init__(self, *, symbol: str, clock: Clock, bus: EventBus, portfolio: Portfolio, risk: RiskManager,
                  executor: Executor, run_id: str, repo: OrderRepo | None = None,
                  partial_fill_cancel: float = 0.80, max_duration_ns: int | None = None,
-                 improvement: float = 0.0) -> None:
+                 improvement: float = 0.0, increments: Increments | None = None) -> None:
         self.symbol = symbol
+        self.increments = increments  # None: sizes and prices as given (ideal arithmetic)
         self.clock = clock
         self.bus = bus
         self.portfolio = portfolio
@@ -175,7 +181,8 @@ class OrderManager:
             raise ValueError("quote sizing is for BUY orders")
         if not 0.0 < trail < 1.0:
             raise ValueError(f"trail distance must be a fraction between 0 and 1, got {trail}")
-        est = size if size is not None else quote / price  # type: ignore[operator]
+        # a quote-sized BUY's base size is an estimate until it fires (and is floored then)
+        est = self._sized(size) if size is not None else quote / price  # type: ignore[operator]
         self._risk_check(side, est, price)
         meta = dict(metadata or {})
         if quote is not None:
@@ -193,6 +200,7 @@ class OrderManager:
         return order
 
     def place_market(self, side: Side, size: float, *, price: float, reason: str = "") -> Order:
+        size = self._sized(size)
         self._risk_check(side, size, price)
         order = self._new_order(side, OrderType.MARKET, size, metadata={"reason": reason} if reason else None)
         self._send(order)
@@ -201,7 +209,10 @@ class OrderManager:
     def place_limit(self, side: Side, size: float, limit: float, *, reason: str = "",
                     metadata: dict[str, str | float | int | bool | None] | None = None) -> Order:
         """A resting post-only limit order (maker). `metadata` is kept on the order (e.g. its grid level)."""
+        size = self._sized(size)
         self._risk_check(side, size, limit)
+        if self.increments is not None:
+            limit = float(self.increments.round_price(limit, side))
         meta: dict[str, str | float | int | bool | None] = {**(metadata or {}), "post_only": True}
         if reason:
             meta["reason"] = reason
@@ -277,7 +288,10 @@ class OrderManager:
         quote = order.metadata.get("quote")
         if order.side is Side.BUY:
             # the limits may have been hit since the order was armed: a BUY is checked again as it fires
-            size = float(quote) / price if quote is not None else order.size
+            size = self._on_step(float(quote) / price) if quote is not None else order.size
+            if not size > 0.0:
+                self._finish(order, OrderStatus.CANCELLED, "quote buys less than the product's size step")
+                return
             try:
                 entries = self.open_entries() - 1 if self.risk.counts_entries else 0
                 self.risk.check(Side.BUY, size, price, open_entries=entries)
@@ -285,9 +299,8 @@ class OrderManager:
                 self._record_rejection(Side.BUY, size, exc)
                 self._finish(order, OrderStatus.CANCELLED, "risk: " + ", ".join(exc.failed_checks))
                 return
+            order.size = size
         order.price = price
-        if quote is not None:
-            order.size = float(quote) / price
         order.metadata["trigger"] = st.trigger
         self._place_smartly(order)
         self._send(order)
@@ -304,7 +317,7 @@ class OrderManager:
         spread = (ask - bid) / mid
         if smart_order_type(spread, self.smart_spread) is OrderType.LIMIT:
             order.type = OrderType.LIMIT
-            order.price = mid
+            order.price = mid if self.increments is None else float(self.increments.round_price(mid, order.side))
             order.metadata["placement"] = f"limit at mid: spread {spread:.3%}"
             if self.max_duration_ns is not None:  # a resting order keeps a time limit too
                 self._resting_expiry[order.id] = self.clock.now_ns() + self.max_duration_ns
@@ -369,18 +382,30 @@ class OrderManager:
                 self.cancel(order, f"over {self.partial_fill_cancel:.0%} filled: remainder cancelled")
 
     def _book(self, order: Order, fill: Fill) -> Trade | None:
-        if fill.size > order.remaining * (1.0 + 1e-9) + 1e-15:
+        done = order.filled_size
+        filled = to_decimal(done) + to_decimal(fill.size)  # exact: the sizes are decimals on the increments
+        if filled > to_decimal(order.size):
             raise StateCorruption(f"fill {fill.id} of {fill.size} exceeds what order {order.id} has left "
                                   f"({order.remaining})")
         trade = self.portfolio.apply_fill(fill)
-        done = order.filled_size
-        order.filled_size = done + fill.size
+        order.filled_size = float(filled)
         order.avg_fill_price = (order.avg_fill_price * done + fill.price * fill.size) / order.filled_size
         order.fees += fill.fee
         repo = self.repo
         if repo is not None:
             repo.insert_fill(fill, trade)
         return trade
+
+    def _sized(self, size: float) -> float:
+        """A base size for a new order, floored to the size step; ValueError when that leaves nothing."""
+        floored = self._on_step(size)
+        if not floored > 0.0:
+            raise ValueError(f"order size {size} {self.symbol} is below the product's size step")
+        return floored
+
+    def _on_step(self, size: float) -> float:
+        """`size` floored to the product's size step (unchanged without increments)."""
+        return size if self.increments is None else float(self.increments.floor_size(size))
 
     def _finish(self, order: Order, status: OrderStatus, reason: str) -> None:
         self.fsm.apply(order, status, reason)
@@ -488,6 +513,3 @@ class OrderManager:
         if st is not None:
             self.trailing.remove(st)
 
-
-def to_decimal(x: float) -> Decimal:
-    return Decimal(repr(x))

@@ -3,75 +3,145 @@
 One symbol, spot, long-only (a SELL never exceeds the position). Accounting rules:
 
 * a BUY of `size` at `price` costs `price × size` plus its fee; a SELL brings `price × size` minus
-  its fee. Fees are charged on top of the notional, in the quote currency.
+  its fee. Fees are charged on top of the notional, in the quote currency, as the executor reports them.
 * realized P&L is gross of fees, matched first-in first-out against the lots bought; the average
   entry is the size-weighted price of the lots still held.
 * equity = cash + position × price, so equity − initial cash = realized + unrealized − fees.
 * a fill that would make cash or the position negative is refused whole (E002) and changes nothing;
   a fill id seen before is refused too (every fill appears once).
 
-Round trips (`core.types.Trade`) pair each exit with the entry lots it closed; a trade's `pnl` is net
-of the entry and exit fees allocated to it.
+Exact arithmetic. The ledger's amounts are `Decimal`s (`cash_exact`, `position_exact`,
+`realized_exact`, `fees_exact`, each `Lot`): a fill's price, size and fee are read as the decimal
+numbers the executor reported (`trading.sizing.to_decimal`: 0.1 is 0.1) and every sum and product is
+computed in `LEDGER_CONTEXT`, which traps `Inexact` — an amount the ledger cannot hold exactly is an
+error (StateCorruption), never a silent rounding. So the rules above hold with `==`: Σ lot sizes is the
+position, a position of zero has no lots, equity − initial cash is realized + unrealized − fees.
+With the product's `Increments` given, a fill's size must be a multiple of the base increment and
+its price of the price tick (the executor rounds; the ledger checks). The one rounding inside the
+ledger is the share of an entry fee carried to a partly closed lot (rounded down to `FEE_QUANTUM`;
+the rest stays on the lot, so no fee is lost or counted twice).
+
+The float attributes `cash`, `position`, `realized_pnl` and `fees` are the nearest floats to the exact
+values, refreshed on every fill: indicators, analytics and per-bar marks read them.
+
+Round trips (`core.types.Trade`, floats: analytics) pair each exit with the entry lots it closed; a
+trade's `pnl` is net of the entry and exit fees allocated to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import (
+    ROUND_DOWN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 
 from trdr_tui.core.errors import InsufficientFunds, StateCorruption
 from trdr_tui.core.types import Fill, Side, Trade
+from trdr_tui.trading.sizing import Increments, to_decimal
 
-# Sizes below this fraction of a lot count as fully consumed (float noise from partial fills).
-_DUST = 1e-12
+# 80 significant digits: a float's shortest repr has ≤ 17, a product of two ≤ 34; cash of 10^12 kept
+# to 10^-40 still fits. Anything that does not fit raises instead of rounding.
+LEDGER_CONTEXT = Context(prec=80, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+FEE_QUANTUM = Decimal("1e-18")  # the entry fee carried to a partly closed lot is floored to this
+_ALLOCATE = Context(prec=80)  # the fee share's division may round (then floored to FEE_QUANTUM)
+_ZERO = Decimal(0)
 
 
 class Lot:
+    """An open entry: its order, time (ns), price (quote per base unit), size (base units) and the entry
+    fee still allocated to the remaining size (quote), all exact."""
+
     __slots__ = ("fee", "order_id", "price", "size", "ts")
 
-    def __init__(self, order_id: str, ts: int, price: float, size: float, fee: float) -> None:
+    def __init__(self, order_id: str, ts: int, price: Decimal, size: Decimal, fee: Decimal) -> None:
         self.order_id = order_id
         self.ts = ts
         self.price = price
         self.size = size
-        self.fee = fee  # the entry fee still allocated to the remaining size
+        self.fee = fee
+
+
+def exact(value: object) -> Decimal:
+    """A ledger amount from a checkpoint or a caller: a decimal string or a Decimal exactly, an int
+    exactly, a float as its shortest repr. Raises StateCorruption for anything else or a non-finite value."""
+    if isinstance(value, str):
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            raise StateCorruption(f"ledger amount {value!r} is not a decimal number") from None
+    elif isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        d = to_decimal(value)
+    else:
+        raise StateCorruption(f"ledger amount {value!r} is not a number")
+    if not d.is_finite():
+        raise StateCorruption(f"ledger amount {value!r} is not finite")
+    return d
 
 
 class Portfolio:
-    """The ledger for one symbol. All amounts float64 in the quote currency (Decimal lives at the boundary)."""
+    """The ledger for one symbol, exact (see the module docstring). `increments`: the product's steps
+    that every fill must be on; None books any decimal (the ideal-arithmetic presets)."""
 
-    def __init__(self, symbol: str, cash: float, *, tolerance: float = 1e-9) -> None:
-        if not cash >= 0.0:
+    def __init__(self, symbol: str, cash: float | Decimal | str, *, increments: Increments | None = None) -> None:
+        start = exact(cash)
+        if not start >= 0:
             raise ValueError(f"starting cash must be ≥ 0, got {cash}")
         self.symbol = symbol
-        self.initial_cash = cash
-        self.cash = cash
-        self.position = 0.0
-        self.realized_pnl = 0.0
-        self.fees = 0.0
-        self.peak_equity = cash
+        self.increments = increments
+        self.initial_exact = start
+        self.initial_cash = float(start)
+        self.peak_equity = self.initial_cash
         self.last_price = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cash_exact = self.initial_exact
+        self.position_exact = _ZERO
+        self.realized_exact = _ZERO
+        self.fees_exact = _ZERO
+        self.cost_exact = _ZERO  # Σ lot price × lot size: what the open lots cost (quote)
         self.lots: list[Lot] = []
         self.trades: list[Trade] = []
         self.fills: list[Fill] = []
         self._fill_ids: set[str] = set()
-        self._tolerance = tolerance
+        self._sync()
+
+    def _sync(self) -> None:
+        """Refresh the float views from the exact values (after every change)."""
+        self.cash = float(self.cash_exact)
+        self.position = float(self.position_exact)
+        self.realized_pnl = float(self.realized_exact)
+        self.fees = float(self.fees_exact)
+        self._cost = float(self.cost_exact)
 
     # -- reading ---------------------------------------------------------------------------------
 
     @property
     def avg_entry(self) -> float:
-        size = 0.0
-        cost = 0.0
-        for lot in self.lots:
-            size += lot.size
-            cost += lot.size * lot.price
-        return cost / size if size > 0.0 else 0.0
+        return self._cost / self.position if self.position > 0.0 else 0.0
 
     def equity(self, price: float) -> float:
         return self.cash + self.position * price
 
     def unrealized_pnl(self, price: float) -> float:
-        return sum((price - lot.price) * lot.size for lot in self.lots)
+        return self.position * price - self._cost
+
+    def equity_exact(self, price: Decimal) -> Decimal:
+        """cash + position × price, exact (quote currency)."""
+        with localcontext(LEDGER_CONTEXT):
+            return self.cash_exact + self.position_exact * price
+
+    def unrealized_exact(self, price: Decimal) -> Decimal:
+        """Σ (price − lot price) × lot size over the open lots, exact (quote currency)."""
+        with localcontext(LEDGER_CONTEXT):
+            return sum(((price - lot.price) * lot.size for lot in self.lots), _ZERO)
 
     def mark(self, price: float) -> float:
         """Mark to market at `price`; keeps the peak for drawdown. Returns equity."""
@@ -88,7 +158,13 @@ class Portfolio:
     # -- writing ---------------------------------------------------------------------------------
 
     def apply_fill(self, fill: Fill) -> Trade | None:
-        """Book one fill; returns the round trip it closed (SELL), if any. All-or-nothing."""
+        """Book one fill exactly; returns the round trip it closed (SELL), if any. All-or-nothing.
+
+        Raises StateCorruption (another symbol, a fill id booked before, a size or price that is not
+        positive or off the product's increments, a negative fee, an amount the ledger cannot hold
+        exactly) and InsufficientFunds (a BUY costing more than the cash, a SELL of more than the
+        position); the ledger is unchanged then.
+        """
         if fill.symbol != self.symbol:
             raise StateCorruption(f"fill {fill.id} is for {fill.symbol}, this ledger holds {self.symbol}")
         if fill.id in self._fill_ids:
@@ -96,105 +172,140 @@ class Portfolio:
         if not (fill.size > 0.0 and fill.price > 0.0 and fill.fee >= 0.0):
             raise StateCorruption(f"fill {fill.id} has size {fill.size}, price {fill.price}, fee {fill.fee}",
                                   hint="sizes and prices must be positive and fees not negative")
-        notional = fill.price * fill.size
-        trade: Trade | None = None
-        if fill.side is Side.BUY:
-            self._buy(fill, notional)
-        else:
-            trade = self._sell(fill, notional)
+        price, size, fee = to_decimal(fill.price), to_decimal(fill.size), to_decimal(fill.fee)
+        inc = self.increments
+        if inc is not None and (_off_step(size, inc.base) or _off_step(price, inc.price)):
+            raise StateCorruption(f"fill {fill.id} of {size} at {price} is off the product's increments "
+                                  f"(size step {inc.base}, price tick {inc.price})",
+                                  hint="the executor rounds every size and price to the product's increments")
+        try:
+            with localcontext(LEDGER_CONTEXT):
+                trade = None
+                if fill.side is Side.BUY:
+                    self._buy(fill, price, size, fee)
+                else:
+                    trade = self._sell(fill, price, size, fee)
+        except (Inexact, InvalidOperation, Overflow) as exc:  # raised before anything changed
+            raise StateCorruption(f"fill {fill.id} ({size} at {price}, fee {fee}) cannot be booked exactly "
+                                  f"in {LEDGER_CONTEXT.prec} digits ({type(exc).__name__})",
+                                  hint="fills carry decimal amounts on the product's increments") from None
         self._fill_ids.add(fill.id)
         self.fills.append(fill)
-        self.fees += fill.fee
+        self._sync()
         return trade
 
-    def _buy(self, fill: Fill, notional: float) -> None:
-        cash = self.cash - (notional + fill.fee)
-        if cash < -self._tolerance * max(1.0, self.cash):
+    def _buy(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal) -> None:
+        notional = price * size
+        cost = notional + fee
+        cash = self.cash_exact - cost
+        if cash < 0:
             raise InsufficientFunds(
-                f"BUY {fill.size} {self.symbol} at {fill.price} needs {notional + fill.fee:.8f}, cash is {self.cash:.8f}")
-        self.cash = max(cash, 0.0)
-        self.position += fill.size
-        self.lots.append(Lot(fill.order_id, fill.ts, fill.price, fill.size, fill.fee))
-        return None
+                f"BUY {size} {self.symbol} at {price} needs {cost}, cash is {self.cash_exact}")
+        position = self.position_exact + size
+        fees = self.fees_exact + fee
+        lots_cost = self.cost_exact + notional
+        self.cash_exact, self.position_exact, self.fees_exact, self.cost_exact = cash, position, fees, lots_cost
+        self.lots.append(Lot(fill.order_id, fill.ts, price, size, fee))
 
-    def _sell(self, fill: Fill, notional: float) -> Trade:
-        size = fill.size
-        if size > self.position * (1.0 + self._tolerance) + _DUST:
-            raise InsufficientFunds(f"SELL {size} {self.symbol} exceeds the position {self.position}")
-        entry_cost = 0.0
-        entry_fee = 0.0
-        entry_ts = 0
-        entry_order = ""
+    def _sell(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal) -> Trade:
+        if size > self.position_exact:
+            raise InsufficientFunds(f"SELL {size} {self.symbol} exceeds the position {self.position_exact}")
+        # every amount first, the ledger changed only when all of them are exact (no partial update)
+        notional = price * size
+        cash = self.cash_exact + notional - fee
+        fees = self.fees_exact + fee
+        entry_cost = entry_fee = _ZERO
+        closed = 0
+        split: tuple[Decimal, Decimal] | None = None  # the partly closed lot's new size and fee
         left = size
-        lots = self.lots
-        while left > 0.0 and lots:
-            lot = lots[0]
-            if not entry_order:
-                entry_order, entry_ts = lot.order_id, lot.ts
-            take = lot.size if lot.size <= left * (1.0 + _DUST) else left
-            share = take / lot.size
-            entry_cost += take * lot.price
-            fee_part = lot.fee * share
-            entry_fee += fee_part
-            left -= take
-            if take >= lot.size:
-                lots.pop(0)
+        for lot in self.lots:
+            if lot.size <= left:
+                entry_cost += lot.size * lot.price
+                entry_fee += lot.fee
+                left -= lot.size
+                closed += 1
+                if left == 0:
+                    break
             else:
-                lot.size -= take
-                lot.fee -= fee_part
+                entry_cost += left * lot.price
+                with localcontext(_ALLOCATE):
+                    part = (lot.fee * left / lot.size).quantize(FEE_QUANTUM, rounding=ROUND_DOWN)
+                entry_fee += part
+                split = (lot.size - left, lot.fee - part)
+                break
         gross = notional - entry_cost
-        self.realized_pnl += gross
-        self.cash += notional - fill.fee
-        self.position = self.position - size if lots else 0.0
-        return self._record_trade(fill, size, entry_order, entry_ts, entry_cost, gross - entry_fee - fill.fee,
-                                  entry_fee + fill.fee)
-
-    def _record_trade(self, fill: Fill, size: float, entry_order: str, entry_ts: int, entry_cost: float,
-                      pnl: float, fees: float) -> Trade:
+        realized = self.realized_exact + gross
+        position = self.position_exact - size
+        net = gross - entry_fee - fee
+        lots_cost = self.cost_exact - entry_cost
+        first = self.lots[0]
+        entry_order, entry_ts = first.order_id, first.ts
+        # commit
+        del self.lots[:closed]
+        if split is not None:
+            self.lots[0].size, self.lots[0].fee = split
+        self.cash_exact, self.fees_exact, self.realized_exact, self.position_exact = cash, fees, realized, position
+        self.cost_exact = lots_cost
         trade = Trade(symbol=self.symbol, entry_order_id=entry_order, exit_order_id=fill.order_id,
-                      entry_ts=entry_ts, exit_ts=fill.ts, entry_price=entry_cost / size, exit_price=fill.price,
-                      size=size, pnl=pnl, fees=fees)
+                      entry_ts=entry_ts, exit_ts=fill.ts, entry_price=float(_ALLOCATE.divide(entry_cost, size)),
+                      exit_price=float(price), size=float(size), pnl=float(net), fees=float(entry_fee + fee))
         self.trades.append(trade)
         return trade
 
     # -- checkpoints -----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, object]:
+        """The ledger as JSON-ready data: exact amounts as decimal strings, lots as
+        `[order_id, ts, price, size, fee]`, the booked fill ids."""
         return {
-            "symbol": self.symbol, "initial_cash": self.initial_cash, "cash": self.cash,
-            "position": self.position, "realized_pnl": self.realized_pnl, "fees": self.fees,
-            "peak_equity": self.peak_equity, "last_price": self.last_price,
-            "lots": [[lot.order_id, lot.ts, lot.price, lot.size, lot.fee] for lot in self.lots],
+            "symbol": self.symbol, "initial_cash": str(self.initial_exact), "cash": str(self.cash_exact),
+            "position": str(self.position_exact), "realized_pnl": str(self.realized_exact),
+            "fees": str(self.fees_exact), "peak_equity": self.peak_equity, "last_price": self.last_price,
+            "lots": [[lot.order_id, lot.ts, str(lot.price), str(lot.size), str(lot.fee)] for lot in self.lots],
             "fill_ids": sorted(self._fill_ids),
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, object]) -> Portfolio:
-        p = cls(str(state["symbol"]), float(state["initial_cash"]))  # type: ignore[arg-type]
+    def from_state(cls, state: dict[str, object], *, increments: Increments | None = None) -> Portfolio:
+        p = cls(str(state["symbol"]), exact(state["initial_cash"]), increments=increments)
         p.restore(state)
         return p
 
     def restore(self, state: dict[str, object]) -> None:
         """Become the ledger a checkpoint's `to_state()` describes, in place (whoever holds this ledger
         sees the restored one). The checkpoint's fills and round trips are not in the state: the fill
-        and trade lists start empty, the booked fill ids are kept so none is booked twice.
+        and trade lists start empty, the booked fill ids are kept so none is booked twice. Amounts may be
+        decimal strings or numbers (checkpoints written before the ledger was exact hold floats).
 
-        Raises StateCorruption when the state is for another symbol.
+        Raises StateCorruption when the state is for another symbol, holds an amount that is not a
+        finite number, or lots whose sizes do not add up to the position; the ledger is unchanged then.
         """
         if state["symbol"] != self.symbol:
             raise StateCorruption(f"ledger state is for {state['symbol']}, this ledger holds {self.symbol}")
-        self.initial_cash = float(state["initial_cash"])  # type: ignore[arg-type]
-        self.cash = float(state["cash"])  # type: ignore[arg-type]
-        self.position = float(state["position"])  # type: ignore[arg-type]
-        self.realized_pnl = float(state["realized_pnl"])  # type: ignore[arg-type]
-        self.fees = float(state["fees"])  # type: ignore[arg-type]
+        lots = [Lot(str(o), int(t), exact(pr), exact(s), exact(f))
+                for o, t, pr, s, f in state["lots"]]  # type: ignore[attr-defined]
+        position = exact(state["position"])
+        try:
+            with localcontext(LEDGER_CONTEXT):
+                held = sum((lot.size for lot in lots), _ZERO)
+                cost = sum((lot.price * lot.size for lot in lots), _ZERO)
+        except (Inexact, Overflow):
+            raise StateCorruption("ledger state holds lots too fine to add up exactly",
+                                  hint="rebuild the ledger from the stored fills") from None
+        if held != position:
+            raise StateCorruption(f"ledger state holds lots of {held} for a position of {position}",
+                                  hint="rebuild the ledger from the stored fills")
+        initial, cash = exact(state["initial_cash"]), exact(state["cash"])
+        realized, fees = exact(state["realized_pnl"]), exact(state["fees"])
+        self.initial_exact, self.initial_cash = initial, float(initial)
         self.peak_equity = float(state["peak_equity"])  # type: ignore[arg-type]
         self.last_price = float(state["last_price"])  # type: ignore[arg-type]
-        self.lots = [Lot(str(o), int(t), float(pr), float(s), float(f))
-                     for o, t, pr, s, f in state["lots"]]  # type: ignore[attr-defined]
+        self.cash_exact, self.position_exact, self.realized_exact, self.fees_exact = cash, position, realized, fees
+        self.lots, self.cost_exact = lots, cost
         self.trades = []
         self.fills = []
         self._fill_ids = set(state["fill_ids"])  # type: ignore[call-overload]
+        self._sync()
 
     def rebuild_from_fills(self, fills: Iterable[Fill]) -> None:
         """Reset to the initial cash with nothing booked, then book `fills` in the order given (the
@@ -203,16 +314,13 @@ class Portfolio:
         Raises what `apply_fill` raises (StateCorruption, InsufficientFunds); the ledger is then left
         at the fills booked so far.
         """
-        cash = self.initial_cash
-        self.cash = cash
-        self.position = 0.0
-        self.realized_pnl = 0.0
-        self.fees = 0.0
-        self.peak_equity = cash
+        self.peak_equity = self.initial_cash
         self.last_price = 0.0
-        self.lots = []
-        self.trades = []
-        self.fills = []
-        self._fill_ids = set()
+        self._reset()
         for fill in fills:
             self.apply_fill(fill)
+
+
+def _off_step(value: Decimal, step: Decimal) -> bool:
+    """True when `value` is not a whole number of `step`s (a step ≤ 0 means any value is on it)."""
+    return step > 0 and _ALLOCATE.remainder(value, step) != 0

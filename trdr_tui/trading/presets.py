@@ -10,10 +10,16 @@ so everything about it is fixed and exact:
   and fires when `close <= highest × 0.98`;
 * the `close` price model (decide and fill on bar closes), at most one fill per bar (a new order is
   armed after the bar's trailing update, so it is first tested on the next bar), a 0.6 % taker fee
-  charged on top of the notional, no slippage, no rounding to increments, no minimum size, no risk caps.
+  charged on top of the notional, no slippage, no rounding to the exchange's increments, no minimum
+  size, no risk caps. The ledger is exact, so sizes still live on a grid: a size step of 10⁻¹² BTC (a
+  ten-thousandth of Coinbase's satoshi; the prices stay as computed, no tick). It keeps every position
+  a decimal a float spells exactly (selling "the whole position" sells all of it) and moves a buy by
+  under 10⁻⁸ USD.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import msgspec
 
@@ -21,6 +27,7 @@ from trdr_tui.config import PriceModel
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.types import Decision, Side
 from trdr_tui.trading.policy import Policy, PolicyContext
+from trdr_tui.trading.sizing import Increments
 
 
 class SimpleTrailing:
@@ -63,13 +70,14 @@ class Preset(msgspec.Struct, frozen=True, kw_only=True):
     risk_caps: bool
     max_duration: bool
     improvement: bool
+    increments: Increments  # the steps its sizes and prices are on (exact ledger; not the exchange's)
 
 
 SIMPLE_TRAILING = Preset(
     name="simple-trailing",
     description="2 % trailing entry and exit, 95 % of cash, 0.6 % taker fee, close prices, no caps",
     taker_fee=0.006, maker_fee=0.006, price_model="close", slippage=False, risk_caps=False,
-    max_duration=False, improvement=False,
+    max_duration=False, improvement=False, increments=Increments(base=Decimal("1e-12"), price=Decimal(0)),
 )
 
 PRESETS: dict[str, Preset] = {SIMPLE_TRAILING.name: SIMPLE_TRAILING}
