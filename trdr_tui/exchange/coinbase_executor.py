@@ -444,8 +444,12 @@ class CoinbaseExecutor:
         """Backup for the user channel: sync every order we track."""
         while True:
             await asyncio.sleep(self.poll_interval_s)
-            for eid in list(self._orders):
-                await self._sync_quietly(eid)
+            await self.sync_all()
+
+    async def sync_all(self) -> None:
+        """Sync every order still followed (failures logged, not raised)."""
+        for eid in list(self._orders):
+            await self._sync_quietly(eid)
 
     async def _recovery_loop(self) -> None:
         while True:
