@@ -124,7 +124,7 @@ async def campaign(fake: FakeExchange, db: Path, key_file: Path, rng: random.Ran
     """`kills` SIGKILLs of a live trdr process, each restarted; then one clean run. Returns the counts.
 
     `lose_answer_every` = n > 0: kills 0, n, 2n, … land right after the exchange placed an order whose
-    answer was lost (the request is `sending` in the outbox), and that order stays unlisted until the
+    answer is held back past the client's timeout (the request is `sending` in the outbox), and that order stays unlisted until the
     next process has posted its client_order_id again (a restart can take longer than any fixed lag).
     `flip_duplicate_answer`: each process meets the other documented answer to a repeated
     client_order_id. `resent_after_kill` counts client order ids posted again by a process started
@@ -158,9 +158,9 @@ async def campaign(fake: FakeExchange, db: Path, key_file: Path, rng: random.Ran
         reader = asyncio.create_task(drain(proc))
         await asyncio.sleep(rng.uniform(0.1, 0.8))
         if lose_answer_every and k % lose_answer_every == 0:
-            fake.faults.lose_create_response = 1
-            lost = fake.fired.get("lose_create_response", 0)
-            await wait_until(lambda lost=lost: fake.fired.get("lose_create_response", 0) > lost, 90.0,  # type: ignore[misc]
+            fake.faults.stall_create_response = 1  # placed, answered after timeout_s: the driver waits 1 s
+            lost = fake.fired.get("stall_create_response", 0)
+            await wait_until(lambda lost=lost: fake.fired.get("stall_create_response", 0) > lost, 90.0,  # type: ignore[misc]
                              lambda: output[-6000:].decode(errors="replace"))
             fake.faults.visibility_lag_s = 3600.0  # placed a moment ago, so still unlisted: keep it so
             target = max(fake.orders.values(), key=lambda o: o.created_ns).client_order_id
@@ -222,13 +222,14 @@ async def test_sigkill_with_orders_and_fills_listed_late(creds: Credentials, sec
     """The kill test with the exchange's documented delays on: new orders unlisted for 1.5 s, fills
     listed 3 s after the order reads FILLED, both answers to a repeated
     client_order_id, requests 0-20 ms in transit. Every third kill (the first included) lands while an
-    order the exchange placed is `sending` (its answer lost), so a restarted process re-sends that
+    order the exchange placed is `sending` (its answer held back), so a restarted process re-sends that
     client_order_id."""
     fake = accelerated_fake(creds, step_interval_s=0.01, offset=0)
     fake.faults.slow_s = 0.05
     fake.faults.visibility_lag_s = 1.5
     fake.faults.fill_listing_lag_s = 3.0
     fake.faults.transit_jitter_s = 0.02
+    fake.faults.timeout_s = 3.0  # a stalled create answer comes after the driver's 1 s timeout
     await fake.start()
     db = tmp_path / "live.duckdb"
     rng = random.Random(int(os.environ.get("TRDR_KILL_SEED", "7")))

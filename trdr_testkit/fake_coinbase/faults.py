@@ -14,7 +14,7 @@ from trdr_tui.core.clock import NS_PER_SECOND
 HTML_429 = b"<html><head><title>429 Too Many Requests</title></head><body><h1>Too Many Requests</h1></body></html>"
 
 Counter = Literal["rest_429_html", "rest_5xx", "rest_timeout", "rest_reset", "timestamp_expired",
-                  "lose_create_response", "ws_gap", "reject_create"]
+                  "lose_create_response", "stall_create_response", "ws_gap", "reject_create"]
 """The `Faults` fields that count down: each names the fault it fires."""
 
 
@@ -30,6 +30,7 @@ class Faults:
     rest_reset: int = 0             # next N requests: connection closed before any answer
     timestamp_expired: int = 0      # next N private requests: 401 "request timestamp expired"
     lose_create_response: int = 0   # next N POST /orders are executed, then the connection drops
+    stall_create_response: int = 0  # next N POST /orders are executed, then answered only after `timeout_s`
     slow_s: float = 0.0             # every request waits this long first
     duplicate_reject: bool = False  # a repeated client_order_id: False answers with the existing order (the
     #                                 create-order reference), True fails with DUPLICATE_CLIENT_ORDER_ID

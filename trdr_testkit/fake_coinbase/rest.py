@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -293,6 +294,8 @@ class RestApi:
         self._on_order(order)
         if self.injector.take("lose_create_response"):
             self._drop(request, "fault: response lost")
+        if self.injector.take("stall_create_response"):
+            await asyncio.sleep(self.injector.faults.timeout_s)
         return web.json_response(self._success(order))
 
     async def h_preview(self, request: web.Request) -> web.Response:
