@@ -219,15 +219,15 @@ async def test_sigkill_restart_reconcile(creds: Credentials, secret_pem: str, tm
 
 @pytest.mark.slow
 async def test_sigkill_with_orders_and_fills_listed_late(creds: Credentials, secret_pem: str, tmp_path: Path) -> None:
-    """The kill test with the exchange's documented delays on: new orders unlisted for 1.5 s, fills
-    listed 3 s after the order reads FILLED, both answers to a repeated
+    """The kill test with the exchange's documented delays on: new orders unlisted for 1 s, fills
+    listed 5 s after the order reads FILLED, both answers to a repeated
     client_order_id, requests 0-20 ms in transit. Every third kill (the first included) lands while an
     order the exchange placed is `sending` (its answer held back), so a restarted process re-sends that
     client_order_id."""
     fake = accelerated_fake(creds, step_interval_s=0.01, offset=0)
     fake.faults.slow_s = 0.05
-    fake.faults.visibility_lag_s = 1.5
-    fake.faults.fill_listing_lag_s = 3.0
+    fake.faults.visibility_lag_s = 1.0
+    fake.faults.fill_listing_lag_s = 5.0  # longer than the listing lag, so the first fills calls come too early
     fake.faults.transit_jitter_s = 0.02
     fake.faults.timeout_s = 3.0  # a stalled create answer comes after the driver's 1 s timeout
     await fake.start()
