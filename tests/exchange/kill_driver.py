@@ -56,10 +56,10 @@ async def main(argv: list[str]) -> int:
     await engine.stop("clean exit")
     await task
     await engine.orders.settle()
-    for _ in range(50):  # let every order still tracked reach a final state
+    deadline = asyncio.get_running_loop().time() + 60.0
+    while asyncio.get_running_loop().time() < deadline:  # let every order still tracked reach a final state
         await executor.retry_failed()
-        for eid in list(executor._orders):
-            await executor.sync_order(eid)
+        await executor.sync_all()
         await executor.settle()
         if not executor._orders and not executor.outbox.failed():
             break

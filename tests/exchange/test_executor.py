@@ -83,9 +83,12 @@ async def test_create_retried_after_lookup(executor, fake: FakeExchange, fault: 
     assert reports[-1].status is OrderStatus.FILLED and len(fills_of(reports)) == 1
 
 
-async def test_duplicate_client_order_id_is_adopted(executor, fake: FakeExchange) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("duplicate_reject", [False, True], ids=["existing-order-returned", "duplicate-rejected"])
+async def test_duplicate_client_order_id_is_adopted(executor, fake: FakeExchange, duplicate_reject: bool) -> None:  # type: ignore[no-untyped-def]
+    """A repeated client_order_id, in both documented answers: the existing order returned (the
+    create-order reference), or a DUPLICATE_CLIENT_ORDER_ID failure. Either way it is adopted."""
     ex, reports = executor
-    fake.faults.duplicate_reject = True
+    fake.faults.duplicate_reject = duplicate_reject
     order = make_order()
     await ex.submit(order)
     # the same intent again (as after a crash between send and the stored answer)
@@ -97,6 +100,7 @@ async def test_duplicate_client_order_id_is_adopted(executor, fake: FakeExchange
     assert len(fake.orders) == 1
     assert not any(r.status is OrderStatus.REJECTED for r in ex2_reports)
     assert ex2_reports[0].exchange_order_id == reports[0].exchange_order_id
+    assert fake.fired.get("duplicate_reject", 0) == int(duplicate_reject)
 
 
 async def test_failed_order_is_kept_and_recovered(executor, fake: FakeExchange, store: Store) -> None:  # type: ignore[no-untyped-def]

@@ -84,8 +84,7 @@ async def test_engine_recovers_from_fault(creds: Credentials, tmp_path: Path, fa
     try:
         for _ in range(200):
             await executor.retry_failed()
-            for eid in list(executor._orders):
-                await executor.sync_order(eid)
+            await executor.sync_all()
             await executor.settle()
             if not executor.outbox.failed() and not executor._orders:
                 break

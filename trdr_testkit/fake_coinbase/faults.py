@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,7 +14,7 @@ from trdr_tui.core.clock import NS_PER_SECOND
 HTML_429 = b"<html><head><title>429 Too Many Requests</title></head><body><h1>Too Many Requests</h1></body></html>"
 
 Counter = Literal["rest_429_html", "rest_5xx", "rest_timeout", "rest_reset", "timestamp_expired",
-                  "lose_create_response", "ws_gap", "reject_create"]
+                  "lose_create_response", "stall_create_response", "ws_gap", "reject_create"]
 """The `Faults` fields that count down: each names the fault it fires."""
 
 
@@ -29,12 +30,17 @@ class Faults:
     rest_reset: int = 0             # next N requests: connection closed before any answer
     timestamp_expired: int = 0      # next N private requests: 401 "request timestamp expired"
     lose_create_response: int = 0   # next N POST /orders are executed, then the connection drops
+    stall_create_response: int = 0  # next N POST /orders are executed, then answered only after `timeout_s`
     slow_s: float = 0.0             # every request waits this long first
-    duplicate_reject: bool = False  # a repeated client_order_id fails with DUPLICATE_CLIENT_ORDER_ID
+    duplicate_reject: bool = False  # a repeated client_order_id: False answers with the existing order (the
+    #                                 create-order reference), True fails with DUPLICATE_CLIENT_ORDER_ID
     ws_gap: int = 0                 # next N market messages skip a sequence number
     ws_stale: bool = False          # send nothing at all (no heartbeats either)
     reject_create: int = 0          # next N POST /orders fail with INSUFFICIENT_FUND-style errors
-    visibility_lag_s: float = 0.0   # new orders stay invisible to get/list this long (eventual consistency)
+    visibility_lag_s: float = 0.0   # new orders stay invisible to get/list/cancel this long (listed late)
+    fill_listing_lag_s: float = 0.0  # fills stay out of the fills list this long (an order reads FILLED first)
+    transit_jitter_s: float = 0.0   # each REST request reaches the server after a random 0..this delay
+    transit_seed: int = 1           # seed of those delays (the same run draws the same delays)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class FaultInjector:
     def __init__(self) -> None:
         self.faults = Faults()
         self.fired: dict[str, int] = {}
+        self._transit_rng: random.Random | None = None
 
     def fire(self, fault: str) -> None:
         """Count one hit of `fault`."""
@@ -64,6 +71,16 @@ class FaultInjector:
         setattr(self.faults, counter, left - 1)
         self.fire(counter)
         return True
+
+    async def transit(self) -> None:
+        """The request's time on the network: a seeded random delay of up to `transit_jitter_s`."""
+        jitter = self.faults.transit_jitter_s
+        if not jitter:
+            return
+        if self._transit_rng is None:
+            self._transit_rng = random.Random(self.faults.transit_seed)
+        self.fire("transit_jitter")
+        await asyncio.sleep(self._transit_rng.uniform(0.0, jitter))
 
     async def before_request(self, *, private: bool) -> web.Response | Drop | None:
         """The faults that strike a REST request before its handler, in order: slowness, reset, stall,
@@ -92,5 +109,13 @@ class FaultInjector:
         lag = self.faults.visibility_lag_s
         if lag and created_ns > now_ns - int(lag * NS_PER_SECOND):
             self.fire("visibility_lag")
+            return True
+        return False
+
+    def fill_unlisted(self, fill_ns: int, now_ns: int) -> bool:
+        """True while a fill made at `fill_ns` is still inside the fill-listing lag at `now_ns`."""
+        lag = self.faults.fill_listing_lag_s
+        if lag and fill_ns > now_ns - int(lag * NS_PER_SECOND):
+            self.fire("fill_listing_lag")
             return True
         return False

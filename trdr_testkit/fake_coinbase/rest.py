@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -59,8 +61,9 @@ class RestApi:
 
     `now_ns` is the wall clock (UNIX nanoseconds) for the time endpoint; `on_order` is called with each
     order a request changed (the user channel's update). For tests: `create_posts` (client_order_id →
-    POST /orders received) and `requests` ((method, path without the prefix, status); status 0 when
-    the connection was dropped).
+    POST /orders received), `requests` ((method, path without the prefix, status); status 0 when
+    the connection was dropped) and `arrivals` ((`time.monotonic()` seconds when the request reached
+    the server, after its transit delay, and whether the endpoint is private), one per request.
     """
 
     def __init__(self, *, market: Market, gate: JwtGate, injector: FaultInjector, limiter: RateLimiter,
@@ -71,6 +74,7 @@ class RestApi:
         self.limiter = limiter
         self.create_posts: dict[str, int] = {}
         self.requests: list[tuple[str, str, int]] = []
+        self.arrivals: list[tuple[float, bool]] = []
         self._now_ns = now_ns
         self._on_order = on_order
 
@@ -103,6 +107,8 @@ class RestApi:
         if request.path in (WS_MARKET_PATH, WS_USER_PATH):
             return await handler(request)
         public = request.path.startswith(PREFIX + "/market/") or request.path == PREFIX + "/time"
+        await self.injector.transit()
+        self.arrivals.append((time.monotonic(), not public))
         injected = await self.injector.before_request(private=not public)
         if isinstance(injected, Drop):
             self._drop(request, injected.reason)
@@ -288,6 +294,8 @@ class RestApi:
         self._on_order(order)
         if self.injector.take("lose_create_response"):
             self._drop(request, "fault: response lost")
+        if self.injector.take("stall_create_response"):
+            await asyncio.sleep(self.injector.faults.timeout_s)
         return web.json_response(self._success(order))
 
     async def h_preview(self, request: web.Request) -> web.Response:
@@ -320,7 +328,9 @@ class RestApi:
         body = await request.json()
         results = []
         for oid in body.get("order_ids", []):
-            failure = self.market.cancel(oid)
+            known = self.market.orders.get(oid)
+            failure = "UNKNOWN_CANCEL_ORDER" if known is not None and not self._visible(known) else ""
+            failure = failure or self.market.cancel(oid)
             if failure:
                 results.append({"success": False, "failure_reason": failure, "order_id": oid})
             else:
@@ -357,8 +367,10 @@ class RestApi:
         q = request.query
         ids = set(q.getall("order_ids", []))
         products = set(q.getall("product_ids", []))
+        now = self.market.now_ns()
         rows = [f for f in self.market.fills
-                if (not ids or f.order_id in ids) and (not products or f.product_id in products)]
+                if (not ids or f.order_id in ids) and (not products or f.product_id in products)
+                and not self.injector.fill_unlisted(f.ts_ns, now)]
         rows.sort(key=lambda f: f.ts_ns, reverse=True)
         data = [{
             "entry_id": f.trade_id, "trade_id": f.trade_id, "order_id": f.order_id, "trade_time": iso(f.ts_ns),

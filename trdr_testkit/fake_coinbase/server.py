@@ -240,6 +240,11 @@ class FakeExchange:
         return self.rest.requests
 
     @property
+    def arrivals(self) -> list[tuple[float, bool]]:
+        """(`time.monotonic()` seconds, private?) when each REST request reached the server."""
+        return self.rest.arrivals
+
+    @property
     def subscribe_messages(self) -> list[dict[str, Any]]:
         """Every decoded client WebSocket message, in order."""
         return self.ws.subscribe_messages

@@ -12,10 +12,18 @@ Sending an order (invariant 4: no order is ever sent twice, no fill is ever lost
    (look up first, then resend) — the order is never silently dropped.
 5. Fills come from `GET /orders/historical/fills`, triggered by the `user` WebSocket channel and by a
    polling loop; each exchange trade id is reported once (also across restarts: the store's fills
-   table is consulted).
+   table is consulted). An order the exchange reports final while its listed fills add up to less
+   than its filled size stays tracked until they are listed (Coinbase can read FILLED first).
+6. Whenever the exchange's id for an order becomes known (answer, lookup, user channel), the outbox
+   row is `accepted` before any of its fills is reported.
 
 `reconcile(known_open)` at start-up asks the exchange about every order the engine believes open and
-returns reports for what happened while trdr was down.
+returns reports for what happened while trdr was down. A `sending` or `failed` row the exchange does
+not list (yet: new orders can be listed seconds late) is looked up again and re-sent with the same
+`client_order_id` by the recovery loop; the exchange answers a repeat with the order it has.
+
+`cancel(order)` follows the order until it is final — cancelled, filled, or never placed — looking it
+up by `client_order_id` and retrying with backoff while the exchange does not list it; it never raises.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from decimal import Decimal
 from typing import Any
 
 from trdr_tui.core.clock import NS_PER_SECOND, Clock, WallClock
@@ -80,6 +89,8 @@ class CoinbaseExecutor:
         recovery_interval_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         ws_reconnect: RetryPolicy | None = None,
+        listing_lag_s: float = 30.0,
+        cancel_attempts: int = 12,
     ) -> None:
         self.rest = rest
         self.symbol = symbol
@@ -89,6 +100,8 @@ class CoinbaseExecutor:
         self.retry = retry or rest.retry
         self.poll_interval_s = poll_interval_s
         self.recovery_interval_s = recovery_interval_s
+        self.listing_lag_s = listing_lag_s        # how long a new order may take to be listed
+        self.cancel_attempts = cancel_attempts
         self._sleep = sleep
         self.product: Product | None = None
         self._on_report: ReportHandler | None = None
@@ -97,6 +110,9 @@ class CoinbaseExecutor:
         self._seen_fills: set[str] = set()
         self._final: set[str] = set()                 # our order ids with a terminal report sent
         self._sync_locks: dict[str, asyncio.Lock] = {}
+        self._sending: dict[str, asyncio.Event] = {}  # client_order_id -> set when its send is over
+        self._cancelling: set[str] = set()            # client_order_ids being cancelled: never re-sent
+        self._wake_recovery = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[None]] = set()
         self.user_ws: WsConnection | None = None
@@ -197,7 +213,18 @@ class CoinbaseExecutor:
             self.outbox.update(order.client_order_id, self.clock.now_ns(), state="failed", error=exc.message)
             return
         self.outbox.put(order, self.symbol, config, self.clock.now_ns())  # write-ahead
-        await self._send(order, config, first_attempt=0)
+        await self._send_tracked(order, config, first_attempt=0)
+
+    async def _send_tracked(self, order: Order, config: dict[str, Any], *, first_attempt: int) -> None:
+        """`_send`, marked in flight so a cancel waits for its outcome first."""
+        done = asyncio.Event()
+        self._sending[order.client_order_id] = done
+        try:
+            await self._send(order, config, first_attempt=first_attempt)
+        finally:
+            done.set()
+            if self._sending.get(order.client_order_id) is done:
+                del self._sending[order.client_order_id]
 
     async def _send(self, order: Order, config: dict[str, Any], *, first_attempt: int) -> None:
         coid = order.client_order_id
@@ -262,6 +289,14 @@ class CoinbaseExecutor:
         except TrdrError:
             return None
 
+    def _track(self, order: Order, exchange_id: str) -> None:
+        """Follow `order` as the exchange's `exchange_id`; its outbox row becomes `accepted` first."""
+        self._orders[exchange_id] = order
+        rec = self.outbox.get(order.client_order_id)
+        if rec is not None and (rec.state != "accepted" or rec.exchange_order_id != exchange_id):
+            self.outbox.update(order.client_order_id, self.clock.now_ns(), state="accepted",
+                               exchange_order_id=exchange_id, error=None)
+
     async def _accepted(self, order: Order, exchange_id: str, attempts: int) -> None:
         self._orders[exchange_id] = order
         self.outbox.update(order.client_order_id, self.clock.now_ns(), state="accepted",
@@ -272,25 +307,58 @@ class CoinbaseExecutor:
             await self.sync_order(exchange_id)
 
     async def cancel(self, order: Order) -> None:
+        """Cancel `order` and follow it until it is final: cancelled, filled (its fills reported) or
+        never placed. A send still in flight ends first; an order the exchange does not list (yet) is
+        looked up by `client_order_id` again with backoff, for `listing_lag_s` before it counts as
+        never placed. Exchange trouble is retried with backoff for at least `cancel_attempts` tries
+        and `listing_lag_s`, then logged (the order stays tracked); nothing is raised, so a cancel
+        never stops the engine."""
+        coid = order.client_order_id
+        self._cancelling.add(coid)
+        try:
+            sending = self._sending.get(coid)
+            if sending is not None:
+                await sending.wait()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            attempt = 0
+            while order.id not in self._final:
+                try:
+                    if await self._cancel_once(order, started):
+                        return
+                except TrdrError as exc:
+                    log.warning("cancel %s: %s; retrying", coid, exc.message)
+                attempt += 1
+                if attempt >= self.cancel_attempts and loop.time() - started >= self.listing_lag_s:
+                    log.error("cancel %s not confirmed after %d tries; the order stays tracked", coid, attempt)
+                    return
+                await self._sleep(self.retry.delay(min(attempt - 1, 10)))
+        finally:
+            self._cancelling.discard(coid)
+
+    async def _cancel_once(self, order: Order, started: float) -> bool:
+        """One round: find the order, cancel it, read its state. True once it is final."""
         eid = order.exchange_order_id or self._exchange_id(order)
         if eid is None:
             rec = self.outbox.get(order.client_order_id)
             if rec is None or rec.state == "rejected":
                 self._report(order, OrderStatus.CANCELLED, reason="cancelled before it was sent")
-                return
-            existing = await self._lookup_safely(order)
+                return True
+            existing = await self._lookup(order)
             if existing is None:
-                self.outbox.update(order.client_order_id, self.clock.now_ns(), state="rejected", error="cancelled")
-                self._report(order, OrderStatus.CANCELLED, reason="cancelled before it reached the exchange")
-                return
+                if asyncio.get_running_loop().time() - started < self.listing_lag_s:
+                    return False  # the exchange may list it late: look again
+                self.outbox.update(order.client_order_id, self.clock.now_ns(), state="rejected",
+                                   error="cancelled: not at the exchange")
+                self._report(order, OrderStatus.CANCELLED,
+                             reason=f"cancelled: not at the exchange ({self.listing_lag_s:g} s of look-ups)")
+                return True
             eid = existing.order_id
-            self._orders[eid] = order
-        try:
-            await self.rest.cancel_orders([eid])
-        except TrdrError as exc:
-            log.warning("cancel %s failed: %s", order.client_order_id, exc.message)
+        if order.id not in self._final:
+            self._track(order, eid)
+        await self.rest.cancel_orders([eid])  # a failure reason (already final, not listed yet) is read below
         await self.sync_order(eid)
-
+        return order.id in self._final
     def _exchange_id(self, order: Order) -> str | None:
         for eid, o in self._orders.items():
             if o is order or o.id == order.id:
@@ -320,6 +388,8 @@ class CoinbaseExecutor:
     def _apply(self, order: Order, api: ApiOrder, fills: list[ApiFill]) -> None:
         new = sorted((f for f in fills if f.trade_id not in self._seen_fills), key=lambda f: f.trade_time)
         terminal = TERMINAL.get(api.status.upper())
+        if terminal is not None and not _all_fills_listed(api, fills):
+            terminal = None  # final at the exchange, but some fills are not listed yet: keep following it
         for i, f in enumerate(new):
             if f.trade_id in self._seen_fills:  # a concurrent sync got there first
                 continue
@@ -352,8 +422,10 @@ class CoinbaseExecutor:
             for o in ev.get("orders") or []:
                 eid = o.get("order_id")
                 coid = o.get("client_order_id")
-                if eid not in self._orders and coid in self._by_coid:
-                    self._orders[eid] = self._by_coid[coid]
+                if eid and eid not in self._orders and coid in self._by_coid:
+                    order = self._by_coid[coid]
+                    if order.id not in self._final:
+                        self._track(order, eid)
                 if eid in self._orders:
                     self._spawn(self._sync_quietly(eid))
 
@@ -372,25 +444,35 @@ class CoinbaseExecutor:
         """Backup for the user channel: sync every order we track."""
         while True:
             await asyncio.sleep(self.poll_interval_s)
-            for eid in list(self._orders):
-                await self._sync_quietly(eid)
+            await self.sync_all()
+
+    async def sync_all(self) -> None:
+        """Sync every order still followed (failures logged, not raised)."""
+        for eid in list(self._orders):
+            await self._sync_quietly(eid)
 
     async def _recovery_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.recovery_interval_s)
-            await self.retry_failed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_recovery.wait(), self.recovery_interval_s)
+            self._wake_recovery.clear()
+            try:
+                await self.retry_failed()
+            except TrdrError as exc:
+                log.warning("recovery of failed sends: %s", exc.message)
 
     async def retry_failed(self) -> int:
         """Retry orders whose sending failed for good earlier: look up first, then resend. Returns how many."""
         n = 0
         for rec in self.outbox.failed():
             order = self._by_coid.get(rec.client_order_id)
-            if order is None or order.id in self._final:
+            if (order is None or order.id in self._final or rec.client_order_id in self._cancelling
+                    or rec.client_order_id in self._sending):
                 continue
             n += 1
             config = rec.configuration or self.configuration(order, await self._product())
             self.outbox.update(order.client_order_id, self.clock.now_ns(), state="sending")
-            await self._send(order, config, first_attempt=max(rec.attempts, 1))
+            await self._send_tracked(order, config, first_attempt=max(rec.attempts, 1))
         return n
 
     async def settle(self) -> None:
@@ -416,6 +498,8 @@ class CoinbaseExecutor:
                 await self._reconcile_one(order)
         finally:
             self._on_report = handler
+        if self.outbox.failed():
+            self._wake_recovery.set()  # look the unlisted ones up again, then re-send them
         return reports
 
     async def _reconcile_one(self, order: Order) -> None:
@@ -430,21 +514,37 @@ class CoinbaseExecutor:
                 api = await self.rest.get_order(eid)
         if api is None:
             api = await self._lookup(order)
+        if api is None and eid:
+            self._orders[eid] = order  # the exchange gave us its id but does not list it yet: follow it
+            return
+        if api is None and rec is not None and rec.state in ("sending", "failed"):
+            # the request may have arrived and be listed late: the recovery loop looks it up again
+            # and re-sends the same client_order_id (the exchange answers with the order it has)
+            self.outbox.update(order.client_order_id, self.clock.now_ns(), state="failed",
+                               error="not listed at restart: look up again, then re-send")
+            return
         if api is None:
-            # the intent was stored but the exchange never received it
+            # never written ahead (or refused): the exchange never received it
             if rec is not None:
                 self.outbox.update(order.client_order_id, self.clock.now_ns(), state="rejected",
                                    error="not at the exchange after restart")
             self._report(order, OrderStatus.CANCELLED, reason="never reached the exchange (found at restart)")
             return
-        self._orders[api.order_id] = order
-        if rec is not None and rec.state != "accepted":
-            self.outbox.update(order.client_order_id, self.clock.now_ns(), state="accepted",
-                               exchange_order_id=api.order_id)
+        self._track(order, api.order_id)
         if order.exchange_order_id is None:
             self._report(order, order.status, exchange_order_id=api.order_id)
         fills = await self.rest.list_fills(order_ids=[api.order_id])
         self._apply(order, api, fills)
+
+
+def _all_fills_listed(api: ApiOrder, fills: list[ApiFill]) -> bool:
+    """Whether the listed fills of an order add up to its `filled_size` (base currency)."""
+    try:
+        filled = Decimal(api.filled_size or "0")
+    except ArithmeticError:
+        return True  # no usable filled size: trust the listing
+    listed = sum((f.size / f.price if f.size_in_quote else f.size for f in fills), Decimal(0))
+    return listed >= filled
 
 
 def _fill_ts(f: ApiFill) -> int:

@@ -6,18 +6,21 @@
   "request timestamp expired" — are retried with exponential backoff and jitter (PRD §3.1:
   5 retries, 1 s initial, ×2, 30 s cap, 10 % jitter). Order creation is not retried here: the
   executor retries it itself after looking the order up (no order is sent twice).
-- A token bucket keeps to Coinbase's limits (private 30/s, public 10/s) and pauses when the server's
-  `x-ratelimit-remaining` reaches zero until `x-ratelimit-reset`.
+- A limiter keeps to Coinbase's limits (private 30/s, public 10/s) in any one-second window at the
+  server (a request counts from its grant until a second after its answer, so time spent queued or
+  on the network cannot bunch requests up) and pauses when the server's `x-ratelimit-remaining`
+  reaches zero until `x-ratelimit-reset`.
 - Responses decode into msgspec structs; a body that does not match is `InvalidResponse` (E004).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -103,14 +106,25 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RateLimiter:
-    """At most `rate` requests in any one-second window (a sliding log, so fixed server windows hold
-    too), and a pause whenever the server's headers say the allowance is used up."""
+    """At most `rate` requests in any one-second window at the server, and a pause whenever the
+    server's headers say the allowance is used up.
+
+    A request reaches the server at some moment between being granted (`acquire`) and its answer
+    arriving (`release`): queues, the event loop and the network sit in between. So a request counts
+    from its grant until one second after its answer: a new one is granted only while fewer than
+    `rate` requests are in flight or answered within the last second. Any one-second window at the
+    server then holds at most `rate` arrivals, however long each took to get there (the last one
+    granted among `rate + 1` arrivals in a window would have seen the other `rate` in flight or
+    answered less than a second before). Use `async with limiter.slot():` around one request.
+    """
 
     def __init__(self, rate: float, *, sleep: Sleep = asyncio.sleep) -> None:
         self.rate = rate
-        self._sent: deque[float] = deque()
+        self._answered: deque[float] = deque()  # loop times at which answers arrived, last second only
+        self._in_flight = 0
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
+        self._released = asyncio.Event()
         self._sleep = sleep
         self.waits = 0  # how often a caller had to wait (observable in tests)
 
@@ -118,21 +132,41 @@ class RateLimiter:
     def _now() -> float:
         return asyncio.get_running_loop().time()
 
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one place from the grant until the answer (or the failure) is in."""
+        await self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
     async def acquire(self) -> None:
+        """Wait for a place; every `acquire` must be followed by one `release` once the request is over."""
         async with self._lock:
             while True:
                 now = self._now()
-                sent = self._sent
-                while sent and sent[0] <= now - 1.0:
-                    sent.popleft()
+                answered = self._answered
+                while answered and answered[0] <= now - 1.0:
+                    answered.popleft()
                 wait = max(self._blocked_until - now, 0.0)
-                if wait <= 0 and len(sent) < self.rate:
-                    sent.append(now)
+                if wait <= 0 and self._in_flight + len(answered) < self.rate:
+                    self._in_flight += 1
                     return
-                if wait <= 0:
-                    wait = sent[0] + 1.0 - now + 0.001
                 self.waits += 1
+                if wait <= 0 and not answered:  # every place is in flight: wait for an answer
+                    self._released.clear()
+                    await self._released.wait()
+                    continue
+                if wait <= 0:
+                    wait = answered[0] + 1.0 - now + 0.001
                 await self._sleep(wait)
+
+    def release(self) -> None:
+        """The request's answer (or failure) is in: its place frees one second from now."""
+        self._in_flight -= 1
+        self._answered.append(self._now())
+        self._released.set()
 
     def observe(self, headers: Any) -> None:
         """Honour `x-ratelimit-remaining` / `x-ratelimit-reset` (seconds, or a UNIX time)."""
@@ -259,24 +293,23 @@ class CoinbaseRest:
                 raise AuthFailed(f"{method} {path} needs API credentials",
                                  hint="set TRDR_COINBASE_API_KEY/TRDR_COINBASE_API_SECRET or a key file")
             headers["Authorization"] = "Bearer " + self.signer.rest_jwt(method, self.host, full_path)
-            await self.private_limiter.acquire()
-        else:
-            await self.public_limiter.acquire()
+        limiter = self.private_limiter if private else self.public_limiter
         data = None
         if body is not None:
             data = msgspec.json.encode(body)
             headers["Content-Type"] = "application/json"
         url = self.base_url + full_path
-        self.requests_sent += 1
-        if self._on_request is not None:
-            self._on_request(method, path)
         try:
-            async with self._get_session().request(method, url, params=list(params or ()), data=data,
-                                                   headers=headers, timeout=self.timeout) as resp:
-                raw = await resp.read()
-                status = resp.status
-                (self.private_limiter if private else self.public_limiter).observe(resp.headers)
-                retry_after = _retry_after(resp.headers)
+            async with limiter.slot():
+                self.requests_sent += 1
+                if self._on_request is not None:
+                    self._on_request(method, path)
+                async with self._get_session().request(method, url, params=list(params or ()), data=data,
+                                                       headers=headers, timeout=self.timeout) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+                    limiter.observe(resp.headers)
+                    retry_after = _retry_after(resp.headers)
         except TimeoutError:
             raise _Transient(ConnectionLost(f"{method} {path} timed out")) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
