@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import REPO
 from tests.exchange.test_e2e_engine import accelerated_fake
 from trdr_testkit.fake_coinbase import FakeExchange
+from trdr_testkit.kill_campaign import CampaignSpec, run_campaign
 from trdr_tui.exchange.credentials import Credentials
 from trdr_tui.store import Store
 
@@ -26,7 +27,7 @@ KILLS = int(os.environ.get("TRDR_KILL_RUNS", "5"))
 
 async def spawn(fake: FakeExchange, db: Path, key_file: Path, run_seconds: float | None = None
                 ) -> asyncio.subprocess.Process:
-    args = [sys.executable, "-m", "tests.exchange.kill_driver", "--db", str(db), "--rest", fake.rest_url,
+    args = [sys.executable, "-m", "trdr_testkit.kill_driver", "--db", str(db), "--rest", fake.rest_url,
             "--ws", fake.ws_url, "--user-ws", fake.user_ws_url]
     if run_seconds is not None:
         args += ["--run-seconds", str(run_seconds)]
@@ -245,3 +246,34 @@ async def test_sigkill_with_orders_and_fills_listed_late(creds: Credentials, sec
     assert stats["resent_after_kill"] >= (stats["kills"] + 2) // 3, "a lost answer was not re-sent after its kill"
     ledger_matches_exchange(db, fake)
     no_duplicates_no_stale_sends(db, fake)
+
+
+CAMPAIGN = (  # (mode, kill moment, delete DuckDB's WAL before the restart)
+    ("live", "after_fill_flat", True),  # holding a position with nothing open, and the WAL gone
+    ("live", "after_fill", False),  # between a fill and its trade
+    ("live", "order_in_flight", True),
+    ("paper", "after_fill", True),
+    ("live", "anywhere", False),
+)
+
+
+@pytest.mark.slow
+async def test_kill_campaign_paper_and_live(creds: Credentials, secret_pem: str, tmp_path: Path) -> None:
+    """The campaign `bench/kill_campaign.py` runs by hand (≥ 300 kills), short: each kill moment once,
+    paper and live, with the WAL-loss variant; nothing lost, duplicated or inconsistent."""
+    fake = accelerated_fake(creds, step_interval_s=0.01, offset=0)
+    fake.faults.slow_s = 0.05
+    await fake.start()
+    key_file = tmp_path / "cdp_api_key.json"
+    key_file.write_text(json.dumps({"name": creds.key_name, "privateKey": secret_pem}))
+    key_file.chmod(0o600)
+    try:
+        tally = await run_campaign(CampaignSpec(kills=len(CAMPAIGN), schedule=CAMPAIGN, deadline_s=150.0),
+                                   tmp_path, fake, key_file)
+    finally:
+        await fake.stop()
+    print("\n" + tally.summary())
+    assert tally.failures() == {}
+    assert sum(tally.kills.values()) == len(CAMPAIGN) and tally.wal_deleted >= 1
+    assert tally.exchange_fills > 0 and tally.paper_fills > 0, "no trading happened"
+    assert tally.kills["after_fill"] - tally.missed["after_fill"] >= 1, "no kill landed right after a fill"

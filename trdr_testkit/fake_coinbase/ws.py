@@ -189,7 +189,10 @@ class WsChannels:
         }
 
     def push_user(self, o: FakeOrder) -> None:
-        """Send an order's new state to every user-channel subscriber."""
+        """Send an order's new state to every user-channel subscriber; nothing while the order is still
+        inside the visibility lag (listed late everywhere, the user channel too)."""
+        if self.injector.hidden(o.created_ns, self.market.now_ns()):
+            return
         ts = iso(self._now_ns())
         for conn in list(self._conns):
             if conn.user and "user" in conn.channels:

@@ -17,9 +17,11 @@ One candle, streaming:
    then a directional decision below `min_confidence` becomes HOLD;
 5. the trail distance is the conviction-weighted mean of the backing agents' trails, times the
    regime multiplier, clamped to the trailing bounds;
-   steps 4 and 5 are one formula over arrays (`tally`, `conflicted`, `gate`, `consensus_trail`): the
-   batch path applies it to every bar at once, the streaming path to a one-bar panel, so both give
-   the same bits;
+   steps 4 and 5 are one formula (`_votes`, `conflicted`, `gate`, `_trail`), written once over an
+   operations namespace: the batch path applies it to numpy arrays of every bar at once (`tally`,
+   `consensus_trail`), the streaming path to one bar's Python floats (`tally_bar`,
+   `consensus_trail_bar`: numpy's per-call cost is most of a one-bar call); the agent sums are added
+   in the same order, so both give the same bits;
 6. signals (`agent.signal.<id>`) and the decision (`decision.<symbol>`) are published; the decision
    log gets a row per agent and one for the consensus.
 
@@ -318,50 +320,49 @@ class Orchestrator:
                                              message=err.render(), fields={"code": err.code, "agent": err.agent_id}))
 
     async def _decide(self, row: FeatureRow, signals: list[AgentSignal]) -> Decision:
-        """One bar's consensus: the shared array formula (`tally`, `conflicted`, `gate`,
-        `consensus_trail`) on a one-bar panel of the agents that answered, with the meta resolver
-        awaited in between."""
+        """One bar's consensus: the shared formula (`tally_bar`, `conflicted`, `gate`,
+        `consensus_trail_bar`: the batch's formulas on Python floats) on a one-bar panel of the agents
+        that answered, with the meta resolver awaited in between."""
         w = self._weights
         used = {sig.agent_id: w[sig.agent_id] for sig in signals}
-        k = len(signals)  # a one-bar panel of the agents that answered: arrays of shape (1, k)
-        act = np.array([ACTION_CODES[sig.action] for sig in signals], dtype=np.int8).reshape(1, k)
-        confs, trails, weights = np.array([[sig.confidence for sig in signals], [sig.trail_distance for sig in signals],
-                                          [used[sig.agent_id] for sig in signals]], dtype=np.float64).reshape(3, 1, k)
-        votes = tally(act, confs, weights)
-        b, s, h = float(votes.buy[0]), float(votes.sell[0]), float(votes.hold[0])
+        act = [ACTION_CODES[sig.action] for sig in signals]  # a one-bar panel of the agents that answered
+        confs = [sig.confidence for sig in signals]
+        trails = [sig.trail_distance for sig in signals]
+        weights = list(used.values())
+        votes = tally_bar(act, confs, weights)
+        b, s, h = float(votes.buy), float(votes.sell), float(votes.hold)
         regime_code, mult = self._regime(row, signals)
-        mults = np.array([mult])
         adj = self._adjuster
         regime_name = adj.regime_name(regime_code) if adj is not None and regime_code is not None else None
         cfg = self.config
-        if votes.total[0] <= 0.0:
-            trail = consensus_trail(act, confs, weights, trails, np.array([HOLD], dtype=np.int8), mults,
-                                    base_trail=cfg.base_trail, min_trail=cfg.min_trail, max_trail=cfg.max_trail)
-            return Decision(ts=row.ts, action=Action.HOLD, confidence=0.0, trail_distance=float(trail[0]),
+        if votes.total <= 0.0:
+            trail = consensus_trail_bar(act, confs, weights, trails, HOLD, mult, base_trail=cfg.base_trail,
+                                        min_trail=cfg.min_trail, max_trail=cfg.max_trail)
+            return Decision(ts=row.ts, action=Action.HOLD, confidence=0.0, trail_distance=trail,
                             signals=tuple(signals), weights=used, reasoning="no agent has any conviction")
-        leader, confidence = CODE_ACTIONS[int(votes.leader[0])], float(votes.confidence[0])
+        leader, confidence = CODE_ACTIONS[int(votes.leader)], float(votes.confidence)
         action, notes, meta = leader, [], False
-        if conflicted(votes, cfg.disagreement_threshold)[0]:
+        if conflicted(votes, cfg.disagreement_threshold):
             regime_vote = next((x.action for x in signals if x.agent_id == self._adjuster_id), None)
             ctx = ConflictContext(ts=row.ts, signals=tuple(signals), weights=used, buy_score=b, sell_score=s,
-                                  hold_score=h, disagreement=float(votes.disagreement[0]), leader=leader,
+                                  hold_score=h, disagreement=float(votes.disagreement), leader=leader,
                                   confidence=confidence, regime=regime_name, regime_action=regime_vote)
             res = await self._resolve(ctx)
             action, confidence, meta = res.action, res.confidence, True
             notes.append(res.reasoning)
-        chosen = np.array([ACTION_CODES[action]], dtype=np.int8)
-        final, final_conf = gate(votes, chosen, np.array([confidence]), cfg.min_confidence)
-        if final[0] != chosen[0]:
+        chosen = ACTION_CODES[action]
+        final, final_conf = gate(votes, chosen, confidence, cfg.min_confidence, _BAR)  # type: ignore[arg-type]
+        if final != chosen:
             notes.append(f"{action.value} at {confidence:.2f} is below the minimum confidence "
                          f"{cfg.min_confidence:.2f} → HOLD")
-        action, confidence = CODE_ACTIONS[int(final[0])], float(final_conf[0])
-        trail = consensus_trail(act, confs, weights, trails, final, mults, base_trail=cfg.base_trail,
-                                min_trail=cfg.min_trail, max_trail=cfg.max_trail)
+        action, confidence = CODE_ACTIONS[int(final)], float(final_conf)
+        trail = consensus_trail_bar(act, confs, weights, trails, int(final), mult, base_trail=cfg.base_trail,
+                                    min_trail=cfg.min_trail, max_trail=cfg.max_trail)
         head = f"{action.value} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}"
         if regime_name is not None:
             head += f"; {regime_name} regime, trail ×{mult:g}"
         reasoning = "; ".join([head, *notes]) if notes else head
-        return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=float(trail[0]),
+        return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=trail,
                         signals=tuple(signals), weights=used, meta_resolved=meta, reasoning=reasoning)
 
     def _regime(self, row: FeatureRow, signals: list[AgentSignal]) -> tuple[int | None, float]:
@@ -641,18 +642,83 @@ class Tally(msgspec.Struct, frozen=True, kw_only=True):
     disagreement: npt.NDArray[np.float64]
 
 
+class _ArrayOps:
+    """The elementwise operations the consensus formula uses, on numpy arrays of shape (n,): the batch."""
+
+    where = staticmethod(np.where)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+
+    @staticmethod
+    def div(a: Any, b: Any) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.divide(a, b)
+
+    @staticmethod
+    def code(x: Any) -> Any:
+        return np.asarray(x).astype(np.int8)
+
+
+class _BarOps:
+    """The same operations on Python floats: one bar (streaming), without numpy's per-call cost. IEEE
+    division as numpy does it (x/0 is ±inf, 0/0 nan), so both give the same bits."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return a if cond else b
+
+    maximum = staticmethod(max)
+    minimum = staticmethod(min)
+
+    @staticmethod
+    def div(a: float, b: float) -> float:
+        if b != 0.0:
+            return a / b
+        return math.nan if a == 0.0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+    @staticmethod
+    def code(x: Any) -> int:
+        return int(x)
+
+
+_ARRAYS = _ArrayOps()
+_BAR = _BarOps()
+
+
 def tally(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> Tally:
     """Count the votes of k agents on n bars: `act` action codes, `conf` confidences in [0, 1] and
     `weights` ≥ 0, each of shape (n, k). Sums are added in panel order (`_panel_sums`), so one bar
-    gives the same bits whether it is counted alone or with the whole history."""
+    gives the same bits whether it is counted alone (`tally_bar`) or with the whole history."""
     b, s, h = _panel_sums(np.where(act == _SIDES, weights * conf, 0.0))
+    return _votes(b, s, h, _ARRAYS)
+
+
+def tally_bar(act: Sequence[int], conf: Sequence[float], weights: Sequence[float]) -> Tally:
+    """`tally` of one bar (sequences of length k; the Tally's fields are floats): the same sums in the
+    same order, and the same formula (`_votes`) on Python floats."""
+    b = s = h = 0.0
+    for a, c, w in zip(act, conf, weights, strict=True):
+        x = w * c  # adding the 0.0 the array version adds for the other sides changes no bit
+        if a == BUY:
+            b += x
+        elif a == SELL:
+            s += x
+        else:
+            h += x
+    return _votes(b, s, h, _BAR)
+
+
+def _votes(b: Any, s: Any, h: Any, xp: Any) -> Tally:
+    """The tally from the sides' convictions (arrays with `_ARRAYS`, floats with `_BAR`)."""
     total = b + s + h
-    with np.errstate(divide="ignore", invalid="ignore"):
-        leader = np.where((b > s) & (b > h), BUY, np.where((s > b) & (s > h), SELL, HOLD)).astype(np.int8)
-        lead_conf = np.where(leader == BUY, b / total, np.where(leader == SELL, s / total, h / total))
-        hi = np.maximum(b, s)
-        disagreement = np.where(hi > 0.0, np.minimum(b, s) / hi, 0.0)
-    return Tally(buy=b, sell=s, hold=h, total=total, leader=leader, confidence=lead_conf, disagreement=disagreement)
+    leader = xp.code(xp.where((b > s) & (b > h), BUY, xp.where((s > b) & (s > h), SELL, HOLD)))
+    lead_conf = xp.where(leader == BUY, xp.div(b, total), xp.where(leader == SELL, xp.div(s, total),
+                                                                     xp.div(h, total)))
+    hi = xp.maximum(b, s)
+    disagreement = xp.where(hi > 0.0, xp.div(xp.minimum(b, s), hi), 0.0)
+    fields: dict[str, Any] = {"buy": b, "sell": s, "hold": h, "total": total, "leader": leader,
+                              "confidence": lead_conf, "disagreement": disagreement}
+    return Tally(**fields)
 
 
 def _panel_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -664,24 +730,20 @@ def _panel_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def conflicted(votes: Tally, threshold: float) -> npt.NDArray[np.bool_]:
     """Bars the meta resolver decides: a directional leader while the weaker directional side has at
-    least `threshold` (0–1) of the stronger one's conviction."""
+    least `threshold` (0–1) of the stronger one's conviction. (A bool for a `tally_bar` tally.)"""
     split: npt.NDArray[np.bool_] = (votes.total > 0.0) & (votes.leader != HOLD) & (votes.disagreement >= threshold)
     return split
 
 
 def gate(votes: Tally, action: npt.NDArray[np.int8], confidence: npt.NDArray[np.float64],
-         min_confidence: float) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
+         min_confidence: float, xp: Any = _ARRAYS) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
     """The final (action, confidence) per bar from the chosen ones (shape (n,)): a directional action
     below `min_confidence` becomes HOLD; a HOLD's confidence is HOLD's share of all conviction; a bar
-    where no agent has conviction is HOLD at 0. Returns new arrays."""
-    action = action.copy()
-    action[(action != HOLD) & (confidence < min_confidence)] = HOLD
-    with np.errstate(divide="ignore", invalid="ignore"):
-        confidence = np.where(action == HOLD, votes.hold / votes.total, confidence)
+    where no agent has conviction is HOLD at 0. Returns new arrays (`xp=_BAR`: one bar's numbers)."""
+    action = xp.code(xp.where((action != HOLD) & (confidence < min_confidence), HOLD, action))
+    confidence = xp.where(action == HOLD, xp.div(votes.hold, votes.total), confidence)
     empty = votes.total <= 0.0
-    action[empty] = HOLD
-    confidence[empty] = 0.0
-    return action, confidence
+    return xp.code(xp.where(empty, HOLD, action)), xp.where(empty, 0.0, confidence)
 
 
 def consensus_trail(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
@@ -695,9 +757,27 @@ def consensus_trail(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], we
     backing = np.where(act == action[:, None], weights * conf, 0.0)
     num, den, trail_sum = _panel_sums(np.stack((backing * trail, backing, trail)))
     plain = trail_sum / k if k else np.full(act.shape[0], base_trail)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(den > 0.0, num / den, plain)
-    return np.minimum(np.maximum(raw * mult, min_trail), max_trail)
+    return _trail(num, den, plain, mult, min_trail, max_trail, _ARRAYS)
+
+
+def consensus_trail_bar(act: Sequence[int], conf: Sequence[float], weights: Sequence[float], trail: Sequence[float],
+                        action: int, mult: float, *, base_trail: float, min_trail: float, max_trail: float) -> float:
+    """`consensus_trail` of one bar (sequences of length k): the same sums in the same order, the
+    same formula (`_trail`) on Python floats."""
+    num = den = trail_sum = 0.0
+    for a, c, w, t in zip(act, conf, weights, trail, strict=True):
+        x = w * c if a == action else 0.0
+        num += x * t
+        den += x
+        trail_sum += t
+    k = len(trail)
+    plain = trail_sum / k if k else base_trail
+    return float(_trail(num, den, plain, mult, min_trail, max_trail, _BAR))
+
+
+def _trail(num: Any, den: Any, plain: Any, mult: Any, min_trail: float, max_trail: float, xp: Any) -> Any:
+    raw = xp.where(den > 0.0, xp.div(num, den), plain)
+    return xp.minimum(xp.maximum(raw * mult, min_trail), max_trail)
 
 
 def _batch_problem(out: Any, n: int) -> str:

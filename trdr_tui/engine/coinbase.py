@@ -104,7 +104,8 @@ def resume_live_run(engine: Engine, store: Store) -> bool:
     return restored
 
 
-def build_coinbase_run(settings: Settings, *, live: bool, store: Store) -> tuple[Engine, bool]:
+def build_coinbase_run(settings: Settings, *, live: bool, store: Store, preset: str | None = None
+                       ) -> tuple[Engine, bool]:
     """The engine `trdr` runs on Coinbase market data: paper (simulated fills) or live (real orders).
 
     Live is crash-only: when the store holds an interrupted live run (`store.orders.latest_live_run`), that
@@ -112,7 +113,7 @@ def build_coinbase_run(settings: Settings, *, live: bool, store: Store) -> tuple
     exchange by client_order_id) instead of starting a new one beside it. Returns (engine, resumed).
     """
     run_id = latest_live_run(store) if live else None
-    engine = build_coinbase_engine(settings, live=live, store=store, run_id=run_id)
+    engine = build_coinbase_engine(settings, live=live, store=store, run_id=run_id, preset=preset)
     if run_id is None:
         return engine, False
     resume_live_run(engine, store)

@@ -200,11 +200,15 @@ def check_unknown_orders(store: Store, run_id: str, exchange_client_ids: Sequenc
                  "exchange by hand and start with a fresh --db. Nothing was sent.")
 
 
+IN_FLIGHT_FEE_ALLOWANCE = 0.01  # fees an open order's fill may add to its notional (fraction)
+
+
 def check_balances(engine: EngineParts, base: float, quote: float, *, tolerance: float = 1e-8) -> list[str]:
     """Reconcile the ledger with the exchange account's balances (`base`, `quote`: available + on
     hold, in base and quote units). The account may hold more than the run (other money of the
-    user's): reported, and left alone. It must not hold less: the run could not sell what it thinks
-    it holds, or pay for what it plans to buy.
+    user's): reported, and left alone. It must not hold less than the ledger minus what the run's open
+    orders may already have spent or sold at the exchange (an answer lost in a crash, fills not yet
+    listed): the run could not sell what it thinks it holds, or pay for what it plans to buy.
 
     Returns the differences reported (also logged as warnings); raises StateCorruption (E007) on a
     shortfall, with the amounts."""
@@ -214,7 +218,12 @@ def check_balances(engine: EngineParts, base: float, quote: float, *, tolerance:
     notes: list[str] = []
     short_base = pf.position - base
     short_quote = pf.cash - quote
-    if short_base > max(tolerance, POSITION_EPSILON) or short_quote > max(tolerance, 0.01):
+    # Orders still open (an answer lost in a crash, fills not listed yet) may have filled at the exchange
+    # before the ledger hears of it: what they can spend or sell is not a shortfall (fees: 1 % allowance).
+    in_flight_quote = engine.orders.committed_cash(engine.last_price) * (1.0 + IN_FLIGHT_FEE_ALLOWANCE)
+    in_flight_base = engine.orders.committed_base()
+    if (short_base > max(tolerance, POSITION_EPSILON) + in_flight_base
+            or short_quote > max(tolerance, 0.01) + in_flight_quote):
         raise StateCorruption(
             f"the ledger of run {engine.run_id} holds {pf.position:.8f} {base_ccy} and {pf.cash:.2f} {quote_ccy}; "
             f"the exchange account only {base:.8f} {base_ccy} and {quote:.2f} {quote_ccy}",

@@ -1,9 +1,14 @@
-"""A live trdr process for the kill test: engine + CoinbaseFeed + CoinbaseExecutor against a fake exchange.
+"""A trdr process for the kill tests: engine + CoinbaseFeed (+ CoinbaseExecutor) against a fake exchange.
 
-Run as `python -m tests.exchange.kill_driver --db ... --rest ... --ws ... --user-ws ...` with
+Run as `python -m trdr_testkit.kill_driver --db ... --rest ... --ws ... --user-ws ...` with
 TRDR_COINBASE_KEY_FILE set. At start it recovers crash-only from the store and reconciles with the
 exchange (`engine.recovery.recover_from_store`), then trades until killed (or until `--run-seconds`,
 then it stops cleanly).
+
+`--product live|paper [--config FILE]` starts the way `trdr --live` / `trdr` do instead
+(`engine.coinbase.build_coinbase_run`: a live run holding a position or open orders is resumed, its
+ledger reconciled with the account's balances; paper starts a new run), with the `simple-trailing`
+preset so orders come often.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sys
 
 from trdr_tui.config import load_settings
 from trdr_tui.engine.assembly import build_engine
+from trdr_tui.engine.coinbase import build_coinbase_run
 from trdr_tui.engine.recovery import recover_from_store, restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
@@ -31,7 +37,11 @@ async def main(argv: list[str]) -> int:
     p.add_argument("--ws", required=True)
     p.add_argument("--user-ws", required=True)
     p.add_argument("--run-seconds", type=float, default=None)
+    p.add_argument("--product", choices=("live", "paper"), default=None)
+    p.add_argument("--config", default=None)
     args = p.parse_args(argv)
+    if args.product is not None:
+        return await product(args)
     settings = load_settings(env={})
     creds = require_credentials(settings)
     store = Store(args.db)
@@ -56,17 +66,52 @@ async def main(argv: list[str]) -> int:
     await engine.stop("clean exit")
     await task
     await engine.orders.settle()
+    await settle(executor)
+    await feed.stop()
+    await executor.stop()
+    await rest.close()
+    store.close()
+    print("CLEAN EXIT", flush=True)
+    return 0
+
+
+async def settle(executor: CoinbaseExecutor) -> None:
+    """Until every order the executor still tracks reaches a final state (bounded: 60 s)."""
     deadline = asyncio.get_running_loop().time() + 60.0
-    while asyncio.get_running_loop().time() < deadline:  # let every order still tracked reach a final state
+    while asyncio.get_running_loop().time() < deadline:
         await executor.retry_failed()
         await executor.sync_all()
         await executor.settle()
         if not executor._orders and not executor.outbox.failed():
             break
         await asyncio.sleep(0.1)
-    await feed.stop()
-    await executor.stop()
-    await rest.close()
+
+
+async def product(args: argparse.Namespace) -> int:
+    """Start as the `trdr` command does (paper or live on Coinbase market data)."""
+    env = {"TRDR_COINBASE_REST_URL": args.rest, "TRDR_COINBASE_WS_URL": args.ws,
+           "TRDR_COINBASE_USER_WS_URL": args.user_ws}
+    settings = load_settings(args.config, env=env)
+    store = Store(args.db)
+    engine, resumed = build_coinbase_run(settings, live=args.product == "live", store=store,
+                                         preset="simple-trailing")
+    print(f"READY run={engine.run_id} resumed={int(resumed)}", flush=True)
+    task = asyncio.create_task(engine.run())
+    if args.run_seconds is None:
+        await task
+        return 0
+    await asyncio.sleep(args.run_seconds)
+    await engine.stop("clean exit")
+    await task
+    await engine.orders.settle()
+    executor = engine.executor
+    if isinstance(executor, CoinbaseExecutor):
+        await settle(executor)
+        await executor.stop()
+    feed = engine.feed
+    if isinstance(feed, CoinbaseFeed):
+        await feed.stop()
+        await feed.rest.close()  # the executor's client too
     store.close()
     print("CLEAN EXIT", flush=True)
     return 0
