@@ -18,6 +18,8 @@ backtests (no await per order); `submit` is the async face the Executor protocol
 
 from __future__ import annotations
 
+import math
+
 from trdr_tui.config import ExecutionConfig
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
@@ -68,6 +70,7 @@ class SimExecutor:
         # None: the configured tier stays fixed; a number: tier follows that plus traded volume
         self.volume = VolumeTracker(base_volume_usd) if base_volume_usd is not None and track_volume else None
         self.resting: dict[str, Order] = {}
+        self._reach: tuple[float, float] | None = None  # on_bar's cache of the resting limits' span
         self._on_report: ReportHandler | None = None
         self._fill_seq = 0
         self.last_price = 0.0
@@ -112,7 +115,13 @@ class SimExecutor:
         self.last_price = close
         self.bar_volume = volume
         if self.resting:
-            self._match(high, low, volume * self.max_volume_share)
+            reach = self._reach
+            if reach is None:  # the highest resting BUY and the lowest resting SELL limit
+                reach = self._reach = (
+                    max((o.price or 0.0 for o in self.resting.values() if o.side is Side.BUY), default=-math.inf),
+                    min((o.price or 0.0 for o in self.resting.values() if o.side is Side.SELL), default=math.inf))
+            if low < reach[0] or high > reach[1]:  # else no limit is traded through: nothing to match
+                self._match(high, low, volume * self.max_volume_share)
 
     def submit_now(self, order: Order) -> None:
         if self._on_report is None:
@@ -121,6 +130,7 @@ class SimExecutor:
             self._report(order, OrderStatus.SUBMITTED)
         if order.type is OrderType.LIMIT:
             self.resting[order.id] = order
+            self._reach = None
             return
         ref = order.price if order.price is not None else self.last_price
         if not ref > 0.0:
@@ -141,6 +151,7 @@ class SimExecutor:
 
     def cancel_now(self, order: Order) -> None:
         if self.resting.pop(order.id, None) is not None:
+            self._reach = None
             self._report(order, OrderStatus.CANCELLED, reason=str(order.metadata.get("cancel_reason", "cancelled")))
 
     def _match(self, high: float, low: float, capacity: float) -> None:
@@ -155,6 +166,7 @@ class SimExecutor:
             self._fill(order, limit, size, Liquidity.MAKER)
             if order.remaining <= 0.0 or order.status is not OrderStatus.PARTIAL:
                 self.resting.pop(order.id, None)
+                self._reach = None
 
     def _fill(self, order: Order, price: float, size: float, liquidity: Liquidity) -> None:
         if not price > 0.0:
