@@ -273,7 +273,8 @@ class GridPolicy:
         self.ema_fast = 0.0
         self.ema_slow = 0.0
         self.bars_seen = 0  # closed bars the EMAs have followed
-        self._last_index = -1  # the bar index of the last EMA update (streaming)
+        # the bar index of the last EMA update (streaming); None after a restore: no catching up
+        self._last_index: int | None = -1
         self._fast: F64 | None = None  # a backtest's trend gate, per bar (`prepare`)
         self._slow: F64 | None = None
         self._down: list[bool] | None = None
@@ -331,7 +332,7 @@ class GridPolicy:
         confirmed downtrend. The EMAs follow every closed bar, also those the policy did not see (a
         pause): the missed closes are read back from the recent bars."""
         i = self._bar_index()
-        missed = i - self._last_index - 1 if self._last_index >= 0 else 0
+        missed = i - self._last_index - 1 if self._last_index is not None else 0
         if missed > 0:
             for x in self.ctx.recent_bars(missed + 1).close[:-1].tolist():
                 self._ema_step(x)
@@ -708,7 +709,7 @@ class GridPolicy:
         self.exiting = str(g["exiting"])
         self.ema_fast, self.ema_slow, self.bars_seen = float(g["ema_fast"]), float(g["ema_slow"]), int(g["bars_seen"])
         self._fast = self._slow = self._down = None
-        self._last_index = -1  # the engine's bar index restarts: no catching up across a restart
+        self._last_index = None  # bar indices before the restart are not this run's
         self._quiet = False
         self.levels = []
         for k, d in enumerate(g["levels"]):
