@@ -724,8 +724,10 @@ def _votes(b: Any, s: Any, h: Any, xp: Any) -> Tally:
 def _panel_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Σ over the last axis (the agents), added strictly left to right from 0.0: shape (..., n, k) →
     (..., n). Not `sum`: numpy sums pairwise, whose last bits depend on k and on the memory layout."""
-    padded = np.concatenate((np.zeros((*x.shape[:-1], 1)), x), axis=-1)
-    return np.add.accumulate(padded, axis=-1)[..., -1]
+    out = np.zeros(x.shape[:-1])
+    for j in range(x.shape[-1]):  # one whole-array add per agent (an accumulate along a short axis is slow)
+        out = out + x[..., j]
+    return out
 
 
 def conflicted(votes: Tally, threshold: float) -> npt.NDArray[np.bool_]:

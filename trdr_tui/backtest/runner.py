@@ -61,8 +61,16 @@ def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None 
 
     Runs its own event loop; from inside a running loop (the TUI, the API) await `run_engine_async`.
     """
-    return asyncio.run(run_engine_async(settings, candles, preset=preset, run_id=run_id, on_progress=on_progress,
-                                        engine_kwargs=engine_kwargs))
+    out: list[tuple[RunData, Engine]] = []
+
+    async def main() -> None:
+        # The task returns nothing: on Python 3.11 `asyncio.run` restoring the SIGINT handler formats
+        # the main task's repr, and a RunData result would be printed array by array each time.
+        out.append(await run_engine_async(settings, candles, preset=preset, run_id=run_id,
+                                          on_progress=on_progress, engine_kwargs=engine_kwargs))
+
+    asyncio.run(main())
+    return out[0]
 
 
 async def run_engine_async(settings: Settings, candles: CandleArrays, *, preset: str | None = None,

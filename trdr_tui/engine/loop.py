@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import uuid
 from collections import deque
@@ -50,7 +51,7 @@ from trdr_tui.engine.step import BarStep
 from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.store.orders import RunRepository
 from trdr_tui.trading.orders import OrderManager
-from trdr_tui.trading.policy import Policy, PolicyContext
+from trdr_tui.trading.policy import Policy, PolicyContext, PreparedPolicy
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.risk import Halt, RiskManager
 
@@ -107,7 +108,8 @@ class Engine:
         self._recent: deque[Candle] = deque(maxlen=RECENT_BARS)  # streaming runs (backtests read arrays)
         self.candle_topic = candle_topic(self._symbol)
         self.portfolio_topic = f"portfolio.{self._symbol}"
-        self._decision_topic = f"decision.{self._symbol}"
+        self.decision_topic = f"decision.{self._symbol}"
+        self._batch_source: BatchDecisionSource | None = None  # set when the decisions were precomputed
         self._fill_topic = f"fill.{self._symbol}"
         orders.fill_listeners.append(self._on_fill)
         risk.halt_listeners.append(self._on_halt)
@@ -116,7 +118,9 @@ class Engine:
         if self._book_source is not None:
             self._book_source.attach_book(self.book)
         policy.bind(PolicyContext(orders=self.orders, portfolio=self.portfolio, clock=self.clock, risk=self.risk,
-                                  recent_bars=self.recent_bars, publish_grid=self.publish_grid, log=self.log))
+                                  recent_bars=self.recent_bars,
+                                  bar_index=functools.partial(getattr, self.run_state, "bar_index"),
+                                  publish_grid=self.publish_grid, log=self.log))
 
     # -- EngineControl ---------------------------------------------------------------------------
 
@@ -260,6 +264,7 @@ class Engine:
         except NotAvailable as exc:
             self.log("info", f"decisions stream bar by bar: {exc.message}")
             return False
+        self._batch_source = src
         if len(self.decision_arrays) != len(arrays):
             raise StateCorruption(f"batch decisions cover {len(self.decision_arrays)} bars, the feed has {len(arrays)}")
         return True
@@ -284,6 +289,8 @@ class Engine:
     async def _run_arrays(self, arrays: CandleArrays) -> None:
         self.history.arrays = arrays
         n = len(arrays)
+        if isinstance(self.policy, PreparedPolicy):
+            self.policy.prepare(arrays.close)
         decisions = self._batch_decisions(n)
         # Python sequences index far faster than numpy scalars. Tuples of plain numbers drop out of the
         # cyclic GC's tracking after its first pass, so big series are not rescanned by every collection.
@@ -367,12 +374,11 @@ class Engine:
         publishes its own)."""
         if decision.action is not Action.HOLD:
             self.decisions_seen.append(decision)
-        src = self.decisions
-        if (self.decision_arrays is not None and isinstance(src, BatchDecisionSource)
-                and self.bus.has_subscribers(self._decision_topic)):
+        src = self._batch_source
+        if src is not None and self.bus.has_subscribers(self.decision_topic):
             full = src.decision_at(self.run_state.bar_index)
             if full is not None:
-                self.bus.publish(self._decision_topic, full)
+                self.bus.publish(self.decision_topic, full)
 
     def _on_fill(self, order: Order, fill: Fill, trade: Trade | None) -> None:
         pf = self.portfolio

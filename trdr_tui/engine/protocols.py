@@ -153,6 +153,7 @@ class EngineParts(Protocol):
     polled_timer: PeriodicTimer | None
     candle_topic: str
     portfolio_topic: str
+    decision_topic: str
 
     @property
     def mode(self) -> Mode: ...

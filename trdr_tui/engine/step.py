@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import RiskLimitExceeded
 from trdr_tui.core.events import CandleEvent
-from trdr_tui.core.types import Candle, Decision
+from trdr_tui.core.types import Action, Candle, Decision
 from trdr_tui.engine.protocols import BarExecutor, EngineParts
 from trdr_tui.trading.trailing import path_prices
 
@@ -39,6 +39,7 @@ class BarStep:
         bus = engine.bus
         self.candle_subs = bus.has_subscribers(engine.candle_topic)
         self.portfolio_subs = bus.has_subscribers(engine.portfolio_topic)
+        self.decision_subs = bus.has_subscribers(engine.decision_topic)
         executor = engine.executor
         self.on_bar = executor.on_bar if isinstance(executor, BarExecutor) else None
 
@@ -55,6 +56,8 @@ class BarStep:
         publish = engine.bus.publish
         candle_subs = self.candle_subs
         portfolio_subs = self.portfolio_subs
+        decision_subs = self.decision_subs
+        hold = Action.HOLD
         candle_topic = engine.candle_topic
         portfolio_topic = engine.portfolio_topic
         symbol = engine.symbol
@@ -104,8 +107,8 @@ class BarStep:
             if stop_loss is not None and pf.position > 0.0 and risk.stop_loss_hit(c):
                 close_at_stop(c)
             decision = decision_s[k]
-            if decision is not None:
-                on_decision(decision)
+            if decision is not None and (decision_subs or decision.action is not hold):
+                on_decision(decision)  # kept when actionable, published when someone listens
             if not state.paused and ts_s[k] >= state.trade_from_ns and not (idle_only and open_orders):
                 try:  # noqa: SIM105 - try/except is the cheap form in the hot loop
                     policy_bar(now, c, decision)

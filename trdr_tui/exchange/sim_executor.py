@@ -25,6 +25,7 @@ backtests (no await per order); `submit` is the async face the Executor protocol
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 from trdr_tui.config import ExecutionConfig
@@ -80,6 +81,7 @@ class SimExecutor:
         # None: the configured tier stays fixed; a number: tier follows that plus traded volume
         self.volume = VolumeTracker(base_volume_usd) if base_volume_usd is not None and track_volume else None
         self.resting: dict[str, Order] = {}
+        self._reach: tuple[float, float] | None = None  # on_bar's cache of the resting limits' span
         self._on_report: ReportHandler | None = None
         self._fill_seq = 0
         self.last_price = 0.0
@@ -127,7 +129,13 @@ class SimExecutor:
         volume = volume if self.volume_known else float("inf")
         self.bar_volume = volume
         if self.resting:
-            self._match(high, low, volume * self.max_volume_share)
+            reach = self._reach
+            if reach is None:  # the highest resting BUY and the lowest resting SELL limit
+                reach = self._reach = (
+                    max((o.price or 0.0 for o in self.resting.values() if o.side is Side.BUY), default=-math.inf),
+                    min((o.price or 0.0 for o in self.resting.values() if o.side is Side.SELL), default=math.inf))
+            if low < reach[0] or high > reach[1]:  # else no limit is traded through: nothing to match
+                self._match(high, low, volume * self.max_volume_share)
 
     def submit_now(self, order: Order) -> None:
         if self._on_report is None:
@@ -136,6 +144,7 @@ class SimExecutor:
             self._report(order, OrderStatus.SUBMITTED)
         if order.type is OrderType.LIMIT:
             self.resting[order.id] = order
+            self._reach = None
             return
         ref = order.price if order.price is not None else self.last_price
         if not ref > 0.0:
@@ -160,6 +169,7 @@ class SimExecutor:
 
     def cancel_now(self, order: Order) -> None:
         if self.resting.pop(order.id, None) is not None:
+            self._reach = None
             self._report(order, OrderStatus.CANCELLED, reason=str(order.metadata.get("cancel_reason", "cancelled")))
 
     def _match(self, high: float, low: float, capacity: float) -> None:
@@ -177,6 +187,7 @@ class SimExecutor:
             self._fill(order, limit, size, left, Liquidity.MAKER)
             if order.status is not OrderStatus.PARTIAL:
                 self.resting.pop(order.id, None)
+                self._reach = None
 
     def _on_step(self, size: Decimal) -> Decimal:
         """`size` floored to the size step (unchanged without increments)."""

@@ -27,6 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
+from trdr_tui.core.smoothing import recursive_filter
 
 F64 = npt.NDArray[np.float64]
 
@@ -85,28 +86,6 @@ def _nan(n: int) -> F64:
 def _first_finite(x: F64) -> int:
     idx = np.flatnonzero(np.isfinite(x))
     return int(idx[0]) if idx.size else x.shape[0]
-
-
-def recursive_filter(x: F64, alpha: float, y0: float) -> F64:
-    """y[k] = (1 - alpha)·y[k-1] + alpha·x[k] with y[-1] = y0, without a Python loop per element.
-
-    A doubling scan: after the step with shift s every y[k] holds the first 2s terms of its sum, so
-    log2(n) whole-array steps finish it. Exact up to float rounding; no BLAS (no thread contention).
-    """
-    m = x.shape[0]
-    if m == 0:
-        return np.empty(0, dtype=np.float64)
-    d = 1.0 - alpha
-    y = alpha * x
-    y[0] += d * y0
-    shift = 1
-    while shift < m:
-        decay = d**shift
-        if decay == 0.0:
-            break  # older terms no longer change any value
-        y[shift:] = y[shift:] + decay * y[:-shift]
-        shift *= 2
-    return y
 
 
 def sma(x: F64, period: int) -> F64:

@@ -48,6 +48,7 @@ state is part of every checkpoint and is published as `GridSnapshot`.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -58,11 +59,13 @@ from trdr_tui.config import FeesConfig, Settings
 from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.fsm import OPEN
+from trdr_tui.core.smoothing import recursive_filter
 from trdr_tui.core.types import Action, Decision, Fill, Order, OrderTransition, Side, Trade
 from trdr_tui.trading.policy import PolicyContext
 from trdr_tui.trading.sizing import ProductSpec, Sizer
 
 F64 = npt.NDArray[np.float64]
+QUIET_MARGIN = 1e-9  # the quiet band is narrowed by this relative margin against float rounding
 SWING_HISTORY_BARS = 720  # 30 days of hourly bars (PRD §3.3.2)
 
 
@@ -164,6 +167,26 @@ def swing_spacing(high: F64, low: F64, *, lookback: int, fraction: float, min_sp
     return float(min(max(fraction * float(swings.mean()), min_spacing), max_spacing))
 
 
+def trend_gate(close: F64, *, fast_bars: int, slow_bars: int, band: float) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
+    """The trend gate over a whole history (the batch twin of `GridPolicy`'s per-bar update):
+    (EMA fast, EMA slow, confirmed downtrend) per bar.
+
+    Both EMAs are seeded with the first close, then `a·x + (1 − a)·prev`, `a = 2 / (bars + 1)`
+    (`core.smoothing.recursive_filter`; equal to the per-bar update up to float rounding). Bar i is in a
+    confirmed downtrend when i + 1 ≥ `slow_bars`, its close is below the slow EMA and the fast EMA is
+    below the slow one by more than `band` (a fraction)."""
+    n = close.shape[0]
+    if n == 0:
+        empty = np.empty(0, dtype=np.float64)
+        return empty, empty.copy(), np.zeros(0, dtype=np.bool_)
+    first = float(close[0])
+    fast = recursive_filter(close, 2.0 / (fast_bars + 1.0), first)
+    slow = recursive_filter(close, 2.0 / (slow_bars + 1.0), first)
+    down = (close < slow) & (fast < slow * (1.0 - band))
+    down[: max(slow_bars - 1, 0)] = False
+    return fast, slow, down
+
+
 def grid_prices(center: float, spacing: float, count: int) -> list[float]:
     half = count // 2
     return [center * (1.0 + k * spacing) for k in range(-half, half + 1)]
@@ -239,13 +262,28 @@ class GridPolicy:
         exit_fee = taker if self.cfg.trailing_exits else maker
         self.cost = round_trip_cost(maker, exit_fee, settings.execution.half_spread)
         self.floor = max(self.cost + self.cfg.fee_margin, self.cfg.min_spacing)
+        product = self.sizer.product
+        self._base_step = float(product.base_increment)
+        self._min_size = float(product.base_min_size) * (1.0 + QUIET_MARGIN)
+        self._min_value = float(product.quote_min_size) * (1.0 + QUIET_MARGIN)
         self.tick = 2.0 * settings.execution.half_spread  # a post-only limit rests at least this far away
         c = self.cfg
         self._a_fast = 2.0 / (c.trend_fast_bars + 1.0)
         self._a_slow = 2.0 / (c.trend_slow_bars + 1.0)
         self.ema_fast = 0.0
         self.ema_slow = 0.0
-        self.bars_seen = 0
+        self.bars_seen = 0  # closed bars the EMAs have followed
+        # the bar index of the last EMA update (streaming); None after a restore: no catching up
+        self._last_index: int | None = -1
+        self._fast: F64 | None = None  # a backtest's trend gate, per bar (`prepare`)
+        self._slow: F64 | None = None
+        self._down: list[bool] | None = None
+        # the quiet band (`_settle`): skip the pass while nothing it read has changed
+        self._quiet = False
+        self._acted = False
+        self._lo = -math.inf
+        self._hi = math.inf
+        self._q_down = self._q_bearish = self._q_halted = False
         self.center: float | None = None
         self.spacing = max(c.spacing, self.floor)
         self.quote = 0.0
@@ -256,49 +294,126 @@ class GridPolicy:
 
     def bind(self, ctx: PolicyContext) -> None:
         self.ctx = ctx
+        self._bar_index = ctx.bar_index
+        self._risk = ctx.risk
         self.orders = ctx.orders
         self.portfolio = ctx.portfolio
         self.orders.fill_listeners.append(self._on_fill)
         self.orders.fsm.listeners.append(self._on_transition)
 
+    def prepare(self, close: F64) -> None:
+        """A backtest hands over every bar's close before the first: the trend gate is computed
+        vectorized once (`trend_gate`) and read by bar index. Ignored after a restore (the EMAs
+        continue from the checkpoint)."""
+        if self.bars_seen or self._down is not None:
+            return
+        c = self.cfg
+        fast, slow, down = trend_gate(close, fast_bars=c.trend_fast_bars, slow_bars=c.trend_slow_bars,
+                                      band=c.trend_band)
+        self._fast, self._slow, self._down = fast, slow, down.tolist()
+
     # -- per bar ---------------------------------------------------------------------------------
 
     def downtrend(self, close: float) -> bool:
         """A confirmed downtrend: enough bars for the slow EMA, the fast EMA below it by more than
-        `trend_band` and the close below it."""
+        `trend_band` and the close below it. After `prepare`, the precomputed verdict of the last bar
+        processed."""
+        if self._down is not None and self.bars_seen:
+            return self._down[self.bars_seen - 1]
+        return self._ema_down(close)
+
+    def _ema_down(self, close: float) -> bool:
         c = self.cfg
         return self.bars_seen >= c.trend_slow_bars and close < self.ema_slow \
             and self.ema_fast < self.ema_slow * (1.0 - c.trend_band)
 
-    def on_bar(self, ts: int, close: float, decision: Decision | None) -> None:
+    def _trend(self, close: float) -> bool:
+        """Streaming: move the trend gate to the bar being processed and say whether it is a
+        confirmed downtrend. The EMAs follow every closed bar, also those the policy did not see (a
+        pause): the missed closes are read back from the recent bars."""
+        i = self._bar_index()
+        missed = i - self._last_index - 1 if self._last_index is not None else 0
+        if missed > 0:
+            for x in self.ctx.recent_bars(missed + 1).close[:-1].tolist():
+                self._ema_step(x)
+        self._last_index = i
+        self._ema_step(close)
+        return self._ema_down(close)
+
+    def _ema_step(self, close: float) -> None:
         if self.bars_seen == 0:
             self.ema_fast = self.ema_slow = close
         else:
             self.ema_fast += self._a_fast * (close - self.ema_fast)
             self.ema_slow += self._a_slow * (close - self.ema_slow)
         self.bars_seen += 1
-        down = self.downtrend(close)
+
+    def on_bar(self, ts: int, close: float, decision: Decision | None) -> None:
+        gate = self._down
+        if gate is not None:  # a backtest's precomputed trend gate (`prepare`)
+            i = self._bar_index()
+            self.bars_seen = i + 1
+            down = gate[i]
+        else:
+            down = self._trend(close)
+        bearish = decision is not None and decision.action is Action.TRAIL_SELL \
+            and decision.confidence >= self.min_confidence
+        halted = self._risk.halted
+        if self._quiet and self._lo < close < self._hi and down is self._q_down and bearish is self._q_bearish \
+                and halted is self._q_halted:
+            return  # the last pass changed nothing, and nothing it read has changed since (see `_settle`)
+        self._quiet = False
+        self._acted = False
+        self._lo, self._hi = -math.inf, math.inf
         if self.exiting:
             self._sell_out(ts, close)
         elif self.center is None:
             if not down:
                 self.build(close, ts)
         else:
-            holding = self._sellable(self.portfolio.position, close)
-            if holding and close < self.levels[0].price * (1.0 - self.cost - self.cfg.stop_buffer):
+            holding = self._sellable(self.portfolio.position, close, bound=True)
+            stop = self.levels[0].price * (1.0 - self.cost - self.cfg.stop_buffer)
+            if holding and close < stop:
                 self._start_exit(ts, close, f"stop: close {close:.2f} below the grid's lowest level "
                                             f"{self.levels[0].price:.2f} by more than costs + buffer")
             elif holding and down and self.cfg.regime_exit:
                 self._start_exit(ts, close, "regime exit: confirmed downtrend")
             else:
-                bearish = decision is not None and decision.action is Action.TRAIL_SELL \
-                    and decision.confidence >= self.min_confidence
+                if holding:
+                    self._above(stop)
                 trail = decision.trail_distance if decision is not None and decision.trail_distance > 0 \
                     else self.default_trail
-                self._work_levels(ts, close, trail, down or bearish or self.ctx.risk.halted)
+                self._work_levels(ts, close, trail, down or bearish or halted)
         if self._changed:
             self._changed = False
             self.ctx.publish_grid(self.snapshot(ts, close))
+        self._settle(close, down, bearish, halted)
+
+    def _settle(self, close: float, down: bool, bearish: bool, halted: bool) -> None:
+        """After a pass that placed, cancelled and moved nothing, the next bars can skip the pass while
+        nothing it read changes: no fill or order transition (the listeners clear `_quiet`), the
+        same trend gate, bearish decision and halt, and a close strictly inside (`_lo`, `_hi`), the
+        prices where none of its comparisons flips, narrowed by a relative 1e-9 against rounding.
+        A pure saving: the same orders as running every pass."""
+        if self._acted or self.exiting:
+            return
+        lo = self._lo * (1.0 + QUIET_MARGIN) if self._lo > 0.0 else self._lo
+        hi = self._hi * (1.0 - QUIET_MARGIN)
+        if not lo < close < hi:
+            return
+        self._lo, self._hi = lo, hi
+        self._q_down, self._q_bearish, self._q_halted = down, bearish, halted
+        self._quiet = True
+
+    def _above(self, price: float) -> None:
+        """The last pass's outcome holds only while the close stays at or above `price`."""
+        if price > self._lo:
+            self._lo = price
+
+    def _below(self, price: float) -> None:
+        """… only while the close stays below `price`."""
+        if price < self._hi:
+            self._hi = price
 
     def _work_levels(self, ts: int, close: float, trail: float, no_buys: bool) -> None:
         act = self.cfg.activation_distance
@@ -308,37 +423,55 @@ class GridPolicy:
         for lv in self.levels:
             if lv.state is L.FILLED:
                 if lv.exit_order is None and lv.order is None:
-                    if not self._sellable(lv.lot, close):
+                    if not self._sellable(lv.lot, close, bound=True):
                         self._clear(lv, ts)  # dust below the minimum order size: nothing left to sell
                     else:
                         self._take_profit(lv, close, trail)
                 continue
-            if lv.price >= center * (1.0 - 1e-12):
+            p = lv.price
+            if p >= center * (1.0 - 1e-12):
                 continue
             if lv.state is L.TRAILING:
                 if no_buys and lv.order is not None:
+                    self._acted = True
                     self.orders.cancel(lv.order, "grid: buying paused")
                 continue
-            near = abs(lv.price - close) / close <= act
+            near = abs(p - close) / close <= act
+            if near:  # `near` holds for p / (1 + act) ≤ close ≤ p / (1 − act)
+                self._above(p / (1.0 + act))
+                if act < 1.0:
+                    self._below(p / (1.0 - act))
+            elif close < p:
+                self._below(p / (1.0 + act))
+            else:
+                self._above(p / (1.0 - act))
             if lv.state is L.IDLE and near:
                 self._move(lv, T.NEAR, ts)
             elif lv.state is L.ARMED and not near:
                 self._move(lv, T.AWAY, ts)
-            if lv.state is L.ARMED and not no_buys and entries < self.max_entries \
-                    and lv.price < close * (1.0 - self.tick):
-                order = self._buy(lv)
-                if order is not None:
-                    entries += 1
-                    lv.order = order
-                    self._move(lv, T.BUY_PLACED, ts)
-        if self._sellable(self.portfolio.position, close) or self.orders.committed_base() > 0.0:
+            if lv.state is L.ARMED and not no_buys and entries < self.max_entries:
+                if p < close * (1.0 - self.tick):
+                    order = self._buy(lv)
+                    if order is not None:
+                        entries += 1
+                        lv.order = order
+                        self._move(lv, T.BUY_PLACED, ts)
+                else:
+                    self._below(p / (1.0 - self.tick))
+        if self._sellable(self.portfolio.position, close, bound=True) or self.orders.committed_base() > 0.0:
             return
-        if close >= center * (1.0 + self.spacing) or close < self.levels[0].price:
+        top = center * (1.0 + self.spacing)
+        bottom = self.levels[0].price
+        if close >= top or close < bottom:
             self._take_down("grid: re-centering")
             if not no_buys:
                 self.build(close, ts)
+        else:
+            self._below(top)
+            self._above(bottom)
 
     def _buy(self, lv: Level) -> Order | None:
+        self._acted = True
         pf = self.portfolio
         price = float(self.sizer.product.round_price(lv.price, Side.BUY))
         available = max(pf.cash - self.orders.committed_cash(price), 0.0)
@@ -362,10 +495,12 @@ class GridPolicy:
             return
         target = lv.price * (1.0 + self.spacing)
         meta: dict[str, str | float | int | bool | None] = {"grid_leg": "exit", "grid_level": lv.index}
+        if self.cfg.trailing_exits and close < target:
+            self._below(target)
+            return
+        self._acted = True
         try:
             if self.cfg.trailing_exits:
-                if close < target:
-                    return
                 capped = cap_trail(trail, self.spacing, self.cost)
                 lv.exit_order = self.orders.place_trailing(Side.SELL, size=float(size), trail=capped, price=close,
                                                            reason="grid exit", metadata=meta)
@@ -380,12 +515,14 @@ class GridPolicy:
     # -- stops and taking the grid down ----------------------------------------------------------
 
     def _start_exit(self, ts: int, close: float, reason: str) -> None:
+        self._acted = True
         self.exiting = reason
         self.ctx.log("warning", f"grid {reason}: selling the position", price=close)
         self._sell_out(ts, close)
 
     def _sell_out(self, ts: int, close: float) -> None:
         """Cancel the grid's orders and sell what is free at market; once flat the grid is down."""
+        self._acted = True
         for order in list(self.orders.open.values()):
             if order.metadata.get("grid_leg") is not None:
                 self.orders.cancel(order, f"grid {self.exiting}")
@@ -401,6 +538,7 @@ class GridPolicy:
             self.exiting = ""
 
     def _take_down(self, reason: str) -> None:
+        self._acted = True
         for lv in self.levels:
             if lv.order is not None:
                 self.orders.cancel(lv.order, reason)
@@ -413,6 +551,7 @@ class GridPolicy:
     def build(self, center: float, ts: int) -> None:
         """(Re)build the levels around `center`: spacing from the recent swings, never below the fee
         floor; capital per level from the equity now."""
+        self._acted = True
         cfg = self.cfg
         top = max(cfg.max_spacing, self.floor)
         if cfg.auto_spacing:
@@ -439,6 +578,7 @@ class GridPolicy:
         return None
 
     def _on_fill(self, order: Order, fill: Fill, trade: Trade | None) -> None:
+        self._quiet = False
         leg = order.metadata.get("grid_leg")
         if leg is None:
             if order.side is Side.SELL:  # a stop or a regime exit sold lots the grid holds: oldest first
@@ -474,6 +614,7 @@ class GridPolicy:
         lv.since_ns = fill.ts
 
     def _on_transition(self, order: Order, t: OrderTransition) -> None:
+        self._quiet = False
         leg = order.metadata.get("grid_leg")
         if leg is None or t.to_status in OPEN:
             return
@@ -495,18 +636,34 @@ class GridPolicy:
                 lv.state = next_level_state(lv.state, T.SOLD_OUT, lv.index)
                 lv.since_ns = t.ts
 
-    def _sellable(self, size: float, price: float) -> bool:
+    def _sellable(self, size: float, price: float, *, bound: bool = False) -> bool:
         """At least the product's minimum order size and value: a smaller remainder (dust left by
-        partial fills and increment rounding) can never be sold and must not keep the grid from moving."""
+        partial fills and increment rounding) can never be sold and must not keep the grid from moving.
+        `bound`: also record the price where the answer flips (the minimum value) for `_settle`."""
+        floored = size - self._base_step  # the exact floor to the base increment is at least this
+        if floored >= self._min_size and floored * price >= self._min_value:  # surely sellable: no Decimal
+            if bound:
+                self._above(self._min_value / floored)
+            return True
         product = self.sizer.product
         rounded = product.round_size(size)
-        return rounded is not None and product.meets_minimums(rounded, price)
+        if rounded is None:
+            return False
+        ok = product.meets_minimums(rounded, price)
+        if bound:  # round_size already checked the minimum size; the value flips at quote_min / size
+            flip = float(product.quote_min_size) / float(rounded)
+            if ok:
+                self._above(flip)
+            else:
+                self._below(flip)
+        return ok
 
     def _clear(self, lv: Level, ts: int) -> None:
         lv.lot = lv.entry = 0.0
         self._move(lv, T.DUST_CLEARED, ts)
 
     def _move(self, lv: Level, trigger: LevelTrigger, ts: int) -> None:
+        self._acted = True
         lv.state = next_level_state(lv.state, trigger, lv.index)
         lv.since_ns = ts
         self._changed = True
@@ -530,6 +687,9 @@ class GridPolicy:
                             levels=tuple(levels))
 
     def state(self) -> dict[str, object]:
+        if self._fast is not None and self._slow is not None and self.bars_seen:
+            self.ema_fast = float(self._fast[self.bars_seen - 1])
+            self.ema_slow = float(self._slow[self.bars_seen - 1])
         return {"grid": {
             "center": self.center, "spacing": self.spacing, "quote": self.quote, "exiting": self.exiting,
             "ema_fast": self.ema_fast, "ema_slow": self.ema_slow, "bars_seen": self.bars_seen,
@@ -548,6 +708,9 @@ class GridPolicy:
         self.quote = float(g["quote"])
         self.exiting = str(g["exiting"])
         self.ema_fast, self.ema_slow, self.bars_seen = float(g["ema_fast"]), float(g["ema_slow"]), int(g["bars_seen"])
+        self._fast = self._slow = self._down = None
+        self._last_index = None  # bar indices before the restart are not this run's
+        self._quiet = False
         self.levels = []
         for k, d in enumerate(g["levels"]):
             lv = Level(k, float(d["price"]))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.clock import Clock
@@ -30,6 +33,7 @@ class PolicyContext:
     - `clock`: the time (ns since the epoch) — a SimClock in backtests;
     - `risk`: the risk manager (`position_limit(price)` caps a BUY, in base units);
     - `recent_bars(n)`: the last `n` closed bars up to the one being processed (fewer at the start);
+    - `bar_index()`: the index of the bar being processed in this run (0 for the first);
     - `publish_grid(snapshot)`: the grid changed — publish it (and, in paper/live, persist it);
     - `log(level, message, **fields)`: a notable action (a stop, a regime exit), published on `log.<level>`.
     """
@@ -39,6 +43,7 @@ class PolicyContext:
     clock: Clock
     risk: RiskManager
     recent_bars: Callable[[int], CandleArrays]
+    bar_index: Callable[[], int]
     publish_grid: Callable[[GridSnapshot], None]
     log: Callable[..., None]
 
@@ -61,3 +66,12 @@ class Policy(Protocol):
     def state(self) -> dict[str, object]: ...
 
     def restore(self, state: dict[str, object]) -> None: ...
+
+
+@runtime_checkable
+class PreparedPolicy(Protocol):
+    """A policy with per-dataset work: a backtest calls `prepare(close)` with every bar's close
+    (quote currency, float64, one per bar of the run) before the first bar, so that indicators are
+    computed once, vectorized, and read by bar index (`PolicyContext.bar_index`)."""
+
+    def prepare(self, close: npt.NDArray[np.float64]) -> None: ...
