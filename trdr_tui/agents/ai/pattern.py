@@ -11,8 +11,8 @@ prompt version, sha256 of symbol, timeframe and the 100-candle window), the budg
 - a malformed or out-of-range answer (E004, counted) makes `analyze` raise: the orchestrator skips
   the agent for that bar (E005) and the answer never reaches the decision;
 - not cached (mode `cache`), budget refused, AI off, no key, service down → HOLD at confidence 0
-  (no say in the consensus) with the reason, e.g. "not cached" or "unavailable: Anthropic is
-  overloaded (529)"; the panel goes on.
+  (no say in the consensus) with the reason, e.g. "not cached", "held back: daily budget reached …"
+  or "unavailable: Anthropic is overloaded (529)"; the panel goes on.
 
 Backtests: in modes `off` and `cache` it also has a batch path (`analyze_batch`: one cache lookup per
 bar, the same keys as streaming); in mode `live` it streams. Its reasoning ends with the service's
@@ -21,6 +21,7 @@ spend and cache hits, which the cockpit's agents pane shows.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any, ClassVar
 
@@ -30,7 +31,7 @@ import numpy.typing as npt
 from trdr_tui.agents.advanced.windows import tail
 from trdr_tui.agents.ai.answers import PATTERN_TOOL, PatternAnswer, check_levels, tool
 from trdr_tui.agents.ai.chart import CANDLES, matplotlib_missing, render_chart_png
-from trdr_tui.agents.ai.service import AIUnavailable, ClaudeService, input_key
+from trdr_tui.agents.ai.service import AIUnavailable, BudgetExceeded, ClaudeService, input_key
 from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays
 from trdr_tui.core.errors import InvalidResponse, NotAvailable
 from trdr_tui.core.types import Action, AgentSignal, Urgency
@@ -105,7 +106,7 @@ class AIPatternAgent(BaseAgent):
         else:
             self._off = ""
         if self.ai is not None:
-            self.timeout_s = self.ai.cfg.timeout_seconds + 1.0  # the SDK's own timeout fires first
+            self.timeout_s = self.ai.cfg.timeout_seconds + 5.0  # the SDK times the request out first; + the chart
 
     # -- streaming ---------------------------------------------------------------------------------
 
@@ -120,9 +121,10 @@ class AIPatternAgent(BaseAgent):
         key = window_key(ai.model, c.symbol, c.timeframe, cols)
         low, high = float(cols["low"].min()), float(cols["high"].max())
 
-        def content() -> list[dict[str, Any]]:
-            png = render_chart_png(cols["ts"], cols["open"], cols["high"], cols["low"], cols["close"],
-                                   cols["volume"], title=f"{c.symbol} {c.timeframe}")
+        async def content() -> list[dict[str, Any]]:
+            # tens of ms of CPU: drawn in a worker thread, so the event loop (feeds, cockpit) goes on
+            png = await asyncio.to_thread(render_chart_png, cols["ts"], cols["open"], cols["high"], cols["low"],
+                                          cols["close"], cols["volume"], title=f"{c.symbol} {c.timeframe}")
             return [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                                  "data": base64.b64encode(png).decode()}},
                     {"type": "text", "text": prompt_text(c.symbol, c.timeframe, cols["close"])}]
@@ -133,6 +135,8 @@ class AIPatternAgent(BaseAgent):
                                           check=lambda a: check_levels(a, low, high, where=f"agent {self.id}"))
         except InvalidResponse:
             raise  # E004, counted by the service: the orchestrator skips this agent for the bar
+        except BudgetExceeded as exc:
+            return self._hold(snapshot, f"held back: {exc.message}")
         except AIUnavailable as exc:
             reason = exc.message if exc.message in ("not cached", "AI off") else f"unavailable: {exc.message}"
             return self._hold(snapshot, reason)

@@ -16,7 +16,7 @@ rule-based resolver (`agents.meta.RuleBasedResolver`) decides and the reasoning 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from trdr_tui.agents.ai.answers import META_TOOL, MetaAnswer, tool
 from trdr_tui.agents.ai.service import AIUnavailable, ClaudeService, Priority, input_key
@@ -87,10 +87,13 @@ class AIMetaResolver:
         text = prompt_text(context, self.symbol, market_summary(candles))
         key = input_key(KIND, self.ai.model, PROMPT_VERSION, text)
         priority: Priority = "critical" if context.disagreement >= CRITICAL_DISAGREEMENT else "normal"
+        async def content() -> list[dict[str, Any]]:
+            return [{"type": "text", "text": text}]
+
         try:
             answer, source = await self.ai.ask(
                 kind=KIND, version=PROMPT_VERSION, key=key, answer=MetaAnswer, tool=TOOL, system=SYSTEM,
-                content=lambda: [{"type": "text", "text": text}], priority=priority, where="meta-resolver")
+                content=content, priority=priority, where="meta-resolver")
         except (AIUnavailable, InvalidResponse) as exc:
             rules = self.fallback.resolve(context)
             why = "invalid answer (E004)" if isinstance(exc, InvalidResponse) else exc.message

@@ -31,7 +31,7 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -143,6 +143,7 @@ class ClaudeService:
         self.invalid = 0
         self.unavailable = key_problem if mode == "live" else ""
         self._costs: list[float] = []
+        self._refusing = False
         price = cfg.prices.get(self.model)
         if mode == "live" and price is None:
             raise ConfigError(f"no price for model '{self.model}'", where="[ai.prices]",
@@ -179,10 +180,10 @@ class ClaudeService:
         return decode_answer(raw, answer, where=where)
 
     async def ask(self, *, kind: str, version: str, key: str, answer: type[T], tool: dict[str, Any],
-                  content: Callable[[], list[dict[str, Any]]], system: str, priority: Priority = "normal",
+                  content: Callable[[], Awaitable[list[dict[str, Any]]]], system: str, priority: Priority = "normal",
                   where: str, check: Callable[[T], None] | None = None) -> tuple[T, str]:
-        """(answer, 'cache' | 'live') for one question. `content` builds the user message blocks (only
-        called for a live call); `check` may refuse a decoded answer (raising InvalidResponse) before
+        """(answer, 'cache' | 'live') for one question. `content` builds the user message blocks (awaited
+        only for a live call); `check` may refuse a decoded answer (raising InvalidResponse) before
         it is cached. Raises NotCached, BudgetExceeded, AIUnavailable or InvalidResponse."""
         hit = self.cached(kind, version, key, answer, where=where)
         if hit is not None:
@@ -195,10 +196,13 @@ class ClaudeService:
             raise AIUnavailable(self.unavailable)
         refusal = self.refusal(priority)
         if refusal:
-            self._emit("warning", f"Claude call refused ({priority}): {refusal}; using the fallback",
-                       code="budget")
+            if not self._refusing:  # said once when refusals start, not on every bar
+                self._emit("warning", f"Claude calls refused: {refusal}; using the fallback until the limit "
+                                      "allows again", code="budget")
+            self._refusing = True
             raise BudgetExceeded(refusal)
-        raw, usage = await self._call(kind, tool, content(), system, priority)
+        self._refusing = False
+        raw, usage = await self._call(kind, tool, await content(), system, priority)
         try:
             got = decode_answer(raw, answer, where=where)
             if check is not None:
