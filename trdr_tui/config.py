@@ -449,8 +449,8 @@ class Settings(_SettingsShared, frozen=True):
     """The resolved configuration every consumer reads: no value is left to derive or default.
 
     Built only by `resolve` (via `load_settings` / `convert_settings`). The only optional fields
-    left are absences with a meaning of their own: `store.path`, `coinbase.key_file`, `ai.base_url`
-    and the top fee tier's `usd_to`.
+    left are absences with a meaning of their own: `store.path`, `coinbase.key_file`, `ai.base_url`,
+    `ai.key_file` and the top fee tier's `usd_to`.
     """
 
     trailing: TrailingConfig

@@ -14,6 +14,7 @@ from trdr_tui.core.types import Fill, Liquidity, Mode, Order, OrderStatus, Order
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.recovery import engine_state, restore_engine
 from trdr_tui.store.db import Store
+from trdr_tui.store.schema import MIGRATIONS
 from trdr_tui.store.orders import (
     RunRepository,
     latest_live_run,
@@ -56,9 +57,11 @@ def test_migration_3_reads_armed_only_trailing_orders_as_armed(tmp_path: Path) -
             legacy_order(3, OrderType.TRAILING, [S.SUBMITTED, S.CANCELLED], "armed", {}),          # armed, cancelled
             legacy_order(4, OrderType.LIMIT, [S.SUBMITTED], "sent", {"post_only": True}),          # at the exchange
         ])
-        store.conn.execute("DELETE FROM schema_migrations WHERE version = 3")  # as written before migration 3
+        # as written before migration 3 (and so before the later ones)
+        store.conn.execute("DELETE FROM schema_migrations WHERE version >= 3")
+        store.conn.execute("DROP TABLE ai_responses; DROP TABLE ai_calls")  # migration 4
     with Store(db) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == max(v for v, _, _ in MIGRATIONS)
         fills: list[Fill] = []
         got = {o.id: o for o in stored_open_orders(store, "run", fills)}
         assert {oid: o.status for oid, o in got.items()} == {"run-1": S.ARMED, "run-2": S.SUBMITTED,
