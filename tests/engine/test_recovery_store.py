@@ -14,7 +14,6 @@ from trdr_tui.core.types import Fill, Liquidity, Mode, Order, OrderStatus, Order
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.recovery import engine_state, restore_engine
 from trdr_tui.store.db import Store
-from trdr_tui.store.schema import MIGRATIONS
 from trdr_tui.store.orders import (
     RunRepository,
     latest_live_run,
@@ -23,6 +22,7 @@ from trdr_tui.store.orders import (
     stored_open_orders,
     stored_order,
 )
+from trdr_tui.store.schema import MIGRATIONS
 
 S = OrderStatus
 US = 1_000  # the store keeps microseconds
