@@ -11,7 +11,10 @@ random walk) and prints:
   panel through `Orchestrator.on_candle` (aim < 50 µs per candle);
 - the advanced agents (time decay, microstructure, correlation against a seeded synthetic reference
   product, sentiment): `analyze_batch` on N candles (aim < 10 ms) and `analyze` per candle, fed the
-  candle ring as the orchestrator feeds it.
+  candle ring as the orchestrator feeds it;
+- Claude's chart (PRD §16.4: the last 100 candles with volume, an 800×600 PNG; aim < 100 ms), wall
+  and CPU time, and the ai_pattern agent's batch path in mode `cache` (one window hash and cache
+  lookup per bar; an empty cache here, so no answer is ever used and nothing is asked).
 Timings are the best of `--repeat` runs (streaming: one pass, the mean per candle).
 """
 
@@ -133,6 +136,7 @@ def main() -> None:
     print(f"  {'whole panel: on_candle':32s} {wall * 1e6:8.1f} µs  (state + agents + consensus + events)")
     print(f"  {'whole panel: on_candle, CPU time':32s} {cpu * 1e6:8.1f} µs")
     advanced(bars, features, rows, args.repeat, passes)
+    ai_chart(bars, features, args.repeat)
 
 
 def advanced(bars: CandleArrays, features, rows, repeat: int, passes: int) -> None:  # type: ignore[no-untyped-def]
@@ -142,7 +146,7 @@ def advanced(bars: CandleArrays, features, rows, repeat: int, passes: int) -> No
     ref_close = 50.0 * np.exp(np.cumsum(0.9 * r + rng.normal(0.0, 0.004, n)))
     ref = CandleArrays(bars.ts, ref_close, ref_close, ref_close, ref_close, bars.volume)
     source = MemoryCandles({("ETH-USD", "1h"): ref})
-    ids = [i for i in BUILTINS if i not in CORE_IDS]
+    ids = [i for i in BUILTINS if i not in CORE_IDS and not getattr(BUILTINS[i], "paid_service", False)]
     orch = Orchestrator([BUILTINS[i]() for i in ids], OrchestratorConfig(symbol="BTC-USD",
                         params={"reference_symbol": "ETH-USD"}), bus=EventBus(), clock=SimClock(0), candles=source)
     print(f"\nadvanced agents, {n} candles: batch (best of {repeat}) · streaming per candle (best of {passes})")
@@ -158,6 +162,38 @@ def advanced(bars: CandleArrays, features, rows, repeat: int, passes: int) -> No
 
         per = best(run, passes) / n
         print(f"  {'agent ' + agent.id:32s} batch {t * 1e3:8.2f} ms   analyze {per * 1e6:8.1f} µs")
+
+
+def ai_chart(bars: CandleArrays, features, repeat: int) -> None:  # type: ignore[no-untyped-def]
+    from trdr_tui.agents.ai.chart import render_chart_png
+    from trdr_tui.agents.ai.pattern import AIPatternAgent
+    from trdr_tui.agents.ai.service import ClaudeService
+    from trdr_tui.store.db import Store
+
+    w = bars[len(bars) - 100:]
+
+    def render() -> None:
+        render_chart_png(w.ts, w.open, w.high, w.low, w.close, w.volume, title="BTC-USD 1h")
+
+    render()  # the first picture loads fonts
+    wall = best(render, repeat)
+    cpu = min(_cpu(render) for _ in range(repeat))
+    print(f"\nClaude's chart (100 candles + volume, 800×600 PNG, best of {repeat})")
+    print(f"  {'render_chart_png':32s} {wall * 1e3:8.1f} ms wall  {cpu * 1e3:8.1f} ms CPU")
+    settings = convert_settings({"symbol": "BTC-USD", "capital": 10_000, "risk_tolerance": "moderate"})
+    agent = AIPatternAgent()
+    orch = Orchestrator([agent], OrchestratorConfig(symbol="BTC-USD", params={
+        "ai": ClaudeService(settings.ai, mode="cache", store=Store(), clock=SimClock(0))}), bus=EventBus(),
+        clock=SimClock(0))
+    t = best(lambda: orch.agents[0].analyze_batch(features), max(1, repeat // 3))  # type: ignore[attr-defined]
+    print(f"  {'agent ai_pattern batch (cache)':32s} {t * 1e3:8.1f} ms for {len(bars)} candles "
+          f"({t / len(bars) * 1e6:.1f} µs a bar)")
+
+
+def _cpu(fn) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
 
 
 if __name__ == "__main__":

@@ -300,14 +300,42 @@ class AgentsConfig(_AgentsShared, frozen=True):
         _in_range("min_confidence", self.min_confidence, 0.0, 1.0)
 
 
+class ModelPrice(_Section, frozen=True):
+    """USD per million tokens (Anthropic's price list)."""
+
+    input: float
+    output: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("input", self.input, 0.0, 1000.0)
+        _in_range("output", self.output, 0.0, 1000.0)
+
+
+AIMode = Literal["off", "cache", "live"]
+
+
 class AIConfig(_Section, frozen=True):
+    """`[ai]`: Claude for the `ai_pattern` agent and the meta-resolver (docs/ai.md). No key here:
+    `ANTHROPIC_API_KEY` or a 0600 `key_file`."""
+
     model: str
     max_calls_per_hour: int
+    daily_budget_usd: float  # USD per UTC day; critical calls may exceed it
+    timeout_seconds: float  # one request
+    max_tokens: int
+    meta_resolver: bool  # Claude resolves split panels (falls back to the rule-based resolver)
+    backtest: AIMode  # off | cache (cached answers only) | live; `trdr backtest --ai` overrides
+    prices: dict[str, ModelPrice]  # model → USD per million tokens
     base_url: str | None = None  # None: the SDK's own endpoint
+    key_file: str | None = None  # None: the key comes from ANTHROPIC_API_KEY only
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("max_calls_per_hour", self.max_calls_per_hour, 0, 100_000)
+        _in_range("daily_budget_usd", self.daily_budget_usd, 0.0, 100_000.0)
+        _in_range("timeout_seconds", self.timeout_seconds, 1.0, 600.0)
+        _in_range("max_tokens", self.max_tokens, 64, 8192)
 
 
 class CoinbaseConfig(_Section, frozen=True):
@@ -427,8 +455,8 @@ class Settings(_SettingsShared, frozen=True):
     """The resolved configuration every consumer reads: no value is left to derive or default.
 
     Built only by `resolve` (via `load_settings` / `convert_settings`). The only optional fields
-    left are absences with a meaning of their own: `store.path`, `coinbase.key_file`, `ai.base_url`
-    and the top fee tier's `usd_to`.
+    left are absences with a meaning of their own: `store.path`, `coinbase.key_file`, `ai.base_url`,
+    `ai.key_file` and the top fee tier's `usd_to`.
     """
 
     trailing: TrailingConfig

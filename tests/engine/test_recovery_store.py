@@ -60,6 +60,7 @@ def test_migration_3_reads_armed_only_trailing_orders_as_armed(tmp_path: Path) -
         # as written before migration 3: the later migrations are undone too, so that all re-run
         store.conn.execute("DROP TABLE optimization_trials; DROP TABLE parameter_changes; "
                            "DROP SEQUENCE parameter_changes_id_seq; DROP TABLE adaptive_values")
+        store.conn.execute("DROP TABLE ai_responses; DROP TABLE ai_calls")
         store.conn.execute("DELETE FROM schema_migrations WHERE version >= 3")
     with Store(db) as store:
         assert store.schema_version() == max(version for version, _, _ in MIGRATIONS)

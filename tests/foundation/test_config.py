@@ -142,7 +142,8 @@ def test_a_value_of_zero_is_kept_not_replaced_by_the_profile() -> None:
 def test_settings_leave_no_value_to_default_and_the_code_holds_no_defaults() -> None:
     # every default is in config/default.toml (or RISK_PROFILES): a struct default would be a second copy
     absent_allowed = {("StoreConfig", "path"), ("CoinbaseConfig", "key_file"), ("AIConfig", "base_url"),
-                      ("FeeTier", "usd_to"), ("ApiConfig", "token_file"), ("ApiConfig", "webhook_url")}
+                      ("AIConfig", "key_file"), ("FeeTier", "usd_to"), ("ApiConfig", "token_file"),
+                      ("ApiConfig", "webhook_url")}
 
     def walk(struct: type[msgspec.Struct]) -> Iterator[tuple[str, msgspec.structs.FieldInfo]]:
         for f in msgspec.structs.fields(struct):

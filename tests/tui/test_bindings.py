@@ -318,3 +318,19 @@ async def test_log_pane_scrolls_back_and_follows_again(make_cockpit: CockpitFact
         assert logs.lines_back > 2
         await pilot.press("end")
         assert logs.lines_back == 0 and logs.window()[-1] is newest
+
+
+async def test_e_exports_the_chart_as_a_png(make_cockpit: CockpitFactory, tmp_path, monkeypatch) -> None:
+    from trdr_testkit.fake_anthropic.server import png_size
+
+    monkeypatch.chdir(tmp_path)
+    app = make_cockpit(preset="simple-trailing")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    files = list(tmp_path.glob("trdr-chart-BTC-USD-*.png"))
+    assert len(files) == 1
+    assert png_size(files[0].read_bytes()) == (800, 600)
+    assert any("chart saved to" in str(n.message) for n in app._notifications)

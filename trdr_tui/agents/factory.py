@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
+
+from trdr_tui.agents.ai.pattern import AIPatternAgent
+from trdr_tui.agents.ai.resolver import AIMetaResolver
+from trdr_tui.agents.ai.service import ClaudeService
 from trdr_tui.agents.meta import MetaResolver
 from trdr_tui.agents.orchestrator import WEIGHTS_TOPIC, Orchestrator, OrchestratorConfig
 from trdr_tui.agents.performance import AdaptiveConfig
 from trdr_tui.agents.protocol import CandleSource
 from trdr_tui.agents.registry import AgentRegistry
 from trdr_tui.agents.sources import StoredCandles
-from trdr_tui.config import Settings
+from trdr_tui.config import AIMode, Settings
 from trdr_tui.core.bus import EventBus
-from trdr_tui.core.clock import Clock
+from trdr_tui.core.clock import Clock, WallClock
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.events import LogEvent, WeightsChanged
 from trdr_tui.market.indicators import IndicatorParams
@@ -34,6 +39,8 @@ def build_orchestrator(
     registry: AgentRegistry | None = None,
     resolver: MetaResolver | None = None,
     candles: CandleSource | None = None,
+    ai: ClaudeService | None = None,
+    ai_mode: AIMode = "live",
 ) -> Orchestrator:
     """The enabled agents of `[agents]`, weighted and configured from the (resolved) settings.
 
@@ -46,6 +53,9 @@ def build_orchestrator(
       reference); default: the `store`'s candles, if a store is given.
     - An enabled plugin that failed to load is reported (log + `log.warning` event) and skipped;
       an enabled id nobody provides is a ConfigError.
+    - Claude (docs/ai.md): when `ai_pattern` is enabled or `[ai] meta_resolver` is on, one
+      `ClaudeService` (`ai`, or one built from `[ai]` in `ai_mode`: off | cache | live) serves the
+      agent and the meta-resolver; its cache lives in `store` (a throwaway one without).
     """
     cfg = settings.agents
     registry = registry or AgentRegistry()
@@ -77,11 +87,21 @@ def build_orchestrator(
         adaptive=AdaptiveConfig(enabled=cfg.adaptive_weights, min_weight=cfg.min_weight, max_weight=cfg.max_weight),
         params={"reference_symbol": cfg.reference_symbol},
     )
+    use_meta = settings.ai.meta_resolver and ai_mode != "off" and resolver is None
+    if ai is None and (use_meta or AIPatternAgent.id in [a.id for a in agents]):
+        ai = ClaudeService.from_settings(settings, mode=ai_mode, store=store if store is not None else Store(),
+                                         clock=WallClock(), bus=bus)
+    if ai is not None:
+        config = msgspec.structs.replace(config, params={**config.params, "ai": ai})
+        if use_meta:
+            resolver = AIMetaResolver(ai, symbol=settings.symbol)
     if candles is None and store is not None:
         candles = StoredCandles(store)
     decision_log = DecisionLog(store, run_id, batch_size=log_batch_size) if store is not None and run_id else None
     orch = Orchestrator(agents, config, bus=bus, clock=clock, weights=weights,
                         params=IndicatorParams(swing_lookback=settings.grid.swing_lookback), resolver=resolver,
                         store=store, decision_log=decision_log, candles=candles)
+    if isinstance(resolver, AIMetaResolver):
+        resolver.attach(orch.state)
     bus.publish(WEIGHTS_TOPIC, WeightsChanged(ts=clock.now_ns(), weights=orch.weights(), source="config"))
     return orch

@@ -376,7 +376,7 @@ class Orchestrator:
         try:
             out = self.resolver.resolve(ctx)
             if inspect.isawaitable(out):
-                out = await asyncio.wait_for(out, self.config.timeout_s)
+                out = await asyncio.wait_for(out, getattr(self.resolver, "timeout_s", None) or self.config.timeout_s)
             if not isinstance(out, Resolution) or not (0.0 <= out.confidence <= 1.0):
                 raise TypeError(f"resolver returned {out!r}")
             return out

@@ -24,6 +24,7 @@ from trdr_tui.agents.advanced.correlation import CorrelationAgent
 from trdr_tui.agents.advanced.microstructure import MicrostructureAgent
 from trdr_tui.agents.advanced.sentiment import SentimentAgent
 from trdr_tui.agents.advanced.time_decay import TimeDecayAgent
+from trdr_tui.agents.ai.pattern import AIPatternAgent
 from trdr_tui.agents.core.market_structure import MarketStructureAgent
 from trdr_tui.agents.core.momentum import MomentumAgent
 from trdr_tui.agents.core.regime import RegimeAgent
@@ -46,6 +47,7 @@ BUILTINS: dict[str, AgentFactory] = {
     MicrostructureAgent.id: MicrostructureAgent,
     CorrelationAgent.id: CorrelationAgent,
     SentimentAgent.id: SentimentAgent,
+    AIPatternAgent.id: AIPatternAgent,
 }
 CORE_IDS: tuple[str, ...] = ("volatility", "momentum", "volume_profile", "market_structure", "regime")
 

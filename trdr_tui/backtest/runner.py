@@ -322,13 +322,16 @@ def run_backtest(
     on_progress: ProgressHook | None = None,
     monte_carlo_paths: int = DEFAULT_PATHS,
     timeframe: str | None = None,
+    engine_kwargs: Mapping[str, Any] | None = None,
 ) -> BacktestOutcome:
-    """Engine run + evaluation. `elapsed_seconds` covers both (wall time, not engine time)."""
+    """Engine run + evaluation. `elapsed_seconds` covers both (wall time, not engine time).
+    `engine_kwargs` go to `build_engine` (e.g. `ai`: the Claude service)."""
     from trdr_tui.trading.presets import get_preset
 
     preset_obj = get_preset(preset) if preset else None
     started = time.perf_counter()
-    run, _ = run_engine(settings, candles, preset=preset, run_id=run_id, on_progress=on_progress)
+    run, _ = run_engine(settings, candles, preset=preset, run_id=run_id, on_progress=on_progress,
+                        engine_kwargs=engine_kwargs)
     results, curves = evaluate(run, candles, settings, preset=preset_obj, monte_carlo_paths=monte_carlo_paths,
                                timeframe=timeframe)
     results["elapsed_seconds"] = time.perf_counter() - started

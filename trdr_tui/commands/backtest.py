@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     par = p.add_argument_group("parameters")
     par.add_argument("--params", metavar="NAME|ID|TAG", help="a saved parameter version (see 'trdr params')")
     par.add_argument("--preset", metavar="NAME", help="a named strategy preset, e.g. simple-trailing")
+    par.add_argument("--ai", dest="ai_mode", choices=("off", "cache", "live"),
+                     help="Claude (the ai_pattern agent, the AI meta-resolver): off, cache (cached answers only; "
+                          "uncached bars HOLD with reason 'not cached') or live (asks and caches, within the "
+                          "budget). Default: [ai] backtest (cache)")
     par.add_argument("--set", dest="set_items", action="append", metavar="KEY=VALUE",
                      help="override one setting, e.g. --set grid.min_spacing=0.008 (repeatable)")
     out = p.add_argument_group("output")
@@ -106,6 +110,8 @@ def run(ctx: CliContext) -> int:
     if start is not None and end is not None and end <= start:
         raise ConfigError("--end must be after --start")
     extra: dict[str, Any] = {}
+    if args.ai_mode:
+        extra["ai.backtest"] = args.ai_mode
     if args.symbol:
         extra["symbol"] = args.symbol
     if args.bt_data is not None:
@@ -135,7 +141,8 @@ def run(ctx: CliContext) -> int:
     try:
         with _progress(enabled=not args.json and sys.stdout.isatty(), total=len(candles)) as hook:
             outcome = run_backtest(settings, candles, preset=args.preset, run_id=session.id if session else None,
-                                   on_progress=hook, monte_carlo_paths=mc_paths, timeframe=timeframe)
+                                   on_progress=hook, monte_carlo_paths=mc_paths, timeframe=timeframe,
+                                   engine_kwargs=_ai_service(ctx, settings))
     except BaseException as exc:
         if repo is not None and session is not None:
             repo.fail(session.id, f"{type(exc).__name__}: {exc}")
@@ -165,6 +172,18 @@ def run(ctx: CliContext) -> int:
     else:
         _print_table(results, args.report)
     return 0
+
+
+def _ai_service(ctx: CliContext, settings: Any) -> dict[str, Any]:
+    """The Claude service for the run, its cache in the user's database (re-runs read it), when the
+    panel asks Claude (the ai_pattern agent or [ai] meta_resolver) and the preset does not replace it."""
+    if ctx.args.preset or not ("ai_pattern" in settings.agents.enabled or settings.ai.meta_resolver):
+        return {}
+    from trdr_tui.agents.ai.service import ClaudeService
+    from trdr_tui.core.clock import WallClock
+
+    service = ClaudeService.from_settings(settings, mode=settings.ai.backtest, store=ctx.store, clock=WallClock())
+    return {"ai": service}
 
 
 def _walk_forward(ctx: CliContext, settings: Any, candles: Any, timeframe: str, session_id: str | None) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from trdr_tui.agents.ai.service import ClaudeService
 from trdr_tui.agents.protocol import CandleSource
 from trdr_tui.config import Settings
 from trdr_tui.core.arrays import CandleArrays
@@ -68,11 +69,13 @@ def build_engine(
     product: ProductSpec | None = None,
     candle_source: CandleSource | None = None,
     trade_from_ns: int | None = None,
+    ai: ClaudeService | None = None,
 ) -> Engine:
     """Assemble an Engine; raises ConfigError for inconsistent arguments, NotAvailable for missing parts.
 
     `candle_source`: stored candles of other products for the agents (a reference product); default
-    the `store`'s."""
+    the `store`'s. `ai`: the Claude service (agents.ai.service.ClaudeService) the panel shares; default
+    one from `[ai]` (backtests in mode `ai.backtest`), only when an AI consumer is enabled."""
     mode = _mode(mode)
     if (candles is None) == (feed is None):
         raise ConfigError("build_engine needs exactly one of `candles` (a replay) or `feed`")
@@ -143,7 +146,7 @@ def build_engine(
     else:
         if decisions is None:
             decisions = _orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id, mode=mode,
-                                      candles=candle_source)
+                                      candles=candle_source, ai=ai)
         policy = GridPolicy(settings, product=product)
         price_model = settings.execution.price_model
 
@@ -176,7 +179,7 @@ def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None,
 
 
 def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None, run_id: str,
-                  mode: Mode, candles: CandleSource | None = None) -> DecisionSource:
+                  mode: Mode, candles: CandleSource | None = None, ai: ClaudeService | None = None) -> DecisionSource:
     """The agent panel from `[agents]` (trdr_tui.agents.factory.build_orchestrator)."""
     try:
         from trdr_tui.agents.factory import build_orchestrator
@@ -186,7 +189,8 @@ def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Sto
     backtest = mode is Mode.BACKTEST
     orch: Any = build_orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id,
                                    log_batch_size=settings.backtest.batch_size if backtest else 1,
-                                   restore_weights=not backtest, candles=candles)
+                                   restore_weights=not backtest, candles=candles, ai=ai,
+                                   ai_mode=settings.ai.backtest if backtest else "live")
     return orch  # type: ignore[no-any-return]
 
 

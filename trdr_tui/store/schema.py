@@ -248,4 +248,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "Claude: response cache (reproducible, free re-runs) and a ledger of paid calls (budget)",
+        """
+        CREATE TABLE ai_responses (
+            key            VARCHAR PRIMARY KEY,   -- sha256 of kind, model, prompt version and the input
+            kind           VARCHAR NOT NULL,      -- pattern | meta
+            model          VARCHAR NOT NULL,
+            prompt_version VARCHAR NOT NULL,
+            response       JSON    NOT NULL,      -- the validated tool input
+            created_at     TIMESTAMP NOT NULL
+        );
+        CREATE TABLE ai_calls (
+            ts             TIMESTAMP NOT NULL,    -- wall time of the call, UTC
+            kind           VARCHAR NOT NULL,
+            model          VARCHAR NOT NULL,
+            priority       VARCHAR NOT NULL,      -- normal | critical
+            outcome        VARCHAR NOT NULL,      -- ok | invalid | failed
+            input_tokens   INTEGER NOT NULL,
+            output_tokens  INTEGER NOT NULL,
+            cost_usd       DOUBLE  NOT NULL
+        );
+        """,
+    ),
 ]

@@ -11,10 +11,13 @@ import asyncio
 import difflib
 import gc
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from time import perf_counter
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -26,7 +29,7 @@ from trdr_tui.config import Settings
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import ConfigError, TrdrError
 from trdr_tui.core.events import LogEvent
-from trdr_tui.core.types import Mode
+from trdr_tui.core.types import Candle, Mode
 from trdr_tui.tui.bridge import Bridge, LogReceived
 from trdr_tui.tui.screens.backtest import BacktestFormScreen
 from trdr_tui.tui.screens.help import HelpScreen
@@ -288,6 +291,31 @@ class TrdrApp(App[int]):
                 self.main.logs.text_filter = text
 
         self.push_screen(LogFilterScreen(self.main.logs.text_filter), apply)
+
+    def action_export_chart(self) -> None:
+        """Write the chart's last 100 candles as an 800×600 PNG (Claude's renderer) to the current
+        directory, named after the symbol and the last bar's time."""
+        candles = list(self.main.chart.candles)
+        if not candles:
+            self.notify("no candles to export yet", severity="warning", timeout=3)
+            return
+        self._export_chart(candles)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    def _export_chart(self, candles: list[Candle]) -> None:
+        from trdr_tui.agents.ai.chart import CANDLES, render_candles_png
+
+        symbol = self.engine.symbol
+        stamp = datetime.fromtimestamp(candles[-1].ts / 1e9, tz=UTC).strftime("%Y%m%d-%H%M")
+        path = Path(f"trdr-chart-{symbol}-{stamp}.png").resolve()
+        try:
+            png = render_candles_png(candles, title=f"{symbol} {self.settings.timeframe}", last=CANDLES)
+            path.write_bytes(png)
+        except (TrdrError, OSError) as exc:
+            text = exc.render() if isinstance(exc, TrdrError) else f"cannot write {path}: {exc}"
+            self.call_from_thread(self.notify, text, title="chart not exported", severity="error", timeout=10)
+            return
+        self.call_from_thread(self.notify, f"chart saved to {path}", timeout=5)
 
     def action_backtest(self) -> None:
         if not isinstance(self.screen, BacktestFormScreen):
