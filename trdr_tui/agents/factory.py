@@ -75,7 +75,7 @@ def build_orchestrator(
         base_trail=settings.trailing.distance, min_trail=settings.trailing.min_distance,
         max_trail=settings.trailing.max_distance,
         adaptive=AdaptiveConfig(enabled=cfg.adaptive_weights, min_weight=cfg.min_weight, max_weight=cfg.max_weight),
-        params={"reference_symbol": cfg.reference_symbol},
+        params={"reference_symbol": cfg.reference_symbol, "seed": settings.backtest.seed},
     )
     if candles is None and store is not None:
         candles = StoredCandles(store)
