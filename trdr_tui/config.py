@@ -256,6 +256,7 @@ class _AgentsShared(_Section, frozen=True):
     enabled: tuple[str, ...]
     weights: dict[str, float]
     reference_symbol: str  # the correlation agent's reference product, e.g. ETH-USD
+    rl_policy: str  # the rl agent's Q-table: a parameter version (id, name or tag) from `trdr train rl`; "" = none
     timeout_seconds: float
     disagreement_threshold: float
     adaptive_weights: bool

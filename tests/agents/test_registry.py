@@ -65,7 +65,7 @@ def test_builtins_only_without_plugins() -> None:
     reg = AgentRegistry(load_plugins=False)
     assert reg.ids() == ["volatility", "momentum", "volume_profile", "market_structure", "regime",
                          "time_decay", "microstructure", "correlation", "sentiment", "entropy_transition", "swarm",
-                         "harmonic_resonance", "topological_shape", "fractal_memory", "quantum_superposition"]
+                         "harmonic_resonance", "topological_shape", "fractal_memory", "quantum_superposition", "rl"]
     assert all(i.source == "built-in" and i.version == "1.0.0" for i in reg.available())
 
 

@@ -18,6 +18,7 @@ from trdr_tui.core.events import LogEvent, WeightsChanged
 from trdr_tui.market.indicators import IndicatorParams
 from trdr_tui.store.db import Store
 from trdr_tui.store.decisions import DecisionLog, load_weights
+from trdr_tui.store.sessions import ParameterRepository
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def build_orchestrator(
         base_trail=settings.trailing.distance, min_trail=settings.trailing.min_distance,
         max_trail=settings.trailing.max_distance,
         adaptive=AdaptiveConfig(enabled=cfg.adaptive_weights, min_weight=cfg.min_weight, max_weight=cfg.max_weight),
-        params={"reference_symbol": cfg.reference_symbol, "seed": settings.backtest.seed},
+        params={"reference_symbol": cfg.reference_symbol, "seed": settings.backtest.seed,
+                "rl_policy": _rl_policy(cfg.rl_policy, store) if "rl" in cfg.enabled else None},
     )
     if candles is None and store is not None:
         candles = StoredCandles(store)
@@ -85,3 +87,13 @@ def build_orchestrator(
                         store=store, decision_log=decision_log, candles=candles)
     bus.publish(WEIGHTS_TOPIC, WeightsChanged(ts=clock.now_ns(), weights=orch.weights(), source="config"))
     return orch
+
+
+def _rl_policy(ident: str, store: Store | None) -> dict[str, object] | None:
+    """The parameters of the RL policy version `ident` ([agents] rl_policy), None when none is set."""
+    if not ident:
+        return None
+    if store is None:
+        raise ConfigError(f"[agents] rl_policy = '{ident}' needs the database that holds it",
+                          hint="run with --db pointing at the database 'trdr train rl' saved it in")
+    return dict(ParameterRepository(store).find(ident).parameters)

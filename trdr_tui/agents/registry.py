@@ -33,6 +33,7 @@ from trdr_tui.agents.experimental.entropy import EntropyTransitionAgent
 from trdr_tui.agents.experimental.fractal import FractalMemoryAgent
 from trdr_tui.agents.experimental.harmonic import HarmonicResonanceAgent
 from trdr_tui.agents.experimental.quantum import QuantumSuperpositionAgent
+from trdr_tui.agents.experimental.rl import RLTradingAgent
 from trdr_tui.agents.experimental.swarm import SwarmIntelligenceAgent
 from trdr_tui.agents.experimental.topology import TopologicalShapeAgent
 from trdr_tui.agents.protocol import Agent
@@ -58,6 +59,7 @@ BUILTINS: dict[str, AgentFactory] = {
     TopologicalShapeAgent.id: TopologicalShapeAgent,
     FractalMemoryAgent.id: FractalMemoryAgent,
     QuantumSuperpositionAgent.id: QuantumSuperpositionAgent,
+    RLTradingAgent.id: RLTradingAgent,
 }
 CORE_IDS: tuple[str, ...] = ("volatility", "momentum", "volume_profile", "market_structure", "regime")
 EXPERIMENTAL_IDS: tuple[str, ...] = ("entropy_transition", "swarm", "harmonic_resonance", "topological_shape",

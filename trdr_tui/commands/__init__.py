@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from trdr_tui.commands import account, agents, backtest, data, optimize, params, sessions, status
+from trdr_tui.commands import account, agents, backtest, data, optimize, params, sessions, status, train
 from trdr_tui.commands.context import CliContext
 
-COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status]
+COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status, train]
 
 __all__ = ["COMMANDS", "CliContext"]
