@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from trdr_tui.agents.ensemble import EnsembleDecisionSource, EnsembleModel
+from trdr_tui.agents.experimental.rl import QPolicy
 from trdr_tui.agents.meta import MetaResolver
 from trdr_tui.agents.orchestrator import WEIGHTS_TOPIC, Orchestrator, OrchestratorConfig
 from trdr_tui.agents.performance import AdaptiveConfig
@@ -77,7 +80,7 @@ def build_orchestrator(
         max_trail=settings.trailing.max_distance,
         adaptive=AdaptiveConfig(enabled=cfg.adaptive_weights, min_weight=cfg.min_weight, max_weight=cfg.max_weight),
         params={"reference_symbol": cfg.reference_symbol, "seed": settings.backtest.seed,
-                "rl_policy": _rl_policy(cfg.rl_policy, store) if "rl" in cfg.enabled else None},
+                "rl_policy": _version(cfg.rl_policy, store, "rl_policy", settings) if "rl" in cfg.enabled else None},
     )
     if candles is None and store is not None:
         candles = StoredCandles(store)
@@ -89,11 +92,38 @@ def build_orchestrator(
     return orch
 
 
-def _rl_policy(ident: str, store: Store | None) -> dict[str, object] | None:
-    """The parameters of the RL policy version `ident` ([agents] rl_policy), None when none is set."""
+def build_decision_source(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None = None,
+                          **kwargs: Any) -> Orchestrator | EnsembleDecisionSource:
+    """`build_orchestrator` (same arguments), wrapped in the ensemble when `[agents] decision_source =
+    "ensemble"`: its weights come from the parameter version `[agents] ensemble_model` (needs `store`)."""
+    orch = build_orchestrator(settings, bus=bus, clock=clock, store=store, **kwargs)
+    cfg = settings.agents
+    if cfg.decision_source != "ensemble":
+        return orch
+    model = _version(cfg.ensemble_model, store, "ensemble_model", settings)
+    assert model is not None
+    policy = _version(cfg.rl_policy, store, "rl_policy", settings)
+    return EnsembleDecisionSource(orch, EnsembleModel.from_parameters(model),
+                                  QPolicy.from_parameters(policy) if policy else None)
+
+
+def _version(ident: str, store: Store | None, key: str, settings: Settings) -> dict[str, object] | None:
+    """The parameters of the version `ident` ([agents] `key`), None when none is set. Read from `store`,
+    else (a backtest's engine has no store of its own) from the database named by TRDR_DB, `[store]
+    path` or the default path."""
     if not ident:
         return None
-    if store is None:
-        raise ConfigError(f"[agents] rl_policy = '{ident}' needs the database that holds it",
-                          hint="run with --db pointing at the database 'trdr train rl' saved it in")
-    return dict(ParameterRepository(store).find(ident).parameters)
+    if store is not None:
+        return dict(ParameterRepository(store).find(ident).parameters)
+    import os
+
+    from trdr_tui.store import default_db_path
+
+    path = os.environ.get("TRDR_DB") or settings.store.path or str(default_db_path())
+    if not os.path.isfile(path):
+        raise ConfigError(f"[agents] {key} = '{ident}' names a parameter version, but there is no database at {path}",
+                          hint="set TRDR_DB (or [store] path) to the database 'trdr train' saved it in")
+    with Store(path) as db:  # the configuration of any connection this process already has open
+        return dict(ParameterRepository(db).find(ident).parameters)
+
+

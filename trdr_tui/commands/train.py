@@ -36,6 +36,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rl.add_argument("--test-end", help="end of the evaluation window (UTC; exclusive)")
     rl.add_argument("--json", action="store_true", help="print one JSON object")
     rl.set_defaults(handler=run_rl)
+    en = ts.add_parser("ensemble", help="learn the ensemble's weights (panel, rl, AR forecaster; PRD §12.4)",
+                       description="Fit the AR forecaster and learn the ensemble members' weights (non-negative "
+                                   "least squares on the next 24 bars' return) on a training window; save them as a "
+                                   "parameter version tagged 'ensemble'. Select the ensemble with [agents] "
+                                   "decision_source = \"ensemble\" and ensemble_model = \"<version>\". The rl member "
+                                   "is included when [agents] rl_policy is set.")
+    en.add_argument("--data", dest="train_data", type=Path, metavar="FILE", required=True,
+                    help="candle file (CSV or Coinbase JSON)")
+    en.add_argument("--start", help="first training bar, UTC (YYYY-MM-DD[THH:MM]); inclusive")
+    en.add_argument("--end", help="end of training, UTC; exclusive")
+    en.add_argument("--name", default="ensemble", help="name of the saved version (default ensemble)")
+    en.add_argument("--json", action="store_true", help="print one JSON object")
+    en.set_defaults(handler=run_ensemble)
 
     def show_help(ctx: CliContext) -> int:
         p.print_help()
@@ -111,4 +124,43 @@ def run_rl(ctx: CliContext) -> int:
                   f"{e['buy_and_hold'] * 100:+.2f}%), max drawdown {e['max_drawdown'] * 100:.2f}%, "
                   f"{e['trades']} trades, fees {e['fees'] * 100:.2f}% of equity")
     print(f"use it: [agents] enabled = [..., \"rl\"] and rl_policy = \"{version.id}\"")
+    return 0
+
+
+def run_ensemble(ctx: CliContext) -> int:
+    from trdr_tui.agents.ensemble import fit_ensemble
+    from trdr_tui.agents.experimental.rl import QPolicy
+    from trdr_tui.agents.factory import build_orchestrator
+    from trdr_tui.backtest import data as bt_data
+    from trdr_tui.backtest.params import new_version_id
+    from trdr_tui.config import load_settings
+    from trdr_tui.core.bus import EventBus
+    from trdr_tui.core.clock import SimClock, WallClock
+    from trdr_tui.core.errors import ConfigError
+    from trdr_tui.store.sessions import ParameterRepository, ParameterVersion
+
+    args = ctx.args
+    start, end = bt_data.parse_time(args.start, "--start"), bt_data.parse_time(args.end, "--end")
+    if start is not None and end is not None and end <= start:
+        raise ConfigError("--end must be after --start")
+    candles, timeframe = bt_data.load_file(args.train_data, symbol=ctx.settings.symbol, start=start, end=end)
+    settings = load_settings(args.config, overrides={"timeframe": timeframe})
+    repo = ParameterRepository(ctx.store)
+    policy = QPolicy.from_parameters(dict(repo.find(settings.agents.rl_policy).parameters)) \
+        if settings.agents.rl_policy else None
+    panel = build_orchestrator(settings, bus=EventBus(), clock=SimClock(0), store=ctx.store)
+    model = fit_ensemble(panel, candles, rl_policy=policy)
+    version = ParameterVersion(id=new_version_id(), name=args.name, created_at=WallClock().now_ns(),
+                               parameters=model.to_parameters(), tags=["ensemble"],
+                               notes=f"ensemble weights fitted on {len(candles)} {timeframe} bars of "
+                                     f"{args.train_data.name}; panel {', '.join(settings.agents.enabled)}")
+    repo.save(version)
+    weights = dict(zip(model.members, model.weights, strict=True))
+    if args.json:
+        print(json.dumps({"version": version.id, "name": version.name, "bars": len(candles), "weights": weights,
+                          "ar_params": model.ar_params}, allow_nan=False))
+        return 0
+    print(f"saved ensemble weights as parameter version {version.id} ('{version.name}', tag ensemble): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in weights.items()))
+    print(f"use it: [agents] decision_source = \"ensemble\" and ensemble_model = \"{version.id}\"")
     return 0

@@ -123,7 +123,11 @@ def state_parts(features: Features, consensus: npt.NDArray[np.int8], return_edge
     vol = features.atr_pct
     with np.errstate(divide="ignore", invalid="ignore"):
         pb = (close - features.bb_lower) / (features.bb_upper - features.bb_lower)
-    valid = ~(np.isnan(r6) | np.isnan(vol) | np.isnan(pb))
+    # defined once every feature is warm (the bar from which the orchestrator asks agents, so that the
+    # policy's position starts flat at the same bar in batch and streaming)
+    warm = ~(np.isnan(features.atr_pct_ma) | np.isnan(features.rsi_slow) | np.isnan(features.rsi_max)
+             | np.isnan(features.macd_signal) | np.isnan(features.sma_slow) | np.isnan(features.vol_ma))
+    valid = ~(np.isnan(r6) | np.isnan(vol) | np.isnan(pb)) & (np.cumsum(warm) > 0)
     if return_edges is None or vol_edges is None:
         if not valid.any():
             raise ConfigError("too few bars to train on", hint="give at least a few hundred bars")
