@@ -9,8 +9,9 @@ random walk) and prints:
 - the orchestrator's whole batch path (`precompute`: features + agents + adaptive weights + consensus);
 - the streaming cost per candle: indicators alone (talipp), each agent's `analyze`, and the whole
   panel through `Orchestrator.on_candle` (aim < 50 µs per candle);
-- the experimental agents (entropy, swarm, harmonic, topology, fractal, quantum): `analyze_batch` on
-  N candles, a fresh agent each run (PRD target < 100 ms), wall and CPU time, and `analyze` per candle;
+- the experimental agents (entropy, swarm, harmonic, topology, fractal, quantum) and the rl agent (a
+  policy trained for 3 episodes on the first half): `analyze_batch` on N candles, a fresh agent each
+  run (PRD target < 100 ms), wall and CPU time, and `analyze` per candle;
 - the advanced agents (time decay, microstructure, correlation against a seeded synthetic reference
   product, sentiment): `analyze_batch` on N candles (aim < 10 ms) and `analyze` per candle, fed the
   candle ring as the orchestrator feeds it.
@@ -32,8 +33,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trdr_tui.agents import build_orchestrator
+from trdr_tui.agents.experimental.rl import core_consensus_batch, train
 from trdr_tui.agents.orchestrator import Orchestrator, OrchestratorConfig
-from trdr_tui.agents.protocol import MarketSnapshot
+from trdr_tui.agents.protocol import AgentContext, MarketSnapshot
 from trdr_tui.agents.registry import BUILTINS, CORE_IDS, EXPERIMENTAL_IDS
 from trdr_tui.agents.sources import MemoryCandles
 from trdr_tui.config import convert_settings
@@ -145,10 +147,16 @@ def experimental(bars: CandleArrays, features, rows, repeat: int) -> None:  # ty
     print(f"\nexperimental agents, {n} candles: batch (fresh agent, best of {repeat}; wall / CPU) · streaming per candle")
     candles = list(bars.candles())
     tail = 2000
-    for aid in EXPERIMENTAL_IDS:
+    # the rl agent with a policy trained (3 episodes) on the first half of the candles
+    half = compute_features(bars[: n // 2])
+    policy = train(half, core_consensus_batch(half, AgentContext(symbol="BTC-USD", timeframe="1h", base_trail=0.015,
+                                                                   min_trail=0.002, max_trail=0.10)),
+                   fee=0.006, episodes=3, seed=1)
+    for aid in (*EXPERIMENTAL_IDS, "rl"):
         walls, cpus = [], []
+        params = {"rl_policy": policy.to_parameters()} if aid == "rl" else {}
         for _ in range(repeat):
-            agent = Orchestrator([BUILTINS[aid]()], OrchestratorConfig(symbol="BTC-USD"), bus=EventBus(),
+            agent = Orchestrator([BUILTINS[aid]()], OrchestratorConfig(symbol="BTC-USD", params=params), bus=EventBus(),
                                  clock=SimClock(0)).agents[0]
             t0, c0 = time.perf_counter(), time.process_time()
             agent.analyze_batch(features)  # type: ignore[attr-defined]
@@ -174,7 +182,7 @@ def advanced(bars: CandleArrays, features, rows, repeat: int, passes: int) -> No
     ref_close = 50.0 * np.exp(np.cumsum(0.9 * r + rng.normal(0.0, 0.004, n)))
     ref = CandleArrays(bars.ts, ref_close, ref_close, ref_close, ref_close, bars.volume)
     source = MemoryCandles({("ETH-USD", "1h"): ref})
-    ids = [i for i in BUILTINS if i not in CORE_IDS and i not in EXPERIMENTAL_IDS]
+    ids = [i for i in BUILTINS if i not in CORE_IDS and i not in EXPERIMENTAL_IDS and i != "rl"]
     orch = Orchestrator([BUILTINS[i]() for i in ids], OrchestratorConfig(symbol="BTC-USD",
                         params={"reference_symbol": "ETH-USD"}), bus=EventBus(), clock=SimClock(0), candles=source)
     print(f"\nadvanced agents, {n} candles: batch (best of {repeat}) · streaming per candle (best of {passes})")

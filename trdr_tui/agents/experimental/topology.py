@@ -90,9 +90,16 @@ class TopologicalShapeAgent(WindowAgent):
     def _at(self, ts: npt.NDArray[np.int64], close: F64, pos: npt.NDArray[np.int64]) -> tuple[F64, F64]:
         """The H₁ summary at position `pos` of each row (NaN where pos is -1); each distinct bar once."""
         tp, lam = np.full(pos.shape[0], np.nan), np.full(pos.shape[0], np.nan)
-        for j in np.flatnonzero(pos >= 0):
+        rows = np.flatnonzero(pos >= 0)
+        if rows.size == 0:
+            return tp, lam
+        bar_ts = ts[rows, pos[rows]]
+        unique, first, inverse = np.unique(bar_ts, return_index=True, return_inverse=True)
+        values = np.empty((unique.shape[0], 2))
+        for k, j in enumerate(rows[first].tolist()):
             p = int(pos[j])
-            tp[j], lam[j] = self._summary(int(ts[j, p]), close[j, p - self.embed + 1:p + 1])
+            values[k] = self._summary(int(unique[k]), close[j, p - self.embed + 1:p + 1])
+        tp[rows], lam[rows] = values[inverse, 0], values[inverse, 1]
         return tp, lam
 
     def scores(self, cols: dict[str, npt.NDArray[Any]]) -> Scores:
