@@ -9,6 +9,9 @@ random walk) and prints:
 - the orchestrator's whole batch path (`precompute`: features + agents + adaptive weights + consensus);
 - the streaming cost per candle: indicators alone (talipp), each agent's `analyze`, and the whole
   panel through `Orchestrator.on_candle` (aim < 50 µs per candle);
+- the experimental agents (entropy, swarm, harmonic, topology, fractal, quantum) and the rl agent (a
+  policy trained for 3 episodes on the first half): `analyze_batch` on N candles, a fresh agent each
+  run (PRD target < 100 ms), wall and CPU time, and `analyze` per candle;
 - the advanced agents (time decay, microstructure, correlation against a seeded synthetic reference
   product, sentiment): `analyze_batch` on N candles (aim < 10 ms) and `analyze` per candle, fed the
   candle ring as the orchestrator feeds it;
@@ -33,9 +36,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trdr_tui.agents import build_orchestrator
+from trdr_tui.agents.experimental.rl import core_consensus_batch, train
 from trdr_tui.agents.orchestrator import Orchestrator, OrchestratorConfig
-from trdr_tui.agents.protocol import MarketSnapshot
-from trdr_tui.agents.registry import BUILTINS, CORE_IDS
+from trdr_tui.agents.protocol import AgentContext, MarketSnapshot
+from trdr_tui.agents.registry import BUILTINS, CORE_IDS, EXPERIMENTAL_IDS
 from trdr_tui.agents.sources import MemoryCandles
 from trdr_tui.config import convert_settings
 from trdr_tui.core.arrays import CandleArrays
@@ -137,6 +141,42 @@ def main() -> None:
     print(f"  {'whole panel: on_candle, CPU time':32s} {cpu * 1e6:8.1f} µs")
     advanced(bars, features, rows, args.repeat, passes)
     ai_chart(bars, features, args.repeat)
+    experimental(bars, features, rows, args.repeat)
+
+
+def experimental(bars: CandleArrays, features, rows, repeat: int) -> None:  # type: ignore[no-untyped-def]
+    """Each experimental agent: batch on a fresh agent (no cache from an earlier run), best of `repeat`,
+    wall and CPU time; streaming `analyze` per candle over the last 2,000 candles (one pass)."""
+    n = len(bars)
+    print(f"\nexperimental agents, {n} candles: batch (fresh agent, best of {repeat}; wall / CPU) · streaming per candle")
+    candles = list(bars.candles())
+    tail = 2000
+    # the rl agent with a policy trained (3 episodes) on the first half of the candles
+    half = compute_features(bars[: n // 2])
+    policy = train(half, core_consensus_batch(half, AgentContext(symbol="BTC-USD", timeframe="1h", base_trail=0.015,
+                                                                   min_trail=0.002, max_trail=0.10)),
+                   fee=0.006, episodes=3, seed=1)
+    for aid in (*EXPERIMENTAL_IDS, "rl"):
+        walls, cpus = [], []
+        params = {"rl_policy": policy.to_parameters()} if aid == "rl" else {}
+        for _ in range(repeat):
+            agent = Orchestrator([BUILTINS[aid]()], OrchestratorConfig(symbol="BTC-USD", params=params), bus=EventBus(),
+                                 clock=SimClock(0)).agents[0]
+            t0, c0 = time.perf_counter(), time.process_time()
+            agent.analyze_batch(features)  # type: ignore[attr-defined]
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        ring: deque = deque(maxlen=1000)
+        start = n - tail
+        for c in candles[start - 1000:start]:
+            ring.append(c)
+        t0 = time.perf_counter()
+        for i in range(start, n):
+            ring.append(candles[i])
+            agent.analyze(MarketSnapshot(symbol="BTC-USD", now=rows[i].ts, index=i, features=rows[i], history=ring))
+        per = (time.perf_counter() - t0) / tail
+        print(f"  {'agent ' + aid:32s} batch {min(walls) * 1e3:8.1f} ms / {min(cpus) * 1e3:6.1f} ms CPU   "
+              f"analyze {per * 1e6:8.1f} µs")
 
 
 def advanced(bars: CandleArrays, features, rows, repeat: int, passes: int) -> None:  # type: ignore[no-untyped-def]
@@ -146,7 +186,8 @@ def advanced(bars: CandleArrays, features, rows, repeat: int, passes: int) -> No
     ref_close = 50.0 * np.exp(np.cumsum(0.9 * r + rng.normal(0.0, 0.004, n)))
     ref = CandleArrays(bars.ts, ref_close, ref_close, ref_close, ref_close, bars.volume)
     source = MemoryCandles({("ETH-USD", "1h"): ref})
-    ids = [i for i in BUILTINS if i not in CORE_IDS and not getattr(BUILTINS[i], "paid_service", False)]
+    ids = [i for i in BUILTINS if i not in CORE_IDS and i not in EXPERIMENTAL_IDS and i != "rl"
+           and not getattr(BUILTINS[i], "paid_service", False)]
     orch = Orchestrator([BUILTINS[i]() for i in ids], OrchestratorConfig(symbol="BTC-USD",
                         params={"reference_symbol": "ETH-USD"}), bus=EventBus(), clock=SimClock(0), candles=source)
     print(f"\nadvanced agents, {n} candles: batch (best of {repeat}) · streaming per candle (best of {passes})")

@@ -259,6 +259,9 @@ class _AgentsShared(_Section, frozen=True):
     enabled: tuple[str, ...]
     weights: dict[str, float]
     reference_symbol: str  # the correlation agent's reference product, e.g. ETH-USD
+    rl_policy: str  # the rl agent's Q-table: a parameter version (id, name or tag) from `trdr train rl`; "" = none
+    decision_source: str  # "panel" or "ensemble" (agents/ensemble.py)
+    ensemble_model: str  # the ensemble's weights: a parameter version from `trdr train ensemble`; "" = none
     timeout_seconds: float
     disagreement_threshold: float
     adaptive_weights: bool
@@ -275,6 +278,10 @@ class _AgentsShared(_Section, frozen=True):
             raise ValueError(f"`reference_symbol` must look like BASE-QUOTE (e.g. ETH-USD), got {self.reference_symbol!r}")
         if self.min_weight > self.max_weight:
             raise ValueError("`min_weight` must not exceed `max_weight`")
+        if self.decision_source not in ("panel", "ensemble"):
+            raise ValueError(f"`decision_source` must be 'panel' or 'ensemble', got {self.decision_source!r}")
+        if self.decision_source == "ensemble" and not self.ensemble_model:
+            raise ValueError("`decision_source = \"ensemble\"` needs `ensemble_model` (fit one: trdr train ensemble)")
         for agent_id, w in self.weights.items():
             if not math.isfinite(w) or w < 0:
                 raise ValueError(f"weight for agent '{agent_id}' must be a finite number ≥ 0, got {w}")

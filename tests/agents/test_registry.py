@@ -64,7 +64,9 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 def test_builtins_only_without_plugins() -> None:
     reg = AgentRegistry(load_plugins=False)
     assert reg.ids() == ["volatility", "momentum", "volume_profile", "market_structure", "regime",
-                         "time_decay", "microstructure", "correlation", "sentiment", "ai_pattern"]
+                         "time_decay", "microstructure", "correlation", "sentiment", "ai_pattern",
+                         "entropy_transition", "swarm", "harmonic_resonance", "topological_shape", "fractal_memory",
+                         "quantum_superposition", "rl"]
     assert all(i.source == "built-in" and i.version == "1.0.0" for i in reg.available())
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 
 from trdr_tui.agents.ai.pattern import AIPatternAgent
 from trdr_tui.agents.ai.resolver import AIMetaResolver
 from trdr_tui.agents.ai.service import ClaudeService
+from trdr_tui.agents.ensemble import EnsembleDecisionSource, EnsembleModel
+from trdr_tui.agents.experimental.rl import QPolicy
 from trdr_tui.agents.meta import MetaResolver
 from trdr_tui.agents.orchestrator import WEIGHTS_TOPIC, Orchestrator, OrchestratorConfig
 from trdr_tui.agents.performance import AdaptiveConfig
@@ -23,6 +26,7 @@ from trdr_tui.core.events import LogEvent, WeightsChanged
 from trdr_tui.market.indicators import IndicatorParams
 from trdr_tui.store.db import Store
 from trdr_tui.store.decisions import DecisionLog, load_weights
+from trdr_tui.store.sessions import ParameterRepository
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,8 @@ def build_orchestrator(
         base_trail=settings.trailing.distance, min_trail=settings.trailing.min_distance,
         max_trail=settings.trailing.max_distance,
         adaptive=AdaptiveConfig(enabled=cfg.adaptive_weights, min_weight=cfg.min_weight, max_weight=cfg.max_weight),
-        params={"reference_symbol": cfg.reference_symbol},
+        params={"reference_symbol": cfg.reference_symbol, "seed": settings.backtest.seed,
+                "rl_policy": _version(cfg.rl_policy, store, "rl_policy", settings) if "rl" in cfg.enabled else None},
     )
     use_meta = settings.ai.meta_resolver and ai_mode != "off" and resolver is None
     if ai is None and (use_meta or AIPatternAgent.id in [a.id for a in agents]):
@@ -105,3 +110,40 @@ def build_orchestrator(
         resolver.attach(orch.state)
     bus.publish(WEIGHTS_TOPIC, WeightsChanged(ts=clock.now_ns(), weights=orch.weights(), source="config"))
     return orch
+
+
+def build_decision_source(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None = None,
+                          **kwargs: Any) -> Orchestrator | EnsembleDecisionSource:
+    """`build_orchestrator` (same arguments), wrapped in the ensemble when `[agents] decision_source =
+    "ensemble"`: its weights come from the parameter version `[agents] ensemble_model` (needs `store`)."""
+    orch = build_orchestrator(settings, bus=bus, clock=clock, store=store, **kwargs)
+    cfg = settings.agents
+    if cfg.decision_source != "ensemble":
+        return orch
+    model = _version(cfg.ensemble_model, store, "ensemble_model", settings)
+    assert model is not None
+    policy = _version(cfg.rl_policy, store, "rl_policy", settings)
+    return EnsembleDecisionSource(orch, EnsembleModel.from_parameters(model),
+                                  QPolicy.from_parameters(policy) if policy else None)
+
+
+def _version(ident: str, store: Store | None, key: str, settings: Settings) -> dict[str, object] | None:
+    """The parameters of the version `ident` ([agents] `key`), None when none is set. Read from `store`,
+    else (a backtest's engine has no store of its own) from the database named by TRDR_DB, `[store]
+    path` or the default path."""
+    if not ident:
+        return None
+    if store is not None:
+        return dict(ParameterRepository(store).find(ident).parameters)
+    import os
+
+    from trdr_tui.store import default_db_path
+
+    path = os.environ.get("TRDR_DB") or settings.store.path or str(default_db_path())
+    if not os.path.isfile(path):
+        raise ConfigError(f"[agents] {key} = '{ident}' names a parameter version, but there is no database at {path}",
+                          hint="set TRDR_DB (or [store] path) to the database 'trdr train' saved it in")
+    with Store(path) as db:  # the configuration of any connection this process already has open
+        return dict(ParameterRepository(db).find(ident).parameters)
+
+

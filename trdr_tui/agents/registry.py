@@ -30,6 +30,13 @@ from trdr_tui.agents.core.momentum import MomentumAgent
 from trdr_tui.agents.core.regime import RegimeAgent
 from trdr_tui.agents.core.volatility import VolatilityAgent
 from trdr_tui.agents.core.volume_profile import VolumeProfileAgent
+from trdr_tui.agents.experimental.entropy import EntropyTransitionAgent
+from trdr_tui.agents.experimental.fractal import FractalMemoryAgent
+from trdr_tui.agents.experimental.harmonic import HarmonicResonanceAgent
+from trdr_tui.agents.experimental.quantum import QuantumSuperpositionAgent
+from trdr_tui.agents.experimental.rl import RLTradingAgent
+from trdr_tui.agents.experimental.swarm import SwarmIntelligenceAgent
+from trdr_tui.agents.experimental.topology import TopologicalShapeAgent
 from trdr_tui.agents.protocol import Agent
 from trdr_tui.core.errors import ConfigError
 
@@ -48,8 +55,17 @@ BUILTINS: dict[str, AgentFactory] = {
     CorrelationAgent.id: CorrelationAgent,
     SentimentAgent.id: SentimentAgent,
     AIPatternAgent.id: AIPatternAgent,
+    EntropyTransitionAgent.id: EntropyTransitionAgent,
+    SwarmIntelligenceAgent.id: SwarmIntelligenceAgent,
+    HarmonicResonanceAgent.id: HarmonicResonanceAgent,
+    TopologicalShapeAgent.id: TopologicalShapeAgent,
+    FractalMemoryAgent.id: FractalMemoryAgent,
+    QuantumSuperpositionAgent.id: QuantumSuperpositionAgent,
+    RLTradingAgent.id: RLTradingAgent,
 }
 CORE_IDS: tuple[str, ...] = ("volatility", "momentum", "volume_profile", "market_structure", "regime")
+EXPERIMENTAL_IDS: tuple[str, ...] = ("entropy_transition", "swarm", "harmonic_resonance", "topological_shape",
+                                     "fractal_memory", "quantum_superposition")
 
 
 class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):

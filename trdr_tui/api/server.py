@@ -196,7 +196,13 @@ class ApiServer:
     def _handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         method = getattr(self, f"op_{route.op}")
 
+        known = {p.name for p in route.params if p.where == "query"}
+
         async def handle(request: web.Request) -> web.Response:
+            unknown = sorted(set(request.query) - known)
+            if unknown:
+                raise ApiError(400, f"unknown query parameter(s): {', '.join(map(repr, unknown))}",
+                               f"this operation takes: {', '.join(sorted(known)) or 'none'}")
             args: dict[str, Any] = {}
             for p in route.params:
                 raw = request.match_info.get(p.name) if p.where == "path" else request.query.get(p.name)

@@ -19,9 +19,11 @@ from trdr_tui.commands import (
     params,
     sessions,
     status,
+    train,
 )
 from trdr_tui.commands.context import CliContext
 
-COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status, attach, inspect]
+COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status, attach, inspect,
+                              train]
 
 __all__ = ["COMMANDS", "CliContext"]

@@ -180,17 +180,17 @@ def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None,
 
 def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None, run_id: str,
                   mode: Mode, candles: CandleSource | None = None, ai: ClaudeService | None = None) -> DecisionSource:
-    """The agent panel from `[agents]` (trdr_tui.agents.factory.build_orchestrator)."""
+    """The agent panel from `[agents]`, or the ensemble over it (trdr_tui.agents.factory.build_decision_source)."""
     try:
-        from trdr_tui.agents.factory import build_orchestrator
+        from trdr_tui.agents.factory import build_decision_source
     except ImportError as exc:
         raise NotAvailable(f"agent-driven trading needs the agents package ({exc})",
                            hint="run a preset instead: --preset simple-trailing") from None
     backtest = mode is Mode.BACKTEST
-    orch: Any = build_orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id,
-                                   log_batch_size=settings.backtest.batch_size if backtest else 1,
-                                   restore_weights=not backtest, candles=candles, ai=ai,
-                                   ai_mode=settings.ai.backtest if backtest else "live")
+    orch: Any = build_decision_source(settings, bus=bus, clock=clock, store=store, run_id=run_id,
+                                      log_batch_size=settings.backtest.batch_size if backtest else 1,
+                                      restore_weights=not backtest, candles=candles, ai=ai,
+                                      ai_mode=settings.ai.backtest if backtest else "live")
     return orch  # type: ignore[no-any-return]
 
 
