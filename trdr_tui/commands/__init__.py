@@ -17,11 +17,12 @@ from trdr_tui.commands import (
     inspect,
     optimize,
     params,
+    serve,
     sessions,
     status,
 )
 from trdr_tui.commands.context import CliContext
 
-COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status, attach, inspect]
+COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status, attach, inspect, serve]
 
 __all__ = ["COMMANDS", "CliContext"]
