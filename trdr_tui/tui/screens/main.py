@@ -39,6 +39,7 @@ MAIN_BINDINGS: list[BindingType] = [
     Binding("left", "app.previous_pane", "Pane left", show=False, priority=True, id="pane_left"),
     Binding("l", "app.log_level", "Log level", show=False, id="log_level"),
     Binding("slash", "app.log_filter", "Filter logs", show=False, id="log_filter"),
+    Binding("i", "app.inspect", "Inspect", show=False, id="inspector"),
 ]
 
 
