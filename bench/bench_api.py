@@ -124,9 +124,10 @@ async def bench(args: argparse.Namespace, url: str, token: str, pid: int) -> Non
         rss0 = rss_mib(pid)
         b0 = await bars(http, url, token)
         print(f"without clients: bench_latency.py --samples {args.samples} beside the replaying bot …", flush=True)
+        ta = time.monotonic()
         base = await run_latency(args.samples)
         b1 = await bars(http, url, token)
-        print(f"  the bot replayed {b1 - b0} bars meanwhile")
+        print(f"  the bot replayed {b1 - b0} bars meanwhile ({(b1 - b0) / (time.monotonic() - ta):.0f} bars/s)")
 
         counts = [Counter[str]() for _ in range(args.clients)]
         stop, ready, n_ready = asyncio.Event(), asyncio.Event(), [0]
