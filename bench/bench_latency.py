@@ -116,15 +116,18 @@ async def run(samples: int, db: Path) -> list[float]:
     fake.set_price(f"{price:.2f}")  # opens the first bar
     try:
         for i in range(samples + 5):  # the first few warm the caches and are dropped
-            fake.index += 4  # an hour later: this trade (at the last price) closes the bar, the policy arms
-            fake.set_price(f"{price:.2f}")
-            await wait_for(lambda: bool(engine.orders.trailing))
-            await asyncio.sleep(0.002)
             n = len(latencies)
             buying = engine.portfolio.position == 0.0
-            price = round(price * (1.05 if buying else 0.95), 2)
-            fake.set_price(f"{price:.2f}")  # this trade fires the trailing order
-            await wait_for(lambda n=n: len(latencies) > n)
+            fake.index += 4  # an hour later: this trade (at the last price) closes the bar, the policy arms
+            fake.set_price(f"{price:.2f}")
+            # the order is armed, or already sent on this very trade (a trailing order whose trigger the
+            # closing price has reached fires at once: the sample is then that trade → its order)
+            await wait_for(lambda n=n: bool(engine.orders.trailing) or len(latencies) > n)
+            if len(latencies) == n:
+                await asyncio.sleep(0.002)
+                price = round(price * (1.05 if buying else 0.95), 2)
+                fake.set_price(f"{price:.2f}")  # this trade fires the trailing order
+                await wait_for(lambda n=n: len(latencies) > n)
             await wait_for(lambda buying=buying: (engine.portfolio.position > 0.0) == buying)
             if i == 4:
                 del latencies[:]

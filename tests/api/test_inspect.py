@@ -39,7 +39,7 @@ def test_an_orders_trace_runs_from_creation_to_fill(trading_bot: Bot) -> None:
     text = inspect(trading_bot, "order", order_id)
     assert text.returncode == 0 and f"order {order_id}" in text.stdout and "→ FILLED" in text.stdout
     missing = inspect(trading_bot, "order", "no-such-order")
-    assert missing.returncode == 1 and "404" in missing.stderr and "no order 'no-such-order'" in missing.stderr
+    assert missing.returncode == 2 and "404" in missing.stderr and "no order 'no-such-order'" in missing.stderr
 
 
 def test_decisions_and_agent_profiles(trading_bot: Bot) -> None:
@@ -58,3 +58,23 @@ def test_decisions_and_agent_profiles(trading_bot: Bot) -> None:
     unknown = inspect(trading_bot, "agent", "nope")
     assert unknown.returncode == 2 and "no agent 'nope'" in unknown.stderr
     assert inspect(trading_bot, "decisions", "--limit", "0").returncode == 2
+
+
+async def test_the_attached_cockpits_inspector_reads_the_bot(trading_bot: Bot) -> None:
+    from trdr_tui.api.client import RemoteEngine
+    from trdr_tui.config import load_settings
+    from trdr_tui.tui.inspection import RemoteInspection, inspection_for
+
+    remote = await RemoteEngine.connect(trading_bot.url, trading_bot.token, stop_remote=False)
+    try:
+        source = inspection_for(remote, load_settings(None))
+        assert isinstance(source, RemoteInspection)
+        order_id = trading_bot.get("/api/trades")["trades"][0]["exit_order_id"]
+        trace = await source.order_trace(order_id)
+        assert trace is not None and trace["order"]["id"] == order_id and trace["timeline"][0]["kind"] == "created"
+        assert await source.order_trace("no-such-order") is None
+        decisions = await source.decisions(3)
+        assert 1 <= len(decisions) <= 3 and all(d["signals"] for d in decisions)
+        assert [a["id"] for a in await source.agents()] == [a["id"] for a in trading_bot.get("/api/agents")["agents"]]
+    finally:
+        await remote.stop()

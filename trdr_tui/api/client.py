@@ -112,6 +112,10 @@ class RemoteEngine:
     def agent_base_weights(self) -> dict[str, float]:
         return dict(self._base)
 
+    async def fetch(self, path: str) -> Any:
+        """GET `path` of the remote API as JSON. Raises StopError (unreachable, or not 200)."""
+        return await _get(self.session, self.url, path)
+
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         if agent_id not in self._base:
             raise ConfigError(f"no agent '{agent_id}' in the remote panel", hint=f"agents: {', '.join(self._base)}")

@@ -17,6 +17,7 @@ from trdr_tui.commands import (
     inspect,
     optimize,
     params,
+    serve,
     sessions,
     status,
     train,
@@ -24,6 +25,6 @@ from trdr_tui.commands import (
 from trdr_tui.commands.context import CliContext
 
 COMMANDS: list[ModuleType] = [data, backtest, optimize, agents, sessions, params, account, status, attach, inspect,
-                              train]
+                              train, serve]
 
 __all__ = ["COMMANDS", "CliContext"]

@@ -31,8 +31,10 @@ from trdr_tui.core.errors import ConfigError, TrdrError
 from trdr_tui.core.events import LogEvent
 from trdr_tui.core.types import Candle, Mode
 from trdr_tui.tui.bridge import Bridge, LogReceived
+from trdr_tui.tui.inspection import inspection_for
 from trdr_tui.tui.screens.backtest import BacktestFormScreen
 from trdr_tui.tui.screens.help import HelpScreen
+from trdr_tui.tui.screens.inspector import InspectorScreen
 from trdr_tui.tui.screens.main import MAIN_BINDINGS, MainScreen
 from trdr_tui.tui.screens.mode import ConfirmLiveScreen, LogFilterScreen, ModeScreen
 from trdr_tui.tui.services import BacktestRunner, CredentialCheck, ModeSwitcher
@@ -197,6 +199,13 @@ class TrdrApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.binding_rows()))
+
+    def action_inspect(self) -> None:
+        source = inspection_for(self.engine, self.settings)
+        if source is None:
+            self.notify("this engine has no inspector data", severity="warning")
+        elif not isinstance(self.screen, InspectorScreen):
+            self.push_screen(InspectorScreen(source, self.main.orders.selected))
 
     async def action_quit(self) -> None:
         """Graceful: the engine stops and writes its shutdown checkpoint before the app exits."""

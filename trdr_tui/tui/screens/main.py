@@ -40,6 +40,7 @@ MAIN_BINDINGS: list[BindingType] = [
     Binding("l", "app.log_level", "Log level", show=False, id="log_level"),
     Binding("slash", "app.log_filter", "Filter logs", show=False, id="log_filter"),
     Binding("e", "app.export_chart", "Export chart", show=False, id="export_chart"),
+    Binding("i", "app.inspect", "Inspect", show=False, id="inspector"),
 ]
 
 

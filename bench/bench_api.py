@@ -1,0 +1,204 @@
+"""Load on the control API: many WebSocket clients subscribed to every channel of a running bot.
+
+A real headless bot (`trdr --headless --feed replay --api 127.0.0.1:PORT`, its own process, a temporary
+database) replays the real hourly BTC-USD candles at `--speed` candles per second. Then:
+
+1. without clients: `bench_latency.py` (WS trade frame → POST /orders, its own engine and fake exchange,
+   another process) runs beside the replaying bot;
+2. `--clients` aiohttp WebSocket clients connect to `/api/ws` with the bot's token, subscribe to `"*"`
+   (every channel, `events` included) and count what they receive, for up to `--seconds`; meanwhile the
+   bot's resident memory is sampled from /proc every second and `bench_latency.py` runs again.
+
+Printed: events delivered per client (total, per second, by channel), the server's dropped and coalesced
+counts (`api_ws_dropped_total`, `api_ws_coalesced_total` from `/metrics`), the bot's RSS before/peak/after,
+the bot's own engine event rate (its `/api/status` bar count), and the latency figures of both runs with
+their difference. Everything is on loopback, bounded in clients and time, and stops by itself (the bot
+is stopped through `POST /api/trading/stop`, killed only if it does not exit).
+
+    .venv/bin/python bench/bench_api.py [--clients 100] [--seconds 60] [--speed 200] [--samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "coinbase_btcusd_1h_2017-07_2019-10.cdd.csv"
+LATENCY_LINE = re.compile(r"p50 ([\d.]+) ms\s+p90 ([\d.]+) ms\s+p99 ([\d.]+) ms")
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def start_bot(tmp: Path, speed: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRDR_")}
+    env["XDG_CONFIG_HOME"] = str(tmp / "config")
+    env["XDG_DATA_HOME"] = str(tmp / "data")
+    db = tmp / "bot.duckdb"
+    data = ["--data", str(DATA)] if DATA.exists() else []
+    proc = subprocess.Popen([sys.executable, "-m", "trdr_tui", "--db", str(db), "--headless", "--feed", "replay",
+                             *data, "--speed", speed, "--api", "127.0.0.1:0"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    discovery = tmp / "bot.duckdb.api.json"
+    deadline = time.monotonic() + 60
+    while not discovery.is_file():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("the bot did not start")
+        time.sleep(0.05)
+    info = json.loads(discovery.read_text())
+    return proc, info["url"], Path(info["token_file"]).read_text().strip()
+
+
+async def run_latency(samples: int) -> tuple[float, float, float]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(REPO / "bench" / "bench_latency.py"),
+                                                "--samples", str(samples), cwd=REPO,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    m = LATENCY_LINE.search(out.decode())
+    if not m:
+        raise SystemExit(f"bench_latency.py gave no figures:\n{out.decode()}")
+    p50, p90, p99 = (float(x) for x in m.groups())
+    return p50, p90, p99
+
+
+async def client(session: aiohttp.ClientSession, url: str, token: str, counts: Counter[str],
+                 stop: asyncio.Event, ready: asyncio.Event, n_ready: list[int], total: int) -> None:
+    async with session.ws_connect(url + "/api/ws", headers={"Authorization": f"Bearer {token}"},
+                                  max_msg_size=0) as ws:
+        await ws.send_str(json.dumps({"type": "subscribe", "channels": ["*"]}))
+        while True:  # the `events` backlog is queued before the ack
+            reply = json.loads((await ws.receive()).data)
+            if reply.get("type") == "error":
+                raise SystemExit(f"subscribe refused: {reply}")
+            if reply.get("type") == "ack":
+                break
+            counts[reply["channel"]] += 1
+        n_ready[0] += 1
+        if n_ready[0] == total:
+            ready.set()
+        while not stop.is_set():
+            try:
+                msg = await asyncio.wait_for(ws.receive(), 0.5)
+            except TimeoutError:
+                continue
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+            counts[json.loads(msg.data).get("channel", "reply")] += 1
+
+
+async def metric(session: aiohttp.ClientSession, url: str, token: str, name: str) -> float:
+    async with session.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}) as r:
+        text = await r.text()
+    m = re.search(rf"^{name} ([\d.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+async def bars(session: aiohttp.ClientSession, url: str, token: str) -> int:
+    async with session.get(url + "/api/status", headers={"Authorization": f"Bearer {token}"}) as r:
+        return int((await r.json())["bars"])
+
+
+async def bench(args: argparse.Namespace, url: str, token: str, pid: int) -> None:
+    async with aiohttp.ClientSession() as http:
+        rss0 = rss_mib(pid)
+        b0 = await bars(http, url, token)
+        print(f"without clients: bench_latency.py --samples {args.samples} beside the replaying bot …", flush=True)
+        ta = time.monotonic()
+        base = await run_latency(args.samples)
+        b1 = await bars(http, url, token)
+        print(f"  the bot replayed {b1 - b0} bars meanwhile ({(b1 - b0) / (time.monotonic() - ta):.0f} bars/s)")
+
+        counts = [Counter[str]() for _ in range(args.clients)]
+        stop, ready, n_ready = asyncio.Event(), asyncio.Event(), [0]
+        conn = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=conn) as ws_http:
+            tasks = [asyncio.create_task(client(ws_http, url, token, c, stop, ready, n_ready, args.clients))
+                     for c in counts]
+            await asyncio.wait_for(ready.wait(), 60)
+            dropped0 = await metric(http, url, token, "api_ws_dropped_total")
+            coalesced0 = await metric(http, url, token, "api_ws_coalesced_total")
+            t0, b2 = time.monotonic(), await bars(http, url, token)
+            print(f"{args.clients} clients subscribed to every channel; bench_latency.py runs again …", flush=True)
+            latency = asyncio.create_task(run_latency(args.samples))
+            peak = rss_mib(pid) or 0.0
+            while time.monotonic() - t0 < args.seconds and not all(t.done() for t in tasks):
+                await asyncio.sleep(1.0)
+                peak = max(peak, rss_mib(pid) or 0.0)
+            loaded = await latency
+            elapsed = time.monotonic() - t0
+            b3 = await bars(http, url, token)
+            dropped = await metric(http, url, token, "api_ws_dropped_total") - dropped0
+            coalesced = await metric(http, url, token, "api_ws_coalesced_total") - coalesced0
+            rss1 = rss_mib(pid)
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        per = sorted(sum(c.values()) - c["reply"] for c in counts)
+        by_channel = Counter[str]()
+        for c in counts:
+            by_channel.update(c)
+        del by_channel["reply"]
+        print(f"\nwith {args.clients} clients for {elapsed:.1f} s (bot at --speed {args.speed}: {b3 - b2} bars, "
+              f"{(b3 - b2) / elapsed:.0f} bars/s):")
+        print(f"  messages delivered per client: median {statistics.median(per):,.0f} "
+              f"({statistics.median(per) / elapsed:,.0f}/s), min {per[0]:,}, max {per[-1]:,}")
+        print("  per client by channel (mean): " + ", ".join(
+            f"{ch} {n / args.clients:,.0f}" for ch, n in by_channel.most_common()))
+        print(f"  server: dropped {dropped:,.0f}, coalesced {coalesced:,.0f} (all clients, /metrics)")
+        print(f"  bot RSS: {rss0:.0f} MiB before clients, peak {peak:.0f} MiB, {rss1:.0f} MiB at the end")
+        print("\nWS trade → POST /orders (bench_latency.py, another process beside the bot):")
+        print(f"  without clients: p50 {base[0]:.2f} ms  p90 {base[1]:.2f} ms  p99 {base[2]:.2f} ms")
+        print(f"  with clients:    p50 {loaded[0]:.2f} ms  p90 {loaded[1]:.2f} ms  p99 {loaded[2]:.2f} ms")
+        print(f"  change of p50: {100 * (loaded[0] - base[0]) / base[0]:+.1f} %, "
+              f"p99: {100 * (loaded[2] - base[2]) / base[2]:+.1f} %")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=100, help="WebSocket clients (1-500, default 100)")
+    p.add_argument("--seconds", type=float, default=60.0, help="longest time with the clients (1-60, default 60)")
+    p.add_argument("--speed", default="200", help="the bot's replay speed, candles per second (default 200)")
+    p.add_argument("--samples", type=int, default=100, help="bench_latency.py samples per run (default 100)")
+    args = p.parse_args()
+    if not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 60:
+        p.error("--clients must be 1-500 and --seconds 1-60")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url, token = start_bot(Path(tmp), args.speed)
+        try:
+            asyncio.run(bench(args, url, token, proc.pid))
+        finally:
+            try:
+                import urllib.request
+
+                urllib.request.urlopen(urllib.request.Request(
+                    url + "/api/trading/stop", method="POST", headers={"Authorization": f"Bearer {token}"}), timeout=10)
+                proc.wait(timeout=60)
+            except Exception:
+                proc.kill()
+                proc.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

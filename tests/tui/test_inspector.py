@@ -1,0 +1,38 @@
+"""The inspector screen (key `i`) on the real engine after a replay of real candles."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from tests.tui.conftest import CockpitFactory, settle
+from trdr_tui.tui.screens.inspector import DECISIONS, InspectorScreen
+from trdr_tui.tui.screens.main import MainScreen
+
+SIZE = (140, 50)
+
+
+async def test_i_shows_decisions_the_selected_orders_trace_and_agent_profiles(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        engine = app.engine
+        order_id = app.main.orders.selected
+        assert order_id is not None
+        order = engine.orders.orders[order_id]
+        await pilot.press("i")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, InspectorScreen)
+        decisions = screen.query_one("#inspector-decisions", DataTable)
+        newest = engine.record.decisions[-1]
+        assert decisions.row_count == min(DECISIONS, len(engine.record.decisions)) > 0
+        assert str(decisions.get_row_at(0)[1]) == newest.action.value
+        trace = screen.query_one("#inspector-trace", DataTable)
+        fills = [f for f in engine.portfolio.fills if f.order_id == order_id]
+        assert trace.row_count == 1 + len(order.history) + len(fills)
+        assert str(trace.get_row_at(0)[2]).startswith(f"created {order.side.value}")
+        agents = screen.query_one("#inspector-agents", DataTable)
+        assert [str(r[0]) for r in (agents.get_row_at(i) for i in range(agents.row_count))] == list(
+            engine.agent_base_weights())
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
