@@ -59,6 +59,7 @@ async def test_plus_minus_change_the_selected_agents_weight_in_engine_and_store(
         await pilot.press("plus")
         assert base_weights(app.engine)[agent] == pytest.approx(before + 0.1)
         in_force = app.engine.agent_weights()[agent]
+        cockpit_store.sync()  # paper mode writes through the journal: bring the database up to date
         stored = cockpit_store.conn.execute(
             "SELECT weight FROM agent_weights WHERE agent_id = ?", [agent]).fetchone()
         assert stored is not None and stored[0] == pytest.approx(in_force)

@@ -120,8 +120,13 @@ def _insert(cur: Any, cols: Mapping[str, npt.NDArray[Any]]) -> None:
 
 
 def save_weights(store: Store, weights: Mapping[str, float], ts_ns: int) -> None:
-    """Upsert the current weight of each agent (one transaction)."""
+    """Upsert the current weight of each agent (one transaction). With the paper/live journal in front
+    of the store, through it: the journal's writer thread is then the only one writing the table (two
+    transactions upserting the same rows at once fail in DuckDB with "Conflict on update")."""
     if not weights:
+        return
+    if store.writer is not None:
+        store.writer.append(*[("agent_weights", (a, float(w), ts_ns // 1000)) for a, w in weights.items()])
         return
     with store.transaction() as cur:
         for agent_id, w in weights.items():
