@@ -112,6 +112,9 @@ def build_engine(
     limits = RiskLimits.none() if preset_obj is not None and not preset_obj.risk_caps \
         else RiskLimits.from_settings(settings)
     risk = RiskManager(limits, portfolio)
+    # Only a real paper/live session reads and writes the saved agent weights; backtests and replays
+    # (the demo) depend on the config alone and leave them as they were.
+    keep_weights = mode is not Mode.BACKTEST and not isinstance(feed, ReplayFeed)
     repo = None
     if store is not None:
         if mode is not Mode.BACKTEST:  # paper/live: the journal in front of the store (invariant 11)
@@ -119,7 +122,7 @@ def build_engine(
             start_writer(store, fsync=sc.journal_fsync, flush_interval_s=sc.flush_interval_seconds,
                          checkpoint_interval_s=sc.db_checkpoint_seconds)
         repo = RunRepository(store, run_id, mode, batched=mode is Mode.BACKTEST,
-                             batch_size=settings.backtest.batch_size)
+                             batch_size=settings.backtest.batch_size, keep_weights=keep_weights)
     tr = settings.trailing
     use_time = preset_obj is None or preset_obj.max_duration
     use_improve = preset_obj is None or preset_obj.improvement
@@ -138,7 +141,7 @@ def build_engine(
     else:
         if decisions is None:
             decisions = _orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id, mode=mode,
-                                      candles=candle_source)
+                                      candles=candle_source, keep_weights=keep_weights)
         policy = GridPolicy(settings, product=product)
         price_model = settings.execution.price_model
 
@@ -170,7 +173,7 @@ def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None) -> Si
 
 
 def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None, run_id: str,
-                  mode: Mode, candles: CandleSource | None = None) -> DecisionSource:
+                  mode: Mode, candles: CandleSource | None = None, keep_weights: bool = False) -> DecisionSource:
     """The agent panel from `[agents]` (trdr_tui.agents.factory.build_orchestrator)."""
     try:
         from trdr_tui.agents.factory import build_orchestrator
@@ -180,7 +183,7 @@ def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Sto
     backtest = mode is Mode.BACKTEST
     orch: Any = build_orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id,
                                    log_batch_size=settings.backtest.batch_size if backtest else 1,
-                                   restore_weights=not backtest, candles=candles)
+                                   restore_weights=keep_weights, candles=candles)
     return orch  # type: ignore[no-any-return]
 
 
