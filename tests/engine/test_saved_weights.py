@@ -59,3 +59,4 @@ async def test_a_paper_session_starts_from_and_saves_the_weights(hourly: CandleA
     await paper.run()
     store.sync()
     assert load_weights(store)["momentum"] == 0.3
+
