@@ -323,3 +323,20 @@ async def test_log_pane_scrolls_back_and_follows_again(make_cockpit: CockpitFact
         assert logs.lines_back > 2
         await pilot.press("end")
         assert logs.lines_back == 0 and logs.window()[-1] is newest
+
+
+async def test_the_selected_agents_whole_reason_is_shown(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.main.agents
+        app.main.query_one(AgentTable).focus()
+        for _ in range(len(panel.agent_ids)):  # each agent in turn: its reason, not the column's cut
+            agent = panel.selected
+            assert agent is not None
+            reason = panel.signals[agent].reasoning
+            await pilot.pause()
+            shown = str(app.main.query_one("#agent-why").render())
+            assert shown.replace("\n", "") == f"{agent}: {reason}"
+            await pilot.press("down")
+        assert any(len(s.reasoning) > 40 for s in panel.signals.values())  # longer than the `why` column
