@@ -340,3 +340,17 @@ async def test_the_selected_agents_whole_reason_is_shown(make_cockpit: CockpitFa
             assert shown.replace("\n", "") == f"{agent}: {reason}"
             await pilot.press("down")
         assert any(len(s.reasoning) > 40 for s in panel.signals.values())  # longer than the `why` column
+
+
+async def test_the_status_bar_keeps_the_time_and_paused_at_80x24(make_cockpit: CockpitFactory) -> None:
+    from trdr_tui.tui.format import price_text, ts_text
+
+    app = make_cockpit()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await pilot.pause()
+        status = app.main.status
+        text = "".join(seg.text for seg in status.render_line(0))
+        assert "PAUSED" in text and ts_text(status.engine_ts) in text, text
+        assert "PAPER" in text and price_text(app.engine.last_price) in text
