@@ -354,3 +354,34 @@ async def test_the_status_bar_keeps_the_time_and_paused_at_80x24(make_cockpit: C
         text = "".join(seg.text for seg in status.render_line(0))
         assert "PAUSED" in text and ts_text(status.engine_ts) in text, text
         assert "PAPER" in text and price_text(app.engine.last_price) in text
+
+
+async def test_orders_show_the_fill_price_and_their_own_ids(make_cockpit: CockpitFactory) -> None:
+    import msgspec
+
+    from trdr_tui.core.events import OrderEvent
+    from trdr_tui.core.types import OrderStatus
+    from trdr_tui.tui.format import price_text
+
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.main.orders
+        table = app.main.query_one(OrderTable)
+        filled = [o for o in panel.orders.values() if o.status is OrderStatus.FILLED]
+        assert filled and all(o.price is not None for o in filled)
+        # a limit that filled better than its price (as a marketable or trailing order does)
+        first = filled[0]
+        assert first.price is not None
+        better = msgspec.structs.replace(first, avg_fill_price=round(first.price * 0.99, 2))
+        panel.add_order_event(OrderEvent(order=better, transition=panel.transitions[first.id][-1]))
+        panel.rebuild()
+        assert str(table.get_cell(first.id, "price")) == price_text(better.avg_fill_price) != price_text(first.price)
+        for order in filled:
+            assert str(table.get_cell(order.id, "price")) == price_text(panel.orders[order.id].avg_fill_price)
+        heads = set()
+        for order in list(panel.orders.values())[:5]:
+            panel.selected = order.id
+            panel._render_timeline()
+            heads.add(str(app.main.query_one("#timeline").render()).splitlines()[0])
+        assert len(heads) == min(5, len(panel.orders))  # each order its own id
