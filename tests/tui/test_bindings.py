@@ -46,7 +46,7 @@ async def test_replay_reaches_every_pane(make_cockpit: CockpitFactory) -> None:
         assert app.bridge is not None and app.bridge.stats.received > 600
 
 
-async def test_plus_minus_change_the_selected_agents_weight_in_engine_and_store(
+async def test_plus_minus_change_the_selected_agents_weight_in_the_engine_not_the_store(
         make_cockpit: CockpitFactory, cockpit_store: Store) -> None:
     app = make_cockpit(persist=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -62,7 +62,7 @@ async def test_plus_minus_change_the_selected_agents_weight_in_engine_and_store(
         cockpit_store.sync()  # paper mode writes through the journal: bring the database up to date
         stored = cockpit_store.conn.execute(
             "SELECT weight FROM agent_weights WHERE agent_id = ?", [agent]).fetchone()
-        assert stored is not None and stored[0] == pytest.approx(in_force)
+        assert stored is None  # a replay never writes the weights a paper/live session starts with
         assert app.main.agents.weights[agent] == pytest.approx(in_force)
         await pilot.press("minus", "minus")
         assert base_weights(app.engine)[agent] == pytest.approx(before - 0.1)
@@ -159,7 +159,12 @@ async def test_mode_key_refuses_live_without_credentials(make_cockpit: CockpitFa
         await pilot.press("m")
         assert isinstance(app.screen, ModeScreen)
         options = app.screen.query_one(OptionList)
-        assert options.get_option(Mode.PAPER.value).disabled  # already there
+        assert options.highlighted == options.get_option_index(Mode.PAPER.value)  # the current mode
+        await pilot.press("enter")  # keeps it
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen) and app.engine.mode == Mode.PAPER
+        await pilot.press("m")
+        options = app.screen.query_one(OptionList)
         options.highlighted = options.get_option_index(Mode.LIVE.value)
         await pilot.press("enter")
         await pilot.pause()
@@ -335,3 +340,65 @@ async def test_e_exports_the_chart_as_a_png(make_cockpit: CockpitFactory, tmp_pa
     assert len(files) == 1
     assert png_size(files[0].read_bytes()) == (800, 600)
     assert any("chart saved to" in str(n.message) for n in app._notifications)
+
+
+async def test_the_selected_agents_whole_reason_is_shown(make_cockpit: CockpitFactory) -> None:
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.main.agents
+        app.main.query_one(AgentTable).focus()
+        for _ in range(len(panel.agent_ids)):  # each agent in turn: its reason, not the column's cut
+            agent = panel.selected
+            assert agent is not None
+            reason = panel.signals[agent].reasoning
+            await pilot.pause()
+            shown = str(app.main.query_one("#agent-why").render())
+            assert shown.replace("\n", "") == f"{agent}: {reason}"
+            await pilot.press("down")
+        assert any(len(s.reasoning) > 40 for s in panel.signals.values())  # longer than the `why` column
+
+
+async def test_the_status_bar_keeps_the_time_and_paused_at_80x24(make_cockpit: CockpitFactory) -> None:
+    from trdr_tui.tui.format import price_text, ts_text
+
+    app = make_cockpit()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await pilot.pause()
+        status = app.main.status
+        text = "".join(seg.text for seg in status.render_line(0))
+        assert "PAUSED" in text and ts_text(status.engine_ts) in text, text
+        assert "PAPER" in text and price_text(app.engine.last_price) in text
+
+
+async def test_orders_show_the_fill_price_and_their_own_ids(make_cockpit: CockpitFactory) -> None:
+    import msgspec
+
+    from trdr_tui.core.events import OrderEvent
+    from trdr_tui.core.types import OrderStatus
+    from trdr_tui.tui.format import price_text
+
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.main.orders
+        table = app.main.query_one(OrderTable)
+        filled = [o for o in panel.orders.values() if o.status is OrderStatus.FILLED]
+        assert filled and all(o.price is not None for o in filled)
+        # a limit that filled better than its price (as a marketable or trailing order does)
+        first = filled[0]
+        assert first.price is not None
+        better = msgspec.structs.replace(first, avg_fill_price=round(first.price * 0.99, 2))
+        panel.add_order_event(OrderEvent(order=better, transition=panel.transitions[first.id][-1]))
+        panel.rebuild()
+        assert str(table.get_cell(first.id, "price")) == price_text(better.avg_fill_price) != price_text(first.price)
+        for order in filled:
+            assert str(table.get_cell(order.id, "price")) == price_text(panel.orders[order.id].avg_fill_price)
+        heads = set()
+        for order in list(panel.orders.values())[:5]:
+            panel.selected = order.id
+            panel._render_timeline()
+            heads.add(str(app.main.query_one("#timeline").render()).splitlines()[0])
+        assert len(heads) == min(5, len(panel.orders))  # each order its own id

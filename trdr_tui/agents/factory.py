@@ -50,9 +50,10 @@ def build_orchestrator(
 
     - `store` + `run_id`: decisions are logged to `agent_decisions` (`log_batch_size` rows per
       insert: 1 for paper/live, e.g. `settings.backtest.batch_size` for backtests) and weight
-      changes are persisted in `agent_weights`.
-    - `restore_weights`: start from the weights saved in `agent_weights` (paper/live restarts);
-      backtests leave it off so that they depend on the config alone.
+      changes are persisted in `agent_weights` if `restore_weights`.
+    - `restore_weights`: start from the weights saved in `agent_weights` and save changes there (a real
+      paper/live session); backtests and replays leave it off so that they depend on the config alone and
+      never change what a paper/live session starts with.
     - `candles`: where agents read stored candles of other products (the correlation agent's
       reference); default: the `store`'s candles, if a store is given.
     - An enabled plugin that failed to load is reported (log + `log.warning` event) and skipped;
@@ -105,7 +106,7 @@ def build_orchestrator(
     decision_log = DecisionLog(store, run_id, batch_size=log_batch_size) if store is not None and run_id else None
     orch = Orchestrator(agents, config, bus=bus, clock=clock, weights=weights,
                         params=IndicatorParams(swing_lookback=settings.grid.swing_lookback), resolver=resolver,
-                        store=store, decision_log=decision_log, candles=candles)
+                        store=store, decision_log=decision_log, candles=candles, keep_weights=restore_weights)
     if isinstance(resolver, AIMetaResolver):
         resolver.attach(orch.state)
     bus.publish(WEIGHTS_TOPIC, WeightsChanged(ts=clock.now_ns(), weights=orch.weights(), source="config"))

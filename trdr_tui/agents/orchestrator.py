@@ -145,6 +145,7 @@ class Orchestrator:
         store: Store | None = None,
         decision_log: DecisionLog | None = None,
         candles: CandleSource | None = None,
+        keep_weights: bool = True,
     ) -> None:
         ids = [a.id for a in agents]
         if len(set(ids)) != len(ids):
@@ -154,6 +155,7 @@ class Orchestrator:
         self.bus = bus
         self.clock = clock
         self.store = store
+        self.keep_weights = keep_weights
         self.decision_log = decision_log
         self.resolver: MetaResolver = resolver or RuleBasedResolver()
         self._fallback_resolver = RuleBasedResolver()
@@ -406,8 +408,9 @@ class Orchestrator:
                                                            weights=dict(self._weights), source=source))
 
     def persist_weights(self) -> None:
-        """Write the current weights to `agent_weights` (user changes do this at once)."""
-        if self.store is not None:
+        """Write the current weights to `agent_weights` (user changes do this at once); a panel built with
+        `keep_weights=False` (a backtest, a replay) writes nothing there."""
+        if self.store is not None and self.keep_weights:
             save_weights(self.store, self._weights, self.clock.now_ns())
         self._weights_dirty = False
 

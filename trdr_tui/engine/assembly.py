@@ -120,6 +120,9 @@ def build_engine(
     limits = RiskLimits.none() if preset_obj is not None and not preset_obj.risk_caps \
         else RiskLimits.from_settings(settings)
     risk = RiskManager(limits, portfolio)
+    # Only a real paper/live session reads and writes the saved agent weights; backtests and replays
+    # (the demo) depend on the config alone and leave them as they were.
+    keep_weights = mode is not Mode.BACKTEST and not isinstance(feed, ReplayFeed)
     repo = None
     if store is not None:
         if mode is not Mode.BACKTEST:  # paper/live: the journal in front of the store (invariant 11)
@@ -127,7 +130,7 @@ def build_engine(
             start_writer(store, fsync=sc.journal_fsync, flush_interval_s=sc.flush_interval_seconds,
                          checkpoint_interval_s=sc.db_checkpoint_seconds)
         repo = RunRepository(store, run_id, mode, batched=mode is Mode.BACKTEST,
-                             batch_size=settings.backtest.batch_size)
+                             batch_size=settings.backtest.batch_size, keep_weights=keep_weights)
     tr = settings.trailing
     use_time = preset_obj is None or preset_obj.max_duration
     use_improve = preset_obj is None or preset_obj.improvement
@@ -146,7 +149,7 @@ def build_engine(
     else:
         if decisions is None:
             decisions = _orchestrator(settings, bus=bus, clock=clock, store=store, run_id=run_id, mode=mode,
-                                      candles=candle_source, ai=ai)
+                                      candles=candle_source, ai=ai, keep_weights=keep_weights)
         policy = GridPolicy(settings, product=product)
         price_model = settings.execution.price_model
 
@@ -179,7 +182,8 @@ def _sim_executor(settings: Settings, clock: Clock, preset: Preset | None,
 
 
 def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Store | None, run_id: str,
-                  mode: Mode, candles: CandleSource | None = None, ai: ClaudeService | None = None) -> DecisionSource:
+                  mode: Mode, candles: CandleSource | None = None, ai: ClaudeService | None = None,
+                  keep_weights: bool = False) -> DecisionSource:
     """The agent panel from `[agents]`, or the ensemble over it (trdr_tui.agents.factory.build_decision_source)."""
     try:
         from trdr_tui.agents.factory import build_decision_source
@@ -189,7 +193,7 @@ def _orchestrator(settings: Settings, *, bus: EventBus, clock: Clock, store: Sto
     backtest = mode is Mode.BACKTEST
     orch: Any = build_decision_source(settings, bus=bus, clock=clock, store=store, run_id=run_id,
                                       log_batch_size=settings.backtest.batch_size if backtest else 1,
-                                      restore_weights=not backtest, candles=candles, ai=ai,
+                                      restore_weights=keep_weights, candles=candles, ai=ai,
                                       ai_mode=settings.ai.backtest if backtest else "live")
     return orch  # type: ignore[no-any-return]
 
@@ -212,12 +216,17 @@ def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) 
 
 def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,
                         store: Store | None, log: list[str]) -> Engine:
-    """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so)."""
+    """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so).
+
+    The first `backtest.warmup_bars` bars are the agents' warm-up: they run through the engine but place
+    no orders (`trade_from_ns`)."""
     interval = max(settings.store.checkpoint_interval_seconds, REPLAY_CHECKPOINT_S)
+    warm = settings.backtest.warmup_bars
+    trade_from = int(candles.ts[warm]) if 0 < warm < len(candles) else None
     try:
         return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            checkpoint_interval_s=interval)
+                            checkpoint_interval_s=interval, trade_from_ns=trade_from)
     except NotAvailable as exc:
         log.append(f"{exc.message}; running the '{FALLBACK_PRESET}' preset instead")
         return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval)
+                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval, trade_from_ns=trade_from)

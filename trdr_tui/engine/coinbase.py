@@ -51,6 +51,14 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
                           store=store, bus=bus, preset=preset, run_id=run_id)
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
+
+    async def release() -> None:  # the feed's and the executor's tasks, then the HTTP session they share
+        if executor is not None:
+            await executor.stop()
+        await feed.stop()
+        await rest.close()
+
+    engine.on_close(release)
     if executor is not None:
         live_executor = executor
 

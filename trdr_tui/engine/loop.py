@@ -104,6 +104,7 @@ class Engine:
         self._done = asyncio.Event()
         # crash-only start: set by a restore (reconcile) or a live resume (store-first recovery)
         self._recovery: Callable[[], Awaitable[object]] | None = None
+        self._closers: list[Callable[[], Awaitable[object]]] = []
         self._ticks = 0
         self._recent: deque[Candle] = deque(maxlen=RECENT_BARS)  # streaming runs (backtests read arrays)
         self.candle_topic = candle_topic(self._symbol)
@@ -220,12 +221,14 @@ class Engine:
                 self.checkpoints.flush()
             self._flush_decisions()
             self._status(f"failed: {type(exc).__name__}: {exc}")
+            await self._release()
             self._done.set()
             raise
         self._running = False
         try:
             await self._shutdown("shutdown" if not self._stop_requested else self._stop_reason)
         finally:
+            await self._release()
             self._done.set()
 
     def set_recovery(self, recovery: Callable[[], Awaitable[object]]) -> None:
@@ -234,6 +237,19 @@ class Engine:
         if self._running:
             raise StateCorruption("set_recovery() after the engine started")
         self._recovery = recovery
+
+    def on_close(self, close: Callable[[], Awaitable[object]]) -> None:
+        """Run `close` once the run has ended, cleanly or not, after the shutdown checkpoint (the Coinbase
+        parts release their tasks and HTTP session there)."""
+        self._closers.append(close)
+
+    async def _release(self) -> None:
+        closers, self._closers = self._closers, []
+        for close in closers:
+            try:
+                await close()
+            except Exception as exc:  # a failure to release is logged, never raised over the run's end
+                self.log("warning", f"closing after the run: {type(exc).__name__}: {exc}")
 
     async def stop(self, reason: str = "shutdown") -> None:
         """Ask the run to end; returns once the shutdown checkpoint is written.
@@ -244,6 +260,7 @@ class Engine:
         self._stop_reason = reason
         if not self._running:
             await self._shutdown(reason)
+            await self._release()
             return
         if isinstance(self.feed, ClosableFeed):
             await self.feed.close()

@@ -102,8 +102,9 @@ class RunRepository:
     """Everything the engine persists for one run (`run_id`)."""
 
     def __init__(self, store: Store, run_id: str, mode: Mode, *, batched: bool = False,
-                 batch_size: int = 5000) -> None:
+                 batch_size: int = 5000, keep_weights: bool = True) -> None:
         self.store = store
+        self.keep_weights = keep_weights  # off for backtests and replays: they never write `agent_weights`
         self.run_id = run_id
         self.mode = mode
         self.batched = batched
@@ -252,6 +253,8 @@ class RunRepository:
                     "state = excluded.state", list(self._grid_row(symbol, ts, grid)))
 
     def save_weights(self, weights: dict[str, float], ts: int) -> None:
+        if not self.keep_weights:
+            return
         if self.journal is not None:
             self.journal.append(*[("agent_weights", (a, float(w), _us(ts))) for a, w in weights.items()])
             return

@@ -30,18 +30,22 @@ class ModeScreen(ModalScreen[Mode | None]):
         with Vertical(id="mode-box", classes="dialog"):
             yield Static(f"[b]Switch mode[/b] · now [b]{self.current.value}[/b]")
             yield OptionList(
-                Option("paper    simulated fills on live or replayed data", id=Mode.PAPER.value,
-                       disabled=self.current == Mode.PAPER),
-                Option("live     real orders with real money on Coinbase", id=Mode.LIVE.value,
-                       disabled=self.current == Mode.LIVE),
+                Option("paper    simulated fills on live or replayed data", id=Mode.PAPER.value),
+                Option("live     real orders with real money on Coinbase", id=Mode.LIVE.value),
                 Option("backtest run a backtest on stored data", id=Mode.BACKTEST.value),
                 id="mode-options",
             )
 
+    def on_mount(self) -> None:
+        """The current mode is pre-selected: enter on it keeps the mode (never a step towards live)."""
+        options = self.query_one(OptionList)
+        options.highlighted = options.get_option_index(self.current.value)
+
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         assert event.option.id is not None
-        self.dismiss(Mode(event.option.id))
+        chosen = Mode(event.option.id)
+        self.dismiss(None if chosen == self.current else chosen)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -41,6 +41,7 @@ class AgentPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield AgentTable(id="agents-table", cursor_type="row", zebra_stripes=False)
+        yield Static(id="agent-why")
         yield Static(id="consensus")
 
     def on_mount(self) -> None:
@@ -95,6 +96,8 @@ class AgentPanel(Vertical):
     def set_signal(self, signal: AgentSignal) -> None:
         self.signals[signal.agent_id] = signal
         self._update_row(signal.agent_id)
+        if signal.agent_id == self.selected:
+            self._render_why()
 
     def set_decision(self, decision: Decision) -> None:
         self.decision = decision
@@ -104,7 +107,22 @@ class AgentPanel(Vertical):
             self.weights[agent_id] = weight
         for agent_id in {*(s.agent_id for s in decision.signals), *decision.weights}:
             self._update_row(agent_id)
+        self._render_why()
         self._render_consensus()
+
+    def why_text(self) -> str:
+        """The selected agent's whole reasoning (the table's `why` column is cut to its width)."""
+        sig = self.signals.get(self.selected) if self.selected is not None else None
+        if sig is None:
+            return ""
+        return f"{sig.agent_id}: {sig.reasoning.replace(chr(10), ' ')}"
+
+    def watch_selected(self) -> None:
+        if self.is_mounted:
+            self._render_why()
+
+    def _render_why(self) -> None:
+        self.query_one("#agent-why", Static).update(Text(self.why_text()), layout=False)
 
     def set_weights(self, weights: dict[str, float]) -> None:
         for agent_id, weight in weights.items():

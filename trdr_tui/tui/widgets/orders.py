@@ -93,9 +93,9 @@ class OrdersPanel(Vertical):
                 state_style = f"bold {colours['trigger']}"
             else:
                 state_style = "bold"
-            price = order.price if order.price is not None else order.metadata.get("trigger")
-            if price is None and order.filled_size > 0:
-                price = order.avg_fill_price
+            # what it filled at once it filled (even partly); before that its limit, or its trigger
+            price = order.avg_fill_price if order.filled_size > 0 else \
+                order.price if order.price is not None else order.metadata.get("trigger")
             table.add_row(
                 Text(day_time(order.created_ts)),
                 Text(order.side.value, style=side_colour),
@@ -141,5 +141,5 @@ class OrdersPanel(Vertical):
             timeline.update("[$text-muted]no orders yet[/]", layout=False)  # fixed height: no layout pass
             return
         order = self.orders[self.selected]
-        head = f"[b]{order.side.value} {order.type.value.lower()} {order.id[:12]}[/b]"
+        head = f"[b]{order.side.value} {order.type.value.lower()} {order.id}[/b]"  # the whole id: orders differ at its end
         timeline.update("\n".join([head, *self.timeline_lines(order.id)[-6:]]), layout=False)

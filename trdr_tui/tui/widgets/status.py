@@ -52,20 +52,40 @@ class StatusBar(Static):
         self.feed_detail = health.source if health.healthy else (health.detail or health.source)
 
     def render(self) -> str:
+        """The parts that fit the bar's width: mode, price, a feed that is down, PAUSED and the time always;
+        the others are left out when too narrow, in this order: feed ok, drawdown, equity, symbol, P&L."""
+        parts = self._parts()
+        width = self.content_size.width
+        while width and sum(len(plain) for _, _, plain in parts) + 3 * (len(parts) - 1) > width:
+            rank, at = max((r, i) for i, (r, _, _) in enumerate(parts))
+            if rank == 0:
+                break
+            del parts[at]
+        return " │ ".join(markup for _, markup, _ in parts)
+
+    def _parts(self) -> list[tuple[int, str, str]]:
+        """(rank, markup, plain text): rank 0 is never left out, the highest goes first."""
         mode_style = "$error" if self.mode == "live" else "$primary"
-        parts = [f"[b reverse {mode_style}] {self.mode.upper()} [/]", f"[b]{self.symbol}[/]",
-                 f"[$price]{price_text(self.price)}[/]"]
+        price = price_text(self.price)
+        parts = [(0, f"[b reverse {mode_style}] {self.mode.upper()} [/]", f" {self.mode.upper()} "),
+                 (2, f"[b]{self.symbol}[/]", self.symbol), (0, f"[$price]{price}[/]", price)]
         if self.equity is not None:
-            parts.append(f"eq {money_text(self.equity)}")
+            eq = f"eq {money_text(self.equity)}"
+            parts.append((3, eq, eq))
         if self.pnl is not None:
             colour = "$pnl-up" if self.pnl >= 0 else "$pnl-down"
-            parts.append(f"P&L [{colour}]{money_text(self.pnl, signed=True)}[/]")
+            pnl = money_text(self.pnl, signed=True)
+            parts.append((1, f"P&L [{colour}]{pnl}[/]", f"P&L {pnl}"))
         if self.drawdown is not None:
-            parts.append(f"dd {pct_text(self.drawdown)}")
+            dd = f"dd {pct_text(self.drawdown)}"
+            parts.append((4, dd, dd))
         if self.feed_ok is not None:
             feed_colour = "$success" if self.feed_ok else "$error"
-            parts.append(f"[{feed_colour}]feed {'ok' if self.feed_ok else 'DOWN'}[/] {self.feed_detail}")
+            feed = f"feed {'ok' if self.feed_ok else 'DOWN'}"
+            parts.append((5 if self.feed_ok else 0, f"[{feed_colour}]{feed}[/] {self.feed_detail}",
+                          f"{feed} {self.feed_detail}"))
         if self.paused:
-            parts.append("[b reverse $warning] PAUSED [/]")
-        parts.append(f"[$text-muted]{ts_text(self.engine_ts)}[/]")
-        return " │ ".join(parts)
+            parts.append((0, "[b reverse $warning] PAUSED [/]", " PAUSED "))
+        when = ts_text(self.engine_ts)
+        parts.append((0, f"[$text-muted]{when}[/]", when))
+        return parts
