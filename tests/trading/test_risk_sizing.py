@@ -202,3 +202,24 @@ def test_kelly_window_settings_are_read_and_checked() -> None:
     assert s.sizing.kelly_lookback_days == 30 and s.sizing.kelly_min_trades == 20
     with pytest.raises(Exception, match="kelly_lookback_days"):
         load_settings(overrides={"sizing.kelly_lookback_days": 0})
+
+
+def test_the_position_cap_counts_buy_orders_still_resting() -> None:
+    """Three BUY limits of a quarter of equity each, resting at once, must not add up past a 25 % cap
+    (before, each was checked against the filled position alone and all three filled: 75 %)."""
+    clock = SimClock(0)
+    pf = Portfolio("BTC-USD", 10_000.0)
+    ex = SimExecutor(clock, FeeSchedule.flat(0.006, 0.004))
+    risk = RiskManager(RiskLimits(max_drawdown=None, daily_loss_limit=None, max_position=0.25,
+                                  max_concurrent_trades=None), pf)
+    om = OrderManager(symbol="BTC-USD", clock=clock, bus=EventBus(), portfolio=pf, risk=risk, executor=ex,
+                      run_id="r")
+    om.place_limit(Side.BUY, 0.6, 4_000.0)  # 2,400 USD of 10,000: within the cap
+    for limit in (3_950.0, 3_900.0):
+        with pytest.raises(RiskLimitExceeded) as refused:
+            om.place_limit(Side.BUY, 0.6, limit)
+        assert refused.value.failed_checks == ["max_position"]
+    ex.on_bar(4_010.0, 3_800.0, 3_850.0, 1_000.0)  # the resting one fills
+    assert pf.position == pytest.approx(0.6) and pf.position * 3_850.0 <= 0.25 * pf.equity(3_850.0)
+    with pytest.raises(RiskLimitExceeded):  # the filled position now counts instead
+        om.place_limit(Side.BUY, 0.6, 3_800.0)

@@ -478,7 +478,8 @@ class GridPolicy:
         quote = min(self.quote, available / (1.0 + self.cost))
         size = self.sizer.level_size(quote=quote, available=available, price=price, trades=pf.trades,
                                      now_ns=self.ctx.clock.now_ns(),
-                                     risk_limit=self.ctx.risk.position_limit(price))
+                                     risk_limit=self.ctx.risk.position_limit(
+                                         price, buying=self.ctx.orders.committed_buy_base(price)))
         if size is None:
             self.skipped_below_min += 1
             return None

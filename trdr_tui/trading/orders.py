@@ -121,7 +121,8 @@ class OrderManager:
         try:
             self.risk.check(side, size, price,
                             open_entries=self.open_entries() if self.risk.counts_entries else 0,
-                            selling=self.committed_base() if side is Side.SELL else 0.0)
+                            selling=self.committed_base() if side is Side.SELL else 0.0,
+                            buying=self.committed_buy_base(price) if side is Side.BUY else 0.0)
         except RiskLimitExceeded as exc:
             self._record_rejection(side, size, exc)
             raise
@@ -142,6 +143,15 @@ class OrderManager:
             if o.side is Side.BUY:
                 quote = o.metadata.get("quote")
                 total += float(quote) if quote is not None else o.remaining * (o.price or price)
+        return total
+
+    def committed_buy_base(self, price: float, *, excluding: Order | None = None) -> float:
+        """Base units the open BUY orders (other than `excluding`) may still buy, quote-sized ones at `price`."""
+        total = 0.0
+        for o in self.open.values():
+            if o.side is Side.BUY and o is not excluding:
+                quote = o.metadata.get("quote")
+                total += float(quote) / price if quote is not None and o.status is OrderStatus.ARMED else o.remaining
         return total
 
     def committed_base(self) -> float:
@@ -294,7 +304,8 @@ class OrderManager:
                 return
             try:
                 entries = self.open_entries() - 1 if self.risk.counts_entries else 0
-                self.risk.check(Side.BUY, size, price, open_entries=entries)
+                self.risk.check(Side.BUY, size, price, open_entries=entries,
+                                buying=self.committed_buy_base(price, excluding=order))
             except RiskLimitExceeded as exc:
                 self._record_rejection(Side.BUY, size, exc)
                 self._finish(order, OrderStatus.CANCELLED, "risk: " + ", ".join(exc.failed_checks))

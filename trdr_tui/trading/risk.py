@@ -144,8 +144,10 @@ class RiskManager:
             listener(halt)
 
     def failed_checks(self, side: Side, size: float, price: float, *, open_entries: int = 0,
-                      selling: float = 0.0) -> list[str]:
-        """Every check this order fails. `selling`: base units open SELL orders already claim."""
+                      selling: float = 0.0, buying: float = 0.0) -> list[str]:
+        """Every check this order fails. `selling`: base units open SELL orders already claim; `buying`: base
+        units open BUY orders may still add to the position (the position cap counts them: orders resting
+        at once must not add up past it)."""
         lim = self.limits
         pf = self.portfolio
         failed: list[str] = []
@@ -165,26 +167,29 @@ class RiskManager:
         day_open = self._day_open_equity
         if lim.daily_loss_limit is not None and day_open > 0 and (day_open - equity) / day_open >= lim.daily_loss_limit:
             failed.append("daily_loss")
-        if lim.max_position is not None and (pf.position + size) * price > lim.max_position * equity * (1 + 1e-9):
+        if (lim.max_position is not None
+                and (pf.position + buying + size) * price > lim.max_position * equity * (1 + 1e-9)):
             failed.append("max_position")
         if lim.max_concurrent_trades is not None and open_entries + 1 > lim.max_concurrent_trades:
             failed.append("max_concurrent")
         return failed
 
-    def check(self, side: Side, size: float, price: float, *, open_entries: int = 0, selling: float = 0.0) -> None:
+    def check(self, side: Side, size: float, price: float, *, open_entries: int = 0, selling: float = 0.0,
+              buying: float = 0.0) -> None:
         """Raise RiskLimitExceeded (E006) naming every failed check; return quietly when approved."""
-        failed = self.failed_checks(side, size, price, open_entries=open_entries, selling=selling)
+        failed = self.failed_checks(side, size, price, open_entries=open_entries, selling=selling, buying=buying)
         if failed:
             self.rejected += 1
             raise RiskLimitExceeded(failed)
 
-    def position_limit(self, price: float) -> float | None:
-        """The largest BUY size the position cap still allows (None: uncapped)."""
+    def position_limit(self, price: float, *, buying: float = 0.0) -> float | None:
+        """The largest BUY size (base units) the position cap still allows, after the position and what open
+        BUY orders may still add (`buying`, base units); None: uncapped."""
         lim = self.limits.max_position
         if lim is None or price <= 0:
             return None
         pf = self.portfolio
-        return max(lim * pf.equity(price) / price - pf.position, 0.0)
+        return max(lim * pf.equity(price) / price - pf.position - buying, 0.0)
 
     def stop_loss_hit(self, price: float) -> bool:
         sl = self.limits.stop_loss
