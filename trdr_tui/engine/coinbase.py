@@ -106,6 +106,11 @@ def resume_live_run(engine: Engine, store: Store) -> bool:
         checked, applied = await recover_from_store(engine, executor, store)
         engine.log("info", f"resumed live run {engine.run_id}: {checked} order(s) reconciled, "
                            f"{applied} report(s) applied")
+        # what the exchange already did for the orders followed (fills of an order whose answer was lost
+        # in the crash) is booked before the ledger is compared with the account's balances
+        await executor.retry_failed()
+        await executor.sync_all()
+        await executor.settle()
         await reconcile_account(engine, executor, store)
 
     engine.set_recovery(recover)
