@@ -142,12 +142,18 @@ async def campaign(fake: FakeExchange, db: Path, key_file: Path, rng: random.Ran
 
     async def started(proc: asyncio.subprocess.Process) -> None:
         nonlocal target
-        ready = await wait_line(proc, "READY")
-        stats["reconciled"] += int(ready.split("reconciled=")[1].split()[0])
-        if target is not None:
-            await wait_until(lambda: fake.create_posts[target] > posted_before[target], 30.0)  # type: ignore[index]
-            fake.faults.visibility_lag_s = lag
-            target = None
+        try:
+            ready = await wait_line(proc, "READY")
+            stats["reconciled"] += int(ready.split("reconciled=")[1].split()[0])
+            if target is not None:
+                await wait_until(lambda: fake.create_posts[target] > posted_before[target], 30.0)  # type: ignore[index]
+                fake.faults.visibility_lag_s = lag
+                target = None
+        except BaseException:  # a failed wait must not leave the driver running after the test
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
 
     for k in range(kills):
         if flip_duplicate_answer:
