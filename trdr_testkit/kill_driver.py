@@ -20,6 +20,7 @@ import sys
 from trdr_tui.config import load_settings
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.coinbase import build_coinbase_run
+from trdr_tui.engine.loop import Engine
 from trdr_tui.engine.recovery import recover_from_store, restore_latest
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
@@ -58,14 +59,8 @@ async def main(argv: list[str]) -> int:
     restore_latest(engine, store, RUN_ID)  # policy and trailing book from the newest checkpoint, if any
     checked, reported = await recover_from_store(engine, executor, store)
     print(f"READY reconciled={checked} reports={reported}", flush=True)
-    task = asyncio.create_task(engine.run())
-    if args.run_seconds is None:
-        await task
+    if not await run_for(engine, args.run_seconds):
         return 0
-    await asyncio.sleep(args.run_seconds)
-    await engine.stop("clean exit")
-    await task
-    await engine.orders.settle()
     await settle(executor)
     await feed.stop()
     await executor.stop()
@@ -73,6 +68,20 @@ async def main(argv: list[str]) -> int:
     store.close()
     print("CLEAN EXIT", flush=True)
     return 0
+
+
+async def run_for(engine: Engine, seconds: float | None) -> bool:
+    """Run the engine until killed (`seconds` None: returns False when the feed ends), or for `seconds`
+    and then stop it cleanly with its orders settled (True)."""
+    task = asyncio.create_task(engine.run())
+    if seconds is None:
+        await task
+        return False
+    await asyncio.sleep(seconds)
+    await engine.stop("clean exit")
+    await task
+    await engine.orders.settle()
+    return True
 
 
 async def settle(executor: CoinbaseExecutor) -> None:
@@ -96,14 +105,8 @@ async def product(args: argparse.Namespace) -> int:
     engine, resumed = build_coinbase_run(settings, live=args.product == "live", store=store,
                                          preset="simple-trailing")
     print(f"READY run={engine.run_id} resumed={int(resumed)}", flush=True)
-    task = asyncio.create_task(engine.run())
-    if args.run_seconds is None:
-        await task
+    if not await run_for(engine, args.run_seconds):
         return 0
-    await asyncio.sleep(args.run_seconds)
-    await engine.stop("clean exit")
-    await task
-    await engine.orders.settle()
     executor = engine.executor
     if isinstance(executor, CoinbaseExecutor):
         await settle(executor)
