@@ -226,3 +226,13 @@ def test_a_state_whose_lots_do_not_add_up_is_refused() -> None:
     assert fresh.position_exact == 0 and fresh.cash_exact == Decimal("1000.0")
     with pytest.raises(StateCorruption, match="not a decimal number"):
         fresh.restore(pf.to_state() | {"cash": "lots"})
+
+
+def test_valuing_a_full_ledger_at_a_mark_is_exact() -> None:
+    """Cash kept to 78 digits plus a position valued at a small mark needs 81: a valuation is not a ledger
+    entry, so it is computed exactly instead of raising Inexact (the property tests hit this edge)."""
+    pf = Portfolio("BTC-USD", 100.0)
+    pf.apply_fill(fill(0, Side.BUY, 1.0000000000000002, 1e-60, 0.0))
+    mark = Decimal("0.00010000000000000002")
+    assert pf.equity_exact(mark) == Decimal(100) - Decimal("1.0000000000000002e-60") + Decimal("1e-60") * mark
+    assert pf.unrealized_exact(mark) == (mark - Decimal("1.0000000000000002")) * Decimal("1e-60")

@@ -32,6 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
     ROUND_DOWN,
     Context,
     Decimal,
@@ -51,6 +54,9 @@ from trdr_tui.trading.sizing import Increments, to_decimal
 LEDGER_CONTEXT = Context(prec=80, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 FEE_QUANTUM = Decimal("1e-18")  # the entry fee carried to a partly closed lot is floored to this
 _ALLOCATE = Context(prec=80)  # the fee share's division may round (then floored to FEE_QUANTUM)
+# Valuing the ledger at a mark is not booking: cash (up to 80 digits) plus position × price can need more
+# digits than any one entry, so valuations add and multiply at unbounded precision, which is always exact.
+_VALUATION = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, InvalidOperation])
 _ZERO = Decimal(0)
 
 
@@ -135,12 +141,12 @@ class Portfolio:
 
     def equity_exact(self, price: Decimal) -> Decimal:
         """cash + position × price, exact (quote currency)."""
-        with localcontext(LEDGER_CONTEXT):
+        with localcontext(_VALUATION):
             return self.cash_exact + self.position_exact * price
 
     def unrealized_exact(self, price: Decimal) -> Decimal:
         """Σ (price − lot price) × lot size over the open lots, exact (quote currency)."""
-        with localcontext(LEDGER_CONTEXT):
+        with localcontext(_VALUATION):
             return sum(((price - lot.price) * lot.size for lot in self.lots), _ZERO)
 
     def mark(self, price: float) -> float:
