@@ -234,5 +234,6 @@ def test_valuing_a_full_ledger_at_a_mark_is_exact() -> None:
     pf = Portfolio("BTC-USD", 100.0)
     pf.apply_fill(fill(0, Side.BUY, 1.0000000000000002, 1e-60, 0.0))
     mark = Decimal("0.00010000000000000002")
-    assert pf.equity_exact(mark) == Decimal(100) - Decimal("1.0000000000000002e-60") + Decimal("1e-60") * mark
-    assert pf.unrealized_exact(mark) == (mark - Decimal("1.0000000000000002")) * Decimal("1e-60")
+    assert pf.equity_exact(mark) == Decimal(
+        "99.99999999999999999999999999999999999999999999999999999999999900009999999999980002")  # 81 digits
+    assert pf.unrealized_exact(mark) == Decimal("-0.99990000000000019998E-60")
