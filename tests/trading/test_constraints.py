@@ -101,7 +101,7 @@ def test_a_blackout_refuses_buys_cancels_open_ones_and_lets_sells_through() -> N
 
 def test_an_armed_buy_that_fires_in_a_blackout_is_cancelled() -> None:
     tc = constraints(blackouts=(Blackout(start="14:00", end="16:00"),))
-    clock, om, _ = manager(tc, start="2019-01-07T14:30")
+    _clock, om, _ = manager(tc, start="2019-01-07T14:30")
     tc.windows = []  # armed before the window was configured …
     order = om.place_trailing(Side.BUY, size=0.1, trail=0.01, price=4_000.0)
     tc.windows = [Window(Blackout(start="14:00", end="16:00"))]
