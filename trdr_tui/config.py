@@ -255,6 +255,113 @@ class ExecutionConfig(_Section, frozen=True):
         _in_range("smart_placement_spread", self.smart_placement_spread, 0.0, 0.1)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_hhmm(text: str, name: str) -> int:
+    """Minutes after midnight of an "HH:MM" time of day (00:00 … 24:00); ValueError naming `name` otherwise."""
+    m = re.fullmatch(r"(\d{2}):(\d{2})", text)
+    minutes = int(m.group(1)) * 60 + int(m.group(2)) if m else -1
+    if m is None or int(m.group(2)) > 59 or not 0 <= minutes <= 24 * 60:
+        raise ValueError(f"`{name}` must be a UTC time of day as \"HH:MM\" (00:00 … 24:00), got {text!r}")
+    return minutes
+
+
+def parse_utc(text: str, name: str) -> int:
+    """ns since the epoch of an ISO 8601 date or date-time (no offset: UTC); ValueError naming `name`."""
+    import datetime as dt  # the parser only: no clock is read here
+
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"`{name}` must be an ISO 8601 date-time such as \"2019-06-30T00:00:00Z\", "
+                         f"got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+class Blackout(_Section, frozen=True):
+    """A UTC window with no new BUY orders: `start`–`end` ("HH:MM"; an end at or before the start runs
+    past midnight), on `days` (mon … sun, the day the window starts; empty: every day)."""
+
+    start: str
+    end: str
+    days: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        start, end = parse_hhmm(self.start, "start"), parse_hhmm(self.end, "end")
+        if start == 24 * 60:
+            raise ValueError("blackout `start` must be before 24:00")
+        if start == end % (24 * 60) and not (start == 0 and end == 24 * 60):
+            raise ValueError(f"blackout `start` and `end` are both {self.start}: give a window of some length "
+                             "(a whole day is start = \"00:00\", end = \"24:00\")")
+        for day in self.days:
+            if day not in WEEKDAYS:
+                raise ValueError(f"blackout day {day!r} is not one of {', '.join(WEEKDAYS)}")
+
+
+class TimeConstraintsConfig(_Section, frozen=True):
+    """PRD §3.3.1 time constraints (trading/constraints.py)."""
+
+    limit_max_duration_hours: float  # a resting limit older than this is cancelled (re-placed by the policy); 0: never
+    blackouts: tuple[Blackout, ...]
+    expires_at: str  # ISO 8601 (UTC without an offset); after it no new BUYs; "": never
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("limit_max_duration_hours", self.limit_max_duration_hours, 0.0, 24 * 365)
+        if self.expires_at:
+            parse_utc(self.expires_at, "expires_at")
+
+
+class FundingEvent(_Section, frozen=True):
+    """A scheduled deposit (`amount` > 0) or withdrawal (< 0) of quote currency at `at` (ISO 8601, UTC)."""
+
+    at: str
+    amount: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_utc(self.at, "at")
+        if self.amount == 0.0 or abs(self.amount) > MAX_CAPITAL:
+            raise ValueError(f"funding `amount` must be a non-zero amount of quote currency up to {MAX_CAPITAL:g} "
+                             f"(positive: deposit, negative: withdrawal), got {self.amount}")
+
+
+class FundingConfig(_Section, frozen=True):
+    """PRD §3.3.3 funding changes in backtests and paper runs (trading/funding.py)."""
+
+    events: tuple[FundingEvent, ...]
+
+
+class SlippageConfig(_Section, frozen=True):
+    """PRD §3.4 slippage minimizer for trailing orders (trading/slippage.py)."""
+
+    enabled: bool
+    volatility_bars: int  # σ of close-to-close returns over this many bars
+    volatility_reference: float  # trail × (1 + σ / this)
+    liquidity_bars: int  # liquidity score = last bar's volume / the average of this many, capped at 1
+    cluster_zone: float  # a trigger this close to a round number or swing is moved …
+    cluster_shift: float  # … to this far beyond it, on its own side
+    swing_bars: int  # swing highs/lows of this many recent bars are stop clusters
+    high_volatility_hours: tuple[int, ...]  # UTC hours with wider trails
+    high_volatility_widen: float  # the trail is multiplied by this in those hours
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("volatility_bars", self.volatility_bars, 2, 10_000)
+        _in_range("volatility_reference", self.volatility_reference, 0.0001, 1.0)
+        _in_range("liquidity_bars", self.liquidity_bars, 1, 10_000)
+        _in_range("cluster_zone", self.cluster_zone, 0.0, 0.1)
+        _in_range("cluster_shift", self.cluster_shift, 0.0, 0.1)
+        _in_range("swing_bars", self.swing_bars, 3, 10_000)
+        _in_range("high_volatility_widen", self.high_volatility_widen, 1.0, 10.0)
+        for h in self.high_volatility_hours:
+            _in_range("high_volatility_hours", h, 0, 23)
+
+
 class _AgentsShared(_Section, frozen=True):
     enabled: tuple[str, ...]
     weights: dict[str, float]
@@ -435,6 +542,9 @@ class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     tui: TuiConfig
     store: StoreConfig
     api: ApiConfig
+    time_constraints: TimeConstraintsConfig
+    funding: FundingConfig
+    slippage: SlippageConfig
 
     def __post_init__(self) -> None:
         if not _valid_symbol(self.symbol):

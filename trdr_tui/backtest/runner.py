@@ -30,6 +30,7 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import BacktestProgress
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Action, Decision
+from trdr_tui.trading.funding import performance_curve
 
 if TYPE_CHECKING:
     from trdr_tui.engine.loop import Engine
@@ -120,7 +121,9 @@ def ledger_after_bars(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
     """Equity and position after each bar, from the engine's run record."""
     curve = engine.record.equity_curve()
     n = engine.record.bars
-    equity = np.asarray(curve.equity, dtype=np.float64)
+    # deposits and withdrawals are not performance: taken out, time-weighted (trading.funding)
+    equity = performance_curve(np.asarray(curve.equity, dtype=np.float64), curve.ts, engine.portfolio.flows,
+                               engine.record.initial_cash)
     position = np.asarray(curve.position, dtype=np.float64)
     if equity.shape[0] != n or position.shape[0] != n:
         raise ValueError(f"the engine's equity curve has {equity.shape[0]} points for {n} bars")
@@ -330,15 +333,32 @@ def run_backtest(
 
     preset_obj = get_preset(preset) if preset else None
     started = time.perf_counter()
-    run, _ = run_engine(settings, candles, preset=preset, run_id=run_id, on_progress=on_progress,
-                        engine_kwargs=engine_kwargs)
+    run, engine = run_engine(settings, candles, preset=preset, run_id=run_id, on_progress=on_progress,
+                             engine_kwargs=engine_kwargs)
     results, curves = evaluate(run, candles, settings, preset=preset_obj, monte_carlo_paths=monte_carlo_paths,
                                timeframe=timeframe)
     results["elapsed_seconds"] = time.perf_counter() - started
     results["volume_known"] = bool((candles.volume > 0).any())
+    if engine.funding is not None:
+        results["funding"] = funding_summary(engine)
     if not results["volume_known"]:
         results.setdefault("warnings", []).append(VOLUME_UNKNOWN)
     return BacktestOutcome(results=results, curves=curves, run=run)
+
+
+def funding_summary(engine: Engine) -> dict[str, Any]:
+    """The scheduled deposits and withdrawals of a run: applied and refused ones, the net contribution
+    and the ledger's own final equity (quote currency; `final_equity` is the time-weighted curve's)."""
+    f = engine.funding
+    assert f is not None
+    pf = engine.portfolio
+    return {
+        "applied": [{"at": iso_utc(r.ts), "amount": r.amount, "equity_before": r.equity_before,
+                     "equity_after": r.equity_after, "orders_resized": r.cancelled} for r in f.applied],
+        "refused": [{"at": iso_utc(at), "amount": amount, "reason": why} for at, amount, why in f.refused],
+        "net_contributions": float(pf.contributed_exact),
+        "account_equity": pf.equity(engine.run_state.last_price),
+    }
 
 
 VOLUME_UNKNOWN = ("the candles have no volume: fills are not capped by bar volume and pay no size impact "

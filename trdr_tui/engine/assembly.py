@@ -40,6 +40,8 @@ from trdr_tui.market.replay import ReplayFeed
 from trdr_tui.store.db import Store
 from trdr_tui.store.journal import start_writer
 from trdr_tui.store.orders import RunRepository
+from trdr_tui.trading.constraints import TimeConstraints
+from trdr_tui.trading.funding import FundingSchedule
 from trdr_tui.trading.grid import GridPolicy
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy
@@ -47,6 +49,7 @@ from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.presets import Preset, get_preset, make_policy
 from trdr_tui.trading.risk import RiskLimits, RiskManager
 from trdr_tui.trading.sizing import Increments, ProductSpec
+from trdr_tui.trading.slippage import SlippageMinimizer
 
 HOUR_NS = 3600 * NS_PER_SECOND
 
@@ -156,10 +159,33 @@ def build_engine(
     if checkpoint_interval_s is None and mode is not Mode.BACKTEST:
         checkpoint_interval_s = settings.store.checkpoint_interval_seconds
     interval = int(checkpoint_interval_s * NS_PER_SECOND) if checkpoint_interval_s else None
-    return Engine(settings=settings, mode=mode, clock=clock, bus=bus, feed=feed, executor=executor,
-                  portfolio=portfolio, orders=orders, risk=risk, policy=policy, decisions=decisions,
-                  price_model=price_model, run_id=run_id, checkpoints=repo, checkpoint_interval_ns=interval,
-                  trade_from_ns=trade_from_ns)
+    engine = Engine(settings=settings, mode=mode, clock=clock, bus=bus, feed=feed, executor=executor,
+                    portfolio=portfolio, orders=orders, risk=risk, policy=policy, decisions=decisions,
+                    price_model=price_model, run_id=run_id, checkpoints=repo, checkpoint_interval_ns=interval,
+                    trade_from_ns=trade_from_ns)
+    _order_rules(settings, engine, mode)
+    return engine
+
+
+def _order_rules(settings: Settings, engine: Engine, mode: Mode) -> None:
+    """Time constraints, scheduled funding and the slippage minimizer, when configured (none by default)."""
+    orders = engine.orders
+    orders.set_constraints(TimeConstraints.from_config(settings.time_constraints))
+    if settings.funding.events:
+        if mode is Mode.LIVE:
+            raise ConfigError("`[funding] events` are for backtests and paper runs",
+                              hint="remove them: a live account's deposits are made at the exchange")
+        schedule = FundingSchedule(settings.funding, orders, engine.policy, log=engine.log)
+        if mode is not Mode.BACKTEST:  # paper: events whose time passed before the start are not applied
+            schedule.skip(sum(1 for at, _ in schedule.events if at < engine.clock.now_ns()))
+        schedule.listeners.append(lambda _r: engine.history.mark(engine.run_state.bar_index, engine.portfolio.cash,
+                                                                 engine.portfolio.position))
+        engine.funding = schedule
+        orders.on_time(schedule.on_time)
+    if settings.slippage.enabled:
+        tr = settings.trailing
+        orders.slippage = SlippageMinimizer(settings.slippage, engine.recent_bars, engine.clock,
+                                            min_trail=tr.min_distance, max_trail=tr.max_distance)
 
 
 def _mode(mode: Mode | str) -> Mode:

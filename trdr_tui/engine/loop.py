@@ -50,6 +50,7 @@ from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
 from trdr_tui.engine.step import BarStep
 from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.store.orders import RunRepository
+from trdr_tui.trading.funding import FundingSchedule
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy, PolicyContext, PreparedPolicy
 from trdr_tui.trading.portfolio import Portfolio
@@ -95,6 +96,7 @@ class Engine:
         self.record = RunRecord(portfolio, orders, self.run_state, self.history, self.decisions_seen)
         self.decision_arrays: Any = None  # the DecisionSource's batch output, when it has one
         self.polled_timer: PeriodicTimer | None = None  # the checkpoint timer when the engine polls it
+        self.funding: FundingSchedule | None = None  # scheduled deposits/withdrawals (engine.assembly)
         self._checkpoint_timer: PeriodicTimer | None = None
         self._symbol = feed.symbol
         self._running = False

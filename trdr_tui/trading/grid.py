@@ -502,7 +502,7 @@ class GridPolicy:
         self._acted = True
         try:
             if self.cfg.trailing_exits:
-                capped = cap_trail(trail, self.spacing, self.cost)
+                capped = cap_trail(self.orders.tune_trail(Side.SELL, trail, close), self.spacing, self.cost)
                 lv.exit_order = self.orders.place_trailing(Side.SELL, size=float(size), trail=capped, price=close,
                                                            reason="grid exit", metadata=meta)
             else:
@@ -569,6 +569,11 @@ class GridPolicy:
         for lv in self.levels:
             lv.since_ns = ts
         self._changed = True
+
+    def resize(self, equity: float) -> None:
+        """A deposit or withdrawal (trading/funding.py): capital per level from `equity` now."""
+        if self.center is not None:
+            self.quote = level_quote(equity, self.base_fraction, self.spacing - self.cost, self.cfg.min_trip_profit)
 
     # -- order outcomes --------------------------------------------------------------------------
 

@@ -15,7 +15,10 @@ step as it is created, a limit price rounded to the tick (down for a BUY, up for
 BUY's size floored as it fires; fills are booked with exact sums (`filled_size` is the nearest float to
 the exact total), so the ledger and the executor see only numbers on the increments.
 
-Time constraints (PRD §3.3.1): `expires_ns` (absolute) or the configured maximum duration → EXPIRED.
+Time constraints (PRD §3.3.1): `expires_ns` (absolute) or the configured maximum duration → EXPIRED;
+with `constraints` (trading/constraints.py) a resting limit's maximum duration, blackouts and an
+absolute expiry refuse new BUYs and cancel the open ones. `on_time` hooks (funding events) run on the
+same per-bar time check (`expire`).
 Partial fills (PRD §3.3.3): once more than `partial_fill_cancel` of an order is filled, the remainder
 is cancelled.
 
@@ -40,9 +43,11 @@ from trdr_tui.core.errors import InsufficientFunds, InvalidResponse, RiskLimitEx
 from trdr_tui.core.events import OrderEvent, RiskRejection, order_topic
 from trdr_tui.core.fsm import OPEN, OrderStateMachine
 from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, OrderType, Side, Trade
+from trdr_tui.trading.constraints import TimeConstraints
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.risk import RiskManager
 from trdr_tui.trading.sizing import Increments, to_decimal
+from trdr_tui.trading.slippage import SlippageMinimizer
 from trdr_tui.trading.trailing import TrailingState, walk_path
 
 FillListener = Callable[[Order, Fill, Trade | None], None]
@@ -106,6 +111,9 @@ class OrderManager:
         self.smart_spread: float | None = None  # PRD §3.4 threshold; None: fired orders always go at market
         self.book: tuple[float, float] | None = None  # the latest (bid, ask), from ticks that carry them
         self._resting_expiry: dict[str, int] = {}
+        self.constraints: TimeConstraints | None = None  # set with `set_constraints`
+        self.time_hooks: list[Callable[[int], None]] = []  # added with `on_time`
+        self.slippage: SlippageMinimizer | None = None  # PRD §3.4 (`tune_trail`); None: distances as asked
         self._seq = 0
         self._submit_now: Callable[[Order], None] | None = None
         self._cancel_now: Callable[[Order], None] | None = None
@@ -116,9 +124,33 @@ class OrderManager:
         self.rejections: list[RiskRejection] = []
         executor.bind(self.on_report)
 
+    def set_constraints(self, constraints: TimeConstraints | None) -> None:
+        """Apply time constraints from now on (None: none); the engine then checks time every bar."""
+        self.constraints = constraints
+        if constraints is not None:
+            self.expiring = True
+
+    def on_time(self, hook: Callable[[int], None]) -> None:
+        """Call `hook(now_ns)` on every time check (each bar, before its prices are walked)."""
+        self.time_hooks.append(hook)
+        self.expiring = True
+
+    def tune_trail(self, side: Side, trail: float, price: float) -> float:
+        """The distance for a trailing `side` order armed at `price`: `trail`, tuned by the slippage
+        minimizer when one is set (trading/slippage.py). Policies cap the result where they must."""
+        return trail if self.slippage is None else self.slippage.trail(side, trail, price)
+
+    def _entry_gate(self) -> None:
+        """Raise RiskLimitExceeded naming the blackout or expiry that forbids a new BUY now."""
+        why = self.constraints.entry_block(self.clock.now_ns()) if self.constraints is not None else ""
+        if why:
+            raise RiskLimitExceeded([why])
+
     def _risk_check(self, side: Side, size: float, price: float) -> None:
         """Every new order passes here; a refusal is recorded, published on `risk.rejected` and raised (E006)."""
         try:
+            if side is Side.BUY and self.constraints is not None:
+                self._entry_gate()
             self.risk.check(side, size, price,
                             open_entries=self.open_entries() if self.risk.counts_entries else 0,
                             selling=self.committed_base() if side is Side.SELL else 0.0,
@@ -227,6 +259,8 @@ class OrderManager:
         if reason:
             meta["reason"] = reason
         order = self._new_order(side, OrderType.LIMIT, size, price=limit, metadata=meta)
+        if self.constraints is not None and self.constraints.limit_max_duration_ns is not None:
+            self._resting_expiry[order.id] = order.created_ts + self.constraints.limit_max_duration_ns
         self._send(order)
         return order
 
@@ -292,6 +326,13 @@ class OrderManager:
                 elif when <= now_ns:
                     del self._resting_expiry[oid]
                     self.cancel(order, "time limit reached")
+        for hook in self.time_hooks:
+            hook(now_ns)
+        if self.constraints is not None:
+            started = self.constraints.became_blocked(now_ns)
+            if started:
+                for order in [o for o in self.open.values() if o.side is Side.BUY]:
+                    self.cancel(order, started)
 
     def _fire(self, st: TrailingState, price: float) -> None:
         order = st.order
@@ -303,6 +344,8 @@ class OrderManager:
                 self._finish(order, OrderStatus.CANCELLED, "quote buys less than the product's size step")
                 return
             try:
+                if self.constraints is not None:
+                    self._entry_gate()
                 entries = self.open_entries() - 1 if self.risk.counts_entries else 0
                 self.risk.check(Side.BUY, size, price, open_entries=entries,
                                 buying=self.committed_buy_base(price, excluding=order))

@@ -6,7 +6,9 @@ One symbol, spot, long-only (a SELL never exceeds the position). Accounting rule
   its fee. Fees are charged on top of the notional, in the quote currency, as the executor reports them.
 * realized P&L is gross of fees, matched first-in first-out against the lots bought; the average
   entry is the size-weighted price of the lots still held.
-* equity = cash + position × price, so equity − initial cash = realized + unrealized − fees.
+* equity = cash + position × price, so equity − initial cash − contributions = realized + unrealized − fees.
+* deposits and withdrawals (`fund`, PRD §3.3.3) change cash and `contributed_exact`, never P&L; each is
+  kept in `flows` as (ts ns, amount) so returns and drawdown can leave them out (`trading.funding`).
 * a fill that would make cash or the position negative is refused whole (E002) and changes nothing;
   a fill id seen before is refused too (every fill appears once).
 
@@ -105,10 +107,13 @@ class Portfolio:
         self.initial_cash = float(start)
         self.peak_equity = self.initial_cash
         self.last_price = 0.0
+        self.contributed_exact = _ZERO  # Σ deposits − Σ withdrawals (quote)
+        self.flows: list[tuple[int, float]] = []
         self._reset()
 
     def _reset(self) -> None:
-        self.cash_exact = self.initial_exact
+        with localcontext(LEDGER_CONTEXT):
+            self.cash_exact = self.initial_exact + self.contributed_exact
         self.position_exact = _ZERO
         self.realized_exact = _ZERO
         self.fees_exact = _ZERO
@@ -258,6 +263,31 @@ class Portfolio:
         self.trades.append(trade)
         return trade
 
+    def fund(self, amount: float | Decimal | str, ts: int) -> None:
+        """Book a deposit (`amount` > 0) or a withdrawal (< 0) of quote currency at `ts` (ns): cash and
+        `contributed_exact` change by it, realized P&L and fees do not; the peak equity is scaled by the
+        same factor as equity at the last mark (a withdrawal is not a drawdown).
+
+        Raises InsufficientFunds when a withdrawal exceeds the cash, StateCorruption for an amount the
+        ledger cannot hold exactly; nothing changes then. A position is never sold to pay a withdrawal.
+        """
+        d = exact(amount)
+        try:
+            with localcontext(LEDGER_CONTEXT):
+                cash = self.cash_exact + d
+                contributed = self.contributed_exact + d
+        except (Inexact, InvalidOperation, Overflow):
+            raise StateCorruption(f"funding of {amount} cannot be booked exactly") from None
+        if cash < 0:
+            raise InsufficientFunds(f"withdrawal of {-d} exceeds the cash {self.cash_exact}",
+                                    hint="withdraw at most the free cash; positions are never sold for it")
+        before = self.equity(self.last_price)
+        self.cash_exact, self.contributed_exact = cash, contributed
+        self.flows.append((ts, float(d)))
+        self._sync()
+        after = self.equity(self.last_price)
+        self.peak_equity = self.peak_equity * after / before if before > 0 else after
+
     # -- checkpoints -----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, object]:
@@ -269,6 +299,7 @@ class Portfolio:
             "fees": str(self.fees_exact), "peak_equity": self.peak_equity, "last_price": self.last_price,
             "lots": [[lot.order_id, lot.ts, str(lot.price), str(lot.size), str(lot.fee)] for lot in self.lots],
             "fill_ids": sorted(self._fill_ids),
+            "contributed": str(self.contributed_exact), "flows": [[t, a] for t, a in self.flows],
         }
 
     @classmethod
@@ -304,6 +335,8 @@ class Portfolio:
         initial, cash = exact(state["initial_cash"]), exact(state["cash"])
         realized, fees = exact(state["realized_pnl"]), exact(state["fees"])
         self.initial_exact, self.initial_cash = initial, float(initial)
+        self.contributed_exact = exact(state.get("contributed", "0"))
+        self.flows = [(int(t), float(a)) for t, a in state.get("flows", [])]  # type: ignore[attr-defined]
         self.peak_equity = float(state["peak_equity"])  # type: ignore[arg-type]
         self.last_price = float(state["last_price"])  # type: ignore[arg-type]
         self.cash_exact, self.position_exact, self.realized_exact, self.fees_exact = cash, position, realized, fees
@@ -314,7 +347,7 @@ class Portfolio:
         self._sync()
 
     def rebuild_from_fills(self, fills: Iterable[Fill]) -> None:
-        """Reset to the initial cash with nothing booked, then book `fills` in the order given (the
+        """Reset to the initial cash plus the contributions with nothing booked, then book `fills` in the order given (the
         store's write-through record of a run): the ledger those fills imply, in place.
 
         Raises what `apply_fill` raises (StateCorruption, InsufficientFunds); the ledger is then left

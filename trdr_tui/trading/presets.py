@@ -47,10 +47,11 @@ class SimpleTrailing:
             return
         pf = self.portfolio
         if pf.position > 0.0:
-            self.orders.place_trailing(Side.SELL, size=pf.position, trail=self.trail, price=close,
+            self.orders.place_trailing(Side.SELL, size=pf.position, trail=self.orders.tune_trail(Side.SELL, self.trail, close), price=close,
                                        reason="trail exit")
         else:
-            self.orders.place_trailing(Side.BUY, quote=self.buy_fraction * pf.cash, trail=self.trail,
+            self.orders.place_trailing(Side.BUY, quote=self.buy_fraction * pf.cash,
+                                       trail=self.orders.tune_trail(Side.BUY, self.trail, close),
                                        price=close, reason="trail entry")
 
     def state(self) -> dict[str, object]:

@@ -128,6 +128,15 @@ class RiskManager:
             for listener in self.halt_listeners:
                 listener(halt)
 
+    def on_funding(self, before: float, after: float) -> None:
+        """Equity moved from `before` to `after` by a deposit or withdrawal, not by trading: the peak and
+        the day's opening equity are scaled alike, so neither the drawdown nor the daily loss sees it."""
+        if before > 0.0:
+            r = after / before
+            self._peak *= r
+            self._day_open_equity *= r
+        self._equity = after
+
     def acknowledge_halt(self, ts: int) -> bool:
         """The operator lifts the halt in force now (clock time `ts`); False when none was in force."""
         if not self.halted:

@@ -1,0 +1,169 @@
+"""Funding changes (PRD §3.3.3 `onFundingChange`): a deposit or withdrawal changes the capital, and the
+grid's sizing and open orders follow it.
+
+`apply_funding` books the amount in the ledger (`Portfolio.fund`: cash and contributions change, P&L
+does not), scales the risk manager's peak and day-open equity alike (a withdrawal is no drawdown, a
+deposit no profit), then resizes:
+
+* the policy re-derives its capital per level from the new equity (`Resizable.resize`; the grid's
+  `level_quote`);
+* open BUY orders are cancelled, and the policy re-places them at the new size on a later bar
+  (cancel/replace). A deposit that raises the capital per level by 10 % or less leaves them (PRD:
+  "> 10 % increase worth updating"); a withdrawal always re-validates them.
+
+A withdrawal larger than the free cash (cash less what open BUY orders may still spend) is refused
+whole with InsufficientFunds (E002) and changes nothing: a position is never sold to pay for it.
+
+`FundingSchedule` applies the configured `[funding] events` when the order manager's time check
+passes their time (bar time in backtests, the clock in paper runs). `performance_curve` removes the
+flows from an equity curve (time-weighted), so returns, Sharpe and drawdown measure trading only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from trdr_tui.config import FundingConfig, parse_utc
+from trdr_tui.core.errors import InsufficientFunds
+from trdr_tui.core.types import Side
+from trdr_tui.trading.orders import OrderManager
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+RESIZE_THRESHOLD = 0.10  # PRD §3.3.3: a deposit re-sizes open orders when the size grows by more than this
+
+
+@runtime_checkable
+class Resizable(Protocol):
+    """A policy whose sizing follows the capital: `quote` is its capital per level (quote currency),
+    `resize(equity)` re-derives it from `equity` (quote currency)."""
+
+    quote: float
+
+    def resize(self, equity: float) -> None: ...
+
+
+class FundingResult:
+    """What one funding change did: the amount (quote, + deposit / − withdrawal), equity before and
+    after (at the last marked price), and how many open BUY orders were cancelled for re-sizing."""
+
+    __slots__ = ("amount", "cancelled", "equity_after", "equity_before", "ts")
+
+    def __init__(self, ts: int, amount: float, equity_before: float, equity_after: float, cancelled: int) -> None:
+        self.ts = ts
+        self.amount = amount
+        self.equity_before = equity_before
+        self.equity_after = equity_after
+        self.cancelled = cancelled
+
+
+def free_cash(orders: OrderManager) -> float:
+    """Cash less what the open BUY orders may still spend (quote currency)."""
+    pf = orders.portfolio
+    return pf.cash - orders.committed_cash(pf.last_price)
+
+
+def apply_funding(amount: float, *, orders: OrderManager, policy: object) -> FundingResult:
+    """Book a deposit (`amount` > 0) or withdrawal (< 0) at the clock's time and resize (module doc).
+
+    Raises InsufficientFunds when a withdrawal exceeds the free cash, ValueError for a zero or
+    non-finite amount; nothing changes then."""
+    if not (np.isfinite(amount) and amount != 0.0):
+        raise ValueError(f"a funding change needs a non-zero finite amount, got {amount}")
+    pf = orders.portfolio
+    ts = orders.clock.now_ns()
+    if amount < 0.0:
+        free = free_cash(orders)
+        if -amount > free:
+            raise InsufficientFunds(
+                f"withdrawal of {-amount:,.2f} refused: free cash is {free:,.2f} (cash {pf.cash:,.2f}, "
+                f"{pf.cash - free:,.2f} held by open BUY orders)",
+                hint="withdraw at most the free cash, or cancel BUY orders first; trdr never sells a "
+                     "position to pay a withdrawal")
+    before = pf.equity(pf.last_price)
+    pf.fund(amount, ts)
+    after = pf.equity(pf.last_price)
+    orders.risk.on_funding(before, after)
+    replace = True
+    if isinstance(policy, Resizable):
+        old = policy.quote
+        policy.resize(after)
+        replace = amount < 0.0 or not old > 0.0 or policy.quote > old * (1.0 + RESIZE_THRESHOLD)
+    cancelled = 0
+    if replace:
+        kind = "deposit" if amount > 0 else "withdrawal"
+        for order in [o for o in orders.open.values() if o.side is Side.BUY]:
+            orders.cancel(order, f"funding: {kind} of {abs(amount):,.2f}, re-sized")
+            cancelled += 1
+    return FundingResult(ts, amount, before, after, cancelled)
+
+
+class FundingSchedule:
+    """The configured events, applied in time order as the order manager's time check passes them.
+
+    `applied` and `refused` (with the reason) keep what happened; `listeners` hear each applied change
+    (the engine marks its equity curve), `log(level, message, **fields)` reports both outcomes."""
+
+    def __init__(self, cfg: FundingConfig, orders: OrderManager, policy: object,
+                 log: Callable[..., None] | None = None) -> None:
+        self.events = sorted((parse_utc(e.at, "at"), e.amount) for e in cfg.events)
+        self.orders = orders
+        self.policy = policy
+        self.log = log
+        self.applied: list[FundingResult] = []
+        self.refused: list[tuple[int, float, str]] = []
+        self.listeners: list[Callable[[FundingResult], None]] = []
+        self._next = 0
+
+    def on_time(self, now_ns: int) -> None:
+        """Apply every event due at `now_ns` (ns since the epoch) not applied yet."""
+        while self._next < len(self.events) and self.events[self._next][0] <= now_ns:
+            at, amount = self.events[self._next]
+            self._next += 1
+            try:
+                result = apply_funding(amount, orders=self.orders, policy=self.policy)
+            except InsufficientFunds as exc:
+                self.refused.append((at, amount, exc.message))
+                if self.log is not None:
+                    self.log("warning", exc.message, amount=amount)
+                continue
+            self.applied.append(result)
+            for listener in self.listeners:
+                listener(result)
+            if self.log is not None:
+                self.log("info", f"funding: {'deposit' if amount > 0 else 'withdrawal'} of {abs(amount):,.2f}; "
+                                 f"equity {result.equity_before:,.2f} -> {result.equity_after:,.2f}",
+                         amount=amount, cancelled=result.cancelled)
+
+    @property
+    def done(self) -> int:
+        """Events handled so far (applied or refused): a checkpoint keeps it so none is applied twice."""
+        return self._next
+
+    def skip(self, n: int) -> None:
+        """After a restart: the first `n` events were handled before it."""
+        self._next = max(self._next, min(n, len(self.events)))
+
+
+def performance_curve(equity: F64, ts: I64, flows: list[tuple[int, float]], initial: float) -> F64:
+    """The equity curve with the deposits and withdrawals taken out, time-weighted (GIPS time-weighted
+    return): bar i's return is (E_i − F_i) / E_{i−1} − 1, where F_i is the net flow booked at or before
+    bar i's close time `ts[i]` and after bar i−1's (E_{−1} = `initial`); the curve is
+    `initial` × Π (1 + r). Shapes: `equity`, `ts` one per bar (quote currency, ns); returns float64.
+    Without flows it is `equity` itself."""
+    if not flows or equity.shape[0] == 0:
+        return equity
+    flow = np.zeros(equity.shape[0])
+    at = np.searchsorted(ts, np.asarray([t for t, _ in flows], dtype=np.int64), side="left")
+    for k, (_, amount) in zip(at.tolist(), flows, strict=True):
+        if k < flow.shape[0]:
+            flow[k] += amount
+    prev = np.concatenate(([initial], equity[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.where(prev > 0.0, (equity - flow) / prev, 1.0)
+    out: F64 = (initial * np.cumprod(growth)).astype(np.float64)
+    return out
