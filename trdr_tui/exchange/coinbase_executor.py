@@ -263,12 +263,6 @@ class CoinbaseExecutor:
         if not self._tasks:
             with contextlib.suppress(TrdrError):  # the product loads lazily below if this fails
                 await self.start()
-        held = self._held(order.side)
-        if held:
-            self.events.emit(f"order.held:{order.side.value}", "warning", "exchange",
-                             f"order {order.client_order_id} not sent: {held}", order_id=order.id)
-            self._report(order, OrderStatus.REJECTED, reason=f"not sent: {held}")
-            return
         try:
             product = await self._product()
             config = self.configuration(order, product)
@@ -278,6 +272,12 @@ class CoinbaseExecutor:
         except RetryError as exc:  # could not even load the product: keep it for recovery
             self.outbox.put(order, self.symbol, {}, self.clock.now_ns())
             self.outbox.update(order.client_order_id, self.clock.now_ns(), state="failed", error=exc.message)
+            return
+        held = self._held(order.side)
+        if held:
+            self.events.emit(f"order.held:{order.side.value}", "warning", "exchange",
+                             f"order {order.client_order_id} not sent: {held}", order_id=order.id)
+            self._report(order, OrderStatus.REJECTED, reason=f"not sent: {held}")
             return
         self.outbox.put(order, self.symbol, config, self.clock.now_ns())  # write-ahead
         await self._send_tracked(order, config, first_attempt=0)
