@@ -5,8 +5,8 @@ product rules re-read when the exchange changes an increment. Real REST client, 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest

@@ -239,7 +239,13 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: Candl
     events = EventLog(engine.bus, engine.clock, min_level=log_level)
 
     async def switch_mode(mode: Mode) -> Engine:
-        """paper ↔ live on Coinbase market data (the old engine has stopped and checkpointed)."""
+        """paper ↔ live on Coinbase market data (the old engine has stopped and checkpointed). A key the
+        exchange rejects refuses the switch (the cockpit shows the error and keeps the old engine)."""
+        from trdr_tui.exchange.credentials import load_credentials, verify_credentials
+
+        creds = load_credentials(settings)
+        if creds is not None:
+            await verify_credentials(creds, settings.coinbase.rest_url)
         new = coinbase_engine(settings, live=mode is Mode.LIVE, store=ctx.store)
         events.bind(new.bus, new.clock)  # the log follows the cockpit to the new engine
         return new
