@@ -36,11 +36,14 @@ class Faults:
     #                                 create-order reference), True fails with DUPLICATE_CLIENT_ORDER_ID
     ws_gap: int = 0                 # next N market messages skip a sequence number
     ws_stale: bool = False          # send nothing at all (no heartbeats either)
-    reject_create: int = 0          # next N POST /orders fail with INSUFFICIENT_FUND-style errors
+    reject_create: int = 0          # next N POST /orders fail with `reject_reason`
+    reject_reason: str = "INSUFFICIENT_FUND"  # e.g. COMMANDER_REJECTED_NEW_ORDER (transient), INVALID_LIMIT_PRICE
     visibility_lag_s: float = 0.0   # new orders stay invisible to get/list/cancel this long (listed late)
     fill_listing_lag_s: float = 0.0  # fills stay out of the fills list this long (an order reads FILLED first)
     transit_jitter_s: float = 0.0   # each REST request reaches the server after a random 0..this delay
     transit_seed: int = 1           # seed of those delays (the same run draws the same delays)
+    clock_skew_s: float = 0.0       # the server's clock runs this far ahead of ours: JWTs (valid 2 minutes)
+    #                                 read as expired, every private request answers 401, subscriptions fail
 
 
 @dataclass(frozen=True)

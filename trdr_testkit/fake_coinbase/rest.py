@@ -285,7 +285,9 @@ class RestApi:
         if body.get("product_id") != self.market.product_id:
             return self._failure("UNTRADABLE_PRODUCT", "unknown product")
         if self.injector.take("reject_create"):
-            return self._failure("INSUFFICIENT_FUND", "Insufficient balance in source account")
+            reason = self.injector.faults.reject_reason
+            return self._failure(reason, "Insufficient balance in source account" if reason == "INSUFFICIENT_FUND"
+                                 else f"fault: {reason}")
         try:
             order = self._new_order(coid, body)
         except Reject as rej:

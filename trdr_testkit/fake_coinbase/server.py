@@ -27,7 +27,7 @@ from trdr_testkit.fake_coinbase.matching import FakeFill, FakeOrder, Market
 from trdr_testkit.fake_coinbase.rest import RateLimiter, RestApi
 from trdr_testkit.fake_coinbase.wire import WS_MARKET_PATH, WS_USER_PATH
 from trdr_testkit.fake_coinbase.ws import WsChannels
-from trdr_tui.core.clock import WallClock
+from trdr_tui.core.clock import NS_PER_SECOND, WallClock
 from trdr_tui.core.types import Candle
 from trdr_tui.exchange.coinbase_auth import PublicKey
 
@@ -63,7 +63,7 @@ class FakeExchange:
                              taker_fee=taker_fee, step_ns=step_ns, partial_fill_fraction=partial_fill_fraction,
                              now_ns=now_ns or clock.now_ns, start_ns=start_ns)
         self.injector = FaultInjector()
-        self.gate = JwtGate(clock.now_ns)
+        self.gate = JwtGate(lambda: clock.now_ns() + int(self.injector.faults.clock_skew_s * NS_PER_SECOND))
         self.limiter = RateLimiter(rate_limit_per_s, clock.now_ns)
         self.ws = WsChannels(market=self.market, gate=self.gate, injector=self.injector, now_ns=clock.now_ns,
                              heartbeat_s=heartbeat_s, subscribe_deadline_s=subscribe_deadline_s)
@@ -140,6 +140,14 @@ class FakeExchange:
         self.ws.publish_trade(self.market.record_trade())
         for o in self.market.match_resting():
             self.ws.push_user(o)
+
+    def set_increments(self, *, base: str | None = None, price: str | None = None) -> None:
+        """A fault: the product's size (`base`) and price increments change mid-run, as Coinbase does
+        (decimal strings). Orders off the new increments are refused with INVALID_*_PRECISION."""
+        if base is not None:
+            self.market.base_increment = Decimal(base)
+        if price is not None:
+            self.market.quote_increment = Decimal(price)
 
     async def drop_sockets(self) -> int:
         """Close every WebSocket abruptly (a dropped connection); returns how many were open."""

@@ -25,11 +25,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(ctx: CliContext) -> int:
-    from trdr_tui.exchange.credentials import require_credentials
+    from trdr_tui.exchange.credentials import require_credentials, verify_credentials
 
     settings = ctx.settings
     creds = require_credentials(settings)
     symbol = ctx.args.symbol or settings.symbol
+    asyncio.run(verify_credentials(creds, settings.coinbase.rest_url))  # a rejected key: the same error as a run's
     lines = asyncio.run(_report(settings.coinbase.rest_url, creds, symbol, show_all=ctx.args.all))
     print("\n".join(lines))
     return 0

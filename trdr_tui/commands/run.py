@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trdr_tui.commands.context import CliContext
-from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, TrdrError
+from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, RetryError, TrdrError
 from trdr_tui.core.types import Mode
 
 if TYPE_CHECKING:
@@ -88,6 +88,24 @@ def check_live_credentials(settings: Settings) -> str | None:
     return None
 
 
+def verify_key(settings: Settings, *, live: bool) -> None:
+    """Paper and live with credentials: the exchange must accept the key before anything starts. A
+    rejected key (HTTP 401/403) is bad configuration: CredentialsError naming the key and its source
+    (exit 2). Live also refuses an exchange it cannot reach; paper leaves that to its feed, which keeps
+    reconnecting."""
+    from trdr_tui.exchange.credentials import load_credentials, verify_credentials
+
+    creds = load_credentials(settings)
+    if creds is None:
+        return
+    try:
+        asyncio.run(verify_credentials(creds, settings.coinbase.rest_url))
+    except RetryError as exc:
+        if live:
+            raise
+        print(f"trdr: warning: the API key could not be checked: {exc.message}", file=sys.stderr)
+
+
 def confirm_live_on_terminal(settings: Settings) -> None:
     """--live: the user types `live` at a terminal prompt; anything else (or no terminal) refuses."""
     if not sys.stdin.isatty():
@@ -137,6 +155,7 @@ def run_app(ctx: CliContext) -> int:
         reason = check_live_credentials(settings)
         if reason is not None:
             raise CredentialsError(f"live trading refused: {reason}")
+        verify_key(settings, live=True)
         engine = coinbase_engine(settings, live=True, store=ctx.store)
         confirm_live_on_terminal(settings)
     elif feed == "replay":
@@ -152,6 +171,7 @@ def run_app(ctx: CliContext) -> int:
     else:
         if args.data is not None:
             raise ConfigError("--data is only used with --feed replay", hint="add --feed replay")
+        verify_key(settings, live=False)
         engine = coinbase_engine(settings, live=False, store=ctx.store)
 
     api = api_launch(ctx, settings, replayed)
@@ -219,7 +239,13 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: Candl
     events = EventLog(engine.bus, engine.clock, min_level=log_level)
 
     async def switch_mode(mode: Mode) -> Engine:
-        """paper ↔ live on Coinbase market data (the old engine has stopped and checkpointed)."""
+        """paper ↔ live on Coinbase market data (the old engine has stopped and checkpointed). A key the
+        exchange rejects refuses the switch (the cockpit shows the error and keeps the old engine)."""
+        from trdr_tui.exchange.credentials import load_credentials, verify_credentials
+
+        creds = load_credentials(settings)
+        if creds is not None:
+            await verify_credentials(creds, settings.coinbase.rest_url)
         new = coinbase_engine(settings, live=mode is Mode.LIVE, store=ctx.store)
         events.bind(new.bus, new.clock)  # the log follows the cockpit to the new engine
         return new

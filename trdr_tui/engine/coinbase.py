@@ -17,6 +17,7 @@ from __future__ import annotations
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.errors import CredentialsError, StateCorruption
+from trdr_tui.core.opevents import OperatorEvents
 from trdr_tui.core.types import Mode
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
@@ -41,7 +42,9 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
                                hint="set TRDR_COINBASE_API_KEY and TRDR_COINBASE_API_SECRET, or TRDR_COINBASE_KEY_FILE")
     signer = creds.signer() if creds is not None else None
     cb = settings.coinbase
-    rest = CoinbaseRest(cb.rest_url, signer=signer)
+    events = OperatorEvents()  # retries, rejections, recoveries, auth failures: on the engine's bus below
+    rest = CoinbaseRest(cb.rest_url, signer=signer, events=events,
+                        key_label=f"{creds.key_name} from {creds.source}" if creds is not None else "")
     feed = CoinbaseFeed(settings.symbol, settings.timeframe, ws_url=cb.ws_url, rest=rest, bus=bus, signer=signer)
     executor = None
     if live:
@@ -51,12 +54,14 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
                           store=store, bus=bus, preset=preset, run_id=run_id)
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
+    events.bind(engine.bus, engine.clock)
 
     async def release() -> None:  # the feed's and the executor's tasks, then the HTTP session they share
         if executor is not None:
             await executor.stop()
         await feed.stop()
         await rest.close()
+        events.flush()
 
     engine.on_close(release)
     if executor is not None:

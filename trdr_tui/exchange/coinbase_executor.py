@@ -22,6 +22,17 @@ returns reports for what happened while trdr was down. A `sending` or `failed` r
 not list (yet: new orders can be listed seconds late) is looked up again and re-sent with the same
 `client_order_id` by the recovery loop; the exchange answers a repeat with the order it has.
 
+Exchange rejections (a `success: false` answer or an HTTP 4xx) are classified by `failure_kind`:
+transient ones (the matching engine busy, order entry paused) are retried with backoff under the same
+`client_order_id`; a precision rejection (INVALID_SIZE_PRECISION, INVALID_PRICE_PRECISION) re-reads the
+product, and when its increments changed the request is rounded again, written ahead again and re-sent;
+everything else is permanent: the outbox row becomes `rejected`, the engine gets one REJECTED report
+and the operator one warning event — never a blind retry. After INSUFFICIENT_FUND, new orders of that
+side are refused locally (not sent) for a hold that starts at 30 s and doubles up to 15 min until an
+order of that side is accepted again. The product's rules are also re-read every `product_refresh_s`.
+Retries, sends kept for recovery, recoveries, rejections and rule changes are operator events
+(`core/opevents.py`).
+
 `cancel(order)` follows the order until it is final — cancelled, filled, or never placed — looking it
 up by `client_order_id` and retrying with backoff while the exchange does not list it; it never raises.
 """
@@ -30,14 +41,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from trdr_tui.core.clock import NS_PER_SECOND, Clock, WallClock
 from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
 from trdr_tui.core.errors import InsufficientFunds, RejectError, RetryError, TrdrError
+from trdr_tui.core.opevents import OperatorEvents
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Candle, Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
 from trdr_tui.exchange.coinbase_auth import JwtSigner
@@ -51,14 +63,12 @@ from trdr_tui.exchange.coinbase_models import (
     parse_time_ns,
     stop_limit_gtc,
 )
-from trdr_tui.exchange.coinbase_rest import CoinbaseRest, OrderNotFound, RetryPolicy
+from trdr_tui.exchange.coinbase_rest import CoinbaseRest, ExchangeRejected, OrderNotFound, RetryPolicy
 from trdr_tui.exchange.coinbase_ws import RECONNECT, Envelope, WsConnection
 from trdr_tui.store.db import Store
 from trdr_tui.store.fills import stored_fill_ids
 from trdr_tui.store.outbox import Outbox
 from trdr_tui.trading.sizing import to_decimal
-
-log = logging.getLogger("trdr.exchange.executor")
 
 CAPABILITIES = frozenset({
     "market_ioc", "limit_gtc_post_only", "limit_gtd", "stop_limit_gtc", "edit_limit_gtc", "batch_cancel",
@@ -66,6 +76,30 @@ CAPABILITIES = frozenset({
 })
 TERMINAL = {"FILLED": OrderStatus.FILLED, "CANCELLED": OrderStatus.CANCELLED, "EXPIRED": OrderStatus.EXPIRED,
             "FAILED": OrderStatus.REJECTED}
+
+# Coinbase's order failure reasons (NewOrderFailureReason; docs/coinbase.md). Transient: the exchange
+# refused for a moment, the same request may pass later. Precision: the product's increments may have
+# changed. Everything else, and any reason not listed, is permanent: retrying the same request as it is
+# cannot succeed (INSUFFICIENT_FUND, INVALID_LIMIT_PRICE_POST_ONLY, INVALID_LIMIT_PRICE,
+# UNSUPPORTED_ORDER_CONFIGURATION, UNTRADABLE_PRODUCT, LIMIT_PRICE_TOO_FAR_FROM_MARKET, size too small…).
+TRANSIENT_REASONS = frozenset({"UNKNOWN_FAILURE_REASON", "COMMANDER_REJECTED_NEW_ORDER", "ORDER_ENTRY_DISABLED",
+                               "INVALID_NO_LIQUIDITY"})
+PRECISION_REASONS = frozenset({"INVALID_SIZE_PRECISION", "INVALID_PRICE_PRECISION"})
+HOLD_REASONS = frozenset({"INSUFFICIENT_FUND", "INSUFFICIENT_FUNDS"})
+HOLD_INITIAL_S = 30.0
+HOLD_CAP_S = 900.0
+FailureKind = Literal["transient", "precision", "permanent"]
+
+
+def failure_kind(reason: str) -> FailureKind:
+    """How to treat an order failure reason: `transient` (retry with backoff), `precision` (re-read the
+    product, re-round, re-send) or `permanent` (reject once). A `PREVIEW_` prefix is ignored."""
+    reason = reason.removeprefix("PREVIEW_")
+    if reason in TRANSIENT_REASONS:
+        return "transient"
+    if reason in PRECISION_REASONS:
+        return "precision"
+    return "permanent"
 
 
 class CoinbaseExecutor:
@@ -91,6 +125,8 @@ class CoinbaseExecutor:
         ws_reconnect: RetryPolicy | None = None,
         listing_lag_s: float = 30.0,
         cancel_attempts: int = 12,
+        events: OperatorEvents | None = None,
+        product_refresh_s: float = 3600.0,
     ) -> None:
         self.rest = rest
         self.symbol = symbol
@@ -102,6 +138,12 @@ class CoinbaseExecutor:
         self.recovery_interval_s = recovery_interval_s
         self.listing_lag_s = listing_lag_s        # how long a new order may take to be listed
         self.cancel_attempts = cancel_attempts
+        self.events = events or rest.events
+        self.product_refresh_s = product_refresh_s
+        self.product_reads = 0
+        self.rejected: Counter[str] = Counter()       # failure reason -> orders rejected for it
+        self._product_read_at = 0.0                   # loop time of the last read of the product
+        self._holds: dict[Side, tuple[float, float, str]] = {}  # side -> (held until, next hold, reason)
         self._sleep = sleep
         self.product: Product | None = None
         self._on_report: ReportHandler | None = None
@@ -118,7 +160,7 @@ class CoinbaseExecutor:
         self.user_ws: WsConnection | None = None
         if user_ws_url and signer is not None:
             self.user_ws = WsConnection(user_ws_url, ["user"], [symbol], on_message=self._on_user_message,
-                                        signer=signer, silence_s=10.0,
+                                        signer=signer, silence_s=10.0, events=self.events,
                                         reconnect=ws_reconnect if ws_reconnect is not None else RECONNECT)
         self.sends = 0
         self.lookups = 0
@@ -131,7 +173,7 @@ class CoinbaseExecutor:
     async def start(self) -> None:
         """Load the product's trading rules and start the user channel and the polling loops."""
         if self.product is None:
-            self.product = await self.rest.get_product(self.symbol)
+            await self.refresh_product("start")
         if self._tasks:
             return
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="coinbase-exec-poll"))
@@ -171,8 +213,27 @@ class CoinbaseExecutor:
 
     async def _product(self) -> Product:
         if self.product is None:
-            self.product = await self.rest.get_product(self.symbol)
+            await self.refresh_product("first order")
+        assert self.product is not None
         return self.product
+
+    async def refresh_product(self, cause: str) -> bool:
+        """Read the product's trading rules again. True when its increments changed (an info event names
+        the old and new steps and `cause`); every later order is rounded to the new ones. Raises the
+        REST client's errors."""
+        old = self.product
+        new = await self.rest.get_product(self.symbol)
+        self.product = new
+        self.product_reads += 1
+        self._product_read_at = asyncio.get_running_loop().time()
+        if old is None or old.increments == new.increments:
+            return False
+        self.events.emit(f"product.rules:{self.symbol}", "info", "exchange",
+                         f"{self.symbol} trading rules changed ({cause}): size increment "
+                         f"{old.increments.base:f} -> {new.increments.base:f}, price increment "
+                         f"{old.increments.price:f} -> {new.increments.price:f}",
+                         base_increment=f"{new.increments.base:f}", price_increment=f"{new.increments.price:f}")
+        return True
 
     def configuration(self, order: Order, product: Product) -> dict[str, Any]:
         """The order_configuration for an engine order, sizes floored and prices rounded to increments."""
@@ -212,6 +273,12 @@ class CoinbaseExecutor:
             self.outbox.put(order, self.symbol, {}, self.clock.now_ns())
             self.outbox.update(order.client_order_id, self.clock.now_ns(), state="failed", error=exc.message)
             return
+        held = self._held(order.side)
+        if held:
+            self.events.emit(f"order.held:{order.side.value}", "warning", "exchange",
+                             f"order {order.client_order_id} not sent: {held}", order_id=order.id)
+            self._report(order, OrderStatus.REJECTED, reason=f"not sent: {held}")
+            return
         self.outbox.put(order, self.symbol, config, self.clock.now_ns())  # write-ahead
         await self._send_tracked(order, config, first_attempt=0)
 
@@ -229,6 +296,8 @@ class CoinbaseExecutor:
     async def _send(self, order: Order, config: dict[str, Any], *, first_attempt: int) -> None:
         coid = order.client_order_id
         last_error = ""
+        reread = False  # the product is re-read at most once per send
+        transient = 0   # transient rejections retried so far
         for attempt in range(first_attempt, first_attempt + self.retry.max_retries + 1):
             try:
                 if attempt > 0:
@@ -244,9 +313,9 @@ class CoinbaseExecutor:
                 await self._sleep(self.retry.delay(min(attempt - first_attempt, 10)))
                 continue
             except (InsufficientFunds, RejectError) as exc:
-                self.outbox.update(coid, self.clock.now_ns(), state="rejected", error=exc.message,
-                                   attempts=attempt + 1)
-                self._report(order, OrderStatus.REJECTED, reason=exc.message)
+                reason = "INSUFFICIENT_FUND" if isinstance(exc, InsufficientFunds) else (
+                    exc.reason if isinstance(exc, ExchangeRejected) and exc.reason else "INVALID_REQUEST")
+                self._reject(order, reason, exc.message, attempt + 1)
                 return
             except TrdrError as exc:  # auth or an undecodable answer: unknown outcome, keep for recovery
                 last_error = exc.message
@@ -260,12 +329,70 @@ class CoinbaseExecutor:
                 await self._adopt_duplicate(order, attempt + 1)
                 return
             message = resp.error_response.message if resp.error_response else ""
-            self.outbox.update(coid, self.clock.now_ns(), state="rejected", error=reason, attempts=attempt + 1)
-            self._report(order, OrderStatus.REJECTED, reason=f"{reason}: {message}".strip(": "))
+            kind = failure_kind(reason)
+            if kind == "precision" and not reread:
+                reread = True
+                rounded = await self._reround(order, config, reason)
+                if rounded is not None:
+                    config = rounded
+                    continue
+            elif kind == "transient" and transient < self.retry.max_retries:
+                delay = self.retry.delay(transient)
+                transient += 1
+                self.events.emit(f"order.retry:{reason}", "warning", "exchange",
+                                 f"order {coid} refused for now ({reason}: {message}); retry {transient} in "
+                                 f"{delay:.2f} s", order_id=order.id, reason=reason)
+                await self._sleep(delay)
+                continue
+            self._reject(order, reason, message, attempt + 1)
             return
-        log.error("order %s could not be sent (%s); kept for recovery", coid, last_error)
+        self.events.emit("order.kept", "error", "exchange",
+                         f"order {coid} could not be sent ({last_error}); kept for recovery: it is looked up "
+                         f"and re-sent every {self.recovery_interval_s:g} s", order_id=order.id)
         self.outbox.update(coid, self.clock.now_ns(), state="failed", error=last_error,
                            attempts=first_attempt + self.retry.max_retries + 1)
+
+    def _reject(self, order: Order, reason: str, message: str, attempts: int) -> None:
+        """A permanent rejection: the outbox row is closed, one warning event, one REJECTED report."""
+        self.outbox.update(order.client_order_id, self.clock.now_ns(), state="rejected", error=reason,
+                           attempts=attempts)
+        self.rejected[reason] += 1
+        note = ""
+        if reason in HOLD_REASONS:
+            note = f"; new {order.side.value} orders held for {self._hold(order.side, reason):g} s"
+        self.events.emit(f"order.rejected:{reason}", "warning", "exchange",
+                         f"order {order.client_order_id} ({order.side.value} {order.type.value}) rejected by the "
+                         f"exchange: {reason}{': ' + message if message else ''}; not retried{note}",
+                         order_id=order.id, reason=reason)
+        self._report(order, OrderStatus.REJECTED, reason=f"{reason}: {message}".strip(": "))
+
+    def _hold(self, side: Side, reason: str) -> float:
+        """Refuse new orders of `side` locally for a while (30 s, doubling to 15 min); returns the hold."""
+        now = asyncio.get_running_loop().time()
+        _, length, _ = self._holds.get(side, (0.0, HOLD_INITIAL_S, reason))
+        self._holds[side] = (now + length, min(length * 2.0, HOLD_CAP_S), reason)
+        return length
+
+    def _held(self, side: Side) -> str:
+        """Why orders of `side` are held now, or "" when they may be sent."""
+        hold = self._holds.get(side)
+        if hold is None:
+            return ""
+        left = hold[0] - asyncio.get_running_loop().time()
+        return f"{hold[2]} from the exchange, held {left:.0f} s more" if left > 0 else ""
+
+    async def _reround(self, order: Order, config: dict[str, Any], reason: str) -> dict[str, Any] | None:
+        """After a precision rejection: the product re-read, and the request rounded to its new increments
+        and written ahead again. None when the rules did not change (or cannot be read or met)."""
+        try:
+            await self.refresh_product(f"{reason} for {order.client_order_id}")
+            rounded = self.configuration(order, await self._product())
+        except TrdrError:
+            return None
+        if rounded == config:
+            return None
+        self.outbox.reconfigure(order.client_order_id, rounded, self.clock.now_ns())  # write-ahead
+        return rounded
 
     async def _adopt_duplicate(self, order: Order, attempts: int) -> None:
         for n in range(self.retry.max_retries + 1):
@@ -299,6 +426,7 @@ class CoinbaseExecutor:
 
     async def _accepted(self, order: Order, exchange_id: str, attempts: int) -> None:
         self._orders[exchange_id] = order
+        self._holds.pop(order.side, None)
         self.outbox.update(order.client_order_id, self.clock.now_ns(), state="accepted",
                            exchange_order_id=exchange_id, attempts=attempts)
         self._report(order, order.status if order.status is not OrderStatus.PENDING else OrderStatus.SUBMITTED,
@@ -327,10 +455,13 @@ class CoinbaseExecutor:
                     if await self._cancel_once(order, started):
                         return
                 except TrdrError as exc:
-                    log.warning("cancel %s: %s; retrying", coid, exc.message)
+                    self.events.emit("order.cancel.retry", "warning", "exchange",
+                                     f"cancel {coid}: {exc.message}; retrying", order_id=order.id)
                 attempt += 1
                 if attempt >= self.cancel_attempts and loop.time() - started >= self.listing_lag_s:
-                    log.error("cancel %s not confirmed after %d tries; the order stays tracked", coid, attempt)
+                    self.events.emit("order.cancel.unconfirmed", "error", "exchange",
+                                     f"cancel {coid} not confirmed after {attempt} tries; the order stays tracked",
+                                     order_id=order.id)
                     return
                 await self._sleep(self.retry.delay(min(attempt - 1, 10)))
         finally:
@@ -433,7 +564,7 @@ class CoinbaseExecutor:
         try:
             await self.sync_order(eid)
         except TrdrError as exc:
-            log.warning("sync of %s failed: %s", eid, exc.message)
+            self.events.emit("order.sync", "warning", "exchange", f"sync of order {eid} failed: {exc.message}")
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -445,6 +576,12 @@ class CoinbaseExecutor:
         while True:
             await asyncio.sleep(self.poll_interval_s)
             await self.sync_all()
+            if asyncio.get_running_loop().time() - self._product_read_at >= self.product_refresh_s:
+                try:
+                    await self.refresh_product("scheduled re-read")
+                except TrdrError as exc:
+                    self.events.emit("product.read", "warning", "exchange",
+                                     f"{self.symbol} trading rules could not be re-read: {exc.message}")
 
     async def sync_all(self) -> None:
         """Sync every order still followed (failures logged, not raised)."""
@@ -459,7 +596,8 @@ class CoinbaseExecutor:
             try:
                 await self.retry_failed()
             except TrdrError as exc:
-                log.warning("recovery of failed sends: %s", exc.message)
+                self.events.emit("order.recovery.failed", "warning", "exchange",
+                                 f"recovery of sends kept for recovery failed: {exc.message}")
 
     async def retry_failed(self) -> int:
         """Retry orders whose sending failed for good earlier: look up first, then resend. Returns how many."""
@@ -473,6 +611,11 @@ class CoinbaseExecutor:
             config = rec.configuration or self.configuration(order, await self._product())
             self.outbox.update(order.client_order_id, self.clock.now_ns(), state="sending")
             await self._send_tracked(order, config, first_attempt=max(rec.attempts, 1))
+            after = self.outbox.get(order.client_order_id)
+            if after is not None and after.state == "accepted":
+                self.events.emit("order.recovered", "info", "exchange",
+                                 f"order {order.client_order_id} kept for recovery is at the exchange "
+                                 f"({after.exchange_order_id})", order_id=order.id)
         return n
 
     async def settle(self) -> None:

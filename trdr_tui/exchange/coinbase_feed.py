@@ -140,7 +140,7 @@ class CoinbaseFeed:
         self.builder = CandleBuilder(self.timeframe_ns)
         self.ws = WsConnection(ws_url, list(channels), [symbol], on_message=self._on_message,
                                on_health=self._on_ws_health, signer=signer, silence_s=silence_s,
-                               reconnect=reconnect)
+                               reconnect=reconnect, events=rest.events)
         self._queue: asyncio.Queue[Candle | Tick] = asyncio.Queue()
         self._seen: deque[str] = deque(maxlen=5000)
         self._seen_set: set[str] = set()
@@ -330,9 +330,9 @@ class CoinbaseFeed:
                 candle = got[0]
                 self.repaired += 1
         except TrdrError as exc:
-            log.warning("bar %s %s and could not be fetched: %s", built.ts,
-                        "began before the feed started" if built.ts == self._first_bar else "spanned an outage",
-                        exc.message)
+            why = "began before the feed started" if built.ts == self._first_bar else "spanned an outage"
+            self.rest.events.emit("feed.repair", "warning", "feed",
+                                  f"bar {built.ts} {why} and could not be fetched: {exc.message}")
         if candle is built and built.ts == self._first_bar:  # no exchange candle to replace it with
             candle = None
             self.dropped += 1

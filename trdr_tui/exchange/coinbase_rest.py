@@ -11,13 +11,14 @@
   on the network cannot bunch requests up) and pauses when the server's `x-ratelimit-remaining`
   reaches zero until `x-ratelimit-reset`.
 - Responses decode into msgspec structs; a body that does not match is `InvalidResponse` (E004).
+- Retries (warning) and rejected credentials (HTTP 401/403, error) are operator events
+  (`core/opevents.py`): on the engine's bus and in the JSON logs, repeats rate limited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -37,6 +38,7 @@ from trdr_tui.core.errors import (
     RetryError,
     StopError,
 )
+from trdr_tui.core.opevents import OperatorEvents
 from trdr_tui.core.types import Candle
 from trdr_tui.exchange.coinbase_auth import JwtSigner
 from trdr_tui.exchange.coinbase_models import (
@@ -62,8 +64,6 @@ from trdr_tui.exchange.coinbase_models import (
     TickerResponse,
     TransactionSummary,
 )
-
-log = logging.getLogger("trdr.exchange.rest")
 
 API_PREFIX = "/api/v3/brokerage"
 MAX_CANDLES_PER_REQUEST = 349
@@ -212,6 +212,8 @@ class CoinbaseRest:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         on_request: Callable[[str, str], None] | None = None,
+        events: OperatorEvents | None = None,
+        key_label: str = "",
     ) -> None:
         url = yarl.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -228,8 +230,11 @@ class CoinbaseRest:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._on_request = on_request
+        self.events = events or OperatorEvents()
+        self.key_label = key_label  # "key NAME from SOURCE": what an auth event names (never the secret)
         self.requests_sent = 0
         self.retries = 0
+        self.auth_failures = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -278,8 +283,9 @@ class CoinbaseRest:
                 delay = self.retry.delay(attempt, self._rng)
                 if t.retry_after is not None:
                     delay = max(delay, min(t.retry_after, self.retry.cap_s))
-                log.warning("%s %s failed (%s); retry %d in %.2fs", method, path, t.error.message,
-                            attempt + 1, delay)
+                self.events.emit(f"rest.retry:{type(t.error).__name__}", "warning", "exchange",
+                                 f"{t.error.message}; retry {attempt + 1} of {self.retry.max_retries} in {delay:.2f} s",
+                                 method=method, path=path, attempt=attempt + 1)
                 self.retries += 1
                 attempt += 1
                 await self._sleep(delay)
@@ -316,7 +322,14 @@ class CoinbaseRest:
             raise _Transient(ConnectionLost(f"{method} {path}: {type(exc).__name__}")) from None
         if status == 200:
             return _decode(raw, response_type, f"{method} {path}")
-        self._raise_for_status(method, path, status, raw, retry_after)
+        try:
+            self._raise_for_status(method, path, status, raw, retry_after)
+        except AuthFailed as exc:
+            self.auth_failures += 1
+            self.events.emit("rest.auth", "error", "exchange",
+                             f"the exchange rejected the API key{' ' + self.key_label if self.key_label else ''}: "
+                             f"{exc.message}; {exc.hint}", method=method, path=path, status=status)
+            raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -329,7 +342,7 @@ class CoinbaseRest:
         if status in RETRY_STATUSES:
             raise _Transient(ConnectionLost(f"{where}: HTTP {status}"))
         if status == 401 and "timestamp" in text.lower() and "expired" in text.lower():
-            raise _Transient(ConnectionLost(f"{where}: request timestamp expired"))
+            raise _Transient(ConnectionLost(f"{where}: request timestamp expired (is this machine's clock right?)"))
         if status in (401, 403):
             raise AuthFailed(f"{where}: HTTP {status} {text or 'unauthorized'}",
                              hint="check the key name and secret, the key's permissions (view/trade) and "

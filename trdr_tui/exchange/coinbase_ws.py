@@ -10,13 +10,14 @@ One `WsConnection` keeps one socket alive for a set of channels:
 - reconnects back off exponentially from 1 s to 30 s with jitter, and reset after a healthy stretch.
 
 Messages are handed to `on_message(envelope)`; health changes to `on_health(healthy, detail)`.
+Each drop is an operator event (`core/opevents.py`): a warning, or an error when the server refused the
+subscription's JWT ("authentication failure": a rejected key, or this machine's clock off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +26,9 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from trdr_tui.core.opevents import OperatorEvents
 from trdr_tui.exchange.coinbase_auth import JwtSigner
 from trdr_tui.exchange.coinbase_rest import RetryPolicy
-
-log = logging.getLogger("trdr.exchange.ws")
 
 SUBSCRIBE_DEADLINE_S = 5.0
 RECONNECT = RetryPolicy(max_retries=1_000_000, initial_s=1.0, factor=2.0, cap_s=30.0, jitter=0.10)
@@ -67,8 +67,10 @@ class WsConnection:
         reconnect: RetryPolicy = RECONNECT,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
+        events: OperatorEvents | None = None,
     ) -> None:
         self.url = url
+        self.events = events or OperatorEvents()
         self.channels = ["heartbeats", *[c for c in channels if c != "heartbeats"]]
         self.product_ids = list(product_ids)
         self.on_message = on_message
@@ -88,6 +90,7 @@ class WsConnection:
         self.messages = 0
         self.recv_ns = 0  # perf_counter_ns when the message being handled arrived (latency measurements)
         self.last_error = ""
+        self.auth_failures = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -100,7 +103,15 @@ class WsConnection:
                 delivered = await self._session_once()
             except (WsDead, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self.last_error = str(exc) or type(exc).__name__
-                log.warning("websocket %s: %s", self.url, self.last_error)
+                if "authentication" in self.last_error:
+                    self.auth_failures += 1
+                    self.events.emit(f"ws.auth:{self.url}", "error", "exchange",
+                                     f"websocket {self.url}: the exchange refused the API key's token "
+                                     f"({self.last_error}); check the key and this machine's clock",
+                                     channels=",".join(self.channels))
+                else:
+                    self.events.emit(f"ws.drop:{self.url}", "warning", "exchange",
+                                     f"websocket {self.url}: {self.last_error}; reconnecting")
             finally:
                 self._set_health(False, self.last_error or "disconnected")
             if self._stopping:
@@ -164,7 +175,8 @@ class WsConnection:
             try:
                 env = _decoder.decode(msg.data)
             except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("websocket %s: undecodable message skipped", self.url)
+                self.events.emit(f"ws.undecodable:{self.url}", "warning", "exchange",
+                                 f"websocket {self.url}: undecodable message skipped")
                 continue
             if env.type == "error":
                 raise WsDead(f"server error: {env.message}")

@@ -7,7 +7,8 @@ Sources, first found wins:
    `[coinbase] key_file` in the config. The file must not be readable by group or others.
 
 The secret is parsed into a key object at once and the text is dropped. `Credentials` prints as
-`<redacted>`; every error names the source and the fix, never the secret.
+`<redacted>`; every error names the source and the fix, never the secret. `verify_credentials` asks
+the exchange whether it accepts the key (paper and live check it before they start).
 """
 
 from __future__ import annotations
@@ -135,3 +136,34 @@ def require_credentials(settings: Settings | None = None, env: Mapping[str, str]
             "(a CDP key JSON file, chmod 600)",
         )
     return creds
+
+
+REJECTED_KEY_HINT = ("check the key's name and private key (the CDP key file, copied whole), that the key is not "
+                     "revoked and has the view and trade permissions, and that this machine's clock is right "
+                     "(request tokens are valid for 2 minutes); `trdr account` checks a key")
+
+
+def rejected_key(creds: Credentials, detail: str) -> CredentialsError:
+    """The error for a key the exchange refused: which key, where it came from, what to do."""
+    return CredentialsError(f"Coinbase rejected the API key {creds.key_name} ({detail})", where=creds.source,
+                            hint=REJECTED_KEY_HINT)
+
+
+async def verify_credentials(creds: Credentials, rest_url: str) -> None:
+    """Prove the exchange at `rest_url` accepts `creds` with one signed call (GET /accounts, one row).
+
+    Raises CredentialsError (`rejected_key`) when it answers 401/403 and RetryError when it cannot be
+    reached after the REST client's retries."""
+    from trdr_tui.core.bus import EventBus
+    from trdr_tui.core.clock import WallClock
+    from trdr_tui.core.opevents import OperatorEvents
+    from trdr_tui.exchange.coinbase_models import AccountsPage
+    from trdr_tui.exchange.coinbase_rest import AuthFailed, CoinbaseRest
+
+    events = OperatorEvents()
+    events.bind(EventBus(), WallClock())  # the outcome is what this raises: its events go nowhere
+    async with CoinbaseRest(rest_url, signer=creds.signer(), events=events) as rest:
+        try:
+            await rest.request("GET", "/accounts", AccountsPage, params=[("limit", "1")])
+        except AuthFailed as exc:
+            raise rejected_key(creds, exc.message) from None

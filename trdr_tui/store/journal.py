@@ -104,13 +104,16 @@ def _weights(cur: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
 
 
 def _outbox(cur: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
-    """Outbox puts and updates, in the order they were made (an update follows its put)."""
+    """Outbox puts, updates and re-configurations, in the order they were made (an update follows its put)."""
     for r in rows:
         if r[0] == "put":
             cur.execute("INSERT INTO exchange_outbox (client_order_id, order_id, run_id, product_id, side, "
                         "configuration, state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, "
                         "'sending', 0, make_timestamp(?), make_timestamp(?)) ON CONFLICT DO NOTHING",
                         [*r[1:], r[-1]])
+        elif r[0] == "configure":  # a request re-rounded after the product's increments changed
+            cur.execute("UPDATE exchange_outbox SET configuration = ?, state = 'sending', "
+                        "updated_at = make_timestamp(?) WHERE client_order_id = ?", r[1:])
         else:
             cur.execute("UPDATE exchange_outbox SET state = ?, exchange_order_id = coalesce(?, exchange_order_id), "
                         "last_error = ?, attempts = coalesce(?, attempts), updated_at = make_timestamp(?) "

@@ -102,6 +102,23 @@ class Outbox:
                 f"last_error = ?, attempts = coalesce(?, attempts), updated_at = {_US} WHERE client_order_id = ?",
                 [state, exchange_order_id, error, attempts, now_ns // 1000, client_order_id])
 
+    def reconfigure(self, client_order_id: str, configuration: dict[str, Any], now_ns: int) -> None:
+        """Replace the request of an order the exchange refused as it was (state `sending` again), before
+        the corrected request is sent (write-ahead): a restart re-sends this one."""
+        entry = self._mem.get(client_order_id)
+        if entry is not None:
+            entry.configuration = configuration
+            entry.state = "sending"
+        if self.store is None:
+            return
+        journal = self.store.writer
+        if journal is not None:
+            journal.append(("outbox", ("configure", json.dumps(configuration), now_ns // 1000, client_order_id)))
+            return
+        with self.store.transaction() as cur:
+            cur.execute(f"UPDATE exchange_outbox SET configuration = ?, state = 'sending', updated_at = {_US} "
+                        f"WHERE client_order_id = ?", [json.dumps(configuration), now_ns // 1000, client_order_id])
+
     def get(self, client_order_id: str) -> OutboxEntry | None:
         """The request for an order (from memory, else from the store), or None if none was written."""
         entry = self._mem.get(client_order_id)
