@@ -9,6 +9,9 @@ a fill record reached the journal (the fill with its trade is one record: killin
 and its trade" is this moment); and, live, right after a fill that left nothing open at the exchange
 (the restart must resume the run that holds the position). A share of the kills also deletes
 DuckDB's `.wal` file before the restart (the WAL-loss variant): the journal must bring everything back.
+Those runs checkpoint the database only at open (`WAL_LOSS_CONFIG`), and the kill waits until the WAL
+exists, so every WAL-loss kill really deletes one (with the 1 s checkpoints of the other runs a kill
+right after a checkpoint found no WAL, and the variant silently did not happen).
 
 After each kill the store is opened as any `trdr` command opens it (the journal is replayed) and
 checked: every run's `trades` equal the round trips its `fills` make, no fill is stored twice, every
@@ -59,6 +62,7 @@ class Tally:
     kills: Counter[str] = field(default_factory=Counter)
     missed: Counter[str] = field(default_factory=Counter)  # aimed kills whose moment did not come in time
     wal_deleted: int = 0
+    no_wal: int = 0  # WAL-loss kills whose run never wrote a WAL in WAL_WAIT_S (the writer was stuck)
     restarts: int = 0
     resumed: int = 0
     checks: int = 0
@@ -82,7 +86,7 @@ class Tally:
         """Every counter that must be zero and is not."""
         bad: dict[str, object] = {}
         for name in ("duplicated_orders", "unknown_orders", "lost_fills", "invented_fills", "duplicated_fills",
-                     "fill_mismatches", "trades_vs_fills", "forgotten_positions"):
+                     "fill_mismatches", "trades_vs_fills", "forgotten_positions", "no_wal"):
             if getattr(self, name):
                 bad[name] = getattr(self, name)
         if self.ledger_vs_exchange_usd > 1e-6:
@@ -119,6 +123,8 @@ checkpoint_interval_seconds = 1.0
 flush_interval_seconds = 0.1
 db_checkpoint_seconds = 1.0
 """
+WAL_LOSS_CONFIG = CONFIG.replace("db_checkpoint_seconds = 1.0", "db_checkpoint_seconds = 3600.0")
+WAL_WAIT_S = 10.0  # the writer applies a batch every 0.1 s: the WAL exists long before this
 
 
 class Driver:
@@ -193,6 +199,15 @@ class JournalWatch:
                     return True
             await asyncio.sleep(0.001)
         return False
+
+
+async def _until(ready: Callable[[], bool], timeout: float) -> bool:
+    """Poll `ready` every 10 ms for up to `timeout` s; its last answer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not ready() and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    return ready()
 
 
 async def wait_for_send(fake: FakeExchange, timeout: float, alive: Callable[[], bool]) -> bool:
@@ -303,7 +318,10 @@ async def run_campaign(spec: CampaignSpec, workdir: Path, fake: FakeExchange, ke
     rng = random.Random(spec.seed)
     config = workdir / "trdr.toml"
     config.write_text(CONFIG)
+    wal_loss_config = workdir / "trdr-wal-loss.toml"
+    wal_loss_config.write_text(WAL_LOSS_CONFIG)
     db = workdir / "kill.duckdb"
+    wal = Path(str(db) + ".wal")
     tally = Tally()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + spec.deadline_s
@@ -321,7 +339,7 @@ async def run_campaign(spec: CampaignSpec, workdir: Path, fake: FakeExchange, ke
                 kind = "anywhere"  # paper orders never reach the exchange
             lose_wal = rng.random() < spec.wal_loss_share
         watch = JournalWatch(db)
-        driver = await Driver.spawn(mode, fake, db, config, key_file)
+        driver = await Driver.spawn(mode, fake, db, wal_loss_config if lose_wal else config, key_file)
         try:
             ready = await driver.wait_line("READY")
         except (RuntimeError, TimeoutError) as exc:
@@ -336,6 +354,8 @@ async def run_campaign(spec: CampaignSpec, workdir: Path, fake: FakeExchange, ke
             tally.forgotten_positions += 1
         if not await _aim(kind, driver, fake, watch, rng):
             tally.missed[kind] += 1
+        if lose_wal and not await _until(wal.exists, WAL_WAIT_S):
+            tally.no_wal += 1  # the writer wrote nothing for WAL_WAIT_S: a failure, not a skipped variant
         exited = not driver.alive()
         await driver.kill()
         if exited and driver.proc.returncode not in (0, -signal.SIGKILL):
@@ -343,7 +363,6 @@ async def run_campaign(spec: CampaignSpec, workdir: Path, fake: FakeExchange, ke
             tally.stopped_early = f"the driver failed after {n} kills"
             break
         tally.kills[kind] += 1
-        wal = Path(str(db) + ".wal")
         if lose_wal and wal.exists():
             wal.unlink()
             tally.wal_deleted += 1

@@ -280,6 +280,7 @@ async def test_kill_campaign_paper_and_live(creds: Credentials, secret_pem: str,
         await fake.stop()
     print("\n" + tally.summary())
     assert tally.failures() == {}
-    assert sum(tally.kills.values()) == len(CAMPAIGN) and tally.wal_deleted >= 1
+    assert sum(tally.kills.values()) == len(CAMPAIGN)
+    assert tally.wal_deleted == sum(lose_wal for _, _, lose_wal in CAMPAIGN), "a WAL-loss kill deleted no WAL"
     assert tally.exchange_fills > 0 and tally.paper_fills > 0, "no trading happened"
     assert tally.kills["after_fill"] - tally.missed["after_fill"] >= 1, "no kill landed right after a fill"
