@@ -1,6 +1,7 @@
 """The `trdr` command line. Each subcommand lives in `trdr_tui/commands/<name>.py`.
 
-Exit codes: 0 success; 1 a runtime failure (the exchange or the network failed, an engine error, or
+Exit codes (`TrdrError.exit_code`): 0 success; 1 a runtime failure (the exchange or the network failed, an
+engine error, a database error such as a full disk — `store.db.database_error` maps every DuckDB class — or
 the output was cut short because its reader closed the pipe: `trdr agents --json | head` ends quietly,
 as Rich does); 2 bad input the user must fix (usage, configuration, a data file, credentials, a feature
 not yet available); 130 interrupted.
