@@ -1,6 +1,7 @@
 """The `trdr` command line. Each subcommand lives in `trdr_tui/commands/<name>.py`.
 
-Exit codes: 0 success; 1 a runtime failure (the exchange or the network failed, an engine error, or
+Exit codes (`TrdrError.exit_code`): 0 success; 1 a runtime failure (the exchange or the network failed, an
+engine error, a database error such as a full disk — `store.db.database_error` maps every DuckDB class — or
 the output was cut short because its reader closed the pipe: `trdr agents --json | head` ends quietly,
 as Rich does); 2 bad input the user must fix (usage, configuration, a data file, credentials, a feature
 not yet available); 130 interrupted.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from trdr_tui import __version__
 from trdr_tui.commands import COMMANDS, CliContext
-from trdr_tui.core.errors import StopError, TrdrError
+from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
 
 # Options every command accepts after its name too (dest, flags, help); the top-level parser owns defaults.
@@ -103,22 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = int(handler(ctx) or 0)
         sys.stdout.flush()
         return code
-    except StopError as exc:  # bad input: config, data, credentials, not available
+    except TrdrError as exc:  # exit_code: 2 bad input (StopError), 1 a runtime failure, 130 interrupted
         print(f"trdr: error: {exc}", file=sys.stderr)
-        return 2
-    except TrdrError as exc:
-        print(f"trdr: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except BrokenPipeError:
         _silence_stdout()
         return 1
-    except Exception as exc:  # a DuckDB error (damage, a full disk) found after the database opened
-        if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
-            raise
+    except Exception as exc:  # any DuckDB error class found after the database opened: store.db.database_error
+        if not (type(exc).__module__.startswith(("duckdb", "_duckdb")) or str(exc) == "Query interrupted"):
+            raise  # DuckDB turns Ctrl-C inside a query into RuntimeError("Query interrupted")
         from trdr_tui.store.db import database_error
 
-        print(f"trdr: error: {database_error(str(ctx.db_path), exc)}", file=sys.stderr)
-        return 1
+        error = database_error(str(ctx.db_path), exc)
+        print(f"trdr: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("trdr: interrupted", file=sys.stderr)
         return 130

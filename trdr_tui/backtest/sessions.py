@@ -1,15 +1,23 @@
 """Backtest sessions (PRD §13.1): each run stored with its parameters, data range, status and results.
 
 A session is created `running` before the engine starts, and becomes `completed` (with its results,
-in one transaction) or `failed` (with the error). `compare` lines sessions up side by side.
+in one transaction) or `failed` (with the error: `ended_on_error` covers every exception and Ctrl-C; a
+process killed outside Python is found by the next read-write open, `store.sessions.mark_abandoned`).
+`compare` lines sessions up side by side.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import duckdb
+
+from trdr_tui.core.errors import TrdrError
+from trdr_tui.store.db import database_error
 from trdr_tui.store.sessions import SessionRecord, SessionRepository
 
 # (label, key, kind) rows of `trdr sessions compare`
@@ -49,6 +57,28 @@ def start_session(repo: SessionRepository, *, name: str | None, description: str
         id=sid, name=name or f"backtest {sid[3:]}", description=description, created_at=now_ns,
         status="running", symbol=symbol, timeframe=timeframe, start_ts=start_ts, end_ts=end_ts,
         parameters=parameters, parameter_version_id=parameter_version_id))
+
+
+@contextmanager
+def ended_on_error(repo: SessionRepository | None, session: SessionRecord | None) -> Iterator[None]:
+    """Mark `session` failed, with the reason, when the block raises (any exception, Ctrl-C included);
+    the exception goes on. When the mark itself cannot be written (the disk that failed the run is
+    still full) it is logged and the next read-write open marks the session abandoned. No-op without
+    a session (`--no-session`)."""
+    try:
+        yield
+    except BaseException as exc:
+        if repo is None or session is None:
+            raise
+        reason = ("interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+                  else database_error(repo.store.path, exc).render() if isinstance(exc, duckdb.Error)
+                  else f"{type(exc).__name__}: {exc}")
+        try:
+            repo.fail(session.id, reason)
+        except (duckdb.Error, TrdrError) as mark:
+            logging.getLogger("trdr.backtest").warning("session %s stays 'running' until the next open: %s",
+                                                       session.id, mark)
+        raise
 
 
 def compare_values(session: SessionRecord, results: dict[str, Any] | None) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def run(ctx: CliContext) -> int:
     from trdr_tui.backtest.params import ParameterVersions, strategy_parameters
     from trdr_tui.backtest.report import write_report
     from trdr_tui.backtest.runner import run_backtest, summary
-    from trdr_tui.backtest.sessions import start_session
+    from trdr_tui.backtest.sessions import ended_on_error, start_session
     from trdr_tui.core.clock import WallClock
     from trdr_tui.store.sessions import ParameterRepository, SessionRepository
     from trdr_tui.trading.presets import get_preset
@@ -138,25 +138,23 @@ def run(ctx: CliContext) -> int:
                                 parameters=params, parameter_version_id=version.id if version else None,
                                 now_ns=WallClock().now_ns())
     mc_paths = 10_000 if args.mc_paths is None else args.mc_paths
-    try:
+    with ended_on_error(repo, session):  # the run, the walk-forward and storing the results
         with _progress(enabled=not args.json and sys.stdout.isatty(), total=len(candles)) as hook:
             outcome = run_backtest(settings, candles, preset=args.preset, run_id=session.id if session else None,
                                    on_progress=hook, monte_carlo_paths=mc_paths, timeframe=timeframe,
                                    engine_kwargs=_ai_service(ctx, settings))
-    except BaseException as exc:
-        if repo is not None and session is not None:
-            repo.fail(session.id, f"{type(exc).__name__}: {exc}")
-        raise
-    results = outcome.results
-    results["parameters"] = params
-    if args.wf_spec:
-        results["walk_forward"] = _walk_forward(ctx, settings, candles, timeframe, session.id if session else None)
+        results = outcome.results
+        results["parameters"] = params
+        if args.wf_spec:
+            results["walk_forward"] = _walk_forward(ctx, settings, candles, timeframe,
+                                                    session.id if session else None)
+        if session is not None and repo is not None:
+            results["session_id"] = session.id
+            results["session_name"] = session.name
+            if version is not None:
+                results["params_version"] = version.id
+            repo.complete(session.id, results, outcome.curves)
     if session is not None and repo is not None:
-        results["session_id"] = session.id
-        results["session_name"] = session.name
-        if version is not None:
-            results["params_version"] = version.id
-        repo.complete(session.id, results, outcome.curves)
         pv = ParameterVersions(ParameterRepository(ctx.store), repo)
         if version is not None:
             pv.params.attach(version.id, session.id)

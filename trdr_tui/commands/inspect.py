@@ -3,6 +3,7 @@
     trdr inspect decisions [--limit N]     recent actionable decisions: action, confidence, each agent's vote
     trdr inspect order ID                  an order's whole trace: creation, status changes, fills, in time order
     trdr inspect agent [ID]                an agent's profile: calls scored, success rate, edge, failures, time per call
+    trdr inspect checkpoint N              a stored checkpoint (offline, from --db): ledger, open orders, state
 
 The instance is the one running on this database, or `--url` (with the token as for `trdr attach`).
 `--json` prints the API's answer as it is.
@@ -35,6 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o.add_argument("order_id", help="the order id (see the cockpit's orders pane or GET /api/trades)")
     a = what.add_parser("agent", help="an agent's profile (all agents without ID)")
     a.add_argument("agent_id", nargs="?", help="the agent id (see trdr agents)")
+    c = what.add_parser("checkpoint", help="a stored checkpoint (read from --db; no running trdr needed)")
+    c.add_argument("checkpoint_id", type=int, help="its number, as an E007 stop names it")
     p.set_defaults(handler=run)
 
 
@@ -55,6 +58,8 @@ def run(ctx: CliContext) -> int:
     from trdr_tui.commands.remote import api_call
 
     args = ctx.args
+    if args.what == "checkpoint":
+        return _checkpoint(ctx)
     target = _Target(*resolve(ctx))
     if args.what == "decisions":
         if not 1 <= args.limit <= 1000:
@@ -79,6 +84,29 @@ def run(ctx: CliContext) -> int:
         print(json.dumps(data, indent=2))
     else:
         show(data)
+    return 0
+
+
+def _checkpoint(ctx: CliContext) -> int:
+    """A checkpoint as stored: its run, time, type and mode, then the state (ledger, open orders, policy)."""
+    from trdr_tui.store.orders import checkpoint_by_id
+
+    found = checkpoint_by_id(ctx.store, ctx.args.checkpoint_id)
+    if found is None:
+        raise ConfigError(f"no checkpoint #{ctx.args.checkpoint_id} in {ctx.db_path}",
+                          hint="an E007 stop names the run's last good checkpoint; check --db")
+    if ctx.args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    state = found["state"]
+    pf = state.get("portfolio") or {}
+    print(f"checkpoint #{found['id']} of run {found['run_id']} ({found['mode']}, {found['type']}) at "
+          f"{iso_utc(found['ts'])}: {state.get('bars', 0)} bars, last price {_num(state.get('last_price'), ',.2f')}")
+    print(f"  ledger: cash {_num(pf.get('cash'), '')}, position {_num(pf.get('position'), '')}")
+    for item in state.get("open_orders") or []:
+        o = item["order"]
+        print(f"  open: {o['id']} {o['side']} {o['type']} {o['size']} @ {o.get('price')} {o['status']}")
+    print("  (--json prints the whole state)")
     return 0
 
 

@@ -178,13 +178,65 @@ def run_app(ctx: CliContext) -> int:
     files = open_log_files(ctx, settings)
     try:
         if args.headless:
-            from trdr_tui.headless import run_headless
-
-            return asyncio.run(run_headless(engine, stdout=sys.stdout, min_level=files.level,
-                                            capital=settings.capital, api=api))
+            return asyncio.run(run_headless_restoring(ctx, settings, engine, replayed, speed, api, files.level))
         return run_tui(ctx, settings, engine, replayed, api, log_level=files.level)
     finally:
         files.close()
+
+
+MAX_RESTORES = 3
+"""E007 restores from the last good checkpoint one headless process makes before it stops."""
+
+
+async def run_headless_restoring(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None,
+                                 speed: float | None, api: ApiLaunch | None, level: str) -> int:
+    """The headless run; a paper or live run stopped by StateCorruption (E007) goes on from its last good
+    checkpoint when that is safe (`engine.recovery.restore_after_corruption`: paper restores and replays
+    the stored fills; live also reconciles orders, fills and balances with the exchange), at most
+    `MAX_RESTORES` times; otherwise it stops with the checkpoint and the command to inspect it (exit 1)."""
+    from trdr_tui.core.errors import StateCorruption
+    from trdr_tui.engine.recovery import corruption_stop, restore_after_corruption, resume_run
+    from trdr_tui.headless import run_headless
+
+    replay_from = 0  # the replayed bar the current engine's feed starts at
+
+    def rebuild(run_id: str) -> Engine:
+        nonlocal replay_from
+        from trdr_tui.engine.coinbase import build_coinbase_engine, resume_live_run
+
+        if engine.mode is Mode.LIVE:
+            fresh = build_coinbase_engine(settings, live=True, store=ctx.store, run_id=run_id)
+            resume_live_run(fresh, ctx.store)
+            return fresh
+        if replayed is not None:
+            from trdr_tui.engine.assembly import build_replay_engine
+
+            replay_from += engine.bars_done + 1  # on after the bar that failed (its fills are stored)
+            if replay_from >= len(replayed):
+                raise StateCorruption(f"run {run_id}: the replay has no bar left after the one that failed")
+            fresh = build_replay_engine(settings, replayed[replay_from:], speed=speed, store=ctx.store, log=[],
+                                        run_id=run_id)
+        else:
+            fresh = build_coinbase_engine(settings, live=False, store=ctx.store, run_id=run_id)
+        resume_run(fresh, ctx.store)
+        return fresh
+
+    restores = 0
+    while True:
+        code = await run_headless(engine, stdout=sys.stdout, min_level=level, capital=settings.capital, api=api)
+        failure = engine.failure
+        if not isinstance(failure, StateCorruption):
+            return code
+        try:
+            if restores == MAX_RESTORES:
+                raise corruption_stop(failure, ctx.store, engine.run_id, f"restored {restores} times already")
+            engine = restore_after_corruption(engine, failure, ctx.store, rebuild)
+        except StateCorruption as stop:
+            print(f"trdr: error: {stop}", file=sys.stderr)
+            return 1
+        restores += 1
+        print(f"trdr: {failure.render()}\n  restored run {engine.run_id} from its last good checkpoint and "
+              f"reconciled with {engine.executor.name}; going on", file=sys.stderr)
 
 
 def open_log_files(ctx: CliContext, settings: Settings) -> LogFiles:

@@ -11,7 +11,9 @@
 | E007 | state corruption     | Restore | restore from a checkpoint    |
 
 Input errors (config, data files, keys) are `Stop` errors: nothing is changed, the message says
-what is wrong, where, and how to fix it.
+what is wrong, where, and how to fix it. `exit_code` is the `trdr` process's exit code for an error
+that ends a command (README): 2 for bad input (`StopError`), 1 for a runtime failure (the rest,
+`StorageError` included), 130 for an interrupt (`Interrupted`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class TrdrError(Exception):
     """Base of every trdr error. `code` is an Appendix-B code where one applies."""
 
     code: str = ""
+    exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str = "", where: str = "") -> None:
         self.message = message
@@ -58,6 +61,21 @@ class RejectError(TrdrError):
 
 class StopError(TrdrError):
     """The operator must act: stop with a clear message and change nothing."""
+
+    exit_code = 2
+
+
+class StorageError(StopError):
+    """The database or the disk under it failed (full, unreadable, out of memory, a DuckDB fault): stop;
+    what was being written is rolled back whole. A runtime failure (exit 1), not bad input."""
+
+    exit_code = 1
+
+
+class Interrupted(TrdrError):
+    """The operator interrupted the command (Ctrl-C), also inside a database query."""
+
+    exit_code = 130
 
 
 class RestoreError(TrdrError):

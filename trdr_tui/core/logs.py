@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,21 @@ def side_path(path: Path, kind: str) -> Path:
     return path.with_name(f"{path.stem}.{kind}{path.suffix or '.log'}")
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """A log file that, when it cannot be written (a full disk), says so once on stderr and drops the
+    records, instead of a traceback per record."""
+
+    _warned = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._warned:
+            self._warned = True
+            exc = sys.exc_info()[1]
+            why = getattr(exc, "strerror", None) or exc
+            sys.stderr.write(f"trdr: warning: cannot write the log file {self.baseFilename} ({why}); "
+                             "its records are dropped: free disk space\n")
+
+
 class LogFiles:
     """The three rotating JSON log files, attached to the `trdr` and `trdr_tui` loggers until `close()`."""
 
@@ -133,8 +150,7 @@ class LogFiles:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             for file, file_level, only in specs:
-                handler = logging.handlers.RotatingFileHandler(file, maxBytes=max_bytes, backupCount=backups,
-                                                               encoding="utf-8")
+                handler = _LogFile(file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
                 handler.setLevel(file_level)
                 handler.setFormatter(formatter)
                 if only is not None:
@@ -161,7 +177,8 @@ class LogFiles:
                 logger.removeHandler(h)
             logger.setLevel(self._levels[name])
         for h in self.handlers:
-            h.close()
+            with suppress(OSError):  # its last records cannot be flushed (a full disk): said once already
+                h.close()
         self.handlers = []
 
 

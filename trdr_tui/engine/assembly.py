@@ -241,18 +241,20 @@ def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) 
 
 
 def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: float | None,
-                        store: Store | None, log: list[str]) -> Engine:
+                        store: Store | None, log: list[str], run_id: str | None = None) -> Engine:
     """Paper mode on replayed candles. Without the agents package, the simple-trailing preset (said so).
 
     The first `backtest.warmup_bars` bars are the agents' warm-up: they run through the engine but place
-    no orders (`trade_from_ns`)."""
+    no orders (`trade_from_ns`). With `run_id`, an engine that goes on with that run (restored from its
+    checkpoint, `recovery.resume_run`): no warm-up."""
     interval = max(settings.store.checkpoint_interval_seconds, REPLAY_CHECKPOINT_S)
     warm = settings.backtest.warmup_bars
-    trade_from = int(candles.ts[warm]) if 0 < warm < len(candles) else None
+    trade_from = int(candles.ts[warm]) if 0 < warm < len(candles) and run_id is None else None
     try:
         return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            checkpoint_interval_s=interval, trade_from_ns=trade_from)
+                            checkpoint_interval_s=interval, trade_from_ns=trade_from, run_id=run_id)
     except NotAvailable as exc:
         log.append(f"{exc.message}; running the '{FALLBACK_PRESET}' preset instead")
         return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval, trade_from_ns=trade_from)
+                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval, trade_from_ns=trade_from,
+                            run_id=run_id)

@@ -89,6 +89,7 @@ class Engine:
         self.checkpoints = checkpoints
         self.checkpoint_interval_ns = checkpoint_interval_ns
         self.run_state = RunState()
+        self.failure: BaseException | None = None  # what ended run() by raising (recovery.restore_after_corruption)
         if trade_from_ns is not None:  # warm-up: bars opening before it feed the agents but place no orders
             self.run_state.trade_from_ns = trade_from_ns
         self.history = BarHistory(portfolio.initial_cash, feed.timeframe_ns)
@@ -219,6 +220,7 @@ class Engine:
             # restart should resume from the last good checkpoint. The fills and orders so far are kept.
             self._running = False
             self._stopped = True
+            self.failure = exc
             if self.checkpoints is not None:
                 self.checkpoints.flush()
             self._flush_decisions()

@@ -4,6 +4,7 @@
     restore_engine(fresh_engine, state)   # before run(): ledger, open orders, trailing book, policy
     await reconcile(engine)               # run() does this first after a restore
     await recover_from_store(engine, executor, store)   # a live run: the store's rows win, then reconcile
+    restore_after_corruption(failed, error, store, rebuild)  # E007 mid-run: the last good checkpoint
 
 Everything here goes through public calls: `Portfolio.restore` / `rebuild_from_fills`, the order
 manager's `restore_sequence`, `restore_open`, `adopt` and `drop`, and the store's readers in
@@ -12,18 +13,21 @@ manager's `restore_sequence`, `restore_open`, `adopt` and `drop`, and the store'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
 from trdr_tui.core.engine_api import Executor
 from trdr_tui.core.errors import StateCorruption
-from trdr_tui.core.types import Order, OrderStatus, OrderType
+from trdr_tui.core.timefmt import iso_utc
+from trdr_tui.core.types import Mode, Order, OrderStatus, OrderType
 from trdr_tui.engine.protocols import EngineParts, StatefulDecisionSource
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import (
     POSITION_EPSILON,
+    checkpoint_ref,
     latest_checkpoint,
     max_order_seq,
     stored_client_order_ids,
@@ -164,6 +168,70 @@ async def recover_from_store(engine: EngineParts, executor: Executor, store: Sto
     for r in reports:
         om.on_report(r)
     return len(to_reconcile), len(reports)
+
+
+def resume_run(engine: EngineParts, store: Store) -> bool:
+    """Prepare a fresh paper engine (the run's id, its executor) to go on with its run: the newest
+    checkpoint now (`restore_latest`), and when `run()` starts the store-first recovery
+    (`recover_from_store`: the ledger from the stored fills, orders from the store, reconciled with the
+    executor). A live engine resumes with `engine.coinbase.resume_live_run`, which also reconciles
+    with the exchange's orders and balances. Returns False when the run has no checkpoint."""
+    restored = restore_latest(engine, store, engine.run_id)
+
+    async def recover() -> None:
+        await recover_from_store(engine, engine.executor, store)
+
+    engine.set_recovery(recover)
+    return restored
+
+
+E = TypeVar("E", bound=EngineParts)
+
+
+def restore_after_corruption(failed: EngineParts, error: StateCorruption, store: Store | None,
+                             rebuild: Callable[[str], E]) -> E:
+    """A paper or live run stopped by StateCorruption (E007, e.g. a fill larger than what its order had
+    left): a fresh engine that goes on with the same run from its last good checkpoint, or the reason why
+    not, as StateCorruption naming that checkpoint and the command to inspect it.
+
+    Possible (safe for money) only when all hold:
+    - the run is paper or live (a backtest or a replay of the same bars would meet the same fault);
+    - it has a store with a checkpoint of the run (a failed run writes no shutdown checkpoint, so the
+      newest is the last good one), and the ledger is rebuilt from the stored fills, never guessed;
+    - the failed engine processed at least one bar (an engine failing again before any progress, e.g.
+      in its start-up reconciliation, would loop).
+    `rebuild(run_id)` returns the fresh engine prepared to resume (`resume_run` for paper;
+    `engine.coinbase.resume_live_run` for live, which reconciles orders, fills and the account's balances
+    with the exchange before anything is sent, and refuses the start on a shortfall)."""
+    run_id = failed.run_id
+    point = checkpoint_ref(store, run_id) if store is not None else None
+    why = ("a backtest is deterministic: restoring would meet the same fault" if failed.mode is Mode.BACKTEST
+           else "the run has no database" if store is None
+           else "the run has no checkpoint" if point is None
+           else "it failed before processing a bar since its last start" if failed.bars_done == 0
+           else "")
+    if why or point is None:
+        raise corruption_stop(error, store, run_id, why)
+    engine = rebuild(run_id)
+    logging.getLogger("trdr.engine").warning(
+        "run %s: %s; restored from checkpoint #%d (%s) and reconciled with %s", run_id, error.message, point[0],
+        iso_utc(point[1]), engine.executor.name)
+    return engine
+
+
+def corruption_stop(error: StateCorruption, store: Store | None, run_id: str, why: str) -> StateCorruption:
+    """The E007 that stops a run which cannot be restored: what, why not, the last good checkpoint and
+    how to inspect it."""
+    point = checkpoint_ref(store, run_id) if store is not None else None
+    if point is None or store is None:
+        return StateCorruption(f"run {run_id} stopped: {error.message}; not restored: {why}",
+                               hint="start again: a live run resumes from the database and reconciles with the "
+                                    "exchange before it sends anything")
+    return StateCorruption(
+        f"run {run_id} stopped: {error.message}; not restored: {why}; its last good checkpoint is #{point[0]} "
+        f"({point[2]}, {iso_utc(point[1])})",
+        hint=f"inspect it with 'trdr inspect checkpoint {point[0]} --db {store.path}'; start again to resume from it "
+             "(a live run reconciles with the exchange before it sends anything)")
 
 
 def rebuild_trades(engine: EngineParts, store: Store) -> bool:

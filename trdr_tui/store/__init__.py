@@ -2,7 +2,9 @@
 
 from trdr_tui.store.db import Store, default_db_path
 from trdr_tui.store.journal import replay_pending
+from trdr_tui.store.sessions import mark_abandoned
 
 Store.on_open.append(replay_pending)  # every read-write open applies what a dead process journaled
+Store.on_open.append(mark_abandoned)  # ... and ends the sessions a dead process left running
 
 __all__ = ["Store", "default_db_path"]

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol
 import duckdb
 
 from trdr_tui.config import xdg_data_dir
-from trdr_tui.core.errors import StateCorruption, StopError, TrdrError
+from trdr_tui.core.errors import Interrupted, StateCorruption, StopError, StorageError, TrdrError
 from trdr_tui.store.schema import MIGRATIONS
 
 MEMORY = ":memory:"
@@ -35,18 +35,27 @@ class JournalWriter(Protocol):
         """Flush, checkpoint the database and stop the writer."""
 
 
-def database_error(path: str, exc: Exception, *, action: str = "use") -> TrdrError:
+DISK_FULL = ("no space left", "disk is full", "disk full", "file too large", "quota exceeded")
+"""How a full disk reads in DuckDB's and the OS's messages: ENOSPC, EFBIG (a file-size limit, `ulimit -f`),
+EDQUOT."""
+
+
+def database_error(path: str, exc: BaseException, *, action: str = "use") -> TrdrError:
     """A DuckDB (or OS) error on database `path` as what happened, where, and how to fix it.
 
-    Disk full → free space (each write is one transaction: nothing was half-written); a damaged or
-    truncated file → StateCorruption (E007): restore a backup; held by another process → stop it;
-    permission denied → fix the permissions. Anything else names the file and the error."""
+    By what the operator must do (every write is one transaction: a failed one is rolled back whole):
+    disk full (ENOSPC, EFBIG, EDQUOT; any class) → free space; a damaged or truncated file, or one without
+    the tables trdr expects (CatalogException, BinderException) → StateCorruption (E007): restore a backup;
+    held by another process → stop it, and permission denied → fix it (StopError, exit 2: the operator points
+    trdr at a usable file); InterruptException → Interrupted (130); out of memory, a constraint broken, a
+    write conflict, a DuckDB internal or fatal error, a closed connection and anything else → StorageError
+    (exit 1) naming the file, the error and the next step."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     low = text.lower()
-    if "no space left" in low or "disk is full" in low or "disk full" in low:
-        return StopError(f"the disk holding database {path} is full ({text})",
-                         hint="free disk space and run it again; nothing was half-written (every write is one "
-                              "transaction)")
+    if any(s in low for s in DISK_FULL):
+        return StorageError(f"the disk holding database {path} is full ({text})",
+                            hint="free disk space (or raise the file-size limit, `ulimit -f`) and run it again; "
+                                 "nothing was half-written (every write is one transaction)")
     if ("corrupt" in low or "checksum" in low or "not a valid duckdb database" in low
             or "could not read enough bytes" in low):
         return StateCorruption(f"database {path} is damaged or truncated ({text})",
@@ -55,11 +64,48 @@ def database_error(path: str, exc: Exception, *, action: str = "use") -> TrdrErr
     if "lock" in low and ("conflicting" in low or "could not set" in low):
         return StopError(f"cannot {action} database {path}: another process holds it ({text})",
                          hint="stop the other trdr process, or pass a different --db")
-    if "permission denied" in low or "read-only file system" in low:
+    if "permission denied" in low or "read-only file system" in low or isinstance(exc, duckdb.PermissionException):
         return StopError(f"cannot {action} database {path}: permission denied ({text})",
                          hint="make the file and its directory readable and writable by this user, or pass "
                               "a different --db")
-    return StopError(f"cannot {action} database {path}: {text}", hint="check the file and the disk it is on")
+    if isinstance(exc, duckdb.InterruptException) or low == "query interrupted":
+        return Interrupted(f"interrupted while using database {path}")
+    if isinstance(exc, duckdb.CatalogException | duckdb.BinderException):
+        return StateCorruption(f"database {path} lacks what this trdr expects ({text})",
+                               hint="point --db at a trdr database; if this one was edited by hand, restore it from "
+                                    "a backup, or move it away to start a new one")
+    what, hint = _STORAGE_FAULTS.get(_fault_kind(exc), _STORAGE_FAULTS[None])
+    return StorageError(f"{what} database {path} ({text})", hint=hint)
+
+
+_STORAGE_FAULTS: dict[str | None, tuple[str, str]] = {
+    "memory": ("DuckDB ran out of memory using",
+               "free memory (close other programs), or work on a shorter range (--start/--end); nothing was "
+               "half-written"),
+    "constraint": ("a write broke a constraint of",
+                   "the write was rolled back whole; the database holds rows this trdr did not write (restored or "
+                   "edited by hand?): check it, or pass another --db"),
+    "transaction": ("a write conflicted with another and was rolled back, in",
+                    "run it again; report it if it repeats"),
+    "fatal": ("DuckDB failed inside",
+              "run it again: the next open recovers from DuckDB's WAL and trdr's journal; if it repeats, restore "
+              "a backup and report the error"),
+    "connection": ("lost its connection to", "run it again; report it if it repeats"),
+    "io": ("cannot read or write",
+           "check the disk and the file (the kernel log shows I/O errors); restore a backup if the disk fails"),
+    None: ("unexpected error in",
+           "run it again; if it repeats, report it with the command you ran"),
+}
+
+
+def _fault_kind(exc: BaseException) -> str | None:
+    kinds: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+        (duckdb.OutOfMemoryException, "memory"), (MemoryError, "memory"),
+        (duckdb.IntegrityError, "constraint"), (duckdb.TransactionException, "transaction"),
+        ((duckdb.InternalError, duckdb.FatalException), "fatal"),
+        (duckdb.ConnectionException, "connection"), ((duckdb.IOException, OSError), "io"),
+    )
+    return next((kind for cls, kind in kinds if isinstance(exc, cls)), None)
 
 
 def default_db_path() -> Path:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import duckdb
 import msgspec
 
-from trdr_tui.core.errors import StateCorruption, StopError, TrdrError
+from trdr_tui.core.errors import StateCorruption, StorageError, TrdrError
 from trdr_tui.store.db import Store, database_error
 
 FsyncPolicy = Literal["always", "batch", "never"]
@@ -278,7 +278,7 @@ class StoreWriter:
     def append(self, *ops: Op) -> int:
         """Make `ops` durable as one record (one write(2)) and queue them for DuckDB; returns its lsn.
 
-        Raises StopError when the journal cannot be written or the writer thread has failed."""
+        Raises StorageError (a StopError) when the journal cannot be written or the writer thread has failed."""
         if self.error is not None:
             raise self._stop_error()
         with self._lock:
@@ -291,7 +291,7 @@ class StoreWriter:
                     os.fsync(self._fd)
             except OSError as exc:
                 self._lsn -= 1
-                raise StopError(f"cannot write the journal {self.path}: {exc.strerror}",
+                raise StorageError(f"cannot write the journal {self.path}: {exc.strerror}",
                                 hint="free disk space (or fix the file's permissions), then restart: "
                                      "nothing acknowledged was lost") from None
             self._records.append(rec)

@@ -284,6 +284,26 @@ def latest_checkpoint(store: Store, run_id: str | None = None) -> tuple[str, str
     return str(row[0]), str(row[1]), json.loads(row[2])
 
 
+def checkpoint_ref(store: Store, run_id: str) -> tuple[int, int, str] | None:
+    """(id, ts in ns, type) of the newest checkpoint of `run_id`: the last good one when the run failed
+    (a failed run writes no shutdown checkpoint). None when it has none."""
+    store.sync()
+    row = store.cursor().execute("SELECT id, epoch_ns(ts), type FROM checkpoints WHERE run_id = ?"
+                                 " ORDER BY ts DESC, id DESC LIMIT 1", [run_id]).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
+
+
+def checkpoint_by_id(store: Store, checkpoint_id: int) -> dict[str, Any] | None:
+    """One checkpoint as {id, run_id, ts (ns), type, mode, state}; None when there is no such id."""
+    store.sync()
+    row = store.cursor().execute("SELECT id, run_id, epoch_ns(ts), type, mode, state FROM checkpoints WHERE id = ?",
+                                 [checkpoint_id]).fetchone()
+    if row is None:
+        return None
+    return {"id": int(row[0]), "run_id": str(row[1]), "ts": int(row[2]), "type": str(row[3]), "mode": str(row[4]),
+            "state": json.loads(row[5])}
+
+
 # -- reading a run back (crash recovery) ------------------------------------------------------------
 
 

@@ -7,9 +7,11 @@ its status) happens in one transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 import msgspec
 
 from trdr_tui.core.errors import ConfigError
@@ -19,6 +21,11 @@ _json = msgspec.json.Encoder()
 _unjson = msgspec.json.Decoder()
 
 SESSION_STATUSES = ("running", "completed", "failed")
+
+ABANDONED = "process ended without finishing (killed, or the machine stopped)"
+"""The error of a session found `running` when a database is opened read-write (`mark_abandoned`)."""
+
+_RUNNING_HERE: set[str] = set()  # sessions this process is running: the only `running` rows not abandoned
 
 
 def _ts(ns: int | None) -> int | None:
@@ -104,6 +111,8 @@ class SessionRepository:
                  record.symbol, record.timeframe, _ts(record.start_ts), _ts(record.end_ts),
                  _dump(record.parameters), record.parameter_version_id, record.error],
             )
+        if record.status == "running":
+            _RUNNING_HERE.add(record.id)
         return record
 
     def complete(self, session_id: str, results: dict[str, Any], curves: dict[str, Any] | None) -> None:
@@ -114,11 +123,13 @@ class SessionRepository:
                         [session_id, _dump(results), _dump(curves)])
             cur.execute("UPDATE backtest_sessions SET status = 'completed', error = NULL WHERE id = ?",
                         [session_id])
+        _RUNNING_HERE.discard(session_id)
 
     def fail(self, session_id: str, error: str) -> None:
         with self.store.transaction() as cur:
             cur.execute("UPDATE backtest_sessions SET status = 'failed', error = ? WHERE id = ?",
                         [error[:2000], session_id])
+        _RUNNING_HERE.discard(session_id)
 
     def _row(self, row: tuple[Any, ...]) -> SessionRecord:
         return SessionRecord(id=row[0], name=row[1], description=row[2], created_at=int(row[3]), status=row[4],
@@ -154,6 +165,26 @@ class SessionRepository:
         row = self.store.conn.execute("SELECT equity_curve FROM backtest_results WHERE session_id = ?",
                                       [sid]).fetchone()
         return _load(row[0]) if row else None
+
+
+def mark_abandoned(store: Store) -> None:
+    """Mark failed, with the error `ABANDONED`, every session left `running` by a process that died
+    before it could end its session (SIGKILL, SIGTERM, a power cut, a full disk that refused even the
+    `failed` mark). Registered on `Store.on_open` (`trdr_tui.store`): a read-write open holds DuckDB's
+    exclusive file lock, so no other process can be running one of them; sessions this process runs
+    are left alone. When the mark cannot be written (the disk is still full) the rows stay `running`,
+    a warning is logged, and the next open tries again."""
+    running = [r[0] for r in store.conn.execute(
+        "SELECT id FROM backtest_sessions WHERE status = 'running'").fetchall() if r[0] not in _RUNNING_HERE]
+    if not running:
+        return
+    try:
+        with store.transaction() as cur:
+            cur.execute("UPDATE backtest_sessions SET status = 'failed', error = ? WHERE list_contains(?, id)",
+                        [ABANDONED, running])
+    except duckdb.Error as exc:
+        logging.getLogger("trdr.store").warning("%d session(s) left running by a dead process stay 'running': %s",
+                                                len(running), exc)
 
 
 class ParameterRepository:
