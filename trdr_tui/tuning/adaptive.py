@@ -2,7 +2,8 @@
 
 Each closed round trip of a real paper or live session is an outcome. Every adaptive value judges it
 by its own rule (`RULES`) as good or bad, keeps the last `tuning.adaptive_window` judgements, and,
-once it holds `tuning.adaptive_min_outcomes`, moves by the PRD's rule with the learning rate `lr`
+once `tuning.adaptive_min_outcomes` outcomes were judged since its last move (so one step per that
+many round trips, not one per trip), moves by the PRD's rule with the learning rate `lr`
 (`tuning.learning_rate`, PRD 0.1):
 
     success rate < 0.4  →  value × (1 + lr × corrective direction)
@@ -111,6 +112,7 @@ class AdaptiveValue:
         self.confidence = confidence
         self.outcomes: deque[bool] = deque(outcomes, maxlen=window)
         self.history: deque[Adjustment] = deque(history, maxlen=HISTORY)
+        self.since_move = len(self.outcomes)  # outcomes judged since the last move
 
     @property
     def success_rate(self) -> float | None:
@@ -120,9 +122,10 @@ class AdaptiveValue:
         """Judge `outcome`, then move the value when the success rate says so; returns the move, if any."""
         rule = RULES[self.name]
         self.outcomes.append(rule.good(outcome))
+        self.since_move += 1
         self.confidence = min(CONFIDENCE_MAX, self.confidence + CONFIDENCE_STEP)
         sr = self.success_rate
-        if sr is None or len(self.outcomes) < min_outcomes:
+        if sr is None or self.since_move < min_outcomes:
             return None
         if sr < POOR_RATE:
             factor, verdict = 1.0 + rate * rule.on_poor, "poor"
@@ -145,6 +148,7 @@ class AdaptiveValue:
     def _move(self, ts: int, new: float, reason: str) -> Adjustment:
         adj = Adjustment(ts=ts, old=self.value, new=new, reason=reason)
         self.value = new
+        self.since_move = 0
         self.history.append(adj)
         return adj
 

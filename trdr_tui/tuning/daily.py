@@ -49,7 +49,7 @@ from trdr_tui.backtest.walkforward import with_overrides
 from trdr_tui.config import Settings, convert_settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.clock import NS_PER_SECOND
-from trdr_tui.core.errors import TrdrError
+from trdr_tui.core.errors import ConfigError, TrdrError
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Fill, Mode, Order, Trade
 from trdr_tui.engine.loop import Engine
@@ -112,7 +112,6 @@ class TuningStatus(msgspec.Struct, kw_only=True):
 def optimize_recent(settings_data: dict[str, Any], bars: CandleArrays, genes: list[str], trials: int, folds: int,
                     holdout_fraction: float, seed: int) -> DailyResult:
     """The worker's job (module docstring, steps 1–2). Raises ConfigError when the bars are too few."""
-    from trdr_tui.core.errors import ConfigError
     from trdr_tui.tuning.genome import genome
     from trdr_tui.tuning.objective import DatasetCache, ObjectiveConfig, evaluate
     from trdr_tui.tuning.optimizer import StudySpec, _optuna, make_sampler, objective_for
@@ -121,11 +120,7 @@ def optimize_recent(settings_data: dict[str, Any], bars: CandleArrays, genes: li
     base = convert_settings(settings_data, "daily self-tuning")
     warm = base.backtest.warmup_bars
     n = len(bars)
-    holdout = int(n * holdout_fraction)
-    if holdout < 2 or n - holdout - warm < 2 * folds:
-        raise ConfigError(f"{n} bars are too few for the daily loop ({warm} warm-up bars, {folds} folds, "
-                          f"{holdout_fraction:.0%} held out)",
-                          hint="raise tuning.daily_lookback_days, or backfill candles: trdr data backfill")
+    holdout = check_bars(n, warm, folds, holdout_fraction)
     gs = genome(base, genes)
     train_cfg = ObjectiveConfig(folds=folds, warmup_bars=warm, mc_paths=200, min_trades=1)
     spec = StudySpec(name="daily", storage=":memory:", trials=trials, seed=seed, genes=gs, objective=train_cfg)
@@ -141,6 +136,16 @@ def optimize_recent(settings_data: dict[str, Any], bars: CandleArrays, genes: li
     return DailyResult(current=current, winner=winner, current_score=evaluate(test, base, {}, seed=seed).score,
                        winner_score=evaluate(test, base, winner, seed=seed).score,
                        train_score=float(best.value), trials=len(study.trials), bars=n, worker_pid=os.getpid())
+
+
+def check_bars(n: int, warm: int, folds: int, holdout_fraction: float) -> int:
+    """The held-out bars of `n`; ConfigError when `n` leaves too few for the warm-up, folds and holdout."""
+    holdout = int(n * holdout_fraction)
+    if holdout < 2 or n - holdout - warm < 2 * folds:
+        raise ConfigError(f"{n} bars are too few for the daily loop ({warm} warm-up bars, {folds} folds, "
+                          f"{holdout_fraction:.0%} held out)",
+                          hint="raise tuning.daily_lookback_days, or backfill candles: trdr data backfill")
+    return holdout
 
 
 def _values(settings: Settings, keys: list[str]) -> list[Any]:
@@ -298,6 +303,8 @@ class SelfTuning:
         settings = with_overrides(e.settings, current)
         try:
             bars = self.recent_bars()
+            check_bars(len(bars), e.settings.backtest.warmup_bars, self.cfg.daily_folds,
+                       self.cfg.daily_holdout_fraction)
             e.log("info", f"daily self-tuning ({why}): optimizing on {len(bars)} bars in a worker process",
                   source="tuning", bars=len(bars))
             if self._pool is None:
