@@ -36,7 +36,8 @@ import contextlib
 import math
 import multiprocessing as mp
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -165,6 +166,19 @@ def blend(current: dict[str, float], winner: dict[str, float], rate: float) -> d
 
 
 Job = Callable[..., DailyResult]
+
+
+@contextlib.contextmanager
+def _real_stdio() -> Iterator[None]:
+    """The process's own stdout/stderr while a worker starts: the cockpit (Textual) replaces them with
+    objects without a file descriptor, which multiprocessing's resource tracker would pass on (and fail
+    with "bad value(s) in fds_to_keep")."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 class SelfTuning:
@@ -307,12 +321,14 @@ class SelfTuning:
                        self.cfg.daily_holdout_fraction)
             e.log("info", f"daily self-tuning ({why}): optimizing on {len(bars)} bars in a worker process",
                   source="tuning", bars=len(bars))
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
             c = self.cfg
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self.job, settings.to_dict(), bars, list(c.daily_genes), c.daily_trials, c.daily_folds,
-                c.daily_holdout_fraction, e.settings.backtest.seed)
+            with _real_stdio():  # the worker (and multiprocessing's resource tracker) start here
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+                future = asyncio.get_running_loop().run_in_executor(
+                    self._pool, self.job, settings.to_dict(), bars, list(c.daily_genes), c.daily_trials,
+                    c.daily_folds, c.daily_holdout_fraction, e.settings.backtest.seed)
+            result = await future
         except asyncio.CancelledError:
             raise
         except BrokenProcessPool:
