@@ -117,3 +117,29 @@ async def test_backtests_and_replays_neither_read_nor_write_them(
     store.sync()
     assert TuningRepository(store).adaptive() == []
     assert TuningRepository(store).changes() == []
+
+
+def test_trdr_params_tuning_lists_the_verdicts_and_the_values(db_path: object, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    import json
+
+    from trdr_tui.cli import main
+    from trdr_tui.store.tuning import ParameterChange
+
+    with Store(db_path) as store:  # type: ignore[arg-type]
+        repo = TuningRepository(store)
+        ap = AdaptiveParameters.start("BTC-USD", {"trailing.distance": 0.015}, ["trailing.distance"], rate=0.1,
+                                      window=10, min_outcomes=1)
+        ap.feedback(LOSS)
+        repo.save_adaptive(ap.records(1_700_000_000 * 10**9))
+        repo.record_change(ParameterChange(ts=1_700_000_000 * 10**9, adopted=False, symbol="BTC-USD", changes={},
+                                           reason="kept: the winner did not beat the version in force"))
+    assert main(["--db", str(db_path), "params", "tuning", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["changes"][0]["reason"].startswith("kept") and out["changes"][0]["symbol"] == "BTC-USD"
+    [v] = out["adaptive"]
+    assert v["name"] == "trailing.distance" and v["value"] == pytest.approx(0.0135)
+    assert v["history"][0]["reason"].startswith("poor")
+    assert main(["--db", str(db_path), "params", "tuning"]) == 0
+    text = capsys.readouterr().out
+    assert "adaptive values" in text and "0.0135" in text and "kept" in text
