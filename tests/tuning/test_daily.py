@@ -190,3 +190,21 @@ def test_the_daily_keys_are_validated() -> None:
 
     with pytest.raises(ConfigError, match=r"risk\.stop_loss"):
         load_settings(overrides={"tuning": {"daily_genes": ["risk.stop_loss"]}})
+
+
+def test_a_wall_clock_session_arms_the_daily_timer_when_it_starts(stored: CandleArrays, store: Store) -> None:
+    """Attached before the event loop runs (as the CLI does), on the real clock."""
+    import asyncio
+
+    from trdr_tui.core.clock import NS_PER_SECOND, WallClock
+
+    settings = _settings(daily_interval_hours=24.0)
+    engine = build_engine(settings, mode="paper", store=store,
+                          feed=StreamFeed(stored[:3], settings.symbol, settings.timeframe))
+    assert isinstance(engine.clock, WallClock)
+    t = attach_self_tuning(engine, store)
+    assert t is not None and t.timer is None
+    asyncio.run(engine.run())
+    assert t.timer is not None and not t.timer.polled
+    assert t.last_run_ns is None and t.status().next_run_ns is None  # the run ended: the timer was cancelled
+    assert t.timer.interval_ns == 24 * 3600 * NS_PER_SECOND

@@ -204,6 +204,7 @@ class SelfTuning:
         self._pool: ProcessPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self._sub: Any = None
+        self._status_sub: Any = None
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -218,10 +219,8 @@ class SelfTuning:
                 stored=self.repo.adaptive(self.symbol))
             self._apply(self.adaptive.current(), "restored", "adaptive values as stored")
             e.orders.fill_listeners.append(self._on_fill)
-        if self.cfg.daily:
-            self.timer = PeriodicTimer(e.clock, int(self.cfg.daily_interval_hours * HOUR_NS), self._due)
-            if self.timer.polled:  # a simulated clock: checked at every closed bar
-                self._sub = e.bus.subscribe(e.candle_topic, lambda _t, _ev: self._poll())
+        if self.cfg.daily:  # the timer is armed when the run starts (a real clock needs the running loop)
+            self._status_sub = e.bus.subscribe("engine.status", self._on_status)
         e.attachments[ATTACHMENT] = self
         e.on_close(self.close)
         return self
@@ -235,6 +234,14 @@ class SelfTuning:
         values = {k: float(version.parameters[k]) for k in self.cfg.daily_genes if k in version.parameters}
         self._apply(values, "restored", f"version {version.name} in force since {iso_utc(ch.ts)}")
         self.version_id, self.version_name, self.since_ns, self.reason = version.id, version.name, ch.ts, ch.reason
+
+    def _on_status(self, _topic: str, event: Any) -> None:
+        if getattr(event, "detail", None) != "started" or self.timer is not None:
+            return
+        e = self.engine
+        self.timer = PeriodicTimer(e.clock, int(self.cfg.daily_interval_hours * HOUR_NS), self._due)
+        if self.timer.polled:  # a simulated clock: checked at every closed bar
+            self._sub = e.bus.subscribe(e.candle_topic, lambda _t, _ev: self._poll())
 
     def _poll(self) -> None:
         if self.timer is not None:
@@ -417,9 +424,10 @@ class SelfTuning:
         """The run has ended: stop the timer, cancel a running daily run, end the worker."""
         if self.timer is not None:
             self.timer.cancel()
-        if self._sub is not None:
-            self.engine.bus.unsubscribe(self._sub)
-            self._sub = None
+        for sub in (self._sub, self._status_sub):
+            if sub is not None:
+                self.engine.bus.unsubscribe(sub)
+        self._sub = self._status_sub = None
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
