@@ -526,6 +526,48 @@ class ApiConfig(_Section, frozen=True):
             raise ValueError("`webhook_url` must be an http(s) URL, e.g. https://hooks.slack.com/services/...")
 
 
+# The keys a running engine can take without a restart (tuning/apply.py): the daily loop searches these
+# and the adaptive values (PRD §3.5 AdaptiveParameters) move them.
+LIVE_TUNABLE = ("grid.swing_fraction", "trailing.distance", "sizing.base_fraction", "agents.min_confidence")
+
+
+class TuningConfig(_Section, frozen=True):
+    """Self-tuning in paper and live (PRD §3.5, docs/tuning.md): adaptive values and the daily loop."""
+
+    learning_rate: float  # PRD: 0.1; a step of the adaptive values, and the daily blend toward the winner
+    adaptive: bool  # adaptive values follow the outcomes of closed round trips
+    adaptive_window: int  # outcomes kept per value (the success rate is over these)
+    adaptive_min_outcomes: int  # outcomes before a value moves
+    adaptive_keys: list[str]  # which of LIVE_TUNABLE adapt
+    daily: bool  # the daily re-optimization in a worker process
+    daily_interval_hours: float  # clock time between runs
+    daily_lookback_days: float  # stored candles the worker optimizes on
+    daily_holdout_fraction: float  # the last share of those bars: the out-of-sample comparison
+    daily_trials: int  # Optuna trials per run
+    daily_folds: int  # walk-forward folds of the training part
+    daily_margin: float  # the winner must beat the current version out of sample by this (return, fraction)
+    daily_genes: list[str]  # which of LIVE_TUNABLE the daily loop searches
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("learning_rate", self.learning_rate, 0.0001, 1.0)
+        _in_range("adaptive_window", self.adaptive_window, 1, 10_000)
+        _in_range("adaptive_min_outcomes", self.adaptive_min_outcomes, 1, 10_000)
+        _in_range("daily_interval_hours", self.daily_interval_hours, 0.01, 24.0 * 365)
+        _in_range("daily_lookback_days", self.daily_lookback_days, 1.0, 3650.0)
+        _in_range("daily_holdout_fraction", self.daily_holdout_fraction, 0.05, 0.8)
+        _in_range("daily_trials", self.daily_trials, 1, 10_000)
+        _in_range("daily_folds", self.daily_folds, 1, 20)
+        _in_range("daily_margin", self.daily_margin, 0.0, 1.0)
+        for name in ("adaptive_keys", "daily_genes"):
+            for key in getattr(self, name):
+                if key not in LIVE_TUNABLE:
+                    raise ValueError(f"`{name}` names {key!r}, which a running engine cannot take; "
+                                     f"use some of: {', '.join(LIVE_TUNABLE)}")
+        if not self.daily_genes:
+            raise ValueError("`daily_genes` is empty: name at least one key, or set `daily = false`")
+
+
 class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     symbol: str
     capital: float
@@ -545,6 +587,7 @@ class _SettingsShared(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     time_constraints: TimeConstraintsConfig
     funding: FundingConfig
     slippage: SlippageConfig
+    tuning: TuningConfig
 
     def __post_init__(self) -> None:
         if not _valid_symbol(self.symbol):

@@ -12,7 +12,7 @@ from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
 from trdr_tui.store import Store
 from trdr_tui.store.sessions import OptimizationRecord
-from trdr_tui.store.tuning import AdaptiveRecord, ParameterChange, TrialRecord, TuningRepository
+from trdr_tui.store.tuning import AdaptiveRecord, Adjustment, ParameterChange, TrialRecord, TuningRepository
 from trdr_tui.tuning.derive import derive, market_stats
 from trdr_tui.tuning.suggest import suggest_updates
 
@@ -97,11 +97,16 @@ def test_tuning_repository_round_trips(tmp_path: Path) -> None:
         assert repo.trials("opt-abc") == trials
         assert repo.recent()[0].id == rec.id
         ch = ParameterChange(ts=1_700_000_000_000_000_000, adopted=True, reason="better out of sample",
-                             changes={"trailing.distance": [0.015, 0.016]}, from_version="pv-1", to_version="pv-2")
+                             changes={"trailing.distance": [0.015, 0.016]}, from_version="pv-1", to_version="pv-2",
+                             symbol="BTC-USD")
         repo.record_change(ch)
         assert repo.changes() == [ch]
-        a = AdaptiveRecord(name="trailing.distance", value=0.016, confidence=0.55, outcomes=[True, False],
+        assert repo.changes(symbol="ETH-USD") == [] and repo.changes(adopted=False) == []
+        a = AdaptiveRecord(symbol="BTC-USD", name="trailing.distance", value=0.016, low=0.005, high=0.03,
+                           confidence=0.55, outcomes=[True, False],
+                           history=[Adjustment(ts=1_700_000_000_000_000_000, old=0.015, new=0.016, reason="good")],
                            updated_at=1_700_000_000_000_000_000)
         repo.save_adaptive([a])
         repo.save_adaptive([a])
         assert repo.adaptive() == [a]
+        assert repo.adaptive("ETH-USD") == []

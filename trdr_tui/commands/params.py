@@ -72,6 +72,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     at.add_argument("session")
     at.set_defaults(handler=attach)
 
+    tu = ps.add_parser("tuning", help="self-tuning of paper/live: the daily loop's verdicts and the adaptive values")
+    tu.add_argument("--limit", type=int, default=20, help="daily verdicts shown (default 20)")
+    tu.add_argument("--json", action="store_true")
+    tu.set_defaults(handler=tuning)
+
     def show_help(ctx: CliContext) -> int:
         p.print_help()
         return 2
@@ -233,4 +238,46 @@ def attach(ctx: CliContext) -> int:
         raise ConfigError(f"session {session.id} is {session.status}", hint="attach a completed session")
     pv.params.attach(v.id, session.id)
     print(f"attached session {session.id} to {v.name} ({v.id})")
+    return 0
+
+
+def tuning(ctx: CliContext) -> int:
+    """The daily loop's verdicts (newest first) and the adaptive values per symbol (docs/tuning.md)."""
+    import msgspec
+
+    from trdr_tui.store.tuning import TuningRepository
+
+    repo = TuningRepository(ctx.store)
+    changes = repo.changes(max(ctx.args.limit, 0))
+    values = repo.adaptive()
+    if ctx.args.json:
+        print(json.dumps({"changes": msgspec.to_builtins(changes), "adaptive": msgspec.to_builtins(values)},
+                         allow_nan=False))
+        return 0
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from trdr_tui.core.timefmt import minute_utc
+
+    console = Console()
+    if not changes and not values:
+        console.print("no self-tuning yet: it runs in paper and live sessions ([tuning] in the config)")
+        return 0
+    ch = Table(title="daily loop (newest first)", box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("time", "symbol", "adopted", "version", "changes", "reason"):
+        ch.add_column(col, overflow="fold")
+    for c in changes:
+        moved = ", ".join(f"{k} {a:.4g}→{b:.4g}" for k, (a, b) in c.changes.items())
+        ch.add_row(minute_utc(c.ts), c.symbol or "", "yes" if c.adopted else "no", c.to_version or "", moved, c.reason)
+    av = Table(title="adaptive values", box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("symbol", "parameter", "value", "bounds", "confidence", "outcomes", "last adjustment"):
+        av.add_column(col, overflow="fold")
+    for v in values:
+        last = v.history[-1] if v.history else None
+        av.add_row(v.symbol, v.name, f"{v.value:.4g}", f"{v.low:.4g} … {v.high:.4g}", f"{v.confidence:.2f}",
+                   f"{len(v.outcomes)} ({sum(v.outcomes)} good)",
+                   f"{minute_utc(last.ts)} {last.old:.4g}→{last.new:.4g}: {last.reason}" if last else "—")
+    console.print(ch)
+    console.print(av)
     return 0

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 READ_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("data", "list"), ("data", "gaps"), ("sessions", "list"), ("sessions", "show"), ("sessions", "compare"),
-    ("params", "list"), ("params", "show"), ("params", "diff"), ("agents",),
+    ("params", "list"), ("params", "show"), ("params", "diff"), ("params", "tuning"),
+    ("agents",),
 )
 TIMEOUT_S = 30.0
 

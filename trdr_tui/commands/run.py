@@ -67,10 +67,12 @@ def coinbase_engine(settings: Settings, *, live: bool, store: Store) -> Engine:
     exchange by client_order_id — instead of starting a new one beside it.
     """
     from trdr_tui.engine.coinbase import build_coinbase_run
+    from trdr_tui.tuning.daily import attach_self_tuning
 
     engine, resumed = build_coinbase_run(settings, live=live, store=store)
     if resumed:
         print(f"trdr: resuming live run {engine.run_id}: it has orders still open", file=sys.stderr)
+    attach_self_tuning(engine, store)  # adaptive values and the daily loop ([tuning])
     return engine
 
 

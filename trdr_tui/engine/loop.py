@@ -108,6 +108,8 @@ class Engine:
         # crash-only start: set by a restore (reconcile) or a live resume (store-first recovery)
         self._recovery: Callable[[], Awaitable[object]] | None = None
         self._closers: list[Callable[[], Awaitable[object]]] = []
+        # parts a higher layer attached to this run, by name (the self-tuning: tuning/daily.py)
+        self.attachments: dict[str, Any] = {}
         self._ticks = 0
         self._recent: deque[Candle] = deque(maxlen=RECENT_BARS)  # streaming runs (backtests read arrays)
         self.candle_topic = candle_topic(self._symbol)

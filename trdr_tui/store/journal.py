@@ -103,6 +103,12 @@ def _weights(cur: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
                     "updated_at = excluded.updated_at", r)
 
 
+def _adaptive(cur: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
+    from trdr_tui.store.tuning import upsert_adaptive
+
+    upsert_adaptive(cur, _last_by(lambda r: (r[0], r[1]), rows))
+
+
 def _outbox(cur: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
     """Outbox puts, updates and re-configurations, in the order they were made (an update follows its put)."""
     for r in rows:
@@ -139,6 +145,7 @@ APPLY: dict[str, Callable[[duckdb.DuckDBPyConnection, list[list[Any]]], None]] =
     "grid_state": _grid,
     "agent_weights": _weights,
     "outbox": _outbox,
+    "adaptive_values": _adaptive,
 }
 _ORDER = tuple(APPLY)  # within one batch, kinds are applied in this order
 

@@ -272,4 +272,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "self-tuning in paper and live: adaptive values per symbol with bounds and their adjustments; "
+        "the symbol of each parameter change",
+        """
+        DROP TABLE adaptive_values;            -- never written before this version
+        CREATE TABLE adaptive_values (
+            symbol     VARCHAR NOT NULL,
+            name       VARCHAR NOT NULL,          -- dotted config key
+            value      DOUBLE NOT NULL,
+            low        DOUBLE NOT NULL,           -- bounds the value never leaves
+            high       DOUBLE NOT NULL,
+            confidence DOUBLE NOT NULL,           -- 0.5 … 0.9, grows with evidence
+            outcomes   JSON NOT NULL,             -- the last outcomes, true = good
+            history    JSON NOT NULL,             -- the last adjustments: [{ts, old, new, reason}]
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (symbol, name)
+        );
+        ALTER TABLE parameter_changes ADD COLUMN symbol VARCHAR;
+        """,
+    ),
 ]

@@ -35,14 +35,42 @@ class ParameterChange(msgspec.Struct, kw_only=True):
     run_id: str | None = None
     from_version: str | None = None
     to_version: str | None = None
+    symbol: str | None = None
+
+
+class Adjustment(msgspec.Struct, kw_only=True):
+    """One move of an adaptive value: when (ns), from, to, and why."""
+
+    ts: int
+    old: float
+    new: float
+    reason: str
 
 
 class AdaptiveRecord(msgspec.Struct, kw_only=True):
+    symbol: str
     name: str
     value: float
+    low: float
+    high: float
     confidence: float
     outcomes: list[bool]
+    history: list[Adjustment]
     updated_at: int
+
+    def row(self) -> list[Any]:
+        """The journal's row (`adaptive_values` op): updated_at in µs, JSON columns encoded."""
+        return [self.symbol, self.name, self.value, self.low, self.high, self.confidence, _dump(self.outcomes),
+                _dump(self.history), _ts(self.updated_at)]
+
+
+def upsert_adaptive(cur: Any, rows: Sequence[Sequence[Any]]) -> None:
+    """Write `AdaptiveRecord.row()` rows (the journal applies them with this too)."""
+    for r in rows:
+        cur.execute("INSERT INTO adaptive_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, make_timestamp(?))"
+                    " ON CONFLICT (symbol, name) DO UPDATE SET value = excluded.value, low = excluded.low,"
+                    " high = excluded.high, confidence = excluded.confidence, outcomes = excluded.outcomes,"
+                    " history = excluded.history, updated_at = excluded.updated_at", list(r))
 
 
 class TuningRepository:
@@ -90,30 +118,47 @@ class TuningRepository:
     def record_change(self, change: ParameterChange) -> None:
         with self.store.transaction() as cur:
             cur.execute(
-                "INSERT INTO parameter_changes (ts, run_id, from_version, to_version, adopted, reason, changes)"
-                " VALUES (make_timestamp(?), ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO parameter_changes (ts, run_id, from_version, to_version, adopted, reason, changes,"
+                " symbol) VALUES (make_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
                 [_ts(change.ts), change.run_id, change.from_version, change.to_version, change.adopted,
-                 change.reason, _dump(change.changes)])
+                 change.reason, _dump(change.changes), change.symbol])
 
-    def changes(self, limit: int = 50) -> list[ParameterChange]:
-        rows = self.store.conn.execute(
-            "SELECT epoch_ns(ts), run_id, from_version, to_version, adopted, reason, changes"
-            " FROM parameter_changes ORDER BY ts DESC, id DESC LIMIT ?", [limit]).fetchall()
+    def changes(self, limit: int = 50, *, symbol: str | None = None, adopted: bool | None = None
+                ) -> list[ParameterChange]:
+        """Newest first; only `symbol`'s and only adopted (or refused) ones when given."""
+        where: list[str] = []
+        params: list[Any] = []
+        if symbol is not None:
+            where.append("symbol = ?")
+            params.append(symbol)
+        if adopted is not None:
+            where.append("adopted = ?")
+            params.append(adopted)
+        sql = ("SELECT epoch_ns(ts), run_id, from_version, to_version, adopted, reason, changes, symbol"
+               " FROM parameter_changes" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY ts DESC, id DESC LIMIT ?")
+        rows = self.store.conn.execute(sql, [*params, limit]).fetchall()
         return [ParameterChange(ts=int(r[0]), run_id=r[1], from_version=r[2], to_version=r[3], adopted=bool(r[4]),
-                                reason=str(r[5]), changes=_load(r[6]) or {}) for r in rows]
+                                reason=str(r[5]), changes=_load(r[6]) or {}, symbol=r[7]) for r in rows]
 
     # -- adaptive values -------------------------------------------------------------------------
 
     def save_adaptive(self, records: Sequence[AdaptiveRecord]) -> None:
+        """Upsert the values; with the paper/live journal in front of the store, through it (its writer
+        thread is then the only one writing the table, as for the agent weights)."""
+        if not records:
+            return
+        if self.store.writer is not None:
+            self.store.writer.append(*[("adaptive_values", r.row()) for r in records])
+            return
         with self.store.transaction() as cur:
-            for r in records:
-                cur.execute("DELETE FROM adaptive_values WHERE name = ?", [r.name])
-                cur.execute("INSERT INTO adaptive_values VALUES (?, ?, ?, ?, make_timestamp(?))",
-                            [r.name, r.value, r.confidence, _dump(r.outcomes), _ts(r.updated_at)])
+            upsert_adaptive(cur, [r.row() for r in records])
 
-    def adaptive(self) -> list[AdaptiveRecord]:
-        rows = self.store.conn.execute(
-            "SELECT name, value, confidence, outcomes, epoch_ns(updated_at) FROM adaptive_values ORDER BY name"
-        ).fetchall()
-        return [AdaptiveRecord(name=str(r[0]), value=float(r[1]), confidence=float(r[2]),
-                               outcomes=list(_load(r[3]) or []), updated_at=int(r[4])) for r in rows]
+    def adaptive(self, symbol: str | None = None) -> list[AdaptiveRecord]:
+        sql = ("SELECT symbol, name, value, low, high, confidence, outcomes, history, epoch_ns(updated_at)"
+               " FROM adaptive_values" + (" WHERE symbol = ?" if symbol is not None else "") + " ORDER BY symbol, name")
+        rows = self.store.conn.execute(sql, [symbol] if symbol is not None else []).fetchall()
+        return [AdaptiveRecord(symbol=str(r[0]), name=str(r[1]), value=float(r[2]), low=float(r[3]), high=float(r[4]),
+                               confidence=float(r[5]), outcomes=list(_load(r[6]) or []),
+                               history=msgspec.convert(_load(r[7]) or [], list[Adjustment]), updated_at=int(r[8]))
+                for r in rows]

@@ -207,6 +207,18 @@ class TrdrApp(App[int]):
         elif not isinstance(self.screen, InspectorScreen):
             self.push_screen(InspectorScreen(source, self.main.orders.selected))
 
+    def action_tuning(self) -> None:
+        """The self-tuning screen (tui/screens/tuning.py) of a real paper/live session."""
+        from trdr_tui.tui.screens.tuning import TuningScreen
+        from trdr_tui.tuning.daily import ATTACHMENT
+
+        tuner = getattr(self.engine, "attachments", {}).get(ATTACHMENT)
+        if tuner is None:
+            self.notify("self-tuning runs in real paper and live sessions (not in replays or backtests), "
+                        "with [tuning] adaptive or daily on", severity="warning")
+        elif not isinstance(self.screen, TuningScreen):
+            self.push_screen(TuningScreen(tuner))
+
     async def action_quit(self) -> None:
         """Graceful: the engine stops and writes its shutdown checkpoint before the app exits."""
         if self.stopping:

@@ -41,6 +41,7 @@ MAIN_BINDINGS: list[BindingType] = [
     Binding("slash", "app.log_filter", "Filter logs", show=False, id="log_filter"),
     Binding("e", "app.export_chart", "Export chart", show=False, id="export_chart"),
     Binding("i", "app.inspect", "Inspect", show=False, id="inspector"),
+    Binding("u", "app.tuning", "Self-tuning", show=False, id="tuning"),
 ]
 
 
