@@ -283,6 +283,9 @@ class ApiServer:
     def op_trading_pause(self) -> Any:
         return self.control.pause()
 
+    def op_trading_funding(self, body: Any) -> Any:
+        return self.control.fund(body.amount)
+
     async def op_trading_mode(self, body: Any) -> Any:
         return await self.control.switch_mode(body.mode, body.confirm)
 
