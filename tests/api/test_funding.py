@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import aiohttp
 import pytest
 
 from tests.api.conftest import Bot
@@ -46,3 +47,23 @@ def test_a_live_run_refuses_funding_by_hand(few_bars: CandleArrays) -> None:
     with pytest.raises(ApiError, match="exchange account's balance is the source") as err:
         control.fund(1_000.0)
     assert err.value.status == 409 and engine.portfolio.contributed_exact == 0
+
+
+async def test_the_websocket_fund_command_books_through_the_same_path(bot: Bot) -> None:
+    """What an attached cockpit's `f` sends (`RemoteEngine.fund`): the `fund` command, acked or refused."""
+    headers = {"Authorization": f"Bearer {bot.token}"}
+    async with aiohttp.ClientSession() as session, session.ws_connect(bot.url + "/api/ws", headers=headers) as ws:
+
+        async def command(params: dict[str, object]) -> dict[str, object]:
+            await ws.send_json({"type": "command", "action": "fund", "params": params})
+            while True:
+                msg = await ws.receive_json(timeout=10)
+                if msg.get("type") in ("ack", "error"):
+                    return msg  # type: ignore[no-any-return]
+
+        ack = await command({"amount": 100.0})
+        assert ack["type"] == "ack" and str(ack["result"]["detail"]).startswith("deposit of 100.00 booked")  # type: ignore[index]
+        refused = await command({"amount": -1e9})
+        assert refused["type"] == "error" and "free cash" in str(refused["error"])
+        bad = await command({"amount": "much"})
+        assert bad["type"] == "error" and "amount" in str(bad["error"])

@@ -256,8 +256,13 @@ class ApiServer:
                 result = c.set_weight(agent, float(weight))
             elif action == "mode":
                 result = await c.switch_mode(str(params.get("mode")), params.get("confirm"))
+            elif action == "fund":
+                amount = params.get("amount")
+                if isinstance(amount, bool) or not isinstance(amount, int | float):
+                    raise ApiError(422, "fund needs params {\"amount\": number}")
+                result = c.fund(float(amount))
             else:
-                raise ApiError(400, f"unknown action {action!r}", "actions: pause, resume, stop, set_weight, mode")
+                raise ApiError(400, f"unknown action {action!r}", "actions: pause, resume, stop, set_weight, mode, fund")
         except ApiError as exc:
             return {"type": "error", "action": action, "error": exc.message, "hint": exc.hint}
         except TrdrError as exc:
