@@ -331,9 +331,15 @@ class FundingEvent(_Section, frozen=True):
 
 
 class FundingConfig(_Section, frozen=True):
-    """PRD §3.3.3 funding changes in backtests and paper runs (trading/funding.py)."""
+    """PRD §3.3.3 funding changes: scheduled in backtests and paper runs (trading/funding.py), read from
+    the account in live runs (engine/coinbase.py `AccountWatch`)."""
 
     events: tuple[FundingEvent, ...]
+    account_check_seconds: float  # live: how often the account's balances are read for deposits/withdrawals
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("account_check_seconds", self.account_check_seconds, 1.0, 86_400.0)
 
 
 class SlippageConfig(_Section, frozen=True):

@@ -210,6 +210,16 @@ class Market:
         """Balance minus holds."""
         return self.balances.get(currency, Decimal(0)) - self.holds().get(currency, Decimal(0))
 
+    def transfer(self, currency: str, amount: Decimal) -> Decimal:
+        """A deposit (`amount` > 0) or withdrawal (< 0) of `currency` made outside trading (as at
+        coinbase.com); returns the new balance. A withdrawal can take only the available balance (not
+        what open orders hold): a larger one raises Reject("INSUFFICIENT_FUND") and changes nothing."""
+        if amount < 0 and -amount > self.available(currency):
+            raise Reject("INSUFFICIENT_FUND", f"withdrawal of {-amount} {currency} exceeds the available "
+                                              f"{self.available(currency)}")
+        self.balances[currency] = self.balances.get(currency, Decimal(0)) + amount
+        return self.balances[currency]
+
     # -- orders ----------------------------------------------------------------------------------
 
     def order_by_client_id(self, coid: str) -> FakeOrder | None:

@@ -23,6 +23,7 @@ from trdr_tui.core.types import Candle
 GRAN_SECONDS = {"ONE_MINUTE": 60, "FIVE_MINUTE": 300, "FIFTEEN_MINUTE": 900, "THIRTY_MINUTE": 1800,
                 "ONE_HOUR": 3600, "TWO_HOUR": 7200, "FOUR_HOUR": 14400, "SIX_HOUR": 21600, "ONE_DAY": 86400}
 MAX_CANDLES = 350
+TRANSFERS_PATH = "/fake/transfers"  # test control: deposits and withdrawals outside trading
 
 
 class RateLimiter:
@@ -97,6 +98,7 @@ class RestApi:
         router.add_get(p + "/orders/historical/batch", self.h_list_orders)
         router.add_get(p + "/orders/historical/fills", self.h_fills)
         router.add_get(p + "/orders/historical/{order_id}", self.h_get_order)
+        router.add_post(TRANSFERS_PATH, self.h_transfer)
 
     # -- middleware: faults, auth, rate limit ----------------------------------------------------
 
@@ -105,6 +107,8 @@ class RestApi:
         """Every request but the WebSocket upgrades: injected faults first, then (private endpoints) the
         JWT and the rate limit, then the handler; HTTP errors become Coinbase-style JSON errors."""
         if request.path in (WS_MARKET_PATH, WS_USER_PATH):
+            return await handler(request)
+        if request.path == TRANSFERS_PATH:  # test control, not part of the Coinbase API
             return await handler(request)
         public = request.path.startswith(PREFIX + "/market/") or request.path == PREFIX + "/time"
         await self.injector.transit()
@@ -158,6 +162,17 @@ class RestApi:
             "type": "ACCOUNT_TYPE_FIAT" if currency in ("USD", "USDC", "EUR") else "ACCOUNT_TYPE_CRYPTO",
             "ready": True, "platform": "ACCOUNT_PLATFORM_CONSUMER", "created_at": iso(m.t0),
         }
+
+    async def h_transfer(self, request: web.Request) -> web.Response:
+        """Test control: {"currency": "USD", "amount": "2500"} deposits (a negative amount withdraws)
+        outside trading; answers {"currency", "balance"}, or 400 with the reason."""
+        body = await request.json()
+        try:
+            currency, amount = str(body["currency"]), Decimal(str(body["amount"]))
+            balance = self.market.transfer(currency, amount)
+        except (KeyError, ArithmeticError, Reject) as exc:
+            return web.json_response({"error": "INVALID_ARGUMENT", "message": str(exc)}, status=400)
+        return web.json_response({"currency": currency, "balance": dec(balance)})
 
     async def h_accounts(self, request: web.Request) -> web.Response:
         currencies = sorted(self.market.balances)

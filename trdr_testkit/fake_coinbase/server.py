@@ -149,6 +149,12 @@ class FakeExchange:
         if price is not None:
             self.market.quote_increment = Decimal(price)
 
+    def transfer(self, currency: str, amount: str) -> Decimal:
+        """Deposit (`amount` > 0, a decimal string) or withdraw (< 0) `currency` outside trading; the
+        accounts endpoints show it at once. Raises matching.Reject for a withdrawal above the available
+        balance. Also over HTTP: POST /fake/transfers {"currency", "amount"} (no token: test control)."""
+        return self.market.transfer(currency, Decimal(amount))
+
     async def drop_sockets(self) -> int:
         """Close every WebSocket abruptly (a dropped connection); returns how many were open."""
         return await self.ws.drop_sockets()

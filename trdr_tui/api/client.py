@@ -27,7 +27,7 @@ from trdr_tui.api.ws import EVENT_TYPES
 from trdr_tui.config import Settings, convert_settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock, SimClock
-from trdr_tui.core.errors import ConfigError, StopError, TrdrError
+from trdr_tui.core.errors import ConfigError, RejectError, StopError, TrdrError
 from trdr_tui.core.events import EngineStatus, LogEvent, WeightsChanged
 from trdr_tui.core.types import Mode
 
@@ -121,6 +121,14 @@ class RemoteEngine:
             raise ConfigError(f"no agent '{agent_id}' in the remote panel", hint=f"agents: {', '.join(self._base)}")
         self._base[agent_id] = weight
         self._command("set_weight", {"agent_id": agent_id, "weight": weight})
+
+    def fund(self, amount: float, *, source: str = "manual") -> None:
+        """Ask the bot to book a deposit or withdrawal (its `fund` command); a refusal comes back as an
+        error in the log. A live bot's account is the source: refused here already."""
+        if self._mode is Mode.LIVE:
+            raise RejectError("a live run books no deposits or withdrawals by hand",
+                              hint="deposit or withdraw at Coinbase; the bot reads the account's balance")
+        self._command("fund", {"amount": amount})
 
     async def run(self) -> None:
         """Mirror the remote engine's events on the local bus until it stops or `stop()` is called."""

@@ -40,7 +40,7 @@ from trdr_tui.api.schemas import (
     TradeList,
     TradeOut,
 )
-from trdr_tui.config import Settings, convert_settings
+from trdr_tui.config import MAX_CAPITAL, Settings, convert_settings
 from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.types import Mode, Order, OrderStatus, Side
 from trdr_tui.engine.loop import Engine
@@ -273,6 +273,24 @@ class Controller:
             return self.ack("already trading")
         e.resume()
         return self.ack("resumed")
+
+    def fund(self, amount: float) -> Ack:
+        """A deposit (> 0) or withdrawal (< 0) of quote currency through `Engine.fund` (paper only)."""
+        e = self._live_engine()
+        if not (math.isfinite(amount) and amount != 0.0 and abs(amount) <= MAX_CAPITAL):
+            raise ApiError(422, f"`amount` must be a non-zero amount of quote currency up to {MAX_CAPITAL:g} "
+                                f"(positive: deposit, negative: withdrawal), got {amount}")
+        if e.mode is Mode.LIVE:
+            raise ApiError(409, "a live run books no deposits or withdrawals by hand: the exchange account's "
+                                "balance is the source", "deposit or withdraw at Coinbase; trdr reads the account "
+                                                         "and resizes the grid itself")
+        try:
+            result = e.fund(amount)
+        except TrdrError as exc:  # a withdrawal above the free cash (E002): nothing changed
+            raise ApiError(409, exc.message, exc.hint or "", exc.code) from None
+        kind = "deposit" if amount > 0 else "withdrawal"
+        return self.ack(f"{kind} of {abs(amount):,.2f} booked; equity {result.equity_before:,.2f} -> "
+                        f"{result.equity_after:,.2f}; {result.cancelled} BUY order(s) re-sized")
 
     def stop(self) -> Ack:
         e = self._live_engine()

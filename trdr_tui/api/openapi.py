@@ -51,6 +51,10 @@ ROUTES: tuple[Route, ...] = (
           summary="Stop the run: shutdown checkpoint, then the engine ends", response=s.Ack, status=202, errors=(409,)),
     Route(method="POST", path="/api/trading/pause", op="trading_pause",
           summary="Stop placing new orders; feed, ledger and open orders go on", response=s.Ack, errors=(409,)),
+    Route(method="POST", path="/api/trading/funding", op="trading_funding",
+          summary="Paper: book a deposit (+) or withdrawal (−) of quote currency now and resize the grid; "
+                  "refused in live (the exchange balance is the source)", response=s.Ack, body=s.FundingRequest,
+          errors=(400, 409, 422)),
     Route(method="PUT", path="/api/trading/mode", op="trading_mode",
           summary="Switch paper ↔ live; live needs confirm='live' and credentials", response=s.Ack,
           body=s.ModeRequest, errors=(400, 403, 409, 422)),

@@ -59,6 +59,12 @@ class ModeRequest(Body):
     confirm: Literal["live"] | None = None  # required ("live") to switch to live trading
 
 
+class FundingRequest(Body):
+    """A deposit (`amount` > 0) or withdrawal (< 0) of quote currency, booked now (paper runs only)."""
+
+    amount: float
+
+
 class AgentInfo(msgspec.Struct, kw_only=True):
     id: str
     weight: float  # in force, after adaptive scaling

@@ -256,8 +256,13 @@ class ApiServer:
                 result = c.set_weight(agent, float(weight))
             elif action == "mode":
                 result = await c.switch_mode(str(params.get("mode")), params.get("confirm"))
+            elif action == "fund":
+                amount = params.get("amount")
+                if isinstance(amount, bool) or not isinstance(amount, int | float):
+                    raise ApiError(422, "fund needs params {\"amount\": number}")
+                result = c.fund(float(amount))
             else:
-                raise ApiError(400, f"unknown action {action!r}", "actions: pause, resume, stop, set_weight, mode")
+                raise ApiError(400, f"unknown action {action!r}", "actions: pause, resume, stop, set_weight, mode, fund")
         except ApiError as exc:
             return {"type": "error", "action": action, "error": exc.message, "hint": exc.hint}
         except TrdrError as exc:
@@ -282,6 +287,9 @@ class ApiServer:
 
     def op_trading_pause(self) -> Any:
         return self.control.pause()
+
+    def op_trading_funding(self, body: Any) -> Any:
+        return self.control.fund(body.amount)
 
     async def op_trading_mode(self, body: Any) -> Any:
         return await self.control.switch_mode(body.mode, body.confirm)

@@ -43,6 +43,11 @@ class EngineControl(Protocol):
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         """Change one agent's weight in the running orchestrator; published and persisted."""
 
+    def fund(self, amount: float, *, source: str = "manual") -> object:
+        """Book a deposit (`amount` > 0) or withdrawal (< 0) of quote currency now and resize the grid.
+        Raises RejectError for one made by hand in live mode (the exchange balance is the source there)
+        and InsufficientFunds (E002) for a withdrawal above the free cash; nothing changes then."""
+
     async def run(self) -> None:
         """Run until the feed ends or `stop` is called."""
 

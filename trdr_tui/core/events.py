@@ -115,6 +115,26 @@ class EngineStatus(msgspec.Struct, frozen=True, kw_only=True):
     detail: str = ""
 
 
+class FundingChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A deposit (`amount` > 0) or withdrawal (< 0) of quote currency, booked (`applied`) or refused
+    (`reason` says why). `source`: "schedule" (`[funding] events`), "manual" (cockpit or API, paper),
+    "account" (seen in a live account's balances). Equity before and after at the last price."""
+
+    ts: int
+    symbol: str
+    amount: float
+    source: str
+    applied: bool
+    equity_before: float
+    equity_after: float
+    orders_resized: int = 0
+    reason: str = ""
+
+
+def funding_topic(symbol: str) -> str:
+    return f"funding.{symbol}"
+
+
 class BacktestProgress(msgspec.Struct, frozen=True, kw_only=True):
     done: int
     total: int

@@ -175,11 +175,11 @@ def _order_rules(settings: Settings, engine: Engine, mode: Mode) -> None:
         if mode is Mode.LIVE:
             raise ConfigError("`[funding] events` are for backtests and paper runs",
                               hint="remove them: a live account's deposits are made at the exchange")
-        schedule = FundingSchedule(settings.funding, orders, engine.policy, log=engine.log)
+        schedule = FundingSchedule(settings.funding, orders, engine.policy)
         if mode is not Mode.BACKTEST:  # paper: events whose time passed before the start are not applied
             schedule.skip(sum(1 for at, _ in schedule.events if at < engine.clock.now_ns()))
-        schedule.listeners.append(lambda _r: engine.history.mark(engine.run_state.bar_index, engine.portfolio.cash,
-                                                                 engine.portfolio.position))
+        schedule.listeners.append(lambda r: engine.funded(r, "schedule"))
+        schedule.refusal_listeners.append(lambda at, amount, why: engine.funding_refused(at, amount, why, "schedule"))
         engine.funding = schedule
         orders.on_time(schedule.on_time)
     if settings.slippage.enabled:

@@ -8,15 +8,21 @@
     resume_live_run(engine, store)
 
 Paper = CoinbaseFeed (WebSocket, REST fallback) + SimExecutor; live = CoinbaseFeed + CoinbaseExecutor.
+A live run also reads the account's balances every `[funding] account_check_seconds` (`AccountWatch`)
+and books a deposit or withdrawal it finds there (PRD §3.3.3).
 URLs come from `[coinbase]` (or TRDR_COINBASE_REST_URL / _WS_URL / _USER_WS_URL), so the same code runs
 against Coinbase or any compatible server. The live confirmation prompt is the caller's job.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from decimal import Decimal
+
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
-from trdr_tui.core.errors import CredentialsError, StateCorruption
+from trdr_tui.core.errors import CredentialsError, InsufficientFunds, StateCorruption, TrdrError
 from trdr_tui.core.opevents import OperatorEvents
 from trdr_tui.core.types import Mode
 from trdr_tui.engine.assembly import build_engine
@@ -30,7 +36,7 @@ from trdr_tui.exchange.credentials import Credentials, load_credentials
 from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.store.db import Store
-from trdr_tui.store.orders import latest_live_run
+from trdr_tui.store.orders import POSITION_EPSILON, latest_live_run
 
 
 def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None, bus: EventBus | None = None,
@@ -69,9 +75,19 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
 
         async def start_live() -> None:  # a new live run: its ledger against the account first
             await reconcile_account(engine, live_executor, store)
+            watch_account(engine, live_executor)
 
         engine.set_recovery(start_live)
     return engine
+
+
+def watch_account(engine: Engine, executor: CoinbaseExecutor) -> AccountWatch:
+    """Start a live run's `AccountWatch` (once its ledger is reconciled with the account); it stops
+    when the run ends."""
+    watch = AccountWatch(engine, executor, interval_s=engine.settings.funding.account_check_seconds)
+    watch.start()
+    engine.on_close(watch.stop)
+    return watch
 
 
 def fee_schedule_from_summary(summary: TransactionSummary) -> FeeSchedule:
@@ -117,6 +133,7 @@ def resume_live_run(engine: Engine, store: Store) -> bool:
         await executor.sync_all()
         await executor.settle()
         await reconcile_account(engine, executor, store)
+        watch_account(engine, executor)
 
     engine.set_recovery(recover)
     return restored
@@ -138,6 +155,17 @@ def build_coinbase_run(settings: Settings, *, live: bool, store: Store, preset: 
     return engine, True
 
 
+async def account_totals(rest: CoinbaseRest, symbol: str) -> tuple[Decimal, Decimal]:
+    """What the account holds of `symbol`'s base and quote currencies (available + on hold, exact)."""
+    base_ccy, quote_ccy = symbol.split("-", 1)
+    totals = {base_ccy: Decimal(0), quote_ccy: Decimal(0)}
+    for acct in await rest.list_accounts():
+        if acct.currency in totals:
+            totals[acct.currency] += acct.available_balance.value + (
+                acct.hold.value if acct.hold is not None else Decimal(0))
+    return totals[base_ccy], totals[quote_ccy]
+
+
 async def reconcile_account(engine: Engine, executor: CoinbaseExecutor, store: Store | None) -> list[str]:
     """A live start, new or resumed: the exchange must not know orders of this run that the store
     does not (`recovery.check_unknown_orders`), and the account's balances must cover the ledger
@@ -149,13 +177,116 @@ async def reconcile_account(engine: Engine, executor: CoinbaseExecutor, store: S
         orders = await rest.list_orders(product_ids=[engine.symbol])
         check_unknown_orders(store, engine.run_id, [o.client_order_id for o in orders
                                                     if o.client_order_id.startswith(prefix)])
-    base_ccy, quote_ccy = engine.symbol.split("-", 1)
-    totals = {base_ccy: 0.0, quote_ccy: 0.0}
-    for acct in await rest.list_accounts():
-        if acct.currency in totals:
-            totals[acct.currency] += float(acct.available_balance.value) + (
-                float(acct.hold.value) if acct.hold is not None else 0.0)
-    notes = check_balances(engine, totals[base_ccy], totals[quote_ccy])
+    base, quote = await account_totals(rest, engine.symbol)
+    notes = check_balances(engine, float(base), float(quote))
     engine.log("info", f"ledger of run {engine.run_id} reconciled with the account's balances",
-               base=totals[base_ccy], quote=totals[quote_ccy])
+               base=float(base), quote=float(quote))
     return notes
+
+
+QUOTE_TOLERANCE = Decimal("0.01")  # quote currency: smaller differences are rounding, not money moved
+BASE_TOLERANCE = Decimal(repr(POSITION_EPSILON))
+STEADY_READS = 2  # a quote change must read the same this many times in a row, no fill booked between
+OUTSIDE_READS = 3  # a base change (no funding: a fill not listed yet, or coins moved) is re-based after this many
+
+
+class AccountWatch:
+    """Deposits and withdrawals in a live run, read from the account (PRD §3.3.3).
+
+    Each read (`check`, every `interval_s` seconds) first books what the exchange already did for the
+    orders followed (`executor.sync_all`, then `settle`), then compares the account's balances with the
+    ledger: residual = account total (available + hold) − ledger, for base and quote. The first read is
+    the baseline (money of the user's beside the run stays there, as at the start). Later:
+
+    * a quote residual that moved by more than 0.01 while the base residual did not, and reads the same
+      on `STEADY_READS` reads in a row with no fill booked between them, is a deposit (> 0) or a
+      withdrawal (< 0): booked exactly through `engine.fund(source="account")` (ledger, grid resize,
+      log, `funding.<symbol>` event, a `funding` checkpoint in the journal);
+    * a fill the exchange made that the engine has not booked yet moves the base residual too, so it is
+      never taken for funding; if the base residual stays moved for `OUTSIDE_READS` reads (coins sent
+      in or out), it is reported and both residuals are re-based, nothing is booked;
+    * a withdrawal larger than the run's free cash is refused and reported (error log and a refused
+      `funding` event, `Engine.funding_refused`); the residual is re-based so it is reported once.
+      trdr never sells a position to pay it.
+
+    Read failures are logged and the next read tries again. `checks` counts reads, `booked` the
+    changes booked."""
+
+    def __init__(self, engine: Engine, executor: CoinbaseExecutor, *, interval_s: float) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.interval_s = interval_s
+        self.baseline: tuple[Decimal, Decimal] | None = None  # (base, quote) residuals
+        self.checks = 0
+        self.booked = 0
+        self._seen: tuple[Decimal, Decimal, int] | None = None  # last differing residuals and fills booked then
+        self._times = 0  # how many reads in a row saw `_seen`
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="account-watch")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except TrdrError as exc:
+                self.engine.log("warning", f"reading the account's balances failed: {exc.message}")
+            await asyncio.sleep(self.interval_s)
+
+    async def residuals(self) -> tuple[Decimal, Decimal]:
+        """(base, quote): what the account holds beyond the ledger, after booking the fills listed."""
+        await self.executor.sync_all()
+        await self.executor.settle()
+        await self.engine.orders.settle()
+        base, quote = await account_totals(self.executor.rest, self.engine.symbol)
+        pf = self.engine.portfolio
+        return base - pf.position_exact, quote - pf.cash_exact
+
+    async def check(self) -> Decimal | None:
+        """One read. Returns the amount booked (quote currency), or None."""
+        self.checks += 1
+        base_r, quote_r = await self.residuals()
+        if self.baseline is None:
+            self.baseline = (base_r, quote_r)
+            return None
+        d_base, d_quote = base_r - self.baseline[0], quote_r - self.baseline[1]
+        if abs(d_base) <= BASE_TOLERANCE and abs(d_quote) <= QUOTE_TOLERANCE:
+            self._seen, self._times = None, 0
+            return None
+        seen = (base_r, quote_r, len(self.engine.portfolio.fills))
+        self._times = self._times + 1 if seen == self._seen else 1
+        self._seen = seen
+        if abs(d_base) > BASE_TOLERANCE:
+            if self._times >= OUTSIDE_READS:
+                self._rebase(base_r, quote_r, d_base, d_quote)
+            return None
+        if self._times < STEADY_READS:
+            return None
+        self._seen, self._times = None, 0
+        try:
+            self.engine.fund(d_quote, source="account")
+        except InsufficientFunds as exc:  # already logged and published by the engine
+            self.baseline = (self.baseline[0], quote_r)
+            self.engine.log("error", f"the account's {self.engine.symbol.split('-')[1]} fell by {-d_quote} outside "
+                                     f"the run, more than its free cash; not booked (positions are never sold "
+                                     f"for a withdrawal): {exc.message}", amount=float(d_quote))
+            return None
+        self.booked += 1
+        return d_quote
+
+    def _rebase(self, base_r: Decimal, quote_r: Decimal, d_base: Decimal, d_quote: Decimal) -> None:
+        base_ccy, quote_ccy = self.engine.symbol.split("-", 1)
+        self.engine.log("warning", f"the account's balances moved outside the run's fills ({d_base:+} {base_ccy}, "
+                                   f"{d_quote:+} {quote_ccy}) for {OUTSIDE_READS} reads: not booked, left alone",
+                        base=float(d_base), quote=float(d_quote))
+        self.baseline = (base_r, quote_r)
+        self._seen, self._times = None, 0

@@ -16,6 +16,7 @@ import gc
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from trdr_tui.config import PriceModel, Settings
@@ -23,15 +24,23 @@ from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock, SimClock
 from trdr_tui.core.engine_api import DecisionSource, Executor
-from trdr_tui.core.errors import NotAvailable, RejectError, RiskLimitExceeded, StateCorruption
+from trdr_tui.core.errors import (
+    InsufficientFunds,
+    NotAvailable,
+    RejectError,
+    RiskLimitExceeded,
+    StateCorruption,
+)
 from trdr_tui.core.events import (
     BacktestProgress,
     EngineStatus,
+    FundingChange,
     GridSnapshot,
     LogEvent,
     PortfolioSnapshot,
     WeightsChanged,
     candle_topic,
+    funding_topic,
 )
 from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
 from trdr_tui.engine.book import EngineBook
@@ -50,7 +59,7 @@ from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
 from trdr_tui.engine.step import BarStep
 from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.store.orders import RunRepository
-from trdr_tui.trading.funding import FundingSchedule
+from trdr_tui.trading.funding import FundingResult, FundingSchedule, apply_funding
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy, PolicyContext, PreparedPolicy
 from trdr_tui.trading.portfolio import Portfolio
@@ -409,6 +418,57 @@ class Engine:
         topic = self._fill_topic
         if self.bus.has_subscribers(topic):
             self.bus.publish(topic, fill)
+
+    # -- funding changes (trading/funding.py, docs/trading.md) ------------------------------------
+
+    def fund(self, amount: float | Decimal, *, source: str = "manual") -> FundingResult:
+        """Book a deposit (`amount` > 0) or withdrawal (< 0) of quote currency at the clock's time and
+        resize the grid (`trading.funding.apply_funding`), then record it (`funded`).
+
+        `source` "manual" (the cockpit, the API) is refused in live mode: there the exchange account's
+        balance is the source, and the engine books what it sees there as "account". Raises RejectError
+        for that, InsufficientFunds (E002) for a withdrawal above the free cash (reported too),
+        ValueError for a zero or non-finite amount; nothing changes then."""
+        if source == "manual" and self._mode is Mode.LIVE:
+            raise RejectError("a live run books no deposits or withdrawals by hand",
+                              hint="deposit or withdraw at Coinbase: the engine reads the account's balance and "
+                                   "books the change itself")
+        try:
+            result = apply_funding(amount, orders=self.orders, policy=self.policy)
+        except InsufficientFunds as exc:
+            self.funding_refused(self.clock.now_ns(), float(amount), exc.message, source)
+            raise
+        self.funded(result, source)
+        return result
+
+    def funded(self, result: FundingResult, source: str) -> None:
+        """A funding change was booked: mark the equity curve, log it, publish `funding.<symbol>`, and in
+        paper/live write a `funding` checkpoint (one journal record: the ledger with its flows and the
+        schedule's position, so a crash neither loses it nor applies it twice)."""
+        pf = self.portfolio
+        self.history.mark(self.run_state.bar_index, pf.cash, pf.position)
+        kind = "deposit" if result.amount > 0 else "withdrawal"
+        self.log("info", f"funding ({source}): {kind} of {abs(result.amount):,.2f}; equity "
+                         f"{result.equity_before:,.2f} -> {result.equity_after:,.2f}, "
+                         f"{result.cancelled} BUY order(s) re-sized", amount=result.amount, source=source)
+        topic = funding_topic(self._symbol)
+        if self.bus.has_subscribers(topic):
+            self.bus.publish(topic, FundingChange(ts=result.ts, symbol=self._symbol, amount=result.amount,
+                                                  source=source, applied=True, equity_before=result.equity_before,
+                                                  equity_after=result.equity_after,
+                                                  orders_resized=result.cancelled))
+        if self._mode is not Mode.BACKTEST:
+            self.checkpoint("funding")
+
+    def funding_refused(self, ts: int, amount: float, reason: str, source: str) -> None:
+        """A funding change was refused (`reason`): logged as a warning and published; nothing booked."""
+        self.log("warning", f"funding ({source}) refused: {reason}", amount=amount, source=source)
+        topic = funding_topic(self._symbol)
+        if self.bus.has_subscribers(topic):
+            equity = self.portfolio.equity(self.last_price)
+            self.bus.publish(topic, FundingChange(ts=ts, symbol=self._symbol, amount=amount, source=source,
+                                                  applied=False, equity_before=equity, equity_after=equity,
+                                                  reason=reason))
 
     def _on_halt(self, halt: Halt) -> None:
         """The drawdown halt started or lifted: log it and show it in the status line."""

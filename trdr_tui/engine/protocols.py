@@ -23,6 +23,7 @@ from trdr_tui.core.types import Candle, Decision, Mode, Tick
 from trdr_tui.engine.record import RunState
 from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.store.orders import RunRepository
+from trdr_tui.trading.funding import FundingSchedule
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy
 from trdr_tui.trading.portfolio import Portfolio
@@ -151,6 +152,7 @@ class EngineParts(Protocol):
     run_state: RunState
     checkpoints: RunRepository | None
     polled_timer: PeriodicTimer | None
+    funding: FundingSchedule | None
     candle_topic: str
     portfolio_topic: str
     decision_topic: str

@@ -40,8 +40,9 @@ from trdr_tui.trading.orders import TrailingSnapshot
 
 
 def engine_state(engine: EngineParts) -> dict[str, Any]:
-    """Everything needed to resume: ledger, open orders (with trailing state), policy/grid, weights, and
-    the DecisionSource's own state when it offers one (so a restart does not start indicators cold)."""
+    """Everything needed to resume: ledger, open orders (with trailing state), policy/grid, weights, the
+    funding schedule's position, and the DecisionSource's own state when it offers one (so a restart
+    does not start indicators cold)."""
     src = engine.decisions
     return {
         "run_id": engine.run_id, "mode": engine.mode.value, "symbol": engine.symbol,
@@ -50,6 +51,7 @@ def engine_state(engine: EngineParts) -> dict[str, Any]:
         "open_orders": engine.orders.open_state(), "order_seq": engine.orders.sequence,
         "policy": engine.policy.state(), "weights": engine.agent_weights(),
         "decisions": src.get_state() if isinstance(src, StatefulDecisionSource) else None,
+        "funding": engine.funding.state() if engine.funding is not None else None,
     }
 
 
@@ -73,6 +75,10 @@ def restore_engine(engine: EngineParts, state: dict[str, Any]) -> None:
             _armed_before_armed_existed(order)
         orders.restore_open(order, snapshot)
     engine.policy.restore(state.get("policy", {}))
+    if engine.funding is not None and state.get("funding") is not None:  # scheduled events already handled
+        note = engine.funding.restore(state["funding"])
+        if note is not None:
+            engine.log("warning", note)
     engine.last_price = float(state.get("last_price", 0.0))
     if state.get("paused", False):
         engine.pause()

@@ -22,7 +22,8 @@ flows from an equity curve (time-weighted), so returns, Sharpe and drawdown meas
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -67,13 +68,15 @@ def free_cash(orders: OrderManager) -> float:
     return pf.cash - orders.committed_cash(pf.last_price)
 
 
-def apply_funding(amount: float, *, orders: OrderManager, policy: object) -> FundingResult:
-    """Book a deposit (`amount` > 0) or withdrawal (< 0) at the clock's time and resize (module doc).
+def apply_funding(exact_amount: float | Decimal, *, orders: OrderManager, policy: object) -> FundingResult:
+    """Book a deposit (`exact_amount` > 0) or withdrawal (< 0) of quote currency at the clock's time and
+    resize (module doc). A Decimal (an exchange balance's difference) is booked exactly.
 
     Raises InsufficientFunds when a withdrawal exceeds the free cash, ValueError for a zero or
     non-finite amount; nothing changes then."""
+    amount = float(exact_amount)
     if not (np.isfinite(amount) and amount != 0.0):
-        raise ValueError(f"a funding change needs a non-zero finite amount, got {amount}")
+        raise ValueError(f"a funding change needs a non-zero finite amount, got {exact_amount}")
     pf = orders.portfolio
     ts = orders.clock.now_ns()
     if amount < 0.0:
@@ -85,7 +88,7 @@ def apply_funding(amount: float, *, orders: OrderManager, policy: object) -> Fun
                 hint="withdraw at most the free cash, or cancel BUY orders first; trdr never sells a "
                      "position to pay a withdrawal")
     before = pf.equity(pf.last_price)
-    pf.fund(amount, ts)
+    pf.fund(exact_amount, ts)
     after = pf.equity(pf.last_price)
     orders.risk.on_funding(before, after)
     replace = True
@@ -106,17 +109,19 @@ class FundingSchedule:
     """The configured events, applied in time order as the order manager's time check passes them.
 
     `applied` and `refused` (with the reason) keep what happened; `listeners` hear each applied change
-    (the engine marks its equity curve), `log(level, message, **fields)` reports both outcomes."""
+    (the engine marks its equity curve, publishes and checkpoints it), `refusal_listeners` each refused
+    one (time, amount, reason): the engine logs and publishes both outcomes. `state()` and
+    `restore()` carry the schedule's position through a checkpoint (a restart neither applies an event
+    twice nor skips one)."""
 
-    def __init__(self, cfg: FundingConfig, orders: OrderManager, policy: object,
-                 log: Callable[..., None] | None = None) -> None:
+    def __init__(self, cfg: FundingConfig, orders: OrderManager, policy: object) -> None:
         self.events = sorted((parse_utc(e.at, "at"), e.amount) for e in cfg.events)
         self.orders = orders
         self.policy = policy
-        self.log = log
         self.applied: list[FundingResult] = []
         self.refused: list[tuple[int, float, str]] = []
         self.listeners: list[Callable[[FundingResult], None]] = []
+        self.refusal_listeners: list[Callable[[int, float, str], None]] = []
         self._next = 0
 
     def on_time(self, now_ns: int) -> None:
@@ -128,16 +133,12 @@ class FundingSchedule:
                 result = apply_funding(amount, orders=self.orders, policy=self.policy)
             except InsufficientFunds as exc:
                 self.refused.append((at, amount, exc.message))
-                if self.log is not None:
-                    self.log("warning", exc.message, amount=amount)
+                for refusal in self.refusal_listeners:
+                    refusal(at, amount, exc.message)
                 continue
             self.applied.append(result)
             for listener in self.listeners:
                 listener(result)
-            if self.log is not None:
-                self.log("info", f"funding: {'deposit' if amount > 0 else 'withdrawal'} of {abs(amount):,.2f}; "
-                                 f"equity {result.equity_before:,.2f} -> {result.equity_after:,.2f}",
-                         amount=amount, cancelled=result.cancelled)
 
     @property
     def done(self) -> int:
@@ -145,8 +146,31 @@ class FundingSchedule:
         return self._next
 
     def skip(self, n: int) -> None:
-        """After a restart: the first `n` events were handled before it."""
+        """At a start: the first `n` events were handled before it (or are dated before it)."""
         self._next = max(self._next, min(n, len(self.events)))
+
+    def state(self) -> dict[str, Any]:
+        """The schedule's position for a checkpoint: `done` events handled (applied, refused or skipped
+        at the start), the last of them at `through_ns` (ns; None when none)."""
+        through = self.events[self._next - 1][0] if self._next else None
+        return {"done": self._next, "through_ns": through}
+
+    def restore(self, state: dict[str, Any]) -> str | None:
+        """The position a checkpoint's `state()` saved, replacing the start's skip: events due while
+        the bot was down are applied at the next time check, none handled before is applied again.
+        When the configured events changed since (the checkpoint's count no longer ends at its
+        `through_ns`), every event dated at or before `through_ns` counts as handled, and the returned
+        text says so (None otherwise)."""
+        done, through = int(state.get("done", 0)), state.get("through_ns")
+        if done == 0 or through is None:
+            self._next = 0
+            return None
+        if done <= len(self.events) and self.events[done - 1][0] == through:
+            self._next = done
+            return None
+        self._next = sum(1 for at, _ in self.events if at <= through)
+        return (f"the funding events changed since the checkpoint: the {self._next} event(s) dated at or before "
+                f"the last one handled count as handled")
 
 
 def performance_curve(equity: F64, ts: I64, flows: list[tuple[int, float]], initial: float) -> F64:

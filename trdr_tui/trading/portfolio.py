@@ -347,17 +347,28 @@ class Portfolio:
         self._sync()
 
     def rebuild_from_fills(self, fills: Iterable[Fill]) -> None:
-        """Reset to the initial cash plus the contributions with nothing booked, then book `fills` in the order given (the
-        store's write-through record of a run): the ledger those fills imply, in place.
+        """Reset to the initial cash with nothing booked, then book `fills` in the order given (the
+        store's write-through record of a run) with the deposits and withdrawals of `flows` between
+        them by time (a flow at a fill's time: a deposit before it, a withdrawal after): the ledger
+        those fills and flows imply, in place.
 
-        Raises what `apply_fill` raises (StateCorruption, InsufficientFunds); the ledger is then left
-        at the fills booked so far.
+        Raises what `apply_fill` and `fund` raise (StateCorruption, InsufficientFunds); the ledger is
+        then left at what was booked so far.
         """
+        flows = sorted(self.flows, key=lambda f: f[0])
         self.peak_equity = self.initial_cash
         self.last_price = 0.0
+        self.contributed_exact = _ZERO
+        self.flows = []
         self._reset()
+        k = 0
         for fill in fills:
+            while k < len(flows) and (flows[k][0] < fill.ts or (flows[k][0] == fill.ts and flows[k][1] > 0)):
+                self.fund(flows[k][1], flows[k][0])
+                k += 1
             self.apply_fill(fill)
+        for ts, amount in flows[k:]:
+            self.fund(amount, ts)
 
 
 def _off_step(value: Decimal, step: Decimal) -> bool:

@@ -33,6 +33,7 @@ from trdr_tui.core.types import Candle, Mode
 from trdr_tui.tui.bridge import Bridge, LogReceived
 from trdr_tui.tui.inspection import inspection_for
 from trdr_tui.tui.screens.backtest import BacktestFormScreen
+from trdr_tui.tui.screens.funding import FundingScreen
 from trdr_tui.tui.screens.help import HelpScreen
 from trdr_tui.tui.screens.inspector import InspectorScreen
 from trdr_tui.tui.screens.main import MAIN_BINDINGS, MainScreen
@@ -341,6 +342,27 @@ class TrdrApp(App[int]):
     def action_backtest(self) -> None:
         if not isinstance(self.screen, BacktestFormScreen):
             self.push_screen(BacktestFormScreen(self.settings, self.backtest_runner))
+
+    def action_funding(self) -> None:
+        """A deposit or withdrawal in a paper run: the amount from a dialog, booked by `engine.fund`.
+        Live runs read them from the exchange account, so the key only says so there."""
+        if self.engine.mode is Mode.LIVE:
+            self.notify("live: deposit or withdraw at Coinbase; trdr reads the account's balance and re-sizes "
+                        "the grid itself", title="not booked here", severity="warning", timeout=8)
+            return
+        quote = self.engine.symbol.split("-", 1)[-1]
+        self.push_screen(FundingScreen(quote), self._fund)
+
+    def _fund(self, amount: float | None) -> None:
+        if amount is None:
+            return
+        try:
+            self.engine.fund(amount)
+        except TrdrError as exc:
+            self.notify(exc.message, title="funding refused", severity="error", timeout=10)
+            return
+        kind = "deposit" if amount > 0 else "withdrawal"
+        self.notify(f"{kind} of {abs(amount):,.2f} booked; the grid is re-sized", timeout=4)
 
     def action_choose_mode(self) -> None:
         self.push_screen(ModeScreen(self.engine.mode), self._mode_chosen)

@@ -31,6 +31,7 @@ MAIN_BINDINGS: list[BindingType] = [
     Binding("space", "app.toggle_pause", "Pause", id="pause"),
     Binding("m", "app.choose_mode", "Mode", id="switch_mode"),
     Binding("b", "app.backtest", "Backtest", id="backtest"),
+    Binding("f", "app.funding", "Deposit/withdraw", show=False, id="funding"),
     Binding("plus", "app.weight_up", "Weight+", id="weight_up"),
     Binding("minus", "app.weight_down", "Weight-", id="weight_down"),
     Binding("tab", "app.next_pane", "Next pane", show=False, id="next_pane"),
