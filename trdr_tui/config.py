@@ -97,6 +97,8 @@ class GridConfig(_Section, frozen=True):
     trend_band: float
     regime_exit: bool
     stop_buffer: float
+    seed_inventory: bool
+    rebuild_in_uptrend: bool
 
     def __post_init__(self) -> None:
         super().__post_init__()

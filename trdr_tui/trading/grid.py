@@ -289,6 +289,7 @@ class GridPolicy:
         self.quote = 0.0
         self.levels: list[Level] = []
         self.exiting = ""  # why the grid is selling out ("" : it is not)
+        self.await_uptrend = False  # after an exit: rebuild only once the fast EMA is above the slow one
         self._changed = False
         self.skipped_below_min = 0
 
@@ -321,6 +322,12 @@ class GridPolicy:
         if self._down is not None and self.bars_seen:
             return self._down[self.bars_seen - 1]
         return self._ema_down(close)
+
+    def _uptrend(self) -> bool:
+        """The fast EMA above the slow one (the bar last processed)."""
+        if self._fast is not None and self._slow is not None and self.bars_seen:
+            return bool(self._fast[self.bars_seen - 1] > self._slow[self.bars_seen - 1])
+        return self.ema_fast > self.ema_slow
 
     def _ema_down(self, close: float) -> bool:
         c = self.cfg
@@ -368,19 +375,23 @@ class GridPolicy:
         if self.exiting:
             self._sell_out(ts, close)
         elif self.center is None:
-            if not down:
+            if not down and (not self.await_uptrend or self._uptrend()):
                 self.build(close, ts)
+                self.await_uptrend = False
         else:
             holding = self._sellable(self.portfolio.position, close, bound=True)
             stop = self.levels[0].price * (1.0 - self.cost - self.cfg.stop_buffer)
             if holding and close < stop:
                 self._start_exit(ts, close, f"stop: close {close:.2f} below the grid's lowest level "
                                             f"{self.levels[0].price:.2f} by more than costs + buffer")
-            elif holding and down and self.cfg.regime_exit:
-                self._start_exit(ts, close, "regime exit: confirmed downtrend")
+            elif holding and down and self.cfg.regime_exit and close < self.levels[0].price * (1.0 - self.cost):
+                self._start_exit(ts, close, f"regime exit: confirmed downtrend, close {close:.2f} below the "
+                                            f"grid's lowest level {self.levels[0].price:.2f} by more than costs")
             else:
                 if holding:
                     self._above(stop)
+                    if down and self.cfg.regime_exit:
+                        self._above(self.levels[0].price * (1.0 - self.cost))
                 trail = decision.trail_distance if decision is not None and decision.trail_distance > 0 \
                     else self.default_trail
                 self._work_levels(ts, close, trail, down or bearish or halted)
@@ -395,7 +406,7 @@ class GridPolicy:
         same trend gate, bearish decision and halt, and a close strictly inside (`_lo`, `_hi`), the
         prices where none of its comparisons flips, narrowed by a relative 1e-9 against rounding.
         A pure saving: the same orders as running every pass."""
-        if self._acted or self.exiting:
+        if self._acted or self.exiting or self.await_uptrend:  # the EMAs' crossing is not in the band
             return
         lo = self._lo * (1.0 + QUIET_MARGIN) if self._lo > 0.0 else self._lo
         hi = self._hi * (1.0 - QUIET_MARGIN)
@@ -420,6 +431,8 @@ class GridPolicy:
         center = self.center
         assert center is not None
         entries = self.orders.open_entries()
+        # with stocked upper levels every level but the top one is a cell that buys; else only those below center
+        buy_below = self.levels[-1].price * (1.0 - 1e-12) if self.cfg.seed_inventory else center * (1.0 - 1e-12)
         for lv in self.levels:
             if lv.state is L.FILLED:
                 if lv.exit_order is None and lv.order is None:
@@ -429,7 +442,7 @@ class GridPolicy:
                         self._take_profit(lv, close, trail)
                 continue
             p = lv.price
-            if p >= center * (1.0 - 1e-12):
+            if p >= buy_below:
                 continue
             if lv.state is L.TRAILING:
                 if no_buys and lv.order is not None:
@@ -537,6 +550,7 @@ class GridPolicy:
         if not self._sellable(self.portfolio.position, close) and self.orders.committed_base() <= 0.0:
             self._take_down(f"grid {self.exiting}")
             self.exiting = ""
+            self.await_uptrend = self.cfg.rebuild_in_uptrend
 
     def _take_down(self, reason: str) -> None:
         self._acted = True
@@ -569,6 +583,29 @@ class GridPolicy:
         for lv in self.levels:
             lv.since_ns = ts
         self._changed = True
+        if cfg.seed_inventory:
+            self._stock(center)
+
+    def _stock(self, price: float) -> None:
+        """The cells at and above the center (every level from the center up, but the top one) start
+        holding a lot bought at market (taker), like a classic grid started at the price: one order."""
+        upper = [lv.index for lv in self.levels[:-1] if lv.price >= price * (1.0 - 1e-12)]
+        if not upper or self.quote <= 0.0:
+            return
+        pf = self.portfolio
+        available = max(pf.cash - self.orders.committed_cash(price), 0.0)
+        quote = min(self.quote * len(upper), available / (1.0 + self.cost))
+        limit = self.ctx.risk.position_limit(price, buying=self.orders.committed_buy_base(price))
+        size = quote / price if limit is None else min(quote / price, limit)
+        rounded = self.sizer.product.round_size(size)
+        if rounded is None or not self.sizer.product.meets_minimums(rounded, price):
+            self.skipped_below_min += 1
+            return
+        try:
+            self.orders.place_market(Side.BUY, float(rounded), price=price, reason="grid stock",
+                                     metadata={"grid_leg": "stock", "grid_levels": ",".join(map(str, upper))})
+        except RiskLimitExceeded:
+            return
 
     # -- order outcomes --------------------------------------------------------------------------
 
@@ -586,6 +623,15 @@ class GridPolicy:
                 self._release(fill.size)
             return
         self._changed = True
+        if leg == "stock":
+            stocked = [self.levels[k] for k in map(int, str(order.metadata["grid_levels"]).split(","))
+                       if k < len(self.levels)]
+            for x in stocked:
+                self._add_lot(x, Fill(id=fill.id, order_id=fill.order_id, client_order_id=fill.client_order_id,
+                                      symbol=fill.symbol, side=fill.side, price=fill.price,
+                                      size=fill.size / len(stocked), fee=fill.fee / len(stocked),
+                                      liquidity=fill.liquidity, ts=fill.ts))
+            return
         lv = self._level_of(order)
         if lv is None:
             return
@@ -694,6 +740,7 @@ class GridPolicy:
         return {"grid": {
             "center": self.center, "spacing": self.spacing, "quote": self.quote, "exiting": self.exiting,
             "ema_fast": self.ema_fast, "ema_slow": self.ema_slow, "bars_seen": self.bars_seen,
+            "await_uptrend": self.await_uptrend,
             "levels": [{"price": lv.price, "state": lv.state.value, "lot": lv.lot, "entry": lv.entry, "pnl": lv.pnl,
                         "since_ns": lv.since_ns, "order": lv.order.id if lv.order else None,
                         "exit_order": lv.exit_order.id if lv.exit_order else None} for lv in self.levels],
@@ -708,6 +755,7 @@ class GridPolicy:
         self.spacing = float(g["spacing"])
         self.quote = float(g["quote"])
         self.exiting = str(g["exiting"])
+        self.await_uptrend = bool(g.get("await_uptrend", False))
         self.ema_fast, self.ema_slow, self.bars_seen = float(g["ema_fast"]), float(g["ema_slow"]), int(g["bars_seen"])
         self._fast = self._slow = self._down = None
         self._last_index = None  # bar indices before the restart are not this run's
