@@ -4,9 +4,7 @@ Splits the hourly Coinbase BTC-USD file into the development period (2017-07 →
 defaults were chosen) and the held-out period (2019-01 → 2019-10, never used to choose anything) and
 runs, on each, with the configured retail fees (`[fees]`: 0.40 % maker / 0.60 % taker at the lowest
 tier): the default configuration through the engine, buy-and-hold, and classic fixed grids at 1.5 %
-and 3 % spacing, and the opt-in stocked grid (`STOCKED`: the cells from the center up start holding
-coin, a regime exit below the lowest level in a confirmed downtrend; half the equity spread over
-the cells). Prints one table per period: fills, maker share, total and annualized return,
+and 3 % spacing. Prints one table per period: fills, maker share, total and annualized return,
 Sharpe, Sortino, max drawdown, Calmar, fees, and fees as a share of gross profit (P&L before fees;
 "n/a" when the gross P&L is not positive).
 
@@ -35,9 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "coinbase_btcusd_1h_2017-07_2019-10.cdd.csv"
 PERIODS = (("2017-07 → 2018-12 (development)", "2017-07-01", "2019-01-01"),
            ("2019-01 → 2019-10 (held out)", "2019-01-01", "2019-11-01"))
-STOCKED = {"grid.seed_inventory": True, "grid.regime_exit": True,
-           "grid.swing_fraction": 0.8, "risk.max_position": 0.5, "sizing.base_fraction": 0.0833,
-           "risk.max_concurrent_trades": 4}  # chosen on 2017-07 → 2018-12 only
 COLUMNS = ("fills", "maker", "total", "annual", "Sharpe", "Sortino", "max DD", "Calmar", "fees", "fees/gross")
 
 
@@ -75,7 +70,7 @@ def table(bars: CandleArrays, overrides: dict[str, Any]) -> list[tuple[str, list
     settings = load_settings(overrides=overrides)
     run, results, row = _bot(bars, overrides)
     initial = run.initial_capital
-    rows = [("default configuration", row), ("stocked grid (opt-in)", _bot(bars, {**STOCKED, **overrides})[2])]
+    rows = [("default configuration", row)]
     maker, taker = fee_rates(settings, None)
     rows.append(("buy-and-hold", _baseline_row(buy_and_hold(bars, initial, taker), run.ts, initial)))
     for spacing in (0.015, 0.03):

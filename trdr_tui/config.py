@@ -177,6 +177,7 @@ class _RiskShared(_Section, frozen=True):
     stop_loss: float  # 0.0: no stop-loss
     max_position: float
     halt_cooloff_hours: float
+    drawdown_scaling: bool
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -3,6 +3,9 @@ exit only below the lowest level, and a rebuild after an exit only in an uptrend
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from trdr_tui.config import load_settings
@@ -10,9 +13,10 @@ from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.types import Liquidity, OrderType, Side
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.trading.grid import GridPolicy
+from trdr_tui.trading.portfolio import Portfolio
+from trdr_tui.trading.risk import RiskLimits, RiskManager
 
-STRUCTURE = {"grid.seed_inventory": True, "grid.regime_exit": True, "grid.rebuild_in_uptrend": True,
-             "risk.max_concurrent_trades": 4, "risk.max_position": 0.5, "sizing.base_fraction": 0.08}
+STRUCTURE = {"grid.seed_inventory": True, "grid.regime_exit": True, "grid.rebuild_in_uptrend": True}
 
 
 async def test_stocked_levels_hold_one_market_buy_split_evenly_each_with_a_take_profit(hourly: CandleArrays) -> None:
@@ -95,3 +99,31 @@ async def test_after_an_exit_the_grid_is_rebuilt_only_in_an_uptrend(hourly: Cand
     assert after_exit["n"] > 0
     rebuilt = [up for pending, up in builds if pending]
     assert rebuilt and all(rebuilt)
+
+
+@pytest.mark.parametrize("max_drawdown", [0.10, 0.15, 0.25])
+def test_the_position_cap_shrinks_with_the_drawdown_budget_left(max_drawdown: float) -> None:
+    pf = Portfolio("BTC-USD", 10_000.0)  # all cash: equity 10,000
+    peak = 10_000.0 / (1.0 - max_drawdown / 2)  # half the drawdown budget is spent
+    risk = RiskManager(RiskLimits(max_drawdown=max_drawdown, daily_loss_limit=None, max_position=0.5,
+                                  drawdown_scaling=True), pf)
+    risk.on_mark(0, peak)
+    assert risk.position_cap(peak) == pytest.approx(0.5)  # at the peak: max_position
+    caps = [risk.position_cap(peak * (1.0 - d)) for d in np.linspace(0.0, max_drawdown, 11)]
+    assert all(a > b for a, b in itertools.pairwise(caps))  # strictly less the deeper the drawdown
+    assert caps[-1] == pytest.approx(0.0, abs=1e-12)  # nothing at the drawdown limit
+    assert risk.position_cap(peak * (1.0 - max_drawdown - 0.05)) == 0.0  # nor beyond
+    # the BUY check enforces the cap the sizing reads (CPPI: m × cushion / equity)
+    cap = risk.position_cap(10_000.0)
+    assert cap == pytest.approx(0.5 / max_drawdown * (1.0 - (1.0 - max_drawdown) * peak / 10_000.0))
+    assert risk.failed_checks(Side.BUY, cap * 10_000.0 / 100.0 * 0.99, 100.0) == []
+    assert risk.failed_checks(Side.BUY, cap * 10_000.0 / 100.0 * 1.01, 100.0) == ["max_position"]
+    limit = risk.position_limit(100.0)
+    assert limit is not None and limit == pytest.approx(cap * 10_000.0 / 100.0)
+
+
+def test_without_drawdown_scaling_the_cap_is_max_position() -> None:
+    pf = Portfolio("BTC-USD", 10_000.0)
+    risk = RiskManager(RiskLimits(max_drawdown=0.15, max_position=0.25), pf)
+    risk.on_mark(0, 10_000.0)
+    assert risk.position_cap(9_000.0) == 0.25

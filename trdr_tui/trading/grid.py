@@ -254,7 +254,9 @@ class GridPolicy:
         self.min_confidence = settings.agents.min_confidence
         self.default_trail = settings.trailing.distance
         sz = settings.sizing
-        self.base_fraction = sz.base_fraction
+        # stocked: the position cap spread evenly over the cells; else `base_fraction` per level
+        self.base_fraction = settings.risk.max_position / self.cfg.levels if self.cfg.seed_inventory \
+            else sz.base_fraction
         self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), kelly_safety=sz.kelly_safety,
                            kelly_lookback_days=sz.kelly_lookback_days, kelly_min_trades=sz.kelly_min_trades)
         self.max_entries = settings.risk.max_concurrent_trades

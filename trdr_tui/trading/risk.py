@@ -46,13 +46,15 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_position: float | None = 0.25
     max_concurrent_trades: int | None = 3
     halt_cooloff_hours: float = 168.0
+    drawdown_scaling: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
         r = settings.risk
         return cls(max_drawdown=r.max_drawdown, daily_loss_limit=r.daily_loss_limit,
                    stop_loss=r.stop_loss if r.stop_loss > 0 else None, max_position=r.max_position,
-                   max_concurrent_trades=r.max_concurrent_trades, halt_cooloff_hours=r.halt_cooloff_hours)
+                   max_concurrent_trades=r.max_concurrent_trades, halt_cooloff_hours=r.halt_cooloff_hours,
+                   drawdown_scaling=r.drawdown_scaling)
 
     @classmethod
     def none(cls) -> RiskLimits:
@@ -168,7 +170,7 @@ class RiskManager:
         if lim.daily_loss_limit is not None and day_open > 0 and (day_open - equity) / day_open >= lim.daily_loss_limit:
             failed.append("daily_loss")
         if (lim.max_position is not None
-                and (pf.position + buying + size) * price > lim.max_position * equity * (1 + 1e-9)):
+                and (pf.position + buying + size) * price > self.position_cap(equity) * equity * (1 + 1e-9)):
             failed.append("max_position")
         if lim.max_concurrent_trades is not None and open_entries + 1 > lim.max_concurrent_trades:
             failed.append("max_concurrent")
@@ -182,6 +184,19 @@ class RiskManager:
             self.rejected += 1
             raise RiskLimitExceeded(failed)
 
+    def position_cap(self, equity: float) -> float:
+        """The position cap as a fraction of `equity`: `max_position`; with `drawdown_scaling` it shrinks
+        with the drawdown budget left, like constant-proportion portfolio insurance (Black & Perold 1992):
+        cap = m × cushion / equity, cushion = equity − (1 − max_drawdown) × peak, m = max_position /
+        max_drawdown, so the cap is `max_position` at the peak and 0 at the drawdown limit."""
+        lim = self.limits
+        cap = lim.max_position if lim.max_position is not None else 1.0
+        mdd = lim.max_drawdown
+        if not lim.drawdown_scaling or mdd is None or not equity > 0.0:
+            return cap
+        peak = max(self._peak, equity)
+        return min(cap, max(cap / mdd * (1.0 - (1.0 - mdd) * peak / equity), 0.0))
+
     def position_limit(self, price: float, *, buying: float = 0.0) -> float | None:
         """The largest BUY size (base units) the position cap still allows, after the position and what open
         BUY orders may still add (`buying`, base units); None: uncapped."""
@@ -189,7 +204,8 @@ class RiskManager:
         if lim is None or price <= 0:
             return None
         pf = self.portfolio
-        return max(lim * pf.equity(price) / price - pf.position - buying, 0.0)
+        equity = pf.equity(price)
+        return max(self.position_cap(equity) * equity / price - pf.position - buying, 0.0)
 
     def stop_loss_hit(self, price: float) -> bool:
         sl = self.limits.stop_loss
