@@ -286,6 +286,7 @@ class GridPolicy:
         self._lo = -math.inf
         self._hi = math.inf
         self._q_down = self._q_bearish = self._q_halted = False
+        self._q_peak = 0.0
         self.center: float | None = None
         self.spacing = max(c.spacing, self.floor)
         self.quote = 0.0
@@ -369,7 +370,7 @@ class GridPolicy:
             and decision.confidence >= self.min_confidence
         halted = self._risk.halted
         if self._quiet and self._lo < close < self._hi and down is self._q_down and bearish is self._q_bearish \
-                and halted is self._q_halted:
+                and halted is self._q_halted and self._risk.peak == self._q_peak:
             return  # the last pass changed nothing, and nothing it read has changed since (see `_settle`)
         self._quiet = False
         self._acted = False
@@ -416,6 +417,7 @@ class GridPolicy:
             return
         self._lo, self._hi = lo, hi
         self._q_down, self._q_bearish, self._q_halted = down, bearish, halted
+        self._q_peak = self._risk.peak
         self._quiet = True
 
     def _above(self, price: float) -> None:
@@ -486,15 +488,20 @@ class GridPolicy:
             self._above(bottom)
 
     def _buy(self, lv: Level) -> Order | None:
-        self._acted = True
         pf = self.portfolio
         price = float(self.sizer.product.round_price(lv.price, Side.BUY))
         available = max(pf.cash - self.orders.committed_cash(price), 0.0)
+        limit = self.ctx.risk.position_limit(price, buying=self.ctx.orders.committed_buy_base(price))
         quote = min(self.quote, available / (1.0 + self.cost))
+        most = quote / price if limit is None else min(quote / price, limit)  # the sizer never buys more
+        product = self.sizer.product
+        if not available > 0.0 or most < float(product.base_min_size) or most * price < float(product.quote_min_size):
+            # no room: this holds until a fill, an order's end or a new equity peak (all end the quiet band)
+            self.skipped_below_min += 1
+            return None
+        self._acted = True
         size = self.sizer.level_size(quote=quote, available=available, price=price, trades=pf.trades,
-                                     now_ns=self.ctx.clock.now_ns(),
-                                     risk_limit=self.ctx.risk.position_limit(
-                                         price, buying=self.ctx.orders.committed_buy_base(price)))
+                                     now_ns=self.ctx.clock.now_ns(), risk_limit=limit)
         if size is None:
             self.skipped_below_min += 1
             return None
@@ -712,7 +719,8 @@ class GridPolicy:
         self._move(lv, T.DUST_CLEARED, ts)
 
     def _move(self, lv: Level, trigger: LevelTrigger, ts: int) -> None:
-        self._acted = True
+        if trigger is not T.NEAR and trigger is not T.AWAY:  # arming is settled within the pass: the
+            self._acted = True  # next pass at a close inside the band moves nothing (see `_settle`)
         lv.state = next_level_state(lv.state, trigger, lv.index)
         lv.since_ns = ts
         self._changed = True

@@ -97,6 +97,11 @@ class RiskManager:
         return bool(self.halts) and self.halts[-1].resumed_ts is None
 
     @property
+    def peak(self) -> float:
+        """The equity peak the drawdown is measured from (re-based when a halt lifts)."""
+        return self._peak
+
+    @property
     def halted_at(self) -> int | None:
         """When the halt in force started (ns); None when none is."""
         return self.halts[-1].ts if self.halted else None
