@@ -635,17 +635,18 @@ class GridPolicy:
         if leg == "stock":
             stocked = [self.levels[k] for k in map(int, str(order.metadata["grid_levels"]).split(","))
                        if k < len(self.levels)]
-            for x in stocked:
-                self._add_lot(x, Fill(id=fill.id, order_id=fill.order_id, client_order_id=fill.client_order_id,
-                                      symbol=fill.symbol, side=fill.side, price=fill.price,
-                                      size=fill.size / len(stocked), fee=fill.fee / len(stocked),
-                                      liquidity=fill.liquidity, ts=fill.ts))
+            # equal shares floored to the base increment (so each take-profit sells its whole share);
+            # the last level takes the remainder
+            share = float(self.sizer.product.increments.floor_size(fill.size / len(stocked))) if stocked else 0.0
+            for j, x in enumerate(stocked):
+                size = share if j < len(stocked) - 1 else fill.size - share * (len(stocked) - 1)
+                self._add_lot(x, fill.price, size, fill.ts)
             return
         lv = self._level_of(order)
         if lv is None:
             return
         if leg == "level":
-            self._add_lot(lv, fill)
+            self._add_lot(lv, fill.price, fill.size, fill.ts)
         elif leg == "exit":
             lv.lot = max(lv.lot - fill.size, 0.0)
             if trade is not None:
@@ -663,11 +664,11 @@ class GridPolicy:
                 break
         self._changed = True
 
-    def _add_lot(self, lv: Level, fill: Fill) -> None:
-        lv.entry = (lv.entry * lv.lot + fill.price * fill.size) / (lv.lot + fill.size)
-        lv.lot += fill.size
+    def _add_lot(self, lv: Level, price: float, size: float, ts: int) -> None:
+        lv.entry = (lv.entry * lv.lot + price * size) / (lv.lot + size)
+        lv.lot += size
         lv.state = next_level_state(lv.state, T.BOUGHT, lv.index)
-        lv.since_ns = fill.ts
+        lv.since_ns = ts
 
     def _on_transition(self, order: Order, t: OrderTransition) -> None:
         self._quiet = False
