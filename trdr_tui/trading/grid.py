@@ -15,7 +15,9 @@ its cost. A round trip buys with a post-only limit (maker fee) and sells with a 
 Life of the grid (the `grid` policy):
 
 1. Build: on the first bar the trend gate allows, `levels` prices `center × (1 + k × spacing)`,
-   k = −levels/2 … levels/2, around the close. Levels below the center are BUY levels.
+   k = −levels/2 … levels/2, around the close. Levels below the center are BUY levels. With
+   `seed_inventory` (a classic grid started at the price) the levels from the center up, all but the
+   top one, are stocked by one market BUY split evenly over them, and every level but the top one buys.
 2. Entries: a BUY level within `activation_distance` of the close is `armed`; while buying is allowed
    (no confirmed downtrend, no drawdown halt, no confident TRAIL_SELL, a free entry slot), a post-only
    limit BUY rests on it (`trailing` state: its BUY is working). A fill puts a lot on it (`filled`).
@@ -24,14 +26,17 @@ Life of the grid (the `grid` policy):
    trail capped (`cap_trail`) so that it fires no lower than the level plus the round trip's cost.
 4. Trend gate: an EMA of `trend_fast_bars` below the EMA of `trend_slow_bars` by more than
    `trend_band`, with the close below the slow EMA, is a confirmed downtrend: resting BUYs are
-   cancelled and no new ones placed; with `regime_exit` the lots are sold (a regime exit).
+   cancelled and no new ones placed; with `regime_exit`, once the close is also below the lowest
+   level by the round trip's cost, the lots are sold at market (a regime exit) and the grid is taken
+   down; with `rebuild_in_uptrend` it is rebuilt only once EMA(fast) > EMA(slow).
 5. Stop: never inside the grid. A close below the lowest level by the round trip's cost plus
    `stop_buffer` sells every lot at market (taker) and the grid is taken down; it is rebuilt when the
    trend gate allows.
 6. Re-centering: holding nothing, a close one spacing above the center (or below the lowest level)
    rebuilds the grid around it; resting BUYs are cancelled first.
 
-Capital per level (PRD §3.3.1, `level_quote`): `sizing.base_fraction` of equity, raised so that one
+Capital per level (PRD §3.3.1, `level_quote`): `risk.max_position / levels` of equity with
+`seed_inventory`, else `sizing.base_fraction`, raised so that one
 round trip's net profit (spacing − cost) is at least `min_trip_profit` (quote currency), capped by the
 risk manager's position limit and Kelly cap; below the product's minimum there is no order.
 
@@ -475,7 +480,10 @@ class GridPolicy:
                         self._move(lv, T.BUY_PLACED, ts)
                 else:
                     self._below(p / (1.0 - self.tick))
-        if self._sellable(self.portfolio.position, close, bound=True) or self.orders.committed_base() > 0.0:
+        # flat = the levels hold nothing sellable (coin no level owns, e.g. a partial fill's remainder, must
+        # not keep the grid from moving) and no SELL is working
+        held = sum(lv.lot for lv in self.levels)
+        if self._sellable(held, close, bound=True) or self.orders.committed_base() > 0.0:
             return
         top = center * (1.0 + self.spacing)
         bottom = self.levels[0].price

@@ -6,7 +6,8 @@ Checks, by name (the names appear in `RiskLimitExceeded.failed_checks` and `risk
                      no new BUYs (SELLs still allowed).
 * `daily_loss`     — equity is `daily_loss_limit` or more below the day's opening equity (UTC day of
                      the Clock): no new BUYs.
-* `max_position`   — a BUY would make the position worth more than `max_position` × equity.
+* `max_position`   — a BUY would make the position worth more than `position_cap` × equity
+                     (`max_position`; with `drawdown_scaling` shrinking to 0 at `max_drawdown`).
 * `max_concurrent` — a BUY would make more than `max_concurrent_trades` entries open at once
                      (open BUY orders plus lots held).
 * `position_size`  — a SELL larger than the position not already claimed by open SELLs, or a
