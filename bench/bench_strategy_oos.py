@@ -58,13 +58,19 @@ def _baseline_row(b: BaselineResult, ts: np.ndarray, initial: float) -> list[str
     return _row(b.fills, b.maker_fills / b.fills if b.fills else None, stats, b.fees_paid, initial)
 
 
-def table(bars: CandleArrays, overrides: dict[str, Any]) -> list[tuple[str, list[str]]]:
+def _bot(bars: CandleArrays, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
     settings = load_settings(overrides=overrides)
     run, _engine = run_engine(settings, bars)
     results, _ = evaluate(run, bars, settings, monte_carlo_paths=0)
+    return run, results, _row(results["fills"], results["maker_share"], results, results["fees_paid"],
+                              run.initial_capital)
+
+
+def table(bars: CandleArrays, overrides: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    settings = load_settings(overrides=overrides)
+    run, results, row = _bot(bars, overrides)
     initial = run.initial_capital
-    rows = [("default configuration", _row(results["fills"], results["maker_share"], results,
-                                           results["fees_paid"], initial))]
+    rows = [("default configuration", row)]
     maker, taker = fee_rates(settings, None)
     rows.append(("buy-and-hold", _baseline_row(buy_and_hold(bars, initial, taker), run.ts, initial)))
     for spacing in (0.015, 0.03):

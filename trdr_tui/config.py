@@ -97,6 +97,8 @@ class GridConfig(_Section, frozen=True):
     trend_band: float
     regime_exit: bool
     stop_buffer: float
+    seed_inventory: bool
+    rebuild_in_uptrend: bool
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -175,6 +177,7 @@ class _RiskShared(_Section, frozen=True):
     stop_loss: float  # 0.0: no stop-loss
     max_position: float
     halt_cooloff_hours: float
+    drawdown_scaling: bool
 
     def __post_init__(self) -> None:
         super().__post_init__()

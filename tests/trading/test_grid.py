@@ -9,7 +9,7 @@ from trdr_tui.agents.orchestrator import Orchestrator
 from trdr_tui.config import load_settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.events import GridSnapshot
-from trdr_tui.core.types import Action, Decision
+from trdr_tui.core.types import Action, Decision, OrderType, Side
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.trading.grid import GridPolicy, grid_prices, swing_pivots, swing_spacing
 
@@ -53,8 +53,11 @@ async def test_the_grid_is_built_on_the_first_bar_and_its_state_round_trips(hour
     assert built.center == float(bars.close[0]) and built.ts == int(bars.ts[0]) + 3_600_000_000_000
     assert len(built.levels) == 7 and policy.floor <= built.spacing <= 0.05
     assert [lv.price for lv in built.levels] == pytest.approx(grid_prices(built.center, built.spacing, 6))
-    first = engine.record.orders[0]  # a post-only BUY resting on a BUY level of the grid in force
-    assert first.metadata["grid_leg"] == "level" and first.metadata["post_only"] is True
+    stock = engine.record.orders[0]  # the cells from the center up are stocked by one market BUY
+    assert stock.metadata["grid_leg"] == "stock" and stock.type is OrderType.MARKET and stock.side is Side.BUY
+    first = next(o for o in engine.record.orders if o.metadata.get("grid_leg") == "level")
+    # then a post-only BUY resting on a BUY level of the grid in force
+    assert first.metadata["post_only"] is True
     assert first.price is not None
     assert any(abs(first.price - lv.price) <= 0.01 and lv.price < g.center for g in grids for lv in g.levels)
     state = policy.state()

@@ -58,8 +58,9 @@ async def test_levels_rest_as_maker_limits_and_each_buy_gets_a_take_profit_one_s
     engine = build_engine(load_settings(), mode="backtest", candles=hourly[:3000])
     await engine.run()
     rec = engine.record
-    buys = [o for o in rec.orders if o.side is Side.BUY and o.filled_size > 0]
+    buys = [o for o in rec.orders if o.side is Side.BUY and o.filled_size > 0 and o.metadata["grid_leg"] == "level"]
     assert buys and all(o.type is OrderType.LIMIT and o.metadata["post_only"] for o in buys)
+    stocks = [o for o in rec.orders if o.side is Side.BUY and o.filled_size > 0 and o.metadata["grid_leg"] == "stock"]
     maker_fills = [f for f in rec.fills if f.liquidity is Liquidity.MAKER]
     assert maker_fills
     for f in maker_fills:  # a maker fill pays the maker fee of the tier (0.40 %)
@@ -69,10 +70,12 @@ async def test_levels_rest_as_maker_limits_and_each_buy_gets_a_take_profit_one_s
     tps = [o for o in rec.orders if o.metadata.get("grid_leg") == "exit"]
     assert tps and all(o.type is OrderType.LIMIT for o in tps)
     for tp in tps:  # one spacing above its level (or just above the market when that is higher)
-        level_buys = [b for b in buys if b.metadata["grid_level"] == tp.metadata["grid_level"]
+        level_buys = [b.price for b in buys if b.metadata["grid_level"] == tp.metadata["grid_level"]
                       and b.created_ts <= tp.created_ts]
+        level_buys += [s.avg_fill_price for s in stocks if s.created_ts <= tp.created_ts
+                       and str(tp.metadata["grid_level"]) in str(s.metadata["grid_levels"]).split(",")]
         assert level_buys
-        entry = level_buys[-1].price
+        entry = level_buys[-1]
         assert entry is not None and tp.price is not None
         assert tp.price >= entry * (1.0 + policy.floor) * (1 - 1e-9)
 
@@ -96,7 +99,7 @@ def test_capital_per_level_earns_at_least_the_minimum_trip_profit() -> None:
 
 
 async def test_the_stop_never_fires_inside_the_grid(hourly: CandleArrays) -> None:
-    settings = load_settings(overrides={"grid.stop_buffer": 0.02})
+    settings = load_settings(overrides={"grid.stop_buffer": 0.02, "grid.regime_exit": False})
     engine = build_engine(settings, mode="backtest", candles=hourly[4000:9000])  # into the 2018 fall
     policy = engine.policy
     assert isinstance(policy, GridPolicy)

@@ -35,7 +35,10 @@ def test_trend_gate_over_the_history_equals_the_per_bar_update(hourly: CandleArr
 
 
 @pytest.mark.parametrize("overrides", [{}, {"grid.trailing_exits": True}, {"grid.regime_exit": True,
-                                                                            "grid.stop_buffer": 0.02}])
+                                                                            "grid.stop_buffer": 0.02},
+                                       {"grid.seed_inventory": True, "grid.regime_exit": True,
+                                        "grid.rebuild_in_uptrend": True, "risk.max_concurrent_trades": 4,
+                                        "risk.max_position": 0.5, "sizing.base_fraction": 0.08}])
 async def test_skipping_quiet_bars_places_the_same_orders_as_every_bar(
         hourly: CandleArrays, overrides: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     bars = hourly[:6000]

@@ -28,7 +28,7 @@ def buy(pf: Portfolio, n: int, price: float, size: float) -> None:
 
 def test_limits_from_settings_follow_the_risk_profile() -> None:
     lim = RiskLimits.from_settings(load_settings(overrides={"risk_tolerance": "conservative"}))
-    assert lim.max_drawdown == 0.10 and lim.max_concurrent_trades == 2 and lim.max_position == 0.25
+    assert lim.max_drawdown == 0.10 and lim.max_concurrent_trades == 2 and lim.max_position == 0.5
     lim = RiskLimits.from_settings(load_settings())
     assert lim.max_drawdown == 0.15 and lim.max_concurrent_trades == 3
 

@@ -44,7 +44,9 @@ def test_derived_values_follow_their_formulas() -> None:
     assert spacing > cost  # no round trip below its cost
     assert values["trailing.distance"].value <= spacing / 2
     assert values["risk.max_concurrent_trades"].value == 3 == s.risk.max_concurrent_trades  # 0.15 / 0.05, rounded before floor
-    assert values["sizing.position_size_usd"].value == s.capital * s.sizing.base_fraction
+    assert values["sizing.position_size_usd"].value == s.capital * s.risk.max_position / s.grid.levels  # stocked
+    flat = {d.key: d for d in derive(load_settings(overrides={"grid.seed_inventory": False}), bars)}
+    assert flat["sizing.position_size_usd"].value == s.capital * s.sizing.base_fraction
     assert values["grid.spacing"].inputs["average_swing"] == swing
 
 

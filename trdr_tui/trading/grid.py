@@ -15,7 +15,9 @@ its cost. A round trip buys with a post-only limit (maker fee) and sells with a 
 Life of the grid (the `grid` policy):
 
 1. Build: on the first bar the trend gate allows, `levels` prices `center × (1 + k × spacing)`,
-   k = −levels/2 … levels/2, around the close. Levels below the center are BUY levels.
+   k = −levels/2 … levels/2, around the close. Levels below the center are BUY levels. With
+   `seed_inventory` (a classic grid started at the price) the levels from the center up, all but the
+   top one, are stocked by one market BUY split evenly over them, and every level but the top one buys.
 2. Entries: a BUY level within `activation_distance` of the close is `armed`; while buying is allowed
    (no confirmed downtrend, no drawdown halt, no confident TRAIL_SELL, a free entry slot), a post-only
    limit BUY rests on it (`trailing` state: its BUY is working). A fill puts a lot on it (`filled`).
@@ -24,14 +26,17 @@ Life of the grid (the `grid` policy):
    trail capped (`cap_trail`) so that it fires no lower than the level plus the round trip's cost.
 4. Trend gate: an EMA of `trend_fast_bars` below the EMA of `trend_slow_bars` by more than
    `trend_band`, with the close below the slow EMA, is a confirmed downtrend: resting BUYs are
-   cancelled and no new ones placed; with `regime_exit` the lots are sold (a regime exit).
+   cancelled and no new ones placed; with `regime_exit`, once the close is also below the lowest
+   level by the round trip's cost, the lots are sold at market (a regime exit) and the grid is taken
+   down; with `rebuild_in_uptrend` it is rebuilt only once EMA(fast) > EMA(slow).
 5. Stop: never inside the grid. A close below the lowest level by the round trip's cost plus
    `stop_buffer` sells every lot at market (taker) and the grid is taken down; it is rebuilt when the
    trend gate allows.
 6. Re-centering: holding nothing, a close one spacing above the center (or below the lowest level)
    rebuilds the grid around it; resting BUYs are cancelled first.
 
-Capital per level (PRD §3.3.1, `level_quote`): `sizing.base_fraction` of equity, raised so that one
+Capital per level (PRD §3.3.1, `level_quote`): `risk.max_position / levels` of equity with
+`seed_inventory`, else `sizing.base_fraction`, raised so that one
 round trip's net profit (spacing − cost) is at least `min_trip_profit` (quote currency), capped by the
 risk manager's position limit and Kelly cap; below the product's minimum there is no order.
 
@@ -254,7 +259,9 @@ class GridPolicy:
         self.min_confidence = settings.agents.min_confidence
         self.default_trail = settings.trailing.distance
         sz = settings.sizing
-        self.base_fraction = sz.base_fraction
+        # stocked: the position cap spread evenly over the cells; else `base_fraction` per level
+        self.base_fraction = settings.risk.max_position / self.cfg.levels if self.cfg.seed_inventory \
+            else sz.base_fraction
         self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), kelly_safety=sz.kelly_safety,
                            kelly_lookback_days=sz.kelly_lookback_days, kelly_min_trades=sz.kelly_min_trades)
         self.max_entries = settings.risk.max_concurrent_trades
@@ -284,11 +291,13 @@ class GridPolicy:
         self._lo = -math.inf
         self._hi = math.inf
         self._q_down = self._q_bearish = self._q_halted = False
+        self._q_peak = 0.0
         self.center: float | None = None
         self.spacing = max(c.spacing, self.floor)
         self.quote = 0.0
         self.levels: list[Level] = []
         self.exiting = ""  # why the grid is selling out ("" : it is not)
+        self.await_uptrend = False  # after an exit: rebuild only once the fast EMA is above the slow one
         self._changed = False
         self.skipped_below_min = 0
 
@@ -321,6 +330,12 @@ class GridPolicy:
         if self._down is not None and self.bars_seen:
             return self._down[self.bars_seen - 1]
         return self._ema_down(close)
+
+    def _uptrend(self) -> bool:
+        """The fast EMA above the slow one (the bar last processed)."""
+        if self._fast is not None and self._slow is not None and self.bars_seen:
+            return bool(self._fast[self.bars_seen - 1] > self._slow[self.bars_seen - 1])
+        return self.ema_fast > self.ema_slow
 
     def _ema_down(self, close: float) -> bool:
         c = self.cfg
@@ -360,7 +375,7 @@ class GridPolicy:
             and decision.confidence >= self.min_confidence
         halted = self._risk.halted
         if self._quiet and self._lo < close < self._hi and down is self._q_down and bearish is self._q_bearish \
-                and halted is self._q_halted:
+                and halted is self._q_halted and self._risk.peak == self._q_peak:
             return  # the last pass changed nothing, and nothing it read has changed since (see `_settle`)
         self._quiet = False
         self._acted = False
@@ -368,19 +383,23 @@ class GridPolicy:
         if self.exiting:
             self._sell_out(ts, close)
         elif self.center is None:
-            if not down:
+            if not down and (not self.await_uptrend or self._uptrend()):
                 self.build(close, ts)
+                self.await_uptrend = False
         else:
             holding = self._sellable(self.portfolio.position, close, bound=True)
             stop = self.levels[0].price * (1.0 - self.cost - self.cfg.stop_buffer)
             if holding and close < stop:
                 self._start_exit(ts, close, f"stop: close {close:.2f} below the grid's lowest level "
                                             f"{self.levels[0].price:.2f} by more than costs + buffer")
-            elif holding and down and self.cfg.regime_exit:
-                self._start_exit(ts, close, "regime exit: confirmed downtrend")
+            elif holding and down and self.cfg.regime_exit and close < self.levels[0].price * (1.0 - self.cost):
+                self._start_exit(ts, close, f"regime exit: confirmed downtrend, close {close:.2f} below the "
+                                            f"grid's lowest level {self.levels[0].price:.2f} by more than costs")
             else:
                 if holding:
                     self._above(stop)
+                    if down and self.cfg.regime_exit:
+                        self._above(self.levels[0].price * (1.0 - self.cost))
                 trail = decision.trail_distance if decision is not None and decision.trail_distance > 0 \
                     else self.default_trail
                 self._work_levels(ts, close, trail, down or bearish or halted)
@@ -395,7 +414,7 @@ class GridPolicy:
         same trend gate, bearish decision and halt, and a close strictly inside (`_lo`, `_hi`), the
         prices where none of its comparisons flips, narrowed by a relative 1e-9 against rounding.
         A pure saving: the same orders as running every pass."""
-        if self._acted or self.exiting:
+        if self._acted or self.exiting or self.await_uptrend:  # the EMAs' crossing is not in the band
             return
         lo = self._lo * (1.0 + QUIET_MARGIN) if self._lo > 0.0 else self._lo
         hi = self._hi * (1.0 - QUIET_MARGIN)
@@ -403,6 +422,7 @@ class GridPolicy:
             return
         self._lo, self._hi = lo, hi
         self._q_down, self._q_bearish, self._q_halted = down, bearish, halted
+        self._q_peak = self._risk.peak
         self._quiet = True
 
     def _above(self, price: float) -> None:
@@ -420,6 +440,8 @@ class GridPolicy:
         center = self.center
         assert center is not None
         entries = self.orders.open_entries()
+        # with stocked upper levels every level but the top one is a cell that buys; else only those below center
+        buy_below = self.levels[-1].price * (1.0 - 1e-12) if self.cfg.seed_inventory else center * (1.0 - 1e-12)
         for lv in self.levels:
             if lv.state is L.FILLED:
                 if lv.exit_order is None and lv.order is None:
@@ -429,7 +451,7 @@ class GridPolicy:
                         self._take_profit(lv, close, trail)
                 continue
             p = lv.price
-            if p >= center * (1.0 - 1e-12):
+            if p >= buy_below:
                 continue
             if lv.state is L.TRAILING:
                 if no_buys and lv.order is not None:
@@ -458,7 +480,10 @@ class GridPolicy:
                         self._move(lv, T.BUY_PLACED, ts)
                 else:
                     self._below(p / (1.0 - self.tick))
-        if self._sellable(self.portfolio.position, close, bound=True) or self.orders.committed_base() > 0.0:
+        # flat = the levels hold nothing sellable (coin no level owns, e.g. a partial fill's remainder, must
+        # not keep the grid from moving) and no SELL is working
+        held = sum(lv.lot for lv in self.levels)
+        if self._sellable(held, close, bound=True) or self.orders.committed_base() > 0.0:
             return
         top = center * (1.0 + self.spacing)
         bottom = self.levels[0].price
@@ -471,15 +496,20 @@ class GridPolicy:
             self._above(bottom)
 
     def _buy(self, lv: Level) -> Order | None:
-        self._acted = True
         pf = self.portfolio
         price = float(self.sizer.product.round_price(lv.price, Side.BUY))
         available = max(pf.cash - self.orders.committed_cash(price), 0.0)
+        limit = self.ctx.risk.position_limit(price, buying=self.ctx.orders.committed_buy_base(price))
         quote = min(self.quote, available / (1.0 + self.cost))
+        most = quote / price if limit is None else min(quote / price, limit)  # the sizer never buys more
+        product = self.sizer.product
+        if not available > 0.0 or most < float(product.base_min_size) or most * price < float(product.quote_min_size):
+            # no room: this holds until a fill, an order's end or a new equity peak (all end the quiet band)
+            self.skipped_below_min += 1
+            return None
+        self._acted = True
         size = self.sizer.level_size(quote=quote, available=available, price=price, trades=pf.trades,
-                                     now_ns=self.ctx.clock.now_ns(),
-                                     risk_limit=self.ctx.risk.position_limit(
-                                         price, buying=self.ctx.orders.committed_buy_base(price)))
+                                     now_ns=self.ctx.clock.now_ns(), risk_limit=limit)
         if size is None:
             self.skipped_below_min += 1
             return None
@@ -537,6 +567,7 @@ class GridPolicy:
         if not self._sellable(self.portfolio.position, close) and self.orders.committed_base() <= 0.0:
             self._take_down(f"grid {self.exiting}")
             self.exiting = ""
+            self.await_uptrend = self.cfg.rebuild_in_uptrend
 
     def _take_down(self, reason: str) -> None:
         self._acted = True
@@ -569,6 +600,29 @@ class GridPolicy:
         for lv in self.levels:
             lv.since_ns = ts
         self._changed = True
+        if cfg.seed_inventory:
+            self._stock(center)
+
+    def _stock(self, price: float) -> None:
+        """The cells at and above the center (every level from the center up, but the top one) start
+        holding a lot bought at market (taker), like a classic grid started at the price: one order."""
+        upper = [lv.index for lv in self.levels[:-1] if lv.price >= price * (1.0 - 1e-12)]
+        if not upper or self.quote <= 0.0:
+            return
+        pf = self.portfolio
+        available = max(pf.cash - self.orders.committed_cash(price), 0.0)
+        quote = min(self.quote * len(upper), available / (1.0 + self.cost))
+        limit = self.ctx.risk.position_limit(price, buying=self.orders.committed_buy_base(price))
+        size = quote / price if limit is None else min(quote / price, limit)
+        rounded = self.sizer.product.round_size(size)
+        if rounded is None or not self.sizer.product.meets_minimums(rounded, price):
+            self.skipped_below_min += 1
+            return
+        try:
+            self.orders.place_market(Side.BUY, float(rounded), price=price, reason="grid stock",
+                                     metadata={"grid_leg": "stock", "grid_levels": ",".join(map(str, upper))})
+        except RiskLimitExceeded:
+            return
 
     def resize(self, equity: float) -> None:
         """A deposit or withdrawal (trading/funding.py): capital per level from `equity` now."""
@@ -591,11 +645,21 @@ class GridPolicy:
                 self._release(fill.size)
             return
         self._changed = True
+        if leg == "stock":
+            stocked = [self.levels[k] for k in map(int, str(order.metadata["grid_levels"]).split(","))
+                       if k < len(self.levels)]
+            # equal shares floored to the base increment (so each take-profit sells its whole share);
+            # the last level takes the remainder
+            share = float(self.sizer.product.increments.floor_size(fill.size / len(stocked))) if stocked else 0.0
+            for j, x in enumerate(stocked):
+                size = share if j < len(stocked) - 1 else fill.size - share * (len(stocked) - 1)
+                self._add_lot(x, fill.price, size, fill.ts)
+            return
         lv = self._level_of(order)
         if lv is None:
             return
         if leg == "level":
-            self._add_lot(lv, fill)
+            self._add_lot(lv, fill.price, fill.size, fill.ts)
         elif leg == "exit":
             lv.lot = max(lv.lot - fill.size, 0.0)
             if trade is not None:
@@ -613,11 +677,11 @@ class GridPolicy:
                 break
         self._changed = True
 
-    def _add_lot(self, lv: Level, fill: Fill) -> None:
-        lv.entry = (lv.entry * lv.lot + fill.price * fill.size) / (lv.lot + fill.size)
-        lv.lot += fill.size
+    def _add_lot(self, lv: Level, price: float, size: float, ts: int) -> None:
+        lv.entry = (lv.entry * lv.lot + price * size) / (lv.lot + size)
+        lv.lot += size
         lv.state = next_level_state(lv.state, T.BOUGHT, lv.index)
-        lv.since_ns = fill.ts
+        lv.since_ns = ts
 
     def _on_transition(self, order: Order, t: OrderTransition) -> None:
         self._quiet = False
@@ -669,7 +733,8 @@ class GridPolicy:
         self._move(lv, T.DUST_CLEARED, ts)
 
     def _move(self, lv: Level, trigger: LevelTrigger, ts: int) -> None:
-        self._acted = True
+        if trigger is not T.NEAR and trigger is not T.AWAY:  # arming is settled within the pass: the
+            self._acted = True  # next pass at a close inside the band moves nothing (see `_settle`)
         lv.state = next_level_state(lv.state, trigger, lv.index)
         lv.since_ns = ts
         self._changed = True
@@ -699,6 +764,7 @@ class GridPolicy:
         return {"grid": {
             "center": self.center, "spacing": self.spacing, "quote": self.quote, "exiting": self.exiting,
             "ema_fast": self.ema_fast, "ema_slow": self.ema_slow, "bars_seen": self.bars_seen,
+            "await_uptrend": self.await_uptrend,
             "levels": [{"price": lv.price, "state": lv.state.value, "lot": lv.lot, "entry": lv.entry, "pnl": lv.pnl,
                         "since_ns": lv.since_ns, "order": lv.order.id if lv.order else None,
                         "exit_order": lv.exit_order.id if lv.exit_order else None} for lv in self.levels],
@@ -713,6 +779,7 @@ class GridPolicy:
         self.spacing = float(g["spacing"])
         self.quote = float(g["quote"])
         self.exiting = str(g["exiting"])
+        self.await_uptrend = bool(g.get("await_uptrend", False))
         self.ema_fast, self.ema_slow, self.bars_seen = float(g["ema_fast"]), float(g["ema_slow"]), int(g["bars_seen"])
         self._fast = self._slow = self._down = None
         self._last_index = None  # bar indices before the restart are not this run's

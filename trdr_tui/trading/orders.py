@@ -241,10 +241,15 @@ class OrderManager:
         self.trailing.append(state)
         return order
 
-    def place_market(self, side: Side, size: float, *, price: float, reason: str = "") -> Order:
+    def place_market(self, side: Side, size: float, *, price: float, reason: str = "",
+                     metadata: dict[str, str | float | int | bool | None] | None = None) -> Order:
+        """A market order (taker). `metadata` is kept on the order (e.g. the grid levels it stocks)."""
         size = self._sized(size)
         self._risk_check(side, size, price)
-        order = self._new_order(side, OrderType.MARKET, size, metadata={"reason": reason} if reason else None)
+        meta = dict(metadata or {})
+        if reason:
+            meta["reason"] = reason
+        order = self._new_order(side, OrderType.MARKET, size, metadata=meta or None)
         self._send(order)
         return order
 

@@ -6,7 +6,8 @@ Checks, by name (the names appear in `RiskLimitExceeded.failed_checks` and `risk
                      no new BUYs (SELLs still allowed).
 * `daily_loss`     — equity is `daily_loss_limit` or more below the day's opening equity (UTC day of
                      the Clock): no new BUYs.
-* `max_position`   — a BUY would make the position worth more than `max_position` × equity.
+* `max_position`   — a BUY would make the position worth more than `position_cap` × equity
+                     (`max_position`; with `drawdown_scaling` shrinking to 0 at `max_drawdown`).
 * `max_concurrent` — a BUY would make more than `max_concurrent_trades` entries open at once
                      (open BUY orders plus lots held).
 * `position_size`  — a SELL larger than the position not already claimed by open SELLs, or a
@@ -46,13 +47,15 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_position: float | None = 0.25
     max_concurrent_trades: int | None = 3
     halt_cooloff_hours: float = 168.0
+    drawdown_scaling: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
         r = settings.risk
         return cls(max_drawdown=r.max_drawdown, daily_loss_limit=r.daily_loss_limit,
                    stop_loss=r.stop_loss if r.stop_loss > 0 else None, max_position=r.max_position,
-                   max_concurrent_trades=r.max_concurrent_trades, halt_cooloff_hours=r.halt_cooloff_hours)
+                   max_concurrent_trades=r.max_concurrent_trades, halt_cooloff_hours=r.halt_cooloff_hours,
+                   drawdown_scaling=r.drawdown_scaling)
 
     @classmethod
     def none(cls) -> RiskLimits:
@@ -93,6 +96,11 @@ class RiskManager:
     def halted(self) -> bool:
         """The drawdown halt is in force: no new BUYs."""
         return bool(self.halts) and self.halts[-1].resumed_ts is None
+
+    @property
+    def peak(self) -> float:
+        """The equity peak the drawdown is measured from (re-based when a halt lifts)."""
+        return self._peak
 
     @property
     def halted_at(self) -> int | None:
@@ -177,7 +185,7 @@ class RiskManager:
         if lim.daily_loss_limit is not None and day_open > 0 and (day_open - equity) / day_open >= lim.daily_loss_limit:
             failed.append("daily_loss")
         if (lim.max_position is not None
-                and (pf.position + buying + size) * price > lim.max_position * equity * (1 + 1e-9)):
+                and (pf.position + buying + size) * price > self.position_cap(equity) * equity * (1 + 1e-9)):
             failed.append("max_position")
         if lim.max_concurrent_trades is not None and open_entries + 1 > lim.max_concurrent_trades:
             failed.append("max_concurrent")
@@ -191,6 +199,19 @@ class RiskManager:
             self.rejected += 1
             raise RiskLimitExceeded(failed)
 
+    def position_cap(self, equity: float) -> float:
+        """The position cap as a fraction of `equity`: `max_position`; with `drawdown_scaling` it shrinks
+        with the drawdown budget left, like constant-proportion portfolio insurance (Black & Perold 1992):
+        cap = m × cushion / equity, cushion = equity − (1 − max_drawdown) × peak, m = max_position /
+        max_drawdown, so the cap is `max_position` at the peak and 0 at the drawdown limit."""
+        lim = self.limits
+        cap = lim.max_position if lim.max_position is not None else 1.0
+        mdd = lim.max_drawdown
+        if not lim.drawdown_scaling or mdd is None or not equity > 0.0:
+            return cap
+        peak = max(self._peak, equity)
+        return min(cap, max(cap / mdd * (1.0 - (1.0 - mdd) * peak / equity), 0.0))
+
     def position_limit(self, price: float, *, buying: float = 0.0) -> float | None:
         """The largest BUY size (base units) the position cap still allows, after the position and what open
         BUY orders may still add (`buying`, base units); None: uncapped."""
@@ -198,7 +219,8 @@ class RiskManager:
         if lim is None or price <= 0:
             return None
         pf = self.portfolio
-        return max(lim * pf.equity(price) / price - pf.position - buying, 0.0)
+        equity = pf.equity(price)
+        return max(self.position_cap(equity) * equity / price - pf.position - buying, 0.0)
 
     def stop_loss_hit(self, price: float) -> bool:
         sl = self.limits.stop_loss

@@ -17,7 +17,8 @@ Derived (PRD §3.5 `initializeFromMinimalConfig`):
 - grid spacing = clamp(max(swing_fraction × average swing, round-trip cost + margin), …, max_spacing);
 - trail distance = clamp(trail base × volatility ratio, min_distance, min(max_distance, spacing / 2)):
   the trail never gives back more than half the spacing;
-- position size = capital × sizing.base_fraction (5 %);
+- position size (capital per grid level) = capital × risk.max_position / grid.levels with stocked
+  levels (`grid.seed_inventory`), else capital × sizing.base_fraction;
 - max concurrent trades = floor(max drawdown / 0.05), at least 1;
 - max drawdown and confidence threshold: the risk profile's.
 """
@@ -108,6 +109,10 @@ def derive(settings: Settings, bars: CandleArrays) -> list[Derived]:
                 formula="clamp(trail_base × volatility_ratio, min_distance, min(max_distance, spacing / 2))",
                 inputs={"trail_base": profile.trail_base, "volatility_ratio": stats.volatility_ratio,
                         "min_distance": tr.min_distance, "max_distance": tr.max_distance, "spacing": spacing}),
+        Derived(key="sizing.position_size_usd", value=settings.capital * settings.risk.max_position / g.levels,
+                formula="capital × max_position / levels (stocked grid)",
+                inputs={"capital": settings.capital, "max_position": settings.risk.max_position, "levels": g.levels})
+        if g.seed_inventory else
         Derived(key="sizing.position_size_usd", value=settings.capital * settings.sizing.base_fraction,
                 formula="capital × base_fraction",
                 inputs={"capital": settings.capital, "base_fraction": settings.sizing.base_fraction}),

@@ -11,7 +11,7 @@ like any config by `trdr_tui.backtest.walkforward.with_overrides`.
 | trailDistanceBase      | trailing.distance                   | 0.005 … 0.03   |
 | confidenceThreshold    | agents.min_confidence               | 0.5 … 0.9      |
 | maxDrawdown            | risk.max_drawdown                   | 0.05 … 0.25    |
-| positionSize           | sizing.base_fraction                | 0.01 … 0.10    |
+| positionSize           | sizing.base_fraction, risk.max_position | 0.01 … 0.10, 0.1 … 1.0 |
 | maxConcurrent          | risk.max_concurrent_trades          | 1 … 10         |
 """
 
@@ -42,6 +42,8 @@ GENES: tuple[Gene, ...] = (
     Gene(key="agents.min_confidence", low=0.5, high=0.9, doc="confidence threshold"),
     Gene(key="risk.max_drawdown", low=0.05, high=0.25, doc="drawdown halt"),
     Gene(key="sizing.base_fraction", low=0.01, high=0.10, doc="position size (share of capital)"),
+    Gene(key="risk.max_position", low=0.1, high=1.0,
+         doc="position cap; a stocked grid spreads it over its levels (its capital)"),
     Gene(key="risk.max_concurrent_trades", low=1, high=10, integer=True, doc="max concurrent trades"),
     Gene(key="risk.stop_loss", low=0.0, high=0.15, doc="stop-loss (0 = none)"),
     Gene(key="grid.levels", low=4, high=30, integer=True, doc="grid levels"),
