@@ -333,7 +333,7 @@ class Orchestrator:
         weights = list(used.values())
         votes = tally_bar(act, confs, weights)
         b, s, h = float(votes.buy), float(votes.sell), float(votes.hold)
-        regime_code, mult = self._regime(row, signals)
+        regime_code, mult = self._regime(row, used)
         adj = self._adjuster
         regime_name = adj.regime_name(regime_code) if adj is not None and regime_code is not None else None
         cfg = self.config
@@ -367,9 +367,9 @@ class Orchestrator:
         return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=trail,
                         signals=tuple(signals), weights=used, meta_resolved=meta, reasoning=reasoning)
 
-    def _regime(self, row: FeatureRow, signals: list[AgentSignal]) -> tuple[int | None, float]:
+    def _regime(self, row: FeatureRow, answered: dict[str, float]) -> tuple[int | None, float]:
         adj = self._adjuster
-        if adj is None or not any(s.agent_id == self._adjuster_id for s in signals):
+        if adj is None or self._adjuster_id not in answered:
             return None, 1.0
         code = adj.regime_code(row)
         return code, adj.multiplier(code)

@@ -244,21 +244,17 @@ class _Window:
         self.values: deque[float] = deque(maxlen=size)
         self.nan_count = 0
 
-    def push(self, x: float) -> None:
-        if len(self.values) == self.size and self.values[0] != self.values[0]:
+    def push(self, x: float) -> tuple[float, float]:
+        """Add `x`; returns the window's (max, min), NaN until it holds `size` values and none is NaN."""
+        values = self.values
+        if len(values) == self.size and values[0] != values[0]:
             self.nan_count -= 1
         if x != x:
             self.nan_count += 1
-        self.values.append(x)
-
-    def full(self) -> bool:
-        return len(self.values) == self.size and self.nan_count == 0
-
-    def max(self) -> float:
-        return max(self.values) if self.full() else NAN
-
-    def min(self) -> float:
-        return min(self.values) if self.full() else NAN
+        values.append(x)
+        if len(values) == self.size and self.nan_count == 0:
+            return max(values), min(values)
+        return NAN, NAN
 
 
 class _RollingVWAP:
@@ -329,13 +325,14 @@ class StreamingIndicators:
         if self.last_ts is not None and c.ts <= self.last_ts:
             raise DataError(f"candle at {c.ts} is not after the previous one ({self.last_ts})",
                             where="market state", hint="feed closed candles once each, in time order")
-        if not (c.low > 0.0 and c.volume >= 0.0 and math.isfinite(c.high + c.open + c.close + c.volume)
-                and c.low <= min(c.open, c.close) and c.high >= max(c.open, c.close)):
+        low, high = c.low, c.high
+        if not (low > 0.0 and c.volume >= 0.0 and math.isfinite(high + c.open + c.close + c.volume)
+                and low <= c.open and low <= c.close and high >= c.open and high >= c.close):
             raise DataError(f"invalid candle at {c.ts}: {c!r}", where="market state",
                             hint="prices must be finite and positive with low ≤ open, close ≤ high; volume ≥ 0")
         self.last_ts = c.ts
         close = c.close
-        a = self._atr.push(c.high, c.low, close)
+        a = self._atr.push(high, low, close)
         atr_pct = a / close
         atr_pct_ma = self._atr_ma.push(atr_pct) if a == a else self._atr_ma.value
         r = self._rsi.push(close)
@@ -344,18 +341,17 @@ class StreamingIndicators:
         macd.push(close)
         bb = self._bb
         bb.push(close)
-        self._rsi_win.push(r)
-        self._close_win.push(close)
+        rsi_max, rsi_min = self._rsi_win.push(r)
+        close_max, close_min = self._close_win.push(close)
         swings = self._swings
-        swings.push(c.high, c.low)
-        vwap = self._vwap.push(c.high, c.low, close, c.volume)
+        swings.push(high, low)
+        vwap = self._vwap.push(high, low, close, c.volume)
         self.count += 1
         sh, sl = swings.sh, swings.sl
         return FeatureRow(
-            ts=c.ts, open=c.open, high=c.high, low=c.low, close=close, volume=c.volume,
+            ts=c.ts, open=c.open, high=high, low=low, close=close, volume=c.volume,
             atr=a, atr_pct=atr_pct, atr_pct_ma=atr_pct_ma, rsi=r, rsi_slow=rsi_slow,
-            rsi_max=self._rsi_win.max(), rsi_min=self._rsi_win.min(),
-            close_max=self._close_win.max(), close_min=self._close_win.min(),
+            rsi_max=rsi_max, rsi_min=rsi_min, close_max=close_max, close_min=close_min,
             macd=macd.macd, macd_signal=macd.signal, macd_hist=macd.hist,
             sma_fast=self._sma_fast.push(close), sma_slow=self._sma_slow.push(close),
             vol_ma=self._vol_ma.push(c.volume), vwap=vwap,
