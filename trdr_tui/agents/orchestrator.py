@@ -37,7 +37,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -178,6 +178,9 @@ class Orchestrator:
         self.last_decision: Decision | None = None
         self.last_timings: dict[str, float] = {}
         self._batch: _Batch | None = None
+        # the batch path's features of a history; a caller that runs many panels on the same bars (the
+        # optimizer's trials) puts a memo here
+        self.features_of: Callable[[CandleArrays, IndicatorParams], Features] = compute_features
         self._weights_dirty = False
         self.book: BookView | None = None
         self.quote: Quote | None = None
@@ -469,7 +472,7 @@ class Orchestrator:
         if not hasattr(self.resolver, "resolve_batch"):
             raise NotAvailable(f"meta resolver '{self.resolver.name}' has no batch mode",
                                hint="run the backtest in streaming mode (on_candle per bar)")
-        features = compute_features(bars, self.params)
+        features = self.features_of(bars, self.params)
         n, k = len(bars), len(self.agents)
         act = np.zeros((n, k), dtype=np.int8)
         conf = np.zeros((n, k), dtype=np.float64)
