@@ -21,13 +21,13 @@ DecisionSource's precomputed arrays, the streaming loop awaits it per candle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import RiskLimitExceeded
 from trdr_tui.core.events import CandleEvent
 from trdr_tui.core.types import Action, Candle, Decision
-from trdr_tui.engine.protocols import EngineParts
+from trdr_tui.engine.protocols import BarExecutor, EngineParts
 from trdr_tui.trading.trailing import path_prices
 
 
@@ -40,9 +40,8 @@ class BarStep:
         self.candle_subs = bus.has_subscribers(engine.candle_topic)
         self.portfolio_subs = bus.has_subscribers(engine.portfolio_topic)
         self.decision_subs = bus.has_subscribers(engine.decision_topic)
-        # `isinstance(executor, BarExecutor)` checks that `on_bar` exists; a protocol isinstance costs
-        # microseconds, and a streamed candle builds a BarStep each
-        self.on_bar: Callable[[float, float, float, float], None] | None = getattr(engine.executor, "on_bar", None)
+        executor = engine.executor
+        self.on_bar = executor.on_bar if isinstance(executor, BarExecutor) else None
 
     def run(self, first: int, start: int, stop: int, ts_s: Sequence[int], now_s: Sequence[int], o_s: Sequence[float],
             h_s: Sequence[float], l_s: Sequence[float], c_s: Sequence[float], v_s: Sequence[float],
