@@ -7,7 +7,7 @@ random walk) and prints:
 - the shared feature computation (all indicators, vectorized) on N candles;
 - each core agent's `analyze_batch` on N candles (PRD target < 100 ms; aim < 10 ms);
 - the orchestrator's whole batch path (`precompute`: features + agents + adaptive weights + consensus);
-- the streaming cost per candle: indicators alone (talipp), each agent's `analyze`, and the whole
+- the streaming cost per candle: indicators alone (recurrences), each agent's `analyze`, and the whole
   panel through `Orchestrator.on_candle` (aim < 50 µs per candle);
 - the experimental agents (entropy, swarm, harmonic, topology, fractal, quantum) and the rl agent (a
   policy trained for 3 episodes on the first half): `analyze_batch` on N candles, a fresh agent each
@@ -123,7 +123,7 @@ def main() -> None:
         rows[:] = [s.update(c) for c in candles]
 
     t = best(indicators, passes)
-    print(f"  {'indicators (talipp + windows)':32s} {t / n * 1e6:8.1f} µs")
+    print(f"  {'indicators (recurrences + windows)':32s} {t / n * 1e6:8.1f} µs")
     snaps = [MarketSnapshot(symbol="BTC-USD", now=r.ts, index=i, features=r) for i, r in enumerate(rows)]
     total_agents = 0.0
     for agent in orch.agents:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import TrdrError
-from trdr_tui.core.events import CandleEvent, OrderEvent, PortfolioSnapshot
+from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
 from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, event_level, event_record, log_record
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Fill
@@ -24,6 +25,9 @@ from trdr_tui.core.types import Fill
 if TYPE_CHECKING:
     from trdr_tui.api.host import ApiLaunch
     from trdr_tui.engine.loop import Engine
+
+ROUTES_KEPT = 4096  # topics whose routing is remembered (one per order in a long run)
+
 
 class Summary(msgspec.Struct, kw_only=True):
     """The last line of a run: what it did, in numbers."""
@@ -56,43 +60,62 @@ class JsonLogger:
         self.encoder = msgspec.json.Encoder()
         self.summary = Summary(reason="running", start_equity=capital)
         self.order_ids: set[str] = set()
+        # what the summary counts, by event type (a dict lookup per event, not four isinstance calls)
+        self._counters: dict[type, Callable[[Any], None]] = {
+            CandleEvent: self._count_candle, OrderEvent: self._count_order, Fill: self._count_fill,
+            PortfolioSnapshot: self._count_portfolio}
+        # (level, shown, logged) per topic whose level the topic alone decides (see `event_level`)
+        self._routes: dict[str, tuple[str, bool, bool]] = {}
         self.sub = engine.bus.subscribe("*", self.on_event)
 
     def on_event(self, topic: str, event: Any) -> None:
-        self._count(event)
-        level = event_level(topic, event)
-        shown = LEVELS.index(level) >= self.min_index
-        if shown or topic.startswith(TRADE_TOPICS):  # fills reach the trades log at any level
+        count = self._counters.get(type(event))
+        if count is not None:
+            count(event)
+        route = self._routes.get(topic)
+        if route is None:
+            level = event_level(topic, event)
+            shown = LEVELS.index(level) >= self.min_index
+            route = (level, shown, shown or topic.startswith(TRADE_TOPICS))  # fills reach the trades log at any level
+            if not isinstance(event, LogEvent) and topic != "feed.health" and len(self._routes) < ROUTES_KEPT:
+                self._routes[topic] = route
+        level, shown, logged = route
+        if logged:
             record = event_record(topic, event, level, self.engine.clock.now_ns())
             self.write(record, stdout=shown)
 
-    def _count(self, event: Any) -> None:
-        s = self.summary
-        if isinstance(event, CandleEvent) and event.closed:
+    def _count_candle(self, event: CandleEvent) -> None:
+        if event.closed:
+            s = self.summary
             s.bars += 1
             s.first_bar = s.first_bar or iso_utc(event.candle.ts, fraction=True)
             s.last_bar = iso_utc(event.candle.ts, fraction=True)
-        elif isinstance(event, OrderEvent):
-            self.order_ids.add(event.order.id)
-            s.orders = len(self.order_ids)
-        elif isinstance(event, Fill):
-            s.fills += 1
-        elif isinstance(event, PortfolioSnapshot):
-            if s.start_equity is None:
-                s.start_equity = event.equity
-            s.final_equity = event.equity
-            s.fees = event.fees
-            s.price = event.price
-            s.position = event.position
-            s.max_drawdown = max(s.max_drawdown, event.drawdown)
+
+    def _count_order(self, event: OrderEvent) -> None:
+        self.order_ids.add(event.order.id)
+        self.summary.orders = len(self.order_ids)
+
+    def _count_fill(self, _event: Fill) -> None:
+        self.summary.fills += 1
+
+    def _count_portfolio(self, event: PortfolioSnapshot) -> None:
+        s = self.summary
+        if s.start_equity is None:
+            s.start_equity = event.equity
+        s.final_equity = event.equity
+        s.fees = event.fees
+        s.price = event.price
+        s.position = event.position
+        s.max_drawdown = max(s.max_drawdown, event.drawdown)
 
     def write(self, record: dict[str, Any], *, stdout: bool = True) -> None:
         """One record to the sinks (stdout) and to the log files (core/logs.py)."""
+        text = self.encoder.encode(record).decode()
         if stdout:
-            line = self.encoder.encode(record).decode() + "\n"
+            line = text + "\n"
             for sink in self.sinks:
                 sink.write(line)
-        log_record(record)
+        log_record(record, text)
 
     def finish(self, reason: str) -> Summary:
         s = self.summary

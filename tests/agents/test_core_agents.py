@@ -115,14 +115,14 @@ def real_features(real_bars: CandleArrays):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def streamed_rows(real_bars: CandleArrays) -> list[FeatureRow]:
-    """The real data fed through MarketState (talipp) one candle at a time."""
+    """The real data fed through MarketState one candle at a time."""
     state = MarketState("BTC-USD")
     return [state.update(c) for c in real_bars.candles()]
 
 
 @pytest.mark.parametrize("agent_id", CORE_IDS)
 def test_real_data_batch_equals_streaming(agent_id: str, streamed_rows: list[FeatureRow], real_features) -> None:  # type: ignore[no-untyped-def]
-    """Streaming (talipp features, candle by candle) and batch give the same signal on every bar."""
+    """Streaming (features candle by candle) and batch give the same signal on every bar."""
     agent = _agent(agent_id)
     batch = agent.analyze_batch(real_features)
     n = len(streamed_rows)

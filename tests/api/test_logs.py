@@ -20,7 +20,7 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.events import CandleEvent, LogEvent
-from trdr_tui.core.logs import EventLog, LogFiles, side_path
+from trdr_tui.core.logs import EventLog, LogFiles, _RotatingFile, side_path
 from trdr_tui.core.types import Candle, Fill, Liquidity, Side
 
 
@@ -87,6 +87,19 @@ def test_files_rotate_and_keep_the_configured_backups(files: LogFiles) -> None:
         assert (files.path.parent / name).stat().st_size <= 10_000
         assert all(r["type"] == "LogEvent" for r in lines(files.path.parent / name))  # whole lines only
     assert lines(files.path)[-1]["ts"] == 399
+
+
+def test_a_log_file_that_is_not_a_regular_file_never_rotates() -> None:
+    """Only regular files rotate (as the stdlib decides, asked once when the file opens): a log sent
+    to the null device past its size limit is written on, never renamed."""
+    handler = _RotatingFile(os.devnull, maxBytes=10, backupCount=1)
+    try:
+        record = logging.makeLogRecord({"msg": "x" * 100, "levelno": logging.INFO, "levelname": "INFO"})
+        assert not handler.shouldRollover(record)
+        handler.emit(record)
+    finally:
+        handler.close()
+    assert os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
 
 
 def test_a_bad_level_or_an_unwritable_path_is_refused(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ import pytest
 from trdr_tui.config import Settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError
+from trdr_tui.market import indicators
 from trdr_tui.tuning.objective import GATE_PENALTY, DatasetCache, ObjectiveConfig, evaluate
 
 
@@ -30,6 +31,20 @@ def test_reused_agent_signals_give_the_same_result(slice_bars: CandleArrays, tin
     assert cache.hits == len(settings.agents.enabled) * 2  # every agent, both folds, from the cache
     fresh = evaluate(DatasetCache(slice_bars, tiny), settings, {"trailing.distance": 0.012})
     assert first == again == fresh
+
+
+def test_features_are_computed_once_per_fold(slice_bars: CandleArrays, tiny: ObjectiveConfig, settings: Settings,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = DatasetCache(slice_bars, tiny)
+    first = evaluate(cache, settings, {"trailing.distance": 0.012})
+
+    def computed_again(*_args: object) -> None:
+        raise AssertionError("features computed again for a fold already seen")
+
+    monkeypatch.setattr(indicators, "compute_features", computed_again)
+    assert evaluate(cache, settings, {"trailing.distance": 0.012}) == first
+    with pytest.raises(AssertionError, match="computed again"):  # a new dataset does compute them
+        evaluate(DatasetCache(slice_bars, tiny), settings, {"trailing.distance": 0.012})
 
 
 def test_fee_dominated_results_are_penalized(slice_bars: CandleArrays, settings: Settings) -> None:

@@ -37,7 +37,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -178,6 +178,9 @@ class Orchestrator:
         self.last_decision: Decision | None = None
         self.last_timings: dict[str, float] = {}
         self._batch: _Batch | None = None
+        # the batch path's features of a history; a caller that runs many panels on the same bars (the
+        # optimizer's trials) puts a memo here
+        self.features_of: Callable[[CandleArrays, IndicatorParams], Features] = compute_features
         self._weights_dirty = False
         self.book: BookView | None = None
         self.quote: Quote | None = None
@@ -333,7 +336,7 @@ class Orchestrator:
         weights = list(used.values())
         votes = tally_bar(act, confs, weights)
         b, s, h = float(votes.buy), float(votes.sell), float(votes.hold)
-        regime_code, mult = self._regime(row, signals)
+        regime_code, mult = self._regime(row, used)
         adj = self._adjuster
         regime_name = adj.regime_name(regime_code) if adj is not None and regime_code is not None else None
         cfg = self.config
@@ -367,9 +370,9 @@ class Orchestrator:
         return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=trail,
                         signals=tuple(signals), weights=used, meta_resolved=meta, reasoning=reasoning)
 
-    def _regime(self, row: FeatureRow, signals: list[AgentSignal]) -> tuple[int | None, float]:
+    def _regime(self, row: FeatureRow, answered: dict[str, float]) -> tuple[int | None, float]:
         adj = self._adjuster
-        if adj is None or not any(s.agent_id == self._adjuster_id for s in signals):
+        if adj is None or self._adjuster_id not in answered:
             return None, 1.0
         code = adj.regime_code(row)
         return code, adj.multiplier(code)
@@ -469,7 +472,7 @@ class Orchestrator:
         if not hasattr(self.resolver, "resolve_batch"):
             raise NotAvailable(f"meta resolver '{self.resolver.name}' has no batch mode",
                                hint="run the backtest in streaming mode (on_candle per bar)")
-        features = compute_features(bars, self.params)
+        features = self.features_of(bars, self.params)
         n, k = len(bars), len(self.agents)
         act = np.zeros((n, k), dtype=np.int8)
         conf = np.zeros((n, k), dtype=np.float64)

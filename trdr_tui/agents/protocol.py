@@ -237,7 +237,9 @@ class BaseAgent:
 
     def signal(self, snapshot: MarketSnapshot, action: Action, confidence: float, trail: float, reasoning: str,
                urgency: Urgency = Urgency.NORMAL) -> AgentSignal:
-        return AgentSignal(agent_id=self.id, action=action, confidence=min(max(confidence, 0.0), 1.0),
+        # clamped to [0, 1] as min(max(c, 0), 1) would (NaN stays NaN), without two builtin calls
+        confidence = 0.0 if confidence < 0.0 else 1.0 if confidence > 1.0 else confidence
+        return AgentSignal(agent_id=self.id, action=action, confidence=confidence,
                            trail_distance=trail, reasoning=reasoning, urgency=urgency, ts=snapshot.features.ts)
 
     def warming_up(self, snapshot: MarketSnapshot) -> AgentSignal:

@@ -83,6 +83,9 @@ class EngineMetrics:
         Gauge("api_ws_coalesced_total", "WebSocket price/performance updates coalesced", registry=r).set_function(
             lambda: ws_stats()["coalesced"])
         self.feed_healthy.set(1)
+        # per-agent children, looked up once: `labels()` on every signal was most of these handlers' cost
+        self._confidence_of: dict[str, Any] = {}
+        self._latency_of: dict[str, Any] = {}
         self._unhealthy: set[str] = set()
         self._bus: EventBus | None = None
         self._subs: list[Subscription] = []
@@ -139,14 +142,20 @@ class EngineMetrics:
         self.feed_healthy.set(0 if self._unhealthy else 1)
 
     def on_signal(self, _topic: str, signal: AgentSignal) -> None:
-        self.confidence.labels(agent_id=signal.agent_id).observe(signal.confidence)
+        child = self._confidence_of.get(signal.agent_id)
+        if child is None:
+            child = self._confidence_of[signal.agent_id] = self.confidence.labels(agent_id=signal.agent_id)
+        child.observe(signal.confidence)
 
     def on_decision(self, _topic: str, _decision: Decision) -> None:
         src = self.engine().decisions
         if isinstance(src, Orchestrator) and src.last_timings:
             timings = src.last_timings
             for aid, ms in timings.items():
-                self.agent_latency.labels(agent_id=aid).observe(ms / 1e3)
+                child = self._latency_of.get(aid)
+                if child is None:
+                    child = self._latency_of[aid] = self.agent_latency.labels(agent_id=aid)
+                child.observe(ms / 1e3)
             self.on_agent_times(timings)
 
     # -- scrape ----------------------------------------------------------------------------------

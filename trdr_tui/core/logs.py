@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -75,11 +76,14 @@ def event_record(topic: str, event: Any, level: str, now_ns: int) -> dict[str, A
             "type": type(event).__name__, "event": event}
 
 
-def log_record(record: dict[str, Any]) -> None:
-    """Hand one event record (see `event_record`) to the log files."""
+def log_record(record: dict[str, Any], text: str | None = None) -> None:
+    """Hand one event record (see `event_record`) to the log files; `text`, when given, is the record
+    already encoded as one JSON object (the headless runner's stdout line), written as it is."""
     level = LEVEL_NO.get(str(record.get("level")), logging.INFO)
     if EVENTS.isEnabledFor(level):
-        EVENTS.log(level, "%s", record.get("topic"), extra={"trdr_record": record})
+        # `Logger.log` without its stack walk for the caller's file and line, which no line shows
+        EVENTS.handle(EVENTS.makeRecord(EVENTS.name, level, "(unknown file)", 0, "%s", (record.get("topic"),), None,
+                                        extra={"trdr_record": record, "trdr_text": text}))
 
 
 class JsonFormatter(logging.Formatter):
@@ -90,6 +94,14 @@ class JsonFormatter(logging.Formatter):
         self._encoder = msgspec.json.Encoder()
 
     def format(self, record: logging.LogRecord) -> str:
+        # one record reaches up to three files, and a rotating file formats it twice (size check,
+        # then write): it is encoded once and the text kept on the record
+        text = getattr(record, "trdr_text", None)
+        if text is None:
+            text = record.trdr_text = self._format(record)
+        return text
+
+    def _format(self, record: logging.LogRecord) -> str:
         data = getattr(record, "trdr_record", None)
         if not isinstance(data, dict):
             ts = int(record.created * 1e9)
@@ -98,6 +110,27 @@ class JsonFormatter(logging.Formatter):
             if record.exc_info:
                 data["exc"] = self.formatException(record.exc_info)
         return self._encoder.encode(data).decode()
+
+
+class _RotatingFile(logging.handlers.RotatingFileHandler):
+    """`RotatingFileHandler` that asks whether its path is a regular file once, when it opens it, not
+    on every record (the stdlib asks with two `stat` calls per record; only regular files rotate)."""
+
+    _regular = True
+
+    def _open(self) -> Any:
+        stream = super()._open()
+        self._regular = os.path.isfile(self.baseFilename)
+        return stream
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.stream is None:
+            self.stream = self._open()
+        if self.maxBytes <= 0 or not self._regular:
+            return False
+        msg = f"{self.format(record)}\n"
+        self.stream.seek(0, 2)
+        return bool(self.stream.tell() + len(msg) >= self.maxBytes)
 
 
 class _TradesOnly(logging.Filter):
@@ -111,7 +144,7 @@ def side_path(path: Path, kind: str) -> Path:
     return path.with_name(f"{path.stem}.{kind}{path.suffix or '.log'}")
 
 
-class _LogFile(logging.handlers.RotatingFileHandler):
+class _LogFile(_RotatingFile):
     """A log file that, when it cannot be written (a full disk), says so once on stderr and drops the
     records, instead of a traceback per record."""
 

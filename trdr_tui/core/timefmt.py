@@ -8,6 +8,7 @@ float division, so a time is never rounded up into the next second or minute. Al
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 NS_PER_US = 1_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -21,6 +22,7 @@ def utc_datetime(ts_ns: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=int(ts_ns) // NS_PER_US)
 
 
+@functools.lru_cache(maxsize=256)  # the events of one bar share its time: formatted once
 def iso_utc(ts_ns: int, *, fraction: bool = False) -> str:
     """ISO-8601 UTC with a `Z`: `2019-10-17T09:00:00Z` (truncated to the second).
 

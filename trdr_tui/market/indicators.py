@@ -1,6 +1,6 @@
 """Vectorized indicators (numpy) over a whole history, for backtests and batch agent analysis.
 
-Every function here has a streaming twin in `market/streaming.py` (talipp, one candle at a time)
+Every function here has a streaming twin in `market/streaming.py` (recurrences, one candle at a time)
 and follows the same conventions, so both paths give the same numbers after warm-up (a parity test
 on real hourly data holds them to a relative difference of 1e-9):
 

@@ -25,6 +25,9 @@ class MarketState:
             raise ValueError(f"ring capacity {capacity} is smaller than the indicator warm-up ({self.params.warmup})")
         self.capacity = capacity
         self.candles: deque[Candle] = deque(maxlen=capacity)
+        # the ring again as `[ts, open, high, low, close, volume]` rows, what a checkpoint stores: kept
+        # as candles arrive, so a checkpoint copies a list instead of converting the whole ring
+        self._rows: deque[list[float]] = deque(maxlen=capacity)
         self.indicators = StreamingIndicators(self.params)
         self.features: FeatureRow | None = None
         self.count = 0  # candles seen since the start (not only those in the ring)
@@ -47,6 +50,7 @@ class MarketState:
     def update(self, candle: Candle) -> FeatureRow:
         row = self.indicators.update(candle)  # raises on out-of-order candles before changing anything
         self.candles.append(candle)
+        self._rows.append([candle.ts, candle.open, candle.high, candle.low, candle.close, candle.volume])
         self.features = row
         self.count += 1
         return row
@@ -56,10 +60,8 @@ class MarketState:
         return CandleArrays.from_candles(list(self.candles))
 
     def get_state(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "count": self.count, "candles": [list(c) for c in self._rows()]}
-
-    def _rows(self) -> list[tuple[int, float, float, float, float, float]]:
-        return [(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles]
+        """The ring as `[ts, open, high, low, close, volume]` rows, oldest first."""
+        return {"symbol": self.symbol, "count": self.count, "candles": list(self._rows)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         candles = [Candle(int(r[0]), *(float(x) for x in r[1:6])) for r in state.get("candles", [])]
@@ -67,4 +69,5 @@ class MarketState:
         for c in candles:
             fresh.update(c)
         self.candles, self.indicators, self.features = fresh.candles, fresh.indicators, fresh.features
+        self._rows = fresh._rows
         self.count = int(state.get("count", len(candles)))

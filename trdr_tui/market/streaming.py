@@ -1,29 +1,33 @@
 """Streaming indicators: O(1) work per new candle, for paper and live trading.
 
-talipp computes ATR, RSI, MACD, the SMAs and the Bollinger bands; the rolling VWAP, the rolling
-extremes and the swing tracker are small windows kept here (talipp has no rolling typical-price VWAP
-and no look-ahead-free swing levels). Conventions match `market/indicators.py` exactly, so that
-`StreamingIndicators.update` on bar i returns `compute_features(...)` row i (see the parity test).
+Every indicator is a small recurrence on Python floats, one object each, fed once per candle for the
+whole agent panel (the orchestrator owns one `StreamingIndicators` per symbol and every agent reads
+its `FeatureRow`). The recurrences are talipp's (ATR, RSI, MACD, SMA, Bollinger), operation for
+operation, so they give talipp's values bit for bit (a test holds them to it on real candles)
+without talipp's per-update bookkeeping: that bookkeeping was most of the panel's time per candle.
+Conventions match `market/indicators.py`, so that `StreamingIndicators.update` on bar i returns
+`compute_features(...)` row i to float rounding (see the parity test):
+
+- SMA keeps a running mean, `prev - (x[-n-1] - x) / n`, seeded with the mean of its first n inputs;
+- EMA is seeded with the mean of its first n inputs, then `a·x + (1-a)·prev`, `a = 2 / (n + 1)`;
+- ATR and RSI use Wilder's smoothing, `(prev·(n-1) + x) / n`; RSI is seeded from the first n - 1
+  changes, then smoothed with the n-th (talipp's order of operations);
+- the Bollinger deviation is the population one, summed afresh over its window each bar;
+- the rolling VWAP, the rolling extremes and the swing tracker are short windows.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
 
 import msgspec
-from talipp.indicators import ATR, BB, MACD, RSI, SMA
-from talipp.ohlcv import OHLCV
 
 from trdr_tui.core.errors import DataError
 from trdr_tui.core.types import Candle
 from trdr_tui.market.indicators import Features, IndicatorParams
 
 NAN = math.nan
-
-_PURGE_EVERY = 4096  # talipp keeps every input; trim its lists now and then …
-_KEEP = 1024  # … keeping far more than the longest window
 
 
 class FeatureRow(msgspec.Struct, kw_only=True):
@@ -66,14 +70,168 @@ def feature_row(features: Features, i: int) -> FeatureRow:
     return FeatureRow(ts=int(features.ts[i]), **values)
 
 
-def _val(x: object) -> float:
-    return NAN if x is None else float(x)  # type: ignore[arg-type]
+class _SMA:
+    """Simple moving average as talipp keeps it: the mean of the first `period` inputs, then a
+    running update `prev - (x[-period-1] - x) / period`. NaN until `period` inputs."""
+
+    __slots__ = ("period", "value", "window")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.window: deque[float] = deque(maxlen=period + 1)
+        self.value = NAN
+
+    def push(self, x: float) -> float:
+        w = self.window
+        w.append(x)
+        n = len(w)
+        if n > self.period:
+            self.value = self.value - (w[0] - x) / float(self.period)
+        elif n == self.period:
+            self.value = float(sum(w)) / self.period
+        return self.value
 
 
-def _out(ind: Any) -> float:
-    """The latest output of a scalar talipp indicator, NaN before it has one."""
-    x = ind.output_values[-1]
-    return NAN if x is None else float(x)
+class _EMA:
+    """Exponential moving average: seeded with the mean of the first `period` inputs, then
+    `a·x + (1-a)·prev`, `a = 2 / (period + 1)`. NaN until `period` inputs."""
+
+    __slots__ = ("count", "mult", "period", "seed", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.mult = 2.0 / (period + 1.0)
+        self.seed: list[float] = []
+        self.count = 0
+        self.value = NAN
+
+    def push(self, x: float) -> float:
+        if self.count >= self.period:
+            self.value = float(self.mult * x + (1.0 - self.mult) * self.value)
+            return self.value
+        self.count += 1
+        self.seed.append(x)
+        if self.count == self.period:
+            self.value = sum(self.seed) / self.period
+            self.seed = []
+        return self.value
+
+
+class _ATR:
+    """Wilder's average true range (the first bar's true range is its high - low), seeded with the
+    mean of the first `period` true ranges. NaN until `period` bars."""
+
+    __slots__ = ("count", "period", "prev_close", "seed", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.count = 0
+        self.prev_close = NAN
+        self.seed: list[float] = []
+        self.value = NAN
+
+    def push(self, high: float, low: float, close: float) -> float:
+        if self.count == 0:
+            tr = high - low
+        else:
+            c2 = self.prev_close
+            tr = max(high - low, abs(high - c2), abs(low - c2))
+        self.prev_close = close
+        self.count += 1
+        p = self.period
+        if self.count > p:
+            self.value = (self.value * (p - 1) + tr) / p
+        else:
+            self.seed.append(tr)
+            if self.count == p:
+                self.value = sum(self.seed) / p
+                self.seed = []
+        return self.value
+
+
+class _RSI:
+    """Wilder's RSI in talipp's order of operations: at `period + 1` inputs the averages are seeded
+    with the mean gain and loss of the first `period - 1` changes, then every change (the n-th
+    included) updates them as `(prev·(n-1) + x) / n`. NaN until `period + 1` inputs; 100 when the
+    average loss is 0."""
+
+    __slots__ = ("avg_gain", "avg_loss", "inputs", "period", "prev")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.inputs: list[float] = []
+        self.prev = NAN
+        self.avg_gain = NAN
+        self.avg_loss = NAN
+
+    def push(self, x: float) -> float:
+        p = self.period
+        inputs = self.inputs
+        if self.avg_gain != self.avg_gain:  # still warming up
+            inputs.append(x)
+            if len(inputs) < p + 1:
+                self.prev = x
+                return NAN
+            init = [inputs[i] - inputs[i - 1] for i in range(1, p)]
+            self.avg_gain = float(sum(c for c in init if c > 0)) / (p - 1)
+            self.avg_loss = float(sum(-1 * c for c in init if c < 0)) / (p - 1)
+            self.inputs = []
+        change = x - self.prev
+        self.prev = x
+        gain = change if change > 0 else 0.0
+        loss = -1 * change if change < 0 else 0.0
+        self.avg_gain = float(self.avg_gain * (p - 1) + gain) / p
+        self.avg_loss = float(self.avg_loss * (p - 1) + loss) / p
+        if self.avg_loss == 0:
+            return 100.0
+        return 100.0 - (100.0 / (1.0 + self.avg_gain / self.avg_loss))
+
+
+class _MACD:
+    """MACD = EMA(fast) - EMA(slow) once both have values; the signal line is the EMA of MACD and
+    the histogram MACD - signal. Each NaN until known."""
+
+    __slots__ = ("fast", "hist", "macd", "signal", "signal_line", "slow")
+
+    def __init__(self, fast: int, slow: int, signal: int) -> None:
+        self.fast, self.slow, self.signal_line = _EMA(fast), _EMA(slow), _EMA(signal)
+        self.macd = self.signal = self.hist = NAN
+
+    def push(self, x: float) -> None:
+        f = self.fast.push(x)
+        s = self.slow.push(x)
+        if f != f or s != s:
+            return
+        self.macd = m = f - s
+        self.signal = sig = self.signal_line.push(m)
+        if sig == sig:
+            self.hist = m - sig
+
+
+class _Bollinger:
+    """Bollinger bands: the SMA (`_SMA`) ± `mult` × the population standard deviation of the window,
+    summed afresh each bar. NaN until `period` inputs."""
+
+    __slots__ = ("lower", "mid", "mult", "period", "sma", "upper", "window")
+
+    def __init__(self, period: int, mult: float) -> None:
+        self.period = period
+        self.mult = mult
+        self.sma = _SMA(period)
+        self.window: deque[float] = deque(maxlen=period)
+        self.lower = self.mid = self.upper = NAN
+
+    def push(self, x: float) -> None:
+        mid = self.sma.push(x)
+        w = self.window
+        w.append(x)
+        if len(w) < self.period:
+            return
+        mean = sum(w) / self.period
+        sd = math.sqrt(sum([(item - mean) ** 2 for item in w]) / self.period)
+        self.mid = mid
+        self.lower = mid - self.mult * sd
+        self.upper = mid + self.mult * sd
 
 
 class _Window:
@@ -86,21 +244,17 @@ class _Window:
         self.values: deque[float] = deque(maxlen=size)
         self.nan_count = 0
 
-    def push(self, x: float) -> None:
-        if len(self.values) == self.size and self.values[0] != self.values[0]:
+    def push(self, x: float) -> tuple[float, float]:
+        """Add `x`; returns the window's (max, min), NaN until it holds `size` values and none is NaN."""
+        values = self.values
+        if len(values) == self.size and values[0] != values[0]:
             self.nan_count -= 1
         if x != x:
             self.nan_count += 1
-        self.values.append(x)
-
-    def full(self) -> bool:
-        return len(self.values) == self.size and self.nan_count == 0
-
-    def max(self) -> float:
-        return max(self.values) if self.full() else NAN
-
-    def min(self) -> float:
-        return min(self.values) if self.full() else NAN
+        values.append(x)
+        if len(values) == self.size and self.nan_count == 0:
+            return max(values), min(values)
+        return NAN, NAN
 
 
 class _RollingVWAP:
@@ -150,21 +304,19 @@ class StreamingIndicators:
 
     def __init__(self, params: IndicatorParams | None = None) -> None:
         self.params = p = params or IndicatorParams()
-        self._atr = ATR(p.atr_period)
-        self._atr_ma = SMA(p.atr_ma_period)
-        self._rsi = RSI(p.rsi_period)
-        self._rsi_slow = RSI(p.rsi_slow_period)
-        self._macd = MACD(p.macd_fast, p.macd_slow, p.macd_signal)
-        self._sma_fast = SMA(p.sma_fast)
-        self._sma_slow = SMA(p.sma_slow)
-        self._vol_ma = SMA(p.volume_ma_period)
-        self._bb = BB(p.bb_period, p.bb_mult)
+        self._atr = _ATR(p.atr_period)
+        self._atr_ma = _SMA(p.atr_ma_period)
+        self._rsi = _RSI(p.rsi_period)
+        self._rsi_slow = _RSI(p.rsi_slow_period)
+        self._macd = _MACD(p.macd_fast, p.macd_slow, p.macd_signal)
+        self._sma_fast = _SMA(p.sma_fast)
+        self._sma_slow = _SMA(p.sma_slow)
+        self._vol_ma = _SMA(p.volume_ma_period)
+        self._bb = _Bollinger(p.bb_period, p.bb_mult)
         self._vwap = _RollingVWAP(p.vwap_period)
         self._rsi_win = _Window(p.extreme_window)
         self._close_win = _Window(p.extreme_window)
         self._swings = _SwingTracker(p.swing_lookback)
-        self._talipp = (self._atr, self._atr_ma, self._rsi, self._rsi_slow, self._macd, self._sma_fast,
-                        self._sma_slow, self._vol_ma, self._bb)
         self.count = 0
         self.last_ts: int | None = None
 
@@ -173,55 +325,36 @@ class StreamingIndicators:
         if self.last_ts is not None and c.ts <= self.last_ts:
             raise DataError(f"candle at {c.ts} is not after the previous one ({self.last_ts})",
                             where="market state", hint="feed closed candles once each, in time order")
-        if not (c.low > 0.0 and c.volume >= 0.0 and math.isfinite(c.high + c.open + c.close + c.volume)
-                and c.low <= min(c.open, c.close) and c.high >= max(c.open, c.close)):
+        low, high = c.low, c.high
+        if not (low > 0.0 and c.volume >= 0.0 and math.isfinite(high + c.open + c.close + c.volume)
+                and low <= c.open and low <= c.close and high >= c.open and high >= c.close):
             raise DataError(f"invalid candle at {c.ts}: {c!r}", where="market state",
                             hint="prices must be finite and positive with low ≤ open, close ≤ high; volume ≥ 0")
         self.last_ts = c.ts
         close = c.close
-        # talipp outputs are read straight from `output_values` (a float, None before warm-up, or
-        # a value object for MACD and Bollinger): the hot path avoids a Python call per read.
-        self._atr.add(OHLCV(c.open, c.high, c.low, close, c.volume))
-        a = _out(self._atr)
+        a = self._atr.push(high, low, close)
         atr_pct = a / close
-        if a == a:
-            self._atr_ma.add(atr_pct)
-        atr_pct_ma = _out(self._atr_ma) if self._atr_ma.output_values else NAN
-        self._rsi.add(close)
-        r = _out(self._rsi)
-        self._rsi_slow.add(close)
-        self._macd.add(close)
-        m = self._macd.output_values[-1]
-        self._sma_fast.add(close)
-        self._sma_slow.add(close)
-        self._vol_ma.add(c.volume)
-        self._bb.add(close)
-        b = self._bb.output_values[-1]
-        self._rsi_win.push(r)
-        self._close_win.push(close)
-        self._swings.push(c.high, c.low)
-        vwap = self._vwap.push(c.high, c.low, close, c.volume)
+        atr_pct_ma = self._atr_ma.push(atr_pct) if a == a else self._atr_ma.value
+        r = self._rsi.push(close)
+        rsi_slow = self._rsi_slow.push(close)
+        macd = self._macd
+        macd.push(close)
+        bb = self._bb
+        bb.push(close)
+        rsi_max, rsi_min = self._rsi_win.push(r)
+        close_max, close_min = self._close_win.push(close)
+        swings = self._swings
+        swings.push(high, low)
+        vwap = self._vwap.push(high, low, close, c.volume)
         self.count += 1
-        if self.count % _PURGE_EVERY == 0:
-            self._purge()
-        sh, sl = self._swings.sh, self._swings.sl
+        sh, sl = swings.sh, swings.sl
         return FeatureRow(
-            ts=c.ts, open=c.open, high=c.high, low=c.low, close=close, volume=c.volume,
-            atr=a, atr_pct=atr_pct, atr_pct_ma=atr_pct_ma, rsi=r, rsi_slow=_out(self._rsi_slow),
-            rsi_max=self._rsi_win.max(), rsi_min=self._rsi_win.min(),
-            close_max=self._close_win.max(), close_min=self._close_win.min(),
-            macd=NAN if m is None else _val(m.macd),
-            macd_signal=NAN if m is None else _val(m.signal),
-            macd_hist=NAN if m is None else _val(m.histogram),
-            sma_fast=_out(self._sma_fast), sma_slow=_out(self._sma_slow),
-            vol_ma=_out(self._vol_ma), vwap=vwap,
-            bb_lower=NAN if b is None else b.lb, bb_mid=NAN if b is None else b.cb,
-            bb_upper=NAN if b is None else b.ub,
+            ts=c.ts, open=c.open, high=high, low=low, close=close, volume=c.volume,
+            atr=a, atr_pct=atr_pct, atr_pct_ma=atr_pct_ma, rsi=r, rsi_slow=rsi_slow,
+            rsi_max=rsi_max, rsi_min=rsi_min, close_max=close_max, close_min=close_min,
+            macd=macd.macd, macd_signal=macd.signal, macd_hist=macd.hist,
+            sma_fast=self._sma_fast.push(close), sma_slow=self._sma_slow.push(close),
+            vol_ma=self._vol_ma.push(c.volume), vwap=vwap,
+            bb_lower=bb.lower, bb_mid=bb.mid, bb_upper=bb.upper,
             swing_high=sh[0], prev_swing_high=sh[1], swing_low=sl[0], prev_swing_low=sl[1],
         )
-
-    def _purge(self) -> None:
-        for ind in self._talipp:
-            excess = len(ind.input_values) - _KEEP
-            if excess > 0:
-                ind.purge_oldest(excess)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -41,6 +41,9 @@ from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trdr_tui.agents.registry import AgentRegistry
 
 GATE_PENALTY = 1.0
 
@@ -102,21 +105,37 @@ class DatasetCache:
         self.slices = [(a, b, c) for a, b, c in windows(n, config.warmup_bars, test, test)]
         self.fold_bars = [bars[a:c] for a, _, c in self.slices]
         self._signals: dict[tuple[str, int, int, int], Any] = {}
+        self._features: dict[tuple[int, int, int, Any], Any] = {}
+        self._registry: AgentRegistry | None = None  # plugins are looked up once, not for every panel
         self.hits = 0
 
     def decisions(self, settings: Settings) -> Any:
-        """An agent panel whose agents reuse their batch signals across trials."""
+        """An agent panel whose features and agents' batch signals are reused across trials."""
         from trdr_tui.agents.factory import build_orchestrator
+        from trdr_tui.agents.registry import AgentRegistry
 
         bus = EventBus()
         clock = SimClock(0)
-        orch = build_orchestrator(settings, bus=bus, clock=clock)
+        if self._registry is None:
+            self._registry = AgentRegistry()
+        orch = build_orchestrator(settings, bus=bus, clock=clock, registry=self._registry)
+        orch.features_of = self._features_of
         for agent in orch.agents:
             original = getattr(agent, "analyze_batch", None)
             if original is not None:  # an agent without a batch mode makes the run stream, uncached
                 # an instance attribute, so the panel's isinstance checks still see the agent's own class
                 setattr(agent, "analyze_batch", self._memo(agent.id, original))  # noqa: B010
         return orch
+
+    def _features_of(self, bars: CandleArrays, params: Any) -> Any:
+        """`compute_features(bars, params)`, computed once per fold and indicator parameters."""
+        from trdr_tui.market.indicators import compute_features
+
+        key = (len(bars), int(bars.ts[0]) if len(bars) else 0, int(bars.ts[-1]) if len(bars) else 0, params)
+        features = self._features.get(key)
+        if features is None:
+            features = self._features[key] = compute_features(bars, params)
+        return features
 
     def _memo(self, agent_id: str, fn: Any) -> Any:
         def analyze_batch(features: Any) -> Any:
