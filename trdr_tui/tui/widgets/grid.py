@@ -4,7 +4,7 @@ The heat is the share of time the price has spent at a level (the longest-held l
 P&L column is coloured by sign. Colours come from the theme (`heat-cold`, `heat-hot`, `pnl-up`, ...).
 
 A level's P&L is its own round trips (each take-profit against the lot it closes) plus its lot held at
-the price. Levels above the centre never hold a lot (the grid buys below it; sells rest there as the
+the price. Levels at and above the centre never hold a lot (the grid buys below it; sells rest there as the
 take-profits of the levels below, state `exit`), so their P&L reads `—`.
 """
 
@@ -69,7 +69,7 @@ class GridTable(DataTable[Text]):
             base = Style(bgcolor=heat)
             side_colour = colours["bid"] if level.side == Side.BUY else colours["ask"]
             pnl_colour = colours["pnl-up"] if level.pnl >= 0 else colours["pnl-down"]
-            holds_lots = level.price <= snap.center * (1.0 + 1e-12)
+            holds_lots = level.price < snap.center * (1.0 - 1e-12)  # the grid buys below the centre only
             dist = (level.price - price) / price if price else 0.0
             self.add_row(
                 Text(price_text(level.price), style=base),

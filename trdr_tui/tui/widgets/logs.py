@@ -4,13 +4,19 @@ Lines are kept in a bounded buffer; the pane draws the tail of the lines that pa
 the bottom), or an earlier window when the user scrolls back with the arrow and page keys. Drawing the
 tail from the buffer, rather than appending to a scrolling log, keeps a fast feed cheap: one render per
 frame whatever the number of new lines.
+
+A line that repeats the one before it (same level, source and dedupe key, by default its message) is not
+added again: the newest copy replaces it and the line shows its count (`×3`), as syslog's "last message
+repeated" does, so a refusal the grid meets on every level of every bar takes one line.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 from typing import ClassVar
 
+import msgspec
 from rich.console import Group
 from rich.text import Text
 from textual.app import RenderResult
@@ -18,12 +24,50 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from trdr_tui.core.events import LogEvent
-from trdr_tui.tui.format import short_ts
+from trdr_tui.core.events import LogEvent, OrderEvent, RiskRejection
+from trdr_tui.core.types import Fill, OrderStatus
+from trdr_tui.tui.format import price_text, short_ts
 
 LEVELS = ("debug", "info", "warning", "error")
 LEVEL_COLOUR = {"debug": "muted", "info": "foreground", "warning": "warning", "error": "error"}
 MAX_LINES = 2000
+# What an order's transition to each status is called in the log (fills are logged from their own events,
+# so a transition to PARTIAL or FILLED adds no line).
+ORDER_VERBS = {OrderStatus.ARMED: ("info", "armed"), OrderStatus.SUBMITTED: ("info", "placed"),
+               OrderStatus.CANCELLED: ("info", "cancelled"), OrderStatus.EXPIRED: ("info", "expired"),
+               OrderStatus.REJECTED: ("warning", "rejected")}
+
+
+def order_line(event: OrderEvent) -> LogEvent | None:
+    """The log line of an order transition (placed, armed, cancelled, expired, rejected), None for the
+    transitions fills already tell (PARTIAL, FILLED) and the internal ones."""
+    verb = ORDER_VERBS.get(event.transition.to_status)
+    if verb is None:
+        return None
+    level, word = verb
+    order = event.order
+    trigger = order.metadata.get("trigger")
+    where = (f"trigger {price_text(trigger)}" if order.status is OrderStatus.ARMED and isinstance(trigger, float)
+             else f"@ {price_text(order.price)}" if order.price is not None else "at market")
+    why = f" ({event.transition.reason})" if event.transition.reason else ""
+    return LogEvent(ts=event.transition.ts, level=level, source="order",
+                    message=f"{word} {order.side.value} {order.type.value.lower()} {order.size:.6g} {where}{why} · {order.id}")
+
+
+def fill_line(fill: Fill) -> LogEvent:
+    """The log line of one fill: side, size, price, fee and liquidity, and the order it filled."""
+    return LogEvent(ts=fill.ts, level="info", source="order",
+                    message=f"filled {fill.side.value} {fill.size:.6g} @ {price_text(fill.price)} fee {fill.fee:.2f}"
+                            f" {fill.liquidity.value.lower()} · {fill.order_id}")
+
+
+def risk_line(rejection: RiskRejection) -> tuple[LogEvent, tuple[str, ...]]:
+    """The log line of a risk refusal and its dedupe key (side and failed checks, not the size, which
+    differs from level to level): repeated refusals fold into one line with a count."""
+    checks = ", ".join(rejection.failed_checks)
+    line = LogEvent(ts=rejection.ts, level="warning", source="risk",
+                    message=f"{rejection.side.value.lower()} refused: {checks} (size {rejection.size:.6g})")
+    return line, (rejection.side.value, *rejection.failed_checks)
 
 
 class LogPane(Widget, can_focus=True):
@@ -44,9 +88,19 @@ class LogPane(Widget, can_focus=True):
         super().__init__(id=id)
         self.entries: deque[LogEvent] = deque(maxlen=MAX_LINES)
         self.dirty = False
+        self._last_key: Hashable = None
 
-    def add(self, event: LogEvent) -> None:
-        self.entries.append(event)
+    def add(self, event: LogEvent, *, key: Hashable = None) -> None:
+        """Append `event`, or fold it into the newest line when that line has the same level, source and
+        `key` (default: the message); the folded line carries the count in `fields["repeats"]`."""
+        full_key = (event.level, event.source, event.message if key is None else key)
+        if self.entries and full_key == self._last_key:
+            repeats = int(self.entries[-1].fields.get("repeats") or 1) + 1
+            event = msgspec.structs.replace(event, fields={**event.fields, "repeats": repeats})
+            self.entries[-1] = event
+        else:
+            self.entries.append(event)
+        self._last_key = full_key
         self.dirty = True
 
     def refresh_if_dirty(self) -> None:
@@ -88,6 +142,9 @@ class LogPane(Widget, can_focus=True):
         line.append(f"{event.level[:4].upper():4} ", style=colour)
         line.append(f"{event.source}: ", style="bold")
         line.append(event.message)
+        repeats = event.fields.get("repeats")
+        if isinstance(repeats, int) and repeats > 1:
+            line.append(f" ×{repeats}", style=f"bold {colour}")
         return line
 
     def cycle_level(self) -> str:
