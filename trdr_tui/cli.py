@@ -134,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = CliContext(args)
     try:
         handler = getattr(args, "handler", None)
+        if handler is not None:
+            _ = ctx.settings  # every command validates the configuration first, whether it reads it or not
         if handler is not None and args.command in argv:
             from trdr_tui.commands.remote import forward_if_running
 

@@ -64,3 +64,16 @@ async def test_orders_pane_lists_orders_by_time_newest_last(make_cockpit: Cockpi
         assert len(ids) > 5 and created == sorted(created)
         assert {panel.orders[i].status.value for i in ids} >= {"FILLED", "CANCELLED"}
         assert panel.selected == ids[-1] and table.cursor_row == len(ids) - 1  # following the newest
+
+
+def test_the_configs_key_actions_are_the_cockpits_binding_ids() -> None:
+    """The config checks `[tui.keys]` against KEY_ACTIONS without importing Textual: it must list exactly
+    the cockpit's rebindable bindings."""
+    from textual.binding import Binding
+
+    from trdr_tui.config import KEY_ACTIONS
+    from trdr_tui.tui.app import TrdrApp
+    from trdr_tui.tui.screens.main import MAIN_BINDINGS
+
+    ids = [b.id for b in (*MAIN_BINDINGS, *TrdrApp.BINDINGS) if isinstance(b, Binding) and b.id]
+    assert sorted(KEY_ACTIONS) == sorted(ids)
