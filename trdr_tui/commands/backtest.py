@@ -238,12 +238,12 @@ class _progress:
 
 
 def _print_table(results: dict[str, Any], report: Path | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from trdr_tui.backtest.report import fmt, headline_rows
+    from trdr_tui.commands.output import command_console
 
-    console = Console()
+    console = command_console()
     for warning in results.get("warnings") or []:
         console.print(f"[bold]warning:[/bold] {warning}")
     title = (f"{results.get('symbol')} {results.get('timeframe')} {results.get('start')} → {results.get('end')}"

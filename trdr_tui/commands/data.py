@@ -228,9 +228,9 @@ def _timeframes(text: str) -> list[str]:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from trdr_tui.commands.output import command_console
 
-    return Console(highlight=False, soft_wrap=True)
+    return command_console(highlight=False, soft_wrap=True)
 
 
 def _row(out: Console, label: str, text: str) -> None:
