@@ -5,8 +5,9 @@ with `call_from_thread`. Without a runner the form says so and cannot start. The
 strategy beside both baselines of `trdr backtest` (buy-and-hold and the fixed grid) and name the session
 the run was stored as.
 
-Keys typed into a field stay in the field: esc there leaves the field (focus moves to the Run button)
-instead of closing the form and its values; esc outside a field goes back.
+Keys typed into a field stay in the field: esc there leaves the field (focus moves to the Run button, or
+Back when there is nothing to run) instead of closing the form and its values; esc outside a field goes
+back.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ class BacktestFormScreen(Screen[None]):
 
     def action_close(self) -> None:
         if isinstance(self.focused, Input):  # esc typed in a field: leave the field, keep the form
-            self.query_one("#run", Button).focus()
+            run = self.query_one("#run", Button)
+            (self.query_one("#back", Button) if run.disabled else run).focus()
             self._say("esc again goes back")
             return
         if self.running:

@@ -1,7 +1,8 @@
 """The log pane: engine log lines, levelled and filterable (minimum level and a text filter).
 
 Lines are kept in a bounded buffer; the pane draws the tail of the lines that pass the filter (newest at
-the bottom), or an earlier window when the user scrolls back with the arrow and page keys. Drawing the
+the bottom), or an earlier window when the user scrolls back with the arrow and page keys. A line longer
+than the pane wraps onto the rows below it (the pane is narrow; an order's fill must be readable). Drawing the
 tail from the buffer, rather than appending to a scrolling log, keeps a fast feed cheap: one render per
 frame whatever the number of new lines.
 
@@ -119,15 +120,28 @@ class LogPane(Widget, can_focus=True):
         return [e for e in self.entries if self.accepts(e)]
 
     def window(self) -> list[LogEvent]:
-        """The lines on screen: the newest that fit, shifted back by `lines_back`."""
+        """The lines on screen: the newest whose wrapped rows fit, shifted back by `lines_back` lines."""
+        return [event for event, _ in self._window_texts()]
+
+    def _window_texts(self) -> list[tuple[LogEvent, Text]]:
         lines = self.shown_entries()
         height = max(self.content_region.height, 1)
-        back = min(self.lines_back, max(len(lines) - height, 0))
-        end = len(lines) - back
-        return lines[max(end - height, 0):end]
+        width = max(self.content_region.width, 1)
+        end = len(lines) - min(self.lines_back, max(len(lines) - 1, 0))
+        shown: list[tuple[LogEvent, Text]] = []
+        rows = 0
+        for event in reversed(lines[:end]):
+            text = self._line(event)
+            need = len(text.wrap(self.app.console, width))
+            if shown and rows + need > height:
+                break
+            shown.append((event, text))
+            rows += need
+        shown.reverse()
+        return shown
 
     def render(self) -> RenderResult:
-        return Group(*(self._line(e) for e in self.window()))
+        return Group(*(text for _, text in self._window_texts()))
 
     def _update_subtitle(self) -> None:
         back = f" · {self.lines_back} back" if self.lines_back else ""
@@ -137,7 +151,7 @@ class LogPane(Widget, can_focus=True):
     def _line(self, event: LogEvent) -> Text:
         colours = self.app.theme_variables
         colour = colours.get(LEVEL_COLOUR.get(event.level, "foreground"), colours["foreground"])
-        line = Text(no_wrap=True, overflow="ellipsis")
+        line = Text(overflow="fold")
         line.append(f"{short_ts(event.ts)} ", style=colours["muted"])
         line.append(f"{event.level[:4].upper():4} ", style=colour)
         line.append(f"{event.source}: ", style="bold")
