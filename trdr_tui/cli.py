@@ -7,7 +7,10 @@ as Rich does); 2 bad input the user must fix (usage, configuration, a data file,
 not yet available); 130 interrupted.
 
 The options that say where things are (`--config`, `--db`, `--log-file`) are accepted before or after
-the command (`trdr data import FILE --db x.duckdb`).
+the command (`trdr data import FILE --db x.duckdb`). The run options (`--data`, `--timeframe`, `--feed`,
+`--speed`, `--headless`, `--live`, the API's) belong to the cockpit and headless runs: given before a
+command that has the same option (`trdr --data FILE backtest`) they are that command's; before a command
+without it they are refused (exit 2), never silently ignored.
 """
 
 from __future__ import annotations
@@ -67,7 +70,47 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         command.register(sub)
     _accept_anywhere(sub)
+    _record_flags(sub)
     return parser
+
+
+# The run options (flag → dest on the top-level parser): used by `trdr` alone, refused or handed on before a command.
+RUN_OPTIONS: dict[str, str] = {"--data": "data", "--timeframe": "run_timeframe", "--feed": "feed", "--speed": "speed",
+                               "--headless": "headless", "--live": "live", "--api": "api", "--no-api": "no_api",
+                               "--api-allow-remote": "api_allow_remote", "--api-tls-cert": "api_tls_cert",
+                               "--api-tls-key": "api_tls_key"}
+_SUB_FLAGS = "_run_option_dests"  # namespace attribute: the chosen command's own run-option flags → (dest, default)
+
+
+def _record_flags(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Let each (sub)command say which run options it has itself, under what dest and default (the
+    deepest command parsed sets it last, so its own table wins)."""
+    for parser in set(sub.choices.values()):
+        own = {flag: (a.dest, a.default) for a in parser._actions for flag in a.option_strings if flag in RUN_OPTIONS}
+        parser.set_defaults(**{_SUB_FLAGS: own})
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _record_flags(action)
+
+
+def _route_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A run option given before a command: the command's own option when it has one (unless given there
+    with another value), else a usage error (exit 2) — it is never silently dropped."""
+    own: dict[str, tuple[str, object]] = getattr(args, _SUB_FLAGS, {})
+    for flag, dest in RUN_OPTIONS.items():
+        value = getattr(args, dest)
+        if value == parser.get_default(dest):
+            continue
+        if flag not in own:
+            parser.error(f"{flag} is an option of the cockpit and headless runs, not of 'trdr {args.command}' "
+                         f"(give it without a command, or see 'trdr {args.command} --help')")
+        sub_dest, sub_default = own[flag]
+        given = getattr(args, sub_dest)
+        if given == sub_default:
+            setattr(args, sub_dest, value)
+        elif given != value:
+            parser.error(f"{flag} given twice with different values ({value} before '{args.command}', {given} "
+                         "after it): give it once")
 
 
 def _accept_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,9 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if args.command is not None:
+        _route_run_options(parser, args)
     ctx = CliContext(args)
     try:
         handler = getattr(args, "handler", None)
+        if handler is not None:
+            _ = ctx.settings  # every command validates the configuration first, whether it reads it or not
         if handler is not None and args.command in argv:
             from trdr_tui.commands.remote import forward_if_running
 

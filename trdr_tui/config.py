@@ -488,9 +488,17 @@ class BacktestConfig(_Section, frozen=True):
         _in_range("batch_size", self.batch_size, 1, 10_000_000)
 
 
+# The cockpit's actions `[tui.keys]` may rebind (the ids of its bindings; a test keeps the two lists equal).
+KEY_ACTIONS: tuple[str, ...] = (
+    "pause", "switch_mode", "backtest", "weight_up", "weight_down", "next_pane", "previous_pane", "pane_right",
+    "pane_left", "log_level", "log_filter", "export_chart", "inspector", "help", "quit", "cycle_theme",
+    "command_palette", "funding", "tuning",
+)
+
+
 class TuiConfig(_Section, frozen=True):
     theme: str
-    keys: dict[str, str]
+    keys: dict[str, str]  # action (KEY_ACTIONS) → key(s), e.g. pause = "p"; checked when the config loads
     refresh_hz: float
 
     def __post_init__(self) -> None:
@@ -856,6 +864,20 @@ def _check_keys(data: Mapping[str, Any], origin: str, struct: type[msgspec.Struc
         sub = _struct_type(fields[key].type)
         if sub is not None and isinstance(value, Mapping):
             _check_keys(value, origin, sub, f"{dotted}.")
+        elif dotted == "tui.keys" and isinstance(value, Mapping):
+            _check_key_actions(value, origin)
+
+
+def _check_key_actions(keys: Mapping[str, Any], origin: str) -> None:
+    """Refuse a `[tui.keys]` entry naming no cockpit action, or binding no key, for every command."""
+    for action, key in keys.items():
+        if action not in KEY_ACTIONS:
+            guess = difflib.get_close_matches(action, KEY_ACTIONS, n=1, cutoff=0.6)
+            hint = (f"did you mean '{guess[0]}'? " if guess else "") + f"actions: {', '.join(KEY_ACTIONS)}"
+            raise ConfigError(f"unknown action '{action}' in [tui.keys]", where=origin, hint=hint)
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"no key for action '{action}' in [tui.keys]", where=origin,
+                              hint='give the key as a string, e.g. pause = "p" (several: "p,ctrl+p")')
 
 
 def _struct_type(tp: Any) -> type[msgspec.Struct] | None:

@@ -116,9 +116,9 @@ def test_check_validates_without_storing(run_cli: RunCli, db_path: Path) -> None
 def test_import_uses_config_symbol_by_default(run_cli: RunCli, db_path: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "trdr.toml"
     cfg.write_text('symbol = "BTC-EUR"\ncapital = 1000\nrisk_tolerance = "moderate"\n')
-    code, out, _ = run_cli("data", "import", DAILY_CDD, db=db_path, config=cfg)
+    code, out, _ = run_cli("data", "import", DAILY_CDD, "--override-symbol", db=db_path, config=cfg)
     assert code == 0 and "BTC-EUR 1d" in out
-    assert "symbol column says 'BTCUSD'" in out  # the file itself names another product
+    assert "the file's candles are 'BTCUSD'" in out  # the file itself names another product
 
 
 def test_bad_config_is_refused_before_the_store_is_touched(run_cli: RunCli, db_path: Path, tmp_path: Path) -> None:

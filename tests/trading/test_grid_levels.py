@@ -79,3 +79,56 @@ async def test_a_run_moves_levels_only_through_the_table(hourly: CandleArrays,
     assert all(key in LEGAL for key in seen)
     levels = policy.state()["grid"]["levels"]  # type: ignore[index]
     assert levels and all(type(d["state"]) is str and d["state"] in {s.value for s in L} for d in levels)
+
+
+async def test_a_levels_pnl_is_its_own_round_trips_not_the_ledgers_fifo(hourly: CandleArrays,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # In these 3,000 bars a lower level's take-profit fills while a higher level's older lot is still
+    # held: the ledger (FIFO) closes the older lot, the grid pane must book the sale on the level it closes.
+    # Unstocked, so every lot comes from a level's own BUY (a stocked level's share is priced by the stock order).
+    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3, "grid.seed_inventory": False}),
+                          mode="backtest", candles=hourly[:3000])
+    policy = engine.policy
+    assert isinstance(policy, GridPolicy)
+    builds: list[int] = []
+    build = GridPolicy.build
+
+    def spy(self: GridPolicy, close: float, ts: int) -> None:
+        builds.append(ts)
+        build(self, close, ts)
+
+    monkeypatch.setattr(GridPolicy, "build", spy)
+    await engine.run()
+    fifo: dict[int, float] = {}
+    trades = {t.exit_order_id: t for t in engine.portfolio.trades}
+    checked = 0
+    for lv in policy.levels:
+        if lv.lot > 0:
+            continue
+        mine = [o for o in engine.orders.orders.values()
+                if o.metadata.get("grid_level") == lv.index and o.created_ts >= builds[-1] and o.filled_size > 0]
+        sold = sum(o.filled_size * o.avg_fill_price for o in mine if o.metadata.get("grid_leg") == "exit")
+        bought = sum(o.filled_size * o.avg_fill_price for o in mine if o.metadata.get("grid_leg") == "level")
+        expected = sold - bought - sum(o.fees for o in mine)
+        assert lv.pnl == pytest.approx(expected, abs=1e-9)
+        fifo[lv.index] = sum(trades[o.id].pnl for o in mine if o.id in trades)
+        checked += bool(mine)
+    assert checked and any(abs(fifo[k] - policy.levels[k].pnl) > 1.0 for k in fifo)  # the case is in the data
+
+
+async def test_the_snapshot_shows_where_take_profits_rest(hourly: CandleArrays) -> None:
+    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3}), mode="backtest",
+                          candles=hourly[:3000])
+    policy = engine.policy
+    assert isinstance(policy, GridPolicy)
+    await engine.run()
+    held = [lv for lv in policy.levels if lv.exit_order is not None]
+    assert held  # the run ends holding a lot whose take-profit rests one level up
+    shown = policy.snapshot(engine.clock.now_ns(), float(hourly.close[2999])).levels
+    for lv in held:
+        above = policy.levels[lv.index + 1]
+        assert above.state is LevelState.IDLE and above.order is None
+        row = shown[lv.index + 1]
+        assert (row.side.value, row.state, row.trigger) == ("SELL", "exit", lv.exit_order.price)
+    untouched = [row for k, row in enumerate(shown) if k - 1 not in {lv.index for lv in held}]
+    assert all(row.state != "exit" for row in untouched)

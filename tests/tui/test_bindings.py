@@ -260,7 +260,7 @@ async def test_backtest_without_runner_says_so(make_cockpit: CockpitFactory) -> 
         assert app.screen.query_one("#run").disabled
         await pilot.press("ctrl+r")
         assert "no backtest runner" in str(app.screen.query_one("#form-message").render())
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")  # the first leaves the 'from' field, the second the form
         assert isinstance(app.screen, MainScreen)
 
 

@@ -170,8 +170,10 @@ def markdown_report(results: Mapping[str, Any]) -> str:
                     _md_table(("window", "mean", "worst", "best", "positive"), rolling_rows), ""]
     mc = results.get("monte_carlo")
     if mc:
+        held = (" and the position held at the end, marked to market" if mc.get("open_position_return") is not None
+                else "")
         out += [f"## Monte Carlo ({fmt(mc.get('paths'), 'int')} paths × {fmt(mc.get('trades_per_path'), 'int')}"
-                " trades, bootstrap of trade returns)", "", _md_table(("metric", "value"), section_rows(mc)), ""]
+                f" trades, bootstrap of trade returns{held})", "", _md_table(("metric", "value"), section_rows(mc)), ""]
     wf = results.get("walk_forward")
     if wf:
         from trdr_tui.backtest.walkforward import WINDOW_COLUMNS, window_rows

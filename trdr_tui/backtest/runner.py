@@ -221,6 +221,20 @@ def baseline_summary(b: BaselineResult, ts: np.ndarray, initial: float) -> dict[
     return {k: out.get(k) for k in BASELINE_KEYS}
 
 
+def open_position_return(run: RunData) -> float | None:
+    """The position still held after the last bar, marked at the last close, as one more trade return for
+    Monte Carlo: its P&L (final equity − initial capital − the round trips' P&L, so net of its entry fees)
+    over the equity it is held against (final equity − that P&L). None when the run ends flat or its
+    position is unknown. Without it, a run holding losing lots past its last exit resamples only its
+    closed round trips and reports P(loss) 0 % while it has lost money."""
+    if run.position is None or run.position.shape[0] == 0 or abs(float(run.position[-1])) <= 1e-12:
+        return None
+    final = float(run.equity[-1])
+    held_pnl = final - run.initial_capital - float(run.trades.pnl.sum())
+    base = final - held_pnl
+    return held_pnl / base if base > 0 else None
+
+
 def evaluate(
     run: RunData,
     candles: CandleArrays,
@@ -242,7 +256,9 @@ def evaluate(
     perf = stats["performance"]
     trade_r_eq = metrics.trade_returns_on_equity(run.trades, run.ts, run.equity, run.initial_capital)
     seed = settings.backtest.seed if seed is None else seed
-    mc = monte_carlo(trade_r_eq, paths=monte_carlo_paths, seed=seed) if monte_carlo_paths > 0 else None
+    open_r = open_position_return(run)
+    sample = trade_r_eq if open_r is None else np.append(trade_r_eq, open_r)
+    mc = monte_carlo(sample, paths=monte_carlo_paths, seed=seed) if monte_carlo_paths > 0 else None
     results: dict[str, Any] = {
         "bars": int(n),
         "fills": len(run.fills),
@@ -280,7 +296,7 @@ def evaluate(
             "fixed_grid": baseline_summary(grid, run.ts, run.initial_capital),
         },
         "stats": stats,
-        "monte_carlo": mc.to_dict() if mc is not None else None,
+        "monte_carlo": {**mc.to_dict(), "open_position_return": open_r} if mc is not None else None,
     }
     curves = stored_curves(run, bh.equity, grid.equity, trade_r_eq)
     return clean_json(results), curves

@@ -71,8 +71,9 @@ def run(ctx: CliContext) -> int:
 
 
 def _print_table(rows: list[dict[str, object]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from trdr_tui.commands.output import command_console
 
     table = Table(title="trdr agents", title_justify="left")
     for col in ("id", "name", "version", "source", "enabled", "weight"):
@@ -83,7 +84,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
             weight += f" (saved {r['saved_weight']:g})"
         table.add_row(str(r["id"]), str(r["name"]), str(r["version"]), str(r["source"]),
                       "yes" if r["enabled"] else "no", weight)
-    Console(width=120).print(table)
+    command_console().print(table)
 
 
 def run_ablate(ctx: CliContext) -> int:
@@ -121,8 +122,9 @@ def run_ablate(ctx: CliContext) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False, default=_nan_safe))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from trdr_tui.commands.output import command_console
 
     table = Table(title=f"agent ablation: {len(candles)} {timeframe} bars", title_justify="left")
     for col in ("run", "return", "Sharpe", "max DD", "fills", "fees"):
@@ -131,7 +133,7 @@ def run_ablate(ctx: CliContext) -> int:
         v = r.metrics
         table.add_row(r.label, f"{v['total_return'] * 100:+.2f}%", f"{v['sharpe']:.2f}", f"{v['max_drawdown'] * 100:.2f}%",
                       f"{v['fills']:.0f}", f"{v['fees_paid']:,.2f}")
-    Console(width=120).print(table)
+    command_console().print(table)
     contrib = Table(title="contribution = full − without (and core+agent − core)", title_justify="left")
     contrib.add_column("agent")
     for m in METRICS:
@@ -142,7 +144,7 @@ def run_ablate(ctx: CliContext) -> int:
                 c = row[key]
                 contrib.add_row(row["agent"] + tag, f"{c['total_return'] * 100:+.2f} pp", f"{c['sharpe']:+.2f}",
                                 f"{c['max_drawdown'] * 100:+.2f} pp", f"{c['fills']:+.0f}", f"{c['fees_paid']:+,.2f}")
-    Console(width=120).print(contrib)
+    command_console().print(contrib)
     return 0
 
 

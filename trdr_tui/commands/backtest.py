@@ -166,10 +166,22 @@ def run(ctx: CliContext) -> int:
     if args.report is not None:
         write_report(args.report, results, outcome.curves)
     if args.json:
+        note = preset_note(args.preset)
+        if note:
+            print(f"trdr: note: {note}", file=sys.stderr)  # stdout stays one JSON document
         print(json.dumps(summary(results), allow_nan=False))
     else:
         _print_table(results, args.report)
     return 0
+
+
+def preset_note(preset: str | None) -> str | None:
+    """What a preset's figures mean, printed with them: simple-trailing is a yardstick, not a strategy."""
+    if preset is None:
+        return None
+    from trdr_tui.trading.presets import get_preset
+
+    return get_preset(preset).note or None
 
 
 def _ai_service(ctx: CliContext, settings: Any) -> dict[str, Any]:
@@ -236,14 +248,17 @@ class _progress:
 
 
 def _print_table(results: dict[str, Any], report: Path | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from trdr_tui.backtest.report import fmt, headline_rows
+    from trdr_tui.commands.output import command_console
 
-    console = Console()
+    console = command_console()
     for warning in results.get("warnings") or []:
         console.print(f"[bold]warning:[/bold] {warning}")
+    note = preset_note(results.get("preset"))
+    if note:
+        console.print(f"[bold]note:[/bold] {note}")
     title = (f"{results.get('symbol')} {results.get('timeframe')} {results.get('start')} → {results.get('end')}"
              f" · {results.get('bars'):,} bars")
     table = Table(title=title)
@@ -272,6 +287,8 @@ def _print_table(results: dict[str, Any], report: Path | None) -> None:
         extra.add_row("Monte Carlo 95 % interval",
                       f"{fmt(mc.get('ci95_low'), 'pct')} … {fmt(mc.get('ci95_high'), 'pct')}")
         extra.add_row("Monte Carlo P(loss)", fmt(mc.get("probability_of_loss"), "pct"))
+        if mc.get("open_position_return") is not None:  # resampled with the round trips
+            extra.add_row("  incl. position held at the end", fmt(mc.get("open_position_return"), "pct"))
     console.print(extra)
     wf = results.get("walk_forward")
     if wf:

@@ -1,6 +1,6 @@
 """`trdr data`: import candle files, list coverage, find gaps, resample, backfill from Coinbase.
 
-    trdr data import FILE [--symbol BTC-USD] [--timeframe 1h] [--replace] [--resample 4h,1d]
+    trdr data import FILE [--symbol BTC-USD] [--timeframe 1h] [--replace] [--resample 4h,1d] [--override-symbol]
     trdr data check FILE [--timeframe 1h]
     trdr data list [--symbol BTC-USD]
     trdr data gaps [--symbol BTC-USD] [--timeframe 1h]
@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "The whole file is validated first; a bad file changes nothing.")
     imp.add_argument("file", type=Path, help="the candle file")
     imp.add_argument("--symbol", help="product to store it under, e.g. BTC-USD (default: the config's symbol)")
+    imp.add_argument("--override-symbol", action="store_true",
+                     help="store the file under --symbol even though the file names another symbol")
     imp.add_argument("--timeframe", choices=tf_names, help="bar length (default: inferred from the file)")
     imp.add_argument("--replace", action="store_true",
                      help="overwrite bars already stored with the file's values (default: keep stored bars)")
@@ -97,7 +99,7 @@ def run_import(ctx: CliContext) -> int:
     symbol = _symbol(ctx)
     targets = _timeframes(args.resample) if args.resample else []
     report = import_candle_file(ctx.store, args.file, symbol, args.timeframe, replace=args.replace,
-                                resample_to=targets)
+                                resample_to=targets, override_symbol=args.override_symbol)
     out = _console()
     parsed = report.parsed
     _print_parsed(out, "Imported", parsed, f"{symbol} {parsed.timeframe}")
@@ -226,9 +228,9 @@ def _timeframes(text: str) -> list[str]:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from trdr_tui.commands.output import command_console
 
-    return Console(highlight=False, soft_wrap=True)
+    return command_console(highlight=False, soft_wrap=True)
 
 
 def _row(out: Console, label: str, text: str) -> None:

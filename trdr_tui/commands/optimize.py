@@ -313,10 +313,11 @@ def _walk_forward(ctx: CliContext, spec: Any, settings: Any, candles: Any, timef
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from trdr_tui.commands.output import command_console
+
+    console = command_console()
     holdout = summary.pop("holdout", None)
     table = Table(show_header=False, box=None)
     table.add_column()
@@ -420,8 +421,9 @@ def tune(ctx: CliContext) -> int:
 
         print(json.dumps(msgspec.to_builtins(values), allow_nan=False))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from trdr_tui.commands.output import command_console
 
     t = Table(title=f"{settings.symbol} · capital {settings.capital:,.2f} · {settings.risk_tolerance}")
     t.add_column("parameter")
@@ -435,5 +437,5 @@ def tune(ctx: CliContext) -> int:
             row += [v.formula, ", ".join(f"{k} = {x:.6g}" if isinstance(x, float) else f"{k} = {x}"
                                          for k, x in v.inputs.items())]
         t.add_row(*row)
-    Console().print(t)
+    command_console().print(t)
     return 0

@@ -108,10 +108,11 @@ def _print_version(ctx: CliContext, v: Any, verb: str = "") -> int:
     if getattr(ctx.args, "json", False):
         print(json.dumps(_dump(v), allow_nan=False))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from trdr_tui.commands.output import command_console
+
+    console = command_console()
     head = f"{verb} " if verb else ""
     console.print(f"{head}[bold]{v.name}[/bold]  {v.id}  tags: {', '.join(v.tags) or '—'}  "
                   f"parents: {', '.join(v.parent_ids) or '—'}")
@@ -138,10 +139,10 @@ def list_versions(ctx: CliContext) -> int:
         print("no parameter versions yet: 'trdr params save NAME'")
         return 0
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     from trdr_tui.backtest.report import fmt
+    from trdr_tui.commands.output import command_console
 
     table = Table(title="parameter versions", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False)
     table.add_column("id", no_wrap=True)
@@ -157,7 +158,7 @@ def list_versions(ctx: CliContext) -> int:
         table.add_row(v.id, v.name, ", ".join(v.tags), ", ".join(v.parent_ids), v.session_id or "",
                       fmt(score["total_return"], "pct") if score else "",
                       f"{sharpe:.2f}" if sharpe is not None and sharpe != float("-inf") else "")
-    Console().print(table)
+    command_console().print(table)
     return 0
 
 
@@ -209,15 +210,16 @@ def diff(ctx: CliContext) -> int:
     if not d:
         print(f"{a.name} and {b.name} have the same parameters")
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from trdr_tui.commands.output import command_console
 
     table = Table(title=f"{a.name} ({a.id}) vs {b.name} ({b.id})")
     for col in ("parameter", a.name, b.name):
         table.add_column(col)
     for k, (x, y) in d.items():
         table.add_row(k, str(x), str(y))
-    Console().print(table)
+    command_console().print(table)
     return 0
 
 

@@ -333,11 +333,11 @@ def backtest_runner(ctx: CliContext, settings: Settings, replayed: CandleArrays 
     from trdr_tui.backtest.data import load_stored
     from trdr_tui.tui.services import EngineBacktests, slice_candles
 
+    store = ctx.store  # runs are stored as sessions, as `trdr backtest` stores them
     if replayed is not None:
-        return EngineBacktests(settings, slice_candles(replayed))
-    store = ctx.store
+        return EngineBacktests(settings, slice_candles(replayed), store=store)
 
     def stored(start: int | None, end: int | None) -> CandleArrays:
         return load_stored(store, settings.symbol, settings.timeframe, start, end)
 
-    return EngineBacktests(settings, stored)
+    return EngineBacktests(settings, stored, store=store)

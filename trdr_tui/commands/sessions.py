@@ -52,8 +52,9 @@ def _when(ns: int | None) -> str:
 
 
 def list_sessions(ctx: CliContext) -> int:
-    from rich.console import Console
     from rich.table import Table
+
+    from trdr_tui.commands.output import command_console
 
 
     repo = _repo(ctx)
@@ -87,7 +88,7 @@ def list_sessions(ctx: CliContext) -> int:
         table.add_row(r["id"], name, f"{r['start'][2:10]}→{r['end'][2:10]}", _pct1(r["total_return"]),
                       f"{r['sharpe']:.2f}" if r["sharpe"] is not None else "—", _pct1(r["max_drawdown"]),
                       _pct1(r["buy_and_hold_return"]))
-    Console().print(table)
+    command_console().print(table)
     return 0
 
 
@@ -113,10 +114,11 @@ def show(ctx: CliContext) -> int:
     if ctx.args.json:
         print(json.dumps({"session": msgspec.to_builtins(session), "results": results}, allow_nan=False))
         return 0
-    from rich.console import Console
     from rich.markdown import Markdown
 
-    console = Console()
+    from trdr_tui.commands.output import command_console
+
+    console = command_console()
     console.print(f"[bold]{session.name}[/bold]  {session.id}  {session.status}  created {_when(session.created_at)}")
     if session.description:
         console.print(session.description)
@@ -147,8 +149,9 @@ def compare(ctx: CliContext) -> int:
             out.append({"id": s.id, **{k: vals.get(k) for _, k, _ in COMPARE_ROWS}})
         print(json.dumps(out, allow_nan=False))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from trdr_tui.commands.output import command_console
 
     header, rows = compare_table(repo, ctx.args.ids, fmt)
     table = Table(title="sessions compared")
@@ -156,5 +159,5 @@ def compare(ctx: CliContext) -> int:
         table.add_column(h, justify="left" if i == 0 else "right")
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    command_console().print(table)
     return 0

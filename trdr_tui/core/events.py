@@ -77,7 +77,7 @@ class PortfolioSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 class GridLevel(msgspec.Struct, frozen=True, kw_only=True):
     price: float
     side: Side
-    state: str  # "idle" | "armed" | "trailing" | "filled"
+    state: str  # "idle" | "armed" | "trailing" | "filled" | "exit" (the take-profit of the level below rests here)
     trigger: float | None = None
     pnl: float = 0.0
     time_at_level_ns: int = 0

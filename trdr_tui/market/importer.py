@@ -156,7 +156,7 @@ class ParsedCandles(msgspec.Struct, frozen=True):
     gaps: tuple[Gap, ...]
     outliers: tuple[Outlier, ...]
     warnings: tuple[str, ...] = ()
-    file_symbol: str | None = None  # the file's own symbol column (first row), e.g. "BTCUSD"
+    file_symbol: str | None = None  # the symbol the file names (its symbol column, a Binance file name), e.g. "BTCUSD"
 
     @property
     def missing_bars(self) -> int:
@@ -631,17 +631,31 @@ def _parse_iso(raw: str) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
 
 
+# data.binance.vision names its kline files SYMBOL-INTERVAL-YYYY-MM[-DD].csv
+_BINANCE_FILE_NAME = re.compile(r"([A-Z0-9]{5,})-\d+[smhdwM]-\d{4}-\d{2}(?:-\d{2})?\.csv", re.IGNORECASE)
+
+
 def _file_symbol(path: Path, layout: CsvLayout) -> str | None:
+    """The symbol the file names: its symbol column (every row; a file mixing symbols raises DataError
+    naming the first line that differs), else a name in data.binance.vision's pattern; None when it names none."""
     if layout.symbol_col is None:
-        return None
-    with path.open(encoding=layout.encoding, errors="replace") as f:
+        named = _BINANCE_FILE_NAME.fullmatch(path.name)
+        return named.group(1).upper() if named else None
+    first: str | None = None
+    with path.open(encoding=layout.encoding, errors="replace", newline="") as f:
         rows = csv.reader(f, delimiter=layout.delimiter)
-        for _ in range(layout.header_line):
+        for _ in range(layout.header_line + 1):
             next(rows, None)
-        for fields in rows:
-            if fields and layout.symbol_col < len(fields):
-                return fields[layout.symbol_col].strip() or None
-    return None
+        for line_no, fields in enumerate(rows, start=layout.header_line + 2):
+            value = fields[layout.symbol_col].strip() if layout.symbol_col < len(fields) else ""
+            if not value:
+                continue
+            if first is None:
+                first = value
+            elif _bare(value) != _bare(first):
+                raise DataError(f"the file mixes symbols: {first!r} above, {value!r} on this line",
+                                where=f"{path}:{line_no}", hint="import one symbol per file; nothing was stored")
+    return first
 
 
 # --- JSON ------------------------------------------------------------------------------------------
@@ -989,16 +1003,23 @@ class ImportReport(msgspec.Struct, frozen=True):
 
 
 def import_candle_file(store: Store, path: str | Path, symbol: str, timeframe: str | None = None, *,
-                       replace: bool = False, resample_to: Sequence[str] = ()) -> ImportReport:
+                       replace: bool = False, resample_to: Sequence[str] = (),
+                       override_symbol: bool = False) -> ImportReport:
     """Read and validate the whole file, then store it in one transaction. A bad file (or a resample
     target that does not fit its timeframe) raises DataError before anything is written; bars already
-    stored are kept unless `replace`. `resample_to` then builds higher timeframes from the stored bars."""
+    stored are kept unless `replace`. `resample_to` then builds higher timeframes from the stored bars.
+    A file that names another symbol than `symbol` (ignoring case and separators: BTCUSD = BTC-USD)
+    raises DataError, unless `override_symbol` (then it is stored as `symbol` with a warning)."""
     parsed = read_candle_file(path, timeframe)
     for target in resample_to:
         check_resample(parsed.timeframe, target)
     warnings = list(parsed.warnings)
     if parsed.file_symbol and _bare(parsed.file_symbol) != _bare(symbol):
-        warnings.append(f"the file's symbol column says {parsed.file_symbol!r}; stored as {symbol}")
+        if not override_symbol:
+            raise DataError(f"the file's candles are {parsed.file_symbol!r}, not {symbol}", where=str(path),
+                            hint=f"pass the file's symbol (--symbol {parsed.file_symbol}), or --override-symbol to "
+                                 f"store them as {symbol} anyway; nothing was stored")
+        warnings.append(f"the file's candles are {parsed.file_symbol!r}; stored as {symbol} (--override-symbol)")
     repo = CandleRepository(store)
     stored = repo.insert(symbol, parsed.timeframe, parsed.candles, source=f"file:{Path(path).name}",
                          replace=replace)

@@ -198,7 +198,7 @@ def grid_prices(center: float, spacing: float, count: int) -> list[float]:
 
 
 class Level:
-    __slots__ = ("entry", "exit_order", "index", "lot", "order", "pnl", "price", "since_ns", "state")
+    __slots__ = ("entry", "exit_order", "fees", "index", "lot", "order", "pnl", "price", "since_ns", "state")
 
     def __init__(self, index: int, price: float) -> None:
         self.index = index
@@ -208,7 +208,8 @@ class Level:
         self.exit_order: Order | None = None  # the SELL of this level's lot
         self.lot = 0.0
         self.entry = 0.0
-        self.pnl = 0.0
+        self.fees = 0.0  # the BUY fees of the lot held (quote), shared out over the sells that close it
+        self.pnl = 0.0  # realised on this level's own lots: its sells against its own entry, net of fees
         self.since_ns = 0
 
 
@@ -642,7 +643,7 @@ class GridPolicy:
         leg = order.metadata.get("grid_leg")
         if leg is None:
             if order.side is Side.SELL:  # a stop or a regime exit sold lots the grid holds: oldest first
-                self._release(fill.size)
+                self._release(fill)
             return
         self._changed = True
         if leg == "stock":
@@ -653,33 +654,44 @@ class GridPolicy:
             share = float(self.sizer.product.increments.floor_size(fill.size / len(stocked))) if stocked else 0.0
             for j, x in enumerate(stocked):
                 size = share if j < len(stocked) - 1 else fill.size - share * (len(stocked) - 1)
-                self._add_lot(x, fill.price, size, fill.ts)
+                self._add_lot(x, fill.price, size, fill.fee * size / fill.size, fill.ts)
             return
         lv = self._level_of(order)
         if lv is None:
             return
         if leg == "level":
-            self._add_lot(lv, fill.price, fill.size, fill.ts)
-        elif leg == "exit":
+            self._add_lot(lv, fill.price, fill.size, fill.fee, fill.ts)
+        elif leg == "exit":  # the paired take-profit closes this level's own lot (the ledger matches FIFO)
+            self._book_sale(lv, fill, fill.size, fill.fee)
             lv.lot = max(lv.lot - fill.size, 0.0)
-            if trade is not None:
-                lv.pnl += trade.pnl
 
-    def _release(self, size: float) -> None:
+    def _book_sale(self, lv: Level, fill: Fill, size: float, fee: float) -> None:
+        """Add to the level's P&L the sale of `size` of its lot at the fill's price: against the level's
+        own entry, less `fee` (this part's sell fee) and the lot's BUY fees pro rata."""
+        size = min(size, lv.lot)
+        entry_fee = lv.fees * size / lv.lot if lv.lot > 0 else 0.0
+        lv.fees -= entry_fee
+        lv.pnl += (fill.price - lv.entry) * size - fee - entry_fee
+
+    def _release(self, fill: Fill) -> None:
+        size = fill.size
         for lv in sorted((x for x in self.levels if x.lot > 0), key=lambda x: x.since_ns):
             take = min(lv.lot, size)
+            self._book_sale(lv, fill, take, fill.fee * take / fill.size)
             lv.lot -= take
             size -= take
             if lv.lot <= 1e-12 and lv.exit_order is None:
-                lv.lot = lv.entry = 0.0
+                lv.lot = lv.entry = lv.fees = 0.0
                 lv.state = next_level_state(lv.state, T.STOPPED_OUT, lv.index)
             if size <= 0:
                 break
         self._changed = True
 
-    def _add_lot(self, lv: Level, price: float, size: float, ts: int) -> None:
+    def _add_lot(self, lv: Level, price: float, size: float, fee: float, ts: int) -> None:
+        """`size` bought at `price` (paying `fee`, quote) joins the level's lot at `ts` (ns)."""
         lv.entry = (lv.entry * lv.lot + price * size) / (lv.lot + size)
         lv.lot += size
+        lv.fees += fee
         lv.state = next_level_state(lv.state, T.BOUGHT, lv.index)
         lv.since_ns = ts
 
@@ -702,7 +714,7 @@ class GridPolicy:
             lv.exit_order = None
             if lv.lot <= 1e-12:
                 lv.lot = 0.0
-                lv.entry = 0.0
+                lv.entry = lv.fees = 0.0
                 lv.state = next_level_state(lv.state, T.SOLD_OUT, lv.index)
                 lv.since_ns = t.ts
 
@@ -729,7 +741,7 @@ class GridPolicy:
         return ok
 
     def _clear(self, lv: Level, ts: int) -> None:
-        lv.lot = lv.entry = 0.0
+        lv.lot = lv.entry = lv.fees = 0.0
         self._move(lv, T.DUST_CLEARED, ts)
 
     def _move(self, lv: Level, trigger: LevelTrigger, ts: int) -> None:
@@ -741,18 +753,27 @@ class GridPolicy:
 
     # -- views and checkpoints -------------------------------------------------------------------
 
+    def _trigger(self, order: Order) -> float | None:
+        st = self.orders.trailing_state(order)
+        return st.trigger if st is not None else order.price
+
     def snapshot(self, ts: int, price: float) -> GridSnapshot:
+        """The levels as the grid pane shows them. A level's take-profit rests one spacing up, at the next
+        level's price: a level with nothing of its own working shows that SELL (state `exit`, its price or
+        trigger), so the levels where sells rest read as such."""
         center = 0.0 if self.center is None else self.center
+        exits = {lv.index + 1: lv.exit_order for lv in self.levels if lv.exit_order is not None}
         levels = []
         for lv in self.levels:
             side = Side.BUY if lv.price <= center * (1.0 + 1e-12) else Side.SELL
+            state = lv.state.value
             working = lv.exit_order or lv.order
-            trigger = None
-            if working is not None:
-                st = self.orders.trailing_state(working)
-                trigger = st.trigger if st is not None else working.price
+            resting = exits.get(lv.index)
+            if working is None and lv.state is L.IDLE and resting is not None:
+                side, state, working = Side.SELL, "exit", resting
+            trigger = None if working is None else self._trigger(working)
             unreal = (price - lv.entry) * lv.lot if lv.lot else 0.0
-            levels.append(GridLevel(price=lv.price, side=side, state=lv.state.value, trigger=trigger, pnl=lv.pnl + unreal,
+            levels.append(GridLevel(price=lv.price, side=side, state=state, trigger=trigger, pnl=lv.pnl + unreal,
                                     time_at_level_ns=max(ts - lv.since_ns, 0)))
         return GridSnapshot(ts=ts, symbol=self.portfolio.symbol, center=center, spacing=self.spacing,
                             levels=tuple(levels))
@@ -765,7 +786,8 @@ class GridPolicy:
             "center": self.center, "spacing": self.spacing, "quote": self.quote, "exiting": self.exiting,
             "ema_fast": self.ema_fast, "ema_slow": self.ema_slow, "bars_seen": self.bars_seen,
             "await_uptrend": self.await_uptrend,
-            "levels": [{"price": lv.price, "state": lv.state.value, "lot": lv.lot, "entry": lv.entry, "pnl": lv.pnl,
+            "levels": [{"price": lv.price, "state": lv.state.value, "lot": lv.lot, "entry": lv.entry, "fees": lv.fees,
+                        "pnl": lv.pnl,
                         "since_ns": lv.since_ns, "order": lv.order.id if lv.order else None,
                         "exit_order": lv.exit_order.id if lv.exit_order else None} for lv in self.levels],
         }}
@@ -789,6 +811,7 @@ class GridPolicy:
             lv = Level(k, float(d["price"]))
             lv.state = LevelState(d["state"])
             lv.lot, lv.entry, lv.pnl, lv.since_ns = d["lot"], d["entry"], d["pnl"], d["since_ns"]
+            lv.fees = float(d.get("fees", 0.0))  # checkpoints before per-level fees: none
             lv.order = orders.get(d["order"]) if d.get("order") else None
             lv.exit_order = orders.get(d["exit_order"]) if d.get("exit_order") else None
             self.levels.append(lv)

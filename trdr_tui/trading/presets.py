@@ -72,6 +72,7 @@ class Preset(msgspec.Struct, frozen=True, kw_only=True):
     max_duration: bool
     improvement: bool
     increments: Increments  # the steps its sizes and prices are on (exact ledger; not the exchange's)
+    note: str = ""  # printed with its results: what its figures are (and are not)
 
 
 SIMPLE_TRAILING = Preset(
@@ -79,6 +80,9 @@ SIMPLE_TRAILING = Preset(
     description="2 % trailing entry and exit, 95 % of cash, 0.6 % taker fee, close prices, no caps",
     taker_fee=0.006, maker_fee=0.006, price_model="close", slippage=False, risk_caps=False,
     max_duration=False, improvement=False, increments=Increments(base=Decimal("1e-12"), price=Decimal(0)),
+    note=("simple-trailing is the accounting yardstick for comparing trdr with other backtesting frameworks: "
+          "no risk caps, no stop, 95 % of cash on every entry. It is not a strategy to trade; its losses "
+          "say nothing about the configured strategy."),
 )
 
 PRESETS: dict[str, Preset] = {SIMPLE_TRAILING.name: SIMPLE_TRAILING}

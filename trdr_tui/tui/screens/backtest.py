@@ -1,7 +1,13 @@
 """The backtest form (range and parameters → progress bar) and the results screen.
 
 The run happens in a thread worker through the `BacktestRunner` the CLI supplied; progress comes back
-with `call_from_thread`. Without a runner the form says so and cannot start.
+with `call_from_thread`. Without a runner the form says so and cannot start. The results set the
+strategy beside both baselines of `trdr backtest` (buy-and-hold and the fixed grid) and name the session
+the run was stored as.
+
+Keys typed into a field stay in the field: esc there leaves the field (focus moves to the Run button, or
+Back when there is nothing to run) instead of closing the form and its values; esc outside a field goes
+back.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from textual_plotext.plot import Plot
 
 from trdr_tui.config import Settings
 from trdr_tui.core.errors import ConfigError, TrdrError
+from trdr_tui.trading.presets import PRESETS as PRESET_TABLE
 from trdr_tui.tui.format import money_text, pct_text, rgb, tick_indexes, ts_text
 from trdr_tui.tui.services import BacktestOutcome, BacktestRequest, BacktestRunner
 
@@ -142,6 +149,11 @@ class BacktestFormScreen(Screen[None]):
         self.action_close()
 
     def action_close(self) -> None:
+        if isinstance(self.focused, Input):  # esc typed in a field: leave the field, keep the form
+            run = self.query_one("#run", Button)
+            (self.query_one("#back", Button) if run.disabled else run).focus()
+            self._say("esc again goes back")
+            return
         if self.running:
             self._say("[$warning]a backtest is running; it finishes first[/]")
             return
@@ -246,9 +258,10 @@ class EquityChart(PlotextPlot):
         xs = list(range(0, n, step))
         plt.plot(xs, o.equity[::step].tolist(), label="strategy", color=rgb(colours["primary"]))
         plt.plot(xs, o.buy_and_hold[::step].tolist(), label="buy & hold", color=rgb(colours["muted"]))
+        plt.plot(xs, o.fixed_grid[::step].tolist(), label="fixed grid", color=rgb(colours["secondary"]))
         ticks = tick_indexes(n, self.size.width - 10, 10)
         plt.xticks([float(t) for t in ticks], [ts_text(int(o.ts[i]))[:10] for i in ticks])
-        plt.title("equity vs buy-and-hold")
+        plt.title("equity vs the baselines")
 
 
 class BacktestResultsScreen(Screen[None]):
@@ -263,13 +276,16 @@ class BacktestResultsScreen(Screen[None]):
             yield EquityChart(self.outcome, id="equity")
             with Vertical(id="stats-box"):
                 yield DataTable(id="stats", cursor_type="row", zebra_stripes=True)
+                yield Static(id="stats-note")
         yield Footer()
 
     def on_mount(self) -> None:
         o = self.outcome
         table: DataTable[Text] = self.query_one("#stats", DataTable)
-        table.add_columns("statistic", "strategy", "buy & hold")
-        bh: dict[str, Any] = o.stats.get("baselines", {}).get("buy_and_hold", {})
+        table.add_columns("statistic", "strategy", "buy & hold", "fixed grid")
+        baselines: dict[str, Any] = o.stats.get("baselines", {})
+        bh: dict[str, Any] = baselines.get("buy_and_hold", {})
+        grid: dict[str, Any] = baselines.get("fixed_grid", {})
         colours = self.app.theme_variables
         for label, key, kind in STAT_ROWS:
             value = o.stats.get(key)
@@ -277,10 +293,14 @@ class BacktestResultsScreen(Screen[None]):
             if kind == "pct" and isinstance(value, float):
                 style = colours["pnl-up"] if value >= 0 else colours["pnl-down"]
             table.add_row(Text(label), Text(stat_text(value, kind), style=style),
-                          Text(stat_text(bh.get(key), kind)))
+                          Text(stat_text(bh.get(key), kind)), Text(stat_text(grid.get(key), kind)))
         span = f"{ts_text(int(o.ts[0]))} → {ts_text(int(o.ts[-1]))}" if len(o.ts) else "no bars"
         table.border_title = "results"
         table.border_subtitle = span
+        preset = PRESET_TABLE.get(str(o.stats.get("preset")))
+        stored = f"stored as session {o.session_id}" if o.session_id else "not stored"
+        note = f"\n[b]note:[/b] {preset.note}" if preset is not None and preset.note else ""
+        self.query_one("#stats-note", Static).update(stored + note)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -14,14 +14,12 @@ from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from trdr_tui.core.events import LogEvent
 from trdr_tui.core.fsm import OPEN
-from trdr_tui.core.types import Side
 from trdr_tui.tui import bridge
 from trdr_tui.tui.widgets.agents import AgentPanel, AgentTable
 from trdr_tui.tui.widgets.candles import CandleChart
 from trdr_tui.tui.widgets.grid import GridTable
-from trdr_tui.tui.widgets.logs import LogPane
+from trdr_tui.tui.widgets.logs import LogPane, fill_line, order_line, risk_line
 from trdr_tui.tui.widgets.orders import OrdersPanel, OrderTable
 from trdr_tui.tui.widgets.status import StatusBar
 
@@ -138,16 +136,18 @@ class MainScreen(Screen[None]):
             self.chart.set_trigger(order.id, trigger)
         else:
             self.chart.set_trigger(order.id, None)
+        line = order_line(event)
+        if line is not None:
+            self.logs.add(line)
 
     def on_fill_received(self, message: bridge.FillReceived) -> None:
         self.orders.add_fill(message.event)
         self.chart.add_fill(message.event)
+        self.logs.add(fill_line(message.event))
 
     def on_risk_rejected(self, message: bridge.RiskRejected) -> None:
-        ev = message.event
-        side = "buy" if ev.side == Side.BUY else "sell"
-        self.logs.add(LogEvent(ts=ev.ts, level="warning", source="risk",
-                               message=f"{side} {ev.size:.6g} refused: {', '.join(ev.failed_checks)}"))
+        line, key = risk_line(message.event)
+        self.logs.add(line, key=key)
 
     def on_log_received(self, message: bridge.LogReceived) -> None:
         self.logs.add(message.event)

@@ -2,6 +2,10 @@
 
 The heat is the share of time the price has spent at a level (the longest-held level is hottest); the
 P&L column is coloured by sign. Colours come from the theme (`heat-cold`, `heat-hot`, `pnl-up`, ...).
+
+A level's P&L is its own round trips (each take-profit against the lot it closes) plus its lot held at
+the price. Levels at and above the centre never hold a lot (the grid buys below it; sells rest there as the
+take-profits of the levels below, state `exit`), so their P&L reads `—`.
 """
 
 from __future__ import annotations
@@ -65,13 +69,14 @@ class GridTable(DataTable[Text]):
             base = Style(bgcolor=heat)
             side_colour = colours["bid"] if level.side == Side.BUY else colours["ask"]
             pnl_colour = colours["pnl-up"] if level.pnl >= 0 else colours["pnl-down"]
+            holds_lots = level.price < snap.center * (1.0 - 1e-12)  # the grid buys below the centre only
             dist = (level.price - price) / price if price else 0.0
             self.add_row(
                 Text(price_text(level.price), style=base),
                 Text(level.side.value, style=base + Style(color=side_colour)),
-                Text(level.state, style=base + Style(bold=level.state in ("trailing", "armed"))),
+                Text(level.state, style=base + Style(bold=level.state in ("trailing", "armed", "exit"))),
                 Text(pct_text(dist, signed=True), style=base),
-                Text(money_text(level.pnl, signed=True), style=base + Style(color=pnl_colour)),
+                Text(money_text(level.pnl, signed=True) if holds_lots else "—", style=base + Style(color=pnl_colour)),
                 Text(duration_text(level.time_at_level_ns), style=base),
             )
         self.border_subtitle = f"spacing {pct_text(snap.spacing)} · centre {price_text(snap.center)}"

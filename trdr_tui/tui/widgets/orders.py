@@ -1,5 +1,8 @@
 """Open and recent orders with their state-machine state; the selected order's timeline below.
 
+Orders are listed by the time they were created, oldest at the top and the newest at the bottom, as the
+log pane lists its lines (orders created on the same bar keep the order the engine created them in).
+
 ARMED orders (trailing orders waiting in the engine's trigger book, not yet sent) show their state
 in the trigger colour, the colour of the trigger lines on the chart.
 
@@ -34,6 +37,8 @@ class OrdersPanel(Vertical):
         self.orders: OrderedDict[str, Order] = OrderedDict()
         self.transitions: dict[str, list[OrderTransition]] = {}
         self.fills: dict[str, list[Fill]] = {}
+        self.seen: dict[str, int] = {}  # order id → when the pane first heard of it (ties on created_ts)
+        self._seen_count = 0
         self.selected: str | None = None
         self.follow = True  # show the newest order until the user picks one
         self.dirty = False
@@ -59,6 +64,9 @@ class OrdersPanel(Vertical):
 
     def add_order_event(self, event: OrderEvent) -> None:
         order = event.order
+        if order.id not in self.seen:
+            self.seen[order.id] = self._seen_count
+            self._seen_count += 1
         self.orders[order.id] = order
         self.orders.move_to_end(order.id)
         history = self.transitions.setdefault(order.id, [])
@@ -68,6 +76,7 @@ class OrdersPanel(Vertical):
             old, _ = self.orders.popitem(last=False)
             self.transitions.pop(old, None)
             self.fills.pop(old, None)
+            self.seen.pop(old, None)
         self.dirty = True
 
     def add_fill(self, fill: Fill) -> None:
@@ -80,10 +89,10 @@ class OrdersPanel(Vertical):
             self.rebuild()
 
     def rebuild(self) -> None:
-        """Open orders first, then the most recent finished ones; cursor stays on the same order."""
+        """Orders by creation time, newest at the bottom; the cursor stays on the same order."""
         table = self.query_one(OrderTable)
         colours = self.app.theme_variables
-        ordered = sorted(self.orders.values(), key=lambda o: (o.status in TERMINAL, -o.created_ts))
+        ordered = sorted(self.orders.values(), key=lambda o: (o.created_ts, self.seen[o.id]))
         table.clear()  # columns have fixed widths: nothing to re-measure, no layout pass
         for order in ordered:
             side_colour = colours["bid"] if order.side == Side.BUY else colours["ask"]
@@ -108,11 +117,11 @@ class OrdersPanel(Vertical):
         open_count = sum(1 for o in ordered if o.status not in TERMINAL)
         table.border_subtitle = f"{open_count} open · {len(ordered) - open_count} done"
         if ordered and (self.follow or self.selected not in self.orders):
-            self.selected = ordered[0].id
+            self.selected = ordered[-1].id
         if self.selected is not None:
             table.move_cursor(row=table.get_row_index(self.selected), animate=False, scroll=not self.follow)
         if self.follow:
-            table.scroll_to(y=0, animate=False, immediate=True)
+            table.scroll_end(animate=False, immediate=True, x_axis=False)
         self._render_timeline()
 
     # -- selection and timeline ------------------------------------------------------------------
