@@ -95,6 +95,20 @@ def test_the_readers_return_domain_objects(tmp_path: Path) -> None:
         assert latest_live_run(store) == "run"  # an ARMED order is an open order
 
 
+def test_a_fired_trailing_order_sent_as_a_limit_is_stored_as_a_limit(tmp_path: Path) -> None:
+    """Smart placement (PRD §3.4) turns a fired TRAILING order into a post-only LIMIT at the mid: the
+    stored row says what was sent (the upsert used to keep the type it was first written with)."""
+    with Store(tmp_path / "t.duckdb") as store:
+        order = legacy_order(5, OrderType.TRAILING, [S.ARMED], "armed", {})
+        write(store, [order])
+        order.type, order.price, order.status = OrderType.LIMIT, 100.5, S.SUBMITTED
+        order.history.append(OrderTransition(60 * US, S.ARMED, S.SUBMITTED, "limit at mid: spread 2.000%"))
+        RunRepository(store, "run", Mode.LIVE).update_order(order)
+        assert store.conn.execute("SELECT type, price FROM orders WHERE id = 'run-5'").fetchall() == [("LIMIT", 100.5)]
+        stored = stored_order(store, "run-5", [])
+        assert stored is not None and stored.type is OrderType.LIMIT
+
+
 def test_a_checkpoint_written_before_armed_existed_restores_its_armed_orders(hourly: CandleArrays) -> None:
     def engine() -> Any:
         return build_engine(load_settings(), mode="paper", candles=hourly[:50], preset="simple-trailing")

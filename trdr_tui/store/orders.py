@@ -65,7 +65,8 @@ _TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 _TS = "make_timestamp(?)"  # microseconds since the epoch → TIMESTAMP
 _OPEN_SQL = ", ".join(f"'{s.value}'" for s in sorted(OPEN))  # the open statuses as an SQL list
 _ORDER_UPSERT = (
-    " ON CONFLICT (id) DO UPDATE SET exchange_order_id = excluded.exchange_order_id, size = excluded.size, "
+    " ON CONFLICT (id) DO UPDATE SET exchange_order_id = excluded.exchange_order_id, type = excluded.type, "
+    "size = excluded.size, "
     "price = excluded.price, status = excluded.status, filled_size = excluded.filled_size, "
     "avg_fill_price = excluded.avg_fill_price, fees = excluded.fees, updated_at = excluded.updated_at, "
     "filled_at = excluded.filled_at, metadata = excluded.metadata"
