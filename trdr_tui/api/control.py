@@ -46,7 +46,9 @@ from trdr_tui.core.types import Mode, Order, OrderStatus, Side
 from trdr_tui.engine.loop import Engine
 
 ModeSwitcher = Callable[[Mode], Awaitable[None]]
-"""Stops the running engine and starts one in the given mode (paper ↔ live) on the same market data."""
+"""Stops the running engine (its checkpoint written) and starts one in the given mode (paper ↔ live) on
+the same market data: the cockpit's `m` switch, or the headless runner's. Raises TrdrError when the new
+engine cannot be built."""
 CredentialCheck = Callable[[], str | None]
 """None when live trading may start; otherwise why not (never the secret itself)."""
 ProgressHook = Callable[[int, int], None]
@@ -303,7 +305,10 @@ class Controller:
                 raise ApiError(403, f"live trading refused: {reason}")
         if self.hooks.mode_switcher is None:
             raise ApiError(409, self.hooks.mode_switch_unavailable)
-        await self.hooks.mode_switcher(target)
+        try:
+            await self.hooks.mode_switcher(target)
+        except TrdrError as exc:
+            raise ApiError(409, f"could not switch to {mode}: {exc.message}", exc.hint or "", exc.code or "") from None
         return self.ack(f"switched to {mode}")
 
     def put_config(self, data: dict[str, Any]) -> ConfigDoc:

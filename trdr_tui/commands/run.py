@@ -160,8 +160,12 @@ def run_app(ctx: CliContext) -> int:
         if args.headless:
             from trdr_tui.headless import run_headless
 
+            def rebuild(mode: Mode) -> Engine:  # the API's mode switch: paper ↔ live on Coinbase market data
+                return coinbase_engine(settings, live=mode is Mode.LIVE, store=ctx.store)
+
             return asyncio.run(run_headless(engine, stdout=sys.stdout, min_level=files.level,
-                                            capital=settings.capital, api=api))
+                                            capital=settings.capital, api=api,
+                                            rebuild=None if replayed is not None else rebuild))
         return run_tui(ctx, settings, engine, replayed, api, log_level=files.level)
     finally:
         files.close()
@@ -194,8 +198,8 @@ def api_launch(ctx: CliContext, settings: Settings, replayed: CandleArrays | Non
 
     hooks = Hooks(settings=settings, credential_check=lambda: check_live_credentials(settings), backtest=backtest,
                   cli_reader=cli_reader(ctx),
-                  mode_switch_unavailable="switch mode in the cockpit (key m), or restart trdr with or without "
-                                          "--live: a headless run keeps its mode")
+                  mode_switch_unavailable="a replay trades only on paper: run trdr on Coinbase market data "
+                                          "(without --feed replay) to switch between paper and live")
     token = Path(settings.api.token_file) if settings.api.token_file else default_token_path(ctx.db_path)
     launch = ApiLaunch(listen=args.api or settings.api.listen, hooks=hooks, token_file=token,
                        discovery=discovery_path(ctx.db_path), allow_remote=args.api_allow_remote,
@@ -226,6 +230,8 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: Candl
 
     app = make_app(settings, engine, backtest_runner=backtest_runner(ctx, settings, replayed),
                    credential_check=lambda: check_live_credentials(settings), mode_switcher=switch_mode)
+    if api is not None:
+        api.hooks.mode_switcher = app.switch_engine  # the API's switch is the `m` key's
     if api is None:
         app.run()
     else:
