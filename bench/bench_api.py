@@ -7,15 +7,18 @@ database) replays the real hourly BTC-USD candles at `--speed` candles per secon
    another process) runs beside the replaying bot;
 2. `--clients` aiohttp WebSocket clients connect to `/api/ws` with the bot's token, subscribe to `"*"`
    (every channel, `events` included) and count what they receive, for up to `--seconds`; meanwhile the
-   bot's resident memory is sampled from /proc every second and `bench_latency.py` runs again.
+   bot's resident memory and CPU time are sampled from /proc every second and `bench_latency.py` runs
+   again. The clients run in `--procs` processes of their own (this script with `--worker`), so that
+   the figures measure the server, not one client loop starved of CPU.
 
-Printed: events delivered per client (total, per second, by channel), the server's dropped and coalesced
-counts (`api_ws_dropped_total`, `api_ws_coalesced_total` from `/metrics`), the bot's RSS before/peak/after,
-the bot's own engine event rate (its `/api/status` bar count), and the latency figures of both runs with
-their difference. Everything is on loopback, bounded in clients and time, and stops by itself (the bot
+Printed: messages delivered per client (total, per second, by channel), the bot's engine event rate
+(events published on its bus per second: `api_bus_events_total` from `/metrics`) next to it, the
+server's dropped and coalesced counts (`api_ws_dropped_total`, `api_ws_coalesced_total`), the bot's CPU
+(% of one core) and RSS before/peak/after, the load average, and the latency figures of both runs
+with their difference. Everything is on loopback, bounded in clients and time, and stops by itself (the bot
 is stopped through `POST /api/trading/stop`, killed only if it does not exit).
 
-    .venv/bin/python bench/bench_api.py [--clients 100] [--seconds 60] [--speed 200] [--samples 100]
+    .venv/bin/python bench/bench_api.py [--clients 100] [--procs 4] [--seconds 60] [--speed 200] [--samples 100]
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ def rss_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_bot(tmp: Path, speed: str) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -83,7 +92,7 @@ async def run_latency(samples: int) -> tuple[float, float, float]:
 
 
 async def client(session: aiohttp.ClientSession, url: str, token: str, counts: Counter[str],
-                 stop: asyncio.Event, ready: asyncio.Event, n_ready: list[int], total: int) -> None:
+                 stop: asyncio.Event) -> None:
     async with session.ws_connect(url + "/api/ws", headers={"Authorization": f"Bearer {token}"},
                                   max_msg_size=0) as ws:
         await ws.send_str(json.dumps({"type": "subscribe", "channels": ["*"]}))
@@ -93,10 +102,7 @@ async def client(session: aiohttp.ClientSession, url: str, token: str, counts: C
                 raise SystemExit(f"subscribe refused: {reply}")
             if reply.get("type") == "ack":
                 break
-            counts[reply["channel"]] += 1
-        n_ready[0] += 1
-        if n_ready[0] == total:
-            ready.set()
+        counts["ready"] = 1
         while not stop.is_set():
             try:
                 msg = await asyncio.wait_for(ws.receive(), 0.5)
@@ -104,7 +110,33 @@ async def client(session: aiohttp.ClientSession, url: str, token: str, counts: C
                 continue
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
-            counts[json.loads(msg.data).get("channel", "reply")] += 1
+            data = msg.data
+            # the channel name without decoding the whole message (the server writes it first)
+            counts[data[12:data.index('"', 12)] if data.startswith('{"channel":"') else "reply"] += 1
+
+
+async def worker(url: str, token: str, n: int, seconds: float) -> None:
+    """`--worker`: n clients in this process; prints READY when all subscribed, then (after `seconds`
+    of counting, or on stdin closing) one JSON line: a list of per-client channel counts."""
+    counts = [Counter[str]() for _ in range(n)]
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        tasks = [asyncio.create_task(client(session, url, token, c, stop)) for c in counts]
+        while sum(c["ready"] for c in counts) < n:
+            if any(t.done() for t in tasks):
+                await asyncio.gather(*tasks)
+            await asyncio.sleep(0.05)
+        for c in counts:
+            c.clear()
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "GO"
+        for c in counts:
+            c.clear()
+        await asyncio.sleep(seconds)
+        snapshot = [dict(c) for c in counts]
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps(snapshot), flush=True)
 
 
 async def metric(session: aiohttp.ClientSession, url: str, token: str, name: str) -> float:
@@ -129,30 +161,43 @@ async def bench(args: argparse.Namespace, url: str, token: str, pid: int) -> Non
         b1 = await bars(http, url, token)
         print(f"  the bot replayed {b1 - b0} bars meanwhile ({(b1 - b0) / (time.monotonic() - ta):.0f} bars/s)")
 
-        counts = [Counter[str]() for _ in range(args.clients)]
-        stop, ready, n_ready = asyncio.Event(), asyncio.Event(), [0]
-        conn = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=conn) as ws_http:
-            tasks = [asyncio.create_task(client(ws_http, url, token, c, stop, ready, n_ready, args.clients))
-                     for c in counts]
-            await asyncio.wait_for(ready.wait(), 60)
-            dropped0 = await metric(http, url, token, "api_ws_dropped_total")
-            coalesced0 = await metric(http, url, token, "api_ws_coalesced_total")
-            t0, b2 = time.monotonic(), await bars(http, url, token)
-            print(f"{args.clients} clients subscribed to every channel; bench_latency.py runs again …", flush=True)
-            latency = asyncio.create_task(run_latency(args.samples))
-            peak = rss_mib(pid) or 0.0
-            while time.monotonic() - t0 < args.seconds and not all(t.done() for t in tasks):
-                await asyncio.sleep(1.0)
-                peak = max(peak, rss_mib(pid) or 0.0)
-            loaded = await latency
-            elapsed = time.monotonic() - t0
-            b3 = await bars(http, url, token)
-            dropped = await metric(http, url, token, "api_ws_dropped_total") - dropped0
-            coalesced = await metric(http, url, token, "api_ws_coalesced_total") - coalesced0
-            rss1 = rss_mib(pid)
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        share = [args.clients // args.procs + (i < args.clients % args.procs) for i in range(args.procs)]
+        workers = [await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--worker", url, token, str(k), str(args.seconds),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE) for k in share if k]
+        for w in workers:
+            assert w.stdout is not None
+            line = await asyncio.wait_for(w.stdout.readline(), 120)
+            if line.strip() != b"READY":
+                raise SystemExit(f"a client process failed to subscribe: {line!r}")
+        dropped0 = await metric(http, url, token, "api_ws_dropped_total")
+        coalesced0 = await metric(http, url, token, "api_ws_coalesced_total")
+        events0 = await metric(http, url, token, "api_bus_events_total")
+        t0, b2, cpu0 = time.monotonic(), await bars(http, url, token), cpu_seconds(pid)
+        for w in workers:
+            assert w.stdin is not None
+            w.stdin.write(b"GO\n")
+            await w.stdin.drain()
+        print(f"{args.clients} clients in {len(workers)} processes subscribed to every channel; "
+              "bench_latency.py runs again …", flush=True)
+        latency = asyncio.create_task(run_latency(args.samples))
+        peak = rss_mib(pid) or 0.0
+        while time.monotonic() - t0 < args.seconds:
+            await asyncio.sleep(1.0)
+            peak = max(peak, rss_mib(pid) or 0.0)
+        elapsed = time.monotonic() - t0
+        cpu = cpu_seconds(pid) - cpu0
+        b3 = await bars(http, url, token)
+        events = await metric(http, url, token, "api_bus_events_total") - events0
+        dropped = await metric(http, url, token, "api_ws_dropped_total") - dropped0
+        coalesced = await metric(http, url, token, "api_ws_coalesced_total") - coalesced0
+        rss1 = rss_mib(pid)
+        load = os.getloadavg()
+        counts: list[Counter[str]] = []
+        for w in workers:
+            out, _ = await w.communicate()
+            counts += [Counter[str](c) for c in json.loads(out.decode().strip().splitlines()[-1])]
+        loaded = await latency
 
         per = sorted(sum(c.values()) - c["reply"] for c in counts)
         by_channel = Counter[str]()
@@ -160,13 +205,16 @@ async def bench(args: argparse.Namespace, url: str, token: str, pid: int) -> Non
             by_channel.update(c)
         del by_channel["reply"]
         print(f"\nwith {args.clients} clients for {elapsed:.1f} s (bot at --speed {args.speed}: {b3 - b2} bars, "
-              f"{(b3 - b2) / elapsed:.0f} bars/s):")
+              f"{(b3 - b2) / elapsed:.0f} bars/s; {events / elapsed:,.0f} engine events/s on its bus):")
         print(f"  messages delivered per client: median {statistics.median(per):,.0f} "
-              f"({statistics.median(per) / elapsed:,.0f}/s), min {per[0]:,}, max {per[-1]:,}")
+              f"({statistics.median(per) / elapsed:,.0f}/s), min {per[0] / elapsed:,.0f}/s, "
+              f"max {per[-1] / elapsed:,.0f}/s")
         print("  per client by channel (mean): " + ", ".join(
             f"{ch} {n / args.clients:,.0f}" for ch, n in by_channel.most_common()))
         print(f"  server: dropped {dropped:,.0f}, coalesced {coalesced:,.0f} (all clients, /metrics)")
         print(f"  bot RSS: {rss0:.0f} MiB before clients, peak {peak:.0f} MiB, {rss1:.0f} MiB at the end")
+        print(f"  bot CPU: {100 * cpu / elapsed:.0f} % of one core; load average {load[0]:.2f} {load[1]:.2f} "
+              f"{load[2]:.2f} on {os.cpu_count()} cores")
         print("\nWS trade → POST /orders (bench_latency.py, another process beside the bot):")
         print(f"  without clients: p50 {base[0]:.2f} ms  p90 {base[1]:.2f} ms  p99 {base[2]:.2f} ms")
         print(f"  with clients:    p50 {loaded[0]:.2f} ms  p90 {loaded[1]:.2f} ms  p99 {loaded[2]:.2f} ms")
@@ -180,7 +228,15 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="longest time with the clients (1-60, default 60)")
     p.add_argument("--speed", default="200", help="the bot's replay speed, candles per second (default 200)")
     p.add_argument("--samples", type=int, default=100, help="bench_latency.py samples per run (default 100)")
+    p.add_argument("--procs", type=int, default=4, help="client processes (1-32, default 4)")
+    p.add_argument("--worker", nargs=4, metavar=("URL", "TOKEN", "N", "SECONDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker:
+        url, token, n, seconds = args.worker
+        asyncio.run(worker(url, token, int(n), float(seconds)))
+        return 0
+    if not 1 <= args.procs <= 32:
+        p.error("--procs must be 1-32")
     if not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 60:
         p.error("--clients must be 1-500 and --seconds 1-60")
     with tempfile.TemporaryDirectory() as tmp:

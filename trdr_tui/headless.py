@@ -4,6 +4,11 @@ Every event becomes one JSON line on stdout and in the log file: `{"ts", "time",
 "type", "event"}` (times from the engine clock). SIGINT/SIGTERM ask the engine to stop; it writes its
 shutdown checkpoint and the process exits 0. When the feed ends (a replay), a final `Summary` line
 reports what happened. Engine failures exit 1 with the error as the last line.
+
+With a `rebuild` function (paper or live on Coinbase market data), the control API can switch the
+mode (`PUT /api/trading/mode`): the running engine stops and writes its checkpoint, exactly as for the
+cockpit's `m`, and an engine for the new mode takes its place in the same process. When the new one
+cannot be built, the old mode is rebuilt (it resumes from its checkpoint) and the request fails.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
 from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, event_level, event_record, log_record
 from trdr_tui.core.timefmt import iso_utc
-from trdr_tui.core.types import Fill
+from trdr_tui.core.types import Fill, Mode
 
 if TYPE_CHECKING:
     from trdr_tui.api.host import ApiLaunch
@@ -66,6 +71,12 @@ class JsonLogger:
             PortfolioSnapshot: self._count_portfolio}
         # (level, shown, logged) per topic whose level the topic alone decides (see `event_level`)
         self._routes: dict[str, tuple[str, bool, bool]] = {}
+        self.sub = engine.bus.subscribe("*", self.on_event)
+
+    def bind(self, engine: EngineControl) -> None:
+        """Follow a new engine (a mode switch); the summary goes on counting."""
+        self.engine.bus.unsubscribe(self.sub)
+        self.engine = engine
         self.sub = engine.bus.subscribe("*", self.on_event)
 
     def on_event(self, topic: str, event: Any) -> None:
@@ -132,22 +143,38 @@ class JsonLogger:
 
 
 async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "info", capital: float | None = None,
-                       handle_signals: bool = True, api: ApiLaunch | None = None) -> int:
+                       handle_signals: bool = True, api: ApiLaunch | None = None,
+                       rebuild: Callable[[Mode], Engine] | None = None) -> int:
     """Run the engine to the end of its feed or to a stop signal; returns the process exit code.
 
     With `api`, the control API serves this engine while it runs (and announces itself beside the
-    database); it closes when the run ends."""
+    database); it closes when the run ends. With `rebuild` (builds a fresh engine for a mode; raises
+    TrdrError), the API may switch modes: see the module docstring."""
     logger = JsonLogger(engine, [stdout], min_level=min_level, capital=capital)
+    current = [engine]
     stop_reason: list[str] = []
+    switches: list[tuple[Mode, asyncio.Future[None]]] = []
     loop = asyncio.get_running_loop()
     stops: set[asyncio.Task[None]] = set()
 
     def request_stop(name: str) -> None:
         if not stop_reason:
             stop_reason.append(f"signal {name}")
-            task = loop.create_task(engine.stop(f"signal {name}"))
+            task = loop.create_task(current[0].stop(f"signal {name}"))
             stops.add(task)
             task.add_done_callback(stops.discard)
+
+    async def switch_mode(mode: Mode) -> None:
+        """The API's mode switch: stop this engine (checkpoint) and let the run loop start the next."""
+        if stop_reason or switches:
+            raise TrdrError("the run is stopping or already switching mode", hint="try again in a moment")
+        done: asyncio.Future[None] = loop.create_future()
+        switches.append((mode, done))
+        await current[0].stop(f"switch to {mode.value}")
+        await done
+
+    if api is not None and rebuild is not None:
+        api.hooks.mode_switcher = switch_mode
 
     installed: list[signal.Signals] = []
     if handle_signals:
@@ -160,13 +187,32 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
     code = 0
     try:
         if api is not None:
-            await api.start(lambda: engine)
-        await engine.run()
+            await api.start(lambda: current[0])
+        while True:
+            await current[0].run()
+            if not switches:
+                break
+            mode, done = switches.pop()
+            if stop_reason:
+                done.set_exception(TrdrError("the run was stopped before the mode switch"))
+                break
+            assert rebuild is not None
+            previous = current[0].mode
+            try:
+                current[0] = rebuild(mode)
+                done.set_result(None)
+            except TrdrError as exc:
+                done.set_exception(exc)
+                current[0] = rebuild(previous)
+            logger.bind(current[0])
+            if api is not None:
+                api.announce(current[0])
         if stops:
             await asyncio.gather(*stops)
         reason = stop_reason[0] if stop_reason else "end of feed"
     except TrdrError as exc:
-        logger.write({"ts": engine.clock.now_ns(), "time": iso_utc(engine.clock.now_ns(), fraction=True), "level": "error",
+        e = current[0]
+        logger.write({"ts": e.clock.now_ns(), "time": iso_utc(e.clock.now_ns(), fraction=True), "level": "error",
                       "topic": "engine.error", "type": type(exc).__name__, "event": {"message": exc.render()}})
         reason, code = f"error: {exc.message}", 1
     finally:

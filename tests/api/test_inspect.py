@@ -55,6 +55,14 @@ def test_decisions_and_agent_profiles(trading_bot: Bot) -> None:
     assert any(a["mean_ms"] is not None for a in agents)  # time per call is measured
     one = inspect(trading_bot, "agent", agents[0]["id"])
     assert one.returncode == 0 and one.stdout.count("\n") == 2 and agents[0]["id"] in one.stdout
+    # memory: the next calls of one agent measured with tracemalloc while the replay goes on
+    memory = inspect(trading_bot, "--json", "agent", "momentum", "--memory", "--calls", "3", "--wait", "30")
+    assert memory.returncode == 0, memory.stderr
+    (row,) = json.loads(memory.stdout)["agents"]
+    assert row["mem_samples"] == 3 and row["mem_pending"] == 0 and row["mem_peak_kib"] > 0, row
+    assert row["mem_peak_max_kib"] >= row["mem_peak_kib"] and row["mem_retained_kib"] is not None
+    table = inspect(trading_bot, "agent", "momentum")
+    assert table.returncode == 0 and "peak KiB" in table.stdout and f"{row['mem_peak_kib']:,.1f}" in table.stdout
     unknown = inspect(trading_bot, "agent", "nope")
     assert unknown.returncode == 2 and "no agent 'nope'" in unknown.stderr
     assert inspect(trading_bot, "decisions", "--limit", "0").returncode == 2

@@ -201,6 +201,50 @@ async def test_mode_key_goes_live_only_after_typed_confirmation(make_cockpit: Co
     assert ("pilot", "shutdown") in rows  # the first engine stopped with its checkpoint
 
 
+async def test_the_api_switches_the_cockpit_through_the_m_keys_path(cockpit_store: Store) -> None:
+    """PUT /api/trading/mode on a real server beside the cockpit: the engine stops with its checkpoint and
+    the cockpit bridges the new one, as after `m`; live still needs the confirmation field."""
+    import aiohttp
+
+    from trdr_tui.api.control import Hooks
+    from trdr_tui.api.server import ApiServer
+
+    switched: list[Mode] = []
+
+    async def switcher(mode: Mode):  # type: ignore[no-untyped-def]
+        switched.append(mode)
+        return build_real_engine(app.settings, cockpit_store, preset="simple-trailing", run_id="second",
+                                 candles=real_candles()[:PERSIST_BARS])
+
+    from trdr_tui.engine.assembly import REPLAY_CHECKPOINT_S, build_engine, replay_feed
+    from trdr_tui.tui.app import make_app
+
+    settings = load_settings()
+    first = build_engine(settings, mode="paper", feed=replay_feed(settings, real_candles()[:PERSIST_BARS], 20.0),
+                         store=cockpit_store, run_id="pilot", checkpoint_interval_s=REPLAY_CHECKPOINT_S)
+    app = make_app(settings, first, credential_check=lambda: None, mode_switcher=switcher)
+    server = ApiServer(lambda: app.engine, Hooks(settings=app.settings, credential_check=lambda: None,  # type: ignore[arg-type, return-value]
+                                                 mode_switcher=app.switch_engine), token="t" * 32)
+    url = await server.start("127.0.0.1", 0)
+    auth = {"Authorization": "Bearer " + "t" * 32}
+    try:
+        async with app.run_test(size=SIZE) as pilot, aiohttp.ClientSession(headers=auth) as http:
+            while first.bars_done == 0:  # a paced replay: the engine is running, not finished
+                await pilot.pause(0.05)
+            async with http.put(url + "/api/trading/mode", json={"mode": "live"}) as r:
+                assert r.status == 403 and switched == [], await r.text()
+            async with http.put(url + "/api/trading/mode", json={"mode": "live", "confirm": "live"}) as r:
+                body = await r.json()
+                assert r.status == 200, body
+            await pilot.pause()
+            assert switched == [Mode.LIVE] and app.engine is not first and body["status"]["run_id"] == "second"
+            assert app.bridge is not None and app.bridge.bus is app.engine.bus
+    finally:
+        await server.close()
+    rows = cockpit_store.conn.execute("SELECT run_id, type FROM checkpoints ORDER BY id").fetchall()
+    assert ("pilot", "shutdown") in rows  # the first engine stopped with its checkpoint
+
+
 async def test_mode_key_backtest_opens_the_form(make_cockpit: CockpitFactory) -> None:
     app = make_cockpit()
     async with app.run_test(size=SIZE) as pilot:

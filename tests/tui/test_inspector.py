@@ -36,3 +36,35 @@ async def test_i_shows_decisions_the_selected_orders_trace_and_agent_profiles(ma
             engine.agent_base_weights())
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
+
+
+async def test_p_measures_the_agents_memory_while_the_engine_runs() -> None:
+    """On a paced replay (the agents run bar by bar): `p` samples their next calls, `r` shows the KiB."""
+    from tests.tui.conftest import real_candles
+    from trdr_tui.api.profiling import profiler_for
+    from trdr_tui.config import load_settings
+    from trdr_tui.engine.assembly import build_engine, replay_feed
+    from trdr_tui.tui.app import make_app
+    from trdr_tui.tui.screens.inspector import PROFILE_CALLS
+
+    settings = load_settings()
+    engine = build_engine(settings, mode="paper", feed=replay_feed(settings, real_candles()[:400], 100.0))
+    app = make_app(settings, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        while engine.bars_done == 0:
+            await pilot.pause(0.05)
+        await pilot.press("i")
+        await pilot.pause()
+        await pilot.press("p")
+        stats = profiler_for(engine.decisions).stats
+        assert set(stats) == set(engine.agent_base_weights())
+        while any(st.pending for st in stats.values()) and not engine.stopped:
+            await pilot.pause(0.05)
+        assert all(st.samples == PROFILE_CALLS for st in stats.values())
+        await pilot.press("r")
+        await pilot.pause()
+        agents = app.screen.query_one("#inspector-agents", DataTable)
+        rows = [agents.get_row_at(i) for i in range(agents.row_count)]
+        peak = {str(r[0]): float(str(r[8]).replace(",", "")) for r in rows}
+        assert all(kib > 0 for kib in peak.values()), peak
+        assert {str(r[0]): str(r[10]) for r in rows} == {a: str(PROFILE_CALLS) for a in peak}

@@ -112,9 +112,10 @@ class RemoteEngine:
     def agent_base_weights(self) -> dict[str, float]:
         return dict(self._base)
 
-    async def fetch(self, path: str) -> Any:
-        """GET `path` of the remote API as JSON. Raises StopError (unreachable, or not 200)."""
-        return await _get(self.session, self.url, path)
+    async def fetch(self, path: str, body: Any = None) -> Any:
+        """GET `path` of the remote API as JSON (POST `body` when given). Raises StopError (unreachable,
+        or not 200/202)."""
+        return await _get(self.session, self.url, path, body)
 
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         if agent_id not in self._base:
@@ -243,13 +244,13 @@ class RemoteEngine:
                                                   message=message))
 
 
-async def _get(session: aiohttp.ClientSession, url: str, path: str) -> Any:
+async def _get(session: aiohttp.ClientSession, url: str, path: str, body: Any = None) -> Any:
     try:
-        async with session.get(url.rstrip("/") + path) as resp:
+        async with session.request("GET" if body is None else "POST", url.rstrip("/") + path, json=body) as resp:
             if resp.status == 401:
                 raise ConfigError(f"{url} refused the API token",
                                   hint="pass the bot's token with --token-file or $TRDR_API_TOKEN")
-            if resp.status != 200:
+            if resp.status not in (200, 202):
                 raise StopError(f"{url}{path} answered {resp.status}: {(await resp.text())[:200]}")
             return await resp.json()
     except TrdrError:

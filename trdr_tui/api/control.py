@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 
 from trdr_tui.agents.orchestrator import Orchestrator
+from trdr_tui.api.profiling import profiler_for
 from trdr_tui.api.schemas import (
     Ack,
     AgentInfo,
@@ -46,7 +47,9 @@ from trdr_tui.core.types import Mode, Order, OrderStatus, Side
 from trdr_tui.engine.loop import Engine
 
 ModeSwitcher = Callable[[Mode], Awaitable[None]]
-"""Stops the running engine and starts one in the given mode (paper ↔ live) on the same market data."""
+"""Stops the running engine (its checkpoint written) and starts one in the given mode (paper ↔ live) on
+the same market data: the cockpit's `m` switch, or the headless runner's. Raises TrdrError when the new
+engine cannot be built."""
 CredentialCheck = Callable[[], str | None]
 """None when live trading may start; otherwise why not (never the secret itself)."""
 ProgressHook = Callable[[int, int], None]
@@ -199,16 +202,39 @@ class Controller:
         if isinstance(src, Orchestrator):
             for f in src.failures:
                 failures[f.agent_id] = failures.get(f.agent_id, 0) + 1
+        memory = profiler_for(src).stats if isinstance(src, Orchestrator) else {}
         for aid in e.agent_base_weights():
             st = stats.get(aid)
             calls, total_ms, last_ms = self.agent_ms.get(aid, (0, 0.0, 0.0))
             n = st.n if st is not None else 0
+            mem = memory.get(aid)
+            sampled = mem is not None and mem.samples > 0
             rows.append(AgentPerformance(
                 id=aid, weight=weights.get(aid, 0.0), scored_calls=n, hits=st.hits if st is not None else 0,
                 accuracy=st.hits / n if st is not None and n else None,
                 edge=st.signed_sum / n if st is not None and n else None, failures=failures.get(aid, 0),
-                last_ms=last_ms if calls else None, mean_ms=total_ms / calls if calls else None))
+                last_ms=last_ms if calls else None, mean_ms=total_ms / calls if calls else None,
+                mem_samples=mem.samples if mem else 0, mem_pending=mem.pending if mem else 0,
+                mem_peak_kib=mem.peak_sum / mem.samples / 1024 if mem and sampled else None,
+                mem_peak_max_kib=mem.peak_max / 1024 if mem and sampled else None,
+                mem_retained_kib=mem.retained / 1024 if mem and sampled else None))
         return AgentPerformanceList(agents=rows)
+
+    def profile_memory(self, agent_ids: list[str] | None, calls: int) -> AgentPerformanceList:
+        """Measure the memory of the next `calls` calls of the named agents (all by default): see
+        api/profiling.py. The figures appear in `agent_performance` as the calls happen."""
+        e = self._live_engine()
+        src = e.decisions
+        if not isinstance(src, Orchestrator):
+            raise ApiError(409, "this engine runs a preset without agents: there is nothing to profile")
+        by_id = {a.id: a for a in src.agents}
+        wanted = list(by_id) if agent_ids is None else agent_ids
+        unknown = [a for a in wanted if a not in by_id]
+        if unknown:
+            raise ApiError(404, f"no agent {', '.join(map(repr, unknown))} in the running panel",
+                           f"running agents: {', '.join(by_id) or 'none'}")
+        profiler_for(src).sample([by_id[a] for a in wanted], calls)
+        return self.agent_performance()
 
     def note_agent_times(self, timings: dict[str, float]) -> None:
         for aid, ms in timings.items():
@@ -321,7 +347,10 @@ class Controller:
                 raise ApiError(403, f"live trading refused: {reason}")
         if self.hooks.mode_switcher is None:
             raise ApiError(409, self.hooks.mode_switch_unavailable)
-        await self.hooks.mode_switcher(target)
+        try:
+            await self.hooks.mode_switcher(target)
+        except TrdrError as exc:
+            raise ApiError(409, f"could not switch to {mode}: {exc.message}", exc.hint or "", exc.code or "") from None
         return self.ack(f"switched to {mode}")
 
     def put_config(self, data: dict[str, Any]) -> ConfigDoc:

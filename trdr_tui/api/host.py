@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ class ApiLaunch:
     tls_cert: str | None = None
     tls_key: str | None = None
     server: ApiServer | None = None
+    _announced: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Refuse a bad address before anything starts; warn about a non-loopback bind."""
@@ -119,12 +120,17 @@ class ApiLaunch:
             raise ConfigError(f"the control API cannot listen on {self.listen}: {exc.strerror}",
                               hint="pick another port with --api HOST:PORT (port 0: a free one), or --no-api") from None
         print(f"trdr: control API on {url} (token in {self.token_file})", file=sys.stderr)
-        if self.discovery is not None:
-            e = engine()
-            self._write_discovery({"url": url, "pid": os.getpid(), "token_file": str(self.token_file),
-                                   "db": str(self.discovery.with_name(self.discovery.name[:-len('.api.json')])),
-                                   "mode": e.mode.value, "symbol": e.symbol})
+        self._announced = {"url": url, "pid": os.getpid(), "token_file": str(self.token_file)}
+        self.announce(engine())
         return server
+
+    def announce(self, engine: Engine) -> None:
+        """(Re)write the discovery file for `engine` (after a mode switch: its new mode)."""
+        if self.discovery is None or not self._announced:
+            return
+        self._write_discovery({**self._announced,
+                               "db": str(self.discovery.with_name(self.discovery.name[:-len('.api.json')])),
+                               "mode": engine.mode.value, "symbol": engine.symbol})
 
     def _write_discovery(self, data: dict[str, Any]) -> None:
         assert self.discovery is not None

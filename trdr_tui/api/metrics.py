@@ -20,7 +20,7 @@ read the engine (P&L, equity, drawdown, win rate) are refreshed when scraped. Na
 | `agent_latency_seconds` | histogram | agent_id | time of one agent call |
 | `order_latency_seconds` | histogram | | order created → sent to the executor (SUBMITTED), engine time |
 | `trdr_uptime_seconds` | gauge | | since the API started |
-| `api_ws_clients`, `api_ws_dropped_total`, `api_ws_coalesced_total` | gauge | | WebSocket fan-out |
+| `api_ws_clients`, `api_ws_dropped_total`, `api_ws_coalesced_total`, `api_bus_events_total` | gauge | | WebSocket fan-out |
 | `process_resident_memory_bytes`, `process_cpu_seconds_total`, … | | | prometheus-client's process collector |
 """
 
@@ -82,6 +82,8 @@ class EngineMetrics:
             lambda: ws_stats()["dropped"])
         Gauge("api_ws_coalesced_total", "WebSocket price/performance updates coalesced", registry=r).set_function(
             lambda: ws_stats()["coalesced"])
+        Gauge("api_bus_events_total", "Engine events seen by the WebSocket fan-out", registry=r).set_function(
+            lambda: ws_stats()["events"])
         self.feed_healthy.set(1)
         # per-agent children, looked up once: `labels()` on every signal was most of these handlers' cost
         self._confidence_of: dict[str, Any] = {}

@@ -8,7 +8,7 @@ fractions.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -79,6 +79,12 @@ class WeightRequest(Body):
     weight: float
 
 
+class ProfileRequest(Body):
+    # the next calls of each agent to measure; a whole number (JSON Schema lets 10.0 stand for 10)
+    calls: Annotated[float, msgspec.Meta(ge=1, le=1000, multiple_of=1)] = 20
+    agents: list[str] | None = None  # default: every agent of the panel
+
+
 class Performance(msgspec.Struct, kw_only=True):
     ts: int
     equity: float
@@ -125,6 +131,12 @@ class AgentPerformance(msgspec.Struct, kw_only=True):
     failures: int  # timeouts, exceptions and invalid signals (E005) in the recent failure log
     last_ms: float | None  # time of the last call, milliseconds
     mean_ms: float | None
+    # memory of its update, sampled on request (POST /api/agents/profile; api/profiling.py), KiB
+    mem_samples: int = 0  # calls measured so far
+    mem_pending: int = 0  # calls still to measure
+    mem_peak_kib: float | None = None  # mean peak working memory of a call
+    mem_peak_max_kib: float | None = None
+    mem_retained_kib: float | None = None  # left allocated by the latest sampled call (negative: it freed more)
 
 
 class AgentPerformanceList(msgspec.Struct, kw_only=True):

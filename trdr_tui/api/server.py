@@ -315,6 +315,9 @@ class ApiServer:
     def op_agents_performance(self) -> Any:
         return self.control.agent_performance()
 
+    def op_agents_profile(self, body: Any) -> Any:
+        return self.control.profile_memory(body.agents, int(body.calls))
+
     def op_execution_quality(self) -> Any:
         return self.control.execution_quality()
 

@@ -17,7 +17,9 @@ Server → client:
         order changes and fills and the latest state of each kind (what `trdr attach` draws from)
     {"type": "ack" | "error", ...} in reply to a client message
 
-The engine never waits for a client: an event is encoded once, then queued per client. `price`,
+The engine never waits for a client: an event is encoded once (msgspec, to bytes) and the same bytes
+are queued for every subscriber of its channel (a set kept per channel, so no client is looked at for
+a channel it did not ask for), then written as a text frame without re-encoding. `price`,
 `performance` and the state-like `events` (ticks, snapshots, signals, forming bars: one per topic)
 coalesce (a slow client gets the latest value, not a backlog); the other channels keep up to
 `queue_size` messages per client and drop the oldest beyond that, counting what was dropped.
@@ -73,15 +75,15 @@ class WsClient:
     def __init__(self, ws: web.WebSocketResponse, queue_size: int) -> None:
         self.ws = ws
         self.channels: set[str] = set()
-        self.queue: deque[str] = deque()
+        self.queue: deque[bytes] = deque()
         self.queue_size = queue_size
-        self.latest: dict[str, str] = {}  # coalesced channel -> newest message not yet sent
+        self.latest: dict[str, bytes] = {}  # coalesced channel -> newest message not yet sent
         self.sent = 0
         self.dropped = 0
         self.coalesced = 0
         self.wake = asyncio.Event()
 
-    def offer(self, channel: str, text: str, key: str | None = None) -> None:
+    def offer(self, channel: str, text: bytes, key: str | None = None) -> None:
         """Queue `text`; with a `key` (or on a coalesced channel) it replaces an unsent one of that key."""
         if key is None and channel in COALESCED:
             key = channel
@@ -107,8 +109,8 @@ class WsClient:
                 else:
                     key = next(iter(self.latest))
                     text = self.latest.pop(key)
-                try:
-                    await self.ws.send_str(text)
+                try:  # the bytes every subscriber shares, sent as a text frame (no per-client encoding)
+                    await self.ws.send_frame(text, WSMsgType.TEXT)
                 except (ConnectionError, RuntimeError):
                     return
                 self.sent += 1
@@ -124,6 +126,8 @@ class WsHub:
         self.encoder = msgspec.json.Encoder()
         self.dropped_total = 0
         self.coalesced_total = 0
+        self.events_seen = 0
+        self.subscribers: dict[str, set[WsClient]] = {c: set() for c in CHANNELS}  # channel -> its clients
         self._bus: EventBus | None = None
         self._sub: Subscription | None = None
         self.states: dict[str, tuple[str, Any]] = {}  # coalescing key -> newest (topic, event)
@@ -192,11 +196,11 @@ class WsHub:
         else:
             self.history.append((topic, event))
 
-    def encode_event(self, topic: str, event: Any) -> str:
+    def encode_event(self, topic: str, event: Any) -> bytes:
         return self.encoder.encode({"channel": "events", "data": {"topic": topic, "type": type(event).__name__,
-                                                                  "event": event}}).decode()
+                                                                  "event": event}})
 
-    def backlog(self) -> Iterator[tuple[str, str | None]]:
+    def backlog(self) -> Iterator[tuple[bytes, str | None]]:
         """(text, key) of the remembered events, oldest first, then the newest state of each kind."""
         for topic, event in (*self.candles, *sorted(self.history, key=lambda te: _ts(te[1]))):
             yield self.encode_event(topic, event), None
@@ -204,6 +208,7 @@ class WsHub:
             yield self.encode_event(topic, event), key
 
     def on_event(self, topic: str, event: Any) -> None:
+        self.events_seen += 1
         kind = EVENT_TYPES.get(type(event).__name__)
         key = None
         if kind is type(event):
@@ -212,7 +217,7 @@ class WsHub:
         if not self.clients:
             return
         if kind is type(event):
-            takers = [c for c in self.clients if "events" in c.channels]
+            takers = self.subscribers["events"]
             if takers:
                 text = self.encode_event(topic, event)
                 for client in takers:
@@ -224,24 +229,24 @@ class WsHub:
         if wanted is None:
             return
         channel, data = wanted
-        takers = [c for c in self.clients if channel in c.channels]
+        takers = self.subscribers[channel]
         if not takers:
             return
-        text = self.encoder.encode({"channel": channel, "data": data}).decode()
+        text = self.encoder.encode({"channel": channel, "data": data})
         for client in takers:
             client.offer(channel, text)
 
     def on_fill(self, _topic: str, fill: Fill) -> None:
         """Fills reach the `trade` channel with the round trip's realized P&L when the fill closed one."""
-        takers = [c for c in self.clients if "trade" in c.channels]
+        takers = self.subscribers["trade"]
         if not takers:
             return
-        text = self.encoder.encode({"channel": "trade", "data": {"trade": fill, "pnl": self.trade_pnl(fill)}}).decode()
+        text = self.encoder.encode({"channel": "trade", "data": {"trade": fill, "pnl": self.trade_pnl(fill)}})
         for client in takers:
             client.offer("trade", text)
 
     def stats(self) -> dict[str, int]:
-        return {"clients": len(self.clients),
+        return {"clients": len(self.clients), "events": self.events_seen,
                 "dropped": self.dropped_total + sum(c.dropped for c in self.clients),
                 "coalesced": self.coalesced_total + sum(c.coalesced for c in self.clients)}
 
@@ -254,6 +259,8 @@ class WsHub:
 
     def forget(self, client: WsClient) -> None:
         self.clients.discard(client)
+        for subs in self.subscribers.values():
+            subs.discard(client)
         self.dropped_total += client.dropped
         self.coalesced_total += client.coalesced
 
@@ -269,7 +276,7 @@ class WsHub:
                 if msg.type is not WSMsgType.TEXT:
                     continue
                 reply = await self._handle(client, msg.data, command)
-                client.offer("reply", self.encoder.encode(reply).decode())
+                client.offer("reply", self.encoder.encode(reply))
         finally:
             self.forget(client)
             client.wake.set()
@@ -295,11 +302,15 @@ class WsHub:
                         "hint": f"channels: {', '.join(CHANNELS)}"}
             if kind == "subscribe":
                 if "events" in names - client.channels:
-                    for text, key in self.backlog():
-                        client.offer("events", text, key)
+                    for frame, key in self.backlog():
+                        client.offer("events", frame, key)
                 client.channels |= names
+                for name in names:
+                    self.subscribers[name].add(client)
             else:
                 client.channels -= names
+                for name in names:
+                    self.subscribers[name].discard(client)
             return {"type": "ack", "channels": sorted(client.channels)}
         if kind == "command":
             action = msg.get("action")

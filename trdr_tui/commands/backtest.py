@@ -142,7 +142,7 @@ def run(ctx: CliContext) -> int:
         with _progress(enabled=not args.json and sys.stdout.isatty(), total=len(candles)) as hook:
             outcome = run_backtest(settings, candles, preset=args.preset, run_id=session.id if session else None,
                                    on_progress=hook, monte_carlo_paths=mc_paths, timeframe=timeframe,
-                                   engine_kwargs=_ai_service(ctx, settings))
+                                   engine_kwargs={**_ai_service(ctx, settings), **_reference_candles(ctx, settings)})
         results = outcome.results
         results["parameters"] = params
         if args.wf_spec:
@@ -194,6 +194,17 @@ def _ai_service(ctx: CliContext, settings: Any) -> dict[str, Any]:
 
     service = ClaudeService.from_settings(settings, mode=settings.ai.backtest, store=ctx.store, clock=WallClock())
     return {"ai": service}
+
+
+def _reference_candles(ctx: CliContext, settings: Any) -> dict[str, Any]:
+    """The correlation agent's reference product read from the user's database (`trdr data import` /
+    `backfill --symbol ETH-USD`), when the agent is enabled and no preset replaces the panel; without
+    stored reference candles the agent reports itself unavailable, naming the fetch command."""
+    if ctx.args.preset or "correlation" not in settings.agents.enabled:
+        return {}
+    from trdr_tui.agents.sources import StoredCandles
+
+    return {"candle_source": StoredCandles(ctx.store)}
 
 
 def _walk_forward(ctx: CliContext, settings: Any, candles: Any, timeframe: str, session_id: str | None) -> Any:

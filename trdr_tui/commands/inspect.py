@@ -3,6 +3,8 @@
     trdr inspect decisions [--limit N]     recent actionable decisions: action, confidence, each agent's vote
     trdr inspect order ID                  an order's whole trace: creation, status changes, fills, in time order
     trdr inspect agent [ID]                an agent's profile: calls scored, success rate, edge, failures, time per call
+    trdr inspect agent [ID] --memory       ... and the memory of its next calls (`--calls N`, default 20),
+                                           measured with tracemalloc while sampling (api/profiling.py)
     trdr inspect checkpoint N              a stored checkpoint (offline, from --db): ledger, open orders, state
 
 The instance is the one running on this database, or `--url` (with the token as for `trdr attach`).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o.add_argument("order_id", help="the order id (see the cockpit's orders pane or GET /api/trades)")
     a = what.add_parser("agent", help="an agent's profile (all agents without ID)")
     a.add_argument("agent_id", nargs="?", help="the agent id (see trdr agents)")
+    a.add_argument("--memory", action="store_true",
+                   help="measure the memory of the agents' next calls (waits for them, at most --wait seconds)")
+    a.add_argument("--calls", type=int, default=20, help="calls to measure with --memory (1-1000, default 20)")
+    a.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for the sampled calls (default 60; one call per bar)")
     c = what.add_parser("checkpoint", help="a stored checkpoint (read from --db; no running trdr needed)")
     c.add_argument("checkpoint_id", type=int, help="its number, as an E007 stop names it")
     p.set_defaults(handler=run)
@@ -72,7 +80,7 @@ def run(ctx: CliContext) -> int:
         data = api_call(target, "GET", f"/api/orders/{quote(args.order_id, safe='')}/trace")  # type: ignore[arg-type]
         show = print_trace
     else:
-        data = api_call(target, "GET", "/api/agents/performance")  # type: ignore[arg-type]
+        data = agent_profiles(target, args)
         if args.agent_id is not None:
             rows = [a for a in data["agents"] if a["id"] == args.agent_id]
             if not rows:
@@ -108,6 +116,24 @@ def _checkpoint(ctx: CliContext) -> int:
         print(f"  open: {o['id']} {o['side']} {o['type']} {o['size']} @ {o.get('price')} {o['status']}")
     print("  (--json prints the whole state)")
     return 0
+
+
+def agent_profiles(target: _Target, args: argparse.Namespace) -> dict[str, Any]:
+    """GET /api/agents/performance; with --memory, first POST /api/agents/profile and poll until the
+    sampled calls are done or --wait has passed (what was measured by then is shown)."""
+    from trdr_tui.commands.remote import api_call
+
+    if not args.memory:
+        return api_call(target, "GET", "/api/agents/performance")  # type: ignore[arg-type]
+    if not 1 <= args.calls <= 1000 or not 0 <= args.wait <= 3600:
+        raise ConfigError("--calls must be in [1, 1000] and --wait in [0, 3600] seconds")
+    body = {"calls": args.calls, "agents": None if args.agent_id is None else [args.agent_id]}
+    data: dict[str, Any] = api_call(target, "POST", "/api/agents/profile", body)  # type: ignore[arg-type]
+    deadline = time.monotonic() + args.wait
+    while any(a["mem_pending"] for a in data["agents"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        data = api_call(target, "GET", "/api/agents/performance")  # type: ignore[arg-type]
+    return data
 
 
 def _num(x: Any, fmt: str) -> str:
@@ -146,9 +172,12 @@ def print_trace(data: dict[str, Any]) -> None:
 
 
 def print_agents(data: dict[str, Any]) -> None:
+    """One row per agent; the memory columns (KiB) once calls were sampled (`--memory`)."""
     print(f"{'agent':<18} {'weight':>6} {'scored':>7} {'success':>8} {'edge':>9} {'failures':>8} "
-          f"{'mean ms':>8} {'last ms':>8}")
+          f"{'mean ms':>8} {'last ms':>8} {'peak KiB':>9} {'max KiB':>9} {'kept KiB':>9} {'sampled':>7}")
     for a in data["agents"]:
         print(f"{a['id']:<18} {a['weight']:>6.2f} {a['scored_calls']:>7} {_num(a['accuracy'], '.1%'):>8} "
               f"{_num(a['edge'], '+.4%'):>9} {a['failures']:>8} {_num(a['mean_ms'], '.3f'):>8} "
-              f"{_num(a['last_ms'], '.3f'):>8}")
+              f"{_num(a['last_ms'], '.3f'):>8} {_num(a.get('mem_peak_kib'), ',.1f'):>9} "
+              f"{_num(a.get('mem_peak_max_kib'), ',.1f'):>9} {_num(a.get('mem_retained_kib'), ',.1f'):>9} "
+              f"{a.get('mem_samples', 0):>7}")

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +181,11 @@ def run_app(ctx: CliContext) -> int:
     files = open_log_files(ctx, settings)
     try:
         if args.headless:
-            return asyncio.run(run_headless_restoring(ctx, settings, engine, replayed, speed, api, files.level))
+            def switch(mode: Mode) -> Engine:  # the API's mode switch: paper ↔ live on Coinbase market data
+                return coinbase_engine(settings, live=mode is Mode.LIVE, store=ctx.store)
+
+            return asyncio.run(run_headless_restoring(ctx, settings, engine, replayed, speed, api, files.level,
+                                                      switch=None if replayed is not None else switch))
         return run_tui(ctx, settings, engine, replayed, api, log_level=files.level)
     finally:
         files.close()
@@ -191,11 +196,13 @@ MAX_RESTORES = 3
 
 
 async def run_headless_restoring(ctx: CliContext, settings: Settings, engine: Engine, replayed: CandleArrays | None,
-                                 speed: float | None, api: ApiLaunch | None, level: str) -> int:
+                                 speed: float | None, api: ApiLaunch | None, level: str,
+                                 switch: Callable[[Mode], Engine] | None = None) -> int:
     """The headless run; a paper or live run stopped by StateCorruption (E007) goes on from its last good
     checkpoint when that is safe (`engine.recovery.restore_after_corruption`: paper restores and replays
     the stored fills; live also reconciles orders, fills and balances with the exchange), at most
-    `MAX_RESTORES` times; otherwise it stops with the checkpoint and the command to inspect it (exit 1)."""
+    `MAX_RESTORES` times; otherwise it stops with the checkpoint and the command to inspect it (exit 1).
+    `switch` builds the engine for a mode the control API switches to (None: no switching)."""
     from trdr_tui.core.errors import StateCorruption
     from trdr_tui.engine.recovery import corruption_stop, restore_after_corruption, resume_run
     from trdr_tui.headless import run_headless
@@ -225,7 +232,8 @@ async def run_headless_restoring(ctx: CliContext, settings: Settings, engine: En
 
     restores = 0
     while True:
-        code = await run_headless(engine, stdout=sys.stdout, min_level=level, capital=settings.capital, api=api)
+        code = await run_headless(engine, stdout=sys.stdout, min_level=level, capital=settings.capital, api=api,
+                                  rebuild=switch)
         failure = engine.failure
         if not isinstance(failure, StateCorruption):
             return code
@@ -268,8 +276,8 @@ def api_launch(ctx: CliContext, settings: Settings, replayed: CandleArrays | Non
 
     hooks = Hooks(settings=settings, credential_check=lambda: check_live_credentials(settings), backtest=backtest,
                   cli_reader=cli_reader(ctx),
-                  mode_switch_unavailable="switch mode in the cockpit (key m), or restart trdr with or without "
-                                          "--live: a headless run keeps its mode")
+                  mode_switch_unavailable="a replay trades only on paper: run trdr on Coinbase market data "
+                                          "(without --feed replay) to switch between paper and live")
     token = Path(settings.api.token_file) if settings.api.token_file else default_token_path(ctx.db_path)
     launch = ApiLaunch(listen=args.api or settings.api.listen, hooks=hooks, token_file=token,
                        discovery=discovery_path(ctx.db_path), allow_remote=args.api_allow_remote,
@@ -306,6 +314,8 @@ def run_tui(ctx: CliContext, settings: Settings, engine: Engine, replayed: Candl
 
     app = make_app(settings, engine, backtest_runner=backtest_runner(ctx, settings, replayed),
                    credential_check=lambda: check_live_credentials(settings), mode_switcher=switch_mode)
+    if api is not None:
+        api.hooks.mode_switcher = app.switch_engine  # the API's switch is the `m` key's
     if api is None:
         app.run()
     else:

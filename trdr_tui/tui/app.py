@@ -8,6 +8,7 @@ main screen; user actions call the engine's control surface (`EngineControl`) an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import gc
 from collections.abc import Iterable
@@ -395,7 +396,13 @@ class TrdrApp(App[int]):
         self.run_worker(self._switch_engine(mode), name="switch-mode", group="switch", exclusive=True)
 
     async def _switch_engine(self, mode: Mode) -> None:
-        """Stop the running engine (checkpoint), build one for `mode`, bridge it and start it."""
+        with contextlib.suppress(TrdrError):  # switch_engine has shown it
+            await self.switch_engine(mode)
+
+    async def switch_engine(self, mode: Mode) -> None:
+        """Stop the running engine (checkpoint), build one for `mode`, bridge it and start it: the switch
+        behind `m` and the control API's. Raises TrdrError when the new engine cannot be built (the old
+        one is bridged again)."""
         assert self.mode_switcher is not None
         old = self.engine
         await old.stop(f"switch to {mode.value}")
@@ -409,7 +416,7 @@ class TrdrApp(App[int]):
         except TrdrError as exc:
             self.notify(exc.render(), title=f"could not switch to {mode.value}", severity="error", timeout=10)
             self.attach_engine(old)
-            return
+            raise
         self.attach_engine(new)
         self.notify(f"now in {mode.value} mode", timeout=4)
 

@@ -13,7 +13,7 @@ from trdr_tui.api.client import RemoteEngine
 from trdr_tui.api.control import ApiError, Controller, Hooks
 from trdr_tui.config import Settings
 from trdr_tui.core.engine_api import EngineControl
-from trdr_tui.core.errors import StopError
+from trdr_tui.core.errors import StopError, TrdrError
 from trdr_tui.engine.loop import Engine
 
 
@@ -28,6 +28,10 @@ class Inspection(Protocol):
 
     async def order_trace(self, order_id: str) -> dict[str, Any] | None:
         """{"order", "timeline"} of an order of this run; None when the run has no such order."""
+        ...
+
+    async def profile_memory(self, calls: int) -> None:
+        """Measure the memory of every agent's next `calls` calls (api/profiling.py)."""
         ...
 
 
@@ -52,6 +56,12 @@ class LocalInspection:
         except ApiError:
             return None
 
+    async def profile_memory(self, calls: int) -> None:
+        try:
+            self.control.profile_memory(None, calls)
+        except ApiError as exc:
+            raise TrdrError(exc.message, hint=exc.hint) from None
+
 
 class RemoteInspection:
     """The engine behind `trdr attach`, asked over its control API."""
@@ -70,6 +80,9 @@ class RemoteInspection:
             return dict(await self.engine.fetch(f"/api/orders/{order_id}/trace"))
         except StopError:
             return None
+
+    async def profile_memory(self, calls: int) -> None:
+        await self.engine.fetch("/api/agents/profile", {"calls": calls})
 
 
 def inspection_for(engine: EngineControl, settings: Settings) -> Inspection | None:

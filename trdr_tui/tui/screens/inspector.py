@@ -13,10 +13,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from trdr_tui.core.errors import TrdrError
 from trdr_tui.tui.format import pct_text, price_text, ts_text
 from trdr_tui.tui.inspection import Inspection
 
 DECISIONS = 20
+PROFILE_CALLS = 20
 
 
 def _num(x: float | None, fmt: str) -> str:
@@ -30,6 +32,7 @@ class InspectorScreen(ModalScreen[None]):
         Binding("escape", "close", "Close", id="inspector.close"),
         Binding("i", "close", "Close", show=False, id="inspector.close_alt"),
         Binding("r", "reload", "Reload", id="inspector.reload"),
+        Binding("p", "profile", "Profile memory", id="inspector.profile"),
     ]
 
     def __init__(self, source: Inspection, order_id: str | None) -> None:
@@ -45,7 +48,8 @@ class InspectorScreen(ModalScreen[None]):
             yield DataTable(id="inspector-trace", cursor_type="none", zebra_stripes=True)
             yield Static("[b]agents[/b]", classes="inspector-title")
             yield DataTable(id="inspector-agents", cursor_type="none", zebra_stripes=True)
-            yield Static("[$text-muted]esc closes · r reloads[/]", id="inspector-foot")
+            yield Static("[$text-muted]esc closes · r reloads · p measures the agents' memory over their next "
+                         f"{PROFILE_CALLS} calls[/]", id="inspector-foot")
 
     async def on_mount(self) -> None:
         await self.action_reload()
@@ -63,11 +67,24 @@ class InspectorScreen(ModalScreen[None]):
         self._show_trace(await self.source.order_trace(self.order_id) if self.order_id else None)
         agents = self.query_one("#inspector-agents", DataTable)
         agents.clear(columns=True)
-        agents.add_columns("agent", "weight", "scored", "success", "edge", "failures", "mean ms", "last ms")
+        agents.add_columns("agent", "weight", "scored", "success", "edge", "failures", "mean ms", "last ms",
+                           "peak KiB", "kept KiB", "sampled")
         for a in await self.source.agents():
             agents.add_row(a["id"], f"{a['weight']:.2f}", str(a["scored_calls"]), _num(a["accuracy"], ".1%"),
                            _num(a["edge"], "+.4%"), str(a["failures"]), _num(a["mean_ms"], ".3f"),
-                           _num(a["last_ms"], ".3f"))
+                           _num(a["last_ms"], ".3f"), _num(a.get("mem_peak_kib"), ",.1f"),
+                           _num(a.get("mem_retained_kib"), ",.1f"),
+                           f"{a.get('mem_samples', 0)}" + (f" (+{a['mem_pending']})" if a.get("mem_pending") else ""))
+
+    async def action_profile(self) -> None:
+        """Start measuring the agents' memory (tracemalloc over their next calls); `r` shows the figures."""
+        try:
+            await self.source.profile_memory(PROFILE_CALLS)
+        except TrdrError as exc:
+            self.notify(exc.render(), title="memory profile", severity="warning")
+            return
+        self.notify(f"measuring each agent's next {PROFILE_CALLS} calls; r shows the figures", timeout=4)
+        await self.action_reload()
 
     def _show_trace(self, trace: dict[str, Any] | None) -> None:
         title = self.query_one("#inspector-order-title", Static)
