@@ -35,8 +35,8 @@ Life of the grid (the `grid` policy):
 6. Re-centering: holding nothing, a close one spacing above the center (or below the lowest level)
    rebuilds the grid around it; resting BUYs are cancelled first.
 
-Capital per level (PRD §3.3.1, `level_quote`): `risk.max_position / levels` of equity with
-`seed_inventory`, else `sizing.base_fraction`, raised so that one
+Capital per level (PRD §3.3.1, `level_fraction`, `level_quote`): `risk.max_position / levels` of
+equity with `seed_inventory`, else `sizing.base_fraction`, raised so that one
 round trip's net profit (spacing − cost) is at least `min_trip_profit` (quote currency), capped by the
 risk manager's position limit and Kelly cap; below the product's minimum there is no order.
 
@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.config import FeesConfig, Settings
+from trdr_tui.config import FeesConfig, GridConfig, Settings
 from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.fsm import OPEN
@@ -239,6 +239,13 @@ def cap_trail(trail: float, spacing: float, cost: float) -> float:
     return min(trail, 1.0 - (1.0 + cost) / (1.0 + spacing))
 
 
+def level_fraction(grid: GridConfig, max_position: float, base_fraction: float) -> float:
+    """The share of equity committed per grid level: with stocked levels (`grid.seed_inventory`) the
+    position cap `risk.max_position` spread evenly over the `levels`, else `sizing.base_fraction`.
+    The one rule both a new `GridPolicy` and a live change (`tuning/apply.py`) follow."""
+    return max_position / grid.levels if grid.seed_inventory else base_fraction
+
+
 def level_quote(equity: float, base_fraction: float, net_gain: float, min_trip_profit: float) -> float:
     """Quote currency to commit per grid level: `base_fraction` × equity, raised to
     `min_trip_profit` / `net_gain` so a round trip's net profit is at least `min_trip_profit`
@@ -259,9 +266,7 @@ class GridPolicy:
         self.min_confidence = settings.agents.min_confidence
         self.default_trail = settings.trailing.distance
         sz = settings.sizing
-        # stocked: the position cap spread evenly over the cells; else `base_fraction` per level
-        self.base_fraction = settings.risk.max_position / self.cfg.levels if self.cfg.seed_inventory \
-            else sz.base_fraction
+        self.base_fraction = level_fraction(self.cfg, settings.risk.max_position, sz.base_fraction)
         self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), kelly_safety=sz.kelly_safety,
                            kelly_lookback_days=sz.kelly_lookback_days, kelly_min_trades=sz.kelly_min_trades)
         self.max_entries = settings.risk.max_concurrent_trades
