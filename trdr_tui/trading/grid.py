@@ -57,6 +57,7 @@ import math
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -231,6 +232,37 @@ def round_trip_cost(entry_fee: float, exit_fee: float, half_spread: float) -> fl
     return entry_fee + exit_fee + 2.0 * half_spread
 
 
+class FeeFloor(msgspec.Struct, frozen=True, kw_only=True):
+    """What a grid round trip costs and the spacing floor that follows (DESIGN invariant 10), with the
+    fees of the order types the grid really uses. Fractions of notional / of price."""
+
+    maker: float
+    taker: float
+    entry_fee: float  # a post-only limit BUY at a level: maker
+    exit_fee: float  # a post-only take-profit: maker; a trailing SELL (`trailing_exits`): taker
+    exit_order: str  # "maker take-profit" or "taker trailing SELL"
+    half_spread: float
+    cost: float  # `round_trip_cost(entry_fee, exit_fee, half_spread)`
+    fee_margin: float
+    min_spacing: float
+    floor: float  # max(cost + fee_margin, min_spacing)
+
+
+def fee_floor(settings: Settings, fee_rates: tuple[float, float] | None = None) -> FeeFloor:
+    """The grid's round-trip cost and spacing floor for `settings` at `fee_rates` = (maker, taker)
+    (default: the configured tier, `configured_fee_rates`). The one computation `GridPolicy` and
+    `trdr tune --explain` (`tuning/derive.py`) both use."""
+    g = settings.grid
+    maker, taker = fee_rates if fee_rates is not None else configured_fee_rates(settings.fees)
+    exit_fee = taker if g.trailing_exits else maker
+    half = settings.execution.half_spread
+    cost = round_trip_cost(maker, exit_fee, half)
+    return FeeFloor(maker=maker, taker=taker, entry_fee=maker, exit_fee=exit_fee,
+                    exit_order="taker trailing SELL" if g.trailing_exits else "maker take-profit",
+                    half_spread=half, cost=cost, fee_margin=g.fee_margin, min_spacing=g.min_spacing,
+                    floor=max(cost + g.fee_margin, g.min_spacing))
+
+
 def cap_trail(trail: float, spacing: float, cost: float) -> float:
     """The largest trail distance a trailing SELL armed at a level's target (level × (1 + spacing))
     may have so that it fires no lower than level × (1 + cost): 1 − (1 + cost) / (1 + spacing).
@@ -270,10 +302,9 @@ class GridPolicy:
         self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), kelly_safety=sz.kelly_safety,
                            kelly_lookback_days=sz.kelly_lookback_days, kelly_min_trades=sz.kelly_min_trades)
         self.max_entries = settings.risk.max_concurrent_trades
-        maker, taker = fee_rates if fee_rates is not None else configured_fee_rates(settings.fees)
-        exit_fee = taker if self.cfg.trailing_exits else maker
-        self.cost = round_trip_cost(maker, exit_fee, settings.execution.half_spread)
-        self.floor = max(self.cost + self.cfg.fee_margin, self.cfg.min_spacing)
+        fees = fee_floor(settings, fee_rates)
+        self.cost = fees.cost
+        self.floor = fees.floor
         product = self.sizer.product
         self._base_step = float(product.base_increment)
         self._min_size = float(product.base_min_size) * (1.0 + QUIET_MARGIN)
