@@ -137,6 +137,17 @@ def next_level_state(state: LevelState, trigger: LevelTrigger, level: int | None
         raise InvalidLevelTransition(state, trigger, level) from None
 
 
+def _window_extreme(a: F64, w: int, pick: np.ufunc) -> F64:
+    """`pick` (np.maximum / np.minimum) over every window of `w` consecutive elements: out[j] is the
+    extreme of a[j] … a[j + w − 1]. The same values as a sliding-window max/min (no rounding), with
+    `w` vectorized passes instead of a reduction along a strided axis (several times faster)."""
+    n = a.shape[0] - w + 1
+    out = a[:n].copy()
+    for k in range(1, w):
+        pick(out, a[k:k + n], out=out)
+    return out
+
+
 def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
     """Alternating swing-high / swing-low prices, in time order.
 
@@ -146,8 +157,8 @@ def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
     w = 2 * lookback + 1
     if len(high) < w:
         return []
-    hi_max = np.lib.stride_tricks.sliding_window_view(high, w).max(axis=1)
-    lo_min = np.lib.stride_tricks.sliding_window_view(low, w).min(axis=1)
+    hi_max = _window_extreme(high, w, np.maximum)
+    lo_min = _window_extreme(low, w, np.minimum)
     mid = slice(lookback, len(high) - lookback)
     is_high = high[mid] >= hi_max
     is_low = (low[mid] <= lo_min) & ~is_high
@@ -340,6 +351,7 @@ class GridPolicy:
     def bind(self, ctx: PolicyContext) -> None:
         self.ctx = ctx
         self._bar_index = ctx.bar_index
+        self._grid_wanted = ctx.grid_wanted
         self._risk = ctx.risk
         self.orders = ctx.orders
         self.portfolio = ctx.portfolio
@@ -441,7 +453,8 @@ class GridPolicy:
                 self._work_levels(ts, close, trail, down or bearish or halted)
         if self._changed:
             self._changed = False
-            self.ctx.publish_grid(self.snapshot(ts, close))
+            if self._grid_wanted():
+                self.ctx.publish_grid(self.snapshot(ts, close))
         self._settle(close, down, bearish, halted)
 
     def _settle(self, close: float, down: bool, bearish: bool, halted: bool) -> None:
