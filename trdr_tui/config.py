@@ -545,7 +545,7 @@ class ApiConfig(_Section, frozen=True):
 
 # The keys a running engine can take without a restart (tuning/apply.py): the daily loop searches these
 # and the adaptive values (PRD §3.5 AdaptiveParameters) move them.
-LIVE_TUNABLE = ("grid.swing_fraction", "trailing.distance", "sizing.base_fraction", "agents.min_confidence")
+LIVE_TUNABLE = ("grid.swing_fraction", "trailing.distance", "risk.max_position", "agents.min_confidence")
 
 
 class TuningConfig(_Section, frozen=True):

@@ -95,3 +95,30 @@ def test_zero_min_confidence_is_used_by_the_grid_and_the_orchestrator_alike(hour
     policy, orchestrator = engine.policy, engine.decisions
     assert isinstance(policy, GridPolicy) and isinstance(orchestrator, Orchestrator)
     assert policy.min_confidence == orchestrator.config.min_confidence == 0.0
+
+
+async def test_a_batch_backtest_builds_grid_snapshots_only_for_someone_who_sees_them(
+        hourly: CandleArrays, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a listener (and with precomputed decisions, which never read the book) a backtest builds
+    no grid snapshot; the orders are the same either way."""
+    bars = hourly[:600]
+    settings = load_settings()
+    quiet = build_engine(settings, mode="backtest", candles=bars)
+    heard = build_engine(settings, mode="backtest", candles=bars)
+    grids: list[GridSnapshot] = []
+    heard.bus.subscribe("grid.*", lambda _t, e: grids.append(e))
+    built = 0
+    snapshot = GridPolicy.snapshot
+
+    def counting(self: GridPolicy, ts: int, price: float) -> GridSnapshot:
+        nonlocal built
+        built += 1
+        return snapshot(self, ts, price)
+
+    monkeypatch.setattr(GridPolicy, "snapshot", counting)
+    await quiet.run()
+    assert built == 0 and quiet.book.grid() is None and not quiet.grid_wanted()
+    await heard.run()
+    assert built == len(grids) > 0 and heard.book.grid() is grids[-1]
+    assert [(o.side, o.type, o.size, o.price) for o in quiet.record.orders] == \
+        [(o.side, o.type, o.size, o.price) for o in heard.record.orders]

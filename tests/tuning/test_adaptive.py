@@ -23,27 +23,27 @@ CLEAN_WIN = Outcome(ts=1, net_pnl=20.0, fees=2.0)       # gross 22, fees 9 %
 
 def test_a_poor_record_moves_each_value_by_the_learning_rate_in_its_corrective_direction() -> None:
     ap = AdaptiveParameters.start("BTC-USD", {"grid.swing_fraction": 0.3, "trailing.distance": 0.015,
-                                              "sizing.base_fraction": 0.05, "agents.min_confidence": 0.6},
-                                  ["grid.swing_fraction", "trailing.distance", "sizing.base_fraction",
+                                              "risk.max_position": 0.5, "agents.min_confidence": 0.6},
+                                  ["grid.swing_fraction", "trailing.distance", "risk.max_position",
                                    "agents.min_confidence"], rate=0.1, window=100, min_outcomes=3)
     assert ap.feedback(LOSS) == {} and ap.feedback(LOSS) == {}  # too little evidence yet
     moves = ap.feedback(LOSS)
     assert ap.get("grid.swing_fraction") == pytest.approx(0.33)    # wider: fees ate the trips
     assert ap.get("trailing.distance") == pytest.approx(0.0135)    # tighter: the trail gave the gain back
-    assert ap.get("sizing.base_fraction") == pytest.approx(0.045)  # smaller
+    assert ap.get("risk.max_position") == pytest.approx(0.45)  # smaller
     assert ap.get("agents.min_confidence") == pytest.approx(0.66)  # pickier
     assert set(moves) == set(ap.values)
-    assert "poor: 0% of the last 3" in moves["sizing.base_fraction"].reason
-    assert ap.values["sizing.base_fraction"].confidence == pytest.approx(0.65)
+    assert "poor: 0% of the last 3" in moves["risk.max_position"].reason
+    assert ap.values["risk.max_position"].confidence == pytest.approx(0.65)
 
 
 def test_a_good_record_moves_by_half_the_rate_the_other_way() -> None:
-    v = AdaptiveValue("sizing.base_fraction", 0.05, low=0.01, high=0.10)
+    v = AdaptiveValue("risk.max_position", 0.5, low=0.1, high=1.0)
     for _ in range(4):
         v.learn(CLEAN_WIN, rate=0.1, min_outcomes=5)
-    assert v.value == 0.05
+    assert v.value == 0.5
     adj = v.learn(CLEAN_WIN, rate=0.1, min_outcomes=5)
-    assert adj is not None and adj.new == pytest.approx(0.0525) and v.value == pytest.approx(0.0525)
+    assert adj is not None and adj.new == pytest.approx(0.525) and v.value == pytest.approx(0.525)
     s = AdaptiveValue("grid.swing_fraction", 0.3, low=0.1, high=1.0)
     for _ in range(5):
         s.learn(FEE_BOUND, rate=0.1, min_outcomes=5)
@@ -61,9 +61,9 @@ def test_values_stay_within_their_bounds_and_confidence_stops_at_0_9() -> None:
 
 
 def test_a_configured_value_outside_the_optimizer_range_is_kept() -> None:
-    ap = AdaptiveParameters.start("BTC-USD", {"sizing.base_fraction": 0.2}, ["sizing.base_fraction"], rate=0.1,
+    ap = AdaptiveParameters.start("BTC-USD", {"risk.max_position": 0.05}, ["risk.max_position"], rate=0.1,
                                   window=10, min_outcomes=1)
-    assert ap.get("sizing.base_fraction") == 0.2
+    assert ap.get("risk.max_position") == 0.05
 
 
 def _paper(settings: Settings, bars: CandleArrays, store: Store) -> object:
@@ -85,24 +85,24 @@ async def test_paper_stores_them_through_the_journal_and_a_restart_restores_them
     t1.repo.save_adaptive(t1.adaptive.records(int(bars.ts[0])))
     assert store.writer is not None  # paper: the journal is in front of the store
     moved = live_values(e1)  # type: ignore[arg-type]
-    assert moved["sizing.base_fraction"] == pytest.approx(start["sizing.base_fraction"] * 0.9)
+    assert moved["risk.max_position"] == pytest.approx(start["risk.max_position"] * 0.9)
     await e1.run()  # type: ignore[attr-defined]
     trades = e1.record.trades  # type: ignore[attr-defined]
     assert trades  # the run's own round trips were fed to the values too
-    assert len(t1.adaptive.values["sizing.base_fraction"].outcomes) == \
+    assert len(t1.adaptive.values["risk.max_position"].outcomes) == \
         settings.tuning.adaptive_min_outcomes + len(trades)
     final = live_values(e1)  # type: ignore[arg-type]
     store.sync()
     rows = {r.name: r for r in TuningRepository(store).adaptive("BTC-USD")}
     assert {k: r.value for k, r in rows.items()} == pytest.approx(final)
-    assert rows["sizing.base_fraction"].history[0].reason.startswith("poor")
-    assert len(rows["sizing.base_fraction"].outcomes) == settings.tuning.adaptive_min_outcomes + len(trades)
+    assert rows["risk.max_position"].history[0].reason.startswith("poor")
+    assert len(rows["risk.max_position"].outcomes) == settings.tuning.adaptive_min_outcomes + len(trades)
 
     e2 = _paper(settings, bars, store)
     t2 = attach_self_tuning(e2, store)  # type: ignore[arg-type]
     assert t2 is not None and t2.adaptive is not None
     assert live_values(e2) == pytest.approx(final)  # type: ignore[arg-type]
-    assert len(t2.adaptive.values["sizing.base_fraction"].outcomes) == len(rows["sizing.base_fraction"].outcomes)
+    assert len(t2.adaptive.values["risk.max_position"].outcomes) == len(rows["risk.max_position"].outcomes)
 
 
 async def test_backtests_and_replays_neither_read_nor_write_them(

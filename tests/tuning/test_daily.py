@@ -25,7 +25,7 @@ from trdr_tui.store.tuning import TuningRepository
 from trdr_tui.tuning.apply import live_values
 from trdr_tui.tuning.daily import TOPIC, DailyResult, ParametersChanged, SelfTuning, attach_self_tuning, blend
 
-WINNER = {"trailing.distance": 0.025, "sizing.base_fraction": 0.08}
+WINNER = {"trailing.distance": 0.025, "risk.max_position": 0.8}
 
 
 def better_job(settings_data: dict[str, Any], bars: CandleArrays, genes: list[str], *_: Any) -> DailyResult:
@@ -33,7 +33,7 @@ def better_job(settings_data: dict[str, Any], bars: CandleArrays, genes: list[st
     from trdr_tui.config import convert_settings
 
     s = convert_settings(settings_data, "test")
-    current = {"trailing.distance": s.trailing.distance, "sizing.base_fraction": s.sizing.base_fraction}
+    current = {"trailing.distance": s.trailing.distance, "risk.max_position": s.risk.max_position}
     return DailyResult(current=current, winner=WINNER, current_score=0.01, winner_score=0.04, train_score=0.05,
                        trials=3, bars=len(bars), worker_pid=os.getpid())
 
@@ -131,13 +131,13 @@ async def test_the_engine_keeps_processing_bars_while_the_worker_optimizes(store
 
 async def test_a_better_winner_is_blended_in_saved_recorded_and_resumed(stored: CandleArrays, store: Store) -> None:
     # adaptive values on, but holding still (they need more outcomes than this session has)
-    settings = _settings(daily_genes=["trailing.distance", "sizing.base_fraction"], adaptive_min_outcomes=10_000)
+    settings = _settings(daily_genes=["trailing.distance", "risk.max_position"], adaptive_min_outcomes=10_000)
     before = live_values(_engine(settings, stored[:5], store))
     engine, t, changes, logs = await _run_once(settings, stored, store, better_job)
     want = blend({k: before[k] for k in WINNER}, WINNER, 0.1)
     after = live_values(engine)
     assert after["trailing.distance"] == pytest.approx(want["trailing.distance"])
-    assert after["sizing.base_fraction"] == pytest.approx(before["sizing.base_fraction"] + 0.1 * (0.08 - before["sizing.base_fraction"]))
+    assert after["risk.max_position"] == pytest.approx(before["risk.max_position"] + 0.1 * (0.8 - before["risk.max_position"]))
     assert after["grid.swing_fraction"] == before["grid.swing_fraction"]
     [ch] = TuningRepository(store).changes()
     assert ch.adopted and ch.symbol == "BTC-USD" and ch.from_version is None

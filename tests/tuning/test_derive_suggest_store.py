@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from trdr_tui.core.errors import DataError
 from trdr_tui.store import Store
 from trdr_tui.store.sessions import OptimizationRecord
 from trdr_tui.store.tuning import AdaptiveRecord, Adjustment, ParameterChange, TrialRecord, TuningRepository
+from trdr_tui.trading.grid import GridPolicy
 from trdr_tui.tuning.derive import derive, market_stats
 from trdr_tui.tuning.suggest import suggest_updates
 
@@ -36,11 +38,13 @@ def test_derived_values_follow_their_formulas() -> None:
     lo, hi = 100 * 0.97, 100 * 1.03
     assert swing == pytest.approx(((hi - lo) / lo + (hi - lo) / hi) / 2, rel=0.02)
     assert values["market.volatility_ratio"].value == pytest.approx(1.0, abs=0.05)  # the same every week
-    taker = s.fees.active_tier().taker
-    cost = 2 * taker + 2 * s.execution.half_spread
+    maker = s.fees.active_tier().maker  # post-only levels and post-only take-profits: maker both ways
+    cost = 2 * maker + 2 * s.execution.half_spread
     assert values["fees.round_trip_cost"].value == pytest.approx(cost)
+    floor = max(cost + s.grid.fee_margin, s.grid.min_spacing)
+    assert values["grid.spacing_floor"].value == pytest.approx(floor)
     spacing = values["grid.spacing"].value
-    assert spacing == pytest.approx(min(max(s.grid.swing_fraction * swing, cost + 0.002), s.grid.max_spacing))
+    assert spacing == pytest.approx(min(max(s.grid.swing_fraction * swing, floor), s.grid.max_spacing))
     assert spacing > cost  # no round trip below its cost
     assert values["trailing.distance"].value <= spacing / 2
     assert values["risk.max_concurrent_trades"].value == 3 == s.risk.max_concurrent_trades  # 0.15 / 0.05, rounded before floor
@@ -53,7 +57,34 @@ def test_derived_values_follow_their_formulas() -> None:
 def test_the_fee_floor_holds_in_a_quiet_market() -> None:
     s = load_settings()
     values = {v.key: v.value for v in derive(s, zigzag(24 * 40, 0.001))}
-    assert values["grid.spacing"] >= values["fees.round_trip_cost"] + 0.002
+    assert values["grid.spacing"] >= values["fees.round_trip_cost"] + s.grid.fee_margin
+    assert values["grid.spacing"] == values["grid.spacing_floor"]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"grid.trailing_exits": True}, {"fees.thirty_day_volume_usd": 2e6},
+                                       {"grid.min_spacing": 0.03}])
+def test_tune_explains_the_floor_the_grid_uses(overrides: dict[str, object]) -> None:
+    s = load_settings(overrides=overrides)
+    policy = GridPolicy(s)
+    values = {v.key: v for v in derive(s, zigzag(24 * 40, 0.03))}
+    assert values["fees.round_trip_cost"].value == policy.cost
+    assert values["grid.spacing_floor"].value == policy.floor
+    exit_order = "taker trailing SELL" if s.grid.trailing_exits else "maker take-profit"
+    assert exit_order in values["fees.round_trip_cost"].formula
+
+
+def test_tune_explain_prints_the_grids_floor(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # one line per row: the formula is not folded
+    args = ["--db", str(tmp_path / "t.duckdb"), "tune", "--explain", "--data", str(HOURLY_CDD), "--end", "2019-01-01"]
+    assert main([*args, "--json"]) == 0
+    shown = {d["key"]: d for d in json.loads(capsys.readouterr().out)}
+    policy = GridPolicy(load_settings())
+    assert shown["fees.round_trip_cost"]["value"] == policy.cost  # maker + maker + 2 × half-spread, not 2 × taker
+    assert shown["grid.spacing_floor"]["value"] == policy.floor
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "grid.spacing_floor" in out and f"{policy.floor:.6g}" in out and "maker take-profit" in out
 
 
 def test_too_little_history_is_a_data_error() -> None:

@@ -11,7 +11,7 @@ from trdr_tui.tuning.genome import GENES, current_values, genome, parse_genes, s
 
 def test_genome_covers_the_prd_fields_and_one_weight_per_agent(settings: Settings) -> None:
     keys = {g.key for g in genome(settings)}
-    for k in ("trailing.distance", "agents.min_confidence", "risk.max_drawdown", "sizing.base_fraction",
+    for k in ("trailing.distance", "agents.min_confidence", "risk.max_drawdown", "risk.max_position",
               "risk.max_concurrent_trades", "grid.swing_fraction", "grid.min_spacing"):
         assert k in keys
     assert {f"agents.weights.{a}" for a in settings.agents.enabled} <= keys

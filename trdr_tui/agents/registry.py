@@ -15,6 +15,8 @@ and version, so constructors must be cheap (connect to services in `initialize`,
 from __future__ import annotations
 
 import difflib
+import functools
+import sys
 from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 
@@ -84,6 +86,15 @@ class PluginError(msgspec.Struct, frozen=True, kw_only=True):
     error: str
 
 
+@functools.lru_cache(maxsize=8)
+def _plugin_entry_points(path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    """The agent plugins installed on `path` (the `sys.path` of the call): reading every distribution's
+    metadata takes milliseconds, and an engine (with its registry) is built per backtest and per
+    optimizer trial. Keyed by the path, so a changed `sys.path` looks again; a plugin installed into a
+    directory already on the path while the process runs is seen after a restart."""
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+
+
 class AgentRegistry:
     """Knows every available agent and builds fresh instances of them by id."""
 
@@ -92,7 +103,7 @@ class AgentRegistry:
         self._info: dict[str, AgentInfo] = {aid: _describe(aid, f(), "built-in") for aid, f in BUILTINS.items()}
         self.errors: list[PluginError] = []
         if load_plugins:
-            eps = plugin_entry_points if plugin_entry_points is not None else entry_points(group=ENTRY_POINT_GROUP)
+            eps = plugin_entry_points if plugin_entry_points is not None else _plugin_entry_points(tuple(sys.path))
             for ep in eps:
                 self._load(ep)
 

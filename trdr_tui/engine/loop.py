@@ -135,7 +135,7 @@ class Engine:
         policy.bind(PolicyContext(orders=self.orders, portfolio=self.portfolio, clock=self.clock, risk=self.risk,
                                   recent_bars=self.recent_bars,
                                   bar_index=functools.partial(getattr, self.run_state, "bar_index"),
-                                  publish_grid=self.publish_grid, log=self.log))
+                                  publish_grid=self.publish_grid, grid_wanted=self.grid_wanted, log=self.log))
 
     # -- EngineControl ---------------------------------------------------------------------------
 
@@ -489,6 +489,13 @@ class Engine:
             with contextlib.suppress(RiskLimitExceeded):
                 self.orders.place_market(Side.SELL, self.portfolio.position, price=price, reason="stop-loss")
             self.log("warning", f"stop-loss: closed the position at {price}")
+
+    def grid_wanted(self) -> bool:
+        """Someone would see a grid snapshot now: paper/live (checkpoints, the cockpit), agents that read
+        the book while streaming (precomputed decisions never do: `precompute` refuses book readers), or
+        a listener on `grid.<symbol>`. A batch backtest without them skips building snapshots."""
+        return self._mode is not Mode.BACKTEST or (self._book_source is not None and self._batch_source is None) \
+            or self.bus.has_subscribers(f"grid.{self._symbol}")
 
     def publish_grid(self, snap: GridSnapshot) -> None:
         """The policy's grid changed: publish it, and in paper/live persist it at once."""

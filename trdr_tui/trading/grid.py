@@ -35,8 +35,8 @@ Life of the grid (the `grid` policy):
 6. Re-centering: holding nothing, a close one spacing above the center (or below the lowest level)
    rebuilds the grid around it; resting BUYs are cancelled first.
 
-Capital per level (PRD §3.3.1, `level_quote`): `risk.max_position / levels` of equity with
-`seed_inventory`, else `sizing.base_fraction`, raised so that one
+Capital per level (PRD §3.3.1, `level_fraction`, `level_quote`): `risk.max_position / levels` of
+equity with `seed_inventory`, else `sizing.base_fraction`, raised so that one
 round trip's net profit (spacing − cost) is at least `min_trip_profit` (quote currency), capped by the
 risk manager's position limit and Kelly cap; below the product's minimum there is no order.
 
@@ -57,10 +57,11 @@ import math
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.config import FeesConfig, Settings
+from trdr_tui.config import FeesConfig, GridConfig, Settings
 from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.fsm import OPEN
@@ -136,6 +137,17 @@ def next_level_state(state: LevelState, trigger: LevelTrigger, level: int | None
         raise InvalidLevelTransition(state, trigger, level) from None
 
 
+def _window_extreme(a: F64, w: int, pick: np.ufunc) -> F64:
+    """`pick` (np.maximum / np.minimum) over every window of `w` consecutive elements: out[j] is the
+    extreme of a[j] … a[j + w − 1]. The same values as a sliding-window max/min (no rounding), with
+    `w` vectorized passes instead of a reduction along a strided axis (several times faster)."""
+    n = a.shape[0] - w + 1
+    out = a[:n].copy()
+    for k in range(1, w):
+        pick(out, a[k:k + n], out=out)
+    return out
+
+
 def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
     """Alternating swing-high / swing-low prices, in time order.
 
@@ -145,8 +157,8 @@ def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
     w = 2 * lookback + 1
     if len(high) < w:
         return []
-    hi_max = np.lib.stride_tricks.sliding_window_view(high, w).max(axis=1)
-    lo_min = np.lib.stride_tricks.sliding_window_view(low, w).min(axis=1)
+    hi_max = _window_extreme(high, w, np.maximum)
+    lo_min = _window_extreme(low, w, np.minimum)
     mid = slice(lookback, len(high) - lookback)
     is_high = high[mid] >= hi_max
     is_low = (low[mid] <= lo_min) & ~is_high
@@ -232,12 +244,50 @@ def round_trip_cost(entry_fee: float, exit_fee: float, half_spread: float) -> fl
     return entry_fee + exit_fee + 2.0 * half_spread
 
 
+class FeeFloor(msgspec.Struct, frozen=True, kw_only=True):
+    """What a grid round trip costs and the spacing floor that follows (DESIGN invariant 10), with the
+    fees of the order types the grid really uses. Fractions of notional / of price."""
+
+    maker: float
+    taker: float
+    entry_fee: float  # a post-only limit BUY at a level: maker
+    exit_fee: float  # a post-only take-profit: maker; a trailing SELL (`trailing_exits`): taker
+    exit_order: str  # "maker take-profit" or "taker trailing SELL"
+    half_spread: float
+    cost: float  # `round_trip_cost(entry_fee, exit_fee, half_spread)`
+    fee_margin: float
+    min_spacing: float
+    floor: float  # max(cost + fee_margin, min_spacing)
+
+
+def fee_floor(settings: Settings, fee_rates: tuple[float, float] | None = None) -> FeeFloor:
+    """The grid's round-trip cost and spacing floor for `settings` at `fee_rates` = (maker, taker)
+    (default: the configured tier, `configured_fee_rates`). The one computation `GridPolicy` and
+    `trdr tune --explain` (`tuning/derive.py`) both use."""
+    g = settings.grid
+    maker, taker = fee_rates if fee_rates is not None else configured_fee_rates(settings.fees)
+    exit_fee = taker if g.trailing_exits else maker
+    half = settings.execution.half_spread
+    cost = round_trip_cost(maker, exit_fee, half)
+    return FeeFloor(maker=maker, taker=taker, entry_fee=maker, exit_fee=exit_fee,
+                    exit_order="taker trailing SELL" if g.trailing_exits else "maker take-profit",
+                    half_spread=half, cost=cost, fee_margin=g.fee_margin, min_spacing=g.min_spacing,
+                    floor=max(cost + g.fee_margin, g.min_spacing))
+
+
 def cap_trail(trail: float, spacing: float, cost: float) -> float:
     """The largest trail distance a trailing SELL armed at a level's target (level × (1 + spacing))
     may have so that it fires no lower than level × (1 + cost): 1 − (1 + cost) / (1 + spacing).
 
     Returns min(trail, that cap); the cap is ≤ 0 when the spacing does not cover the cost."""
     return min(trail, 1.0 - (1.0 + cost) / (1.0 + spacing))
+
+
+def level_fraction(grid: GridConfig, max_position: float, base_fraction: float) -> float:
+    """The share of equity committed per grid level: with stocked levels (`grid.seed_inventory`) the
+    position cap `risk.max_position` spread evenly over the `levels`, else `sizing.base_fraction`.
+    The one rule both a new `GridPolicy` and a live change (`tuning/apply.py`) follow."""
+    return max_position / grid.levels if grid.seed_inventory else base_fraction
 
 
 def level_quote(equity: float, base_fraction: float, net_gain: float, min_trip_profit: float) -> float:
@@ -260,16 +310,13 @@ class GridPolicy:
         self.min_confidence = settings.agents.min_confidence
         self.default_trail = settings.trailing.distance
         sz = settings.sizing
-        # stocked: the position cap spread evenly over the cells; else `base_fraction` per level
-        self.base_fraction = settings.risk.max_position / self.cfg.levels if self.cfg.seed_inventory \
-            else sz.base_fraction
+        self.base_fraction = level_fraction(self.cfg, settings.risk.max_position, sz.base_fraction)
         self.sizer = Sizer(product or ProductSpec(symbol=settings.symbol), kelly_safety=sz.kelly_safety,
                            kelly_lookback_days=sz.kelly_lookback_days, kelly_min_trades=sz.kelly_min_trades)
         self.max_entries = settings.risk.max_concurrent_trades
-        maker, taker = fee_rates if fee_rates is not None else configured_fee_rates(settings.fees)
-        exit_fee = taker if self.cfg.trailing_exits else maker
-        self.cost = round_trip_cost(maker, exit_fee, settings.execution.half_spread)
-        self.floor = max(self.cost + self.cfg.fee_margin, self.cfg.min_spacing)
+        fees = fee_floor(settings, fee_rates)
+        self.cost = fees.cost
+        self.floor = fees.floor
         product = self.sizer.product
         self._base_step = float(product.base_increment)
         self._min_size = float(product.base_min_size) * (1.0 + QUIET_MARGIN)
@@ -305,6 +352,7 @@ class GridPolicy:
     def bind(self, ctx: PolicyContext) -> None:
         self.ctx = ctx
         self._bar_index = ctx.bar_index
+        self._grid_wanted = ctx.grid_wanted
         self._risk = ctx.risk
         self.orders = ctx.orders
         self.portfolio = ctx.portfolio
@@ -406,7 +454,8 @@ class GridPolicy:
                 self._work_levels(ts, close, trail, down or bearish or halted)
         if self._changed:
             self._changed = False
-            self.ctx.publish_grid(self.snapshot(ts, close))
+            if self._grid_wanted():
+                self.ctx.publish_grid(self.snapshot(ts, close))
         self._settle(close, down, bearish, halted)
 
     def _settle(self, close: float, down: bool, bearish: bool, halted: bool) -> None:

@@ -35,6 +35,8 @@ class PolicyContext:
     - `recent_bars(n)`: the last `n` closed bars up to the one being processed (fewer at the start);
     - `bar_index()`: the index of the bar being processed in this run (0 for the first);
     - `publish_grid(snapshot)`: the grid changed — publish it (and, in paper/live, persist it);
+    - `grid_wanted()`: whether anyone would see a published grid now (a listener, the agents' view of the
+      book, paper/live checkpoints); when not, a policy may skip building the snapshot;
     - `log(level, message, **fields)`: a notable action (a stop, a regime exit), published on `log.<level>`.
     """
 
@@ -45,6 +47,7 @@ class PolicyContext:
     recent_bars: Callable[[int], CandleArrays]
     bar_index: Callable[[], int]
     publish_grid: Callable[[GridSnapshot], None]
+    grid_wanted: Callable[[], bool]
     log: Callable[..., None]
 
 

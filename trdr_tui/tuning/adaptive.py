@@ -16,7 +16,7 @@ starts at 0.5 and grows by 0.05 per outcome up to 0.9 (PRD). Every move is kept 
 |-----------------------------------------|-------------------------------------------|------------|-------------|
 | grid.swing_fraction (gridSpacing)       | gross profit > 0 and fees ≤ 50 % of it    | wider      | tighter     |
 | trailing.distance (trailDistance)       | the exit kept its gross gain (gross ≥ 0) and slipped ≤ 0.2 % | tighter | wider |
-| sizing.base_fraction (positionSize)     | net P&L > 0                               | smaller    | larger      |
+| risk.max_position (positionSize)        | net P&L > 0                               | smaller    | larger      |
 | agents.min_confidence (confidenceThreshold) | net P&L > 0                           | higher     | lower       |
 
 Only real paper/live sessions attach them (`tuning/daily.py`, `attach_self_tuning`): backtests and
@@ -89,7 +89,7 @@ def _won(o: Outcome) -> bool:
 RULES: dict[str, Rule] = {
     "grid.swing_fraction": Rule(_fees_paid_for, +1.0, -1.0, "round trips whose fees stayed ≤ 50 % of gross profit"),
     "trailing.distance": Rule(_trail_kept, -1.0, +1.0, "exits that kept their gross gain with ≤ 0.2 % slippage"),
-    "sizing.base_fraction": Rule(_won, -1.0, +1.0, "round trips with a net profit"),
+    "risk.max_position": Rule(_won, -1.0, +1.0, "round trips with a net profit"),
     "agents.min_confidence": Rule(_won, +1.0, -1.0, "round trips with a net profit"),
 }
 BOUNDS: dict[str, tuple[float, float]] = {g.key: (g.low, g.high) for g in GENES if g.key in RULES}

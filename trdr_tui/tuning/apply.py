@@ -6,8 +6,12 @@ The daily loop (`tuning/daily.py`) and the adaptive values (`tuning/adaptive.py`
 |-------------------------|------------------------------------------------------------------------|
 | grid.swing_fraction     | the grid policy's `cfg` (read when the grid re-centers)                |
 | trailing.distance       | the grid policy's default trail (a decision without its own trail)     |
-| sizing.base_fraction    | the grid policy's capital share per level (read when the grid re-centers) |
+| risk.max_position       | the risk manager's position cap (at once) and, with stocked levels, the grid policy's capital share per level (`level_fraction`, read when the grid re-centers) |
 | agents.min_confidence   | the grid policy's entry threshold and the agent panel's HOLD gate      |
+
+The position size is `risk.max_position` because it is the key in force: with stocked levels
+(`grid.seed_inventory`) the capital per level is `risk.max_position / levels` and `sizing.base_fraction`
+is never read, so a value set here is the one a backtest of that config would use.
 
 Every other strategy key needs a restart. An engine that runs a preset (no grid policy) takes none.
 """
@@ -22,7 +26,7 @@ import msgspec
 from trdr_tui.config import LIVE_TUNABLE
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.engine.loop import Engine
-from trdr_tui.trading.grid import GridPolicy
+from trdr_tui.trading.grid import GridPolicy, level_fraction
 
 
 def live_values(engine: Engine) -> dict[str, float]:
@@ -31,7 +35,9 @@ def live_values(engine: Engine) -> dict[str, float]:
     if not isinstance(p, GridPolicy):
         return {}
     return {"grid.swing_fraction": float(p.cfg.swing_fraction), "trailing.distance": float(p.default_trail),
-            "sizing.base_fraction": float(p.base_fraction), "agents.min_confidence": float(p.min_confidence)}
+            "risk.max_position": float(engine.settings.risk.max_position if engine.risk.limits.max_position is None
+                                       else engine.risk.limits.max_position),
+            "agents.min_confidence": float(p.min_confidence)}
 
 
 def apply_live(engine: Engine, values: Mapping[str, float]) -> dict[str, tuple[float, float]]:
@@ -54,13 +60,19 @@ def apply_live(engine: Engine, values: Mapping[str, float]) -> dict[str, tuple[f
     if "grid.swing_fraction" in changed:  # validated by the config struct's own checks
         cfg = msgspec.convert({**msgspec.to_builtins(cfg), "swing_fraction": changed["grid.swing_fraction"][1]},
                               type(cfg))
+    risk_cfg = engine.settings.risk
+    if "risk.max_position" in changed:  # validated like the config's [risk]
+        risk_cfg = msgspec.convert({**msgspec.to_builtins(risk_cfg), "max_position": changed["risk.max_position"][1]},
+                                   type(risk_cfg))
     src: Any = engine.decisions
     panel_cfg = getattr(src, "config", None)
     p.cfg = cfg
     if "trailing.distance" in changed:
         p.default_trail = changed["trailing.distance"][1]
-    if "sizing.base_fraction" in changed:
-        p.base_fraction = changed["sizing.base_fraction"][1]
+    if "risk.max_position" in changed:
+        cap = risk_cfg.max_position
+        engine.risk.limits = msgspec.structs.replace(engine.risk.limits, max_position=cap)
+        p.base_fraction = level_fraction(p.cfg, cap, engine.settings.sizing.base_fraction)
     if "agents.min_confidence" in changed:
         conf = changed["agents.min_confidence"][1]
         p.min_confidence = conf

@@ -13,8 +13,11 @@ Market statistics over the window (the last `WINDOW_DAYS` days before the last b
 
 Derived (PRD §3.5 `initializeFromMinimalConfig`):
 
-- round-trip cost = 2 × taker fee + 2 × half-spread (trailing triggers pay taker on both legs);
-- grid spacing = clamp(max(swing_fraction × average swing, round-trip cost + margin), …, max_spacing);
+- round-trip cost = entry fee + exit fee + 2 × half-spread with the fees of the orders the grid uses:
+  a post-only BUY at the level (maker) and a post-only take-profit (maker; taker with
+  `grid.trailing_exits`); spacing floor = max(cost + `grid.fee_margin`, `grid.min_spacing`). Both come
+  from `trdr_tui.trading.grid.fee_floor`, the function the grid itself uses;
+- grid spacing = min(max(swing_fraction × average swing, floor), max(max_spacing, floor));
 - trail distance = clamp(trail base × volatility ratio, min_distance, min(max_distance, spacing / 2)):
   the trail never gives back more than half the spacing;
 - position size (capital per grid level) = capital × risk.max_position / grid.levels with stocked
@@ -31,15 +34,13 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from trdr_tui.backtest.runner import fee_rates
 from trdr_tui.config import DRAWDOWN_PER_CONCURRENT_TRADE, RISK_PROFILES, Settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
-from trdr_tui.trading.grid import swing_pivots
+from trdr_tui.trading.grid import fee_floor, swing_pivots
 
 WINDOW_DAYS = 30
 SHORT_DAYS = 7
-SPACING_MARGIN = 0.002  # a grid round trip must clear its cost by 0.2 % of price
 DAY_NS = 86_400_000_000_000
 
 
@@ -82,13 +83,12 @@ def derive(settings: Settings, bars: CandleArrays) -> list[Derived]:
     """Every self-tuned value with its formula and inputs (see the module docstring)."""
     stats = market_stats(bars, settings.grid.swing_lookback)
     profile = RISK_PROFILES[settings.risk_tolerance]
-    maker, taker = fee_rates(settings, None)
     g, tr = settings.grid, settings.trailing
-    half = settings.execution.half_spread
-    cost = 2 * taker + 2 * half
-    floor = cost + SPACING_MARGIN
+    fees = fee_floor(settings)
+    cost, floor = fees.cost, fees.floor
     raw = g.swing_fraction * stats.average_swing
-    spacing = min(max(raw, floor), g.max_spacing)
+    top = max(g.max_spacing, floor)
+    spacing = min(max(raw, floor), top)
     trail_raw = profile.trail_base * stats.volatility_ratio
     trail_cap = min(tr.max_distance, spacing / 2)
     trail = min(max(trail_raw, tr.min_distance), trail_cap)
@@ -99,12 +99,16 @@ def derive(settings: Settings, bars: CandleArrays) -> list[Derived]:
                 inputs={"bars": stats.bars, "swing_lookback": g.swing_lookback}),
         Derived(key="market.volatility_ratio", value=stats.volatility_ratio,
                 formula=f"σ(log returns, {SHORT_DAYS} d) / σ(log returns, {WINDOW_DAYS} d)", inputs={"bars": stats.bars}),
-        Derived(key="fees.round_trip_cost", value=cost, formula="2 × taker + 2 × half_spread",
-                inputs={"tier": settings.fees.tier, "maker": maker, "taker": taker, "half_spread": half}),
+        Derived(key="fees.round_trip_cost", value=cost,
+                formula=f"entry fee (maker: post-only level) + exit fee ({fees.exit_order}) + 2 × half_spread",
+                inputs={"tier": settings.fees.tier, "maker": fees.maker, "taker": fees.taker,
+                        "entry_fee": fees.entry_fee, "exit_fee": fees.exit_fee, "half_spread": fees.half_spread}),
+        Derived(key="grid.spacing_floor", value=floor, formula="max(round_trip_cost + fee_margin, min_spacing)",
+                inputs={"round_trip_cost": cost, "fee_margin": fees.fee_margin, "min_spacing": fees.min_spacing}),
         Derived(key="grid.spacing", value=spacing,
-                formula="clamp(max(swing_fraction × average_swing, round_trip_cost + margin), max_spacing)",
+                formula="min(max(swing_fraction × average_swing, spacing_floor), max(max_spacing, spacing_floor))",
                 inputs={"swing_fraction": g.swing_fraction, "average_swing": stats.average_swing,
-                        "round_trip_cost": cost, "margin": SPACING_MARGIN, "max_spacing": g.max_spacing}),
+                        "spacing_floor": floor, "max_spacing": g.max_spacing}),
         Derived(key="trailing.distance", value=trail,
                 formula="clamp(trail_base × volatility_ratio, min_distance, min(max_distance, spacing / 2))",
                 inputs={"trail_base": profile.trail_base, "volatility_ratio": stats.volatility_ratio,

@@ -4,6 +4,10 @@
 agent (`agents.weights.<id>`). A trial's values are dotted config overrides, applied and validated
 like any config by `trdr_tui.backtest.walkforward.with_overrides`.
 
+Position size: with stocked levels (`grid.seed_inventory`, the default) the capital per level is
+`risk.max_position / levels` (`trading.grid.level_fraction`) and `sizing.base_fraction` has no effect,
+so `genome` leaves that gene out (and refuses it by name); without stocking both are in force.
+
 | PRD genome field       | config key                          | range          |
 |------------------------|-------------------------------------|----------------|
 | agentWeights[i]        | agents.weights.<id>                 | 0.2 … 3.0      |
@@ -11,7 +15,7 @@ like any config by `trdr_tui.backtest.walkforward.with_overrides`.
 | trailDistanceBase      | trailing.distance                   | 0.005 … 0.03   |
 | confidenceThreshold    | agents.min_confidence               | 0.5 … 0.9      |
 | maxDrawdown            | risk.max_drawdown                   | 0.05 … 0.25    |
-| positionSize           | sizing.base_fraction, risk.max_position | 0.01 … 0.10, 0.1 … 1.0 |
+| positionSize           | risk.max_position; sizing.base_fraction unstocked | 0.1 … 1.0; 0.01 … 0.10 |
 | maxConcurrent          | risk.max_concurrent_trades          | 1 … 10         |
 """
 
@@ -51,15 +55,24 @@ GENES: tuple[Gene, ...] = (
 AGENT_WEIGHT_RANGE = (0.2, 3.0)
 
 
+def inert_keys(settings: Settings) -> frozenset[str]:
+    """Keys of `GENES` the strategy of `settings` never reads (searching them would be wasted trials)."""
+    return frozenset({"sizing.base_fraction"}) if settings.grid.seed_inventory else frozenset()
+
+
 def genome(settings: Settings, only: Iterable[str] | None = None) -> list[Gene]:
     """The genes for `settings`: `GENES` plus one weight per enabled agent; `only` keeps the listed keys
     (or key prefixes such as `agents.weights`). Raises ConfigError for a key nobody knows."""
     lo, hi = AGENT_WEIGHT_RANGE
-    genes = list(GENES) + [Gene(key=f"agents.weights.{a}", low=lo, high=hi, doc=f"weight of agent {a}")
-                           for a in settings.agents.enabled]
+    genes = [g for g in GENES if g.key not in inert_keys(settings)] + [
+        Gene(key=f"agents.weights.{a}", low=lo, high=hi, doc=f"weight of agent {a}") for a in settings.agents.enabled]
     if only is None:
         return genes
     wanted = list(only)
+    for w in wanted:
+        if w in inert_keys(settings):
+            raise ConfigError(f"'{w}' has no effect with stocked grid levels (grid.seed_inventory = true)",
+                              hint="the capital per level is risk.max_position / grid.levels: search risk.max_position")
     out = [g for g in genes if any(g.key == w or g.key.startswith(w + ".") for w in wanted)]
     known = {g.key for g in genes}
     for w in wanted:

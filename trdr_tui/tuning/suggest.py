@@ -6,7 +6,7 @@ Rules, each on the backtest's own results (a session's `results` and `parameters
 | issue                                         | parameter                | suggestion                      |
 |-----------------------------------------------|--------------------------|---------------------------------|
 | fees above half of gross profit               | grid.min_spacing         | 1.5 × (2 × taker + 2 × half-spread) |
-| max drawdown above risk.max_drawdown          | sizing.base_fraction     | × max_drawdown / drawdown       |
+| max drawdown above risk.max_drawdown          | risk.max_position (stocked grid), else sizing.base_fraction | × max_drawdown / drawdown |
 | win rate below 40 %                           | trailing.distance        | × 1.25 (capped at max_distance) |
 | profit factor below 1 with many stop exits... | risk.stop_loss           | 2 × grid spacing (out of the grid) |
 | fewer than 10 round trips a year              | agents.min_confidence    | − 0.05 (floor 0.5)              |
@@ -48,12 +48,13 @@ def suggest_updates(parameters: Mapping[str, Any], results: Mapping[str, Any]) -
                         "reasoning": f"a round trip costs {2 * taker + 2 * half:.2%} at this tier; a spacing "
                                      "of 1.5 × that leaves each trip a profit after fees"})
     dd, max_dd = _num(results.get("max_drawdown")), _num(parameters.get("risk.max_drawdown"))
-    size = _num(parameters.get("sizing.base_fraction"))
+    size_key = "risk.max_position" if parameters.get("grid.seed_inventory") is True else "sizing.base_fraction"
+    size = _num(parameters.get(size_key))  # the position size in force (trading.grid.level_fraction)
     if dd is not None and max_dd is not None and size is not None:
         checked += 1
         if dd > max_dd:
             out.append({"issue": f"max drawdown {dd:.1%} exceeded the limit {max_dd:.1%}",
-                        "parameter": "sizing.base_fraction", "current_value": size,
+                        "parameter": size_key, "current_value": size,
                         "suggested_value": round(size * max_dd / dd, 4),
                         "reasoning": "smaller positions scale the drawdown down in proportion"})
     win = _num(results.get("win_rate"))
