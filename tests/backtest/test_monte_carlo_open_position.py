@@ -15,9 +15,9 @@ PATHS = 2000
 
 
 def test_a_run_ending_with_a_losing_position_counts_it(hourly: CandleArrays) -> None:
-    # Sep 2017 → Jan 2018 of the real series: the grid closes its round trips at a profit, then holds
-    # lots bought on the way down from the December top when the slice ends.
-    outcome = run_backtest(load_settings(), hourly[3000:6000], monte_carlo_paths=PATHS)
+    # Aug → Dec 2018 of the real series (the autumn slide): the grid still holds lots bought on the way
+    # down when the slice ends, marked below their cost.
+    outcome = run_backtest(load_settings(), hourly[10_000:13_000], monte_carlo_paths=PATHS)
     r, run = outcome.results, outcome.run
     mc = r["monte_carlo"]
     held = float(run.position[-1])  # type: ignore[index]
@@ -25,13 +25,14 @@ def test_a_run_ending_with_a_losing_position_counts_it(hourly: CandleArrays) -> 
     held_pnl = r["final_equity"] - run.initial_capital - float(run.trades.pnl.sum())
     assert held_pnl < 0 and mc["open_position_return"] == pytest.approx(held_pnl / (r["final_equity"] - held_pnl))
     assert mc["trades_per_path"] == r["round_trips"] + 1
-    assert mc["probability_of_loss"] > 0.3  # measured 0.58 at 2,000 paths with the shipped seed
+    assert mc["probability_of_loss"] > 0.3  # measured 0.73 at 2,000 paths with the shipped seed (0.57 closed only)
     closed_only = monte_carlo(outcome.curves["trade_returns_on_equity"], paths=PATHS, seed=mc["seed"])
     assert closed_only is not None and closed_only.probability_of_loss < mc["probability_of_loss"]
 
 
 def test_a_run_ending_flat_resamples_its_round_trips_only(hourly: CandleArrays) -> None:
-    outcome = run_backtest(load_settings(), hourly[:3000], monte_carlo_paths=PATHS)
+    # Sep 2017 → Jan 2018: the stocked grid has sold every lot when the slice ends
+    outcome = run_backtest(load_settings(), hourly[2000:5000], monte_carlo_paths=PATHS)
     mc = outcome.results["monte_carlo"]
     assert float(outcome.run.position[-1]) == 0.0  # type: ignore[index]
     assert mc["open_position_return"] is None
