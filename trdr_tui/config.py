@@ -374,7 +374,7 @@ class SlippageConfig(_Section, frozen=True):
 class _AgentsShared(_Section, frozen=True):
     enabled: tuple[str, ...]
     weights: dict[str, float]
-    reference_symbol: str  # the correlation agent's reference product, e.g. ETH-USD
+    reference_symbol: str  # the correlation agent's reference product, e.g. ETH-USD (≠ symbol)
     rl_policy: str  # the rl agent's Q-table: a parameter version (id, name or tag) from `trdr train rl`; "" = none
     decision_source: str  # "panel" or "ensemble" (agents/ensemble.py)
     ensemble_model: str  # the ensemble's weights: a parameter version from `trdr train ensemble`; "" = none
@@ -626,6 +626,13 @@ class SettingsInput(_SettingsShared, frozen=True):
     trailing: TrailingInput
     risk: RiskInput
     agents: AgentsInput
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if "correlation" in self.agents.enabled and self.agents.reference_symbol == self.symbol:
+            raise ValueError(f"`[agents] reference_symbol` is {self.symbol}, the traded symbol itself: the "
+                             f"correlation agent needs another product (e.g. ETH-USD); set reference_symbol "
+                             f"or remove \"correlation\" from [agents] enabled")
 
 
 class Settings(_SettingsShared, frozen=True):

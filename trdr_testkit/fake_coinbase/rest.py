@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 from trdr_testkit.fake_coinbase.auth import JwtGate
 from trdr_testkit.fake_coinbase.faults import Drop, FaultInjector
 from trdr_testkit.fake_coinbase.matching import FakeOrder, InvalidRequest, Market, Reject
+from trdr_testkit.fake_coinbase.reference import DataProduct
 from trdr_testkit.fake_coinbase.wire import PREFIX, WS_MARKET_PATH, WS_USER_PATH, dec, iso
 from trdr_tui.core.clock import NS_PER_SECOND
 from trdr_tui.core.types import Candle
@@ -78,6 +79,7 @@ class RestApi:
         self.arrivals: list[tuple[float, bool]] = []
         self._now_ns = now_ns
         self._on_order = on_order
+        self.data_products: dict[str, DataProduct] = {}  # market-data-only products (reference.py)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register every REST endpoint under `PREFIX` (market endpoints also under `PREFIX/market`)."""
@@ -221,6 +223,9 @@ class RestApi:
         }
 
     async def h_product(self, request: web.Request) -> web.Response:
+        other = self.data_products.get(request.match_info["product_id"])
+        if other is not None:
+            return web.json_response(other.product_json())
         if request.match_info["product_id"] != self.market.product_id:
             raise web.HTTPNotFound(text="product not found")
         return web.json_response(self._product_json())
@@ -231,6 +236,11 @@ class RestApi:
         books = [{"product_id": p, "bids": [{"price": dec(bid), "size": "1.5"}], "asks": [{"price": dec(ask), "size": "1.2"}],
                   "time": iso(m.exchange_now_ns())} for p in request.query.getall("product_ids", [])
                  if p == m.product_id]
+        for p in request.query.getall("product_ids", []):
+            if p in self.data_products:
+                bid, ask = self.data_products[p].bid_ask()
+                books.append({"product_id": p, "bids": [{"price": dec(bid), "size": "1.5"}],
+                              "asks": [{"price": dec(ask), "size": "1.2"}], "time": iso(m.exchange_now_ns())})
         return web.json_response({"pricebooks": books})
 
     async def h_candles(self, request: web.Request) -> web.Response:
@@ -243,8 +253,9 @@ class RestApi:
         if (end - start) // secs > MAX_CANDLES:
             raise web.HTTPBadRequest(reason="INVALID_ARGUMENT",
                                      text=f"number of candles requested should be less than {MAX_CANDLES}")
+        other = self.data_products.get(request.match_info["product_id"])
         buckets: dict[int, list[Candle]] = {}
-        for c in self.market.history:
+        for c in (other or self.market).history:
             t = c.ts // NS_PER_SECOND
             if start <= t < end:
                 buckets.setdefault(t - t % secs, []).append(c)
@@ -257,7 +268,7 @@ class RestApi:
         return web.json_response({"candles": rows})
 
     async def h_ticker(self, request: web.Request) -> web.Response:
-        m = self.market
+        m: Market | DataProduct = self.data_products.get(request.match_info["product_id"]) or self.market
         limit = int(request.query.get("limit", "100"))
         bid, ask = m.bid_ask()
         trades = list(reversed(m.market_trades[-limit:]))

@@ -24,6 +24,7 @@ from aiohttp import web
 from trdr_testkit.fake_coinbase.auth import JwtGate
 from trdr_testkit.fake_coinbase.faults import FaultInjector, Faults
 from trdr_testkit.fake_coinbase.matching import FakeFill, FakeOrder, Market
+from trdr_testkit.fake_coinbase.reference import DataProduct
 from trdr_testkit.fake_coinbase.rest import RateLimiter, RestApi
 from trdr_testkit.fake_coinbase.wire import WS_MARKET_PATH, WS_USER_PATH
 from trdr_testkit.fake_coinbase.ws import WsChannels
@@ -38,7 +39,10 @@ class FakeExchange:
     Balances are decimal strings per currency, fees are rates (0.004 = 0.4 %). `step_interval_s` moves
     the price path by itself every that many seconds; `step_ns` makes exchange time advance by that
     much per step from `start_ns` (an accelerated market) instead of following the wall clock
-    (`now_ns`, UNIX nanoseconds). The attributes below it are for tests to read and set.
+    (`now_ns`, UNIX nanoseconds). `data_products` (product_id → candles) adds products for market data
+    only (a reference product): their own price paths, stepped with the traded one's, on the products,
+    candles and ticker endpoints and the market_trades/ticker channels of connections that subscribe
+    to them (`reference.DataProduct`). The attributes below it are for tests to read and set.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class FakeExchange:
         partial_fill_fraction: Decimal | None = None,
         now_ns: Callable[[], int] | None = None,
         start_ns: int | None = None,
+        data_products: dict[str, list[Candle]] | None = None,
     ) -> None:
         clock = WallClock()
         self.market = Market(candles=candles, product_id=product_id, balances=balances, maker_fee=maker_fee,
@@ -69,6 +74,10 @@ class FakeExchange:
                              heartbeat_s=heartbeat_s, subscribe_deadline_s=subscribe_deadline_s)
         self.rest = RestApi(market=self.market, gate=self.gate, injector=self.injector, limiter=self.limiter,
                             now_ns=clock.now_ns, on_order=self.ws.push_user)
+        if product_id in (data_products or {}):
+            raise ValueError(f"{product_id} is the traded product; data_products holds the others")
+        self.data_products = {pid: DataProduct(pid, bars) for pid, bars in (data_products or {}).items()}
+        self.ws.data_products = self.rest.data_products = self.data_products
         self.step_interval_s = step_interval_s
         self.app = web.Application(middlewares=[self.rest.middleware])
         self.rest.add_routes(self.app.router)
@@ -130,6 +139,9 @@ class FakeExchange:
         for _ in range(n):
             self.market.advance()
             self._trade()
+            for d in self.data_products.values():
+                d.advance_to(self.market.index)
+                self.ws.publish_data_trade(d, d.record_trade(self.market.exchange_now_ns(), self.market.index))
 
     def set_price(self, price: str) -> None:
         """Move the market to `price` (a decimal string; one trade), matching resting orders."""

@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 from trdr_testkit.fake_coinbase.auth import JwtGate
 from trdr_testkit.fake_coinbase.faults import FaultInjector
 from trdr_testkit.fake_coinbase.matching import FakeOrder, Market
+from trdr_testkit.fake_coinbase.reference import DataProduct
 from trdr_testkit.fake_coinbase.wire import WS_MARKET_PATH, WS_USER_PATH, dec, iso
 
 MARKET_CHANNELS = frozenset({"heartbeats", "ticker", "ticker_batch", "market_trades", "candles", "status", "level2"})
@@ -32,6 +33,7 @@ class _Conn:
     ws: web.WebSocketResponse
     user: bool
     channels: set[str] = field(default_factory=set)
+    products: set[str] = field(default_factory=set)  # product_ids subscribed (the traded one is always sent)
     seq: int = 0
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -56,6 +58,7 @@ class WsChannels:
         self.subscribe_messages: list[dict[str, Any]] = []
         self._now_ns = now_ns
         self._conns: list[_Conn] = []
+        self.data_products: dict[str, DataProduct] = {}  # market-data-only products (reference.py)
         self._sends: list[asyncio.Task[None]] = []
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -111,11 +114,12 @@ class WsChannels:
             return
         if typ == "subscribe":
             conn.channels.add(channel)
+            conn.products.update(p for p in msg.get("product_ids") or [] if p in self.data_products)
         else:
             conn.channels.discard(channel)
         conn.subscribed.set()
         m = self.market
-        subs = {ch: [m.product_id] for ch in conn.channels}
+        subs = {ch: [m.product_id, *sorted(conn.products)] for ch in conn.channels}
         self._send(conn, "subscriptions", [{"subscriptions": subs}], iso(self._now_ns()))
         if typ == "subscribe" and channel == "user":
             open_orders = [self._user_order(o) for o in m.orders.values() if o.status == "OPEN"]
@@ -131,6 +135,17 @@ class WsChannels:
                 event = {"type": "snapshot", "trades": [{k: t[k] for k in TRADE_KEYS}
                                                         for t in m.market_trades[-SNAPSHOT_TRADES:]]}
             self._send(conn, channel, [event], iso(m.exchange_now_ns()))
+            for pid in sorted(conn.products):
+                self._send(conn, channel, [self._data_snapshot(self.data_products[pid], channel)],
+                           iso(m.exchange_now_ns()))
+
+    @staticmethod
+    def _data_snapshot(d: DataProduct, channel: str) -> dict[str, Any]:
+        if channel == "market_trades":
+            return {"type": "snapshot", "trades": [{k: t[k] for k in TRADE_KEYS} for t in d.market_trades[-SNAPSHOT_TRADES:]]}
+        bid, ask = d.bid_ask()
+        return {"type": "snapshot", "tickers": [{"type": "ticker", "product_id": d.product_id, "price": dec(d.price),
+                                                 "best_bid": dec(bid), "best_ask": dec(ask)}]}
 
     def _send(self, conn: _Conn, channel: str, events: list[dict[str, Any]], ts: str) -> None:
         if self.injector.faults.ws_stale:
@@ -171,6 +186,23 @@ class WsChannels:
             "low_24_h": dec(m.price), "high_24_h": dec(m.price), "low_52_w": "1", "high_52_w": "100000",
             "price_percent_chg_24_h": "0", "best_bid": dec(bid), "best_bid_quantity": "1.5", "best_ask": dec(ask),
             "best_ask_quantity": "1.2"}]}, now)
+
+    def publish_data_trade(self, product: DataProduct, trade: dict[str, Any]) -> None:
+        """Send a market-data-only product's trade on market_trades, and its ticker, to the connections
+        that subscribed to that product."""
+        now = iso(self.market.exchange_now_ns())
+        bid, ask = product.bid_ask()
+        for conn in list(self._conns):
+            if product.product_id not in conn.products:
+                continue
+            if "market_trades" in conn.channels:
+                self._send(conn, "market_trades",
+                           [{"type": "update", "trades": [{k: trade[k] for k in TRADE_KEYS}]}], now)
+            if "ticker" in conn.channels:
+                self._send(conn, "ticker", [{"type": "update", "tickers": [{
+                    "type": "ticker", "product_id": product.product_id, "price": dec(product.price),
+                    "best_bid": dec(bid), "best_bid_quantity": "1.5", "best_ask": dec(ask),
+                    "best_ask_quantity": "1.2"}]}], now)
 
     @staticmethod
     def _user_order(o: FakeOrder) -> dict[str, Any]:

@@ -8,6 +8,9 @@
     resume_live_run(engine, store)
 
 Paper = CoinbaseFeed (WebSocket, REST fallback) + SimExecutor; live = CoinbaseFeed + CoinbaseExecutor.
+With the correlation agent enabled (and no preset), the feed also subscribes to `[agents]
+reference_symbol` on the same socket; its closed bars reach the agent at once and the store
+(`agents.sources.LiveCandles`), so a restart and `trdr data list` see them.
 A live run also reads the account's balances every `[funding] account_check_seconds` (`AccountWatch`)
 and books a deposit or withdrawal it finds there (PRD §3.3.3).
 URLs come from `[coinbase]` (or TRDR_COINBASE_REST_URL / _WS_URL / _USER_WS_URL), so the same code runs
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 from decimal import Decimal
 
+from trdr_tui.agents.sources import LiveCandles
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.errors import CredentialsError, InsufficientFunds, StateCorruption, TrdrError
@@ -51,13 +55,16 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
     events = OperatorEvents()  # retries, rejections, recoveries, auth failures: on the engine's bus below
     rest = CoinbaseRest(cb.rest_url, signer=signer, events=events,
                         key_label=f"{creds.key_name} from {creds.source}" if creds is not None else "")
-    feed = CoinbaseFeed(settings.symbol, settings.timeframe, ws_url=cb.ws_url, rest=rest, bus=bus, signer=signer)
+    reference = reference_candles(settings, store, preset)
+    feed = CoinbaseFeed(settings.symbol, settings.timeframe, ws_url=cb.ws_url, rest=rest, bus=bus, signer=signer,
+                        references=[settings.agents.reference_symbol] if reference is not None else [],
+                        on_reference=reference.add_bar if reference is not None else None)
     executor = None
     if live:
         executor = CoinbaseExecutor(rest, symbol=settings.symbol, store=store, run_id=run_id,
                                     user_ws_url=cb.user_ws_url, signer=signer)
     engine = build_engine(settings, mode=Mode.LIVE if live else Mode.PAPER, feed=feed, executor=executor,
-                          store=store, bus=bus, preset=preset, run_id=run_id)
+                          store=store, bus=bus, preset=preset, run_id=run_id, candle_source=reference)
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
     events.bind(engine.bus, engine.clock)
@@ -79,6 +86,14 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
 
         engine.set_recovery(start_live)
     return engine
+
+
+def reference_candles(settings: Settings, store: Store | None, preset: str | None) -> LiveCandles | None:
+    """Where the correlation agent reads its reference product in paper/live: stored bars with the
+    feed's live bars on top; None when no agent needs one (a preset, or `correlation` not enabled)."""
+    if preset is not None or "correlation" not in settings.agents.enabled:
+        return None
+    return LiveCandles(store, timeframe=settings.timeframe)
 
 
 def watch_account(engine: Engine, executor: CoinbaseExecutor) -> AccountWatch:

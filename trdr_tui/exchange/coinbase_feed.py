@@ -15,6 +15,14 @@ is replaced by the exchange's own candle for that bucket (REST) before it is emi
 arrive meanwhile wait behind it, so the order of the stream never changes. The first bar after the
 feed starts is partial the same way (trdr started at 10:40 saw 20 minutes of the 10:00 bar): it is
 replaced by the exchange's candle too, or dropped when that cannot be fetched.
+
+Reference products (`references`, e.g. the correlation agent's ETH-USD beside BTC-USD) ride on the same
+socket: the subscribe messages name every product. Their trades build bars of the same timeframe the
+same way (closed buckets only, flat bars for empty buckets; a bar closes when its own trades, the
+traded product's trades or a heartbeat show the exchange's time has passed its end), their partial first
+bar and bars that spanned an outage are replaced by the exchange's candle (dropped when it cannot be
+fetched), and each closed bar goes to `on_reference(symbol, candle)`, never into the stream: the
+engine sees one product. Trade ids are per product, so duplicates are recognised per product.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from trdr_tui.core.bus import EventBus
@@ -128,6 +136,8 @@ class CoinbaseFeed:
         reconnect: RetryPolicy = RECONNECT,
         channels: Sequence[str] = ("market_trades", "ticker", "candles"),
         repair_bars: bool = True,
+        references: Sequence[str] = (),
+        on_reference: Callable[[str, Candle], None] | None = None,
     ) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
@@ -138,7 +148,12 @@ class CoinbaseFeed:
         self.poll_interval_s = poll_interval_s
         self.grace_ns = int(close_grace_s * NS)
         self.builder = CandleBuilder(self.timeframe_ns)
-        self.ws = WsConnection(ws_url, list(channels), [symbol], on_message=self._on_message,
+        self.references = [r for r in dict.fromkeys(references) if r != symbol]
+        self.on_reference = on_reference
+        self._ref_builders = {r: CandleBuilder(self.timeframe_ns) for r in self.references}
+        self._ref_first: dict[str, int] = {}  # open time of each reference's first bar built (partial)
+        self.reference_bars = 0
+        self.ws = WsConnection(ws_url, list(channels), [symbol, *self.references], on_message=self._on_message,
                                on_health=self._on_ws_health, signer=signer, silence_s=silence_s,
                                reconnect=reconnect, events=rest.events)
         self._queue: asyncio.Queue[Candle | Tick] = asyncio.Queue()
@@ -218,7 +233,12 @@ class CoinbaseFeed:
         ch = env.channel
         if ch == "market_trades":
             for ev in env.events:
-                self._trades(ev.get("trades") or [])
+                trades = ev.get("trades") or []
+                if self.references:
+                    for ref in self.references:
+                        self._ref_trades(ref, [t for t in trades if t.get("product_id") == ref])
+                    trades = [t for t in trades if t.get("product_id", self.symbol) not in self._ref_builders]
+                self._trades(trades)
         elif ch == "ticker":
             for ev in env.events:
                 for t in ev.get("tickers") or []:
@@ -234,9 +254,11 @@ class CoinbaseFeed:
         elif ch == "candles" and self.timeframe == "5m":
             for ev in env.events:
                 for c in ev.get("candles") or []:
-                    if c.get("product_id") == self.symbol:
+                    builder = self.builder if c.get("product_id") == self.symbol else \
+                        self._ref_builders.get(c.get("product_id", ""))
+                    if builder is not None:
                         with contextlib.suppress(TypeError, ValueError):
-                            self.builder.adopt(int(c["start"]) * NS, float(c["open"]), float(c["high"]),
+                            builder.adopt(int(c["start"]) * NS, float(c["open"]), float(c["high"]),
                                                float(c["low"]), float(c["close"]), float(c["volume"]))
 
     def _trades(self, trades: list[dict[str, Any]]) -> None:
@@ -244,7 +266,7 @@ class CoinbaseFeed:
         for t in trades:
             if t.get("product_id", self.symbol) != self.symbol:
                 continue
-            tid = str(t.get("trade_id", ""))
+            tid = f"{self.symbol}/{t.get('trade_id', '')}"
             if tid in self._seen_set:
                 self.duplicates += 1
                 continue
@@ -261,6 +283,7 @@ class CoinbaseFeed:
         for ts, tid, price, size in parsed:
             self._remember(tid)
             self.trades_in += 1
+            self._close_references(ts)
             for candle in self.builder.add(ts, price, size):
                 self._emit(candle)
             self.exchange_ns = max(self.exchange_ns, ts)
@@ -276,8 +299,72 @@ class CoinbaseFeed:
 
     def _advance(self, exchange_ns: int) -> None:
         self.exchange_ns = max(self.exchange_ns, exchange_ns)
+        self._close_references(exchange_ns - self.grace_ns)
         for candle in self.builder.close_until(exchange_ns - self.grace_ns):
             self._emit(candle)
+
+    # -- reference products: bars of their own, handed to `on_reference` --------------------------
+
+    def _ref_trades(self, ref: str, trades: list[dict[str, Any]]) -> None:
+        parsed: list[tuple[int, str, float, float]] = []
+        for t in trades:
+            tid = f"{ref}/{t.get('trade_id', '')}"
+            if tid in self._seen_set:
+                self.duplicates += 1
+                continue
+            try:
+                parsed.append((parse_time_ns(t["time"]), tid, float(t["price"]), float(t["size"])))
+            except (KeyError, TypeError, ValueError, TrdrError):
+                log.warning("malformed %s trade skipped", ref)
+        if not parsed:
+            return
+        parsed.sort()
+        if ref not in self._ref_first:
+            self._ref_first[ref] = parsed[0][0] - parsed[0][0] % self.timeframe_ns
+        builder = self._ref_builders[ref]
+        for ts, tid, price, size in parsed:
+            self._remember(tid)
+            for candle in builder.add(ts, price, size):
+                self._reference_bar(ref, candle)
+
+    def _close_references(self, exchange_ns: int) -> None:
+        """The exchange's time reached `exchange_ns`: every reference bar that ended by then is closed."""
+        for ref, builder in self._ref_builders.items():
+            for candle in builder.close_until(exchange_ns):
+                self._reference_bar(ref, candle)
+
+    def _reference_bar(self, ref: str, candle: Candle) -> None:
+        first = candle.ts == self._ref_first.get(ref)
+        if self.repair_bars and (first or self._degraded(candle)):
+            task = asyncio.get_running_loop().create_task(self._repair_reference(ref, candle, first))
+            self._repairs.add(task)
+            task.add_done_callback(self._repairs.discard)
+            return
+        self._deliver_reference(ref, candle)
+
+    async def _repair_reference(self, ref: str, built: Candle, first: bool) -> None:
+        start_s = built.ts // NS
+        try:
+            got = await self.rest.get_candles(ref, start_s, start_s + self.timeframe_ns // NS, self.timeframe)
+        except TrdrError as exc:
+            self.rest.events.emit("feed.repair", "warning", "feed",
+                                  f"{ref} bar {built.ts} could not be fetched: {exc.message}")
+            got = []
+        if got and got[0].ts == built.ts:
+            self.repaired += 1
+            self._deliver_reference(ref, got[0])
+        elif first:  # partial, and no exchange candle to replace it with
+            self.dropped += 1
+        else:
+            self._deliver_reference(ref, built)
+
+    def _deliver_reference(self, ref: str, candle: Candle) -> None:
+        self.reference_bars += 1
+        if self.on_reference is not None:
+            try:
+                self.on_reference(ref, candle)
+            except TrdrError as exc:  # e.g. the store refused it: the main stream goes on
+                log.warning("reference bar %s %s not kept: %s", ref, candle.ts, exc.message)
 
     # -- health and the REST fallback ------------------------------------------------------------
 

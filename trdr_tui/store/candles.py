@@ -7,6 +7,8 @@ never a row at a time.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import msgspec
 import numpy as np
@@ -221,6 +223,17 @@ class CandleRepository:
             "SELECT count(*) FROM candles WHERE symbol = ? AND timeframe = ?", [symbol, timeframe]
         ).fetchall()
         return int(row[0][0]) if row else 0
+
+
+def insert_bar_rows(cur: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
+    """Closed bars a live feed built, inside the caller's transaction (the journal writer's deferred
+    rows): each row `[symbol, timeframe, ts_ns, open, high, low, close, volume, source]`. A bar already
+    stored is kept as it is (imports and backfills win)."""
+    if rows:
+        cur.executemany(
+            "INSERT INTO candles (symbol, timeframe, ts, open, high, low, close, volume, source) "
+            "VALUES (?, ?, make_timestamp(?), ?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, timeframe, ts) DO NOTHING",
+            [[r[0], r[1], int(r[2]) // 1000, *r[3:]] for r in rows])
 
 
 def check_resample(source: str, target: str) -> int:

@@ -14,7 +14,11 @@ reference (z ≤ −`z_entry`) → TRAIL_BUY (the ratio tends to revert); unusua
 → TRAIL_SELL. Confidence grows with |z| and ρ. Otherwise HOLD.
 
 Without reference data the agent is unavailable: it votes HOLD at confidence 0 (no influence),
-says in `reasoning` which command fetches the data, and the panel goes on.
+says in `reasoning` which command fetches the data, and the panel goes on. In paper and live the
+engine subscribes to the reference on the same WebSocket and adds its closed bars to
+`context.candles` (`agents.sources.LiveCandles`): the streaming `analyze` looks again on every bar
+while the data is missing, so the agent becomes available once the reference bars arrive (it still
+needs `window` + 1 aligned bars before it shows ρ and z).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class CorrelationAgent(BaseAgent):
 
     def _load(self) -> None:
         c = self.context
+        before = self._unavailable
         source = c.candles
         self._ref = source.candles(self.reference, c.timeframe) if source is not None and self.reference else None
         if not self.reference:
@@ -71,8 +76,10 @@ class CorrelationAgent(BaseAgent):
                                  f"YYYY-MM-DD` or `trdr data import FILE --symbol {self.reference}`")
         else:
             self._unavailable = ""
-        if self._unavailable:
+        if self._unavailable and self._unavailable != before:
             log.warning("agent '%s' %s", self.id, self._unavailable)
+        elif before and not self._unavailable:
+            log.info("agent '%s': %s %s candles now available", self.id, self.reference, c.timeframe)
 
     def _aligned(self, ts: npt.NDArray[np.int64]) -> F64:
         """The reference close at or before each bar open (NaN when missing or older than the lag)."""
@@ -131,6 +138,8 @@ class CorrelationAgent(BaseAgent):
         return f"{facts}: ratio within its usual range", Urgency.NORMAL
 
     def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
+        if self._ref is None and self.reference and self.context.candles is not None:
+            self._load()  # live: the reference's bars may have arrived since
         if self._unavailable:
             return self.signal(snapshot, CODE_ACTIONS[HOLD], 0.0, self.context.base_trail, self._unavailable)
         w = tail(snapshot.history, self.window + 1)
