@@ -182,8 +182,13 @@ class CoinbaseExecutor:
             self._tasks.append(asyncio.create_task(self.user_ws.run(), name="coinbase-user-ws"))
 
     async def stop(self) -> None:
+        """Stop the user channel and the polling loops. A send in flight (the recovery loop re-sending an
+        order) finishes first: cancelled half way, the exchange could place the order while its answer is
+        never recorded, leaving it resting there unfollowed until a restart looks it up."""
         if self.user_ws is not None:
             await self.user_ws.stop()
+        while self._sending:  # bounded: each send gives up after its retries
+            await asyncio.gather(*(done.wait() for done in list(self._sending.values())))
         for t in self._tasks + list(self._spawned):
             t.cancel()
         for t in self._tasks + list(self._spawned):
