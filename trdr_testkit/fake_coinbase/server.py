@@ -70,6 +70,7 @@ class FakeExchange:
         self.rest = RestApi(market=self.market, gate=self.gate, injector=self.injector, limiter=self.limiter,
                             now_ns=clock.now_ns, on_order=self.ws.push_user)
         self.step_interval_s = step_interval_s
+        self.paused = False  # True: the auto-steps stop moving the price (nothing rests into a fill)
         self.app = web.Application(middlewares=[self.rest.middleware])
         self.rest.add_routes(self.app.router)
         self.ws.add_routes(self.app.router)
@@ -123,7 +124,8 @@ class FakeExchange:
     async def _auto_step(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            self.step()
+            if not self.paused:
+                self.step()
 
     def step(self, n: int = 1) -> None:
         """Advance the price path by `n` points: a market trade each, matching and streaming."""
