@@ -280,7 +280,9 @@ async def test_kill_campaign_paper_and_live(creds: Credentials, secret_pem: str,
     finally:
         await fake.stop()
     print("\n" + tally.summary())
-    assert tally.failures() == {}
+    bad = tally.failures()
+    notes = bad.pop("diagnostics", [])
+    assert bad == {}, f"{bad}\n" + "\n".join(notes if isinstance(notes, list) else [])
     assert sum(tally.kills.values()) == len(CAMPAIGN)
     assert tally.wal_deleted == sum(lose_wal for _, _, lose_wal in CAMPAIGN), "a WAL-loss kill deleted no WAL"
     assert tally.exchange_fills > 0 and tally.paper_fills > 0, "no trading happened"

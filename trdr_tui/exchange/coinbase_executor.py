@@ -198,6 +198,7 @@ class CoinbaseExecutor:
 
     def _report(self, order: Order, status: OrderStatus, *, fill: Fill | None = None, reason: str = "",
                 exchange_order_id: str | None = None) -> None:
+        """One report to the engine; a fill is marked `at_exchange` (made, so always booked)."""
         if self._on_report is None:
             raise RuntimeError("CoinbaseExecutor.bind() was not called")
         final = status in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
@@ -208,7 +209,8 @@ class CoinbaseExecutor:
         try:
             self._on_report(ExecutionReport(ts=self.clock.now_ns(), order_id=order.id,
                                             client_order_id=order.client_order_id, status=status, fill=fill,
-                                            exchange_order_id=exchange_order_id, reason=reason))
+                                            exchange_order_id=exchange_order_id, reason=reason,
+                                            at_exchange=fill is not None))
         except BaseException:
             if final:
                 self._final.discard(order.id)
