@@ -330,8 +330,8 @@ def store_view(db: Path, coid: str) -> str:
         cur = store.cursor()
         row = cur.execute("SELECT run_id, mode, type, status, filled_size, created_at FROM orders "
                           "WHERE client_order_id = ?", [coid]).fetchone()
-        moves = [f"{r[0]}->{r[1]}" for r in cur.execute(
-            "SELECT t.from_status, t.to_status FROM order_transitions t JOIN orders o ON o.id = t.order_id "
+        moves = [f"{r[0]}->{r[1]}" + (f" ({r[2]})" if r[2] else "") for r in cur.execute(
+            "SELECT t.from_status, t.to_status, t.reason FROM order_transitions t JOIN orders o ON o.id = t.order_id "
             "WHERE o.client_order_id = ? ORDER BY t.seq", [coid]).fetchall()]
         outbox = cur.execute("SELECT state, attempts, exchange_order_id, last_error FROM exchange_outbox "
                              "WHERE client_order_id = ?", [coid]).fetchone()
