@@ -15,9 +15,12 @@ right after a checkpoint found no WAL, and the variant silently did not happen).
 
 After each kill the store is opened as any `trdr` command opens it (the journal is replayed) and
 checked: every run's `trades` equal the round trips its `fills` make, no fill is stored twice, every
-exchange order of a live run was written ahead. At the end a clean live run settles every order, then
-the store's fills equal the exchange's fill for fill and the account's balances equal the ledger the
-fills imply. `bench/kill_campaign.py` runs it by hand; `tests/exchange/test_kill.py` runs a short one.
+exchange order of a live run was written ahead. At the end a clean live run settles every order; from
+then on the fake's market stands still, so the check does not depend on how fast the machine is: no
+order may be left open at the exchange, the store's fills equal the exchange's fill for fill and the
+account's balances equal the ledger the fills imply. A failure names each lost fill and open order
+(its client order id, store row, transitions and outbox row, and when the fill came against the kills
+and the final run). `bench/kill_campaign.py` runs it by hand; `tests/exchange/test_kill.py` runs a short one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import random
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from trdr_testkit.fake_coinbase import FakeExchange
+from trdr_testkit.fake_coinbase.matching import FakeFill
 from trdr_tui.store import Store
 from trdr_tui.store.orders import stored_fills
 from trdr_tui.trading.portfolio import Portfolio
@@ -70,6 +75,7 @@ class Tally:
     duplicated_orders: int = 0  # one intent at the exchange twice (a client order id stored twice)
     unknown_orders: int = 0  # exchange orders of a run the store never wrote ahead
     lost_fills: int = 0  # exchange fills the store lacks (after the final clean run)
+    open_at_exchange: int = 0  # orders still open at the exchange after the final run settled (none may be)
     invented_fills: int = 0  # stored live fills the exchange never made
     duplicated_fills: int = 0
     fill_mismatches: int = 0  # same fill id, different side/price/size/fee
@@ -81,11 +87,14 @@ class Tally:
     exchange_fills: int = 0
     paper_fills: int = 0
     stopped_early: str = ""
+    timeline: list[tuple[str, int]] = field(default_factory=list)  # (what happened, UNIX ns): kills, final run
+    diagnostics: list[str] = field(default_factory=list)  # one line per lost or invented fill: where it stands
 
     def failures(self) -> dict[str, object]:
         """Every counter that must be zero and is not."""
         bad: dict[str, object] = {}
-        for name in ("duplicated_orders", "unknown_orders", "lost_fills", "invented_fills", "duplicated_fills",
+        for name in ("duplicated_orders", "unknown_orders", "lost_fills", "open_at_exchange", "invented_fills",
+                     "duplicated_fills",
                      "fill_mismatches", "trades_vs_fills", "forgotten_positions", "no_wal"):
             if getattr(self, name):
                 bad[name] = getattr(self, name)
@@ -97,6 +106,8 @@ class Tally:
             bad["refused_starts"] = self.refused_starts
         if self.stopped_early:
             bad["stopped_early"] = self.stopped_early
+        if bad and self.diagnostics:
+            bad["diagnostics"] = self.diagnostics
         return bad
 
     def summary(self) -> str:
@@ -106,11 +117,14 @@ class Tally:
                 f"{self.restarts} restarts, {self.resumed} resumed a live run; {self.checks} store checks\n"
                 f"exchange: {self.exchange_orders} orders, {self.exchange_fills} fills; paper fills {self.paper_fills}\n"
                 f"duplicated orders {self.duplicated_orders} · orders not written ahead {self.unknown_orders} · "
-                f"lost fills {self.lost_fills} · invented fills {self.invented_fills} · duplicated fills "
+                f"lost fills {self.lost_fills} · open at the exchange after the final run {self.open_at_exchange} · "
+                f"invented fills {self.invented_fills} · duplicated fills "
                 f"{self.duplicated_fills} · fill mismatches {self.fill_mismatches}\n"
                 f"trades vs fills differences {self.trades_vs_fills} · forgotten positions "
                 f"{self.forgotten_positions} · ledger vs exchange: {self.ledger_vs_exchange_usd:.8f} USD, "
-                f"{self.ledger_vs_exchange_base:.10f} BTC · refused starts {len(self.refused_starts)}")
+                f"{self.ledger_vs_exchange_base:.10f} BTC · refused starts {len(self.refused_starts)}\n"
+                + "final run: " + " · ".join(what.removeprefix("the final run's ") for what, _ in self.timeline
+                                             if what.startswith("the final run's ")))
 
 
 CONFIG = """\
@@ -283,6 +297,47 @@ def check_against_exchange(db: Path, fake: FakeExchange, tally: Tally) -> None:
         base += float(size) if side == "BUY" else -float(size)
     tally.ledger_vs_exchange_usd = abs(usd - float(fake.balances["USD"]))
     tally.ledger_vs_exchange_base = abs(base - float(fake.balances["BTC"]))
+    for fid, x in exchange.items():
+        if fid not in ours:
+            tally.diagnostics.append("lost " + explain_fill(db, fake, x, tally.timeline))
+    for fid in ours:
+        if fid not in exchange:
+            tally.diagnostics.append(f"invented fill {fid} (client order {ours[fid][1]})")
+    for o in fake.orders.values():
+        if o.status in ("OPEN", "PENDING", "QUEUED"):
+            tally.open_at_exchange += 1
+            tally.diagnostics.append(f"still open at the exchange: {o.side} {o.base_size} @ {o.limit_price}; "
+                                     + store_view(db, o.client_order_id))
+
+
+def explain_fill(db: Path, fake: FakeExchange, fill: FakeFill, timeline: list[tuple[str, int]]) -> str:
+    """Where an exchange fill the store lacks stands: its order at the exchange, the order's row and
+    transitions and its outbox row in the store, and when the exchange made the fill against the
+    campaign's timeline (kills, the final run)."""
+    order = fake.orders[fill.order_id]
+    before = [(what, ts) for what, ts in timeline if ts <= fill.ts_ns]
+    after = [(what, ts) for what, ts in timeline if ts > fill.ts_ns]
+    when = "; ".join([f"{(fill.ts_ns - ts) / 1e9:.3f} s after {what}" for what, ts in before[-1:]]
+                     + [f"{(ts - fill.ts_ns) / 1e9:.3f} s before {what}" for what, ts in after[:1]])
+    return (f"fill {fill.trade_id}: {fill.side} {fill.size} @ {fill.price} ({fill.liquidity}), made "
+            f"{when or 'outside the campaign'}; its order {order.kind} {order.status} at the exchange, placed "
+            f"{(fill.ts_ns - order.created_ns) / 1e9:.3f} s before the fill; " + store_view(db, order.client_order_id))
+
+
+def store_view(db: Path, coid: str) -> str:
+    """The client order `coid` as the store has it: its order row, transitions and outbox row."""
+    with Store(db) as store:
+        cur = store.cursor()
+        row = cur.execute("SELECT run_id, mode, type, status, filled_size, created_at FROM orders "
+                          "WHERE client_order_id = ?", [coid]).fetchone()
+        moves = [f"{r[0]}->{r[1]}" + (f" ({r[2]})" if r[2] else "") for r in cur.execute(
+            "SELECT t.from_status, t.to_status, t.reason FROM order_transitions t JOIN orders o ON o.id = t.order_id "
+            "WHERE o.client_order_id = ? ORDER BY t.seq", [coid]).fetchall()]
+        outbox = cur.execute("SELECT state, attempts, exchange_order_id, last_error FROM exchange_outbox "
+                             "WHERE client_order_id = ?", [coid]).fetchone()
+    return (f"client order {coid}: store order (run, mode, type, status, filled, created) "
+            f"{row if row is not None else 'absent'}, transitions {moves or 'none'}; outbox (state, attempts, "
+            f"exchange id, last error) {outbox if outbox is not None else 'absent'}")
 
 
 # -- the campaign -------------------------------------------------------------------------------------
@@ -358,6 +413,7 @@ async def run_campaign(spec: CampaignSpec, workdir: Path, fake: FakeExchange, ke
             tally.no_wal += 1  # the writer wrote nothing for WAL_WAIT_S: a failure, not a skipped variant
         exited = not driver.alive()
         await driver.kill()
+        tally.timeline.append((f"kill {n + 1} ({mode}, {kind})", time.time_ns()))
         if exited and driver.proc.returncode not in (0, -signal.SIGKILL):
             tally.refused_starts.append("".join(driver.lines[-30:]))
             tally.stopped_early = f"the driver failed after {n} kills"
@@ -371,9 +427,18 @@ async def run_campaign(spec: CampaignSpec, workdir: Path, fake: FakeExchange, ke
         if progress is not None and (n + 1) % 10 == 0:
             progress(f"{n + 1} kills; failures so far: {tally.failures() or 'none'}")
     if not tally.refused_starts:  # also after a deadline: orders left open must settle before the checks
+        tally.timeline.append(("the final run's start", time.time_ns()))
         final = await Driver.spawn("live", fake, db, config, key_file, run_seconds=1.0)
         try:
+            await final.wait_line("READY", timeout=120.0)
+            tally.timeline.append(("the final run's READY", time.time_ns()))
+            settled = await final.wait_line("SETTLED", timeout=120.0)
+            # from here the market stands still: an order the final run left open stays open and is
+            # reported as such, instead of filling (or not) before the checks depending on the machine's load
+            fake.paused = True
+            tally.timeline.append((f"the final run's {settled.strip()}", time.time_ns()))
             await final.wait_line("CLEAN EXIT", timeout=120.0)
+            tally.timeline.append(("the final run's CLEAN EXIT", time.time_ns()))
         except (RuntimeError, TimeoutError) as exc:
             tally.refused_starts.append(str(exc)[-2000:])
         await final.kill()

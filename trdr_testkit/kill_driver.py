@@ -85,15 +85,20 @@ async def run_for(engine: Engine, seconds: float | None) -> bool:
 
 
 async def settle(executor: CoinbaseExecutor) -> None:
-    """Until every order the executor still tracks reaches a final state (bounded: 60 s)."""
-    deadline = asyncio.get_running_loop().time() + 60.0
-    while asyncio.get_running_loop().time() < deadline:
+    """Until every order the executor still tracks reaches a final state (bounded: 60 s). Prints
+    `SETTLED tracked=N failed=M seconds=S`: the orders still followed and the sends still failed when
+    it stopped waiting (both 0 unless the bound was reached)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() < started + 60.0:
         await executor.retry_failed()
         await executor.sync_all()
         await executor.settle()
         if not executor._orders and not executor.outbox.failed():
             break
         await asyncio.sleep(0.1)
+    print(f"SETTLED tracked={len(executor._orders)} failed={len(executor.outbox.failed())} "
+          f"seconds={loop.time() - started:.1f}", flush=True)
 
 
 async def product(args: argparse.Namespace) -> int:

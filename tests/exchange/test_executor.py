@@ -119,6 +119,31 @@ async def test_failed_order_is_kept_and_recovered(executor, fake: FakeExchange, 
     assert row[0] == "accepted" and row[1] == fake.by_client_id[order.client_order_id]
 
 
+async def test_stop_lets_a_resend_in_flight_finish(executor, fake: FakeExchange, store: Store) -> None:  # type: ignore[no-untyped-def]
+    """A clean stop while the recovery loop re-sends an order the exchange has just placed: the answer is
+    recorded (outbox `accepted`, the order followed) instead of the send being cancelled half way, which
+    left the order resting at the exchange, unfollowed, its outbox row `sending`, its later fill unbooked."""
+    ex, reports = executor
+    fake.faults.rest_5xx = 1000
+    order = make_order(otype=OrderType.LIMIT, price=float(fake.price) * 0.9)
+    await ex.submit(order)
+    assert not fake.orders and ex.outbox.failed()
+    fake.faults.rest_5xx = 0
+    fake.faults.stall_create_response, fake.faults.timeout_s = 1, 0.3  # placed, answered 0.3 s later
+    ex._wake_recovery.set()
+    for _ in range(200):
+        if fake.orders:
+            break
+        await asyncio.sleep(0.01)
+    assert len(fake.orders) == 1 and fake.fired.get("stall_create_response") == 1  # its answer on the way
+    await ex.stop()
+    eid = fake.by_client_id[order.client_order_id]
+    row = store.cursor().execute("SELECT state, exchange_order_id FROM exchange_outbox WHERE client_order_id = ?",
+                                 [order.client_order_id]).fetchone()
+    assert row == ("accepted", eid)
+    assert eid in ex._orders and reports[-1].status is OrderStatus.SUBMITTED
+
+
 async def test_rejections_are_reported(executor, fake: FakeExchange) -> None:  # type: ignore[no-untyped-def]
     ex, reports = executor
     big, tiny = make_order(size=1000.0), make_order(size=0.000001)

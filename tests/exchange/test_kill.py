@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REPO
 from tests.exchange.test_e2e_engine import accelerated_fake
 from trdr_testkit.fake_coinbase import FakeExchange
-from trdr_testkit.kill_campaign import CampaignSpec, run_campaign
+from trdr_testkit.kill_campaign import CampaignSpec, Tally, check_against_exchange, run_campaign
 from trdr_tui.exchange.credentials import Credentials
 from trdr_tui.store import Store
 
@@ -274,13 +274,42 @@ async def test_kill_campaign_paper_and_live(creds: Credentials, secret_pem: str,
     key_file.write_text(json.dumps({"name": creds.key_name, "privateKey": secret_pem}))
     key_file.chmod(0o600)
     try:
-        tally = await run_campaign(CampaignSpec(kills=len(CAMPAIGN), schedule=CAMPAIGN, deadline_s=150.0),
+        tally = await run_campaign(CampaignSpec(kills=len(CAMPAIGN), schedule=CAMPAIGN, deadline_s=150.0,
+                                                seed=int(os.environ.get("TRDR_KILL_SEED", "7"))),
                                    tmp_path, fake, key_file)
     finally:
         await fake.stop()
     print("\n" + tally.summary())
-    assert tally.failures() == {}
+    bad = tally.failures()
+    notes = bad.pop("diagnostics", [])
+    assert bad == {}, f"{bad}\n" + "\n".join(notes if isinstance(notes, list) else [])
     assert sum(tally.kills.values()) == len(CAMPAIGN)
     assert tally.wal_deleted == sum(lose_wal for _, _, lose_wal in CAMPAIGN), "a WAL-loss kill deleted no WAL"
     assert tally.exchange_fills > 0 and tally.paper_fills > 0, "no trading happened"
     assert tally.kills["after_fill"] - tally.missed["after_fill"] >= 1, "no kill landed right after a fill"
+
+
+def test_final_check_names_what_is_open_or_lost(creds: Credentials, tmp_path: Path) -> None:
+    """The campaign's final check against the exchange: an order still open there after the final run is
+    counted apart from lost fills, and each lost fill and open order is explained (its client order id,
+    its order, transitions and outbox row in the store) in the failures."""
+    fake = accelerated_fake(creds)
+    m = fake.market
+    price = m.price
+    resting = {"side": "BUY", "order_configuration": {"limit_limit_gtc": {
+        "base_size": "0.01", "limit_price": str((price * Decimal("0.9")).quantize(Decimal("0.01")))}}}
+    crossing = {"side": "BUY", "order_configuration": {"market_market_ioc": {"base_size": "0.01"}}}
+    m.place(m.new_order("trdr-x-1", resting))
+    m.place(m.new_order("trdr-x-2", crossing))
+    with Store(tmp_path / "kill.duckdb"):
+        pass
+    tally = Tally()
+    check_against_exchange(tmp_path / "kill.duckdb", fake, tally)
+    bad = tally.failures()
+    assert (bad["open_at_exchange"], bad["lost_fills"]) == (1, 1)
+    assert bad["ledger_vs_exchange_base"] == pytest.approx(0.01)
+    notes = bad["diagnostics"]
+    assert isinstance(notes, list) and len(notes) == 2
+    assert notes[0].startswith("lost fill ") and "client order trdr-x-2: store order (run" in notes[0]
+    assert "outbox (state, attempts, exchange id, last error) absent" in notes[0]
+    assert notes[1].startswith("still open at the exchange: BUY 0.01000000") and "trdr-x-1" in notes[1]

@@ -230,3 +230,28 @@ def test_restore_is_in_place_and_keeps_the_booked_fill_ids() -> None:
         pf.apply_fill(fill(1, Side.BUY, 100.0, 2.0))
     with pytest.raises(StateCorruption, match="ETH-USD"):
         Portfolio("ETH-USD", 1_000.0).restore(state)
+
+
+@pytest.mark.parametrize("at_exchange", [False, True])
+def test_a_fill_the_exchange_made_is_booked_beyond_the_cash(at_exchange: bool) -> None:
+    """A live market BUY sized from the ledger's cash can fill higher than the price it was sized at (the
+    market moved while the request was on its way): the exchange made that fill, the money moved, so it
+    is booked and the cash goes negative. Dropped as the simulator's refusal (E002, REJECTED), it was a
+    fill the ledger never had — a kill campaign under load lost one such fill. A simulated fill beyond the
+    cash is still refused."""
+    om, _, pf, _ = manager(cash=1_000.0)
+    order = Order(id="r-7", client_order_id="trdr-r-7", symbol="BTC-USD", side=Side.BUY, type=OrderType.MARKET,
+                  size=10.0, status=S.SUBMITTED, created_ts=0, history=[OrderTransition(0, S.PENDING, S.SUBMITTED, "sent")])
+    om.adopt(order)
+    dear = Fill(id="x1", order_id="r-7", client_order_id="trdr-r-7", symbol="BTC-USD", side=Side.BUY, price=101.0,
+                size=10.0, fee=6.06, liquidity=Liquidity.TAKER, ts=2_000)
+    om.on_report(ExecutionReport(ts=2_000, order_id="r-7", client_order_id="trdr-r-7", status=S.FILLED, fill=dear,
+                                 exchange_order_id="ex-7" if at_exchange else None, at_exchange=at_exchange))
+    if at_exchange:
+        assert order.status is S.FILLED and pf.position == 10.0
+        assert pf.cash == pytest.approx(1_000.0 - 1_010.0 - 6.06)
+        rebuilt = Portfolio("BTC-USD", 1_000.0)
+        rebuilt.rebuild_from_fills(pf.fills)  # a restart books it again from the store
+        assert rebuilt.cash_exact == pf.cash_exact and rebuilt.position_exact == pf.position_exact
+    else:
+        assert order.status is S.REJECTED and pf.position == 0.0 and pf.cash == 1_000.0

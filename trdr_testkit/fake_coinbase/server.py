@@ -79,6 +79,7 @@ class FakeExchange:
         self.data_products = {pid: DataProduct(pid, bars) for pid, bars in (data_products or {}).items()}
         self.ws.data_products = self.rest.data_products = self.data_products
         self.step_interval_s = step_interval_s
+        self.paused = False  # True: the auto-steps stop moving the price (nothing rests into a fill)
         self.app = web.Application(middlewares=[self.rest.middleware])
         self.rest.add_routes(self.app.router)
         self.ws.add_routes(self.app.router)
@@ -132,7 +133,8 @@ class FakeExchange:
     async def _auto_step(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            self.step()
+            if not self.paused:
+                self.step()
 
     def step(self, n: int = 1) -> None:
         """Advance the price path by `n` points: a market trade each, matching and streaming."""

@@ -68,6 +68,7 @@ class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
     fill: Fill | None = None
     exchange_order_id: str | None = None
     reason: str = ""
+    at_exchange: bool = False  # the fill was made by a real exchange: the money moved, it is always booked
 
 
 ReportHandler = Callable[[ExecutionReport], None]

@@ -182,8 +182,13 @@ class CoinbaseExecutor:
             self._tasks.append(asyncio.create_task(self.user_ws.run(), name="coinbase-user-ws"))
 
     async def stop(self) -> None:
+        """Stop the user channel and the polling loops. A send in flight (the recovery loop re-sending an
+        order) finishes first: cancelled half way, the exchange could place the order while its answer is
+        never recorded, leaving it resting there unfollowed until a restart looks it up."""
         if self.user_ws is not None:
             await self.user_ws.stop()
+        while self._sending:  # bounded: each send gives up after its retries
+            await asyncio.gather(*(done.wait() for done in list(self._sending.values())))
         for t in self._tasks + list(self._spawned):
             t.cancel()
         for t in self._tasks + list(self._spawned):
@@ -193,6 +198,7 @@ class CoinbaseExecutor:
 
     def _report(self, order: Order, status: OrderStatus, *, fill: Fill | None = None, reason: str = "",
                 exchange_order_id: str | None = None) -> None:
+        """One report to the engine; a fill is marked `at_exchange` (made, so always booked)."""
         if self._on_report is None:
             raise RuntimeError("CoinbaseExecutor.bind() was not called")
         final = status in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
@@ -203,7 +209,8 @@ class CoinbaseExecutor:
         try:
             self._on_report(ExecutionReport(ts=self.clock.now_ns(), order_id=order.id,
                                             client_order_id=order.client_order_id, status=status, fill=fill,
-                                            exchange_order_id=exchange_order_id, reason=reason))
+                                            exchange_order_id=exchange_order_id, reason=reason,
+                                            at_exchange=fill is not None))
         except BaseException:
             if final:
                 self._final.discard(order.id)

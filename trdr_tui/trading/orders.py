@@ -421,7 +421,7 @@ class OrderManager:
         reason = report.reason
         if fill is not None:
             try:
-                trade = self._book(order, fill)
+                trade = self._book(order, fill, overdraw=report.at_exchange)
             except InsufficientFunds as exc:
                 # the simulator filled what the account cannot pay: the exchange would have refused it
                 fill = None
@@ -440,13 +440,13 @@ class OrderManager:
                     and order.filled_size > self.partial_fill_cancel * order.size):
                 self.cancel(order, f"over {self.partial_fill_cancel:.0%} filled: remainder cancelled")
 
-    def _book(self, order: Order, fill: Fill) -> Trade | None:
+    def _book(self, order: Order, fill: Fill, *, overdraw: bool = False) -> Trade | None:
         done = order.filled_size
         filled = to_decimal(done) + to_decimal(fill.size)  # exact: the sizes are decimals on the increments
         if filled > to_decimal(order.size):
             raise StateCorruption(f"fill {fill.id} of {fill.size} exceeds what order {order.id} has left "
                                   f"({order.remaining})")
-        trade = self.portfolio.apply_fill(fill)
+        trade = self.portfolio.apply_fill(fill, overdraw=overdraw)
         order.filled_size = float(filled)
         order.avg_fill_price = (order.avg_fill_price * done + fill.price * fill.size) / order.filled_size
         order.fees += fill.fee

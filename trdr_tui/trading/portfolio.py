@@ -168,13 +168,15 @@ class Portfolio:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def apply_fill(self, fill: Fill) -> Trade | None:
+    def apply_fill(self, fill: Fill, *, overdraw: bool = False) -> Trade | None:
         """Book one fill exactly; returns the round trip it closed (SELL), if any. All-or-nothing.
 
         Raises StateCorruption (another symbol, a fill id booked before, a size or price that is not
         positive or off the product's increments, a negative fee, an amount the ledger cannot hold
         exactly) and InsufficientFunds (a BUY costing more than the cash, a SELL of more than the
-        position); the ledger is unchanged then.
+        position); the ledger is unchanged then. `overdraw`: a BUY that costs more than the cash is
+        booked all the same (the cash goes negative): a fill a real exchange already made, or one the
+        store holds, is a fact; refusing it would lose money the account really spent.
         """
         if fill.symbol != self.symbol:
             raise StateCorruption(f"fill {fill.id} is for {fill.symbol}, this ledger holds {self.symbol}")
@@ -193,7 +195,7 @@ class Portfolio:
             with localcontext(LEDGER_CONTEXT):
                 trade = None
                 if fill.side is Side.BUY:
-                    self._buy(fill, price, size, fee)
+                    self._buy(fill, price, size, fee, overdraw)
                 else:
                     trade = self._sell(fill, price, size, fee)
         except (Inexact, InvalidOperation, Overflow) as exc:  # raised before anything changed
@@ -205,11 +207,11 @@ class Portfolio:
         self._sync()
         return trade
 
-    def _buy(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal) -> None:
+    def _buy(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal, overdraw: bool) -> None:
         notional = price * size
         cost = notional + fee
         cash = self.cash_exact - cost
-        if cash < 0:
+        if cash < 0 and not overdraw:
             raise InsufficientFunds(
                 f"BUY {size} {self.symbol} at {price} needs {cost}, cash is {self.cash_exact}")
         position = self.position_exact + size
@@ -352,8 +354,9 @@ class Portfolio:
         them by time (a flow at a fill's time: a deposit before it, a withdrawal after): the ledger
         those fills and flows imply, in place.
 
-        Raises what `apply_fill` and `fund` raise (StateCorruption, InsufficientFunds); the ledger is
-        then left at what was booked so far.
+        Raises what `apply_fill` and `fund` raise (StateCorruption, InsufficientFunds for a withdrawal or a
+        SELL; a BUY the store holds is booked even beyond the cash: it was booked once); the ledger is then
+        left at what was booked so far.
         """
         flows = sorted(self.flows, key=lambda f: f[0])
         self.peak_equity = self.initial_cash
@@ -366,7 +369,7 @@ class Portfolio:
             while k < len(flows) and (flows[k][0] < fill.ts or (flows[k][0] == fill.ts and flows[k][1] > 0)):
                 self.fund(flows[k][1], flows[k][0])
                 k += 1
-            self.apply_fill(fill)
+            self.apply_fill(fill, overdraw=True)
         for ts, amount in flows[k:]:
             self.fund(amount, ts)
 
