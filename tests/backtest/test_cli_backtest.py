@@ -235,3 +235,14 @@ def test_ohlc_without_volume_trades_and_says_so(
     assert main(["--db", str(db_path), "backtest", "--data", str(path), "--preset", "simple-trailing",
                  "--monte-carlo", "0", "--no-session"]) == 0
     assert "warning: the candles have no volume" in capsys.readouterr().out
+
+
+def test_a_report_into_a_missing_folder_is_refused_before_the_run(
+    in_repo: None, db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--start", "2019-06-01",
+            "--report", str(tmp_path / "missing" / "r.md")]
+    assert main(argv) == 2
+    assert "report folder" in capsys.readouterr().err
+    with Store(db_path) as store:  # nothing was run or stored
+        assert SessionRepository(store).list() == []

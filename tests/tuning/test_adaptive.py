@@ -143,3 +143,11 @@ def test_trdr_params_tuning_lists_the_verdicts_and_the_values(db_path: object, c
     assert main(["--db", str(db_path), "params", "tuning"]) == 0
     text = capsys.readouterr().out
     assert "adaptive values" in text and "0.0135" in text and "kept" in text
+
+
+def test_trdr_params_tuning_before_any_self_tuning_names_the_config_section(
+        db_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from trdr_tui.cli import main
+
+    assert main(["--db", str(db_path), "params", "tuning"]) == 0
+    assert "([tuning] in the config)" in capsys.readouterr().out  # printed as text, not read as markup

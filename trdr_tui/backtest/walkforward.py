@@ -37,9 +37,12 @@ Evaluate = Callable[[CandleArrays, Settings], dict[str, Any]]
 Optimizer = Callable[[CandleArrays, Settings, Mapping[str, Sequence[Any]], Evaluate],
                      tuple[Overrides, float, list[dict[str, Any]]]]
 
+# The default grid's own knobs: its spacing (a fraction of the recent swing) and the capital it spreads
+# over its levels. (trailing.distance and grid.min_spacing, the old defaults, change nothing with
+# post-only take-profits and a fee floor above 0.5 %: every candidate scored the same.)
 DEFAULT_SEARCH: dict[str, list[Any]] = {
-    "trailing.distance": [0.01, 0.015, 0.02],
-    "grid.min_spacing": [0.005, 0.01],
+    "grid.swing_fraction": [0.6, 0.8, 1.0],
+    "risk.max_position": [0.3, 0.5],
 }
 OBJECTIVES = ("sharpe", "total_return", "calmar", "sortino")
 

@@ -61,8 +61,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wf.add_argument("--walk-forward", dest="wf_spec", metavar="TRAIN:TEST[:STEP]",
                     help="also run a walk-forward analysis; windows in bars or durations, e.g. 120d:30d")
     wf.add_argument("--search", dest="wf_search", action="append", metavar="KEY=V1,V2,...",
-                    help="a setting the optimizer may vary (repeatable; default: trailing.distance and "
-                         "grid.min_spacing)")
+                    help="a setting the optimizer may vary (repeatable; default: grid.swing_fraction and "
+                         "risk.max_position)")
     wf.add_argument("--objective", default="sharpe", choices=["sharpe", "total_return", "calmar", "sortino"],
                     help="what the optimizer maximizes on each training window (default sharpe)")
     p.set_defaults(handler=run)
@@ -103,6 +103,8 @@ def run(ctx: CliContext) -> int:
         get_preset(args.preset)  # unknown names fail before any work
     if args.report is not None and args.report.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
         raise ConfigError(f"cannot tell the report format of {args.report}", hint="name it FILE.html or FILE.md")
+    if args.report is not None and not args.report.parent.is_dir():  # checked before the run stores anything
+        raise ConfigError(f"report folder {args.report.parent} does not exist", hint="create it or choose another path")
     if args.mc_paths is not None and args.mc_paths < 0:
         raise ConfigError("--monte-carlo must be ≥ 0")
     start = bt_data.parse_time(args.start, "--start")

@@ -264,7 +264,8 @@ def tuning(ctx: CliContext) -> int:
 
     console = Console()
     if not changes and not values:
-        console.print("no self-tuning yet: it runs in paper and live sessions ([tuning] in the config)")
+        console.print("no self-tuning yet: it runs in paper and live sessions ([tuning] in the config)",
+                      markup=False)
         return 0
     ch = Table(title="daily loop (newest first)", box=box.SIMPLE_HEAD, show_edge=False)
     for col in ("time", "symbol", "adopted", "version", "changes", "reason"):

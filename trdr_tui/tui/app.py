@@ -217,7 +217,7 @@ class TrdrApp(App[int]):
         tuner = getattr(self.engine, "attachments", {}).get(ATTACHMENT)
         if tuner is None:
             self.notify("self-tuning runs in real paper and live sessions (not in replays or backtests), "
-                        "with [tuning] adaptive or daily on", severity="warning")
+                        "with \\[tuning] adaptive or daily on", severity="warning")
         elif not isinstance(self.screen, TuningScreen):
             self.push_screen(TuningScreen(tuner))
 
