@@ -61,7 +61,7 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}", hint="e.g. --set grid.min_spacing=0.008")
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}", hint="e.g. --set grid.swing_fraction=0.7")
         out[key] = parse_scalar(raw.strip())
     return out
 

@@ -24,7 +24,7 @@ EPILOG = """\
 examples:
   trdr backtest --data btc_1h.csv --preset simple-trailing --json
   trdr backtest --symbol BTC-USD --timeframe 1h --start 2018-01-01 --end 2019-01-01
-  trdr backtest --params tight-grid --set grid.min_spacing=0.008 --report out.html
+  trdr backtest --params tight-grid --set grid.swing_fraction=0.7 --report out.html
 """
 
 
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "uncached bars HOLD with reason 'not cached') or live (asks and caches, within the "
                           "budget). Default: [ai] backtest (cache)")
     par.add_argument("--set", dest="set_items", action="append", metavar="KEY=VALUE",
-                     help="override one setting, e.g. --set grid.min_spacing=0.008 (repeatable)")
+                     help="override one setting, e.g. --set grid.swing_fraction=0.7 (repeatable)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object (stable keys) and nothing else")
     out.add_argument("--report", type=Path, metavar="FILE.html|FILE.md", help="write a report")
