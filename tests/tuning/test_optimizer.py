@@ -134,3 +134,18 @@ def test_cli_bad_input_is_refused_with_exit_2(tmp_path: Path, argv: list[str], m
     assert message in capsys.readouterr().err
     with Store(db) as store:
         assert TuningRepository(store).recent() == []
+
+
+def test_an_interrupted_study_names_itself_so_it_can_be_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import trdr_tui.tuning.optimizer as optimizer
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optimizer, "run_study", interrupted)
+    code = main(["--db", str(tmp_path / "t.duckdb"), "optimize", "--data", str(HOURLY_CDD), "--start", "2018-01-20",
+                 "--end", "2018-03-01", "--trials", "3", "--study", "opt-ctrlc", "--json"])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "study opt-ctrlc interrupted" in err and "--study opt-ctrlc" in err

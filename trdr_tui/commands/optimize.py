@@ -169,7 +169,12 @@ def run(ctx: CliContext) -> int:
                      objective=ObjectiveConfig(folds=args.folds, warmup_bars=settings.backtest.warmup_bars))
     if args.wf_spec:
         return _walk_forward(ctx, spec, settings, candles, timeframe)
-    outcome = _study(ctx, spec, settings, train)
+    try:
+        outcome = _study(ctx, spec, settings, train)
+    except KeyboardInterrupt:  # the finished trials are in the study's storage: say how to go on
+        print(f"trdr: study {spec.name} interrupted; its finished trials are kept in "
+              f"{_shown_storage(spec.storage)}: resume with `trdr optimize ... --study {spec.name}`", file=sys.stderr)
+        raise
     summary = _record(ctx, spec, settings, outcome, train, timeframe)
     if test is not None:
         summary["holdout"] = _holdout(settings, outcome, test, timeframe)
