@@ -22,16 +22,9 @@ from pathlib import Path
 
 from trdr_tui import __version__
 from trdr_tui.commands import COMMANDS, CliContext
+from trdr_tui.commands.anywhere import ANYWHERE, accept_anywhere
 from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
-
-# Options every command accepts after its name too (dest, flags, help); the top-level parser owns defaults.
-_ANYWHERE: tuple[tuple[str, str, str], ...] = (
-    ("config", "--config", "config file (default: $XDG_CONFIG_HOME/trdr/config.toml)"),
-    ("db", "--db", "DuckDB database file (default: $XDG_DATA_HOME/trdr/trdr.duckdb)"),
-    ("log_file", "--log-file", "JSON log file, rotated; errors and fills also go to FILE's .errors.log and "
-                               ".trades.log siblings (default: trdr.log beside the database)"),
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'trdr COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"trdr {__version__}")
-    for dest, flag, text in _ANYWHERE[:2]:
+    for dest, flag, text in ANYWHERE[:2]:
         parser.add_argument(flag, dest=dest, type=Path, help=text)
     parser.add_argument("--headless", action="store_true", help="run the engine without the UI; JSON logs to stdout")
     parser.add_argument("--feed", choices=["replay", "coinbase"], default=None,
@@ -55,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bar length for the run, e.g. 1d (default: the config's; with --data, the file's)")
     parser.add_argument("--live", action="store_true",
                         help="trade real money on Coinbase (needs credentials; asks for confirmation)")
-    parser.add_argument("--log-file", dest="log_file", type=Path, help=_ANYWHERE[2][2])
+    parser.add_argument("--log-file", dest="log_file", type=Path, help=ANYWHERE[2][2])
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                         help="lowest level logged, headless or cockpit (default info, or $TRDR_LOG_LEVEL)")
     api = parser.add_argument_group("control API (docs/operations.md)")
@@ -69,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
-    _accept_anywhere(sub)
+    accept_anywhere(sub)
     _record_flags(sub)
     return parser
 
@@ -111,19 +104,6 @@ def _route_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace
         elif given != value:
             parser.error(f"{flag} given twice with different values ({value} before '{args.command}', {given} "
                          "after it): give it once")
-
-
-def _accept_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `_ANYWHERE` options to every subcommand (and theirs), without a default of their own so
-    a value given before the command is kept unless repeated after it."""
-    for parser in set(sub.choices.values()):
-        taken = {s for action in parser._actions for s in action.option_strings}
-        for dest, flag, text in _ANYWHERE:
-            if flag not in taken:
-                parser.add_argument(flag, dest=dest, type=Path, default=argparse.SUPPRESS, help=text)
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                _accept_anywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

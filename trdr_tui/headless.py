@@ -3,7 +3,8 @@
 Every event becomes one JSON line on stdout and in the log file: `{"ts", "time", "level", "topic",
 "type", "event"}` (times from the engine clock). SIGINT/SIGTERM ask the engine to stop; it writes its
 shutdown checkpoint and the process exits 0. When the feed ends (a replay), a final `Summary` line
-reports what happened. Engine failures exit 1 with the error as the last line.
+reports what happened. A failure is an `engine.error` line and `trdr: error:` on stderr; the process
+exits with its `exit_code` (1 a runtime failure, 2 bad input such as an `--api` port already in use).
 
 With a `rebuild` function (paper or live on Coinbase market data), the control API can switch the
 mode (`PUT /api/trading/mode`): the running engine stops and writes its checkpoint, exactly as for the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
@@ -214,7 +216,8 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
         e = current[0]
         logger.write({"ts": e.clock.now_ns(), "time": iso_utc(e.clock.now_ns(), fraction=True), "level": "error",
                       "topic": "engine.error", "type": type(exc).__name__, "event": {"message": exc.render()}})
-        reason, code = f"error: {exc.message}", 1
+        print(f"trdr: error: {exc}", file=sys.stderr)  # stdout is for machines; the operator reads stderr
+        reason, code = f"error: {exc.message}", exc.exit_code  # 2: bad input, e.g. --api on a port in use
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 
-from tests.api.conftest import REPO, Bot, isolated_env
+from tests.api.conftest import REPO, Bot, candle_slice, isolated_env
 from trdr_tui.api.metrics import metric_value
 
 
@@ -84,6 +87,34 @@ def test_other_commands_work_while_the_bot_runs(bot: Bot) -> None:
     write = trdr(bot, "params", "save", "mine", "--tag", "x")
     assert write.returncode == 2  # refused with what to do, like any bad-input refusal (README exit codes)
     assert f"pid {bot.proc.pid}" in write.stderr and "stop it first" in write.stderr
+
+
+def test_global_options_after_a_forwarded_command(bot: Bot) -> None:
+    """`--db`, `--config`, `--log-file` after the command, as the local parser accepts them (README)."""
+    outputs = {}
+    for argv in (("sessions", "list", "--db", str(bot.db)), ("data", "list", "--db", str(bot.db)),
+                 ("params", "list", "--log-file", str(bot.dir / "other.log"), "--db", str(bot.db))):
+        done = subprocess.run([sys.executable, "-m", "trdr_tui", *argv], cwd=REPO, text=True, capture_output=True,
+                              timeout=120, env=isolated_env(bot.dir))
+        assert done.returncode == 0, (argv, done.stderr)
+        outputs[argv[0]] = done.stdout
+    assert "No candles stored" in outputs["data"]
+    assert outputs["sessions"] == trdr(bot, "sessions", "list").stdout  # the same answer as with --db before it
+
+
+def test_api_port_in_use_is_bad_input_on_stderr(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "trdr_tui", "--headless", "--feed", "replay", "--data", str(candle_slice(tmp_path, 50)),
+             "--api", f"127.0.0.1:{port}", "--db", str(tmp_path / "t.duckdb")],
+            cwd=REPO, text=True, capture_output=True, timeout=120, env=isolated_env(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr and "--api HOST:PORT" in done.stderr and "fix:" in done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert any(e["topic"] == "engine.error" and str(port) in e["event"]["message"] for e in events)
 
 
 def test_stop_through_the_api_ends_the_run_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]

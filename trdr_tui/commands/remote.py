@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from trdr_tui.commands.anywhere import ANYWHERE, accept_anywhere
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import StopError
 
@@ -79,7 +80,8 @@ def forward_if_running(ctx: CliContext, argv: Sequence[str]) -> int | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The subcommands that hold read commands (`READ_COMMANDS`), registered as the CLI does."""
+    """The subcommands that hold read commands (`READ_COMMANDS`), registered as the CLI does, with the
+    options it accepts after a command (`trdr sessions list --db x.duckdb`)."""
     from trdr_tui.commands.agents import register as register_agents
     from trdr_tui.commands.data import register as register_data
     from trdr_tui.commands.params import register as register_params
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     for register in (register_data, register_agents, register_sessions, register_params):
         register(sub)
+    accept_anywhere(sub)
     return parser
 
 
@@ -107,6 +110,8 @@ def make_cli_reader(ctx: CliContext) -> Callable[[list[str]], CliResult]:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 parsed = _parser().parse_args(argv)
+                for dest, _, _ in ANYWHERE:  # this instance's database, config and log apply, as before the command
+                    parsed.__dict__.pop(dest, None)
                 child = CliContext(argparse.Namespace(**{**vars(ctx.args), **vars(parsed)}))
                 child.__dict__["settings"] = ctx.settings
                 child.share_store(ctx.store)
