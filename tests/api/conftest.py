@@ -38,13 +38,17 @@ class Bot:
     """One `trdr --headless` process; `call` speaks HTTP to its API with (or without) its token."""
 
     def __init__(self, directory: Path, *, bars: int = 3000, speed: str = "40", extra: tuple[str, ...] = ()) -> None:
+        self.data = candle_slice(directory, bars)
+        self.launch(directory, ["--feed", "replay", "--data", str(self.data), "--speed", speed, *extra],
+                    isolated_env(directory))
+
+    def launch(self, directory: Path, args: list[str], env: dict[str, str]) -> None:
+        """Start `trdr --db DIR/bot.duckdb --headless --api 127.0.0.1:0 ARGS` and wait for its discovery file."""
         self.dir = directory
         self.db = directory / "bot.duckdb"
-        self.data = candle_slice(directory, bars)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trdr_tui", "--db", str(self.db), "--headless", "--feed", "replay",
-             "--data", str(self.data), "--speed", speed, "--api", "127.0.0.1:0", *extra],
-            cwd=REPO, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=isolated_env(directory))
+            [sys.executable, "-m", "trdr_tui", "--db", str(self.db), "--headless", "--api", "127.0.0.1:0", *args],
+            cwd=REPO, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self.discovery = directory / "bot.duckdb.api.json"
         deadline = time.monotonic() + 60
         while not self.discovery.is_file():

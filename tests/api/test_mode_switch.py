@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,22 +40,7 @@ class PaperBot(Bot):
     """`trdr --headless --api 127.0.0.1:0` in paper mode on the fake exchange's market data."""
 
     def __init__(self, directory: Path, env: dict[str, str]) -> None:
-        self.dir = directory
-        self.db = directory / "bot.duckdb"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trdr_tui", "--db", str(self.db), "--headless", "--api", "127.0.0.1:0"],
-            cwd=REPO, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env={**isolated_env(directory), **env})
-        self.discovery = directory / "bot.duckdb.api.json"
-        deadline = time.monotonic() + 60
-        while not self.discovery.is_file():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bot did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
-            time.sleep(0.05)
-        info = json.loads(self.discovery.read_text(encoding="utf-8"))
-        self.url = info["url"]
-        self.token_file = Path(info["token_file"])
-        self.token = self.token_file.read_text(encoding="utf-8").strip()
+        self.launch(directory, [], {**isolated_env(directory), **env})
 
 
 def test_headless_switches_paper_to_live_and_back(fake_exchange: dict[str, str], tmp_path: Path) -> None:
