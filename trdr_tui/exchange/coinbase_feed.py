@@ -261,22 +261,28 @@ class CoinbaseFeed:
                             builder.adopt(int(c["start"]) * NS, float(c["open"]), float(c["high"]),
                                                float(c["low"]), float(c["close"]), float(c["volume"]))
 
-    def _trades(self, trades: list[dict[str, Any]]) -> None:
+    def _parse_trades(self, product: str, trades: list[dict[str, Any]]) -> list[tuple[int, str, float, float]]:
+        """`product`'s trades not seen before, as (ts ns, trade id, price, size) in time order; a trade id is
+        qualified by its product (Coinbase numbers trades per product). Malformed trades are skipped."""
         parsed: list[tuple[int, str, float, float]] = []
         for t in trades:
-            if t.get("product_id", self.symbol) != self.symbol:
+            if t.get("product_id", product) != product:
                 continue
-            tid = f"{self.symbol}/{t.get('trade_id', '')}"
+            tid = f"{product}/{t.get('trade_id', '')}"
             if tid in self._seen_set:
                 self.duplicates += 1
                 continue
             try:
                 parsed.append((parse_time_ns(t["time"]), tid, float(t["price"]), float(t["size"])))
             except (KeyError, TypeError, ValueError, TrdrError):
-                log.warning("malformed trade skipped")
+                log.warning("malformed %s trade skipped", product)
+        parsed.sort()
+        return parsed
+
+    def _trades(self, trades: list[dict[str, Any]]) -> None:
+        parsed = self._parse_trades(self.symbol, trades)
         if not parsed:
             return
-        parsed.sort()
         if self._first_bar is None:
             first = parsed[0][0]
             self._first_bar = first - first % self.timeframe_ns
@@ -306,19 +312,9 @@ class CoinbaseFeed:
     # -- reference products: bars of their own, handed to `on_reference` --------------------------
 
     def _ref_trades(self, ref: str, trades: list[dict[str, Any]]) -> None:
-        parsed: list[tuple[int, str, float, float]] = []
-        for t in trades:
-            tid = f"{ref}/{t.get('trade_id', '')}"
-            if tid in self._seen_set:
-                self.duplicates += 1
-                continue
-            try:
-                parsed.append((parse_time_ns(t["time"]), tid, float(t["price"]), float(t["size"])))
-            except (KeyError, TypeError, ValueError, TrdrError):
-                log.warning("malformed %s trade skipped", ref)
+        parsed = self._parse_trades(ref, trades)
         if not parsed:
             return
-        parsed.sort()
         if ref not in self._ref_first:
             self._ref_first[ref] = parsed[0][0] - parsed[0][0] % self.timeframe_ns
         builder = self._ref_builders[ref]
