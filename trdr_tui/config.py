@@ -38,6 +38,7 @@ from trdr_tui.resources import read_bundled_text
 
 RiskTolerance = Literal["conservative", "moderate", "aggressive"]
 PriceModel = Literal["close", "ohlc-path"]
+SpacingMethod = Literal["swing", "atr"]
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "1d"]
 # Amounts beyond any retail account: a typo (or 1e308) would otherwise run and report nonsense.
 MAX_CAPITAL = 1e9
@@ -82,6 +83,7 @@ DRAWDOWN_PER_CONCURRENT_TRADE = 0.05  # unset max_concurrent_trades = floor(max_
 
 class GridConfig(_Section, frozen=True):
     auto_spacing: bool
+    spacing_method: SpacingMethod
     spacing: float
     min_spacing: float
     max_spacing: float
@@ -99,6 +101,8 @@ class GridConfig(_Section, frozen=True):
     stop_buffer: float
     seed_inventory: bool
     rebuild_in_uptrend: bool
+    atr_bars: int
+    atr_multiple: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -120,6 +124,8 @@ class GridConfig(_Section, frozen=True):
                              f"({self.trend_slow_bars})")
         _in_range("trend_band", self.trend_band, 0.0, 0.5)
         _in_range("stop_buffer", self.stop_buffer, 0.0, 1.0)
+        _in_range("atr_bars", self.atr_bars, 1, 10_000)
+        _in_range("atr_multiple", self.atr_multiple, 0.1, 100.0)
 
 
 class _TrailingShared(_Section, frozen=True):

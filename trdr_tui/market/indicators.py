@@ -28,6 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
 from trdr_tui.core.smoothing import recursive_filter
+from trdr_tui.core.volatility import atr
 
 F64 = npt.NDArray[np.float64]
 
@@ -110,27 +111,6 @@ def ema(x: F64, period: int) -> F64:
     seed = float(np.mean(x[start:seed_at + 1]))
     out[seed_at] = seed
     out[seed_at + 1:] = recursive_filter(x[seed_at + 1:], 2.0 / (period + 1.0), seed)
-    return out
-
-
-def true_range(high: F64, low: F64, close: F64) -> F64:
-    tr = high - low
-    if tr.shape[0] > 1:
-        prev = close[:-1]
-        tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - prev), np.abs(low[1:] - prev)))
-    return tr
-
-
-def atr(high: F64, low: F64, close: F64, period: int = 14) -> F64:
-    """Wilder's average true range."""
-    tr = true_range(high, low, close)
-    n = tr.shape[0]
-    out = _nan(n)
-    if n < period:
-        return out
-    seed = float(np.mean(tr[:period]))
-    out[period - 1] = seed
-    out[period:] = recursive_filter(tr[period:], 1.0 / period, seed)
     return out
 
 

@@ -1,9 +1,11 @@
 """The grid: fee-aware spacing, post-only limits on the levels, a paired take-profit per filled level.
 
-Spacing (PRD §3.3.2, §3.5): swing highs and lows are bars whose high (low) is the extreme of the
+Spacing (PRD §3.3.2, §3.5), measured on the last 30 days of closed bars at every build, by
+`spacing_method`: `swing` — swing highs and lows are bars whose high (low) is the extreme of the
 `swing_lookback` bars on each side; the swings are the moves between consecutive alternating pivots,
-as fractions; spacing = `swing_fraction` × their average, clamped to [floor, `max_spacing`]. With too
-little history, or `auto_spacing = false`, `spacing` is used (never below the floor either).
+as fractions; spacing = `swing_fraction` × their average; `atr` — spacing = `atr_multiple` × Wilder's
+ATR over `atr_bars` bars ÷ the close (`atr_spacing`). Either is clamped to [floor, `max_spacing`].
+With too little history, or `auto_spacing = false`, `spacing` is used (never below the floor either).
 
 The floor follows from fees (DESIGN invariant 10): no round trip is planned whose target gain is below
 its cost. A round trip buys with a post-only limit (maker fee) and sells with a post-only take-profit
@@ -67,6 +69,7 @@ from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.fsm import OPEN
 from trdr_tui.core.smoothing import recursive_filter
 from trdr_tui.core.types import Action, Decision, Fill, Order, OrderTransition, Side, Trade
+from trdr_tui.core.volatility import atr
 from trdr_tui.trading.policy import PolicyContext
 from trdr_tui.trading.sizing import ProductSpec, Sizer
 
@@ -182,6 +185,19 @@ def swing_spacing(high: F64, low: F64, *, lookback: int, fraction: float, min_sp
     p = np.asarray(pivots)
     swings = np.abs(np.diff(p)) / p[:-1]
     return float(min(max(fraction * float(swings.mean()), min_spacing), max_spacing))
+
+
+def atr_spacing(high: F64, low: F64, close: F64, *, bars: int, multiple: float, min_spacing: float,
+                max_spacing: float, default: float) -> float:
+    """Volatility-scaled spacing (`grid.spacing_method = "atr"`): `multiple` × Wilder's average true range
+    over `bars` bars (`core.volatility.atr`; Wilder 1978) ÷ the last close, clamped to [`min_spacing`,
+    `max_spacing`] (the grid passes its fee floor as `min_spacing`). Arrays of shape (n,), prices; with
+    fewer than `bars` bars, `default` clamped alike. Reads only the bars it is given: the grid passes
+    the closed bars up to the one being processed, so no later bar can move it."""
+    a = atr(high, low, close, bars)
+    if a.shape[0] == 0 or not math.isfinite(float(a[-1])) or not float(close[-1]) > 0.0:
+        return min(max(default, min_spacing), max_spacing)
+    return float(min(max(multiple * float(a[-1]) / float(close[-1]), min_spacing), max_spacing))
 
 
 def trend_gate(close: F64, *, fast_bars: int, slow_bars: int, band: float) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
@@ -636,7 +652,11 @@ class GridPolicy:
         self._acted = True
         cfg = self.cfg
         top = max(cfg.max_spacing, self.floor)
-        if cfg.auto_spacing:
+        if cfg.auto_spacing and cfg.spacing_method == "atr":
+            bars = self.ctx.recent_bars(SWING_HISTORY_BARS)
+            self.spacing = atr_spacing(bars.high, bars.low, bars.close, bars=cfg.atr_bars, multiple=cfg.atr_multiple,
+                                       min_spacing=self.floor, max_spacing=top, default=cfg.spacing)
+        elif cfg.auto_spacing:
             bars = self.ctx.recent_bars(SWING_HISTORY_BARS)
             self.spacing = swing_spacing(bars.high, bars.low, lookback=cfg.swing_lookback,
                                          fraction=cfg.swing_fraction, min_spacing=self.floor,

@@ -17,7 +17,10 @@ Derived (PRD §3.5 `initializeFromMinimalConfig`):
   a post-only BUY at the level (maker) and a post-only take-profit (maker; taker with
   `grid.trailing_exits`); spacing floor = max(cost + `grid.fee_margin`, `grid.min_spacing`). Both come
   from `trdr_tui.trading.grid.fee_floor`, the function the grid itself uses;
-- grid spacing = min(max(swing_fraction × average swing, floor), max(max_spacing, floor));
+- grid spacing = min(max(swing_fraction × average swing, floor), max(max_spacing, floor)); with
+  `grid.spacing_method = "atr"`, atr_multiple × ATR(atr_bars) / close of the window's last bar in place
+  of swing_fraction × average swing (Wilder's ATR, `trdr_tui.trading.grid.atr_spacing`, as the grid
+  computes it);
 - trail distance = clamp(trail base × volatility ratio, min_distance, min(max_distance, spacing / 2)):
   the trail never gives back more than half the spacing;
 - position size (capital per grid level) = capital × risk.max_position / grid.levels with stocked
@@ -37,7 +40,8 @@ import numpy as np
 from trdr_tui.config import DRAWDOWN_PER_CONCURRENT_TRADE, RISK_PROFILES, Settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
-from trdr_tui.trading.grid import fee_floor, swing_pivots
+from trdr_tui.core.volatility import atr
+from trdr_tui.trading.grid import atr_spacing, fee_floor, swing_pivots
 
 WINDOW_DAYS = 30
 SHORT_DAYS = 7
@@ -89,6 +93,27 @@ def derive(settings: Settings, bars: CandleArrays) -> list[Derived]:
     raw = g.swing_fraction * stats.average_swing
     top = max(g.max_spacing, floor)
     spacing = min(max(raw, floor), top)
+    spacing_rows = [
+        Derived(key="grid.spacing", value=spacing,
+                formula="min(max(swing_fraction × average_swing, spacing_floor), max(max_spacing, spacing_floor))",
+                inputs={"swing_fraction": g.swing_fraction, "average_swing": stats.average_swing,
+                        "spacing_floor": floor, "max_spacing": g.max_spacing})]
+    if g.spacing_method == "atr":
+        w = bars[int(np.searchsorted(bars.ts, stats.start_ts)):]
+        if len(w) < g.atr_bars:
+            raise DataError(f"the last {WINDOW_DAYS} days hold {len(w)} bars, fewer than grid.atr_bars "
+                            f"({g.atr_bars})", hint="derive from more or finer bars, or lower grid.atr_bars")
+        atr_fraction = float(atr(w.high, w.low, w.close, g.atr_bars)[-1] / w.close[-1])
+        spacing = atr_spacing(w.high, w.low, w.close, bars=g.atr_bars, multiple=g.atr_multiple, min_spacing=floor,
+                              max_spacing=top, default=g.spacing)
+        spacing_rows = [
+            Derived(key="market.atr_fraction", value=atr_fraction,
+                    formula=f"Wilder's ATR({g.atr_bars} bars) / close, at the last bar",
+                    inputs={"bars": len(w), "atr_bars": g.atr_bars}),
+            Derived(key="grid.spacing", value=spacing,
+                    formula="min(max(atr_multiple × atr_fraction, spacing_floor), max(max_spacing, spacing_floor))",
+                    inputs={"atr_multiple": g.atr_multiple, "atr_fraction": atr_fraction,
+                            "spacing_floor": floor, "max_spacing": g.max_spacing})]
     trail_raw = profile.trail_base * stats.volatility_ratio
     trail_cap = min(tr.max_distance, spacing / 2)
     trail = min(max(trail_raw, tr.min_distance), trail_cap)
@@ -105,10 +130,7 @@ def derive(settings: Settings, bars: CandleArrays) -> list[Derived]:
                         "entry_fee": fees.entry_fee, "exit_fee": fees.exit_fee, "half_spread": fees.half_spread}),
         Derived(key="grid.spacing_floor", value=floor, formula="max(round_trip_cost + fee_margin, min_spacing)",
                 inputs={"round_trip_cost": cost, "fee_margin": fees.fee_margin, "min_spacing": fees.min_spacing}),
-        Derived(key="grid.spacing", value=spacing,
-                formula="min(max(swing_fraction × average_swing, spacing_floor), max(max_spacing, spacing_floor))",
-                inputs={"swing_fraction": g.swing_fraction, "average_swing": stats.average_swing,
-                        "spacing_floor": floor, "max_spacing": g.max_spacing}),
+        *spacing_rows,
         Derived(key="trailing.distance", value=trail,
                 formula="clamp(trail_base × volatility_ratio, min_distance, min(max_distance, spacing / 2))",
                 inputs={"trail_base": profile.trail_base, "volatility_ratio": stats.volatility_ratio,
