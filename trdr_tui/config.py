@@ -92,6 +92,7 @@ class GridConfig(_Section, frozen=True):
     levels: int
     activation_distance: float
     fee_margin: float
+    cost_multiple: float
     min_trip_profit: float
     trailing_exits: bool
     trend_fast_bars: int
@@ -116,6 +117,7 @@ class GridConfig(_Section, frozen=True):
         _in_range("levels", self.levels, 2, 200)
         _in_range("activation_distance", self.activation_distance, 0.0, 1.0)
         _in_range("fee_margin", self.fee_margin, 0.0, 0.5)
+        _in_range("cost_multiple", self.cost_multiple, 1.0, 20.0)
         _in_range("min_trip_profit", self.min_trip_profit, 0.0, 1e9)
         _in_range("trend_fast_bars", self.trend_fast_bars, 1, 100_000)
         _in_range("trend_slow_bars", self.trend_slow_bars, 1, 100_000)

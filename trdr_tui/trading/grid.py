@@ -12,7 +12,10 @@ its cost. A round trip buys with a post-only limit (maker fee) and sells with a 
 (maker) or, with `trailing_exits`, a trailing SELL (taker), so
 
     cost  = entry fee + exit fee + 2 × half-spread        (fees of the account's tier, `[fees]`)
-    floor = max(cost + `fee_margin`, `min_spacing`)
+    floor = max(`cost_multiple` × cost, cost + `fee_margin`, `min_spacing`)
+
+With `cost_multiple` = 2 (the default) a planned round trip's target gain is at least twice its cost,
+so fees take at most half of it.
 
 Life of the grid (the `grid` policy):
 
@@ -272,8 +275,9 @@ class FeeFloor(msgspec.Struct, frozen=True, kw_only=True):
     half_spread: float
     cost: float  # `round_trip_cost(entry_fee, exit_fee, half_spread)`
     fee_margin: float
+    cost_multiple: float
     min_spacing: float
-    floor: float  # max(cost + fee_margin, min_spacing)
+    floor: float  # max(cost_multiple × cost, cost + fee_margin, min_spacing)
 
 
 def fee_floor(settings: Settings, fee_rates: tuple[float, float] | None = None) -> FeeFloor:
@@ -287,8 +291,8 @@ def fee_floor(settings: Settings, fee_rates: tuple[float, float] | None = None) 
     cost = round_trip_cost(maker, exit_fee, half)
     return FeeFloor(maker=maker, taker=taker, entry_fee=maker, exit_fee=exit_fee,
                     exit_order="taker trailing SELL" if g.trailing_exits else "maker take-profit",
-                    half_spread=half, cost=cost, fee_margin=g.fee_margin, min_spacing=g.min_spacing,
-                    floor=max(cost + g.fee_margin, g.min_spacing))
+                    half_spread=half, cost=cost, fee_margin=g.fee_margin, cost_multiple=g.cost_multiple,
+                    min_spacing=g.min_spacing, floor=max(g.cost_multiple * cost, cost + g.fee_margin, g.min_spacing))
 
 
 def cap_trail(trail: float, spacing: float, cost: float) -> float:

@@ -15,7 +15,8 @@ Derived (PRD §3.5 `initializeFromMinimalConfig`):
 
 - round-trip cost = entry fee + exit fee + 2 × half-spread with the fees of the orders the grid uses:
   a post-only BUY at the level (maker) and a post-only take-profit (maker; taker with
-  `grid.trailing_exits`); spacing floor = max(cost + `grid.fee_margin`, `grid.min_spacing`). Both come
+  `grid.trailing_exits`); spacing floor = max(`grid.cost_multiple` × cost, cost + `grid.fee_margin`,
+  `grid.min_spacing`). Both come
   from `trdr_tui.trading.grid.fee_floor`, the function the grid itself uses;
 - grid spacing = min(max(swing_fraction × average swing, floor), max(max_spacing, floor)); with
   `grid.spacing_method = "atr"`, atr_multiple × ATR(atr_bars) / close of the window's last bar in place
@@ -128,8 +129,10 @@ def derive(settings: Settings, bars: CandleArrays) -> list[Derived]:
                 formula=f"entry fee (maker: post-only level) + exit fee ({fees.exit_order}) + 2 × half_spread",
                 inputs={"tier": settings.fees.tier, "maker": fees.maker, "taker": fees.taker,
                         "entry_fee": fees.entry_fee, "exit_fee": fees.exit_fee, "half_spread": fees.half_spread}),
-        Derived(key="grid.spacing_floor", value=floor, formula="max(round_trip_cost + fee_margin, min_spacing)",
-                inputs={"round_trip_cost": cost, "fee_margin": fees.fee_margin, "min_spacing": fees.min_spacing}),
+        Derived(key="grid.spacing_floor", value=floor,
+                formula="max(cost_multiple × round_trip_cost, round_trip_cost + fee_margin, min_spacing)",
+                inputs={"round_trip_cost": cost, "cost_multiple": fees.cost_multiple, "fee_margin": fees.fee_margin,
+                        "min_spacing": fees.min_spacing}),
         *spacing_rows,
         Derived(key="trailing.distance", value=trail,
                 formula="clamp(trail_base × volatility_ratio, min_distance, min(max_distance, spacing / 2))",
