@@ -37,7 +37,9 @@ def test_no_round_trip_is_planned_below_its_cost_at_any_tier(tier: str, trailing
     cost = maker + (taker if trailing_exits else maker) + 2 * settings.execution.half_spread
     assert policy.cost == pytest.approx(cost)
     assert policy.spacing >= cost + settings.grid.fee_margin - 1e-15  # a constant spacing is raised to the floor
-    assert policy.spacing == pytest.approx(max(spacing, cost + settings.grid.fee_margin))
+    assert policy.spacing >= settings.grid.cost_multiple * cost - 1e-15  # fees take at most 1 / cost_multiple
+    assert policy.spacing == pytest.approx(max(spacing, settings.grid.cost_multiple * cost,
+                                               cost + settings.grid.fee_margin))
 
 
 async def test_auto_spacing_never_goes_below_the_fee_floor(hourly: CandleArrays) -> None:
@@ -50,7 +52,8 @@ async def test_auto_spacing_never_goes_below_the_fee_floor(hourly: CandleArrays)
     engine.bus.subscribe("grid.*", lambda _t, e: spacings.append(e.spacing))
     await engine.run()
     assert spacings and min(spacings) == pytest.approx(policy.floor)
-    assert policy.floor == pytest.approx(round_trip_cost(0.004, 0.004, 0.0002) + settings.grid.fee_margin)
+    cost = round_trip_cost(0.004, 0.004, 0.0002)
+    assert policy.floor == pytest.approx(max(settings.grid.cost_multiple * cost, cost + settings.grid.fee_margin))
 
 
 async def test_levels_rest_as_maker_limits_and_each_buy_gets_a_take_profit_one_spacing_up(
@@ -69,15 +72,17 @@ async def test_levels_rest_as_maker_limits_and_each_buy_gets_a_take_profit_one_s
     assert isinstance(policy, GridPolicy)
     tps = [o for o in rec.orders if o.metadata.get("grid_leg") == "exit"]
     assert tps and all(o.type is OrderType.LIMIT for o in tps)
+    # a stocked lot is bought at market (taker), so its round trip costs taker + maker + 2 × half-spread
+    stock_cost = 0.006 + 0.004 + 2 * 0.0002
     for tp in tps:  # one spacing above its level (or just above the market when that is higher)
-        level_buys = [b.price for b in buys if b.metadata["grid_level"] == tp.metadata["grid_level"]
-                      and b.created_ts <= tp.created_ts]
-        level_buys += [s.avg_fill_price for s in stocks if s.created_ts <= tp.created_ts
+        level_buys = [(b.created_ts, b.price, policy.floor) for b in buys
+                      if b.metadata["grid_level"] == tp.metadata["grid_level"] and b.created_ts <= tp.created_ts]
+        level_buys += [(s.created_ts, s.avg_fill_price, stock_cost) for s in stocks if s.created_ts <= tp.created_ts
                        and str(tp.metadata["grid_level"]) in str(s.metadata["grid_levels"]).split(",")]
         assert level_buys
-        entry = level_buys[-1]
+        _, entry, gain = max(level_buys, key=lambda x: x[0])
         assert entry is not None and tp.price is not None
-        assert tp.price >= entry * (1.0 + policy.floor) * (1 - 1e-9)
+        assert tp.price >= entry * (1.0 + gain) * (1 - 1e-9)  # never a planned round trip below its cost
 
 
 @given(trail=st.floats(0.0005, 0.2), spacing=st.floats(0.005, 0.1), cost=st.floats(0.0, 0.004))

@@ -62,9 +62,9 @@ def test_illegal_transition_says_what_and_where() -> None:
 
 async def test_a_run_moves_levels_only_through_the_table(hourly: CandleArrays,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    # a narrower grid than the default so that 1,500 bars walk levels in and out of reach
-    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3}), mode="backtest",
-                          candles=hourly[:1500])
+    # a narrower grid than the default (the fee floor without its cost multiple) so that 1,500 bars walk levels in and out of reach
+    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3, "grid.cost_multiple": 1.0}),
+                          mode="backtest", candles=hourly[:1500])
     policy = engine.policy
     assert isinstance(policy, GridPolicy)
     seen: list[tuple[LevelState, LevelTrigger]] = []
@@ -83,10 +83,11 @@ async def test_a_run_moves_levels_only_through_the_table(hourly: CandleArrays,
 
 async def test_a_levels_pnl_is_its_own_round_trips_not_the_ledgers_fifo(hourly: CandleArrays,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # In these 3,000 bars a lower level's take-profit fills while a higher level's older lot is still
+    # In these 3,000 bars (a narrow grid: the fee floor without its cost multiple) a lower level's take-profit fills while a higher level's older lot is still
     # held: the ledger (FIFO) closes the older lot, the grid pane must book the sale on the level it closes.
     # Unstocked, so every lot comes from a level's own BUY (a stocked level's share is priced by the stock order).
-    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3, "grid.seed_inventory": False}),
+    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3, "grid.seed_inventory": False,
+                                                         "grid.cost_multiple": 1.0}),
                           mode="backtest", candles=hourly[:3000])
     policy = engine.policy
     assert isinstance(policy, GridPolicy)
@@ -117,7 +118,7 @@ async def test_a_levels_pnl_is_its_own_round_trips_not_the_ledgers_fifo(hourly: 
 
 
 async def test_the_snapshot_shows_where_take_profits_rest(hourly: CandleArrays) -> None:
-    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3}), mode="backtest",
+    engine = build_engine(load_settings(overrides={"grid.swing_fraction": 0.3, "grid.cost_multiple": 1.0}), mode="backtest",
                           candles=hourly[:3000])
     policy = engine.policy
     assert isinstance(policy, GridPolicy)

@@ -11,6 +11,7 @@ from trdr_tui.cli import main
 from trdr_tui.config import load_settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
+from trdr_tui.core.volatility import atr
 from trdr_tui.store import Store
 from trdr_tui.store.sessions import OptimizationRecord
 from trdr_tui.store.tuning import AdaptiveRecord, Adjustment, ParameterChange, TrialRecord, TuningRepository
@@ -41,7 +42,7 @@ def test_derived_values_follow_their_formulas() -> None:
     maker = s.fees.active_tier().maker  # post-only levels and post-only take-profits: maker both ways
     cost = 2 * maker + 2 * s.execution.half_spread
     assert values["fees.round_trip_cost"].value == pytest.approx(cost)
-    floor = max(cost + s.grid.fee_margin, s.grid.min_spacing)
+    floor = max(s.grid.cost_multiple * cost, cost + s.grid.fee_margin, s.grid.min_spacing)
     assert values["grid.spacing_floor"].value == pytest.approx(floor)
     spacing = values["grid.spacing"].value
     assert spacing == pytest.approx(min(max(s.grid.swing_fraction * swing, floor), s.grid.max_spacing))
@@ -58,6 +59,7 @@ def test_the_fee_floor_holds_in_a_quiet_market() -> None:
     s = load_settings()
     values = {v.key: v.value for v in derive(s, zigzag(24 * 40, 0.001))}
     assert values["grid.spacing"] >= values["fees.round_trip_cost"] + s.grid.fee_margin
+    assert values["grid.spacing"] >= values["fees.round_trip_cost"] * s.grid.cost_multiple
     assert values["grid.spacing"] == values["grid.spacing_floor"]
 
 
@@ -143,3 +145,19 @@ def test_tuning_repository_round_trips(tmp_path: Path) -> None:
         repo.save_adaptive([a])
         assert repo.adaptive() == [a]
         assert repo.adaptive("ETH-USD") == []
+
+
+def test_tune_explains_atr_spacing_with_the_grids_own_formula() -> None:
+    s = load_settings(overrides={"grid.spacing_method": "atr", "grid.atr_multiple": 4.0})
+    bars = zigzag(24 * 40, 0.03)
+    values = {v.key: v for v in derive(s, bars)}
+    atr_fraction = values["market.atr_fraction"].value
+    w = bars[int(np.searchsorted(bars.ts, int(bars.ts[-1]) - 30 * 86_400_000_000_000, side="right")):]
+    assert atr_fraction == pytest.approx(atr(w.high, w.low, w.close, 14)[-1] / w.close[-1])
+    spacing = values["grid.spacing"]
+    floor = values["grid.spacing_floor"].value
+    assert "atr_multiple × atr_fraction" in spacing.formula and spacing.inputs["atr_multiple"] == 4.0
+    assert spacing.value == pytest.approx(min(max(4.0 * atr_fraction, floor), max(s.grid.max_spacing, floor)))
+    tiny = {v.key: v.value for v in derive(load_settings(overrides={"grid.spacing_method": "atr",
+                                                                    "grid.atr_multiple": 0.1}), bars)}
+    assert tiny["grid.spacing"] == tiny["grid.spacing_floor"]  # never below the fee floor
