@@ -28,7 +28,7 @@ from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.errors import CredentialsError, InsufficientFunds, StateCorruption, TrdrError
 from trdr_tui.core.opevents import OperatorEvents
-from trdr_tui.core.types import Mode
+from trdr_tui.core.types import Mode, Order
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
 from trdr_tui.engine.recovery import check_balances, check_unknown_orders, recover_from_store, restore_latest
@@ -41,6 +41,7 @@ from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import POSITION_EPSILON, latest_live_run
+from trdr_tui.trading.portfolio import Overdraft, overdraft_note
 
 
 def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None, bus: EventBus | None = None,
@@ -68,6 +69,8 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
     events.bind(engine.bus, engine.clock)
+    engine.orders.overdraft_listeners.append(
+        lambda order, fill, od: report_overdraft(events, engine.symbol, order, od))
 
     async def release() -> None:  # the feed's and the executor's tasks, then the HTTP session they share
         if executor is not None:
@@ -86,6 +89,16 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
 
         engine.set_recovery(start_live)
     return engine
+
+
+def report_overdraft(events: OperatorEvents, symbol: str, order: Order, od: Overdraft) -> None:
+    """A fill the exchange made beyond the ledger was booked (`Portfolio.overdrafts`): a warning operator
+    event naming the order, the amounts and what to check."""
+    what, check = overdraft_note(symbol, od)
+    events.emit(f"ledger.overdraft:{order.id}", "warning", "ledger", f"{what}. Check: {check}",
+                order_id=order.id, client_order_id=order.client_order_id, fill_id=od.fill_id, side=od.side.value,
+                order_size=order.size, lacked_base=float(od.base), lacked_quote=float(od.quote),
+                contributed=float(od.value), check=check)
 
 
 def reference_candles(settings: Settings, store: Store | None, preset: str | None) -> LiveCandles | None:
