@@ -302,3 +302,23 @@ def test_a_sell_the_exchange_made_beyond_the_position_is_booked(at_exchange: boo
     assert rebuilt.to_state() == pf.to_state()
     restored = Portfolio.from_state(msgspec.json.decode(msgspec.json.encode(pf.to_state())))
     assert restored.to_state() == pf.to_state() and len(restored.overdrafts) == 1
+
+
+def test_coin_transfers_survive_a_checkpoint_and_a_rebuild_from_fills() -> None:
+    """Coins sent in and out are contributions in kind (valued at the mark, not P&L): a checkpoint keeps
+    them, and a ledger rebuilt from the stored fills books them again between the fills by time."""
+    pf = Portfolio("BTC-USD", 1_000.0)
+    pf.apply_fill(Fill(id="b1", order_id="r-1", client_order_id="trdr-r-1", symbol="BTC-USD", side=Side.BUY,
+                       price=100.0, size=2.0, fee=1.2, liquidity=Liquidity.TAKER, ts=1_000))
+    assert pf.transfer(Decimal("1.5"), Decimal("110"), 2_000) == Decimal("1.5")
+    pf.apply_fill(Fill(id="s1", order_id="r-2", client_order_id="trdr-r-2", symbol="BTC-USD", side=Side.SELL,
+                       price=120.0, size=1.0, fee=0.72, liquidity=Liquidity.TAKER, ts=3_000))
+    assert pf.transfer(Decimal("-5"), Decimal("130"), 4_000) == Decimal("-2.5")  # at most the position leaves
+    assert pf.position_exact == 0 and pf.contributed_exact == Decimal("165") - Decimal("325")
+    assert pf.equity_exact(Decimal(130)) - pf.initial_exact - pf.contributed_exact == \
+        pf.realized_exact + pf.unrealized_exact(Decimal(130)) - pf.fees_exact
+    assert pf.contributions() == [(2_000, 165.0), (4_000, -325.0)]
+    state = msgspec.json.decode(msgspec.json.encode(pf.to_state()))
+    rebuilt = Portfolio.from_state(state)
+    rebuilt.rebuild_from_fills(pf.fills)
+    assert rebuilt.to_state() == pf.to_state()

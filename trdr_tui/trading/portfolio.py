@@ -9,6 +9,9 @@ One symbol, spot, long-only (a SELL never exceeds the position). Accounting rule
 * equity = cash + position × price, so equity − initial cash − contributions = realized + unrealized − fees.
 * deposits and withdrawals (`fund`, PRD §3.3.3) change cash and `contributed_exact`, never P&L; each is
   kept in `flows` as (ts ns, amount) so returns and drawdown can leave them out (`trading.funding`).
+* coins sent in or out (`transfer`) are contributions in kind valued at the mark: coins in become a
+  lot at the mark; coins out leave the oldest lots first, and their gain since bought is realized (it
+  was the run's: they left at the mark, like a sale without a fee). Kept in `transfers`.
 * a fill that would make cash or the position negative is refused whole (E002) and changes nothing;
   a fill id seen before is refused too (every fill appears once).
 * except a fill a real exchange made (`apply_fill(..., overdraw=True)`): the money moved, so it is
@@ -145,6 +148,7 @@ class Portfolio:
         self.last_price = 0.0
         self.contributed_exact = _ZERO  # Σ deposits − Σ withdrawals (quote)
         self.flows: list[tuple[int, float]] = []  # deposits and withdrawals (`fund`)
+        self.transfers: list[tuple[int, Decimal, Decimal]] = []  # coins in/out (`transfer`): ts, size ±, mark
         self._reset()
 
     def _reset(self) -> None:
@@ -207,9 +211,10 @@ class Portfolio:
         """Every contribution as (ts ns, quote amount), in time order: the deposits and withdrawals of
         `flows` and the contributions `overdrafts` booked. Returns and drawdown leave them out
         (`trading.funding.performance_curve`)."""
-        if not self.overdrafts:
+        if not self.overdrafts and not self.transfers:
             return self.flows
-        return sorted([*self.flows, *((o.ts, float(o.value)) for o in self.overdrafts)], key=lambda f: f[0])
+        return sorted([*self.flows, *((o.ts, float(o.value)) for o in self.overdrafts),
+                       *((t, float(_VALUATION.multiply(q, m))) for t, q, m in self.transfers)], key=lambda f: f[0])
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -356,6 +361,54 @@ class Portfolio:
         after = self.equity(self.last_price)
         self.peak_equity = self.peak_equity * after / before if before > 0 else after
 
+    def transfer(self, size: Decimal, price: Decimal, ts: int) -> Decimal:
+        """Book coins sent into (`size` > 0) or out of (< 0) the run at `ts` (ns), valued at the mark
+        `price` (quote per base unit): a contribution in kind, never P&L (module doc). Coins out beyond
+        the position are not the run's: at most the position leaves. Returns the size booked (signed;
+        0 when nothing was). Raises StateCorruption for an amount the ledger cannot hold exactly, or a
+        price that is not positive; nothing changes then."""
+        if not price > 0:
+            raise StateCorruption(f"coin transfer valued at {price}", hint="value a transfer at a positive mark")
+        try:
+            with localcontext(LEDGER_CONTEXT):
+                if size > 0:
+                    value = size * price
+                    lots = [*self.lots, Lot(f"transfer-{ts}", ts, price, size, _ZERO)]
+                    position, cost, realized = self.position_exact + size, self.cost_exact + value, self.realized_exact
+                    booked = size
+                else:
+                    out = min(-size, self.position_exact)
+                    if not out > 0:
+                        return _ZERO
+                    value = -(out * price)
+                    lots = [Lot(lot.order_id, lot.ts, lot.price, lot.size, lot.fee) for lot in self.lots]
+                    left, removed = out, _ZERO
+                    while left > 0:
+                        lot = lots[0]
+                        take = min(lot.size, left)
+                        removed += take * lot.price
+                        if take == lot.size:
+                            lots.pop(0)
+                        else:
+                            with localcontext(_ALLOCATE):
+                                part = (lot.fee * take / lot.size).quantize(FEE_QUANTUM, rounding=ROUND_DOWN)
+                            lot.size, lot.fee = lot.size - take, lot.fee - part
+                        left -= take
+                    position, cost = self.position_exact - out, self.cost_exact - removed
+                    realized = self.realized_exact + out * price - removed
+                    booked = -out
+                contributed = self.contributed_exact + value
+        except (Inexact, InvalidOperation, Overflow):
+            raise StateCorruption(f"coin transfer of {size} at {price} cannot be booked exactly") from None
+        before = self.equity(self.last_price)
+        self.lots, self.position_exact, self.cost_exact, self.realized_exact = lots, position, cost, realized
+        self.contributed_exact = contributed
+        self.transfers.append((ts, booked, price))
+        self._sync()
+        after = self.equity(self.last_price)
+        self.peak_equity = self.peak_equity * after / before if before > 0 else after
+        return booked
+
     # -- checkpoints -----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, object]:
@@ -369,6 +422,7 @@ class Portfolio:
             "fill_ids": sorted(self._fill_ids),
             "contributed": str(self.contributed_exact), "flows": [[t, a] for t, a in self.flows],
             "overdrafts": [o.to_list() for o in self.overdrafts],
+            "transfers": [[t, str(q), str(m)] for t, q, m in self.transfers],
         }
 
     @classmethod
@@ -407,6 +461,7 @@ class Portfolio:
         self.contributed_exact = exact(state.get("contributed", "0"))
         self.flows = [(int(t), float(a)) for t, a in state.get("flows", [])]  # type: ignore[attr-defined]
         overdrafts = [Overdraft.from_list(o) for o in state.get("overdrafts", [])]  # type: ignore[attr-defined]
+        transfers = [(int(t), exact(q), exact(m)) for t, q, m in state.get("transfers", [])]  # type: ignore[attr-defined]
         self.peak_equity = float(state["peak_equity"])  # type: ignore[arg-type]
         self.last_price = float(state["last_price"])  # type: ignore[arg-type]
         self.cash_exact, self.position_exact, self.realized_exact, self.fees_exact = cash, position, realized, fees
@@ -415,32 +470,50 @@ class Portfolio:
         self.fills = []
         self._fill_ids = set(state["fill_ids"])  # type: ignore[call-overload]
         self.overdrafts = overdrafts
+        self.transfers = transfers
         self._sync()
 
     def rebuild_from_fills(self, fills: Iterable[Fill]) -> None:
         """Reset to the initial cash with nothing booked, then book `fills` in the order given (the
-        store's write-through record of a run) with the deposits and withdrawals of `flows` between
-        them by time (a flow at a fill's time: a deposit before it, a withdrawal after): the ledger
-        those fills and flows imply, in place.
+        store's write-through record of a run) with the deposits and withdrawals of `flows` and the
+        coin `transfers` between them by time (one at a fill's time: an inflow before it, an outflow
+        after): the ledger those fills and flows imply, in place.
 
         Raises what `apply_fill` and `fund` raise (StateCorruption, InsufficientFunds for a withdrawal; a
         fill the store holds is booked even beyond the cash or the position, as it was the first time,
         and its `overdrafts` are derived again); the ledger is then left at what was booked so far.
         """
-        flows = sorted(self.flows, key=lambda f: f[0])
+        # cash flows (amount) and coin transfers (size, mark), by time
+        events: list[tuple[int, float, Decimal | None, Decimal | None]] = sorted(
+            [*((t, a, None, None) for t, a in self.flows), *((t, 0.0, q, m) for t, q, m in self.transfers)],
+            key=lambda e: e[0])
         self.peak_equity = self.initial_cash
         self.last_price = 0.0
         self.contributed_exact = _ZERO
         self.flows = []
+        self.transfers = []
         self._reset()
         k = 0
+
+        def book(event: tuple[int, float, Decimal | None, Decimal | None]) -> None:
+            ts, amount, size, mark = event
+            if size is None or mark is None:
+                self.fund(amount, ts)
+            else:
+                self.transfer(size, mark, ts)
+
         for fill in fills:
-            while k < len(flows) and (flows[k][0] < fill.ts or (flows[k][0] == fill.ts and flows[k][1] > 0)):
-                self.fund(flows[k][1], flows[k][0])
+            while k < len(events) and (events[k][0] < fill.ts or (events[k][0] == fill.ts and _inflow(events[k]))):
+                book(events[k])
                 k += 1
             self.apply_fill(fill, overdraw=True)
-        for ts, amount in flows[k:]:
-            self.fund(amount, ts)
+        for event in events[k:]:
+            book(event)
+
+
+def _inflow(event: tuple[int, float, Decimal | None, Decimal | None]) -> bool:
+    """A deposit or coins in (booked before a fill at the same time; outflows after it)."""
+    return event[1] > 0 if event[2] is None else event[2] > 0
 
 
 def _off_step(value: Decimal, step: Decimal) -> bool:
