@@ -134,7 +134,7 @@ class JsonLogger:
         s = self.summary
         s.reason = reason
         if s.start_equity and s.final_equity is not None:
-            s.total_return = s.final_equity / s.start_equity - 1.0
+            s.total_return = self.engine.performance()[0]  # time-weighted: deposits and withdrawals out
         ts = self.engine.clock.now_ns()
         self.write({"ts": ts, "time": iso_utc(ts, fraction=True), "level": "info", "topic": "run.summary", "type": "Summary",
                     "event": s})

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from trdr_tui.config import PriceModel, Settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
@@ -59,7 +61,13 @@ from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
 from trdr_tui.engine.step import BarStep
 from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.store.orders import RunRepository
-from trdr_tui.trading.funding import FundingResult, FundingSchedule, apply_funding, apply_transfer
+from trdr_tui.trading.funding import (
+    FundingResult,
+    FundingSchedule,
+    apply_funding,
+    apply_transfer,
+    time_weighted,
+)
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy, PolicyContext, PreparedPolicy
 from trdr_tui.trading.portfolio import Portfolio
@@ -551,6 +559,19 @@ class Engine:
                                  realized_pnl=pf.realized_pnl, unrealized_pnl=pf.unrealized_pnl(price),
                                  fees=pf.fees, peak_equity=peak,
                                  drawdown=(peak - equity) / peak if peak > 0 else 0.0)
+
+    def performance(self) -> tuple[float, float]:
+        """(total return, max drawdown) of the run so far with deposits, withdrawals and contributions in
+        kind taken out (time-weighted, `trading.funding.time_weighted`, as the backtests measure): the
+        equity after each bar, then the equity now at the last price."""
+        curve = self.record.equity_curve() if self.bars_done else None
+        pf = self.portfolio
+        now = self.clock.now_ns()
+        equity = np.asarray([] if curve is None else curve.equity, dtype=np.float64)
+        ts = np.asarray([] if curve is None else curve.ts, dtype=np.int64)
+        equity = np.append(equity, pf.equity(self.last_price))  # the equity now, after the bars
+        ts = np.append(ts, max([now, *ts[-1:].tolist()]))
+        return time_weighted(equity, ts, pf.contributions(), pf.initial_cash)
 
     def log(self, level: str, message: str, **fields: str | float | int | bool | None) -> None:
         topic = f"log.{level}"

@@ -236,3 +236,15 @@ def performance_curve(equity: F64, ts: I64, flows: list[tuple[int, float]], init
         growth = np.where(prev > 0.0, (equity - flow) / prev, 1.0)
     out: F64 = (initial * np.cumprod(growth)).astype(np.float64)
     return out
+
+
+def time_weighted(equity: F64, ts: I64, flows: list[tuple[int, float]], initial: float) -> tuple[float, float]:
+    """(total return, max drawdown) of an equity curve with the contributions taken out: the curve of
+    `performance_curve` (the one the backtests' metrics read), its last point over `initial` − 1, and
+    its largest fall from a running peak (fractions). Shapes as `performance_curve`; (0, 0) for none."""
+    curve = performance_curve(equity, ts, flows, initial)
+    if curve.shape[0] == 0 or not initial > 0:
+        return 0.0, 0.0
+    peak = np.maximum.accumulate(np.concatenate(([initial], curve)))[1:]
+    drawdown = float(np.max((peak - curve) / np.where(peak > 0, peak, 1.0)))
+    return float(curve[-1] / initial - 1.0), max(drawdown, 0.0)
