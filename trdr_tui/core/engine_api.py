@@ -43,10 +43,6 @@ class EngineControl(Protocol):
     def set_agent_weight(self, agent_id: str, weight: float) -> None:
         """Change one agent's weight in the running orchestrator; published and persisted."""
 
-    def performance(self) -> tuple[float, float]:
-        """(total return, max drawdown) so far, time-weighted with contributions taken out."""
-        ...
-
     def fund(self, amount: float, *, source: str = "manual") -> object:
         """Book a deposit (`amount` > 0) or withdrawal (< 0) of quote currency now and resize the grid.
         Raises RejectError for one made by hand in live mode (the exchange balance is the source there)
