@@ -28,6 +28,7 @@ from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSna
 from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, event_level, event_record, log_record
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Fill, Mode
+from trdr_tui.engine.loop import Engine
 
 if TYPE_CHECKING:
     from trdr_tui.api.host import ApiLaunch
@@ -134,7 +135,9 @@ class JsonLogger:
         s = self.summary
         s.reason = reason
         if s.start_equity and s.final_equity is not None:
-            s.total_return = s.final_equity / s.start_equity - 1.0
+            engine = self.engine  # a local engine measures time-weighted, contributions out (Engine.performance)
+            s.total_return = engine.performance()[0] if isinstance(engine, Engine) else \
+                s.final_equity / s.start_equity - 1.0
         ts = self.engine.clock.now_ns()
         self.write({"ts": ts, "time": iso_utc(ts, fraction=True), "level": "info", "topic": "run.summary", "type": "Summary",
                     "event": s})

@@ -26,6 +26,12 @@ def test_a_paper_bot_books_a_deposit_and_refuses_what_it_cannot(bot: Bot) -> Non
     before, after = re.search(r"equity ([\d,.]+) -> ([\d,.]+)", ack["detail"]).groups()  # type: ignore[union-attr]
     assert ack["detail"].startswith("deposit of 2,500.00 booked")
     assert float(after.replace(",", "")) - float(before.replace(",", "")) == pytest.approx(2500.0, abs=0.011)
+    # the return leaves the deposit out, time-weighted as in backtests (it counted it as +25 % before)
+    perf = bot.get("/api/performance")
+    counted = perf["equity"] / 10_000.0 - 1.0
+    assert perf["total_return"] < counted - 0.2
+    assert perf["total_return"] == pytest.approx((perf["equity"] - 2_500.0) / 10_000.0 - 1.0, abs=0.01)
+    assert perf["max_drawdown"] < 0.2
     status, body = bot.call("POST", "/api/trading/funding", {"amount": -1e9})
     assert status == 409 and "free cash" in body["error"] and "never sells a position" in body["hint"]
     for bad in ({"amount": 0.0}, {"amount": 2e9}, {"amount": "lots"}, {"amount": 5.0, "currency": "USD"}):

@@ -36,7 +36,7 @@ def buys(orders: list[Order]) -> list[Order]:
     return [o for o in orders if o.side is Side.BUY]
 
 
-async def test_live_engine_books_a_deposit_from_the_account_and_refuses_a_large_withdrawal(
+async def test_live_engine_books_a_deposit_and_a_withdrawal_beyond_the_free_cash_from_the_account(
         creds: Credentials, tmp_path: Path) -> None:
     candles = real_candles()[1000:]
     fake = FakeExchange(candles=candles, heartbeat_s=0.05, step_ns=15 * 60 * NS, start_ns=candles[0].ts)
@@ -50,8 +50,10 @@ async def test_live_engine_books_a_deposit_from_the_account_and_refuses_a_large_
                                    run_id="fund-live")
     changes: list[FundingChange] = []
     errors: list[LogEvent] = []
+    warnings: list[LogEvent] = []
     engine.bus.subscribe("funding.BTC-USD", lambda _t, e: changes.append(e))
     engine.bus.subscribe("log.error", lambda _t, e: errors.append(e))
+    engine.bus.subscribe("log.warning", lambda _t, e: warnings.append(e))
     task = asyncio.create_task(engine.run())
     pf = engine.portfolio
     accounts_reads = lambda: sum(1 for m, p, s in fake.rest.requests if p == "/accounts" and s == 200)  # noqa: E731
@@ -86,19 +88,24 @@ async def test_live_engine_books_a_deposit_from_the_account_and_refuses_a_large_
         second = next(o for o in buys(list(engine.orders.open.values())) if o.id != first.id)
         assert second.size > first.size * 1.15  # 0.95 × 12,500 instead of 0.95 × 10,000 (prices moved < 5 %)
 
-        # a withdrawal above the run's free cash (its BUY commits 95 % of the cash): reported, nothing booked
-        position, cash = pf.position_exact, pf.cash_exact
+        # a withdrawal above the run's free cash (its BUY commits 95 % of the cash): the money has left the
+        # account, so the run's capital shrank: booked, the open BUY cancelled to be re-sized, a warning
+        position = pf.position_exact
+        open_buys = buys(list(engine.orders.open.values()))
+        assert open_buys
         fake.transfer("USD", "-3000")
         await wait_for(lambda: len(changes) >= 2, "the withdrawal to be seen")
-        refused = changes[1]
-        assert (refused.amount, refused.source, refused.applied) == (-3000.0, "account", False)
-        assert "free cash" in refused.reason
-        assert any("more than its free cash" in e.message for e in errors)
-        assert (pf.position_exact, pf.cash_exact) == (position, cash) and pf.contributed_exact == Decimal("2500")
-        assert not [o for o in engine.orders.orders.values() if o.side is Side.SELL and o.created_ts >= refused.ts]
+        shrank = changes[1]
+        assert (shrank.amount, shrank.source, shrank.applied) == (-3000.0, "account", True)
+        assert any("exceeded the run's free cash: its capital shrank" in w.message for w in warnings)
+        assert pf.position_exact == position and pf.contributed_exact == Decimal("-500")
+        assert pf.cash_exact == fake.balances["USD"]
+        assert all("funding: withdrawal of 3,000.00, re-sized" in o.history[-1].reason for o in open_buys)
+        assert not [o for o in engine.orders.orders.values() if o.side is Side.SELL and o.created_ts >= shrank.ts]
         reads = accounts_reads()
         await wait_for(lambda: accounts_reads() >= reads + 2, "two more reads")
-        assert len(changes) == 2  # reported once, not at every read
+        assert len(changes) == 2  # booked once, not at every read
+        assert not errors
     finally:
         await engine.stop("test done")
         await asyncio.wait_for(task, 10)
@@ -106,10 +113,13 @@ async def test_live_engine_books_a_deposit_from_the_account_and_refuses_a_large_
         store.close()
 
 
-async def test_a_fill_not_booked_yet_or_a_passing_change_is_never_taken_for_funding(
+async def test_a_passing_change_is_never_funding_coins_moved_are_booked_in_kind_and_a_withdrawal_beyond_the_cash(
         fake: FakeExchange, creds: Credentials) -> None:
-    """What an exchange fill the engine has not booked looks like to the watch (BTC up, USD down) is
-    never booked; a quote change seen on one read only is not either; a steady one is, exactly."""
+    """What an exchange fill the engine has not booked looks like to the watch (BTC up, USD down) is not
+    booked while it may still be one; when it stays for OUTSIDE_READS reads with no fill booked, it is
+    coins moved outside the run: booked as a contribution in kind at the mark (never P&L), with the USD
+    change as cash funding. A quote change seen on one read only is not funding; a steady one is,
+    exactly. A withdrawal beyond the ledger's cash books all of the cash and re-bases the rest."""
     env = {"TRDR_COINBASE_REST_URL": fake.rest_url, "TRDR_COINBASE_WS_URL": fake.ws_url}
     engine = build_coinbase_engine(load_settings(env=env), live=True, store=None, preset="simple-trailing",
                                    credentials=creds)
@@ -119,27 +129,51 @@ async def test_a_fill_not_booked_yet_or_a_passing_change_is_never_taken_for_fund
     assert isinstance(executor, CoinbaseExecutor)
     watch = AccountWatch(engine, executor, interval_s=60.0)
     pf = engine.portfolio
+    engine.last_price = pf.last_price = 9_000.0
     try:
+        fake.transfer("USD", "5000")  # money of the user's beside the run, before the baseline
         assert await watch.check() is None  # the baseline
-        # an unbooked fill: 0.1 BTC bought for 900 USD at the exchange, not in the ledger
+        # 0.1 BTC in and 900 USD out at the exchange, not in the ledger: a fill listed late looks the same
         fake.balances["BTC"] += Decimal("0.1")
         fake.balances["USD"] -= Decimal("900")
         for _ in range(OUTSIDE_READS - 1):
             assert await watch.check() is None
         assert pf.contributed_exact == 0 and not warnings
-        assert await watch.check() is None  # still there after OUTSIDE_READS reads: reported, re-based
-        assert pf.contributed_exact == 0 and "moved outside the run's fills" in warnings[-1].message
+        # still there after OUTSIDE_READS reads with no fill booked: coins moved outside the run
+        assert await watch.check() == Decimal("900") - Decimal("900")  # 0.1 BTC at 9,000 in, 900 USD out
+        assert pf.position_exact == Decimal("0.1") and pf.realized_exact == 0
+        assert [(q, m) for _, q, m in pf.transfers] == [(Decimal("0.1"), Decimal("9000.0"))]
+        assert pf.contributed_exact == 0 and pf.cash_exact == Decimal("10000") - Decimal("900")
+        assert "contribution in kind" in warnings[-1].message
+        assert await watch.check() is None  # booked once
+        # coins sent out: the oldest lots leave at the mark
+        engine.last_price = 9_500.0
+        fake.balances["BTC"] -= Decimal("0.04")
+        for _ in range(OUTSIDE_READS):
+            booked = await watch.check()
+        assert booked == Decimal("-380") and pf.position_exact == Decimal("0.06")
+        assert pf.realized_exact == Decimal("20")  # 0.04 × (9,500 − 9,000): gained while the run held them
+        assert pf.contributed_exact == Decimal("-380")
         # a quote change on one read only (gone at the next) is not funding
         fake.balances["USD"] += Decimal("50")
         assert await watch.check() is None
         fake.balances["USD"] -= Decimal("50")
-        assert await watch.check() is None and pf.contributed_exact == 0
+        assert await watch.check() is None and pf.contributed_exact == Decimal("-380")
         # a steady one is, on its second read
         fake.transfer("USD", "123.45")
         assert await watch.check() is None
         assert await watch.check() == Decimal("123.45")
-        assert pf.contributed_exact == Decimal("123.45") and watch.booked == 1
+        assert pf.contributed_exact == Decimal("-256.55")
         assert await watch.check() is None  # booked once
+        # a withdrawal beyond the ledger's cash: all of the cash is booked, the rest was the user's beside it
+        cash = pf.cash_exact
+        fake.transfer("USD", str(-(cash + Decimal("1000"))))
+        assert await watch.check() is None
+        assert await watch.check() == -cash
+        assert pf.cash_exact == 0 and pf.position_exact == Decimal("0.06")
+        assert "the rest was not the run's" in warnings[-1].message
+        assert await watch.check() is None  # the rest is re-based, not booked again
+        assert watch.booked == 5  # coins in and the cash with them, coins out, a deposit, a withdrawal
     finally:
         await executor.rest.close()
         await engine.feed.stop()  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@ ledger's restore / rebuild from fills. A restart puts the book back through thes
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -236,10 +237,12 @@ def test_restore_is_in_place_and_keeps_the_booked_fill_ids() -> None:
 def test_a_fill_the_exchange_made_is_booked_beyond_the_cash(at_exchange: bool) -> None:
     """A live market BUY sized from the ledger's cash can fill higher than the price it was sized at (the
     market moved while the request was on its way): the exchange made that fill, the money moved, so it
-    is booked and the cash goes negative. Dropped as the simulator's refusal (E002, REJECTED), it was a
-    fill the ledger never had — a kill campaign under load lost one such fill. A simulated fill beyond the
-    cash is still refused."""
+    is booked. Dropped as the simulator's refusal (E002, REJECTED), it was a fill the ledger never had — a
+    kill campaign under load lost one such fill. The cash the ledger lacked is booked as a contribution
+    from the account (cash never goes negative); a simulated fill beyond the cash is still refused."""
     om, _, pf, _ = manager(cash=1_000.0)
+    seen: list[tuple[str, str]] = []
+    om.overdraft_listeners.append(lambda o, f, od: seen.append((o.id, od.fill_id)))
     order = Order(id="r-7", client_order_id="trdr-r-7", symbol="BTC-USD", side=Side.BUY, type=OrderType.MARKET,
                   size=10.0, status=S.SUBMITTED, created_ts=0, history=[OrderTransition(0, S.PENDING, S.SUBMITTED, "sent")])
     om.adopt(order)
@@ -249,9 +252,73 @@ def test_a_fill_the_exchange_made_is_booked_beyond_the_cash(at_exchange: bool) -
                                  exchange_order_id="ex-7" if at_exchange else None, at_exchange=at_exchange))
     if at_exchange:
         assert order.status is S.FILLED and pf.position == 10.0
-        assert pf.cash == pytest.approx(1_000.0 - 1_010.0 - 6.06)
+        assert pf.cash_exact == 0 and pf.contributed_exact == Decimal("16.06")
+        assert [(o.side, o.quote, o.value) for o in pf.overdrafts] == [(Side.BUY, Decimal("16.06"), Decimal("16.06"))]
+        assert seen == [("r-7", "x1")] and pf.contributions() == [(2_000, 16.06)]
+        assert pf.equity(101.0) - pf.initial_cash - float(pf.contributed_exact) == pytest.approx(-6.06)
         rebuilt = Portfolio("BTC-USD", 1_000.0)
         rebuilt.rebuild_from_fills(pf.fills)  # a restart books it again from the store
-        assert rebuilt.cash_exact == pf.cash_exact and rebuilt.position_exact == pf.position_exact
+        assert rebuilt.to_state() == pf.to_state()
     else:
-        assert order.status is S.REJECTED and pf.position == 0.0 and pf.cash == 1_000.0
+        assert order.status is S.REJECTED and pf.position == 0.0 and pf.cash == 1_000.0 and not seen
+
+
+@pytest.mark.parametrize("at_exchange", [False, True])
+def test_a_sell_the_exchange_made_beyond_the_position_is_booked(at_exchange: bool) -> None:
+    """The SELL side of the same rule. A Coinbase spot account cannot sell coins it does not hold, so a
+    SELL fill larger than the ledger's position means the account held coins the ledger did not know
+    (a BUY listed late, or coins of the user's beside the run). Refused (E002), the order went REJECTED
+    and the proceeds of a real sale never reached the ledger. Booked: the excess enters as coins
+    contributed by the account at the fill price (no gross P&L on it, the position ends at zero, never
+    below), the round trip closes, the operator hears of it, and a rebuild from the store agrees."""
+    om, _, pf, _ = manager(cash=1_000.0)
+    seen: list[tuple[str, str]] = []
+    om.overdraft_listeners.append(lambda o, f, od: seen.append((o.id, od.fill_id)))
+    pf.apply_fill(Fill(id="b1", order_id="r-1", client_order_id="trdr-r-1", symbol="BTC-USD", side=Side.BUY,
+                       price=100.0, size=2.0, fee=1.2, liquidity=Liquidity.TAKER, ts=1_000))
+    order = Order(id="r-8", client_order_id="trdr-r-8", symbol="BTC-USD", side=Side.SELL, type=OrderType.MARKET,
+                  size=3.0, status=S.SUBMITTED, created_ts=0, history=[OrderTransition(0, S.PENDING, S.SUBMITTED, "sent")])
+    om.adopt(order)
+    sale = Fill(id="s1", order_id="r-8", client_order_id="trdr-r-8", symbol="BTC-USD", side=Side.SELL, price=110.0,
+                size=3.0, fee=1.98, liquidity=Liquidity.TAKER, ts=3_000)
+    om.on_report(ExecutionReport(ts=3_000, order_id="r-8", client_order_id="trdr-r-8", status=S.FILLED, fill=sale,
+                                 exchange_order_id="ex-8" if at_exchange else None, at_exchange=at_exchange))
+    if not at_exchange:
+        assert order.status is S.REJECTED and pf.position == 2.0 and not seen
+        return
+    assert order.status is S.FILLED and pf.position_exact == 0 and pf.lots == []
+    assert pf.cash_exact == Decimal("1000") - Decimal("201.2") + Decimal("330") - Decimal("1.98")
+    assert pf.contributed_exact == Decimal("110.0") and pf.realized_exact == Decimal("20.0")  # 2 × (110 − 100)
+    [od] = pf.overdrafts
+    assert (od.side, od.base, od.value, od.order_id) == (Side.SELL, Decimal("1.0"), Decimal("110.0"), "r-8")
+    assert seen == [("r-8", "s1")]
+    [trade] = pf.trades
+    assert trade.size == 3.0 and trade.pnl == pytest.approx(20.0 - 1.2 - 1.98)
+    # equity − initial − contributions = realized + unrealized − fees, exactly
+    assert pf.equity_exact(Decimal(110)) - pf.initial_exact - pf.contributed_exact == \
+        pf.realized_exact + pf.unrealized_exact(Decimal(110)) - pf.fees_exact
+    rebuilt = Portfolio("BTC-USD", 1_000.0)
+    rebuilt.rebuild_from_fills(pf.fills)
+    assert rebuilt.to_state() == pf.to_state()
+    restored = Portfolio.from_state(msgspec.json.decode(msgspec.json.encode(pf.to_state())))
+    assert restored.to_state() == pf.to_state() and len(restored.overdrafts) == 1
+
+
+def test_coin_transfers_survive_a_checkpoint_and_a_rebuild_from_fills() -> None:
+    """Coins sent in and out are contributions in kind (valued at the mark, not P&L): a checkpoint keeps
+    them, and a ledger rebuilt from the stored fills books them again between the fills by time."""
+    pf = Portfolio("BTC-USD", 1_000.0)
+    pf.apply_fill(Fill(id="b1", order_id="r-1", client_order_id="trdr-r-1", symbol="BTC-USD", side=Side.BUY,
+                       price=100.0, size=2.0, fee=1.2, liquidity=Liquidity.TAKER, ts=1_000))
+    assert pf.transfer(Decimal("1.5"), Decimal("110"), 2_000) == Decimal("1.5")
+    pf.apply_fill(Fill(id="s1", order_id="r-2", client_order_id="trdr-r-2", symbol="BTC-USD", side=Side.SELL,
+                       price=120.0, size=1.0, fee=0.72, liquidity=Liquidity.TAKER, ts=3_000))
+    assert pf.transfer(Decimal("-5"), Decimal("130"), 4_000) == Decimal("-2.5")  # at most the position leaves
+    assert pf.position_exact == 0 and pf.contributed_exact == Decimal("165") - Decimal("325")
+    assert pf.equity_exact(Decimal(130)) - pf.initial_exact - pf.contributed_exact == \
+        pf.realized_exact + pf.unrealized_exact(Decimal(130)) - pf.fees_exact
+    assert pf.contributions() == [(2_000, 165.0), (4_000, -325.0)]
+    state = msgspec.json.decode(msgspec.json.encode(pf.to_state()))
+    rebuilt = Portfolio.from_state(state)
+    rebuilt.rebuild_from_fills(pf.fills)
+    assert rebuilt.to_state() == pf.to_state()

@@ -173,17 +173,13 @@ class Controller:
         snap = e.snapshot()
         trades = e.portfolio.trades
         wins = sum(1 for t in trades if t.pnl > 0)
-        max_dd = snap.drawdown
-        if e.bars_done:
-            eq = e.record.equity_curve().equity
-            if len(eq):
-                peak = np.maximum.accumulate(eq)
-                max_dd = max(max_dd, float(np.max((peak - eq) / np.where(peak > 0, peak, 1.0))))
-        initial = e.portfolio.initial_cash
+        # time-weighted with contributions taken out, as the backtests measure (Engine.performance)
+        total_return, max_dd = e.performance()
+        max_dd = max(max_dd, snap.drawdown)
         total = snap.realized_pnl + snap.unrealized_pnl
         return Performance(ts=snap.ts, equity=snap.equity, cash=snap.cash, position=snap.position,
                            price=snap.price, realized_pnl=snap.realized_pnl, unrealized_pnl=snap.unrealized_pnl,
-                           total_pnl=total, total_return=snap.equity / initial - 1.0 if initial else 0.0,
+                           total_pnl=total, total_return=total_return,
                            fees=snap.fees, drawdown=snap.drawdown, max_drawdown=max_dd, trades=len(trades),
                            wins=wins, win_rate=wins / len(trades) if trades else None)
 

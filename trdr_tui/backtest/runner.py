@@ -122,7 +122,7 @@ def ledger_after_bars(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
     curve = engine.record.equity_curve()
     n = engine.record.bars
     # deposits and withdrawals are not performance: taken out, time-weighted (trading.funding)
-    equity = performance_curve(np.asarray(curve.equity, dtype=np.float64), curve.ts, engine.portfolio.flows,
+    equity = performance_curve(np.asarray(curve.equity, dtype=np.float64), curve.ts, engine.portfolio.contributions(),
                                engine.record.initial_cash)
     position = np.asarray(curve.position, dtype=np.float64)
     if equity.shape[0] != n or position.shape[0] != n:

@@ -12,7 +12,7 @@ With the correlation agent enabled (and no preset), the feed also subscribes to 
 reference_symbol` on the same socket; its closed bars reach the agent at once and the store
 (`agents.sources.LiveCandles`), so a restart and `trdr data list` see them.
 A live run also reads the account's balances every `[funding] account_check_seconds` (`AccountWatch`)
-and books a deposit or withdrawal it finds there (PRD §3.3.3).
+and books a deposit, a withdrawal or coins sent in or out that it finds there (PRD §3.3.3).
 URLs come from `[coinbase]` (or TRDR_COINBASE_REST_URL / _WS_URL / _USER_WS_URL), so the same code runs
 against Coinbase or any compatible server. The live confirmation prompt is the caller's job.
 """
@@ -26,9 +26,9 @@ from decimal import Decimal
 from trdr_tui.agents.sources import LiveCandles
 from trdr_tui.config import Settings
 from trdr_tui.core.bus import EventBus
-from trdr_tui.core.errors import CredentialsError, InsufficientFunds, StateCorruption, TrdrError
+from trdr_tui.core.errors import CredentialsError, StateCorruption, TrdrError
 from trdr_tui.core.opevents import OperatorEvents
-from trdr_tui.core.types import Mode
+from trdr_tui.core.types import Mode, Order
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
 from trdr_tui.engine.recovery import check_balances, check_unknown_orders, recover_from_store, restore_latest
@@ -41,6 +41,8 @@ from trdr_tui.exchange.fees import FeeSchedule
 from trdr_tui.exchange.sim_executor import SimExecutor
 from trdr_tui.store.db import Store
 from trdr_tui.store.orders import POSITION_EPSILON, latest_live_run
+from trdr_tui.trading.portfolio import Overdraft, overdraft_note
+from trdr_tui.trading.sizing import to_decimal
 
 
 def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None, bus: EventBus | None = None,
@@ -68,6 +70,8 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
     events.bind(engine.bus, engine.clock)
+    engine.orders.overdraft_listeners.append(
+        lambda order, fill, od: report_overdraft(events, engine.symbol, order, od))
 
     async def release() -> None:  # the feed's and the executor's tasks, then the HTTP session they share
         if executor is not None:
@@ -86,6 +90,16 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
 
         engine.set_recovery(start_live)
     return engine
+
+
+def report_overdraft(events: OperatorEvents, symbol: str, order: Order, od: Overdraft) -> None:
+    """A fill the exchange made beyond the ledger was booked (`Portfolio.overdrafts`): a warning operator
+    event naming the order, the amounts and what to check."""
+    what, check = overdraft_note(symbol, od)
+    events.emit(f"ledger.overdraft:{order.id}", "warning", "ledger", f"{what}. Check: {check}",
+                order_id=order.id, client_order_id=order.client_order_id, fill_id=od.fill_id, side=od.side.value,
+                order_size=order.size, lacked_base=float(od.base), lacked_quote=float(od.quote),
+                contributed=float(od.value), check=check)
 
 
 def reference_candles(settings: Settings, store: Store | None, preset: str | None) -> LiveCandles | None:
@@ -218,11 +232,18 @@ class AccountWatch:
       withdrawal (< 0): booked exactly through `engine.fund(source="account")` (ledger, grid resize,
       log, `funding.<symbol>` event, a `funding` checkpoint in the journal);
     * a fill the exchange made that the engine has not booked yet moves the base residual too, so it is
-      never taken for funding; if the base residual stays moved for `OUTSIDE_READS` reads (coins sent
-      in or out), it is reported and both residuals are re-based, nothing is booked;
-    * a withdrawal larger than the run's free cash is refused and reported (error log and a refused
-      `funding` event, `Engine.funding_refused`); the residual is re-based so it is reported once.
-      trdr never sells a position to pay it.
+      never taken for funding; a base residual that stays moved for `OUTSIDE_READS` reads with no fill
+      booked between them is coins sent in or out: booked as a contribution in kind valued at the last
+      price (`engine.transfer`; coins out beyond the position were not the run's), never as P&L; a
+      quote change seen with it (coins sold or bought outside the run) is booked as cash funding;
+    * a withdrawal larger than the run's free cash already left the account (the exchange balance is
+      the truth): the run's capital shrank. The open BUYs are cancelled and re-sized, and the ledger's
+      cash books up to all of it (`engine.fund(at_exchange=True)`, a warning says how much); what the
+      cash did not hold was money of the user's beside the run and is re-based. trdr never sells a
+      position to pay it.
+
+    Residuals count what `Portfolio.overdrafts` booked as contributions from the account (a fill the
+    exchange made beyond the ledger), so such a fill is not taken for a withdrawal.
 
     Read failures are logged and the next read tries again. `checks` counts reads, `booked` the
     changes booked."""
@@ -264,7 +285,9 @@ class AccountWatch:
         await self.engine.orders.settle()
         base, quote = await account_totals(self.executor.rest, self.engine.symbol)
         pf = self.engine.portfolio
-        return base - pf.position_exact, quote - pf.cash_exact
+        covered_base = sum((o.base for o in pf.overdrafts), Decimal(0))
+        covered_quote = sum((o.quote for o in pf.overdrafts), Decimal(0))
+        return base - pf.position_exact + covered_base, quote - pf.cash_exact + covered_quote
 
     async def check(self) -> Decimal | None:
         """One read. Returns the amount booked (quote currency), or None."""
@@ -282,26 +305,45 @@ class AccountWatch:
         self._seen = seen
         if abs(d_base) > BASE_TOLERANCE:
             if self._times >= OUTSIDE_READS:
-                self._rebase(base_r, quote_r, d_base, d_quote)
+                return self._transfer(d_base, d_quote)
             return None
         if self._times < STEADY_READS:
             return None
         self._seen, self._times = None, 0
-        try:
-            self.engine.fund(d_quote, source="account")
-        except InsufficientFunds as exc:  # already logged and published by the engine
-            self.baseline = (self.baseline[0], quote_r)
-            self.engine.log("error", f"the account's {self.engine.symbol.split('-')[1]} fell by {-d_quote} outside "
-                                     f"the run, more than its free cash; not booked (positions are never sold "
-                                     f"for a withdrawal): {exc.message}", amount=float(d_quote))
-            return None
-        self.booked += 1
-        return d_quote
+        return self._fund(d_quote)
 
-    def _rebase(self, base_r: Decimal, quote_r: Decimal, d_base: Decimal, d_quote: Decimal) -> None:
-        base_ccy, quote_ccy = self.engine.symbol.split("-", 1)
-        self.engine.log("warning", f"the account's balances moved outside the run's fills ({d_base:+} {base_ccy}, "
-                                   f"{d_quote:+} {quote_ccy}) for {OUTSIDE_READS} reads: not booked, left alone",
-                        base=float(d_base), quote=float(d_quote))
-        self.baseline = (base_r, quote_r)
+    def _fund(self, d_quote: Decimal) -> Decimal:
+        """Book a steady quote change as funding (a withdrawal beyond the free cash up to the ledger's
+        cash); the part not booked is re-based. Returns the amount booked."""
+        assert self.baseline is not None
+        pf = self.engine.portfolio
+        cash = pf.cash_exact
+        self.engine.fund(d_quote, source="account", at_exchange=True)
+        booked = pf.cash_exact - cash
+        self.baseline = (self.baseline[0], self.baseline[1] + d_quote - booked)
+        self.booked += 1
+        return booked
+
+    def _transfer(self, d_base: Decimal, d_quote: Decimal) -> Decimal | None:
+        """Coins moved outside the run's fills, steady for `OUTSIDE_READS` reads: booked in kind at the
+        mark (and a quote change with it as cash funding); the part not booked is re-based. Returns the
+        quote value booked, or None when nothing was."""
+        assert self.baseline is not None
+        engine = self.engine
+        base_ccy = engine.symbol.split("-", 1)[0]
+        try:
+            result = engine.transfer(d_base)
+        except StateCorruption as exc:  # no price yet: read again later
+            engine.log("warning", f"{d_base:+} {base_ccy} moved outside the run's fills: {exc.message}")
+            return None
+        booked_base = result.base if result.base is not None else Decimal(0)
+        self.baseline = (self.baseline[0] + d_base - booked_base, self.baseline[1])
         self._seen, self._times = None, 0
+        engine.log("warning", f"the account's {base_ccy} moved by {d_base:+} outside the run's fills: booked "
+                              f"{booked_base:+} {base_ccy} as a contribution in kind at {engine.last_price} "
+                              "(not P&L)", base=float(d_base), booked=float(booked_base))
+        value = to_decimal(result.amount)
+        if abs(d_quote) > QUOTE_TOLERANCE:
+            value += self._fund(d_quote)
+        self.booked += 1
+        return value

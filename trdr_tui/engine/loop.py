@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from trdr_tui.config import PriceModel, Settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
@@ -59,11 +61,18 @@ from trdr_tui.engine.recovery import engine_state, reconcile, restore_engine
 from trdr_tui.engine.step import BarStep
 from trdr_tui.engine.timers import PeriodicTimer
 from trdr_tui.store.orders import RunRepository
-from trdr_tui.trading.funding import FundingResult, FundingSchedule, apply_funding
+from trdr_tui.trading.funding import (
+    FundingResult,
+    FundingSchedule,
+    apply_funding,
+    apply_transfer,
+    time_weighted,
+)
 from trdr_tui.trading.orders import OrderManager
 from trdr_tui.trading.policy import Policy, PolicyContext, PreparedPolicy
 from trdr_tui.trading.portfolio import Portfolio
 from trdr_tui.trading.risk import Halt, RiskManager
+from trdr_tui.trading.sizing import to_decimal
 
 CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
 RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
@@ -421,23 +430,36 @@ class Engine:
 
     # -- funding changes (trading/funding.py, docs/trading.md) ------------------------------------
 
-    def fund(self, amount: float | Decimal, *, source: str = "manual") -> FundingResult:
+    def fund(self, amount: float | Decimal, *, source: str = "manual", at_exchange: bool = False) -> FundingResult:
         """Book a deposit (`amount` > 0) or withdrawal (< 0) of quote currency at the clock's time and
         resize the grid (`trading.funding.apply_funding`), then record it (`funded`).
 
         `source` "manual" (the cockpit, the API) is refused in live mode: there the exchange account's
         balance is the source, and the engine books what it sees there as "account". Raises RejectError
         for that, InsufficientFunds (E002) for a withdrawal above the free cash (reported too),
-        ValueError for a zero or non-finite amount; nothing changes then."""
+        ValueError for a zero or non-finite amount; nothing changes then. `at_exchange`: the account
+        already shows it (live): a withdrawal above the free cash is booked up to the cash, never
+        refused (`trading.funding.apply_funding`)."""
         if source == "manual" and self._mode is Mode.LIVE:
             raise RejectError("a live run books no deposits or withdrawals by hand",
                               hint="deposit or withdraw at Coinbase: the engine reads the account's balance and "
                                    "books the change itself")
         try:
-            result = apply_funding(amount, orders=self.orders, policy=self.policy)
+            result = apply_funding(amount, orders=self.orders, policy=self.policy, at_exchange=at_exchange)
         except InsufficientFunds as exc:
             self.funding_refused(self.clock.now_ns(), float(amount), exc.message, source)
             raise
+        self.funded(result, source)
+        return result
+
+    def transfer(self, size: Decimal, *, source: str = "account") -> FundingResult:
+        """Book coins sent in (`size` > 0, base units) or out (< 0) of a live account outside the run's
+        fills, valued at the last price, as a contribution in kind (`trading.funding.apply_transfer`),
+        then record it like a funding change (`funded`). Raises StateCorruption before the first price."""
+        if not self.last_price > 0.0:
+            raise StateCorruption("a coin transfer is valued at the mark, and no price has been seen yet",
+                                  hint="it is booked at a later read, once a price is known")
+        result = apply_transfer(size, to_decimal(self.last_price), orders=self.orders, policy=self.policy)
         self.funded(result, source)
         return result
 
@@ -448,9 +470,18 @@ class Engine:
         pf = self.portfolio
         self.history.mark(self.run_state.bar_index, pf.cash, pf.position)
         kind = "deposit" if result.amount > 0 else "withdrawal"
+        if result.base is not None:
+            kind = f"{abs(result.base)} {self._symbol.split('-')[0]} {'in' if result.base > 0 else 'out'}, in kind"
         self.log("info", f"funding ({source}): {kind} of {abs(result.amount):,.2f}; equity "
                          f"{result.equity_before:,.2f} -> {result.equity_after:,.2f}, "
                          f"{result.cancelled} BUY order(s) re-sized", amount=result.amount, source=source)
+        if result.beyond_free:
+            rest = (f" ({-result.amount:,.2f} booked: the ledger's cash; the rest was not the run's)"
+                    if result.requested != result.amount else "")
+            self.log("warning", f"funding ({source}): the account's withdrawal of {-result.requested:,.2f} exceeded "
+                                f"the run's free cash: its capital shrank{rest}; {result.cancelled} BUY order(s) "
+                                "cancelled and re-sized; positions are never sold for it",
+                     amount=result.amount, requested=result.requested, source=source)
         topic = funding_topic(self._symbol)
         if self.bus.has_subscribers(topic):
             self.bus.publish(topic, FundingChange(ts=result.ts, symbol=self._symbol, amount=result.amount,
@@ -528,6 +559,19 @@ class Engine:
                                  realized_pnl=pf.realized_pnl, unrealized_pnl=pf.unrealized_pnl(price),
                                  fees=pf.fees, peak_equity=peak,
                                  drawdown=(peak - equity) / peak if peak > 0 else 0.0)
+
+    def performance(self) -> tuple[float, float]:
+        """(total return, max drawdown) of the run so far with deposits, withdrawals and contributions in
+        kind taken out (time-weighted, `trading.funding.time_weighted`, as the backtests measure): the
+        equity after each bar, then the equity now at the last price."""
+        curve = self.record.equity_curve() if self.bars_done else None
+        pf = self.portfolio
+        now = self.clock.now_ns()
+        equity = np.asarray([] if curve is None else curve.equity, dtype=np.float64)
+        ts = np.asarray([] if curve is None else curve.ts, dtype=np.int64)
+        equity = np.append(equity, pf.equity(self.last_price))  # the equity now, after the bars
+        ts = np.append(ts, max([now, *ts[-1:].tolist()]))
+        return time_weighted(equity, ts, pf.contributions(), pf.initial_cash)
 
     def log(self, level: str, message: str, **fields: str | float | int | bool | None) -> None:
         topic = f"log.{level}"

@@ -37,6 +37,7 @@ from trdr_tui.store.orders import (
     stored_trade_count,
 )
 from trdr_tui.trading.orders import TrailingSnapshot
+from trdr_tui.trading.portfolio import overdraft_note
 
 
 def engine_state(engine: EngineParts) -> dict[str, Any]:
@@ -284,6 +285,9 @@ def check_balances(engine: EngineParts, base: float, quote: float, *, tolerance:
     orders may already have spent or sold at the exchange (an answer lost in a crash, fills not yet
     listed): the run could not sell what it thinks it holds, or pay for what it plans to buy.
 
+    The ledger's overdrawn bookings (`Portfolio.overdrafts`: fills the exchange made beyond the ledger,
+    booked as contributions from the account) are reported too, at every start, with what to check.
+
     Returns the differences reported (also logged as warnings); raises StateCorruption (E007) on a
     shortfall, with the amounts."""
     pf = engine.portfolio
@@ -309,6 +313,9 @@ def check_balances(engine: EngineParts, base: float, quote: float, *, tolerance:
     if -short_quote > 0.01:
         notes.append(f"the account holds {-short_quote:.2f} {quote_ccy} more than run {engine.run_id}'s cash: "
                      "left alone")
+    for od in pf.overdrafts:  # fills the exchange made beyond the ledger, booked as contributions
+        what, check = overdraft_note(sym, od)
+        notes.append(f"run {engine.run_id}: {what}. Check: {check}")
     for note in notes:
         engine.log("warning", note, base=base, quote=quote, ledger_position=pf.position, ledger_cash=pf.cash)
     return notes

@@ -13,6 +13,13 @@ deposit no profit), then resizes:
 
 A withdrawal larger than the free cash (cash less what open BUY orders may still spend) is refused
 whole with InsufficientFunds (E002) and changes nothing: a position is never sold to pay for it.
+Unless it already happened at the exchange (`at_exchange`, a live account's balance is the truth):
+then the run's capital shrank, the open BUYs are cancelled and what the ledger's cash holds of it is
+booked (at most all of it; the rest was money of the user's beside the run).
+
+`apply_transfer` books coins sent in or out (a live account's base balance moved outside the run's
+fills) as a contribution in kind valued at the mark (`Portfolio.transfer`), never as P&L, and resizes
+the same way.
 
 `FundingSchedule` applies the configured `[funding] events` when the order manager's time check
 passes their time (bar time in backtests, the clock in paper runs). `performance_curve` removes the
@@ -32,6 +39,7 @@ from trdr_tui.config import FundingConfig, parse_utc
 from trdr_tui.core.errors import InsufficientFunds
 from trdr_tui.core.types import Side
 from trdr_tui.trading.orders import OrderManager
+from trdr_tui.trading.sizing import to_decimal
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -52,11 +60,15 @@ class FundingResult:
     """What one funding change did: the amount (quote, + deposit / − withdrawal), equity before and
     after (at the last marked price), and how many open BUY orders were cancelled for re-sizing."""
 
-    __slots__ = ("amount", "cancelled", "equity_after", "equity_before", "ts")
+    __slots__ = ("amount", "base", "beyond_free", "cancelled", "equity_after", "equity_before", "requested", "ts")
 
-    def __init__(self, ts: int, amount: float, equity_before: float, equity_after: float, cancelled: int) -> None:
+    def __init__(self, ts: int, amount: float, equity_before: float, equity_after: float, cancelled: int, *,
+                 requested: float | None = None, base: Decimal | None = None, beyond_free: bool = False) -> None:
         self.ts = ts
-        self.amount = amount
+        self.amount = amount  # booked (quote; a coin transfer's value at the mark)
+        self.requested = amount if requested is None else requested  # what the account showed (quote)
+        self.base = base  # a coin transfer: the size booked (base units, signed); None for cash
+        self.beyond_free = beyond_free  # a withdrawal at the exchange above the free cash (capital shrank)
         self.equity_before = equity_before
         self.equity_after = equity_after
         self.cancelled = cancelled
@@ -68,28 +80,61 @@ def free_cash(orders: OrderManager) -> float:
     return pf.cash - orders.committed_cash(pf.last_price)
 
 
-def apply_funding(exact_amount: float | Decimal, *, orders: OrderManager, policy: object) -> FundingResult:
+def apply_funding(exact_amount: float | Decimal, *, orders: OrderManager, policy: object,
+                  at_exchange: bool = False) -> FundingResult:
     """Book a deposit (`exact_amount` > 0) or withdrawal (< 0) of quote currency at the clock's time and
     resize (module doc). A Decimal (an exchange balance's difference) is booked exactly.
 
     Raises InsufficientFunds when a withdrawal exceeds the free cash, ValueError for a zero or
-    non-finite amount; nothing changes then."""
+    non-finite amount; nothing changes then. `at_exchange`: the withdrawal already left the account:
+    beyond the free cash it is booked up to the ledger's cash (`FundingResult.requested` keeps the
+    whole amount) after the open BUYs are cancelled, never refused."""
     amount = float(exact_amount)
     if not (np.isfinite(amount) and amount != 0.0):
         raise ValueError(f"a funding change needs a non-zero finite amount, got {exact_amount}")
     pf = orders.portfolio
     ts = orders.clock.now_ns()
+    requested = amount
+    beyond_free = False
     if amount < 0.0:
         free = free_cash(orders)
         if -amount > free:
-            raise InsufficientFunds(
-                f"withdrawal of {-amount:,.2f} refused: free cash is {free:,.2f} (cash {pf.cash:,.2f}, "
-                f"{pf.cash - free:,.2f} held by open BUY orders)",
-                hint="withdraw at most the free cash, or cancel BUY orders first; trdr never sells a "
-                     "position to pay a withdrawal")
+            beyond_free = True
+            if not at_exchange:
+                raise InsufficientFunds(
+                    f"withdrawal of {-amount:,.2f} refused: free cash is {free:,.2f} (cash {pf.cash:,.2f}, "
+                    f"{pf.cash - free:,.2f} held by open BUY orders)",
+                    hint="withdraw at most the free cash, or cancel BUY orders first; trdr never sells a "
+                         "position to pay a withdrawal")
+            exact_amount = max(to_decimal(exact_amount), -pf.cash_exact)
+            amount = float(exact_amount)
     before = pf.equity(pf.last_price)
-    pf.fund(exact_amount, ts)
+    if amount != 0.0:
+        pf.fund(exact_amount, ts)
     after = pf.equity(pf.last_price)
+    cancelled = _resize(orders, policy, amount if amount != 0.0 else requested, before, after)
+    return FundingResult(ts, amount, before, after, cancelled, requested=requested, beyond_free=beyond_free)
+
+
+def apply_transfer(size: Decimal, mark: Decimal, *, orders: OrderManager, policy: object) -> FundingResult:
+    """Book coins sent in (`size` > 0, base units) or out (< 0) at the clock's time, valued at `mark`
+    (quote per base unit): a contribution in kind (`Portfolio.transfer`; coins out beyond the position
+    are not the run's and are not booked), then resize like a deposit or a withdrawal. The result's
+    `amount` is the value booked, `base` the size booked, `requested` the value of `size`."""
+    pf = orders.portfolio
+    ts = orders.clock.now_ns()
+    before = pf.equity(pf.last_price)
+    booked = pf.transfer(size, mark, ts)
+    after = pf.equity(pf.last_price)
+    value = float(booked * mark)
+    cancelled = _resize(orders, policy, value, before, after) if booked else 0
+    return FundingResult(ts, value, before, after, cancelled, requested=float(size * mark), base=booked)
+
+
+def _resize(orders: OrderManager, policy: object, amount: float, before: float, after: float) -> int:
+    """After a funding change of `amount` (quote): the risk manager's peak and day-open follow, the policy
+    re-derives its size, and the open BUYs are cancelled to be re-placed at it (a deposit that moves the
+    size by ≤ 10 % leaves them). Returns how many were cancelled."""
     orders.risk.on_funding(before, after)
     replace = True
     if isinstance(policy, Resizable):
@@ -102,7 +147,7 @@ def apply_funding(exact_amount: float | Decimal, *, orders: OrderManager, policy
         for order in [o for o in orders.open.values() if o.side is Side.BUY]:
             orders.cancel(order, f"funding: {kind} of {abs(amount):,.2f}, re-sized")
             cancelled += 1
-    return FundingResult(ts, amount, before, after, cancelled)
+    return cancelled
 
 
 class FundingSchedule:
@@ -191,3 +236,15 @@ def performance_curve(equity: F64, ts: I64, flows: list[tuple[int, float]], init
         growth = np.where(prev > 0.0, (equity - flow) / prev, 1.0)
     out: F64 = (initial * np.cumprod(growth)).astype(np.float64)
     return out
+
+
+def time_weighted(equity: F64, ts: I64, flows: list[tuple[int, float]], initial: float) -> tuple[float, float]:
+    """(total return, max drawdown) of an equity curve with the contributions taken out: the curve of
+    `performance_curve` (the one the backtests' metrics read), its last point over `initial` − 1, and
+    its largest fall from a running peak (fractions). Shapes as `performance_curve`; (0, 0) for none."""
+    curve = performance_curve(equity, ts, flows, initial)
+    if curve.shape[0] == 0 or not initial > 0:
+        return 0.0, 0.0
+    peak = np.maximum.accumulate(np.concatenate(([initial], curve)))[1:]
+    drawdown = float(np.max((peak - curve) / np.where(peak > 0, peak, 1.0)))
+    return float(curve[-1] / initial - 1.0), max(drawdown, 0.0)

@@ -44,13 +44,14 @@ from trdr_tui.core.events import OrderEvent, RiskRejection, order_topic
 from trdr_tui.core.fsm import OPEN, OrderStateMachine
 from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, OrderType, Side, Trade
 from trdr_tui.trading.constraints import TimeConstraints
-from trdr_tui.trading.portfolio import Portfolio
+from trdr_tui.trading.portfolio import Overdraft, Portfolio
 from trdr_tui.trading.risk import RiskManager
 from trdr_tui.trading.sizing import Increments, to_decimal
 from trdr_tui.trading.slippage import SlippageMinimizer
 from trdr_tui.trading.trailing import TrailingState, walk_path
 
 FillListener = Callable[[Order, Fill, Trade | None], None]
+OverdraftListener = Callable[[Order, Fill, Overdraft], None]
 
 
 class TrailingSnapshot(msgspec.Struct, frozen=True):
@@ -107,6 +108,7 @@ class OrderManager:
         self.open: dict[str, Order] = {}
         self.trailing: list[TrailingState] = []
         self.fill_listeners: list[FillListener] = []
+        self.overdraft_listeners: list[OverdraftListener] = []  # a fill the exchange made beyond the ledger
         self.expiring = False  # some armed order has had a time limit: the engine checks expiry per bar
         self.smart_spread: float | None = None  # PRD §3.4 threshold; None: fired orders always go at market
         self.book: tuple[float, float] | None = None  # the latest (bid, ask), from ticks that carry them
@@ -446,13 +448,18 @@ class OrderManager:
         if filled > to_decimal(order.size):
             raise StateCorruption(f"fill {fill.id} of {fill.size} exceeds what order {order.id} has left "
                                   f"({order.remaining})")
-        trade = self.portfolio.apply_fill(fill, overdraw=overdraw)
+        pf = self.portfolio
+        overdrawn = len(pf.overdrafts)
+        trade = pf.apply_fill(fill, overdraw=overdraw)
         order.filled_size = float(filled)
         order.avg_fill_price = (order.avg_fill_price * done + fill.price * fill.size) / order.filled_size
         order.fees += fill.fee
         repo = self.repo
         if repo is not None:
             repo.insert_fill(fill, trade)
+        for overdraft in pf.overdrafts[overdrawn:]:
+            for listener in self.overdraft_listeners:
+                listener(order, fill, overdraft)
         return trade
 
     def _sized(self, size: float) -> float:

@@ -9,8 +9,19 @@ One symbol, spot, long-only (a SELL never exceeds the position). Accounting rule
 * equity = cash + position × price, so equity − initial cash − contributions = realized + unrealized − fees.
 * deposits and withdrawals (`fund`, PRD §3.3.3) change cash and `contributed_exact`, never P&L; each is
   kept in `flows` as (ts ns, amount) so returns and drawdown can leave them out (`trading.funding`).
+* coins sent in or out (`transfer`) are contributions in kind valued at the mark: coins in become a
+  lot at the mark; coins out leave the oldest lots first, and their gain since bought is realized (it
+  was the run's: they left at the mark, like a sale without a fee). Kept in `transfers`.
 * a fill that would make cash or the position negative is refused whole (E002) and changes nothing;
   a fill id seen before is refused too (every fill appears once).
+* except a fill a real exchange made (`apply_fill(..., overdraw=True)`): the money moved, so it is
+  booked. A Coinbase spot account cannot go below zero, so a BUY costing more than the cash or a SELL
+  of more than the position means the account held more than the ledger (the ledger was behind, or
+  the run used money of the user's beside it). The part the ledger lacked is booked first as a
+  contribution from the account, never as P&L: cash for a BUY, coins valued at the fill's price for a
+  SELL (a lot at that price, so the excess closes with no gross P&L). Each such booking is kept in
+  `overdrafts` (an `Overdraft`) for the operator and the restart reconciliation; cash and the position
+  never go negative.
 
 Exact arithmetic. The ledger's amounts are `Decimal`s (`cash_exact`, `position_exact`,
 `realized_exact`, `fees_exact`, each `Lot`): a fill's price, size and fee are read as the decimal
@@ -62,6 +73,34 @@ _VALUATION = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact
 _ZERO = Decimal(0)
 
 
+class Overdraft:
+    """A fill the exchange made beyond the ledger (module doc): its time (ns), fill, order and side, and
+    what the ledger lacked and booked as a contribution from the account first: `base` coins (a SELL,
+    valued at the fill price) or `quote` cash (a BUY); `value` is that contribution in quote currency."""
+
+    __slots__ = ("base", "fill_id", "order_id", "quote", "side", "ts", "value")
+
+    def __init__(self, ts: int, fill_id: str, order_id: str, side: Side, base: Decimal, quote: Decimal,
+                 value: Decimal) -> None:
+        self.ts = ts
+        self.fill_id = fill_id
+        self.order_id = order_id
+        self.side = side
+        self.base = base
+        self.quote = quote
+        self.value = value
+
+    def to_list(self) -> list[object]:
+        return [self.ts, self.fill_id, self.order_id, self.side.value, str(self.base), str(self.quote),
+                str(self.value)]
+
+    @classmethod
+    def from_list(cls, item: list[object]) -> Overdraft:
+        ts, fill_id, order_id, side, base, quote, value = item
+        return cls(int(ts), str(fill_id), str(order_id), Side(side), exact(base), exact(quote),  # type: ignore[call-overload, arg-type]
+                   exact(value))
+
+
 class Lot:
     """An open entry: its order, time (ns), price (quote per base unit), size (base units) and the entry
     fee still allocated to the remaining size (quote), all exact."""
@@ -108,7 +147,8 @@ class Portfolio:
         self.peak_equity = self.initial_cash
         self.last_price = 0.0
         self.contributed_exact = _ZERO  # Σ deposits − Σ withdrawals (quote)
-        self.flows: list[tuple[int, float]] = []
+        self.flows: list[tuple[int, float]] = []  # deposits and withdrawals (`fund`)
+        self.transfers: list[tuple[int, Decimal, Decimal]] = []  # coins in/out (`transfer`): ts, size ±, mark
         self._reset()
 
     def _reset(self) -> None:
@@ -122,6 +162,7 @@ class Portfolio:
         self.trades: list[Trade] = []
         self.fills: list[Fill] = []
         self._fill_ids: set[str] = set()
+        self.overdrafts: list[Overdraft] = []
         self._sync()
 
     def _sync(self) -> None:
@@ -166,6 +207,15 @@ class Portfolio:
         peak = self.peak_equity
         return (peak - self.equity(price)) / peak if peak > 0 else 0.0
 
+    def contributions(self) -> list[tuple[int, float]]:
+        """Every contribution as (ts ns, quote amount), in time order: the deposits and withdrawals of
+        `flows` and the contributions `overdrafts` booked. Returns and drawdown leave them out
+        (`trading.funding.performance_curve`)."""
+        if not self.overdrafts and not self.transfers:
+            return self.flows
+        return sorted([*self.flows, *((o.ts, float(o.value)) for o in self.overdrafts),
+                       *((t, float(_VALUATION.multiply(q, m))) for t, q, m in self.transfers)], key=lambda f: f[0])
+
     # -- writing ---------------------------------------------------------------------------------
 
     def apply_fill(self, fill: Fill, *, overdraw: bool = False) -> Trade | None:
@@ -174,9 +224,10 @@ class Portfolio:
         Raises StateCorruption (another symbol, a fill id booked before, a size or price that is not
         positive or off the product's increments, a negative fee, an amount the ledger cannot hold
         exactly) and InsufficientFunds (a BUY costing more than the cash, a SELL of more than the
-        position); the ledger is unchanged then. `overdraw`: a BUY that costs more than the cash is
-        booked all the same (the cash goes negative): a fill a real exchange already made, or one the
-        store holds, is a fact; refusing it would lose money the account really spent.
+        position); the ledger is unchanged then. `overdraw`: a fill a real exchange already made (or one
+        the store holds) is a fact, booked even beyond the cash or the position; what the ledger lacked
+        is booked first as a contribution from the account and kept in `overdrafts` (module doc).
+        Refusing it would lose money the account really spent or coins it really sold.
         """
         if fill.symbol != self.symbol:
             raise StateCorruption(f"fill {fill.id} is for {fill.symbol}, this ledger holds {self.symbol}")
@@ -197,7 +248,7 @@ class Portfolio:
                 if fill.side is Side.BUY:
                     self._buy(fill, price, size, fee, overdraw)
                 else:
-                    trade = self._sell(fill, price, size, fee)
+                    trade = self._sell(fill, price, size, fee, overdraw)
         except (Inexact, InvalidOperation, Overflow) as exc:  # raised before anything changed
             raise StateCorruption(f"fill {fill.id} ({size} at {price}, fee {fee}) cannot be booked exactly "
                                   f"in {LEDGER_CONTEXT.prec} digits ({type(exc).__name__})",
@@ -211,27 +262,40 @@ class Portfolio:
         notional = price * size
         cost = notional + fee
         cash = self.cash_exact - cost
-        if cash < 0 and not overdraw:
-            raise InsufficientFunds(
-                f"BUY {size} {self.symbol} at {price} needs {cost}, cash is {self.cash_exact}")
+        lacked = _ZERO
+        if cash < 0:
+            if not overdraw:
+                raise InsufficientFunds(
+                    f"BUY {size} {self.symbol} at {price} needs {cost}, cash is {self.cash_exact}")
+            lacked, cash = -cash, _ZERO
+        contributed = self.contributed_exact + lacked
         position = self.position_exact + size
         fees = self.fees_exact + fee
         lots_cost = self.cost_exact + notional
         self.cash_exact, self.position_exact, self.fees_exact, self.cost_exact = cash, position, fees, lots_cost
         self.lots.append(Lot(fill.order_id, fill.ts, price, size, fee))
+        if lacked:
+            self.contributed_exact = contributed
+            self.overdrafts.append(Overdraft(fill.ts, fill.id, fill.order_id, Side.BUY, _ZERO, lacked, lacked))
 
-    def _sell(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal) -> Trade:
-        if size > self.position_exact:
+    def _sell(self, fill: Fill, price: Decimal, size: Decimal, fee: Decimal, overdraw: bool) -> Trade:
+        lacked = size - self.position_exact
+        if lacked > 0 and not overdraw:
             raise InsufficientFunds(f"SELL {size} {self.symbol} exceeds the position {self.position_exact}")
         # every amount first, the ledger changed only when all of them are exact (no partial update)
         notional = price * size
         cash = self.cash_exact + notional - fee
         fees = self.fees_exact + fee
+        lots = self.lots
+        in_kind: Lot | None = None
+        if lacked > 0:  # coins the account held beyond the ledger: a lot at the fill price, then sold
+            in_kind = Lot(fill.order_id, fill.ts, price, lacked, _ZERO)
+            lots = [*lots, in_kind]
         entry_cost = entry_fee = _ZERO
         closed = 0
         split: tuple[Decimal, Decimal] | None = None  # the partly closed lot's new size and fee
         left = size
-        for lot in self.lots:
+        for lot in lots:
             if lot.size <= left:
                 entry_cost += lot.size * lot.price
                 entry_fee += lot.fee
@@ -250,10 +314,17 @@ class Portfolio:
         realized = self.realized_exact + gross
         position = self.position_exact - size
         net = gross - entry_fee - fee
-        lots_cost = self.cost_exact - entry_cost
-        first = self.lots[0]
+        value = _ZERO if in_kind is None else price * in_kind.size
+        contributed = self.contributed_exact + value
+        lots_cost = self.cost_exact + value - entry_cost
+        first = lots[0]
         entry_order, entry_ts = first.order_id, first.ts
         # commit
+        if in_kind is not None:
+            position = _ZERO
+            self.lots.append(in_kind)
+            self.contributed_exact = contributed
+            self.overdrafts.append(Overdraft(fill.ts, fill.id, fill.order_id, Side.SELL, in_kind.size, _ZERO, value))
         del self.lots[:closed]
         if split is not None:
             self.lots[0].size, self.lots[0].fee = split
@@ -290,6 +361,54 @@ class Portfolio:
         after = self.equity(self.last_price)
         self.peak_equity = self.peak_equity * after / before if before > 0 else after
 
+    def transfer(self, size: Decimal, price: Decimal, ts: int) -> Decimal:
+        """Book coins sent into (`size` > 0) or out of (< 0) the run at `ts` (ns), valued at the mark
+        `price` (quote per base unit): a contribution in kind, never P&L (module doc). Coins out beyond
+        the position are not the run's: at most the position leaves. Returns the size booked (signed;
+        0 when nothing was). Raises StateCorruption for an amount the ledger cannot hold exactly, or a
+        price that is not positive; nothing changes then."""
+        if not price > 0:
+            raise StateCorruption(f"coin transfer valued at {price}", hint="value a transfer at a positive mark")
+        try:
+            with localcontext(LEDGER_CONTEXT):
+                if size > 0:
+                    value = size * price
+                    lots = [*self.lots, Lot(f"transfer-{ts}", ts, price, size, _ZERO)]
+                    position, cost, realized = self.position_exact + size, self.cost_exact + value, self.realized_exact
+                    booked = size
+                else:
+                    out = min(-size, self.position_exact)
+                    if not out > 0:
+                        return _ZERO
+                    value = -(out * price)
+                    lots = [Lot(lot.order_id, lot.ts, lot.price, lot.size, lot.fee) for lot in self.lots]
+                    left, removed = out, _ZERO
+                    while left > 0:
+                        lot = lots[0]
+                        take = min(lot.size, left)
+                        removed += take * lot.price
+                        if take == lot.size:
+                            lots.pop(0)
+                        else:
+                            with localcontext(_ALLOCATE):
+                                part = (lot.fee * take / lot.size).quantize(FEE_QUANTUM, rounding=ROUND_DOWN)
+                            lot.size, lot.fee = lot.size - take, lot.fee - part
+                        left -= take
+                    position, cost = self.position_exact - out, self.cost_exact - removed
+                    realized = self.realized_exact + out * price - removed
+                    booked = -out
+                contributed = self.contributed_exact + value
+        except (Inexact, InvalidOperation, Overflow):
+            raise StateCorruption(f"coin transfer of {size} at {price} cannot be booked exactly") from None
+        before = self.equity(self.last_price)
+        self.lots, self.position_exact, self.cost_exact, self.realized_exact = lots, position, cost, realized
+        self.contributed_exact = contributed
+        self.transfers.append((ts, booked, price))
+        self._sync()
+        after = self.equity(self.last_price)
+        self.peak_equity = self.peak_equity * after / before if before > 0 else after
+        return booked
+
     # -- checkpoints -----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, object]:
@@ -302,6 +421,8 @@ class Portfolio:
             "lots": [[lot.order_id, lot.ts, str(lot.price), str(lot.size), str(lot.fee)] for lot in self.lots],
             "fill_ids": sorted(self._fill_ids),
             "contributed": str(self.contributed_exact), "flows": [[t, a] for t, a in self.flows],
+            "overdrafts": [o.to_list() for o in self.overdrafts],
+            "transfers": [[t, str(q), str(m)] for t, q, m in self.transfers],
         }
 
     @classmethod
@@ -339,6 +460,8 @@ class Portfolio:
         self.initial_exact, self.initial_cash = initial, float(initial)
         self.contributed_exact = exact(state.get("contributed", "0"))
         self.flows = [(int(t), float(a)) for t, a in state.get("flows", [])]  # type: ignore[attr-defined]
+        overdrafts = [Overdraft.from_list(o) for o in state.get("overdrafts", [])]  # type: ignore[attr-defined]
+        transfers = [(int(t), exact(q), exact(m)) for t, q, m in state.get("transfers", [])]  # type: ignore[attr-defined]
         self.peak_equity = float(state["peak_equity"])  # type: ignore[arg-type]
         self.last_price = float(state["last_price"])  # type: ignore[arg-type]
         self.cash_exact, self.position_exact, self.realized_exact, self.fees_exact = cash, position, realized, fees
@@ -346,34 +469,71 @@ class Portfolio:
         self.trades = []
         self.fills = []
         self._fill_ids = set(state["fill_ids"])  # type: ignore[call-overload]
+        self.overdrafts = overdrafts
+        self.transfers = transfers
         self._sync()
 
     def rebuild_from_fills(self, fills: Iterable[Fill]) -> None:
         """Reset to the initial cash with nothing booked, then book `fills` in the order given (the
-        store's write-through record of a run) with the deposits and withdrawals of `flows` between
-        them by time (a flow at a fill's time: a deposit before it, a withdrawal after): the ledger
-        those fills and flows imply, in place.
+        store's write-through record of a run) with the deposits and withdrawals of `flows` and the
+        coin `transfers` between them by time (one at a fill's time: an inflow before it, an outflow
+        after): the ledger those fills and flows imply, in place.
 
-        Raises what `apply_fill` and `fund` raise (StateCorruption, InsufficientFunds for a withdrawal or a
-        SELL; a BUY the store holds is booked even beyond the cash: it was booked once); the ledger is then
-        left at what was booked so far.
+        Raises what `apply_fill` and `fund` raise (StateCorruption, InsufficientFunds for a withdrawal; a
+        fill the store holds is booked even beyond the cash or the position, as it was the first time,
+        and its `overdrafts` are derived again); the ledger is then left at what was booked so far.
         """
-        flows = sorted(self.flows, key=lambda f: f[0])
+        # cash flows (amount) and coin transfers (size, mark), by time
+        events: list[tuple[int, float, Decimal | None, Decimal | None]] = sorted(
+            [*((t, a, None, None) for t, a in self.flows), *((t, 0.0, q, m) for t, q, m in self.transfers)],
+            key=lambda e: e[0])
         self.peak_equity = self.initial_cash
         self.last_price = 0.0
         self.contributed_exact = _ZERO
         self.flows = []
+        self.transfers = []
         self._reset()
         k = 0
+
+        def book(event: tuple[int, float, Decimal | None, Decimal | None]) -> None:
+            ts, amount, size, mark = event
+            if size is None or mark is None:
+                self.fund(amount, ts)
+            else:
+                self.transfer(size, mark, ts)
+
         for fill in fills:
-            while k < len(flows) and (flows[k][0] < fill.ts or (flows[k][0] == fill.ts and flows[k][1] > 0)):
-                self.fund(flows[k][1], flows[k][0])
+            while k < len(events) and (events[k][0] < fill.ts or (events[k][0] == fill.ts and _inflow(events[k]))):
+                book(events[k])
                 k += 1
             self.apply_fill(fill, overdraw=True)
-        for ts, amount in flows[k:]:
-            self.fund(amount, ts)
+        for event in events[k:]:
+            book(event)
+
+
+def _inflow(event: tuple[int, float, Decimal | None, Decimal | None]) -> bool:
+    """A deposit or coins in (booked before a fill at the same time; outflows after it)."""
+    return event[1] > 0 if event[2] is None else event[2] > 0
 
 
 def _off_step(value: Decimal, step: Decimal) -> bool:
     """True when `value` is not a whole number of `step`s (a step ≤ 0 means any value is on it)."""
     return step > 0 and _ALLOCATE.remainder(value, step) != 0
+
+
+def overdraft_note(symbol: str, od: Overdraft) -> tuple[str, str]:
+    """What an operator reads about an overdrawn booking of `symbol`: (what happened, what to check)."""
+    base_ccy, quote_ccy = symbol.split("-", 1)
+    if od.side is Side.SELL:
+        what = (f"SELL fill {od.fill_id} of order {od.order_id} sold {od.base} {base_ccy} more than the ledger held; "
+                f"booked as {od.base} {base_ccy} contributed by the account (worth {od.value:.2f} {quote_ccy} "
+                "at the fill price, not P&L)")
+        check = (f"a fill of this run not booked yet (a BUY listed late), or {base_ccy} of yours beside the run "
+                 "that the exchange sold; compare the account ('trdr account') with the run's position")
+    else:
+        what = (f"BUY fill {od.fill_id} of order {od.order_id} cost {od.quote:.2f} {quote_ccy} more than the "
+                f"ledger's cash; booked as {od.quote:.2f} {quote_ccy} contributed by the account (not P&L)")
+        check = (f"{quote_ccy} of yours beside the run paid for it (a market order that filled above the price it was "
+                 "sized at); compare the account ('trdr account') with the run's cash, keep spare cash or lower "
+                 "`capital` if it repeats")
+    return what, check
