@@ -25,9 +25,9 @@ import msgspec
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
-from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, event_level, event_record, log_record
+from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, VerdictChanges, event_level, event_record, log_record
 from trdr_tui.core.timefmt import iso_utc
-from trdr_tui.core.types import Fill, Mode
+from trdr_tui.core.types import Decision, Fill, Mode
 
 if TYPE_CHECKING:
     from trdr_tui.api.host import ApiLaunch
@@ -67,12 +67,15 @@ class JsonLogger:
         self.encoder = msgspec.json.Encoder()
         self.summary = Summary(reason="running", start_equity=capital)
         self.order_ids: set[str] = set()
+        self._first_bar_ns: int | None = None  # the bars counted (formatted for the summary at the end)
+        self._last_bar_ns: int | None = None
         # what the summary counts, by event type (a dict lookup per event, not four isinstance calls)
         self._counters: dict[type, Callable[[Any], None]] = {
             CandleEvent: self._count_candle, OrderEvent: self._count_order, Fill: self._count_fill,
             PortfolioSnapshot: self._count_portfolio}
         # (level, shown, logged) per topic whose level the topic alone decides (see `event_level`)
         self._routes: dict[str, tuple[str, bool, bool]] = {}
+        self.verdicts = VerdictChanges()
         self.sub = engine.bus.subscribe("*", self.on_event)
 
     def bind(self, engine: EngineControl) -> None:
@@ -85,7 +88,13 @@ class JsonLogger:
         count = self._counters.get(type(event))
         if count is not None:
             count(event)
-        route = self._routes.get(topic)
+        route: tuple[str, bool, bool] | None
+        if type(event) is Decision:  # info when the verdict changes, debug when it repeats (core.logs)
+            level = self.verdicts.level(topic, event)
+            shown = LEVELS.index(level) >= self.min_index
+            route = (level, shown, shown)
+        else:
+            route = self._routes.get(topic)
         if route is None:
             level = event_level(topic, event)
             shown = LEVELS.index(level) >= self.min_index
@@ -99,10 +108,10 @@ class JsonLogger:
 
     def _count_candle(self, event: CandleEvent) -> None:
         if event.closed:
-            s = self.summary
-            s.bars += 1
-            s.first_bar = s.first_bar or iso_utc(event.candle.ts, fraction=True)
-            s.last_bar = iso_utc(event.candle.ts, fraction=True)
+            self.summary.bars += 1
+            if self._first_bar_ns is None:
+                self._first_bar_ns = event.candle.ts
+            self._last_bar_ns = event.candle.ts
 
     def _count_order(self, event: OrderEvent) -> None:
         self.order_ids.add(event.order.id)
@@ -133,6 +142,9 @@ class JsonLogger:
     def finish(self, reason: str) -> Summary:
         s = self.summary
         s.reason = reason
+        if self._first_bar_ns is not None and self._last_bar_ns is not None:
+            s.first_bar = iso_utc(self._first_bar_ns, fraction=True)
+            s.last_bar = iso_utc(self._last_bar_ns, fraction=True)
         if s.start_equity and s.final_equity is not None:
             s.total_return = s.final_equity / s.start_equity - 1.0
         ts = self.engine.clock.now_ns()
