@@ -1,6 +1,7 @@
 """`trdr --headless`: the same engine with no UI, for servers.
 
-Every event becomes one JSON line on stdout and in the log file: `{"ts", "time", "level", "topic",
+Every event at or above the log level (docs/operations.md, "Logs") becomes one JSON line on stdout and
+in the log file: `{"ts", "time", "level", "topic",
 "type", "event"}` (times from the engine clock). SIGINT/SIGTERM ask the engine to stop; it writes its
 shutdown checkpoint and the process exits 0. When the feed ends (a replay), a final `Summary` line
 reports what happened. A failure is an `engine.error` line and `trdr: error:` on stderr; the process
