@@ -1,6 +1,7 @@
 """`trdr --headless`: the same engine with no UI, for servers.
 
-Every event becomes one JSON line on stdout and in the log file: `{"ts", "time", "level", "topic",
+Every event at or above the log level (docs/operations.md, "Logs") becomes one JSON line on stdout and
+in the log file: `{"ts", "time", "level", "topic",
 "type", "event"}` (times from the engine clock). SIGINT/SIGTERM ask the engine to stop; it writes its
 shutdown checkpoint and the process exits 0. When the feed ends (a replay), a final `Summary` line
 reports what happened. A failure is an `engine.error` line and `trdr: error:` on stderr; the process
@@ -25,9 +26,9 @@ import msgspec
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
-from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, event_level, event_record, log_record
+from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, VerdictChanges, event_level, event_record, log_record
 from trdr_tui.core.timefmt import iso_utc
-from trdr_tui.core.types import Fill, Mode
+from trdr_tui.core.types import Decision, Fill, Mode
 from trdr_tui.engine.loop import Engine
 
 if TYPE_CHECKING:
@@ -68,12 +69,15 @@ class JsonLogger:
         self.encoder = msgspec.json.Encoder()
         self.summary = Summary(reason="running", start_equity=capital)
         self.order_ids: set[str] = set()
+        self._first_bar_ns: int | None = None  # the bars counted (formatted for the summary at the end)
+        self._last_bar_ns: int | None = None
         # what the summary counts, by event type (a dict lookup per event, not four isinstance calls)
         self._counters: dict[type, Callable[[Any], None]] = {
             CandleEvent: self._count_candle, OrderEvent: self._count_order, Fill: self._count_fill,
             PortfolioSnapshot: self._count_portfolio}
         # (level, shown, logged) per topic whose level the topic alone decides (see `event_level`)
         self._routes: dict[str, tuple[str, bool, bool]] = {}
+        self.verdicts = VerdictChanges()
         self.sub = engine.bus.subscribe("*", self.on_event)
 
     def bind(self, engine: EngineControl) -> None:
@@ -86,7 +90,13 @@ class JsonLogger:
         count = self._counters.get(type(event))
         if count is not None:
             count(event)
-        route = self._routes.get(topic)
+        route: tuple[str, bool, bool] | None
+        if type(event) is Decision:  # info when the verdict changes, debug when it repeats (core.logs)
+            level = self.verdicts.level(topic, event)
+            shown = LEVELS.index(level) >= self.min_index
+            route = (level, shown, shown)
+        else:
+            route = self._routes.get(topic)
         if route is None:
             level = event_level(topic, event)
             shown = LEVELS.index(level) >= self.min_index
@@ -100,10 +110,10 @@ class JsonLogger:
 
     def _count_candle(self, event: CandleEvent) -> None:
         if event.closed:
-            s = self.summary
-            s.bars += 1
-            s.first_bar = s.first_bar or iso_utc(event.candle.ts, fraction=True)
-            s.last_bar = iso_utc(event.candle.ts, fraction=True)
+            self.summary.bars += 1
+            if self._first_bar_ns is None:
+                self._first_bar_ns = event.candle.ts
+            self._last_bar_ns = event.candle.ts
 
     def _count_order(self, event: OrderEvent) -> None:
         self.order_ids.add(event.order.id)
@@ -134,6 +144,9 @@ class JsonLogger:
     def finish(self, reason: str) -> Summary:
         s = self.summary
         s.reason = reason
+        if self._first_bar_ns is not None and self._last_bar_ns is not None:
+            s.first_bar = iso_utc(self._first_bar_ns, fraction=True)
+            s.last_bar = iso_utc(self._last_bar_ns, fraction=True)
         if s.start_equity and s.final_equity is not None:
             engine = self.engine  # a local engine measures time-weighted, contributions out (Engine.performance)
             s.total_return = engine.performance()[0] if isinstance(engine, Engine) else \

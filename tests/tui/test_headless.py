@@ -61,6 +61,29 @@ def test_replay_runs_to_the_end_and_summarises(tmp_path: Path) -> None:
     assert ("shutdown", "paper") in checkpoints(db)
 
 
+def test_decisions_reach_the_info_log_when_the_verdict_changes(tmp_path: Path) -> None:
+    """A decision is made every bar; at info the output shows the ones whose action differs from the
+    bar before (every one is in the decision log, and at debug)."""
+    data, db = candle_file(tmp_path, 600), tmp_path / "t.duckdb"
+    proc = trdr("--db", str(db), "--no-api", "--headless", "--feed", "replay", "--data", str(data), "--speed", "max")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    shown = [(r["ts"], r["event"]["action"]) for r in records(out) if r["type"] == "Decision"]
+    with duckdb.connect(str(db), read_only=True) as conn:
+        made = [(int(r[0]), r[1]) for r in conn.execute(
+            "SELECT epoch_ns(ts), signal FROM agent_decisions WHERE agent_id = 'consensus' ORDER BY id").fetchall()]
+    assert len(made) > 300
+    changes = [m for k, m in enumerate(made) if k == 0 or m[1] != made[k - 1][1]]
+    assert shown == changes and len(changes) < len(made)
+    proc = trdr("--db", str(tmp_path / "d.duckdb"), "--no-api", "--log-level", "debug", "--headless", "--feed",
+                "replay", "--data", str(data), "--speed", "max")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    every = [(r["ts"], r["event"]["action"], r["level"]) for r in records(out) if r["type"] == "Decision"]
+    assert [(ts, a) for ts, a, _ in every] == made
+    assert [(ts, a) for ts, a, level in every if level == "info"] == changes
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_cleanly_with_a_checkpoint(tmp_path: Path, sig: signal.Signals) -> None:
     data, db = candle_file(tmp_path, 2000), tmp_path / "t.duckdb"

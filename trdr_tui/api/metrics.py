@@ -26,11 +26,15 @@ read the engine (P&L, equity, drawdown, win rate) are refreshed when scraped. Na
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from trdr_tui.agents.orchestrator import Orchestrator
 from trdr_tui.api.schemas import Performance
@@ -43,6 +47,40 @@ CONFIDENCE_BUCKETS = (0.1, 0.3, 0.5, 0.7, 0.9)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLIPPAGE_BUCKETS = (-50.0, -10.0, -5.0, -1.0, 0.0, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0)
 FILL_BUCKETS = (0.0, 1.0, 10.0, 60.0, 300.0, 3600.0, 4 * 3600.0, 24 * 3600.0, 72 * 3600.0)
+
+
+class PerAgentHistogram(Collector):
+    """A histogram labelled by `agent_id`, observed several times per bar (every agent's signal and
+    call time), exposed through prometheus-client's custom-collector API. The counts are plain lists
+    updated on the event loop's thread (the scrape runs there too): `observe` costs ≈ 0.2 µs against
+    ≈ 1 µs for a `Histogram` child, which takes a lock and walks its buckets. Bucket `le=b` counts
+    the observations ≤ b, as Prometheus defines it."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = list(buckets)
+        self.counts: dict[str, list[int]] = {}  # per agent: observations per bucket, the last one above every bound
+        self.sums: dict[str, float] = {}
+        registry.register(self)
+
+    def observe(self, agent_id: str, value: float) -> None:
+        counts = self.counts.get(agent_id)
+        if counts is None:
+            counts = self.counts[agent_id] = [0] * (len(self.bounds) + 1)
+            self.sums[agent_id] = 0.0
+        counts[bisect_left(self.bounds, value)] += 1
+        self.sums[agent_id] += value
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["agent_id"])
+        for agent_id, counts in self.counts.items():
+            cumulative, total = [], 0
+            for bound, n in zip([*map(floatToGoString, self.bounds), "+Inf"], counts, strict=True):
+                total += n
+                cumulative.append((bound, total))
+            family.add_metric([agent_id], cumulative, self.sums[agent_id])
+        yield family
 
 
 class EngineMetrics:
@@ -69,10 +107,9 @@ class EngineMetrics:
         self.failed = Counter("orders_failed", "Orders rejected, expired or refused by risk", ["reason"], registry=r)
         self.reconnects = Counter("feed_ws_reconnects", "Feed recoveries after an outage", ["source"], registry=r)
         self.feed_healthy = Gauge("feed_healthy", "1 when the market feed is healthy", registry=r)
-        self.confidence = Histogram("agent_confidence", "Agent confidence distribution", ["agent_id"],
-                                    buckets=CONFIDENCE_BUCKETS, registry=r)
-        self.agent_latency = Histogram("agent_latency_seconds", "Time of one agent call", ["agent_id"],
-                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.confidence = PerAgentHistogram("agent_confidence", "Agent confidence distribution",
+                                            CONFIDENCE_BUCKETS, r)
+        self.agent_latency = PerAgentHistogram("agent_latency_seconds", "Time of one agent call", LATENCY_BUCKETS, r)
         self.order_latency = Histogram("order_latency_seconds", "Order created to submitted, engine seconds",
                                        buckets=LATENCY_BUCKETS, registry=r)
         Gauge("trdr_uptime_seconds", "Seconds since the API started", registry=r).set_function(uptime)
@@ -85,9 +122,6 @@ class EngineMetrics:
         Gauge("api_bus_events_total", "Engine events seen by the WebSocket fan-out", registry=r).set_function(
             lambda: ws_stats()["events"])
         self.feed_healthy.set(1)
-        # per-agent children, looked up once: `labels()` on every signal was most of these handlers' cost
-        self._confidence_of: dict[str, Any] = {}
-        self._latency_of: dict[str, Any] = {}
         self._unhealthy: set[str] = set()
         self._bus: EventBus | None = None
         self._subs: list[Subscription] = []
@@ -144,20 +178,15 @@ class EngineMetrics:
         self.feed_healthy.set(0 if self._unhealthy else 1)
 
     def on_signal(self, _topic: str, signal: AgentSignal) -> None:
-        child = self._confidence_of.get(signal.agent_id)
-        if child is None:
-            child = self._confidence_of[signal.agent_id] = self.confidence.labels(agent_id=signal.agent_id)
-        child.observe(signal.confidence)
+        self.confidence.observe(signal.agent_id, signal.confidence)
 
     def on_decision(self, _topic: str, _decision: Decision) -> None:
         src = self.engine().decisions
         if isinstance(src, Orchestrator) and src.last_timings:
             timings = src.last_timings
+            observe = self.agent_latency.observe
             for aid, ms in timings.items():
-                child = self._latency_of.get(aid)
-                if child is None:
-                    child = self._latency_of[aid] = self.agent_latency.labels(agent_id=aid)
-                child.observe(ms / 1e3)
+                observe(aid, ms / 1e3)
             self.on_agent_times(timings)
 
     # -- scrape ----------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class EventBus:
         self._log: EventLog | None = None
         self._on_error = on_error
         self._tasks: set[asyncio.Task[None]] = set()
+        self.version = 0  # changes whenever who listens may change (subscribe, unsubscribe, recording)
 
     # -- subscriptions ---------------------------------------------------------------------------
 
@@ -75,6 +76,7 @@ class EventBus:
         sub = Subscription(pattern, handler, inspect.iscoroutinefunction(handler))
         self._subs.append(sub)
         self._cache.clear()
+        self.version += 1
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -83,6 +85,7 @@ class EventBus:
         except ValueError:
             return
         self._cache.clear()
+        self.version += 1
 
     def has_subscribers(self, topic: str) -> bool:
         """Cheap check so hot paths can skip building events nobody listens to."""
@@ -103,10 +106,12 @@ class EventBus:
 
     def record(self, log: EventLog | None = None) -> EventLog:
         self._log = log or EventLog()
+        self.version += 1
         return self._log
 
     def stop_recording(self) -> None:
         self._log = None
+        self.version += 1
 
     # -- publishing ------------------------------------------------------------------------------
 

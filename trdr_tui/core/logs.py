@@ -35,6 +35,7 @@ from trdr_tui.core.clock import Clock
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent
 from trdr_tui.core.timefmt import iso_utc
+from trdr_tui.core.types import Decision
 
 LEVELS = ("debug", "info", "warning", "error")
 LEVEL_NO = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -43,6 +44,8 @@ DEBUG_TOPICS = ("market.", "portfolio.", "grid.", "agent.signal.", "backtest.pro
 TRADE_TOPICS = ("fill.",)
 LOGGERS = ("trdr", "trdr_tui")  # the Python loggers whose records reach the files
 EVENTS = logging.getLogger("trdr.events")
+_ENCODER = msgspec.json.Encoder()
+_OPEN: list[LogFiles] = []  # trdr's log files while they are open (engine events are written to them directly)
 
 
 def check_level(level: str) -> str:
@@ -58,6 +61,21 @@ def event_level(topic: str, event: Any) -> str:
     if topic.startswith("risk.") or (topic == "feed.health" and not getattr(event, "healthy", True)):
         return "warning"
     return "debug" if topic.startswith(DEBUG_TOPICS) else "info"
+
+
+class VerdictChanges:
+    """The log level of the panel's decisions: `info` when a decision's action differs from the previous
+    decision on its topic (the verdict changed: HOLD → TRAIL_BUY, …), `debug` when it repeats it. A
+    decision is made every bar (≈ 1.6 KB of JSON with every agent's vote); the log at info keeps what
+    changes, and every decision stays in the decision log (`trdr inspect decisions`) and at debug."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, Any] = {}
+
+    def level(self, topic: str, decision: Decision) -> str:
+        previous = self._last.get(topic)
+        self._last[topic] = decision.action
+        return "debug" if decision.action is previous else "info"
 
 
 def event_ts(event: Any, fallback: int) -> int:
@@ -78,9 +96,19 @@ def event_record(topic: str, event: Any, level: str, now_ns: int) -> dict[str, A
 
 def log_record(record: dict[str, Any], text: str | None = None) -> None:
     """Hand one event record (see `event_record`) to the log files; `text`, when given, is the record
-    already encoded as one JSON object (the headless runner's stdout line), written as it is."""
-    level = LEVEL_NO.get(str(record.get("level")), logging.INFO)
-    if EVENTS.isEnabledFor(level):
+    already encoded as one JSON object (the headless runner's stdout line), written as it is.
+
+    With trdr's log files open (`LogFiles.open`), the line goes straight to them: one encoding and one
+    write per file, without building a `logging.LogRecord` (an engine emits one or more records per
+    bar). Otherwise it goes through the `trdr.events` logger, to whatever handlers are attached."""
+    level_name = str(record.get("level"))
+    level = LEVEL_NO.get(level_name, logging.INFO)
+    if _OPEN:
+        line = f"{text if text is not None else _ENCODER.encode(record).decode()}\n"
+        trade = str(record.get("topic", "")).startswith(TRADE_TOPICS)
+        for files in _OPEN:
+            files.write_line(line, level, trade=trade)
+    elif EVENTS.isEnabledFor(level):
         # `Logger.log` without its stack walk for the caller's file and line, which no line shows
         EVENTS.handle(EVENTS.makeRecord(EVENTS.name, level, "(unknown file)", 0, "%s", (record.get("topic"),), None,
                                         extra={"trdr_record": record, "trdr_text": text}))
@@ -113,24 +141,50 @@ class JsonFormatter(logging.Formatter):
 
 
 class _RotatingFile(logging.handlers.RotatingFileHandler):
-    """`RotatingFileHandler` that asks whether its path is a regular file once, when it opens it, not
-    on every record (the stdlib asks with two `stat` calls per record; only regular files rotate)."""
+    """`RotatingFileHandler` that keeps the file's size itself instead of asking the file before every
+    record (the stdlib seeks to the end and asks for the position per record); it asks whether its
+    path is a regular file once, when it opens it (only regular files rotate)."""
 
     _regular = True
+    _size = 0  # bytes in the open file: read when it opens, then counted as lines are written
 
     def _open(self) -> Any:
         stream = super()._open()
         self._regular = os.path.isfile(self.baseFilename)
+        self._size = os.path.getsize(self.baseFilename) if self._regular else 0
         return stream
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
+        return self._due(len(f"{self.format(record)}\n".encode()))
+
+    def _due(self, nbytes: int) -> bool:
         if self.stream is None:
             self.stream = self._open()
-        if self.maxBytes <= 0 or not self._regular:
-            return False
-        msg = f"{self.format(record)}\n"
-        self.stream.seek(0, 2)
-        return bool(self.stream.tell() + len(msg) >= self.maxBytes)
+        return self.maxBytes > 0 and self._regular and self._size + nbytes >= self.maxBytes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        with suppress(Exception):  # the record itself failed to format: handled (and said) by emit
+            self._size += len(f"{self.format(record)}\n".encode())
+
+    def write_line(self, line: str) -> None:
+        """One formatted line (ending in a newline) to the file, rotating first when it would pass
+        `maxBytes`; flushed at once, as `emit` does."""
+        nbytes = len(line.encode())
+        self.acquire()
+        try:
+            if self._due(nbytes):
+                self.doRollover()
+            stream = self.stream
+            if stream is None:
+                stream = self.stream = self._open()
+            stream.write(line)
+            stream.flush()
+            self._size += nbytes
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": line.rstrip()}))
+        finally:
+            self.release()
 
 
 class _TradesOnly(logging.Filter):
@@ -149,6 +203,7 @@ class _LogFile(_RotatingFile):
     records, instead of a traceback per record."""
 
     _warned = False
+    trades_only = False  # the trades file: fills only (`_TradesOnly`), at any level
 
     def handleError(self, record: logging.LogRecord) -> None:
         if not self._warned:
@@ -167,6 +222,13 @@ class LogFiles:
         self.handlers = handlers
         self.level = level
         self._levels = {name: logging.getLogger(name).level for name in LOGGERS}
+
+    def write_line(self, line: str, level: int, *, trade: bool) -> None:
+        """One engine-event line (see `log_record`) to each file that takes its level (the trades file
+        takes fills only, at any level)."""
+        for handler in self.handlers:
+            if isinstance(handler, _LogFile) and (trade if handler.trades_only else level >= handler.level):
+                handler.write_line(line)
 
     @classmethod
     def open(cls, path: Path, *, level: str, max_bytes: int, backups: int) -> LogFiles:
@@ -188,6 +250,7 @@ class LogFiles:
                 handler.setFormatter(formatter)
                 if only is not None:
                     handler.addFilter(only)
+                    handler.trades_only = True
                 handlers.append(handler)
         except OSError as exc:
             for h in handlers:
@@ -201,9 +264,12 @@ class LogFiles:
             logger.setLevel(lowest)
             for h in handlers:
                 logger.addHandler(h)
+        _OPEN.append(files)
         return files
 
     def close(self) -> None:
+        if self in _OPEN:
+            _OPEN.remove(self)
         for name in LOGGERS:
             logger = logging.getLogger(name)
             for h in self.handlers:
@@ -224,6 +290,7 @@ class EventLog:
         self._bus: EventBus | None = None
         self._sub: Subscription | None = None
         self.clock = clock
+        self.verdicts = VerdictChanges()
         self.bind(bus, clock)
 
     def bind(self, bus: EventBus, clock: Clock) -> None:
@@ -234,7 +301,7 @@ class EventLog:
         self._sub = bus.subscribe("*", self.on_event)
 
     def on_event(self, topic: str, event: Any) -> None:
-        level = event_level(topic, event)
+        level = self.verdicts.level(topic, event) if type(event) is Decision else event_level(topic, event)
         if LEVELS.index(level) >= self.min_index or topic.startswith(TRADE_TOPICS):
             log_record(event_record(topic, event, level, self.clock.now_ns()))
 

@@ -231,6 +231,9 @@ FALLBACK_PRESET = "simple-trailing"
 # The live 60 s interval would mean one checkpoint per replayed hourly bar (about 14 ms of DuckDB work
 # each, measured: roughly triples a max-speed replay).
 REPLAY_CHECKPOINT_S = 86_400.0
+# A max-speed replay crosses several market days per second: it also waits this long in wall time
+# between auto checkpoints (a replay is reproducible from its file; the shutdown checkpoint is kept).
+REPLAY_MAX_SPEED_CHECKPOINT_WALL_S = 1.0
 
 
 def replay_feed(settings: Settings, candles: CandleArrays, speed: float | None) -> ReplayFeed:
@@ -251,10 +254,13 @@ def build_replay_engine(settings: Settings, candles: CandleArrays, *, speed: flo
     warm = settings.backtest.warmup_bars
     trade_from = int(candles.ts[warm]) if 0 < warm < len(candles) and run_id is None else None
     try:
-        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            checkpoint_interval_s=interval, trade_from_ns=trade_from, run_id=run_id)
+        engine = build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
+                              checkpoint_interval_s=interval, trade_from_ns=trade_from, run_id=run_id)
     except NotAvailable as exc:
         log.append(f"{exc.message}; running the '{FALLBACK_PRESET}' preset instead")
-        return build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
-                            preset=FALLBACK_PRESET, checkpoint_interval_s=interval, trade_from_ns=trade_from,
-                            run_id=run_id)
+        engine = build_engine(settings, mode=Mode.PAPER, feed=replay_feed(settings, candles, speed), store=store,
+                              preset=FALLBACK_PRESET, checkpoint_interval_s=interval, trade_from_ns=trade_from,
+                              run_id=run_id)
+    if speed is None:
+        engine.checkpoint_min_wall_ns = int(REPLAY_MAX_SPEED_CHECKPOINT_WALL_S * NS_PER_SECOND)
+    return engine

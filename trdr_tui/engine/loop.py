@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,9 @@ class Engine:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.checkpoints = checkpoints
         self.checkpoint_interval_ns = checkpoint_interval_ns
+        # a SimClock run may also space its auto checkpoints by wall time (a max-speed replay crosses
+        # market days faster than a checkpoint is worth writing); 0: market time alone decides
+        self.checkpoint_min_wall_ns = 0
         self.run_state = RunState()
         self.failure: BaseException | None = None  # what ended run() by raising (recovery.restore_after_corruption)
         if trade_from_ns is not None:  # warm-up: bars opening before it feed the agents but place no orders
@@ -117,6 +121,7 @@ class Engine:
         self.polled_timer: PeriodicTimer | None = None  # the checkpoint timer when the engine polls it
         self.funding: FundingSchedule | None = None  # scheduled deposits/withdrawals (engine.assembly)
         self._checkpoint_timer: PeriodicTimer | None = None
+        self._stream_step: BarStep | None = None  # reused bar to bar while its listeners stay the same
         self._symbol = feed.symbol
         self._running = False
         self._stop_requested = False
@@ -404,7 +409,10 @@ class Engine:
         i = self.history.streamed
         self.history.append(close_ts, candle.close)
         self._recent.append(candle)
-        BarStep(self).run(i, 0, 1, (candle.ts,), (clock.now_ns(),), (candle.open,), (candle.high,), (candle.low,),
+        step = self._stream_step
+        if step is None or not step.current(self):
+            step = self._stream_step = BarStep(self)
+        step.run(i, 0, 1, (candle.ts,), (clock.now_ns(),), (candle.open,), (candle.high,), (candle.low,),
                           (candle.close,), (candle.volume,), (decision,))
 
     # -- shared pieces ---------------------------------------------------------------------------
@@ -609,14 +617,20 @@ class Engine:
             return
 
         last = [-1, -1]  # (bar index, ticks) at the last auto checkpoint
+        last_wall = [-(2**62)]  # the first due checkpoint is always written
 
         def fire(_now: int) -> None:
             if not self._running:
                 return
             seen = [self.run_state.bar_index, self._ticks]
-            if seen != last:  # a real clock's interval may pass with nothing new to save
-                last[:] = seen
-                self.checkpoint("auto")
+            if seen == last:  # a real clock's interval may pass with nothing new to save
+                return
+            wall = time.monotonic_ns()
+            if wall - last_wall[0] < self.checkpoint_min_wall_ns:
+                return
+            last[:] = seen
+            last_wall[0] = wall
+            self.checkpoint("auto")
 
         timer = PeriodicTimer(self.clock, interval, fire)
         self._checkpoint_timer = timer

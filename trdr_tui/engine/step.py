@@ -37,11 +37,17 @@ class BarStep:
     def __init__(self, engine: EngineParts) -> None:
         self.engine = engine
         bus = engine.bus
+        self.bus_version = bus.version
+        self.executor = engine.executor
         self.candle_subs = bus.has_subscribers(engine.candle_topic)
         self.portfolio_subs = bus.has_subscribers(engine.portfolio_topic)
         self.decision_subs = bus.has_subscribers(engine.decision_topic)
         executor = engine.executor
         self.on_bar = executor.on_bar if isinstance(executor, BarExecutor) else None
+
+    def current(self, engine: EngineParts) -> bool:
+        """Whether this step is still valid for `engine` (same listeners, same executor)."""
+        return engine is self.engine and engine.bus.version == self.bus_version and engine.executor is self.executor
 
     def run(self, first: int, start: int, stop: int, ts_s: Sequence[int], now_s: Sequence[int], o_s: Sequence[float],
             h_s: Sequence[float], l_s: Sequence[float], c_s: Sequence[float], v_s: Sequence[float],

@@ -1,0 +1,65 @@
+"""The streaming path against the batch path on the same candles: a headless max-speed replay of the
+hourly dev file (`trdr --headless --feed replay --speed max`, paper fills, every event to stdout and the
+log files, the decision log and checkpoints in DuckDB, the control API on) against `trdr backtest` of
+the same file. Both run as real `trdr` processes on fresh databases, interleaved `--repeat` times; each
+figure is the best run, as wall time and as CPU time of the process and its threads (user + system, from
+`wait4`), which is steadier on a shared machine. The aim (issue: fast streaming path) is a replay within
+2× the backtest's time.
+
+    .venv/bin/python bench/bench_replay.py [--repeat 3] [--data FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOURLY = REPO.parent / "shared" / "data" / "coinbase_btcusd_1h_2017-07_2019-10.cdd.csv"
+TRDR = [sys.executable, "-m", "trdr_tui"]
+
+
+def timed(args: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one trdr process; raises CalledProcessError when it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, args, stderr=err)
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=HOURLY)
+    args = ap.parse_args()
+    runs: dict[str, list[tuple[float, float]]] = {"backtest": [], "replay": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            for name in runs:
+                db = Path(tmp) / f"{name}{i}.duckdb"
+                log = Path(tmp) / f"{name}{i}.log"
+                if name == "backtest":
+                    cmd = [*TRDR, "--db", str(db), "--log-file", str(log), "backtest", "--data", str(args.data)]
+                else:
+                    cmd = [*TRDR, "--db", str(db), "--log-file", str(log), "--api", "127.0.0.1:0", "--headless",
+                           "--feed", "replay", "--speed", "max", "--data", str(args.data)]
+                runs[name].append(timed(cmd))
+    best = {name: (min(w for w, _ in r), min(c for _, c in r)) for name, r in runs.items()}
+    for name, (wall, cpu) in best.items():
+        print(f"{name:<9} wall {wall:6.2f} s   cpu {cpu:6.2f} s   (best of {args.repeat})")
+    (bw, bc), (rw, rc) = best["backtest"], best["replay"]
+    print(f"replay / backtest: wall {rw / bw:.2f}×   cpu {rc / bc:.2f}×   (aim: ≤ 2×)   load {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
