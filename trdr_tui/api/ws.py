@@ -20,12 +20,13 @@ Server → client:
 
 Batched frames (as exchanges do): a client whose subscribe carried `"batch_ms": N` (1-1000) gets every
 frame as a JSON array of the messages above, in publish order: the messages published within N ms of
-the first one waiting, or `BATCH_MAX` messages, whichever comes first. Its replies are arrays too (one
-reply, sent at once after the messages published before it). Clients asking for the same channels and
-the same N share one buffer: a frame is joined once and the same bytes go to each of them. A batching
-client gets every message (nothing coalesces); one that falls more than `queue_size` messages behind
-loses its oldest frames whole, counted as dropped. Without `batch_ms` (or with 0) a client gets one
-message a frame, as below. The last subscribe that names `batch_ms` sets it for the connection.
+the first one waiting, or `BATCH_MAX` messages (`queue_size` if smaller), whichever comes first. Its
+replies are arrays too (one reply, sent at once after the messages published before it). Clients
+asking for the same channels and the same N share one buffer: a frame is joined once and the same
+bytes go to each of them. A batching client gets every message (nothing coalesces); one that falls
+more than `queue_size` messages behind loses its oldest frames whole, counted as dropped. Without
+`batch_ms` (or with 0) a client gets one message a frame, as listed above. The last subscribe that
+names `batch_ms` sets it for the connection.
 
 The engine never waits for a client: an event is encoded once (msgspec, to bytes) and the same bytes
 are queued for every subscriber of its channel (a set kept per channel, so no client is looked at for
