@@ -112,16 +112,21 @@ async def test_a_paced_replay_plays_its_warmup_at_max_speed(hourly: CandleArrays
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The first `warmup` candles arrive without a paced wait; pacing starts after them."""
     waits: list[float] = []
+    clock = [0.0]
 
-    async def record(delay: float) -> None:
+    async def record(delay: float) -> None:  # simulated time: a wait takes exactly its delay
         waits.append(delay)
+        clock[0] += delay
 
     monkeypatch.setattr("trdr_tui.market.replay.asyncio.sleep", record)
+    monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: clock[0])
     seen = [c async for c in ReplayFeed(hourly[:60], speed=20.0, warmup=50)]
     assert len(seen) == 60
-    assert [w for w in waits if w > 0] == [0.05] * 10  # only the 10 candles after the warm-up wait
+    # only the 10 candles after the warm-up wait
+    assert [w for w in waits if w > 0] == pytest.approx([0.05] * 10, abs=1e-9)
     waits.clear()
     _ = [c async for c in ReplayFeed(hourly[:60], speed=20.0)]
-    assert [w for w in waits if w > 0] == [0.05] * 59  # without warm-up every candle but the first waits
+    # without warm-up every candle but the first waits
+    assert [w for w in waits if w > 0] == pytest.approx([0.05] * 59, abs=1e-9)
     with pytest.raises(ConfigError, match="warmup"):
         ReplayFeed(hourly[:5], speed=1.0, warmup=-1)

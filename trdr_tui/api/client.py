@@ -4,9 +4,10 @@
     app = make_app(remote.settings_for(local), remote)                     # the same cockpit, same keys
     await app.run_async()                                                  # the app runs remote.run()
 
-`RemoteEngine` implements `EngineControl`: `run()` subscribes to the API's `events` WebSocket channel and
-republishes every event, decoded into its own type, on a local `EventBus` — so the cockpit's bridge,
-panes and keys work unchanged. Commands (`pause`, `resume`, `set_agent_weight`, `stop`) travel as
+`RemoteEngine` implements `EngineControl`: `run()` subscribes to the API's `events` WebSocket channel
+(batched: one frame, a JSON array of messages, every `BATCH_MS` ms at most) and republishes every
+event, decoded into its own type, on a local `EventBus` — so the cockpit's bridge, panes and keys work
+unchanged. Commands (`pause`, `resume`, `set_agent_weight`, `stop`) travel as
 WebSocket `command` messages and run on the remote engine through the same engine commands as there;
 the remote's answer (or refusal) comes back as an ack that updates the local view, or as an error log line.
 The clock is the remote engine's time as its events carry it. A dropped connection is retried with
@@ -34,6 +35,7 @@ from trdr_tui.core.types import Mode
 RECONNECT_S = (0.5, 1.0, 2.0, 5.0)  # waits between reconnection attempts (the last one repeats)
 RECONNECT_TRIES = 30
 STOP_ACK_S = 15.0
+BATCH_MS = 50  # the events' flush interval asked of the bot: at most this much later on screen, far fewer frames
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
@@ -140,7 +142,7 @@ class RemoteEngine:
                                                    max_msg_size=16 * 1024 * 1024) as ws:
                     self._ws = ws
                     failures = 0
-                    await ws.send_json({"type": "subscribe", "channels": ["events"]})
+                    await ws.send_json({"type": "subscribe", "channels": ["events"], "batch_ms": BATCH_MS})
                     async for msg in ws:
                         if msg.type is aiohttp.WSMsgType.TEXT:
                             self._on_message(msg.data)
@@ -180,9 +182,13 @@ class RemoteEngine:
     # -- messages --------------------------------------------------------------------------------
 
     def _on_message(self, text: str) -> None:
-        msg = msgspec.json.decode(text)
-        if not isinstance(msg, dict):
-            return
+        """One frame: a JSON array of messages (batched), or one message."""
+        frame = msgspec.json.decode(text)
+        for msg in frame if isinstance(frame, list) else (frame,):
+            if isinstance(msg, dict):
+                self._on_one(msg)
+
+    def _on_one(self, msg: dict[str, Any]) -> None:
         if msg.get("channel") == "events":
             data = msg["data"]
             kind = EVENT_TYPES.get(data.get("type"))

@@ -20,7 +20,7 @@ read the engine (P&L, equity, drawdown, win rate) are refreshed when scraped. Na
 | `agent_latency_seconds` | histogram | agent_id | time of one agent call |
 | `order_latency_seconds` | histogram | | order created → sent to the executor (SUBMITTED), engine time |
 | `trdr_uptime_seconds` | gauge | | since the API started |
-| `api_ws_clients`, `api_ws_dropped_total`, `api_ws_coalesced_total`, `api_bus_events_total` | gauge | | WebSocket fan-out |
+| `api_ws_clients`, `api_ws_sent_total`, `api_ws_dropped_total`, `api_ws_coalesced_total`, `api_bus_events_total` | gauge | | WebSocket fan-out |
 | `process_resident_memory_bytes`, `process_cpu_seconds_total`, … | | | prometheus-client's process collector |
 """
 
@@ -115,6 +115,8 @@ class EngineMetrics:
         Gauge("trdr_uptime_seconds", "Seconds since the API started", registry=r).set_function(uptime)
         Gauge("api_ws_clients", "Connected WebSocket clients", registry=r).set_function(
             lambda: ws_stats()["clients"])
+        Gauge("api_ws_sent_total", "WebSocket messages sent to clients (a batched frame counts its messages)",
+              registry=r).set_function(lambda: ws_stats()["sent"])
         Gauge("api_ws_dropped_total", "WebSocket messages dropped for slow clients", registry=r).set_function(
             lambda: ws_stats()["dropped"])
         Gauge("api_ws_coalesced_total", "WebSocket price/performance updates coalesced", registry=r).set_function(

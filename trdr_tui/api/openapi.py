@@ -128,7 +128,11 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "trdr control API", "version": __version__,
                  "description": f"Control and observe a running trdr engine. WebSocket channels at {WS_PATH} "
-                                "(see docs/operations.md). Every endpoint but /api/health and this document "
+                                "(see docs/operations.md): send `{\"type\": \"subscribe\", \"channels\": [...]}` "
+                                "and get one `{\"channel\", \"data\"}` message a text frame; add "
+                                "`\"batch_ms\": N` (1-1000) to get each frame as a JSON array of those messages "
+                                "in publish order (flushed within N ms, at most 1,000 a frame; replies are arrays "
+                                "too). Every endpoint but /api/health and this document "
                                 "needs `Authorization: Bearer <token>`."},
         "paths": paths,
         "components": {"schemas": components,

@@ -2,6 +2,7 @@
 
 Client → server (JSON text frames):
     {"type": "subscribe", "channels": ["price", "trade"]}      "*" subscribes to every channel
+    {"type": "subscribe", "channels": ["*"], "batch_ms": 50}  batched frames (below); 0 = one message a frame
     {"type": "unsubscribe", "channels": ["price"]}
     {"type": "command", "action": "pause" | "resume" | "stop" | "set_weight", "params": {...}}
 Server → client:
@@ -17,12 +18,23 @@ Server → client:
         order changes and fills and the latest state of each kind (what `trdr attach` draws from)
     {"type": "ack" | "error", ...} in reply to a client message
 
+Batched frames (as exchanges do): a client whose subscribe carried `"batch_ms": N` (1-1000) gets every
+frame as a JSON array of the messages above, in publish order: the messages published within N ms of
+the first one waiting, or `BATCH_MAX` messages (`queue_size` if smaller), whichever comes first. Its
+replies are arrays too (one reply, sent at once after the messages published before it). Clients
+asking for the same channels and the same N share one buffer: a frame is joined once and the same
+bytes go to each of them. A batching client gets every message (nothing coalesces); one that falls
+more than `queue_size` messages behind loses its oldest frames whole, counted as dropped. Without
+`batch_ms` (or with 0) a client gets one message a frame, as listed above. The last subscribe that
+names `batch_ms` sets it for the connection.
+
 The engine never waits for a client: an event is encoded once (msgspec, to bytes) and the same bytes
 are queued for every subscriber of its channel (a set kept per channel, so no client is looked at for
 a channel it did not ask for), then written as a text frame without re-encoding. `price`,
 `performance` and the state-like `events` (ticks, snapshots, signals, forming bars: one per topic)
 coalesce (a slow client gets the latest value, not a backlog); the other channels keep up to
 `queue_size` messages per client and drop the oldest beyond that, counting what was dropped.
+Clients that batch are fed per shared buffer, not per client (see above).
 """
 
 from __future__ import annotations
@@ -59,6 +71,8 @@ EVENT_TYPES: dict[str, type] = {t.__name__: t for t in (*STATE_TYPES, CandleEven
                                                          LogEvent)}
 HISTORY_CANDLES = 300  # closed bars a new `events` subscriber receives first
 HISTORY_OTHER = 200  # order changes, fills, refusals and log lines likewise
+BATCH_MAX = 1000  # messages in one batched frame at most
+BATCH_MS_MAX = 1000  # the longest flush interval a client may ask for
 ORDER_TYPES = {OrderStatus.PENDING: "created", OrderStatus.FILLED: "filled", OrderStatus.CANCELLED: "cancelled"}
 
 
@@ -78,7 +92,11 @@ class WsClient:
         self.queue: deque[bytes] = deque()
         self.queue_size = queue_size
         self.latest: dict[str, bytes] = {}  # coalesced channel -> newest message not yet sent
-        self.sent = 0
+        self.batch_ms = 0  # 0: one message a frame; else the flush interval it asked for
+        self.batch: Batch | None = None  # the shared buffer it is fed from when batching
+        self.frames: deque[tuple[bytes, int]] = deque()  # batched frames not yet sent, with their message count
+        self.backlog = 0  # messages in `frames`
+        self.sent = 0  # messages sent (a batched frame counts its messages)
         self.dropped = 0
         self.coalesced = 0
         self.wake = asyncio.Event()
@@ -98,13 +116,31 @@ class WsClient:
             self.queue.append(text)
         self.wake.set()
 
+    def offer_frame(self, frame: bytes, count: int) -> None:
+        """Queue a batched frame of `count` messages; beyond `queue_size` unsent messages the oldest
+        frames are dropped whole (the newest is always kept)."""
+        self.frames.append((frame, count))
+        self.backlog += count
+        while self.backlog > self.queue_size and len(self.frames) > 1:
+            _, lost = self.frames.popleft()
+            self.backlog -= lost
+            self.dropped += lost
+        self.wake.set()
+
+    def pending(self) -> bool:
+        return bool(self.queue or self.latest or self.frames)
+
     async def pump(self) -> None:
         """Send what is queued until the socket closes."""
         while not self.ws.closed:
             await self.wake.wait()
             self.wake.clear()
-            while self.queue or self.latest:
-                if self.queue:
+            while self.pending():
+                count = 1
+                if self.frames:
+                    text, count = self.frames.popleft()
+                    self.backlog -= count
+                elif self.queue:
                     text = self.queue.popleft()
                 else:
                     key = next(iter(self.latest))
@@ -113,7 +149,41 @@ class WsClient:
                     await self.ws.send_frame(text, WSMsgType.TEXT)
                 except (ConnectionError, RuntimeError):
                     return
-                self.sent += 1
+                self.sent += count
+
+
+class Batch:
+    """The batching clients with the same channels and flush interval: one buffer, one frame per flush."""
+
+    def __init__(self, channels: frozenset[str], batch_ms: int, limit: int) -> None:
+        self.channels = channels
+        self.batch_ms = batch_ms
+        self.limit = limit
+        self.clients: set[WsClient] = set()
+        self.items: list[bytes] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def add(self, text: bytes) -> None:
+        """Append one encoded message; flush at `limit` messages, else within the interval."""
+        self.items.append(text)
+        if len(self.items) >= self.limit:
+            self.flush()
+        elif self.timer is None:
+            self.timer = self.loop.call_later(self.batch_ms / 1000, self.flush)
+
+    def flush(self) -> None:
+        """Join the waiting messages into one JSON array and queue the same bytes for every client."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.items:
+            return
+        frame = b"[" + b",".join(self.items) + b"]"
+        count = len(self.items)
+        self.items = []
+        for client in self.clients:
+            client.offer_frame(frame, count)
 
 
 class WsHub:
@@ -127,7 +197,10 @@ class WsHub:
         self.dropped_total = 0
         self.coalesced_total = 0
         self.events_seen = 0
+        self.sent_total = 0
         self.subscribers: dict[str, set[WsClient]] = {c: set() for c in CHANNELS}  # channel -> its clients
+        self.batches: dict[tuple[frozenset[str], int], Batch] = {}  # (channels, batch_ms) -> shared buffer
+        self.batched: dict[str, set[Batch]] = {c: set() for c in CHANNELS}  # channel -> the buffers taking it
         self._bus: EventBus | None = None
         self._sub: Subscription | None = None
         self.states: dict[str, tuple[str, Any]] = {}  # coalescing key -> newest (topic, event)
@@ -207,6 +280,18 @@ class WsHub:
         for key, (topic, event) in self.states.items():
             yield self.encode_event(topic, event), key
 
+    def send_backlog(self, client: WsClient) -> None:
+        """Queue the remembered events for a new `events` subscriber (batched in frames if it batches)."""
+        if not client.batch_ms:
+            for frame, key in self.backlog():
+                client.offer("events", frame, key)
+            return
+        texts = [text for text, _ in self.backlog()]
+        step = min(BATCH_MAX, self.queue_size)
+        for i in range(0, len(texts), step):
+            chunk = texts[i:i + step]
+            client.offer_frame(b"[" + b",".join(chunk) + b"]", len(chunk))
+
     def on_event(self, topic: str, event: Any) -> None:
         self.events_seen += 1
         kind = EVENT_TYPES.get(type(event).__name__)
@@ -216,12 +301,8 @@ class WsHub:
             self.remember(topic, event, key)
         if not self.clients:
             return
-        if kind is type(event):
-            takers = self.subscribers["events"]
-            if takers:
-                text = self.encode_event(topic, event)
-                for client in takers:
-                    client.offer("events", text, key)
+        if kind is type(event) and (self.subscribers["events"] or self.batched["events"]):
+            self.deliver("events", self.encode_event(topic, event), key)
         if isinstance(event, Fill):
             self.on_fill(topic, event)
             return
@@ -229,24 +310,25 @@ class WsHub:
         if wanted is None:
             return
         channel, data = wanted
-        takers = self.subscribers[channel]
-        if not takers:
-            return
-        text = self.encoder.encode({"channel": channel, "data": data})
-        for client in takers:
-            client.offer(channel, text)
+        if self.subscribers[channel] or self.batched[channel]:
+            self.deliver(channel, self.encoder.encode({"channel": channel, "data": data}))
+
+    def deliver(self, channel: str, text: bytes, key: str | None = None) -> None:
+        """The same encoded message to each single-message client of `channel` and each shared buffer."""
+        for client in self.subscribers[channel]:
+            client.offer(channel, text, key)
+        for batch in self.batched[channel]:
+            batch.add(text)
 
     def on_fill(self, _topic: str, fill: Fill) -> None:
         """Fills reach the `trade` channel with the round trip's realized P&L when the fill closed one."""
-        takers = self.subscribers["trade"]
-        if not takers:
-            return
-        text = self.encoder.encode({"channel": "trade", "data": {"trade": fill, "pnl": self.trade_pnl(fill)}})
-        for client in takers:
-            client.offer("trade", text)
+        if self.subscribers["trade"] or self.batched["trade"]:
+            self.deliver("trade", self.encoder.encode({"channel": "trade",
+                                                       "data": {"trade": fill, "pnl": self.trade_pnl(fill)}}))
 
     def stats(self) -> dict[str, int]:
         return {"clients": len(self.clients), "events": self.events_seen,
+                "sent": self.sent_total + sum(c.sent for c in self.clients),
                 "dropped": self.dropped_total + sum(c.dropped for c in self.clients),
                 "coalesced": self.coalesced_total + sum(c.coalesced for c in self.clients)}
 
@@ -254,13 +336,56 @@ class WsHub:
         """Give the clients up to `timeout` seconds to receive what is queued (before the server closes)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline and any((c.queue or c.latest) and not c.ws.closed for c in self.clients):
+        for batch in self.batches.values():
+            batch.flush()
+        while loop.time() < deadline and any(c.pending() and not c.ws.closed for c in self.clients):
             await asyncio.sleep(0.02)
 
-    def forget(self, client: WsClient) -> None:
-        self.clients.discard(client)
+    def place(self, client: WsClient, channels: set[str], batch_ms: int) -> None:
+        """Feed `client` `channels`: per message, or (batch_ms > 0) from the shared buffer of the clients
+        with the same channels and interval. Buffers it leaves or joins are flushed first, so it misses
+        nothing and gets nothing twice."""
+        if client.batch is not None:
+            old = client.batch
+            old.flush()
+            old.clients.discard(client)
+            if not old.clients:
+                del self.batches[(old.channels, old.batch_ms)]
+                for name in old.channels:
+                    self.batched[name].discard(old)
+            client.batch = None
         for subs in self.subscribers.values():
             subs.discard(client)
+        client.channels, client.batch_ms = channels, batch_ms
+        if not channels:
+            return
+        if batch_ms == 0:
+            for name in channels:
+                self.subscribers[name].add(client)
+            return
+        key = (frozenset(channels), batch_ms)
+        batch = self.batches.get(key)
+        if batch is None:
+            batch = self.batches[key] = Batch(key[0], batch_ms, min(BATCH_MAX, self.queue_size))
+            for name in channels:
+                self.batched[name].add(batch)
+        batch.flush()
+        batch.clients.add(client)
+        client.batch = batch
+
+    def reply(self, client: WsClient, text: bytes) -> None:
+        """A reply after what was published before it: a batching client's buffer is flushed first."""
+        if client.batch_ms:
+            if client.batch is not None:
+                client.batch.flush()
+            client.offer_frame(b"[" + text + b"]", 1)
+        else:
+            client.offer("reply", text)
+
+    def forget(self, client: WsClient) -> None:
+        self.place(client, set(), 0)
+        self.clients.discard(client)
+        self.sent_total += client.sent
         self.dropped_total += client.dropped
         self.coalesced_total += client.coalesced
 
@@ -276,7 +401,7 @@ class WsHub:
                 if msg.type is not WSMsgType.TEXT:
                     continue
                 reply = await self._handle(client, msg.data, command)
-                client.offer("reply", self.encoder.encode(reply))
+                self.reply(client, self.encoder.encode(reply))
         finally:
             self.forget(client)
             client.wake.set()
@@ -300,17 +425,17 @@ class WsHub:
             if unknown:
                 return {"type": "error", "error": f"unknown channels: {', '.join(unknown)}",
                         "hint": f"channels: {', '.join(CHANNELS)}"}
+            batch_ms = msg.get("batch_ms", client.batch_ms)
+            if type(batch_ms) is not int or not 0 <= batch_ms <= BATCH_MS_MAX:
+                return {"type": "error", "error": f"'batch_ms' must be a whole number of milliseconds, "
+                                                  f"0-{BATCH_MS_MAX}", "hint": "0 (or none) sends one message a frame"}
             if kind == "subscribe":
-                if "events" in names - client.channels:
-                    for frame, key in self.backlog():
-                        client.offer("events", frame, key)
-                client.channels |= names
-                for name in names:
-                    self.subscribers[name].add(client)
+                fresh = "events" in names - client.channels
+                self.place(client, client.channels | names, batch_ms)
+                if fresh:
+                    self.send_backlog(client)
             else:
-                client.channels -= names
-                for name in names:
-                    self.subscribers[name].discard(client)
+                self.place(client, client.channels - names, batch_ms)
             return {"type": "ack", "channels": sorted(client.channels)}
         if kind == "command":
             action = msg.get("action")

@@ -3,7 +3,10 @@
 At `speed=None` (max) the engine takes the whole `CandleArrays` and runs its synchronous backtest
 loop over it (no await per bar). With a `speed` in candles per second the feed is paced: it yields
 one candle at a time and sleeps between them, while the engine's SimClock moves to each candle's
-time, so a replay looks like a live session on screen but stays deterministic.
+time, so a replay looks like a live session on screen but stays deterministic. The pace follows the
+wall clock: candle n is due 1/speed s after candle n-1 was due, so the time the engine spends on a
+candle and a late wake-up on a busy machine shorten the next waits instead of slowing the replay;
+more than `CATCH_UP_S` behind (a long stall), the schedule restarts from now rather than bursting.
 
 A paper-mode replay at max speed is streamed too (the engine runs its per-candle path), and shares
 the event loop with the cockpit and the signal handlers: it hands the loop back every `yield_every`
@@ -25,6 +28,8 @@ from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError, DataError
 from trdr_tui.core.timeframes import timeframe_ns
 from trdr_tui.core.types import Candle
+
+CATCH_UP_S = 0.5  # a paced replay this far behind its schedule restarts it instead of catching up
 
 
 class ReplayFeed:
@@ -60,10 +65,14 @@ class ReplayFeed:
         delay = 1.0 / self.speed if self.speed else 0.0
         every = self.yield_every
         warmup = self.warmup
+        loop = asyncio.get_running_loop()
+        due: float | None = None  # when the previous paced candle was due (event-loop clock)
         for i, candle in enumerate(self.arrays.candles()):
             if delay and i >= warmup:
                 if i:
-                    await asyncio.sleep(delay)
+                    now = loop.time()
+                    due = now + delay if due is None or now - due > CATCH_UP_S else due + delay
+                    await asyncio.sleep(max(0.0, due - now))
             elif i and i % every == 0:
                 await asyncio.sleep(0)  # max speed: let the screen and signal handlers run
             yield candle
