@@ -16,6 +16,7 @@ without it they are refused (exit 2), never silently ignored.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             code = int(handler(ctx) or 0)
         sys.stdout.flush()
+        ctx.close()  # the journal's last records into the database: its failure (a full disk) is this run's
         return code
     except TrdrError as exc:  # exit_code: 2 bad input (StopError), 1 a runtime failure, 130 interrupted
         print(f"trdr: error: {exc}", file=sys.stderr)
@@ -149,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("trdr: interrupted", file=sys.stderr)
         return 130
     finally:
-        ctx.close()
+        with contextlib.suppress(TrdrError):  # after another error, already reported; the journal keeps the rest
+            ctx.close()
 
 
 def _silence_stdout() -> None:

@@ -193,7 +193,7 @@ def test_a_paper_replay_on_a_full_disk_stops_and_a_restart_loses_nothing(disk: F
     data.write_text("\n".join(lines[:1502]) + "\n", encoding="utf-8")
     db = new_db(disk.dir / "t.duckdb")
     code, out, err = disk.run("--db", str(db), "--headless", "--no-api", "--feed", "replay", "--data", str(data),
-                              "--speed", "max", free=1536 * 1024)
+                              "--speed", "max", free=1024 * 1024)
     assert code == 1, err[-2000:]
     assert "Traceback" not in err
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -207,6 +207,29 @@ def test_a_paper_replay_on_a_full_disk_stops_and_a_restart_loses_nothing(disk: F
         stored_fills = {r[0] for r in store.conn.execute("SELECT id FROM fills").fetchall()}
         stored_orders = {r[0] for r in store.conn.execute("SELECT id FROM orders").fetchall()}
     assert fills <= stored_fills and orders <= stored_orders
+    assert Path(f"{db}.journal").stat().st_size == 0
+
+
+def test_a_replay_whose_last_checkpoint_finds_the_disk_full_says_so_and_loses_nothing(tmp_path: Path) -> None:
+    """The run's writes fit in the file-size limit but the database file's final checkpoint does not:
+    the failure comes after the engine's last write, when the store closes. It is reported (exit 1,
+    the disk message), never swallowed, and the journal keeps what the database lacks."""
+    disk = FullDisk("fsize", tmp_path)
+    lines = HOURLY_CDD.read_text(encoding="utf-8").splitlines()
+    data = tmp_path / "slice.cdd.csv"
+    data.write_text("\n".join(lines[:1502]) + "\n", encoding="utf-8")
+    db = new_db(disk.dir / "t.duckdb")
+    code, out, err = disk.run("--db", str(db), "--headless", "--no-api", "--feed", "replay", "--data", str(data),
+                              "--speed", "max", free=1536 * 1024)
+    assert_disk_full_reported(code, err, db)
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert events[-1]["topic"] == "run.summary" and events[-1]["event"]["reason"] == "end of feed"
+    journaled = read_journal(Path(f"{db}.journal"))
+    assert journaled, "the checkpoint did not fail: lower `free`"
+    fills = {row[0] for rec in journaled for kind, row in rec.ops if kind == "fills"}
+    with Store(db) as store:  # no limit now: the next open replays the journal
+        stored_fills = {r[0] for r in store.conn.execute("SELECT id FROM fills").fetchall()}
+    assert fills <= stored_fills
     assert Path(f"{db}.journal").stat().st_size == 0
 
 

@@ -253,6 +253,7 @@ class StoreWriter:
         self.flush_interval_s = flush_interval_s
         self.checkpoint_interval_s = checkpoint_interval_s
         self.error: BaseException | None = None
+        self._error_raised = False  # whether the writer's failure has reached a caller
         self.replayed = 0  # records applied from the journal at start
         self._cur = store.cursor()
         self._lock = threading.Lock()  # the journal file and the queues
@@ -325,6 +326,12 @@ class StoreWriter:
 
     def flush(self) -> None:
         """Block until everything appended or deferred so far is in DuckDB. Raises the writer's error."""
+        self._wait_applied()
+        if self.error is not None:
+            raise self._stop_error()
+
+    def _wait_applied(self) -> None:
+        """Block until everything appended or deferred so far is in DuckDB, or the writer failed."""
         with self._wake:
             lsn, deferred = self._lsn, self._deferred_in
             self._urgent = True
@@ -333,18 +340,16 @@ class StoreWriter:
                 if self._thread is None or not self._thread.is_alive():
                     break
                 self._wake.wait(0.5)
-        if self.error is not None:
-            raise self._stop_error()
 
     def close(self) -> None:
         """Flush, checkpoint, empty the journal and stop the thread (Store.close calls this). After a
-        writer failure (already raised to the engine) it only stops: the journal keeps the records,
-        and the next open replays them."""
+        writer failure it only stops: the journal keeps the records, and the next open replays them.
+        A failure no caller has been told of yet (the writer failed on the last batch, after the
+        engine's last write) is raised here, once the thread has stopped."""
         if self._thread is None:
             return
         try:
-            with suppress(TrdrError):
-                self.flush()
+            self._wait_applied()
         finally:
             with self._wake:
                 self._closing = True
@@ -352,8 +357,10 @@ class StoreWriter:
             self._thread.join()
             self._thread = None
             if self.error is None:
-                self._checkpoint()
+                self._checkpoint(final=True)
             os.close(self._fd)
+        if self.error is not None and not self._error_raised:
+            raise self._stop_error()
 
     # -- the writer thread -------------------------------------------------------------------------
 
@@ -392,21 +399,26 @@ class StoreWriter:
     def _commit(self, records: list[Record], deferred: list[Deferred]) -> None:
         _commit(self._cur, records, deferred)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, *, final: bool = False) -> None:
         """CHECKPOINT the database; then, if nothing was appended since the last batch, empty the
         journal (its records are all in the main database file now). A checkpoint that cannot run now
-        (another transaction is open) is tried again at the next interval."""
+        (another transaction is open) is tried again at the next interval; the `final` one, at close,
+        has nothing to wait for, so its failure (a full disk) becomes the writer's error: the journal
+        keeps its records for the next open."""
         with self._lock:
             applied = self._applied
         try:
             self._cur.execute("CHECKPOINT")
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            if final:
+                self.error = exc
             return
         with self._lock:
             if self._lsn == applied and not self._records:
                 os.ftruncate(self._fd, 0)
 
     def _stop_error(self) -> TrdrError:
+        self._error_raised = True
         exc = self.error
         if isinstance(exc, TrdrError):
             return exc
