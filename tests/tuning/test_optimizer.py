@@ -24,7 +24,7 @@ from trdr_tui.tuning.genome import genome
 from trdr_tui.tuning.objective import ObjectiveConfig
 from trdr_tui.tuning.optimizer import StudySpec, make_storage, run_study, work
 
-GENES = ["trailing.distance", "grid.min_spacing"]
+GENES = ["grid.swing_fraction", "grid.min_spacing"]
 
 
 def _spec(settings: Settings, tiny: ObjectiveConfig, path: Path, *, trials: int, sampler: str = "tpe",
@@ -41,7 +41,7 @@ def test_one_seeded_worker_is_deterministic(tmp_path: Path, slice_bars: CandleAr
     assert a.best_parameters == b.best_parameters
     assert len(a.trials) == 4 and all(t.state == "COMPLETE" for t in a.trials)
     # the first trial is the configuration as it stands
-    assert a.trials[0].parameters["trailing.distance"] == settings.trailing.distance
+    assert a.trials[0].parameters["grid.swing_fraction"] == settings.grid.swing_fraction
     # convergence: best so far never decreases and ends at the winner's score
     conv = [c for c in a.convergence if c is not None]
     assert conv == sorted(conv) and conv[-1] == a.best_value
@@ -103,7 +103,7 @@ def test_cli_records_every_trial_and_saves_the_winner(tmp_path: Path, capsys: py
     db = tmp_path / "t.duckdb"
     code = main(["--db", str(db), "optimize", "--data", str(HOURLY_CDD), "--start", "2018-01-20",
                  "--end", "2018-03-01", "--holdout-start", "2018-02-20", "--trials", "3", "--workers", "1",
-                 "--folds", "2", "--genes", "trailing.distance", "--json", "--report", str(tmp_path / "r.html")])
+                 "--folds", "2", "--genes", "grid.swing_fraction", "--json", "--report", str(tmp_path / "r.html")])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["holdout"]) >= {"default", "optimized", "buy_and_hold", "fixed_grid"}
@@ -111,10 +111,10 @@ def test_cli_records_every_trial_and_saves_the_winner(tmp_path: Path, capsys: py
     with Store(db) as store:
         trials = TuningRepository(store).trials(out["optimization_id"])
         assert [t.number for t in trials] == [0, 1, 2]
-        assert all("trailing.distance" in t.parameters for t in trials)
+        assert all("grid.swing_fraction" in t.parameters for t in trials)
         v = ParameterRepository(store).find("optimized")
         assert v.id == out["saved_params"]
-        assert v.parameters["trailing.distance"] == out["best_parameters"]["trailing.distance"]
+        assert v.parameters["grid.swing_fraction"] == out["best_parameters"]["grid.swing_fraction"]
     text = (tmp_path / "r.html").read_text()
     assert "convergence" in text and "sensitivity" in text
 
