@@ -6,7 +6,15 @@ import pytest
 from trdr_tui.backtest.walkforward import with_overrides
 from trdr_tui.config import LIVE_TUNABLE, Settings
 from trdr_tui.core.errors import ConfigError
-from trdr_tui.tuning.genome import GENES, current_values, genome, parse_genes, suggest, tuned_keys, with_ranges
+from trdr_tui.tuning.genome import (
+    GENES,
+    current_values,
+    genome,
+    parse_genes,
+    suggest,
+    tuned_keys,
+    with_ranges,
+)
 
 
 def test_genome_covers_the_prd_fields_and_one_weight_per_agent(settings: Settings) -> None:

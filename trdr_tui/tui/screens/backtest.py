@@ -30,9 +30,9 @@ from textual_plotext.plot import Plot
 from trdr_tui.config import Settings
 from trdr_tui.core.errors import ConfigError, TrdrError
 from trdr_tui.trading.presets import PRESETS as PRESET_TABLE
-from trdr_tui.tuning.genome import inert_keys
 from trdr_tui.tui.format import money_text, pct_text, rgb, tick_indexes, ts_text
 from trdr_tui.tui.services import BacktestOutcome, BacktestRequest, BacktestRunner
+from trdr_tui.tuning.genome import inert_keys
 
 PRESETS = [("configured strategy (agents, grid, risk)", "default"), ("simple-trailing (yardstick)", "simple-trailing")]
 
