@@ -63,6 +63,17 @@ class CliContext:
         self._shared = store
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        """Close the store; a database file this command created and wrote nothing to (it failed, or
+        only read) is removed, so no empty database is left behind."""
+        store, self._store = self._store, None
+        if store is None:
+            return
+        try:
+            store.sync()
+            empty = store.created and store.holds_nothing()
+        except Exception:  # a failed writer or a broken connection: keep the file, it is reported elsewhere
+            empty = False
+        if empty:
+            store.remove()
+        else:
+            store.close()
