@@ -47,6 +47,8 @@ async def test_results_show_the_fixed_grid_baseline_and_the_stored_session(
         row = [str(cell) for cell in table.get_row_at(0)]  # total return
         grid_return = stats["baselines"]["fixed_grid"]["total_return"]
         assert row[0] == "total return" and row[3] == f"{grid_return * 100:+.2f}%"
+        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+        assert rows["win rate"][1] == f"{stats['win_rate'] * 100:.2f}%"  # a share, not a gain: no sign
         assert len(results.outcome.fixed_grid) == len(results.outcome.ts)
         sid = results.outcome.session_id
         assert sid is not None and sid.startswith("bt-")

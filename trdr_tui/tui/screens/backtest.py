@@ -217,7 +217,7 @@ STAT_ROWS: list[tuple[str, str, str]] = [
     ("Sharpe", "sharpe", "num"),
     ("Sortino", "sortino", "num"),
     ("Calmar", "calmar", "num"),
-    ("win rate", "win_rate", "pct"),
+    ("win rate", "win_rate", "frac"),
     ("profit factor", "profit_factor", "num"),
     ("fills", "fills", "int"),
     ("round trips", "round_trips", "int"),
