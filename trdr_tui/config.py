@@ -496,12 +496,27 @@ class BacktestConfig(_Section, frozen=True):
         _in_range("batch_size", self.batch_size, 1, 10_000_000)
 
 
-# The cockpit's actions `[tui.keys]` may rebind (the ids of its bindings; a test keeps the two lists equal).
-KEY_ACTIONS: tuple[str, ...] = (
-    "pause", "switch_mode", "backtest", "weight_up", "weight_down", "next_pane", "previous_pane", "pane_right",
-    "pane_left", "log_level", "log_filter", "export_chart", "inspector", "help", "quit", "cycle_theme",
-    "command_palette", "funding", "tuning",
-)
+# The cockpit's actions `[tui.keys]` may rebind (the ids of its bindings) → their default keys; a test keeps
+# both equal to the cockpit's bindings.
+KEY_ACTIONS: dict[str, str] = {
+    "pause": "space", "switch_mode": "m", "backtest": "b", "weight_up": "plus", "weight_down": "minus",
+    "next_pane": "tab", "previous_pane": "shift+tab", "pane_right": "right", "pane_left": "left", "log_level": "l",
+    "log_filter": "slash", "export_chart": "e", "inspector": "i", "help": "question_mark", "quit": "q",
+    "cycle_theme": "t", "command_palette": "ctrl+p", "funding": "f", "tuning": "u",
+}
+
+
+def key_conflicts(keys: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(key, action, other action) for every key two cockpit actions would share once `keys` (action →
+    "key[,key…]") is laid over the defaults (KEY_ACTIONS)."""
+    owner: dict[str, str] = {}
+    out: list[tuple[str, str, str]] = []
+    for action, default in KEY_ACTIONS.items():
+        for key in (k.strip() for k in keys.get(action, default).split(",") if k.strip()):
+            if key in owner and owner[key] != action:
+                out.append((key, owner[key], action))
+            owner.setdefault(key, action)
+    return out
 
 
 class TuiConfig(_Section, frozen=True):
@@ -512,6 +527,9 @@ class TuiConfig(_Section, frozen=True):
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("refresh_hz", self.refresh_hz, 0.5, 120.0)
+        for conflict in key_conflicts(self.keys):  # the merged sources (each source alone: _check_key_actions)
+            what, hint = _key_conflict_text(*conflict)
+            raise ValueError(f"{what}; {hint}")
 
 
 class StoreConfig(_Section, frozen=True):
@@ -884,7 +902,8 @@ def _check_keys(data: Mapping[str, Any], origin: str, struct: type[msgspec.Struc
 
 
 def _check_key_actions(keys: Mapping[str, Any], origin: str) -> None:
-    """Refuse a `[tui.keys]` entry naming no cockpit action, or binding no key, for every command."""
+    """Refuse a `[tui.keys]` entry naming no cockpit action, binding no key, or taking a key another
+    action has (`key_conflicts`), for every command."""
     for action, key in keys.items():
         if action not in KEY_ACTIONS:
             guess = difflib.get_close_matches(action, KEY_ACTIONS, n=1, cutoff=0.6)
@@ -893,6 +912,15 @@ def _check_key_actions(keys: Mapping[str, Any], origin: str) -> None:
         if not isinstance(key, str) or not key.strip():
             raise ConfigError(f"no key for action '{action}' in [tui.keys]", where=origin,
                               hint='give the key as a string, e.g. pause = "p" (several: "p,ctrl+p")')
+    for conflict in key_conflicts(keys):
+        what, hint = _key_conflict_text(*conflict)
+        raise ConfigError(what, where=origin, hint=hint)
+
+
+def _key_conflict_text(key: str, first: str, second: str) -> tuple[str, str]:
+    return (f"key '{key}' is bound to two actions in [tui.keys]: '{first}' and '{second}'",
+            f"give one of them another key (the defaults: {first} = \"{KEY_ACTIONS[first]}\", "
+            f"{second} = \"{KEY_ACTIONS[second]}\")")
 
 
 def _struct_type(tp: Any) -> type[msgspec.Struct] | None:

@@ -3,7 +3,9 @@
 Every event at or above the log level (docs/operations.md, "Logs") becomes one JSON line on stdout and
 in the log file: `{"ts", "time", "level", "topic",
 "type", "event"}` (times from the engine clock). SIGINT/SIGTERM ask the engine to stop; it writes its
-shutdown checkpoint and the process exits 0. When the feed ends (a replay), a final `Summary` line
+shutdown checkpoint and the process exits 0. When stdout's reader goes away (`trdr --headless | head`:
+EPIPE), the engine stops the same way, with its checkpoint; the lines go on to the log file only and
+the process exits 1 (output cut short, as for any command). When the feed ends (a replay), a final `Summary` line
 reports what happened. A failure is an `engine.error` line and `trdr: error:` on stderr; the process
 exits with its `exit_code` (1 a runtime failure, 2 bad input such as an `--api` port already in use).
 
@@ -16,6 +18,8 @@ cannot be built, the old mode is rebuilt (it resumes from its checkpoint) and th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -65,6 +69,7 @@ class JsonLogger:
             raise TrdrError(f"unknown log level '{min_level}'", hint=f"use one of {', '.join(LEVELS)}")
         self.engine = engine
         self.sinks = sinks
+        self.on_broken_pipe: Callable[[], None] | None = None  # a sink's reader went away (EPIPE)
         self.min_index = LEVELS.index(min_level)
         self.encoder = msgspec.json.Encoder()
         self.summary = Summary(reason="running", start_equity=capital)
@@ -137,9 +142,22 @@ class JsonLogger:
         text = self.encoder.encode(record).decode()
         if stdout:
             line = text + "\n"
-            for sink in self.sinks:
-                sink.write(line)
+            for sink in list(self.sinks):
+                try:
+                    sink.write(line)
+                except BrokenPipeError:
+                    self._drop_sink(sink)
         log_record(record, text)
+
+    def _drop_sink(self, sink: IO[str]) -> None:
+        """The reader of `sink` went away: write nothing more there, and say so once (`on_broken_pipe`)."""
+        self.sinks.remove(sink)
+        with contextlib.suppress(OSError, ValueError):  # what the sink still buffers goes nowhere, quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sink.fileno())
+            os.close(devnull)
+        if self.on_broken_pipe is not None:
+            self.on_broken_pipe()
 
     def finish(self, reason: str) -> Summary:
         s = self.summary
@@ -154,8 +172,11 @@ class JsonLogger:
         ts = self.engine.clock.now_ns()
         self.write({"ts": ts, "time": iso_utc(ts, fraction=True), "level": "info", "topic": "run.summary", "type": "Summary",
                     "event": s})
-        for sink in self.sinks:
-            sink.flush()
+        for sink in list(self.sinks):
+            try:
+                sink.flush()
+            except BrokenPipeError:
+                self._drop_sink(sink)
         self.engine.bus.unsubscribe(self.sub)
         return s
 
@@ -175,10 +196,10 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
     loop = asyncio.get_running_loop()
     stops: set[asyncio.Task[None]] = set()
 
-    def request_stop(name: str) -> None:
+    def request_stop(reason: str) -> None:
         if not stop_reason:
-            stop_reason.append(f"signal {name}")
-            task = loop.create_task(current[0].stop(f"signal {name}"))
+            stop_reason.append(reason)
+            task = loop.create_task(current[0].stop(reason))
             stops.add(task)
             task.add_done_callback(stops.discard)
 
@@ -194,11 +215,23 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
     if api is not None and rebuild is not None:
         api.hooks.mode_switcher = switch_mode
 
+    pipe_closed: list[bool] = []
+
+    def stdout_closed() -> None:
+        """EPIPE on stdout: stop as for SIGTERM (checkpoint), exit 1 (output cut short)."""
+        if not pipe_closed:
+            pipe_closed.append(True)
+            print("trdr: stdout was closed: stopping (the shutdown checkpoint is written; the log file has "
+                  "every line)", file=sys.stderr)
+        request_stop("stdout closed")
+
+    logger.on_broken_pipe = stdout_closed
+
     installed: list[signal.Signals] = []
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, request_stop, sig.name)
+                loop.add_signal_handler(sig, request_stop, f"signal {sig.name}")
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread / not supported
                 pass
@@ -240,4 +273,4 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
         if api is not None:
             await api.stop()
     logger.finish(reason)
-    return code
+    return 1 if pipe_closed and code == 0 else code

@@ -113,13 +113,26 @@ def test_walk_forward_through_the_engine(hourly: CandleArrays) -> None:
 def test_walk_forward_from_the_cli_is_stored(db_path: Path, capsys: pytest.CaptureFixture[str],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import json
+    import time
 
     from tests.backtest.test_cli_backtest import HOURLY_REL
     from tests.conftest import REPO
+    from trdr_tui.backtest import walkforward
     from trdr_tui.cli import main
     from trdr_tui.store import Store
     from trdr_tui.store.sessions import OptimizationRepository, SessionRepository
 
+    spent: list[float] = []
+
+    def timed(*a: Any, **k: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return real(*a, **k)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    real = walkforward.walk_forward
+    monkeypatch.setattr(walkforward, "walk_forward", timed)
     monkeypatch.chdir(REPO)
     rc = main(["--db", str(db_path), "backtest", "--data", str(HOURLY_REL), "--preset", "simple-trailing",
                "--end", "2017-11-01", "--walk-forward", "40d:20d", "--search", "capital=1000,2000", "--json",
@@ -127,6 +140,7 @@ def test_walk_forward_from_the_cli_is_stored(db_path: Path, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert rc == 0
     r = json.loads(out)
+    assert r["elapsed_seconds"] >= spent[0]  # wall time, the walk-forward's windows included
     wf = r["walk_forward"]
     assert wf["train_bars"] == 960 and wf["test_bars"] == 480 and len(wf["windows"]) == 4
     assert wf["search_space"] == {"capital": [1000, 2000]}

@@ -238,8 +238,11 @@ def test_a_damaged_database_file_is_a_clear_error_with_the_right_hint(tmp_path: 
             store.conn.execute("CHECKPOINT")
         pytest.fail("a damaged file was read without an error")
     except StateCorruption as exc:
+        assert how != "garbage"
         assert "damaged or truncated" in exc.message and "backup" in exc.hint
         assert "another" not in exc.hint
+    except StopError as exc:  # no DuckDB header at all: a wrong --db (bad input), not a damaged database
+        assert how == "garbage" and "is not a DuckDB database" in exc.message and "left as it is" in exc.hint
     except duckdb.Error as exc:  # damage found only on reading: the CLI maps it (test below)
         assert how == "corrupt", exc
 

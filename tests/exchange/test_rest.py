@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -271,3 +272,30 @@ async def test_rate_limit_holds_at_the_wire_under_a_burst(fake: FakeExchange, cr
     assert len(private) >= burst and fake.fired["transit_jitter"] >= burst
     assert busiest_second(private) <= 30
     assert fake.rate_limited == 0 and retries == 0
+
+
+async def test_a_client_that_drops_its_socket_mid_request_is_a_normal_disconnect(
+        fake: FakeExchange, creds: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A trdr killed while sending an order leaves half a body: the fake logs no ConnectionResetError
+    traceback ("Error handling request"), records the request with status 0 and goes on serving."""
+    import asyncio
+    import logging
+    from urllib.parse import urlsplit
+
+    url = urlsplit(fake.rest_url)
+    path = "/api/v3/brokerage/orders"
+    token = creds.signer().rest_jwt("POST", f"{url.hostname}:{url.port}", path)
+    caplog.set_level(logging.DEBUG, logger="aiohttp")
+    _reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write((f"POST {path} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\nAuthorization: Bearer {token}\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"client_order_id\": ").encode())
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the handler is reading the body
+    writer.transport.abort()  # a killed process: the socket goes, no FIN with a full body
+    for _ in range(50):
+        if ("POST", "/orders", 0) in fake.rest.requests:
+            break
+        await asyncio.sleep(0.02)
+    assert not [r for r in caplog.records if "Error handling request" in r.getMessage()], caplog.text
+    assert "ConnectionResetError" not in caplog.text
+    assert ("POST", "/orders", 0) in fake.rest.requests

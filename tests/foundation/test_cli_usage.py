@@ -27,9 +27,13 @@ def test_global_options_are_accepted_after_the_command(
     config = tmp_path / "c.toml"
     config.write_text('symbol = "BTC-USD"\ncapital = 1000\nrisk_tolerance = "moderate"\n')
     args = [a.format(db=db, config=config, other=tmp_path / "other.duckdb") for a in argv]
-    code, _, err = run_cli(*args)
+    if "list" in argv:  # candles in {db} only: the listing shows which database was read
+        assert main(["--db", str(db), "data", "import", str(DAILY_CDD)]) == 0
+    code, out, err = run_cli(*args)
     assert code == 0, err
     assert db.exists() and not (tmp_path / "other.duckdb").exists()
+    if "list" in argv:
+        assert "BTC-USD" in out, out
 
 
 def test_config_after_the_command_is_read(run_cli: RunCli, tmp_path: Path) -> None:

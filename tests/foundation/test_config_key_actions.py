@@ -36,3 +36,17 @@ def test_an_empty_key_and_a_set_override_are_refused_too(run_cli: RunCli, tmp_pa
 
 def test_a_valid_keymap_loads() -> None:
     assert dict(load_settings(overrides={"tui.keys": {"pause": "p", "quit": "ctrl+q"}}).tui.keys)["pause"] == "p"
+
+
+def test_a_key_already_in_use_is_refused_naming_both_actions(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(BASE + '[tui.keys]\npause = "p,q"\n')
+    code, out, err = run_cli("sessions", "list", db=tmp_path / "x.duckdb", config=config)
+    assert code == 2, out
+    assert f"{config}: key 'q' is bound to two actions in [tui.keys]: 'pause' and 'quit'" in err
+    assert 'quit = "q"' in err
+    with pytest.raises(ConfigError, match="'log_level' and 'export_chart'"):
+        load_settings(overrides={"tui.keys": {"export_chart": "l"}})
+    # a swap frees each key before the other takes it
+    swapped = load_settings(overrides={"tui.keys": {"pause": "q", "quit": "space"}})
+    assert dict(swapped.tui.keys) == {"pause": "q", "quit": "space"}

@@ -169,3 +169,17 @@ def test_import_with_unfit_resample_target_stores_nothing(run_cli: RunCli, db_pa
     code, _, err = run_cli("data", "import", DAILY_CDD, "--symbol", "BTC-USD", "--resample", "4h", db=db_path)
     assert code == 2 and "cannot resample 1d into 4h" in err
     assert _rows(db_path) == []
+
+
+def test_a_directory_or_an_empty_file_is_named_for_what_it_is(run_cli: RunCli, db_path: Path,
+                                                               tmp_path: Path) -> None:
+    folder = tmp_path / "candles"
+    folder.mkdir()
+    (folder / "btc_1h.csv").write_text("timestamp,open,high,low,close\n")
+    code, _, err = run_cli("data", "check", folder, db=db_path)
+    assert code == 2 and f"{folder} is a directory, not a candle file" in err and "does not exist" not in err
+    assert f"e.g. {folder / 'btc_1h.csv'}" in err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    code, _, err = run_cli("data", "import", empty, "--symbol", "BTC-USD", db=db_path)
+    assert code == 2 and f"candle file {empty} is empty" in err and "header row" not in err

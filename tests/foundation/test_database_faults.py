@@ -311,3 +311,56 @@ def test_real_catalog_and_constraint_errors_through_the_cli(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert err.startswith(f"trdr: error: [E007] database {db} lacks what this trdr expects (Catalog Error"), err
     assert "restore it from a backup" in err
+
+
+@pytest.mark.parametrize("where", ["/proc", "/proc/trdr-missing"])
+def test_a_database_in_a_directory_that_is_not_writable_is_bad_input(
+        where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a disk fault: the operator pointed --db somewhere it cannot live (exit 2, the path named)."""
+    db = f"{where}/trdr-test.duckdb"
+    assert main(["--db", db, "sessions", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"trdr: error: cannot create database {db}: its directory {where} is not writable"), err
+    assert "disk" not in err.splitlines()[0] and "pass --db a path in a directory" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+def test_a_database_in_a_read_only_directory_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert main(["--db", str(folder / "t.duckdb"), "sessions", "list"]) == 2
+    finally:
+        folder.chmod(0o755)
+    assert f"its directory {folder} is not writable" in capsys.readouterr().err
+    assert not (folder / "t.duckdb").exists()
+
+
+def test_a_text_file_given_as_the_database_is_not_called_damaged(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("timestamp,open,high,low,close\n")
+    assert main(["--db", str(text), "sessions", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"trdr: error: {text} is not a DuckDB database"), err
+    assert "damaged" not in err and "left as it is" in err
+    assert text.read_text() == "timestamp,open,high,low,close\n"
+
+
+def test_commands_that_fail_or_only_read_leave_no_database_behind(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "new.duckdb"
+    assert main(["--db", str(db), "tune", "--explain"]) == 2  # nothing stored to explain
+    assert main(["--db", str(db), "sessions", "list"]) == 0  # reads only
+    bad = tmp_path / "bad.csv"
+    bad.write_text("this is not candle data\n")
+    assert main(["--db", str(db), "data", "import", str(bad), "--symbol", "BTC-USD"]) == 2  # refused
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+    # what a command stores stays, and a database that existed is never removed
+    assert main(["--db", str(db), "data", "import", str(DAILY_CDD), "--symbol", "BTC-USD"]) == 0
+    assert main(["--db", str(db), "data", "import", str(bad), "--symbol", "BTC-USD"]) == 2
+    empty = new_db(tmp_path / "empty.duckdb")
+    assert main(["--db", str(empty), "sessions", "list"]) == 0
+    assert db.exists() and empty.exists()

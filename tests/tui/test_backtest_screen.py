@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Static
 
 from tests.tui.conftest import CockpitFactory, real_candles, settle
-from trdr_tui.config import Settings
+from trdr_tui.config import Settings, load_settings
 from trdr_tui.store import Store
 from trdr_tui.store.sessions import SessionRepository
 from trdr_tui.tui.screens.backtest import BacktestFormScreen, BacktestResultsScreen
@@ -47,6 +47,8 @@ async def test_results_show_the_fixed_grid_baseline_and_the_stored_session(
         row = [str(cell) for cell in table.get_row_at(0)]  # total return
         grid_return = stats["baselines"]["fixed_grid"]["total_return"]
         assert row[0] == "total return" and row[3] == f"{grid_return * 100:+.2f}%"
+        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+        assert rows["win rate"][1] == f"{stats['win_rate'] * 100:.2f}%"  # a share, not a gain: no sign
         assert len(results.outcome.fixed_grid) == len(results.outcome.ts)
         sid = results.outcome.session_id
         assert sid is not None and sid.startswith("bt-")
@@ -84,3 +86,40 @@ async def test_keys_typed_in_a_field_stay_in_the_field(make_cockpit: CockpitFact
         assert app.screen is form and isinstance(app.focused, Button) and field.value.startswith("1e+4")
         await pilot.press("escape")  # outside a field: back to the cockpit
         assert isinstance(app.screen, MainScreen)
+
+
+async def test_the_trail_field_is_offered_only_when_the_grid_trails_its_exits(
+        make_cockpit: CockpitFactory, settings: Settings) -> None:
+    for trailing_exits in (False, True):
+        s = load_settings(overrides={"grid": {"trailing_exits": trailing_exits}})
+        app = make_cockpit(settings_=s)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("b")
+            form = app.screen
+            assert isinstance(form, BacktestFormScreen)
+            assert bool(form.query("#trail")) is trailing_exits
+            form.query_one("#start", Input).value = "2017-08-05"
+            assert ("trailing.distance" in form.build_request().overrides) is trailing_exits
+
+
+async def test_an_empty_capital_is_refused_not_run_with_the_default(make_cockpit: CockpitFactory,
+                                                                     settings: Settings) -> None:
+    runs: list[Any] = []
+
+    def recording(request: Any, progress: Any) -> Any:
+        runs.append(request)
+        raise AssertionError("an empty capital must not start a run")
+
+    app = make_cockpit(backtest_runner=recording)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("b")
+        form = app.screen
+        assert isinstance(form, BacktestFormScreen)
+        form.query_one("#capital", Input).value = "  "
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        message = str(form.query_one("#form-message", Static).render())
+        assert "capital is empty" in message and f"e.g. {settings.capital:g}" in message
+        assert runs == [] and app.screen is form and not form.running

@@ -447,3 +447,21 @@ async def test_orders_show_the_fill_price_and_their_own_ids(make_cockpit: Cockpi
             panel._render_timeline()
             heads.add(str(app.main.query_one("#timeline").render()).splitlines()[0])
         assert len(heads) == min(5, len(panel.orders))  # each order its own id
+
+
+async def test_a_level_holding_a_lot_reads_held_not_filled_while_its_sell_works(make_cockpit: CockpitFactory) -> None:
+    """The grid's FILLED level (its BUY filled, its take-profit SELL still working) reads `held` on
+    screen: `filled` read as if the SELL had filled."""
+    app = make_cockpit()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.main.query_one(GridTable)
+        assert table.snapshot is not None
+        table.rebuild()
+        shown = [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+        by_price = sorted(table.snapshot.levels, key=lambda lv: lv.price, reverse=True)
+        held = [i for i, lv in enumerate(by_price) if lv.state == "filled"]
+        assert held, "the slice is chosen so the stocked grid holds lots"
+        assert all(shown[i] == "held" for i in held) and "filled" not in shown
+        assert app.engine.record.orders and any(o.status.value == "SUBMITTED" for o in app.engine.record.orders
+                                                if o.side.value == "SELL")

@@ -111,6 +111,25 @@ def test_signal_stops_cleanly_with_a_checkpoint(tmp_path: Path, sig: signal.Sign
     assert ("shutdown", "paper") in checkpoints(db)
 
 
+def test_a_closed_stdout_stops_like_sigterm_and_exits_1(tmp_path: Path) -> None:
+    """`trdr --headless | head`: once the reader is gone the engine stops with its checkpoint (it used to
+    trade on, writing nowhere), the log file keeps every line, and the exit code says output was cut."""
+    data, db, log = candle_file(tmp_path, 2000), tmp_path / "t.duckdb", tmp_path / "l.log"
+    env = {**os.environ, "TRDR_LOG_LEVEL": "debug"}  # a line per bar: the pipe fills at once
+    proc = trdr("--db", str(db), "--log-file", str(log), "--headless", "--feed", "replay", "--data", str(data),
+                "--speed", "50", env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1, err
+    assert "stdout was closed: stopping" in err and "Traceback" not in err
+    summary = records(log.read_text(encoding="utf-8"))[-1]
+    assert summary["type"] == "Summary" and summary["event"]["reason"] == "stdout closed"
+    assert 0 < summary["event"]["bars"] < 2000  # stopped, not run to the end of the feed
+    assert ("shutdown", "paper") in checkpoints(db)
+
+
 def test_fatal_config_error_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('symbol = "BTC-USD"\ncapitol = 1000\n', encoding="utf-8")

@@ -75,5 +75,5 @@ def test_the_configs_key_actions_are_the_cockpits_binding_ids() -> None:
     from trdr_tui.tui.app import TrdrApp
     from trdr_tui.tui.screens.main import MAIN_BINDINGS
 
-    ids = [b.id for b in (*MAIN_BINDINGS, *TrdrApp.BINDINGS) if isinstance(b, Binding) and b.id]
-    assert sorted(KEY_ACTIONS) == sorted(ids)
+    keys = {b.id: b.key for b in (*MAIN_BINDINGS, *TrdrApp.BINDINGS) if isinstance(b, Binding) and b.id}
+    assert keys == KEY_ACTIONS  # the ids, and the default keys the config checks remaps against

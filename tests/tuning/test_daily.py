@@ -47,9 +47,10 @@ def dying_job(*_: Any) -> DailyResult:
     raise AssertionError("unreachable")
 
 
-def _settings(**tuning: Any) -> Settings:
+def _settings(*, trailing_exits: bool = False, **tuning: Any) -> Settings:
     # the clock is simulated (an hour per streamed bar): only the run a test asks for happens
-    return load_settings(overrides={"tuning": {"daily_trials": 3, "daily_lookback_days": 30.0,
+    return load_settings(overrides={"grid": {"trailing_exits": trailing_exits},
+                                    "tuning": {"daily_trials": 3, "daily_lookback_days": 30.0,
                                                "daily_interval_hours": 8_000.0, **tuning}})
 
 
@@ -88,6 +89,20 @@ def stored(hourly: CandleArrays, store: Store) -> CandleArrays:
     """About six weeks of real hourly candles in the store (2018-01 … 2018-02); the session streams on."""
     CandleRepository(store).insert("BTC-USD", "1h", hourly[4000:4800])
     return hourly[4800:5400]
+
+
+@pytest.mark.parametrize("trailing_exits", [False, True])
+def test_trailing_distance_is_tuned_only_when_the_grid_trails_its_exits(stored: CandleArrays, store: Store,
+                                                                         trailing_exits: bool) -> None:
+    """With post-only take-profits (the default) nothing reads trailing.distance: neither the daily
+    loop nor the adaptive values vary it; with trailing exits both do."""
+    settings = _settings(trailing_exits=trailing_exits)
+    assert "trailing.distance" in settings.tuning.daily_genes and "trailing.distance" in settings.tuning.adaptive_keys
+    t = attach_self_tuning(_engine(settings, stored[:5], store), store)
+    assert t is not None and t.adaptive is not None
+    assert ("trailing.distance" in t.genes) is trailing_exits
+    assert ("trailing.distance" in t.adaptive.values) is trailing_exits
+    assert {"grid.swing_fraction", "risk.max_position", "agents.min_confidence"} <= set(t.genes)
 
 
 async def test_the_engine_keeps_processing_bars_while_the_worker_optimizes(stored: CandleArrays,
@@ -131,7 +146,8 @@ async def test_the_engine_keeps_processing_bars_while_the_worker_optimizes(store
 
 async def test_a_better_winner_is_blended_in_saved_recorded_and_resumed(stored: CandleArrays, store: Store) -> None:
     # adaptive values on, but holding still (they need more outcomes than this session has)
-    settings = _settings(daily_genes=["trailing.distance", "risk.max_position"], adaptive_min_outcomes=10_000)
+    settings = _settings(trailing_exits=True, daily_genes=["trailing.distance", "risk.max_position"],
+                         adaptive_min_outcomes=10_000)
     before = live_values(_engine(settings, stored[:5], store))
     engine, t, changes, logs = await _run_once(settings, stored, store, better_job)
     want = blend({k: before[k] for k in WINNER}, WINNER, 0.1)

@@ -7,6 +7,8 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from trdr_tui.tuning.genome import genome
 from trdr_tui.tuning.objective import ObjectiveConfig
 from trdr_tui.tuning.optimizer import StudySpec, make_storage, run_study, work
 
-GENES = ["trailing.distance", "grid.min_spacing"]
+GENES = ["grid.swing_fraction", "grid.min_spacing"]
 
 
 def _spec(settings: Settings, tiny: ObjectiveConfig, path: Path, *, trials: int, sampler: str = "tpe",
@@ -41,7 +43,7 @@ def test_one_seeded_worker_is_deterministic(tmp_path: Path, slice_bars: CandleAr
     assert a.best_parameters == b.best_parameters
     assert len(a.trials) == 4 and all(t.state == "COMPLETE" for t in a.trials)
     # the first trial is the configuration as it stands
-    assert a.trials[0].parameters["trailing.distance"] == settings.trailing.distance
+    assert a.trials[0].parameters["grid.swing_fraction"] == settings.grid.swing_fraction
     # convergence: best so far never decreases and ends at the winner's score
     conv = [c for c in a.convergence if c is not None]
     assert conv == sorted(conv) and conv[-1] == a.best_value
@@ -103,7 +105,7 @@ def test_cli_records_every_trial_and_saves_the_winner(tmp_path: Path, capsys: py
     db = tmp_path / "t.duckdb"
     code = main(["--db", str(db), "optimize", "--data", str(HOURLY_CDD), "--start", "2018-01-20",
                  "--end", "2018-03-01", "--holdout-start", "2018-02-20", "--trials", "3", "--workers", "1",
-                 "--folds", "2", "--genes", "trailing.distance", "--json", "--report", str(tmp_path / "r.html")])
+                 "--folds", "2", "--genes", "grid.swing_fraction", "--json", "--report", str(tmp_path / "r.html")])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["holdout"]) >= {"default", "optimized", "buy_and_hold", "fixed_grid"}
@@ -111,10 +113,10 @@ def test_cli_records_every_trial_and_saves_the_winner(tmp_path: Path, capsys: py
     with Store(db) as store:
         trials = TuningRepository(store).trials(out["optimization_id"])
         assert [t.number for t in trials] == [0, 1, 2]
-        assert all("trailing.distance" in t.parameters for t in trials)
+        assert all("grid.swing_fraction" in t.parameters for t in trials)
         v = ParameterRepository(store).find("optimized")
         assert v.id == out["saved_params"]
-        assert v.parameters["trailing.distance"] == out["best_parameters"]["trailing.distance"]
+        assert v.parameters["grid.swing_fraction"] == out["best_parameters"]["grid.swing_fraction"]
     text = (tmp_path / "r.html").read_text()
     assert "convergence" in text and "sensitivity" in text
 
@@ -149,3 +151,41 @@ def test_an_interrupted_study_names_itself_so_it_can_be_resumed(tmp_path: Path, 
     assert code == 130
     err = capsys.readouterr().err
     assert "study opt-ctrlc interrupted" in err and "--study opt-ctrlc" in err
+
+
+def test_workers_share_out_exactly_the_trials_asked_for() -> None:
+    from trdr_tui.tuning.optimizer import shares
+
+    assert shares(7, 2) == [4, 3] and shares(6, 4) == [2, 2, 1, 1] and shares(1, 4) == [1] and shares(0, 2) == []
+
+
+def test_cli_study_output_is_honest_and_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two workers run exactly --trials trials (the configuration as it stands is one of them); `list`
+    has a header and a result for every kind of run; `report` prints no Optuna log line; piped
+    key/value rows carry no padding."""
+    from trdr_tui.store.sessions import OptimizationRecord
+
+    db = tmp_path / "t.duckdb"
+    argv = ["--db", str(db), "optimize", "--data", str(HOURLY_CDD), "--start", "2018-01-20", "--end", "2018-03-01",
+            "--trials", "5", "--workers", "2", "--folds", "2", "--no-save"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert all(line == line.rstrip() for line in out.splitlines()), [len(x) for x in out.splitlines()]
+    trials_row = next(line for line in out.splitlines() if line.split()[:1] == ["trials"])
+    assert trials_row.split() == ["trials", "5"]
+    with Store(db) as store:
+        [run] = TuningRepository(store).recent()
+        assert len(TuningRepository(store).trials(run.id)) == 5
+        TuningRepository(store).record_study(OptimizationRecord(
+            id="opt-walkforward", created_at=run.created_at + 1, method="walk_forward/optuna/tpe",
+            objective="out-of-sample return per window", search_space={},
+            results={"windows": [{}, {}, {}], "compounded_test_return": -0.065}, best_parameters=None), [])
+    assert main(["--db", str(db), "optimize", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "created", "(UTC)", "method", "trials", "result"]
+    assert "None" not in "\n".join(lines)
+    assert any("opt-walkforward" in x and "out of sample -6.50% compounded over 3 windows" in x for x in lines)
+    assert any(run.id in x and "best score" in x for x in lines)
+    proc = subprocess.run([sys.executable, "-m", "trdr_tui", "--db", str(db), "optimize", "report", run.id,
+                           "--out", str(tmp_path / "r.html")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

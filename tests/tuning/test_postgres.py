@@ -74,7 +74,7 @@ def test_two_workers_share_one_study_in_postgresql(postgres_url: str, slice_bars
     import optuna
 
     spec = StudySpec(name="shared", storage=postgres_url, trials=8, seed=3,
-                     genes=genome(settings, ["trailing.distance", "grid.min_spacing"]), objective=tiny)
+                     genes=genome(settings, ["grid.swing_fraction", "grid.min_spacing"]), objective=tiny)
     out = run_study(spec, settings, slice_bars, workers=2)
     complete = [t for t in out.trials if t.state == "COMPLETE"]
     assert len(complete) >= 8

@@ -131,6 +131,11 @@ class RestApi:
                     {"error": "RESOURCE_EXHAUSTED", "code": 8, "message": "Too many requests"}, status=429))
         try:
             resp = await handler(request)
+        except ConnectionResetError:  # the client went away mid-request (a killed trdr): a normal disconnect,
+            self._record(request, 0)  # not a server error with a traceback; nobody is left to answer
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=499)
         except web.HTTPException as exc:
             return self._answer(request, web.json_response(
                 {"error": exc.reason.upper().replace(" ", "_"), "code": 3, "message": exc.text or exc.reason},

@@ -111,14 +111,20 @@ def run_ablate(ctx: CliContext) -> int:
     base = load_settings(args.config)
     candles, timeframe = bt_data.load_file(args.ab_data, symbol=base.symbol, start=start, end=end)
     settings = load_settings(args.config, overrides={"timeframe": timeframe})
-    quiet = args.json or not sys.stdout.isatty()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    def progress(label: str, k: int, total: int) -> None:
-        if not quiet:
-            print(f"[{k + 1}/{total}] {label}", file=sys.stderr)
+    # one backtest per variant (minutes over a year of hourly bars): a bar on stderr, as optimize shows;
+    # none with --json or when stderr is not a terminal
+    with Progress(TextColumn("ablation"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=args.json or not sys.stderr.isatty()) as bar:
+        task = bar.add_task("", total=None)
 
-    result = ablate(settings, candles, panel=panel, core=CORE_IDS, candle_source=StoredCandles(ctx.store),
-                    on_run=progress)
+        def progress(label: str, k: int, total: int) -> None:
+            bar.update(task, completed=k, total=total, description=label)
+
+        result = ablate(settings, candles, panel=panel, core=CORE_IDS, candle_source=StoredCandles(ctx.store),
+                        on_run=progress)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False, default=_nan_safe))
         return 0

@@ -63,6 +63,16 @@ class CliContext:
         self._shared = store
 
     def close(self) -> None:
+        """Close the store; a database file this command created and wrote nothing to (it failed, or
+        only read) is removed, so no empty database is left behind."""
         store, self._store = self._store, None
-        if store is not None:
+        if store is None:
+            return
+        try:  # a paper/live run (a journal writer) is never a command that wrote nothing
+            empty = store.created and store.writer is None and store.holds_nothing()
+        except Exception:  # a broken connection: keep the file, it is reported elsewhere
+            empty = False
+        if empty:
+            store.remove()
+        else:
             store.close()

@@ -363,10 +363,29 @@ def list_runs(ctx: CliContext) -> int:
     if not runs:
         print("no optimizations yet: 'trdr optimize --data FILE'")
         return 0
+    from rich.table import Table
+
+    from trdr_tui.commands.output import command_console
+    from trdr_tui.core.timefmt import iso_utc
+
+    table = Table("id", "created (UTC)", "method", "trials", "result", box=None)
     for r in runs:
-        res = r.results or {}
-        print(f"{r.id}  {r.method:<28} trials {res.get('trials', '—')!s:>5}  best {res.get('best_value')}")
+        res = r.results if isinstance(r.results, dict) else {}
+        table.add_row(r.id, iso_utc(r.created_at)[:16].replace("T", " "), r.method, str(res.get("trials", "—")),
+                      _result_text(res))
+    command_console().print(table)
     return 0
+
+
+def _result_text(res: dict[str, Any]) -> str:
+    """What a stored run found: a study's best score, or a walk-forward's compounded out-of-sample return."""
+    if "compounded_test_return" in res:
+        windows = res.get("windows") or []
+        ret = res.get("compounded_test_return")
+        shown = "—" if ret is None else f"{ret:+.2%}"
+        return f"out of sample {shown} compounded over {len(windows)} windows"
+    best = res.get("best_value")
+    return "—" if best is None else f"best score {best:+.4f}"
 
 
 def report(ctx: CliContext) -> int:

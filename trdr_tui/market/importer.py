@@ -212,12 +212,21 @@ def read_candle_file(path: str | Path | Traversable, timeframe: str | None = Non
         with as_file(path) as real:
             return read_candle_file(real, timeframe)
     p = Path(path)
+    if p.is_dir():
+        inside = sorted(f.name for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".csv", ".json", ".txt"))
+        raise DataError(f"{p} is a directory, not a candle file",
+                        hint="name one file in it" + (f", e.g. {p / inside[0]} (it holds {len(inside)} "
+                                                       f"csv/json/txt file{'s' if len(inside) != 1 else ''})"
+                                                       if inside else ": it holds no .csv, .json or .txt file"))
     if not p.is_file():
         raise DataError(f"candle file {p} does not exist", hint="check the path")
     try:
         head, encoding = _read_head(p)
     except OSError as exc:
         raise DataError(f"cannot read {p}: {exc.strerror}") from None
+    if not head.strip():
+        raise DataError(f"candle file {p} is empty", hint="export the candles again: a header line such as "
+                        "timestamp,open,high,low,close,volume, then one line per bar")
     if head.lstrip().startswith(("{", "[")):
         fmt, json_cols = _read_json(p)
         return _finish(p, fmt, json_cols, timeframe)

@@ -56,6 +56,10 @@ def database_error(path: str, exc: BaseException, *, action: str = "use") -> Trd
         return StorageError(f"the disk holding database {path} is full ({text})",
                             hint="free disk space (or raise the file-size limit, `ulimit -f`) and run it again; "
                                  "nothing was half-written (every write is one transaction)")
+    if "not a valid duckdb database" in low and not _has_duckdb_header(path):
+        return StopError(f"{path} is not a DuckDB database ({text})",
+                         hint="pass --db a trdr database file, or a path that does not exist yet to start a new "
+                              "one; the file was left as it is")
     if ("corrupt" in low or "checksum" in low or "not a valid duckdb database" in low
             or "could not read enough bytes" in low):
         return StateCorruption(f"database {path} is damaged or truncated ({text})",
@@ -76,6 +80,26 @@ def database_error(path: str, exc: BaseException, *, action: str = "use") -> Trd
                                     "a backup, or move it away to start a new one")
     what, hint = _STORAGE_FAULTS.get(_fault_kind(exc), _STORAGE_FAULTS[None])
     return StorageError(f"{what} database {path} ({text})", hint=hint)
+
+
+DUCKDB_MAGIC = b"DUCK"
+"""The bytes at offset 8 of every DuckDB database file (DuckDB's `MainHeader::MAGIC_BYTES`)."""
+
+
+def _has_duckdb_header(path: str) -> bool:
+    """True when the file at `path` starts like a DuckDB database (a damaged one still does)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(12)[8:12] == DUCKDB_MAGIC
+    except OSError:
+        return False
+
+
+def not_writable(path: str, detail: str) -> StopError:
+    """A new database `path` cannot be created: its directory is not writable (exit 2: pass another --db)."""
+    return StopError(f"cannot create database {path}: its directory {Path(path).parent} is not writable ({detail})",
+                     hint="pass --db a path in a directory this user can write to (or fix the directory's "
+                          "permissions, and its immutable flag: lsattr -d)")
 
 
 _STORAGE_FAULTS: dict[str | None, tuple[str, str]] = {
@@ -122,13 +146,21 @@ class Store:
 
     def __init__(self, path: str | Path = MEMORY, *, read_only: bool = False) -> None:
         self.path = str(path)
+        self.created = False  # this open created the file (`holds_nothing`, `remove`)
         if self.path != MEMORY:
             p = Path(self.path).expanduser()
-            p.parent.mkdir(parents=True, exist_ok=True)
             self.path = str(p)
+            self.created = not p.exists()
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise not_writable(self.path, exc.strerror or type(exc).__name__) from None
         try:
             self.conn = duckdb.connect(self.path, read_only=read_only)
         except (duckdb.Error, OSError) as exc:
+            if self.created and not read_only and not Path(self.path).exists() \
+                    and isinstance(exc, duckdb.IOException | duckdb.PermissionException | OSError):
+                raise not_writable(self.path, str(exc).strip().splitlines()[0]) from None
             raise database_error(self.path, exc, action="open") from None
         self._lock = threading.RLock()
         self.writer: JournalWriter | None = None  # paper/live: the journal in front (store.journal)
@@ -163,6 +195,23 @@ class Store:
                 writer.close()
         finally:
             self.conn.close()
+
+    def holds_nothing(self) -> bool:
+        """True when no table but `schema_migrations` holds a row (what a fresh migration leaves)."""
+        tables = self.conn.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                   "WHERE database_name = current_database()").fetchall()
+        return all(self.conn.execute(f'SELECT 1 FROM "{schema}"."{table}" LIMIT 1').fetchone() is None
+                   for schema, table in tables if table != "schema_migrations")
+
+    def remove(self) -> None:
+        """Close, then delete the database file (and DuckDB's WAL beside it): for a file this open
+        created and nothing was written to (`created`, `holds_nothing`). Never with a journal beside it."""
+        self.close()
+        if self.path == MEMORY or Path(self.path + ".journal").exists():
+            return
+        for name in (self.path, self.path + ".wal"):
+            with suppress(FileNotFoundError):
+                Path(name).unlink()
 
     def sync(self) -> None:
         """Bring the database up to date with the journal (a no-op without one): before reading back

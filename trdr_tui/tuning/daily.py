@@ -13,7 +13,7 @@ then `r` in the cockpit) a worker PROCESS (`ProcessPoolExecutor`, spawned) runs 
 the last `tuning.daily_lookback_days` of candles (stored candles, plus the bars this run streamed):
 
 1. the first 1 − `daily_holdout_fraction` of the bars: an Optuna study (TPE, `daily_trials` trials)
-   over `daily_genes`, scored by the walk-forward objective (`tuning/objective.py`, `daily_folds`
+   over `daily_genes` (less those the strategy never reads, `genome.inert_keys`), scored by the walk-forward objective (`tuning/objective.py`, `daily_folds`
    folds after `backtest.warmup_bars` of warm-up); the first trial is the version in force;
 2. the rest (after the same warm-up): the version in force and the winner are run once each; their
    return after fees minus the fee penalty is the out-of-sample score.
@@ -62,6 +62,7 @@ from trdr_tui.store.sessions import ParameterRepository, SessionRepository
 from trdr_tui.store.tuning import ParameterChange, TuningRepository
 from trdr_tui.tuning.adaptive import AdaptiveParameters, Outcome
 from trdr_tui.tuning.apply import apply_live, live_values
+from trdr_tui.tuning.genome import tuned_keys
 
 ATTACHMENT = "self_tuning"
 TOPIC = "tuning.parameters"
@@ -188,6 +189,9 @@ class SelfTuning:
         self.engine = engine
         self.store = store
         self.cfg = engine.settings.tuning
+        # only the keys this strategy reads: trailing.distance without trailing orders would be wasted trials
+        self.genes = tuned_keys(engine.settings, self.cfg.daily_genes)
+        self.adaptive_keys = tuned_keys(engine.settings, self.cfg.adaptive_keys)
         self.symbol = engine.symbol
         self.repo = TuningRepository(store)
         self.versions = ParameterVersions(ParameterRepository(store), SessionRepository(store))
@@ -214,7 +218,7 @@ class SelfTuning:
         self._restore()
         if self.cfg.adaptive:
             self.adaptive = AdaptiveParameters.start(
-                self.symbol, live_values(e), self.cfg.adaptive_keys, rate=self.cfg.learning_rate,
+                self.symbol, live_values(e), self.adaptive_keys, rate=self.cfg.learning_rate,
                 window=self.cfg.adaptive_window, min_outcomes=self.cfg.adaptive_min_outcomes,
                 stored=self.repo.adaptive(self.symbol))
             self._apply(self.adaptive.current(), "restored", "adaptive values as stored")
@@ -231,7 +235,7 @@ class SelfTuning:
             return
         ch = adopted[0]
         version = self.versions.load(ch.to_version or "")
-        values = {k: float(version.parameters[k]) for k in self.cfg.daily_genes if k in version.parameters}
+        values = {k: float(version.parameters[k]) for k in self.genes if k in version.parameters}
         self._apply(values, "restored", f"version {version.name} in force since {iso_utc(ch.ts)}")
         self.version_id, self.version_name, self.since_ns, self.reason = version.id, version.name, ch.ts, ch.reason
 
@@ -326,6 +330,10 @@ class SelfTuning:
             bars = self.recent_bars()
             check_bars(len(bars), e.settings.backtest.warmup_bars, self.cfg.daily_folds,
                        self.cfg.daily_holdout_fraction)
+            if not self.genes:
+                raise ConfigError("no key of `daily_genes` has an effect on this strategy: "
+                                  + ", ".join(self.cfg.daily_genes),
+                                  hint="add grid.swing_fraction or risk.max_position to [tuning] daily_genes")
             e.log("info", f"daily self-tuning ({why}): optimizing on {len(bars)} bars in a worker process",
                   source="tuning", bars=len(bars))
             c = self.cfg
@@ -333,7 +341,7 @@ class SelfTuning:
                 if self._pool is None:
                     self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
                 future = asyncio.get_running_loop().run_in_executor(
-                    self._pool, self.job, settings.to_dict(), bars, list(c.daily_genes), c.daily_trials,
+                    self._pool, self.job, settings.to_dict(), bars, list(self.genes), c.daily_trials,
                     c.daily_folds, c.daily_holdout_fraction, e.settings.backtest.seed)
             result = await future
         except asyncio.CancelledError:

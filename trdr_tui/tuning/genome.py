@@ -7,6 +7,8 @@ like any config by `trdr_tui.backtest.walkforward.with_overrides`.
 Position size: with stocked levels (`grid.seed_inventory`, the default) the capital per level is
 `risk.max_position / levels` (`trading.grid.level_fraction`) and `sizing.base_fraction` has no effect,
 so `genome` leaves that gene out (and refuses it by name); without stocking both are in force.
+Likewise `trailing.distance` is read only by trailing orders: with post-only take-profits
+(`grid.trailing_exits = false`, the default) it is left out (`inert_keys`).
 
 | PRD genome field       | config key                          | range          |
 |------------------------|-------------------------------------|----------------|
@@ -55,24 +57,44 @@ GENES: tuple[Gene, ...] = (
 AGENT_WEIGHT_RANGE = (0.2, 3.0)
 
 
-def inert_keys(settings: Settings) -> frozenset[str]:
-    """Keys of `GENES` the strategy of `settings` never reads (searching them would be wasted trials)."""
-    return frozenset({"sizing.base_fraction"}) if settings.grid.seed_inventory else frozenset()
+def inert_keys(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Keys of `GENES` (and of `config.LIVE_TUNABLE`) the strategy of `settings` never reads, each with
+    why and what to search instead. The optimizer, the daily loop, the adaptive values and the cockpit's
+    backtest form leave them out (`tuned_keys`): a search over them would be wasted trials."""
+    out: dict[str, tuple[str, str]] = {}
+    if settings.grid.seed_inventory:
+        out["sizing.base_fraction"] = ("has no effect with stocked grid levels (grid.seed_inventory = true)",
+                                       "the capital per level is risk.max_position / grid.levels: "
+                                       "search risk.max_position")
+    if not settings.grid.trailing_exits:
+        out["trailing.distance"] = ("has no effect without trailing orders: the grid's take-profits are post-only "
+                                    "limits (grid.trailing_exits = false)",
+                                    "set grid.trailing_exits = true to trail the exits, or search "
+                                    "grid.swing_fraction")
+    return out
+
+
+def tuned_keys(settings: Settings, keys: Iterable[str]) -> list[str]:
+    """`keys` without those the strategy of `settings` never reads (`inert_keys`), in their order."""
+    inert = inert_keys(settings)
+    return [k for k in keys if k not in inert]
 
 
 def genome(settings: Settings, only: Iterable[str] | None = None) -> list[Gene]:
     """The genes for `settings`: `GENES` plus one weight per enabled agent; `only` keeps the listed keys
-    (or key prefixes such as `agents.weights`). Raises ConfigError for a key nobody knows."""
+    (or key prefixes such as `agents.weights`). Raises ConfigError for a key nobody knows or one the
+    strategy never reads (`inert_keys`)."""
     lo, hi = AGENT_WEIGHT_RANGE
-    genes = [g for g in GENES if g.key not in inert_keys(settings)] + [
+    inert = inert_keys(settings)
+    genes = [g for g in GENES if g.key not in inert] + [
         Gene(key=f"agents.weights.{a}", low=lo, high=hi, doc=f"weight of agent {a}") for a in settings.agents.enabled]
     if only is None:
         return genes
     wanted = list(only)
     for w in wanted:
-        if w in inert_keys(settings):
-            raise ConfigError(f"'{w}' has no effect with stocked grid levels (grid.seed_inventory = true)",
-                              hint="the capital per level is risk.max_position / grid.levels: search risk.max_position")
+        if w in inert:
+            why, hint = inert[w]
+            raise ConfigError(f"'{w}' {why}", hint=hint)
     out = [g for g in genes if any(g.key == w or g.key.startswith(w + ".") for w in wanted)]
     known = {g.key for g in genes}
     for w in wanted:

@@ -11,11 +11,15 @@ Storage: every study lives in an Optuna storage so that it survives a crash and 
 - anything else is a file path for Optuna's `JournalStorage` (an append-only journal with a file
   lock): a crashed run is resumed by running the same command again (same `--study` name).
 
-Workers: `workers` processes (spawned, each loading the bars once into its `DatasetCache`) pull
-trials from the study until it holds `trials` finished or running trials (Optuna's
-`MaxTrialsCallback`, counting finished trials; a
-trial left running by a killed worker is not counted); the calling process only watches the storage and reports progress. With one
-worker the study runs in the calling process. A single worker with a seed is deterministic.
+Workers: `workers` processes (spawned, each loading the bars once into its `DatasetCache`) share
+the trials the study still lacks (`trials` less those already finished): each runs its own share,
+so the study ends with exactly `trials` trials, the configuration as it stands (the first trial of a
+new study) among them. Optuna's `MaxTrialsCallback` (counting finished trials; a trial left running
+by a killed worker is not counted) also stops every worker once the study holds `trials`, which
+bounds workers on several machines sharing one study (each machine shares out what was missing when
+it started, so they may overshoot by up to one trial per worker). The calling process only watches
+the storage and reports progress. With one worker the study runs in the calling process. A single
+worker with a seed is deterministic.
 """
 
 from __future__ import annotations
@@ -148,8 +152,9 @@ def objective_for(spec: StudySpec, cache: DatasetCache, base: Settings) -> Calla
 
 
 def work(spec: StudySpec, settings_data: dict[str, Any], bars: CandleArrays,
-         callbacks: Sequence[Any] = ()) -> None:
-    """One worker: pull trials from the shared study until it holds `spec.trials`."""
+         callbacks: Sequence[Any] = (), share: int | None = None) -> None:
+    """One worker: run `share` trials (None: `spec.trials`), stopping early once the shared study holds
+    `spec.trials` finished trials."""
     optuna = _optuna()
     base = convert_settings(settings_data, "optimizer worker")
     cache = DatasetCache(bars, spec.objective)
@@ -157,13 +162,19 @@ def work(spec: StudySpec, settings_data: dict[str, Any], bars: CandleArrays,
     # finished trials count; a trial left RUNNING by a killed worker does not block a resumed study
     stop = optuna.study.MaxTrialsCallback(spec.trials, states=(optuna.trial.TrialState.COMPLETE,
                                                                optuna.trial.TrialState.PRUNED))
-    study.optimize(objective_for(spec, cache, base), n_trials=spec.trials, callbacks=[stop, *callbacks],
+    study.optimize(objective_for(spec, cache, base), n_trials=spec.trials if share is None else share,
+                   callbacks=[stop, *callbacks],
                    gc_after_trial=False)
 
 
-def _worker_main(spec_raw: bytes, settings_data: dict[str, Any], bars: CandleArrays) -> None:
+def _worker_main(spec_raw: bytes, settings_data: dict[str, Any], bars: CandleArrays, share: int) -> None:
     spec = msgspec.msgpack.decode(spec_raw, type=StudySpec)
-    work(spec, settings_data, bars)
+    work(spec, settings_data, bars, share=share)
+
+
+def shares(missing: int, workers: int) -> list[int]:
+    """`missing` trials split over at most `workers` workers as evenly as possible (no empty share)."""
+    return [n for n in (missing // workers + (1 if i < missing % workers else 0) for i in range(workers)) if n > 0]
 
 
 def run_study(spec: StudySpec, base: Settings, bars: CandleArrays, *, workers: int = 1,
@@ -184,7 +195,9 @@ def run_study(spec: StudySpec, base: Settings, bars: CandleArrays, *, workers: i
     else:
         ctx = mp.get_context("spawn")
         raw = msgspec.msgpack.encode(spec)
-        procs = [ctx.Process(target=_worker_main, args=(raw, data, bars), daemon=True) for _ in range(workers)]
+        missing = spec.trials - len(_counted(study))
+        procs = [ctx.Process(target=_worker_main, args=(raw, data, bars, n), daemon=True)
+                 for n in shares(missing, workers)]
         for p in procs:
             p.start()
         try:
@@ -206,6 +219,13 @@ def run_study(spec: StudySpec, base: Settings, bars: CandleArrays, *, workers: i
     if on_progress is not None:
         on_progress(*_progress(study, spec))
     return outcome_of(study, spec, base)
+
+
+def _counted(study: Any) -> list[Any]:
+    """The trials that count toward `trials` (finished or pruned: what `MaxTrialsCallback` counts)."""
+    optuna = _optuna()
+    return list(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                          optuna.trial.TrialState.PRUNED)))
 
 
 def _finished(study: Any) -> list[Any]:

@@ -21,6 +21,7 @@ def importances(trials: Sequence[TrialRecord]) -> dict[str, float]:
     import optuna
     from optuna.distributions import FloatDistribution
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" on the terminal
     done = [t for t in trials if t.state == "COMPLETE" and t.value is not None and t.parameters]
     keys = sorted({k for t in done for k in t.parameters})
     if len(done) < 2 or not keys:

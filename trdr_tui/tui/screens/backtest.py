@@ -32,6 +32,7 @@ from trdr_tui.core.errors import ConfigError, TrdrError
 from trdr_tui.trading.presets import PRESETS as PRESET_TABLE
 from trdr_tui.tui.format import money_text, pct_text, rgb, tick_indexes, ts_text
 from trdr_tui.tui.services import BacktestOutcome, BacktestRequest, BacktestRunner
+from trdr_tui.tuning.genome import inert_keys
 
 PRESETS = [("configured strategy (agents, grid, risk)", "default"), ("simple-trailing (yardstick)", "simple-trailing")]
 
@@ -73,6 +74,8 @@ class BacktestFormScreen(Screen[None]):
         super().__init__(id="backtest-form")
         self.settings = settings
         self.runner = runner
+        # the trail field only where the strategy has trailing orders (else it changes nothing)
+        self.trail_offered = "trailing.distance" not in inert_keys(settings)
         self.running = False
         self.outcome: BacktestOutcome | None = None
 
@@ -95,8 +98,9 @@ class BacktestFormScreen(Screen[None]):
             with Horizontal(classes="row"):
                 yield Label("capital", classes="label")
                 yield Input(str(s.capital), id="capital", type="number")
-                yield Label("trail", classes="label")
-                yield Input(str(s.trailing.distance), id="trail")
+                if self.trail_offered:
+                    yield Label("trail", classes="label")
+                    yield Input(str(s.trailing.distance), id="trail")
             with Horizontal(classes="row"):
                 yield Label("min spacing", classes="label")
                 yield Input(str(s.grid.min_spacing), id="min_spacing")
@@ -121,10 +125,13 @@ class BacktestFormScreen(Screen[None]):
             raise ConfigError(f"'from' {start} is after 'to' {end}", hint="swap the dates")
         overrides: dict[str, Any] = {}
         capital = parse_fraction(value("capital"), "capital", 1.0, 1e12)
-        if capital is not None:
-            overrides["capital"] = capital
-        for field, key, lo, hi in (("trail", "trailing.distance", 0.0001, 0.5),
-                                   ("min_spacing", "grid.min_spacing", 0.0001, 0.5),
+        if capital is None:
+            raise ConfigError("capital is empty",
+                              hint=f"type the starting capital in {self.settings.symbol.split('-')[-1]}, "
+                                   f"e.g. {self.settings.capital:g}")
+        overrides["capital"] = capital
+        fields = [("trail", "trailing.distance", 0.0001, 0.5)] if self.trail_offered else []
+        for field, key, lo, hi in (*fields, ("min_spacing", "grid.min_spacing", 0.0001, 0.5),
                                    ("max_spacing", "grid.max_spacing", 0.0001, 0.5)):
             parsed = parse_fraction(value(field), field.replace("_", " "), lo, hi)
             if parsed is not None:
@@ -210,7 +217,7 @@ STAT_ROWS: list[tuple[str, str, str]] = [
     ("Sharpe", "sharpe", "num"),
     ("Sortino", "sortino", "num"),
     ("Calmar", "calmar", "num"),
-    ("win rate", "win_rate", "pct"),
+    ("win rate", "win_rate", "frac"),
     ("profit factor", "profit_factor", "num"),
     ("fills", "fills", "int"),
     ("round trips", "round_trips", "int"),

@@ -6,6 +6,10 @@ P&L column is coloured by sign. Colours come from the theme (`heat-cold`, `heat-
 A level's P&L is its own round trips (each take-profit against the lot it closes) plus its lot held at
 the price. Levels at and above the centre never hold a lot (the grid buys below it; sells rest there as the
 take-profits of the levels below, state `exit`), so their P&L reads `—`.
+
+States as shown: `idle`, `armed` (a BUY near the price), `trailing` (its BUY works), `held` (its BUY
+filled: it holds a lot, while its take-profit SELL works one level up — the grid's `filled`, which on
+screen read as if that SELL had filled), `exit` (a take-profit SELL rests at this level).
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from textual.widgets import DataTable
 from trdr_tui.core.events import GridSnapshot
 from trdr_tui.core.types import Side
 from trdr_tui.tui.format import blend, duration_text, money_text, pct_text, price_text
+
+SHOWN_STATE = {"filled": "held"}
+"""The grid's level states under another name on screen (module docstring)."""
 
 
 class GridTable(DataTable[Text]):
@@ -74,7 +81,7 @@ class GridTable(DataTable[Text]):
             self.add_row(
                 Text(price_text(level.price), style=base),
                 Text(level.side.value, style=base + Style(color=side_colour)),
-                Text(level.state, style=base + Style(bold=level.state in ("trailing", "armed", "exit"))),
+                Text(SHOWN_STATE.get(level.state, level.state), style=base + Style(bold=level.state in ("trailing", "armed", "exit"))),
                 Text(pct_text(dist, signed=True), style=base),
                 Text(money_text(level.pnl, signed=True) if holds_lots else "—", style=base + Style(color=pnl_colour)),
                 Text(duration_text(level.time_at_level_ns), style=base),
