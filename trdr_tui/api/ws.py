@@ -67,6 +67,7 @@ COALESCED = frozenset({"price", "performance"})
 # The `events` channel: every type the cockpit shows, by name. State-like ones coalesce per topic.
 STATE_TYPES: tuple[type, ...] = (Tick, PortfolioSnapshot, GridSnapshot, EngineStatus, FeedHealth, AgentSignal,
                                  Decision, WeightsChanged, BacktestProgress)
+_STATE_SET = frozenset(STATE_TYPES)
 EVENT_TYPES: dict[str, type] = {t.__name__: t for t in (*STATE_TYPES, CandleEvent, OrderEvent, Fill, RiskRejection,
                                                          LogEvent)}
 HISTORY_CANDLES = 300  # closed bars a new `events` subscriber receives first
@@ -204,6 +205,7 @@ class WsHub:
         self._bus: EventBus | None = None
         self._sub: Subscription | None = None
         self.states: dict[str, tuple[str, Any]] = {}  # coalescing key -> newest (topic, event)
+        self._state_keys: dict[str, str] = {}  # topic -> its coalescing key, for the state types (several per bar)
         self.candles: deque[tuple[str, Any]] = deque(maxlen=HISTORY_CANDLES)
         self.history: deque[tuple[str, Any]] = deque(maxlen=HISTORY_OTHER)
 
@@ -297,8 +299,14 @@ class WsHub:
         kind = EVENT_TYPES.get(type(event).__name__)
         key = None
         if kind is type(event):
-            key = self.state_key(topic, event)
-            self.remember(topic, event, key)
+            if kind in _STATE_SET:  # the common case (several per bar), without building the key each time
+                key = self._state_keys.get(topic)
+                if key is None:
+                    key = self._state_keys[topic] = self.state_key(topic, event) or ""
+                self.states[key] = (topic, event)
+            else:
+                key = self.state_key(topic, event)
+                self.remember(topic, event, key)
         if not self.clients:
             return
         if kind is type(event) and (self.subscribers["events"] or self.batched["events"]):
