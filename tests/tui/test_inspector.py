@@ -48,7 +48,8 @@ async def test_p_measures_the_agents_memory_while_the_engine_runs() -> None:
     from trdr_tui.tui.screens.inspector import PROFILE_CALLS
 
     settings = load_settings()
-    engine = build_engine(settings, mode="paper", feed=replay_feed(settings, real_candles()[:400], 100.0))
+    # 200 paced bars at 20 a second: ten seconds in which to press the keys (the pace keeps to the wall clock)
+    engine = build_engine(settings, mode="paper", feed=replay_feed(settings, real_candles()[:400], 20.0))
     app = make_app(settings, engine)
     async with app.run_test(size=SIZE) as pilot:
         while engine.bars_done == 0:
