@@ -63,11 +63,12 @@ def test_grid_search_picks_the_best_and_walk_forward_scores_it() -> None:
     the return is the distance × the number of bars (tests get a smaller pace than training)."""
     calls: list[tuple[int, float]] = []
 
-    def evaluate(bars: CandleArrays, settings: Settings) -> dict[str, Any]:
+    def evaluate(bars: CandleArrays, settings: Settings, warm: int) -> dict[str, Any]:
         d = float(settings.trailing.distance or 0.0)
         calls.append((len(bars), d))
-        per_bar = d / 100 if len(bars) == 40 else d / 200
-        return {"total_return": math.expm1(per_bar * len(bars)), "sharpe": -abs(d - 0.02), "max_drawdown": 0.1}
+        per_bar = d / 100 if warm == 0 else d / 200
+        return {"total_return": math.expm1(per_bar * (len(bars) - warm)), "sharpe": -abs(d - 0.02),
+                "max_drawdown": 0.1}
 
     best, score, trials = grid_search(fake_bars(40), load_settings(), {"trailing.distance": [0.01, 0.02, 0.03]},
                                       evaluate)
@@ -84,11 +85,15 @@ def test_grid_search_picks_the_best_and_walk_forward_scores_it() -> None:
     assert res.efficiency == pytest.approx(0.5)
     assert res.robustness_score == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
     assert res.test_bars == 20 and res.step_bars == 20
+    # each test window (20 bars) came with every bar before it as its warm-up: the default warm-up
+    # (720 bars) is more than there are
+    assert res.warm_bars == 720
+    assert [n for n, _ in calls if n != 40] == [60, 80, 100]
 
 
 def test_losing_out_of_sample_scores_low() -> None:
-    def evaluate(bars: CandleArrays, settings: Settings) -> dict[str, Any]:
-        r = 0.1 if len(bars) == 40 else -0.05
+    def evaluate(bars: CandleArrays, settings: Settings, warm: int) -> dict[str, Any]:
+        r = 0.1 if warm == 0 else -0.05
         return {"total_return": r, "sharpe": 1.0, "max_drawdown": 0.1}
 
     res = walk_forward(fake_bars(80), load_settings(), evaluate, train_bars=40, test_bars=20,
@@ -168,7 +173,47 @@ def test_walk_forward_prints_its_windows_with_the_parameters_chosen(
                "--monte-carlo", "0", "--no-session"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "walk-forward (sharpe, 720 training bars → 360 test bars per window)" in out
+    assert ("walk-forward (sharpe, 720 training bars → 360 test bars per window, each warmed on the 200 bars "
+            "before it, no orders)") in out
     assert "parameters chosen" in out and "out-of-sample: compounded" in out
     window_lines = [line for line in out.splitlines() if "capital=" in line]
     assert len(window_lines) == 4 and all(("capital=1000" in x) or ("capital=2000" in x) for x in window_lines)
+
+
+def test_a_warmed_window_is_a_continuous_run_cut_at_its_end(hourly: CandleArrays) -> None:
+    """Window 0 is traded exactly as a run that started its warm-up at the same bar and went on past
+    the window's end; bars after the window's end change nothing in it (no look-ahead)."""
+    from trdr_tui.backtest.runner import run_warmed
+
+    settings = load_settings()
+    bars = hourly[:2600]
+    kw: dict[str, Any] = {"train_bars": 1000, "test_bars": 400, "search_space": {"grid.cost_multiple": [2.0]}}
+    res = walk_forward(bars, settings, engine_evaluate(), **kw)
+    assert res.warm_bars == 720 and len(res.windows) == 4
+    run, start = run_warmed(settings, bars[1000 - 720:], 720)  # the continuous run, warmed the same way
+    assert run.equity[1400 - 280 - 1] / start - 1.0 == res.windows[0].test_return
+    changed = CandleArrays(bars.ts, bars.open.copy(), bars.high.copy(), bars.low.copy(), bars.close.copy(),
+                           bars.volume)
+    for col in (changed.open, changed.high, changed.low, changed.close):
+        col[1400:] *= 0.7  # a crash right after window 0
+    again = walk_forward(changed, settings, engine_evaluate(), **kw)
+    assert again.windows[0] == res.windows[0]
+    assert again.windows[1].test_return != res.windows[1].test_return
+
+
+def test_the_trend_gate_is_armed_at_a_warmed_windows_first_bar(hourly: CandleArrays) -> None:
+    """At bar 2000 (2017-09-22) the market is in a confirmed downtrend. Warmed on the 720 bars before,
+    the grid sees it at once and buys nothing; started cold it stocks its cells at the first bar."""
+    from trdr_tui.backtest.runner import run_warmed
+    from trdr_tui.trading.grid import trend_gate
+
+    settings = load_settings()
+    g = settings.grid
+    warm = hourly[2000 - 720:2200]
+    _f, _s, down = trend_gate(warm.close, fast_bars=g.trend_fast_bars, slow_bars=g.trend_slow_bars, band=g.trend_band)
+    assert down[720]  # the premise
+    warmed, start = run_warmed(settings, warm, 720)
+    cold, _ = run_warmed(settings, hourly[2000:2200], 0)
+    first_close = int(hourly.ts[2000]) + HOUR  # fills are stamped at the close of their bar
+    assert not bool((warmed.fills.ts <= first_close).any()) and warmed.equity[720] == start
+    assert bool((cold.fills.ts == first_close).any())  # the cold grid bought into the downtrend

@@ -61,7 +61,7 @@ class RateLimiter:
 class RestApi:
     """The Advanced Trade REST endpoints over a `Market`.
 
-    `now_ns` is the wall clock (UNIX nanoseconds) for the time endpoint; `on_order` is called with each
+    The time endpoint reports the market's time (`Market.exchange_now_ns`); `on_order` is called with each
     order a request changed (the user channel's update). For tests: `create_posts` (client_order_id →
     POST /orders received), `requests` ((method, path without the prefix, status); status 0 when
     the connection was dropped) and `arrivals` ((`time.monotonic()` seconds when the request reached
@@ -69,7 +69,7 @@ class RestApi:
     """
 
     def __init__(self, *, market: Market, gate: JwtGate, injector: FaultInjector, limiter: RateLimiter,
-                 now_ns: Callable[[], int], on_order: Callable[[FakeOrder], None]) -> None:
+                 on_order: Callable[[FakeOrder], None]) -> None:
         self.market = market
         self.gate = gate
         self.injector = injector
@@ -77,7 +77,6 @@ class RestApi:
         self.create_posts: dict[str, int] = {}
         self.requests: list[tuple[str, str, int]] = []
         self.arrivals: list[tuple[float, bool]] = []
-        self._now_ns = now_ns
         self._on_order = on_order
         self.data_products: dict[str, DataProduct] = {}  # market-data-only products (reference.py)
 
@@ -208,7 +207,7 @@ class RestApi:
         })
 
     async def h_time(self, request: web.Request) -> web.Response:
-        now = self._now_ns()
+        now = self.market.exchange_now_ns()  # the market's time: an accelerated market's, else the wall clock
         return web.json_response({"iso": iso(now), "epochSeconds": str(now // NS_PER_SECOND),
                                   "epochMillis": str(now // 1_000_000)})
 

@@ -73,7 +73,7 @@ class FakeExchange:
         self.ws = WsChannels(market=self.market, gate=self.gate, injector=self.injector, now_ns=clock.now_ns,
                              heartbeat_s=heartbeat_s, subscribe_deadline_s=subscribe_deadline_s)
         self.rest = RestApi(market=self.market, gate=self.gate, injector=self.injector, limiter=self.limiter,
-                            now_ns=clock.now_ns, on_order=self.ws.push_user)
+                            on_order=self.ws.push_user)
         if product_id in (data_products or {}):
             raise ValueError(f"{product_id} is the traded product; data_products holds the others")
         self.data_products = {pid: DataProduct(pid, bars) for pid, bars in (data_products or {}).items()}

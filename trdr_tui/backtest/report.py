@@ -178,7 +178,8 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     if wf:
         from trdr_tui.backtest.walkforward import WINDOW_COLUMNS, window_rows
 
-        out += ["## Walk-forward", "", f"Robustness score: {fmt(wf.get('robustness_score'))}", "",
+        out += ["## Walk-forward", "", f"Robustness score: {fmt(wf.get('robustness_score'))}. Each test window is "
+                f"warmed on the {fmt(wf.get('warm_bars'), 'int')} bars before it (no orders).", "",
                 _md_table(WINDOW_COLUMNS, window_rows(wf, fmt)), ""]
     params = results.get("parameters") or {}
     if params:

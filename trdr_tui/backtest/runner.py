@@ -74,6 +74,17 @@ def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None 
     return out[0]
 
 
+def run_warmed(settings: Settings, bars: CandleArrays, warm: int, *, preset: str | None = None,
+               engine_kwargs: Mapping[str, Any] | None = None) -> tuple[RunData, float]:
+    """Replay `bars` whose first `warm` bars only warm the run: they go through the engine (agents,
+    the grid's trend gate and spacing window) but place no orders (`trade_from_ns` = the open of bar
+    `warm`). Returns the run and its equity at the end of the warm-up (quote currency; the capital when
+    `warm` is 0), from which the rest is scored. Used by the optimizer's folds and the walk-forward."""
+    kwargs = {**(engine_kwargs or {}), "trade_from_ns": int(bars.ts[warm]) if warm > 0 else None}
+    run, _ = run_engine(settings, bars, preset=preset, engine_kwargs=kwargs)
+    return run, float(run.equity[warm - 1]) if warm > 0 else run.initial_capital
+
+
 async def run_engine_async(settings: Settings, candles: CandleArrays, *, preset: str | None = None,
                            run_id: str | None = None, on_progress: ProgressHook | None = None,
                            engine_kwargs: Mapping[str, Any] | None = None) -> tuple[RunData, Engine]:

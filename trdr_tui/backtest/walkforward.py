@@ -4,9 +4,16 @@ Each window's training bars go to the optimizer hook, which returns the best par
 the window's test bars (never seen by the optimizer) are then run with those overrides. The
 out-of-sample returns, window by window, show whether tuning on the past carried into the future.
 
+Each test window is warmed like a deployed bot starts (`engine.warmup`): the `warm_bars` bars before
+it (default `engine.warmup.history_bars`, 720 hourly bars for the default grid) go through the same
+run first, placing no orders (`runner.run_warmed`, as the optimizer's folds), so the agents, the
+grid's trend gate and its spacing window are armed at the window's first bar; the window's return,
+Sharpe and drawdown are measured from the equity at its start. Nothing after a window's last bar is
+read for it.
+
 The hook defaults to a small exhaustive grid search over a few settings (`grid_search`); the
 self-tuning package can pass its own optimizer instead. Runs go through the same engine as every
-backtest, each window starting flat with the configured capital.
+backtest, each test window starting flat with the configured capital.
 
 Robustness score (0…1): half the share of windows with a positive out-of-sample return, half the
 walk-forward efficiency clipped to [0, 1] — the mean out-of-sample growth per bar divided by the
@@ -31,8 +38,9 @@ from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.timefmt import iso_utc
 
 Overrides = dict[str, Any]
-# (bars, settings) → {"total_return", "sharpe", ...}: one backtest's statistics
-Evaluate = Callable[[CandleArrays, Settings], dict[str, Any]]
+# (bars, settings, warm) → {"total_return", "sharpe", ...}: one backtest's statistics over bars[warm:],
+# the first `warm` bars only warming the run (no orders)
+Evaluate = Callable[[CandleArrays, Settings, int], dict[str, Any]]
 # (train bars, base settings, search space, evaluate) → (best overrides, best score, every trial)
 Optimizer = Callable[[CandleArrays, Settings, Mapping[str, Sequence[Any]], Evaluate],
                      tuple[Overrides, float, list[dict[str, Any]]]]
@@ -67,6 +75,7 @@ class WalkForwardResult(msgspec.Struct, kw_only=True):
     train_bars: int
     test_bars: int
     step_bars: int
+    warm_bars: int  # bars before each test window that warm it (fewer when the data has fewer)
     search_space: dict[str, list[Any]]
     windows: list[WalkForwardWindow]
     mean_test_return: float | None
@@ -128,7 +137,7 @@ def grid_search(train: CandleArrays, base: Settings, space: Mapping[str, Sequenc
     trials: list[dict[str, Any]] = []
     for combo in itertools.product(*(space[k] for k in keys)):
         overrides = dict(zip(keys, combo, strict=True))
-        stats = evaluate(train, with_overrides(base, overrides))
+        stats = evaluate(train, with_overrides(base, overrides), 0)
         s = score_of(stats, objective)
         trials.append({"parameters": overrides, "score": s if math.isfinite(s) else None,
                        "total_return": stats.get("total_return")})
@@ -168,7 +177,11 @@ def walk_forward(
     objective: str = "sharpe",
     optimizer: Optimizer | None = None,
     on_window: Callable[[WalkForwardWindow], None] | None = None,
+    warm_bars: int | None = None,
 ) -> WalkForwardResult:
+    """Optimize on each training window, trade the next test window (warmed on the `warm_bars` bars
+    before it, default `engine.warmup.history_bars(settings)`); see the module doc. Raises ConfigError
+    for an unknown objective, an empty search space or too few bars."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {objective!r}", hint="use one of: " + ", ".join(OBJECTIVES))
     space = {k: list(v) for k, v in (search_space if search_space is not None else DEFAULT_SEARCH).items()}
@@ -176,6 +189,13 @@ def walk_forward(
         if not v:
             raise ConfigError(f"search space for '{k}' has no values")
     step = step_bars or test_bars
+    if warm_bars is None:
+        from trdr_tui.engine.warmup import history_bars
+
+        warm_bars = history_bars(settings)
+    warm = warm_bars
+    if warm < 0:
+        raise ConfigError(f"walk-forward warm-up of {warm} bars", hint="use 0 or more bars")
 
     def default_optimizer(train: CandleArrays, base: Settings, sp: Mapping[str, Sequence[Any]],
                           ev: Evaluate) -> tuple[Overrides, float, list[dict[str, Any]]]:
@@ -185,9 +205,10 @@ def walk_forward(
     result_windows: list[WalkForwardWindow] = []
     for idx, (a, b, c) in enumerate(windows(len(candles), train_bars, test_bars, step)):
         train, test = candles[a:b], candles[b:c]
+        lead = min(warm, b)  # the warm-up bars this window gets
         best, best_score, _trials = optimize(train, settings, space, evaluate)
-        train_stats = evaluate(train, with_overrides(settings, best))
-        test_stats = evaluate(test, with_overrides(settings, best))
+        train_stats = evaluate(train, with_overrides(settings, best), 0)
+        test_stats = evaluate(candles[b - lead:c], with_overrides(settings, best), lead)
         bh = float(test.close[-1] / test.close[0] - 1.0)
         w = WalkForwardWindow(
             index=idx,
@@ -205,11 +226,11 @@ def walk_forward(
         if on_window is not None:
             on_window(w)
     return summarize(result_windows, objective=objective, train_bars=train_bars, test_bars=test_bars,
-                     step_bars=step, search_space=space)
+                     step_bars=step, warm_bars=warm, search_space=space)
 
 
 def summarize(ws: list[WalkForwardWindow], *, objective: str, train_bars: int, test_bars: int, step_bars: int,
-              search_space: dict[str, list[Any]]) -> WalkForwardResult:
+              warm_bars: int, search_space: dict[str, list[Any]]) -> WalkForwardResult:
     test_r = np.array([w.test_return for w in ws])
     train_r = np.array([w.train_return for w in ws])
     share = float(np.count_nonzero(test_r > 0) / len(ws)) if ws else None
@@ -226,7 +247,7 @@ def summarize(ws: list[WalkForwardWindow], *, objective: str, train_bars: int, t
     if share is not None and efficiency is not None:
         score = 0.5 * share + 0.5 * min(max(efficiency, 0.0), 1.0)
     return WalkForwardResult(
-        objective=objective, train_bars=train_bars, test_bars=test_bars, step_bars=step_bars,
+        objective=objective, train_bars=train_bars, test_bars=test_bars, step_bars=step_bars, warm_bars=warm_bars,
         search_space=search_space, windows=ws,
         mean_test_return=float(test_r.mean()) if ws else None,
         compounded_test_return=float(np.prod(1.0 + test_r) - 1.0) if ws else None,
@@ -235,12 +256,13 @@ def summarize(ws: list[WalkForwardWindow], *, objective: str, train_bars: int, t
 
 
 def engine_evaluate(preset: str | None = None) -> Evaluate:
-    """The default evaluation: a full engine backtest of the bars, reduced to its equity statistics."""
-    from trdr_tui.backtest.runner import run_engine
+    """The default evaluation: a full engine backtest of the bars (the first `warm` only warming it,
+    `runner.run_warmed`), reduced to the equity statistics of the rest."""
+    from trdr_tui.backtest.runner import run_warmed
 
-    def evaluate(bars: CandleArrays, settings: Settings) -> dict[str, Any]:
-        run, _ = run_engine(settings, bars, preset=preset)
-        return metrics.equity_stats(run.equity, run.ts, run.initial_capital)
+    def evaluate(bars: CandleArrays, settings: Settings, warm: int) -> dict[str, Any]:
+        run, start = run_warmed(settings, bars, warm, preset=preset)
+        return metrics.equity_stats(run.equity[warm:], run.ts[warm:], start)
 
     return evaluate
 

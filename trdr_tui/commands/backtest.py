@@ -217,13 +217,15 @@ def _walk_forward(ctx: CliContext, settings: Any, candles: Any, timeframe: str, 
     from trdr_tui.backtest.runner import clean_json
     from trdr_tui.backtest.walkforward import engine_evaluate, parse_search, parse_window_spec, walk_forward
     from trdr_tui.core.clock import WallClock
+    from trdr_tui.engine.warmup import history_bars
     from trdr_tui.market.replay import timeframe_ns
     from trdr_tui.store.sessions import OptimizationRecord, OptimizationRepository
 
     args = ctx.args
     train, test, step = parse_window_spec(args.wf_spec, timeframe_ns(timeframe))
     result = walk_forward(candles, settings, engine_evaluate(args.preset), train_bars=train, test_bars=test,
-                          step_bars=step, search_space=parse_search(args.wf_search), objective=args.objective)
+                          step_bars=step, search_space=parse_search(args.wf_search), objective=args.objective,
+                          warm_bars=history_bars(settings, args.preset))
     out = clean_json(result.to_dict())
     if not args.no_session:
         import secrets
@@ -311,7 +313,8 @@ def _print_table(results: dict[str, Any], report: Path | None) -> None:
         from trdr_tui.backtest.walkforward import WINDOW_COLUMNS, window_rows
 
         wf_table = Table(title=f"walk-forward ({wf.get('objective')}, {wf.get('train_bars'):,} training bars → "
-                               f"{wf.get('test_bars'):,} test bars per window)", title_justify="left")
+                               f"{wf.get('test_bars'):,} test bars per window, each warmed on the "
+                               f"{wf.get('warm_bars'):,} bars before it, no orders)", title_justify="left")
         for i, col in enumerate(WINDOW_COLUMNS):
             wf_table.add_column(col, justify="right" if i >= 4 else "left")
         for cells in window_rows(wf, fmt):

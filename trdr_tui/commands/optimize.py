@@ -306,7 +306,7 @@ def _walk_forward(ctx: CliContext, spec: Any, settings: Any, candles: Any, timef
         id=opt_id, created_at=WallClock().now_ns(), method=f"walk_forward/optuna/{spec.sampler}",
         objective="out-of-sample return per window", search_space=out["search_space"], results=out,
         best_parameters=result.windows[-1].best_parameters if result.windows else None), [])
-    summary = {"optimization_id": opt_id, "windows": len(result.windows),
+    summary = {"optimization_id": opt_id, "windows": len(result.windows), "warm_bars": result.warm_bars,
                "compounded_test_return": result.compounded_test_return, "share_positive": result.share_positive,
                "robustness_score": result.robustness_score, "efficiency": result.efficiency,
                "window_returns": [w.test_return for w in result.windows]}

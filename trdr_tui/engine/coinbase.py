@@ -11,8 +11,11 @@ Paper = CoinbaseFeed (WebSocket, REST fallback) + SimExecutor; live = CoinbaseFe
 With the correlation agent enabled (and no preset), the feed also subscribes to `[agents]
 reference_symbol` on the same socket; its closed bars reach the agent at once and the store
 (`agents.sources.LiveCandles`), so a restart and `trdr data list` see them.
-A live run also reads the account's balances every `[funding] account_check_seconds` (`AccountWatch`)
-and books a deposit, a withdrawal or coins sent in or out that it finds there (PRD §3.3.3).
+A new run (no `run_id`) starts with the history its rules need (`engine.warmup`): the last
+`history_bars` closed bars, backfilled into the store and fed through the engine before the first live
+bar, placing no orders. A live run also reads the account's balances every `[funding]
+account_check_seconds` (`AccountWatch`) and books a deposit, a withdrawal or coins sent in or out that
+it finds there (PRD §3.3.3).
 URLs come from `[coinbase]` (or TRDR_COINBASE_REST_URL / _WS_URL / _USER_WS_URL), so the same code runs
 against Coinbase or any compatible server. The live confirmation prompt is the caller's job.
 """
@@ -32,6 +35,7 @@ from trdr_tui.core.types import Mode, Order
 from trdr_tui.engine.assembly import build_engine
 from trdr_tui.engine.loop import Engine
 from trdr_tui.engine.recovery import check_balances, check_unknown_orders, recover_from_store, restore_latest
+from trdr_tui.engine.warmup import history_bars, warm_start
 from trdr_tui.exchange.coinbase_executor import CoinbaseExecutor
 from trdr_tui.exchange.coinbase_feed import CoinbaseFeed
 from trdr_tui.exchange.coinbase_models import TransactionSummary
@@ -69,6 +73,8 @@ def build_coinbase_engine(settings: Settings, *, live: bool, store: Store | None
                           store=store, bus=bus, preset=preset, run_id=run_id, candle_source=reference)
     feed.bus = engine.bus  # feed health goes where the engine's listeners are
     feed.clock = engine.clock
+    if run_id is None:  # a resumed run's agents and grid come back from its checkpoint
+        feed.history = warm_start(engine, rest, store, history_bars(settings, preset))
     events.bind(engine.bus, engine.clock)
     engine.orders.overdraft_listeners.append(
         lambda order, fill, od: report_overdraft(events, engine.symbol, order, od))

@@ -23,6 +23,12 @@ traded product's trades or a heartbeat show the exchange's time has passed its e
 bar and bars that spanned an outage are replaced by the exchange's candle (dropped when it cannot be
 fetched), and each closed bar goes to `on_reference(symbol, candle)`, never into the stream: the
 engine sees one product. Trade ids are per product, so duplicates are recognised per product.
+
+History (`history`, an async loader: `engine.warmup.warm_start` for a new run): at the start, before
+connecting, its closed bars are queued ahead of every live item, so the engine warms on them first; a
+live bar that opens at or before the last of them is dropped (counted in `duplicates`), and the bars
+that closed between the last of them and the first live bar (the start took that long) are fetched
+with the first bar's repair and queued before it.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from trdr_tui.core.bus import EventBus
@@ -138,6 +144,7 @@ class CoinbaseFeed:
         repair_bars: bool = True,
         references: Sequence[str] = (),
         on_reference: Callable[[str, Candle], None] | None = None,
+        history: Callable[[], Awaitable[list[Candle]]] | None = None,
     ) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
@@ -180,6 +187,9 @@ class CoinbaseFeed:
         self._held: list[Candle | Tick] | None = None
         self._first_bar: int | None = None  # open time of the first bar built: partial, always repaired
         self._repairs: set[asyncio.Task[None]] = set()
+        self.history = history
+        self.history_bars = 0  # closed bars queued from `history` at the start
+        self._history_end = -(2**63)  # open time of the last of them
 
     # -- Feed protocol ---------------------------------------------------------------------------
 
@@ -203,6 +213,12 @@ class CoinbaseFeed:
     async def start(self) -> None:
         if self._tasks or self._closed:
             return
+        if self.history is not None:
+            load, self.history = self.history, None
+            for candle in await load():
+                self._queue.put_nowait(candle)
+                self._history_end = candle.ts
+                self.history_bars += 1
         self._publish(False, "coinbase-ws", "connecting")
         self._tasks = [asyncio.create_task(self.ws.run(), name="coinbase-ws"),
                        asyncio.create_task(self._poll_loop(), name="coinbase-poll")]
@@ -395,6 +411,9 @@ class CoinbaseFeed:
         if self._held is not None:
             self._held.append(item)
             return
+        if isinstance(item, Candle) and item.ts <= self._history_end:
+            self.duplicates += 1
+            return
         if isinstance(item, Candle) and self.repair_bars and self._degraded(item):
             self._held = []
             task = asyncio.get_running_loop().create_task(self._repair(item))
@@ -405,12 +424,19 @@ class CoinbaseFeed:
 
     async def _repair(self, built: Candle) -> None:
         candle: Candle | None = built
+        gap: list[Candle] = []  # closed bars between the history and the first live bar
         try:
             start_s = built.ts // NS
-            got = await self.rest.get_candles(self.symbol, start_s, start_s + self.timeframe_ns // NS,
-                                              self.timeframe)
-            if got and got[0].ts == built.ts:
-                candle = got[0]
+            end_s = start_s + self.timeframe_ns // NS
+            if built.ts == self._first_bar and self.history_bars and built.ts > self._history_end + self.timeframe_ns:
+                got = await self.rest.candles_range(self.symbol, (self._history_end + self.timeframe_ns) // NS, end_s,
+                                                    self.timeframe)
+                gap = [c for c in got if self._history_end < c.ts < built.ts]
+            else:
+                got = await self.rest.get_candles(self.symbol, start_s, end_s, self.timeframe)
+            match = [c for c in got if c.ts == built.ts]
+            if match:
+                candle = match[0]
                 self.repaired += 1
         except TrdrError as exc:
             why = "began before the feed started" if built.ts == self._first_bar else "spanned an outage"
@@ -420,6 +446,8 @@ class CoinbaseFeed:
             candle = None
             self.dropped += 1
         held, self._held = self._held or [], None
+        for c in gap:
+            self._queue.put_nowait(c)
         if candle is not None:
             self._queue.put_nowait(candle)
         for item in held:

@@ -203,6 +203,12 @@ def atr_spacing(high: F64, low: F64, close: F64, *, bars: int, multiple: float, 
     return float(min(max(multiple * float(a[-1]) / float(close[-1]), min_spacing), max_spacing))
 
 
+def history_bars(c: GridConfig) -> int:
+    """Closed bars the grid's rules read before they are armed: the trend gate's slow EMA
+    (`trend_slow_bars`) and, with `auto_spacing`, the spacing window (`SWING_HISTORY_BARS`)."""
+    return max(c.trend_slow_bars, SWING_HISTORY_BARS if c.auto_spacing else 0)
+
+
 def trend_gate(close: F64, *, fast_bars: int, slow_bars: int, band: float) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
     """The trend gate over a whole history (the batch twin of `GridPolicy`'s per-bar update):
     (EMA fast, EMA slow, confirmed downtrend) per bar.

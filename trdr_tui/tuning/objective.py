@@ -34,7 +34,7 @@ import numpy as np
 
 from trdr_tui.backtest import metrics
 from trdr_tui.backtest.montecarlo import monte_carlo
-from trdr_tui.backtest.runner import run_engine
+from trdr_tui.backtest.runner import run_warmed
 from trdr_tui.backtest.walkforward import windows, with_overrides
 from trdr_tui.config import Settings
 from trdr_tui.core.arrays import CandleArrays
@@ -160,9 +160,7 @@ def evaluate(cache: DatasetCache, base: Settings, overrides: Mapping[str, Any], 
     trade_r: list[np.ndarray] = []
     for idx, ((a, b, _c), bars) in enumerate(zip(cache.slices, cache.fold_bars, strict=True)):
         w = b - a  # bars of warm-up before the scored segment: they warm the agents and place no orders
-        run, _ = run_engine(settings, bars, engine_kwargs={"decisions": cache.decisions(settings),
-                                                          "trade_from_ns": int(bars.ts[w]) if w > 0 else None})
-        start_equity = float(run.equity[w - 1]) if w > 0 else run.initial_capital
+        run, start_equity = run_warmed(settings, bars, w, engine_kwargs={"decisions": cache.decisions(settings)})
         eq = run.equity[w:]
         test_start = int(bars.ts[w])
         in_test = run.fills.ts >= test_start
