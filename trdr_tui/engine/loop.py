@@ -304,19 +304,21 @@ class Engine:
     def _batch_decisions(self, n: int) -> list[Decision | None]:
         """Per bar: a light Decision (no per-agent signals) for actionable bars, None otherwise.
         The full Decision with every agent's signal is built (`decision_at`) only for listeners."""
-        out: list[Decision | None] = [None] * n
         a = self.decision_arrays
         if a is None:
-            return out
-        valid = a.valid.tolist()
-        act = a.action.tolist()
-        conf = a.confidence.tolist()
-        trail = a.trail_distance.tolist()
-        ts = a.ts.tolist()
-        for i in range(n):
-            if valid[i]:
-                out[i] = Decision(ts=ts[i], action=ACTIONS[act[i]], confidence=conf[i], trail_distance=trail[i])
-        return out
+            return [None] * n
+        # One Decision per bar (and its empty `weights` dict) is tens of thousands of new GC-tracked objects:
+        # the cyclic GC would rescan the growing list many times over while it is built (they form no cycles).
+        gc_on = gc.isenabled()
+        gc.disable()
+        try:
+            return [Decision(ts=t, action=ACTIONS[x], confidence=c, trail_distance=d) if v else None
+                    for v, t, x, c, d in zip(a.valid[:n].tolist(), a.ts[:n].tolist(), a.action[:n].tolist(),
+                                             a.confidence[:n].tolist(), a.trail_distance[:n].tolist(),
+                                             strict=True)]
+        finally:
+            if gc_on:
+                gc.enable()
 
     async def _run_arrays(self, arrays: CandleArrays) -> None:
         self.history.arrays = arrays

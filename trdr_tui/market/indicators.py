@@ -193,17 +193,32 @@ def vwap(high: F64, low: F64, close: F64, volume: F64, period: int = 24) -> F64:
     return out
 
 
+def window_extreme(x: F64, period: int, pick: np.ufunc) -> F64:
+    """`pick` (np.maximum / np.minimum) over every window of `period` consecutive values: out[j] is the
+    extreme of x[j] … x[j + period − 1] (n − period + 1 values; `period` ≤ n). The values of a
+    sliding-window max/min, NaN included (the extreme involves no rounding), in about log2(period)
+    whole-array passes instead of a reduction along a strided axis: a doubling table, whose two
+    overlapping power-of-two windows cover each window (a sparse table, Bender & Farach-Colton 2000)."""
+    m = x
+    span = 1
+    while 2 * span <= period:
+        m = pick(m[:-span], m[span:])  # m[j]: the extreme of x[j] … x[j + 2·span − 1]
+        span *= 2
+    k = period - span
+    return pick(m[:m.shape[0] - k], m[k:]) if k else m.copy()
+
+
 def rolling_max(x: F64, period: int) -> F64:
     out = _nan(x.shape[0])
     if x.shape[0] >= period:
-        out[period - 1:] = sliding_window_view(x, period).max(axis=1)
+        out[period - 1:] = window_extreme(x, period, np.maximum)
     return out
 
 
 def rolling_min(x: F64, period: int) -> F64:
     out = _nan(x.shape[0])
     if x.shape[0] >= period:
-        out[period - 1:] = sliding_window_view(x, period).min(axis=1)
+        out[period - 1:] = window_extreme(x, period, np.minimum)
     return out
 
 
@@ -214,8 +229,8 @@ def swing_flags(high: F64, low: F64, lookback: int) -> tuple[npt.NDArray[np.bool
     is_high = np.zeros(n, dtype=bool)
     is_low = np.zeros(n, dtype=bool)
     if n >= width:
-        is_high[lookback:n - lookback] = sliding_window_view(high, width).max(axis=1) == high[lookback:n - lookback]
-        is_low[lookback:n - lookback] = sliding_window_view(low, width).min(axis=1) == low[lookback:n - lookback]
+        is_high[lookback:n - lookback] = window_extreme(high, width, np.maximum) == high[lookback:n - lookback]
+        is_low[lookback:n - lookback] = window_extreme(low, width, np.minimum) == low[lookback:n - lookback]
     return is_high, is_low
 
 

@@ -162,16 +162,15 @@ def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
     mid = slice(lookback, len(high) - lookback)
     is_high = high[mid] >= hi_max
     is_low = (low[mid] <= lo_min) & ~is_high
-    pivots: list[tuple[float, int]] = []  # (price, +1 high / −1 low)
-    for j in np.flatnonzero(is_high | is_low).tolist():
-        kind = 1 if is_high[j] else -1
-        price = float(high[j + lookback] if kind == 1 else low[j + lookback])
-        if pivots and pivots[-1][1] == kind:
-            if (kind == 1 and price > pivots[-1][0]) or (kind == -1 and price < pivots[-1][0]):
-                pivots[-1] = (price, kind)
-            continue
-        pivots.append((price, kind))
-    return [p for p, _ in pivots]
+    at = np.flatnonzero(is_high | is_low)
+    if at.size == 0:
+        return []
+    kind = is_high[at]  # True: a swing high
+    price = np.where(kind, high[at + lookback], low[at + lookback])
+    # each run of one kind keeps its most extreme price (the highest high, the lowest low)
+    runs = np.flatnonzero(np.concatenate(([True], kind[1:] != kind[:-1])))
+    keep = np.where(kind[runs], np.maximum.reduceat(price, runs), np.minimum.reduceat(price, runs))
+    return list(keep.tolist())
 
 
 def swing_spacing(high: F64, low: F64, *, lookback: int, fraction: float, min_spacing: float,

@@ -197,7 +197,7 @@ class OrderManager:
         return None
 
     def open_entries(self) -> int:
-        return sum(1 for o in self.open.values() if o.side is Side.BUY) + len(self.portfolio.lots)
+        return len([o for o in self.open.values() if o.side is Side.BUY]) + len(self.portfolio.lots)
 
     def _new_order(self, side: Side, otype: OrderType, size: float, *, price: float | None = None,
                    trail: float | None = None, metadata: dict[str, str | float | int | bool | None] | None = None
