@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Final
 
 from trdr_tui.config import ExecutionConfig
 from trdr_tui.core.clock import Clock
@@ -36,6 +37,10 @@ from trdr_tui.core.types import Fill, Liquidity, Order, OrderStatus, OrderType, 
 from trdr_tui.exchange.fees import FeeSchedule, VolumeTracker
 from trdr_tui.trading.sizing import Increments, to_decimal
 
+# Sides as module constants for the loops over resting orders: a lookup on an Enum class is slow on
+# Python 3.11 (it goes through `EnumType.__getattr__`'s hook).
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
 MAX_SLIPPAGE = 0.5  # a fill is never moved further than half its reference price (keeps prices > 0)
 
 
@@ -132,8 +137,8 @@ class SimExecutor:
             reach = self._reach
             if reach is None:  # the highest resting BUY and the lowest resting SELL limit
                 reach = self._reach = (
-                    max((o.price or 0.0 for o in self.resting.values() if o.side is Side.BUY), default=-math.inf),
-                    min((o.price or 0.0 for o in self.resting.values() if o.side is Side.SELL), default=math.inf))
+                    max((o.price or 0.0 for o in self.resting.values() if o.side is _BUY), default=-math.inf),
+                    min((o.price or 0.0 for o in self.resting.values() if o.side is _SELL), default=math.inf))
             if low < reach[0] or high > reach[1]:  # else no limit is traded through: nothing to match
                 self._match(high, low, volume * self.max_volume_share)
 
@@ -176,7 +181,7 @@ class SimExecutor:
         for order in list(self.resting.values()):
             limit = order.price
             assert limit is not None
-            through = low < limit if order.side is Side.BUY else high > limit
+            through = low < limit if order.side is _BUY else high > limit
             if not through or capacity <= 0.0:
                 continue
             left = remaining(order)

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -98,8 +98,32 @@ class LevelTrigger(StrEnum):
     DUST_CLEARED = "dust_cleared"  # the remaining lot is below the product's minimum order: dropped
 
 
-L = LevelState
-T = LevelTrigger
+class L:
+    """LevelState's members as plain class attributes, for the per-level checks of every grid pass: on
+    Python 3.11 a lookup on an Enum class goes through `EnumType.__getattr__`'s slow hook (about ten
+    times a plain class attribute; gone in 3.12)."""
+
+    IDLE: Final = LevelState.IDLE
+    ARMED: Final = LevelState.ARMED
+    TRAILING: Final = LevelState.TRAILING
+    FILLED: Final = LevelState.FILLED
+
+
+class T:
+    """LevelTrigger's members as plain class attributes (see `L`)."""
+
+    NEAR: Final = LevelTrigger.NEAR
+    AWAY: Final = LevelTrigger.AWAY
+    BUY_PLACED: Final = LevelTrigger.BUY_PLACED
+    BUY_ENDED_FLAT: Final = LevelTrigger.BUY_ENDED_FLAT
+    BUY_ENDED_HOLDING: Final = LevelTrigger.BUY_ENDED_HOLDING
+    BOUGHT: Final = LevelTrigger.BOUGHT
+    SOLD_OUT: Final = LevelTrigger.SOLD_OUT
+    STOPPED_OUT: Final = LevelTrigger.STOPPED_OUT
+    DUST_CLEARED: Final = LevelTrigger.DUST_CLEARED
+
+
+_TRAIL_SELL: Final = Action.TRAIL_SELL  # (see `L`) read on every bar
 
 LEVEL_TRANSITIONS: dict[tuple[LevelState, LevelTrigger], LevelState] = {
     (L.IDLE, T.NEAR): L.ARMED,
@@ -419,7 +443,7 @@ class GridPolicy:
             down = gate[i]
         else:
             down = self._trend(close)
-        bearish = decision is not None and decision.action is Action.TRAIL_SELL \
+        bearish = decision is not None and decision.action is _TRAIL_SELL \
             and decision.confidence >= self.min_confidence
         halted = self._risk.halted
         if self._quiet and self._lo < close < self._hi and down is self._q_down and bearish is self._q_bearish \

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
 
@@ -51,6 +51,11 @@ from trdr_tui.trading.slippage import SlippageMinimizer
 from trdr_tui.trading.trailing import TrailingState, walk_path
 
 FillListener = Callable[[Order, Fill, Trade | None], None]
+# Members read in the loops over open orders, as module constants: a lookup on an Enum class is slow on
+# Python 3.11 (it goes through `EnumType.__getattr__`'s hook).
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_ARMED: Final = OrderStatus.ARMED
 
 
 class TrailingSnapshot(msgspec.Struct, frozen=True):
@@ -172,7 +177,7 @@ class OrderManager:
         """Quote currency the open BUY orders may still spend (estimated at `price` where unpriced)."""
         total = 0.0
         for o in self.open.values():
-            if o.side is Side.BUY:
+            if o.side is _BUY:
                 quote = o.metadata.get("quote")
                 total += float(quote) if quote is not None else o.remaining * (o.price or price)
         return total
@@ -181,14 +186,14 @@ class OrderManager:
         """Base units the open BUY orders (other than `excluding`) may still buy, quote-sized ones at `price`."""
         total = 0.0
         for o in self.open.values():
-            if o.side is Side.BUY and o is not excluding:
+            if o.side is _BUY and o is not excluding:
                 quote = o.metadata.get("quote")
-                total += float(quote) / price if quote is not None and o.status is OrderStatus.ARMED else o.remaining
+                total += float(quote) / price if quote is not None and o.status is _ARMED else o.remaining
         return total
 
     def committed_base(self) -> float:
         """Base units the open SELL orders may still sell."""
-        return sum(o.remaining for o in self.open.values() if o.side is Side.SELL)
+        return sum(o.remaining for o in self.open.values() if o.side is _SELL)
 
     def trailing_state(self, order: Order) -> TrailingState | None:
         for st in self.trailing:
@@ -197,7 +202,7 @@ class OrderManager:
         return None
 
     def open_entries(self) -> int:
-        return len([o for o in self.open.values() if o.side is Side.BUY]) + len(self.portfolio.lots)
+        return len([o for o in self.open.values() if o.side is _BUY]) + len(self.portfolio.lots)
 
     def _new_order(self, side: Side, otype: OrderType, size: float, *, price: float | None = None,
                    trail: float | None = None, metadata: dict[str, str | float | int | bool | None] | None = None

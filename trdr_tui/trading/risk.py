@@ -79,7 +79,7 @@ class RiskManager:
     def __init__(self, limits: RiskLimits, portfolio: Portfolio) -> None:
         self.limits = limits
         self.portfolio = portfolio
-        self._day = -1
+        self._day_start, self._day_end = -DAY_NS, 0  # the UTC day of the last mark: [start, end) in ns
         self._day_open_equity = portfolio.initial_cash
         self._peak = portfolio.peak_equity
         self._equity = portfolio.initial_cash
@@ -114,9 +114,9 @@ class RiskManager:
     def on_mark(self, ts: int, equity: float) -> None:
         """Called with each bar's marked equity (at the clock's time `ts`): rolls the daily-loss window
         at UTC midnight; starts the drawdown halt, and lifts it once its cool-off has passed."""
-        day = ts // DAY_NS
-        if day != self._day:
-            self._day = day
+        if not self._day_start <= ts < self._day_end:  # a new day (no division of big ints on every bar)
+            self._day_start = ts // DAY_NS * DAY_NS
+            self._day_end = self._day_start + DAY_NS
             self._day_open_equity = equity
         self._equity = equity
         lim = self.limits.max_drawdown
