@@ -20,6 +20,8 @@ on real hourly data holds them to a relative difference of 1e-9):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +90,43 @@ def _first_finite(x: F64) -> int:
     return int(idx[0]) if idx.size else x.shape[0]
 
 
+PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE: a float sum of up to this many terms is one block
+
+
+def _pairwise(term: Callable[[int], F64], count: int) -> F64:
+    """Σ term(k) over k < `count` (≤ PAIRWISE_BLOCK), element by element, added in the order numpy's
+    pairwise summation adds `count` values within one block (`pairwise_sum` in numpy's
+    loops_utils.h.src): from 0, left to right when fewer than 8; else 8 partial sums of every 8th term,
+    combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the rest left to right. So the
+    results have the bits of numpy's `sum` over a row of `count` values, with `count` whole-array adds
+    (a reduction along a short strided axis is several times slower)."""
+    if count < 8:
+        acc = term(0).copy()
+        for k in range(1, count):
+            acc += term(k)
+    else:
+        r = [term(j).copy() for j in range(8)]
+        block = count - count % 8
+        for k in range(8, block, 8):
+            for j in range(8):
+                r[j] += term(k + j)
+        acc = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for k in range(block, count):
+            acc += term(k)
+    acc += 0.0  # numpy starts from 0.0: a sum of negative zeros is +0.0
+    return acc
+
+
+def window_sum(x: F64, period: int) -> F64:
+    """Σ x[j] … x[j + period − 1] for every window (n − period + 1 values; `period` ≤ n): the bits of
+    `sliding_window_view(x, period).sum(axis=1)` (`_pairwise` up to PAIRWISE_BLOCK terms; that very
+    reduction above)."""
+    if period > PAIRWISE_BLOCK:
+        return sliding_window_view(x, period).sum(axis=1)
+    m = x.shape[0] - period + 1
+    return _pairwise(lambda k: x[k:k + m], period)
+
+
 def sma(x: F64, period: int) -> F64:
     """Simple moving average; NaN until `period` values (leading NaNs are skipped)."""
     n = x.shape[0]
@@ -95,7 +134,7 @@ def sma(x: F64, period: int) -> F64:
     start = _first_finite(x)
     if n - start < period:
         return out
-    out[start + period - 1:] = sliding_window_view(x[start:], period).mean(axis=1)
+    out[start + period - 1:] = window_sum(x[start:], period) / period
     return out
 
 
@@ -166,9 +205,14 @@ def rolling_std(x: F64, period: int) -> F64:
     out = _nan(n)
     if n < period:
         return out
-    w = sliding_window_view(x, period)
-    mean = w.mean(axis=1)
-    out[period - 1:] = np.sqrt(((w - mean[:, None]) ** 2).sum(axis=1) / period)
+    if period > PAIRWISE_BLOCK:
+        w = sliding_window_view(x, period)
+        mean = w.mean(axis=1)
+        out[period - 1:] = np.sqrt(((w - mean[:, None]) ** 2).sum(axis=1) / period)
+        return out
+    m = n - period + 1
+    mean = window_sum(x, period) / period
+    out[period - 1:] = np.sqrt(_pairwise(lambda k: (x[k:k + m] - mean) ** 2, period) / period)
     return out
 
 
@@ -186,8 +230,8 @@ def vwap(high: F64, low: F64, close: F64, volume: F64, period: int = 24) -> F64:
     if n < period:
         return out
     typical = (high + low + close) / 3.0
-    pv = sliding_window_view(typical * volume, period).sum(axis=1)
-    v = sliding_window_view(volume, period).sum(axis=1)
+    pv = window_sum(typical * volume, period)
+    v = window_sum(volume, period)
     with np.errstate(divide="ignore", invalid="ignore"):
         out[period - 1:] = np.where(v != 0.0, pv / v, np.nan)
     return out
