@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from trdr_tui.config import PriceModel, Settings
 from trdr_tui.core.arrays import CandleArrays
@@ -68,6 +68,9 @@ from trdr_tui.trading.risk import Halt, RiskManager
 CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
 RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
 ACTIONS = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)  # the batch action codes 0, 1, 2
+# read per bar: an Enum class lookup is slow on Python 3.11 (it goes through `EnumType.__getattr__`'s hook)
+_HOLD: Final = Action.HOLD
+_BACKTEST: Final = Mode.BACKTEST
 
 __all__ = ["CHUNK", "Engine", "Feed"]
 
@@ -406,7 +409,7 @@ class Engine:
         """The bar's decision: kept in the record when actionable; in a batch run the full decision
         (every agent's signal) is built and published only when someone listens (a streaming source
         publishes its own)."""
-        if decision.action is not Action.HOLD:
+        if decision.action is not _HOLD:
             self.decisions_seen.append(decision)
         src = self._batch_source
         if src is not None and self.bus.has_subscribers(self.decision_topic):
@@ -496,7 +499,7 @@ class Engine:
         """Someone would see a grid snapshot now: paper/live (checkpoints, the cockpit), agents that read
         the book while streaming (precomputed decisions never do: `precompute` refuses book readers), or
         a listener on `grid.<symbol>`. A batch backtest without them skips building snapshots."""
-        return self._mode is not Mode.BACKTEST or (self._book_source is not None and self._batch_source is None) \
+        return self._mode is not _BACKTEST or (self._book_source is not None and self._batch_source is None) \
             or self.bus.has_subscribers(f"grid.{self._symbol}")
 
     def publish_grid(self, snap: GridSnapshot) -> None:

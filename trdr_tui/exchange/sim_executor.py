@@ -37,10 +37,15 @@ from trdr_tui.core.types import Fill, Liquidity, Order, OrderStatus, OrderType, 
 from trdr_tui.exchange.fees import FeeSchedule, VolumeTracker
 from trdr_tui.trading.sizing import Increments, to_decimal
 
-# Sides as module constants for the loops over resting orders: a lookup on an Enum class is slow on
+# Members as module constants for the loops over resting orders and every order: a lookup on an Enum class is slow on
 # Python 3.11 (it goes through `EnumType.__getattr__`'s hook).
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
+_SUBMITTED: Final = OrderStatus.SUBMITTED
+_PARTIAL: Final = OrderStatus.PARTIAL
+_FILLED: Final = OrderStatus.FILLED
+_LIMIT: Final = OrderType.LIMIT
+_MAKER: Final = Liquidity.MAKER
 MAX_SLIPPAGE = 0.5  # a fill is never moved further than half its reference price (keeps prices > 0)
 
 
@@ -145,9 +150,9 @@ class SimExecutor:
     def submit_now(self, order: Order) -> None:
         if self._on_report is None:
             raise StateCorruption("SimExecutor.submit before bind()", hint="the engine binds its report handler")
-        if order.status is not OrderStatus.SUBMITTED:  # a fired trailing order is already SUBMITTED
-            self._report(order, OrderStatus.SUBMITTED)
-        if order.type is OrderType.LIMIT:
+        if order.status is not _SUBMITTED:  # a fired trailing order is already SUBMITTED
+            self._report(order, _SUBMITTED)
+        if order.type is _LIMIT:
             self.resting[order.id] = order
             self._reach = None
             return
@@ -189,8 +194,8 @@ class SimExecutor:
             if not size > 0:
                 continue
             capacity -= float(size)
-            self._fill(order, limit, size, left, Liquidity.MAKER)
-            if order.status is not OrderStatus.PARTIAL:
+            self._fill(order, limit, size, left, _MAKER)
+            if order.status is not _PARTIAL:
                 self.resting.pop(order.id, None)
                 self._reach = None
 
@@ -213,7 +218,7 @@ class SimExecutor:
         if volume is not None:
             volume.add(now, notional)
         done = size_d >= left
-        self._report(order, OrderStatus.FILLED if done else OrderStatus.PARTIAL, fill=fill)
+        self._report(order, _FILLED if done else _PARTIAL, fill=fill)
 
     def _report(self, order: Order, status: OrderStatus, *, fill: Fill | None = None, reason: str = "") -> None:
         assert self._on_report is not None

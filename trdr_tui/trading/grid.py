@@ -124,6 +124,8 @@ class T:
 
 
 _TRAIL_SELL: Final = Action.TRAIL_SELL  # (see `L`) read on every bar
+_BUY: Final = Side.BUY  # (see `L`) read at every order the grid places
+_SELL: Final = Side.SELL
 
 LEVEL_TRANSITIONS: dict[tuple[LevelState, LevelTrigger], LevelState] = {
     (L.IDLE, T.NEAR): L.ARMED,
@@ -570,7 +572,7 @@ class GridPolicy:
 
     def _buy(self, lv: Level) -> Order | None:
         pf = self.portfolio
-        price = float(self.sizer.product.round_price(lv.price, Side.BUY))
+        price = float(self.sizer.product.round_price(lv.price, _BUY))
         available = max(pf.cash - self.orders.committed_cash(price), 0.0)
         limit = self.ctx.risk.position_limit(price, buying=self.ctx.orders.committed_buy_base(price))
         quote = min(self.quote, available / (1.0 + self.cost))
@@ -587,7 +589,7 @@ class GridPolicy:
             self.skipped_below_min += 1
             return None
         try:
-            return self.orders.place_limit(Side.BUY, float(size), price, reason="grid level",
+            return self.orders.place_limit(_BUY, float(size), price, reason="grid level",
                                            metadata={"grid_leg": "level", "grid_level": lv.index})
         except RiskLimitExceeded:
             return None
@@ -609,8 +611,8 @@ class GridPolicy:
                 lv.exit_order = self.orders.place_trailing(Side.SELL, size=float(size), trail=capped, price=close,
                                                            reason="grid exit", metadata=meta)
             else:
-                limit = float(self.sizer.product.round_price(max(target, close * (1.0 + self.tick)), Side.SELL))
-                lv.exit_order = self.orders.place_limit(Side.SELL, float(size), limit, reason="grid take-profit",
+                limit = float(self.sizer.product.round_price(max(target, close * (1.0 + self.tick)), _SELL))
+                lv.exit_order = self.orders.place_limit(_SELL, float(size), limit, reason="grid take-profit",
                                                         metadata=meta)
         except RiskLimitExceeded:
             return

@@ -28,6 +28,7 @@ the order still goes through `check`, so there is no path around it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import msgspec
 
@@ -38,6 +39,7 @@ from trdr_tui.core.types import Side
 from trdr_tui.trading.portfolio import Portfolio
 
 DAY_NS = 86_400 * NS_PER_SECOND
+_SELL: Final = Side.SELL  # read at every order: an Enum class lookup is slow on Python 3.11
 
 
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,7 +172,7 @@ class RiskManager:
         failed: list[str] = []
         if not size > 0.0 or not price > 0.0:
             return ["position_size"]
-        if side is Side.SELL:
+        if side is _SELL:
             if size + selling > pf.position * (1.0 + 1e-9) + 1e-12:
                 failed.append("position_size")
             return failed
