@@ -310,35 +310,34 @@ class Engine:
         a = self.decision_arrays
         if a is None:
             return [None] * n
-        # One Decision per bar (and its empty `weights` dict) is tens of thousands of new GC-tracked objects:
-        # the cyclic GC would rescan the growing list many times over while it is built (they form no cycles).
-        gc_on = gc.isenabled()
-        gc.disable()
-        try:
-            return [Decision(ts=t, action=ACTIONS[x], confidence=c, trail_distance=d) if v else None
-                    for v, t, x, c, d in zip(a.valid[:n].tolist(), a.ts[:n].tolist(), a.action[:n].tolist(),
-                                             a.confidence[:n].tolist(), a.trail_distance[:n].tolist(),
-                                             strict=True)]
-        finally:
-            if gc_on:
-                gc.enable()
+        return [Decision(ts=t, action=ACTIONS[x], confidence=c, trail_distance=d) if v else None
+                for v, t, x, c, d in zip(a.valid[:n].tolist(), a.ts[:n].tolist(), a.action[:n].tolist(),
+                                         a.confidence[:n].tolist(), a.trail_distance[:n].tolist(), strict=True)]
 
     async def _run_arrays(self, arrays: CandleArrays) -> None:
         self.history.arrays = arrays
         n = len(arrays)
         if isinstance(self.policy, PreparedPolicy):
             self.policy.prepare(arrays.close)
-        decisions = self._batch_decisions(n)
         # Python sequences index far faster than numpy scalars. Tuples of plain numbers drop out of the
         # cyclic GC's tracking after its first pass, so big series are not rescanned by every collection.
-        ts_l = tuple(arrays.ts.tolist())
-        tf = self.feed.timeframe_ns
-        now_l = tuple((arrays.ts + tf).tolist())
-        o_l = tuple(arrays.open.tolist())
-        h_l = tuple(arrays.high.tolist())
-        l_l = tuple(arrays.low.tolist())
-        c_l = tuple(arrays.close.tolist())
-        v_l = tuple(arrays.volume.tolist())
+        # They and the per-bar decisions (Decisions are untracked) are built with the cyclic GC off: their
+        # allocations would otherwise start collections that rescan the sequences while they grow.
+        gc_on = gc.isenabled()
+        gc.disable()
+        try:
+            decisions = self._batch_decisions(n)
+            ts_l = tuple(arrays.ts.tolist())
+            tf = self.feed.timeframe_ns
+            now_l = tuple((arrays.ts + tf).tolist())
+            o_l = tuple(arrays.open.tolist())
+            h_l = tuple(arrays.high.tolist())
+            l_l = tuple(arrays.low.tolist())
+            c_l = tuple(arrays.close.tolist())
+            v_l = tuple(arrays.volume.tolist())
+        finally:
+            if gc_on:
+                gc.enable()
         progress = self.bus.has_subscribers("backtest.progress")
         for start in range(0, n, CHUNK):
             end = min(start + CHUNK, n)
