@@ -561,7 +561,7 @@ class GridPolicy:
                     self._below(p / (1.0 - self.tick))
         # flat = the levels hold nothing sellable (coin no level owns, e.g. a partial fill's remainder, must
         # not keep the grid from moving) and no SELL is working
-        held = sum(lv.lot for lv in self.levels)
+        held = sum([lv.lot for lv in self.levels])
         if self._sellable(held, close, bound=True) or self.orders.committed_base() > 0.0:
             return
         top = center * (1.0 + self.spacing)
