@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.lib.stride_tricks import sliding_window_view
 
 from tests.agents.realdata import load_cdd_hourly
 from trdr_tui.core.arrays import CandleArrays
@@ -67,6 +68,32 @@ def test_recursive_filter_equals_the_recursion(xs: list[float], alpha: float, y0
         y = (1 - alpha) * y + alpha * x
         want.append(y)
     np.testing.assert_allclose(ind.recursive_filter(np.array(xs), alpha, y0), want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("period", [1, 2, 7, 8, 9, 15, 16, 20, 24, 50, 100, 127, 128, 129, 200])
+def test_window_sum_has_the_bits_of_numpys_sum_over_each_window(period: int) -> None:
+    """The rolling sums (SMA, Bollinger σ, VWAP) are added in numpy's own order: the same bits, -0.0 included
+    (values with full mantissas, where another order of the additions changes the last bits)."""
+    rng = np.random.default_rng(period)
+    for x in (rng.lognormal(size=3000) * 1e4, rng.normal(size=period + 5) * 1e-3,
+              np.where(rng.random(500) < 0.5, -0.0, 0.0), np.full(period, -0.0)):
+        want = sliding_window_view(x, period).sum(axis=1)
+        assert ind.window_sum(x, period).tobytes() == want.tobytes()
+        w = sliding_window_view(x, period)
+        sd = np.sqrt(((w - w.mean(axis=1)[:, None]) ** 2).sum(axis=1) / period)
+        assert ind.rolling_std(x, period)[period - 1:].tobytes() == sd.tobytes()
+        assert ind.sma(x, period)[period - 1:].tobytes() == w.mean(axis=1).tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=1, max_size=300),
+       st.integers(1, 80))
+def test_window_extreme_equals_the_max_and_min_over_each_window(xs: list[float], period: int) -> None:
+    x = np.array(xs)
+    period = min(period, len(xs))
+    w = sliding_window_view(x, period)
+    np.testing.assert_array_equal(ind.window_extreme(x, period, np.maximum), w.max(axis=1))
+    np.testing.assert_array_equal(ind.window_extreme(x, period, np.minimum), w.min(axis=1))
 
 
 def test_features_never_look_ahead() -> None:

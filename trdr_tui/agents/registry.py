@@ -100,7 +100,7 @@ class AgentRegistry:
 
     def __init__(self, *, load_plugins: bool = True, plugin_entry_points: Iterable[EntryPoint] | None = None) -> None:
         self._factories: dict[str, AgentFactory] = dict(BUILTINS)
-        self._info: dict[str, AgentInfo] = {aid: _describe(aid, f(), "built-in") for aid, f in BUILTINS.items()}
+        self._info: dict[str, AgentInfo] = dict(_builtin_infos())
         self.errors: list[PluginError] = []
         if load_plugins:
             eps = plugin_entry_points if plugin_entry_points is not None else _plugin_entry_points(tuple(sys.path))
@@ -158,6 +158,12 @@ class AgentRegistry:
         guess = difflib.get_close_matches(agent_id, self.ids(), n=1, cutoff=0.6)
         hint = f"did you mean '{guess[0]}'?" if guess else f"available agents: {', '.join(self.ids())}"
         return ConfigError(f"unknown agent '{agent_id}'", where="[agents] enabled", hint=hint)
+
+
+@functools.cache
+def _builtin_infos() -> dict[str, AgentInfo]:
+    """The built-in agents' names and versions, read once per process (each is built to read them)."""
+    return {aid: _describe(aid, f(), "built-in") for aid, f in BUILTINS.items()}
 
 
 def _describe(agent_id: str, agent: Agent, source: str) -> AgentInfo:

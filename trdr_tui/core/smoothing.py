@@ -28,6 +28,6 @@ def recursive_filter(x: F64, alpha: float, y0: float) -> F64:
         decay = d**shift
         if decay == 0.0:
             break  # older terms no longer change any value
-        y[shift:] = y[shift:] + decay * y[:-shift]
+        y[shift:] += decay * y[:-shift]  # the product is a new array: every add reads the previous step
         shift *= 2
     return y

@@ -145,8 +145,11 @@ class AgentSignal(msgspec.Struct, frozen=True, kw_only=True):
     ts: int = 0
 
 
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """The orchestrator's consensus for one market update."""
+class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The orchestrator's consensus for one market update.
+
+    Untracked by the cyclic GC (`gc=False`): a backtest holds one per bar, and a Decision refers to
+    nothing that could refer back to it (numbers, strings, agent signals, a dict of floats)."""
 
     ts: int
     action: Action

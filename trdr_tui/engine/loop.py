@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -78,6 +78,9 @@ from trdr_tui.trading.sizing import to_decimal
 CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
 RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
 ACTIONS = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)  # the batch action codes 0, 1, 2
+# read per bar: an Enum class lookup is slow on Python 3.11 (it goes through `EnumType.__getattr__`'s hook)
+_HOLD: Final = Action.HOLD
+_BACKTEST: Final = Mode.BACKTEST
 
 __all__ = ["CHUNK", "Engine", "Feed"]
 
@@ -318,36 +321,37 @@ class Engine:
     def _batch_decisions(self, n: int) -> list[Decision | None]:
         """Per bar: a light Decision (no per-agent signals) for actionable bars, None otherwise.
         The full Decision with every agent's signal is built (`decision_at`) only for listeners."""
-        out: list[Decision | None] = [None] * n
         a = self.decision_arrays
         if a is None:
-            return out
-        valid = a.valid.tolist()
-        act = a.action.tolist()
-        conf = a.confidence.tolist()
-        trail = a.trail_distance.tolist()
-        ts = a.ts.tolist()
-        for i in range(n):
-            if valid[i]:
-                out[i] = Decision(ts=ts[i], action=ACTIONS[act[i]], confidence=conf[i], trail_distance=trail[i])
-        return out
+            return [None] * n
+        return [Decision(ts=t, action=ACTIONS[x], confidence=c, trail_distance=d) if v else None
+                for v, t, x, c, d in zip(a.valid[:n].tolist(), a.ts[:n].tolist(), a.action[:n].tolist(),
+                                         a.confidence[:n].tolist(), a.trail_distance[:n].tolist(), strict=True)]
 
     async def _run_arrays(self, arrays: CandleArrays) -> None:
         self.history.arrays = arrays
         n = len(arrays)
         if isinstance(self.policy, PreparedPolicy):
             self.policy.prepare(arrays.close)
-        decisions = self._batch_decisions(n)
         # Python sequences index far faster than numpy scalars. Tuples of plain numbers drop out of the
         # cyclic GC's tracking after its first pass, so big series are not rescanned by every collection.
-        ts_l = tuple(arrays.ts.tolist())
-        tf = self.feed.timeframe_ns
-        now_l = tuple((arrays.ts + tf).tolist())
-        o_l = tuple(arrays.open.tolist())
-        h_l = tuple(arrays.high.tolist())
-        l_l = tuple(arrays.low.tolist())
-        c_l = tuple(arrays.close.tolist())
-        v_l = tuple(arrays.volume.tolist())
+        # They and the per-bar decisions (Decisions are untracked) are built with the cyclic GC off: their
+        # allocations would otherwise start collections that rescan the sequences while they grow.
+        gc_on = gc.isenabled()
+        gc.disable()
+        try:
+            decisions = self._batch_decisions(n)
+            ts_l = tuple(arrays.ts.tolist())
+            tf = self.feed.timeframe_ns
+            now_l = tuple((arrays.ts + tf).tolist())
+            o_l = tuple(arrays.open.tolist())
+            h_l = tuple(arrays.high.tolist())
+            l_l = tuple(arrays.low.tolist())
+            c_l = tuple(arrays.close.tolist())
+            v_l = tuple(arrays.volume.tolist())
+        finally:
+            if gc_on:
+                gc.enable()
         progress = self.bus.has_subscribers("backtest.progress")
         for start in range(0, n, CHUNK):
             end = min(start + CHUNK, n)
@@ -421,7 +425,7 @@ class Engine:
         """The bar's decision: kept in the record when actionable; in a batch run the full decision
         (every agent's signal) is built and published only when someone listens (a streaming source
         publishes its own)."""
-        if decision.action is not Action.HOLD:
+        if decision.action is not _HOLD:
             self.decisions_seen.append(decision)
         src = self._batch_source
         if src is not None and self.bus.has_subscribers(self.decision_topic):
@@ -533,7 +537,7 @@ class Engine:
         """Someone would see a grid snapshot now: paper/live (checkpoints, the cockpit), agents that read
         the book while streaming (precomputed decisions never do: `precompute` refuses book readers), or
         a listener on `grid.<symbol>`. A batch backtest without them skips building snapshots."""
-        return self._mode is not Mode.BACKTEST or (self._book_source is not None and self._batch_source is None) \
+        return self._mode is not _BACKTEST or (self._book_source is not None and self._batch_source is None) \
             or self.bus.has_subscribers(f"grid.{self._symbol}")
 
     def publish_grid(self, snap: GridSnapshot) -> None:

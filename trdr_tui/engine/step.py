@@ -93,13 +93,12 @@ class BarStep:
                 if timer is not None and now >= timer.next_ns:
                     timer.poll(now)
             state.bar_index = i
-            o = o_s[k]
             h = h_s[k]
             lo = l_s[k]
             c = c_s[k]
             if candle_subs:
                 publish(candle_topic, CandleEvent(symbol=symbol, timeframe=timeframe,
-                                                  candle=Candle(ts_s[k], o, h, lo, c, v_s[k])))
+                                                  candle=Candle(ts_s[k], o_s[k], h, lo, c, v_s[k])))
             if on_bar is not None:
                 on_bar(h, lo, c, v_s[k])
             if orders.expiring:
@@ -108,7 +107,7 @@ class BarStep:
                 if close_only:
                     on_price(c)
                 else:
-                    on_prices(path_prices(o, h, lo, c))
+                    on_prices(path_prices(o_s[k], h, lo, c))
             state.last_price = c
             if stop_loss is not None and pf.position > 0.0 and risk.stop_loss_hit(c):
                 close_at_stop(c)

@@ -20,6 +20,8 @@ on real hourly data holds them to a relative difference of 1e-9):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -89,6 +91,43 @@ def _first_finite(x: F64) -> int:
     return int(idx[0]) if idx.size else x.shape[0]
 
 
+PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE: a float sum of up to this many terms is one block
+
+
+def _pairwise(term: Callable[[int], F64], count: int) -> F64:
+    """Σ term(k) over k < `count` (≤ PAIRWISE_BLOCK), element by element, added in the order numpy's
+    pairwise summation adds `count` values within one block (`pairwise_sum` in numpy's
+    loops_utils.h.src): from 0, left to right when fewer than 8; else 8 partial sums of every 8th term,
+    combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the rest left to right. So the
+    results have the bits of numpy's `sum` over a row of `count` values, with `count` whole-array adds
+    (a reduction along a short strided axis is several times slower)."""
+    if count < 8:
+        acc = term(0).copy()
+        for k in range(1, count):
+            acc += term(k)
+    else:
+        r = [term(j).copy() for j in range(8)]
+        block = count - count % 8
+        for k in range(8, block, 8):
+            for j in range(8):
+                r[j] += term(k + j)
+        acc = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for k in range(block, count):
+            acc += term(k)
+    acc += 0.0  # numpy starts from 0.0: a sum of negative zeros is +0.0
+    return acc
+
+
+def window_sum(x: F64, period: int) -> F64:
+    """Σ x[j] … x[j + period − 1] for every window (n − period + 1 values; `period` ≤ n): the bits of
+    `sliding_window_view(x, period).sum(axis=1)` (`_pairwise` up to PAIRWISE_BLOCK terms; that very
+    reduction above)."""
+    if period > PAIRWISE_BLOCK:
+        return sliding_window_view(x, period).sum(axis=1)
+    m = x.shape[0] - period + 1
+    return _pairwise(lambda k: x[k:k + m], period)
+
+
 def sma(x: F64, period: int) -> F64:
     """Simple moving average; NaN until `period` values (leading NaNs are skipped)."""
     n = x.shape[0]
@@ -96,7 +135,7 @@ def sma(x: F64, period: int) -> F64:
     start = _first_finite(x)
     if n - start < period:
         return out
-    out[start + period - 1:] = sliding_window_view(x[start:], period).mean(axis=1)
+    out[start + period - 1:] = window_sum(x[start:], period) / period
     return out
 
 
@@ -146,9 +185,14 @@ def rolling_std(x: F64, period: int) -> F64:
     out = _nan(n)
     if n < period:
         return out
-    w = sliding_window_view(x, period)
-    mean = w.mean(axis=1)
-    out[period - 1:] = np.sqrt(((w - mean[:, None]) ** 2).sum(axis=1) / period)
+    if period > PAIRWISE_BLOCK:
+        w = sliding_window_view(x, period)
+        mean = w.mean(axis=1)
+        out[period - 1:] = np.sqrt(((w - mean[:, None]) ** 2).sum(axis=1) / period)
+        return out
+    m = n - period + 1
+    mean = window_sum(x, period) / period
+    out[period - 1:] = np.sqrt(_pairwise(lambda k: (x[k:k + m] - mean) ** 2, period) / period)
     return out
 
 
@@ -166,24 +210,39 @@ def vwap(high: F64, low: F64, close: F64, volume: F64, period: int = 24) -> F64:
     if n < period:
         return out
     typical = (high + low + close) / 3.0
-    pv = sliding_window_view(typical * volume, period).sum(axis=1)
-    v = sliding_window_view(volume, period).sum(axis=1)
+    pv = window_sum(typical * volume, period)
+    v = window_sum(volume, period)
     with np.errstate(divide="ignore", invalid="ignore"):
         out[period - 1:] = np.where(v != 0.0, pv / v, np.nan)
     return out
 
 
+def window_extreme(x: F64, period: int, pick: np.ufunc) -> F64:
+    """`pick` (np.maximum / np.minimum) over every window of `period` consecutive values: out[j] is the
+    extreme of x[j] … x[j + period − 1] (n − period + 1 values; `period` ≤ n). The values of a
+    sliding-window max/min, NaN included (the extreme involves no rounding), in about log2(period)
+    whole-array passes instead of a reduction along a strided axis: a doubling table, whose two
+    overlapping power-of-two windows cover each window (a sparse table, Bender & Farach-Colton 2000)."""
+    m = x
+    span = 1
+    while 2 * span <= period:
+        m = pick(m[:-span], m[span:])  # m[j]: the extreme of x[j] … x[j + 2·span − 1]
+        span *= 2
+    k = period - span
+    return pick(m[:m.shape[0] - k], m[k:]) if k else m.copy()
+
+
 def rolling_max(x: F64, period: int) -> F64:
     out = _nan(x.shape[0])
     if x.shape[0] >= period:
-        out[period - 1:] = sliding_window_view(x, period).max(axis=1)
+        out[period - 1:] = window_extreme(x, period, np.maximum)
     return out
 
 
 def rolling_min(x: F64, period: int) -> F64:
     out = _nan(x.shape[0])
     if x.shape[0] >= period:
-        out[period - 1:] = sliding_window_view(x, period).min(axis=1)
+        out[period - 1:] = window_extreme(x, period, np.minimum)
     return out
 
 
@@ -194,8 +253,8 @@ def swing_flags(high: F64, low: F64, lookback: int) -> tuple[npt.NDArray[np.bool
     is_high = np.zeros(n, dtype=bool)
     is_low = np.zeros(n, dtype=bool)
     if n >= width:
-        is_high[lookback:n - lookback] = sliding_window_view(high, width).max(axis=1) == high[lookback:n - lookback]
-        is_low[lookback:n - lookback] = sliding_window_view(low, width).min(axis=1) == low[lookback:n - lookback]
+        is_high[lookback:n - lookback] = window_extreme(high, width, np.maximum) == high[lookback:n - lookback]
+        is_low[lookback:n - lookback] = window_extreme(low, width, np.minimum) == low[lookback:n - lookback]
     return is_high, is_low
 
 

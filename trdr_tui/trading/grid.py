@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -104,8 +104,34 @@ class LevelTrigger(StrEnum):
     DUST_CLEARED = "dust_cleared"  # the remaining lot is below the product's minimum order: dropped
 
 
-L = LevelState
-T = LevelTrigger
+class L:
+    """LevelState's members as plain class attributes, for the per-level checks of every grid pass: on
+    Python 3.11 a lookup on an Enum class goes through `EnumType.__getattr__`'s slow hook (about ten
+    times a plain class attribute; gone in 3.12)."""
+
+    IDLE: Final = LevelState.IDLE
+    ARMED: Final = LevelState.ARMED
+    TRAILING: Final = LevelState.TRAILING
+    FILLED: Final = LevelState.FILLED
+
+
+class T:
+    """LevelTrigger's members as plain class attributes (see `L`)."""
+
+    NEAR: Final = LevelTrigger.NEAR
+    AWAY: Final = LevelTrigger.AWAY
+    BUY_PLACED: Final = LevelTrigger.BUY_PLACED
+    BUY_ENDED_FLAT: Final = LevelTrigger.BUY_ENDED_FLAT
+    BUY_ENDED_HOLDING: Final = LevelTrigger.BUY_ENDED_HOLDING
+    BOUGHT: Final = LevelTrigger.BOUGHT
+    SOLD_OUT: Final = LevelTrigger.SOLD_OUT
+    STOPPED_OUT: Final = LevelTrigger.STOPPED_OUT
+    DUST_CLEARED: Final = LevelTrigger.DUST_CLEARED
+
+
+_TRAIL_SELL: Final = Action.TRAIL_SELL  # (see `L`) read on every bar
+_BUY: Final = Side.BUY  # (see `L`) read at every order the grid places
+_SELL: Final = Side.SELL
 
 LEVEL_TRANSITIONS: dict[tuple[LevelState, LevelTrigger], LevelState] = {
     (L.IDLE, T.NEAR): L.ARMED,
@@ -146,12 +172,16 @@ def next_level_state(state: LevelState, trigger: LevelTrigger, level: int | None
 def _window_extreme(a: F64, w: int, pick: np.ufunc) -> F64:
     """`pick` (np.maximum / np.minimum) over every window of `w` consecutive elements: out[j] is the
     extreme of a[j] … a[j + w − 1]. The same values as a sliding-window max/min (no rounding), with
-    `w` vectorized passes instead of a reduction along a strided axis (several times faster)."""
-    n = a.shape[0] - w + 1
-    out = a[:n].copy()
-    for k in range(1, w):
-        pick(out, a[k:k + n], out=out)
-    return out
+    about log2(`w`) vectorized passes instead of a reduction along a strided axis (several times faster):
+    m[j] holds the extreme of a[j] … a[j + span − 1] for a doubling span, and two such windows overlapping
+    cover each window of `w` (a sparse table)."""
+    m = a
+    span = 1
+    while 2 * span <= w:
+        m = pick(m[:-span], m[span:])
+        span *= 2
+    k = w - span
+    return pick(m[:m.shape[0] - k], m[k:]) if k else m.copy()
 
 
 def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
@@ -168,16 +198,15 @@ def swing_pivots(high: F64, low: F64, lookback: int) -> list[float]:
     mid = slice(lookback, len(high) - lookback)
     is_high = high[mid] >= hi_max
     is_low = (low[mid] <= lo_min) & ~is_high
-    pivots: list[tuple[float, int]] = []  # (price, +1 high / −1 low)
-    for j in np.flatnonzero(is_high | is_low).tolist():
-        kind = 1 if is_high[j] else -1
-        price = float(high[j + lookback] if kind == 1 else low[j + lookback])
-        if pivots and pivots[-1][1] == kind:
-            if (kind == 1 and price > pivots[-1][0]) or (kind == -1 and price < pivots[-1][0]):
-                pivots[-1] = (price, kind)
-            continue
-        pivots.append((price, kind))
-    return [p for p, _ in pivots]
+    at = np.flatnonzero(is_high | is_low)
+    if at.size == 0:
+        return []
+    kind = is_high[at]  # True: a swing high
+    price = np.where(kind, high[at + lookback], low[at + lookback])
+    # each run of one kind keeps its most extreme price (the highest high, the lowest low)
+    runs = np.flatnonzero(np.concatenate(([True], kind[1:] != kind[:-1])))
+    keep = np.where(kind[runs], np.maximum.reduceat(price, runs), np.minimum.reduceat(price, runs))
+    return list(keep.tolist())
 
 
 def swing_spacing(high: F64, low: F64, *, lookback: int, fraction: float, min_spacing: float,
@@ -186,8 +215,8 @@ def swing_spacing(high: F64, low: F64, *, lookback: int, fraction: float, min_sp
     if len(pivots) < 3:
         return min(max(default, min_spacing), max_spacing)
     p = np.asarray(pivots)
-    swings = np.abs(np.diff(p)) / p[:-1]
-    return float(min(max(fraction * float(swings.mean()), min_spacing), max_spacing))
+    swings = np.abs(p[1:] - p[:-1]) / p[:-1]  # np.diff and .mean() without their Python wrappers (same bits)
+    return float(min(max(fraction * float(np.add.reduce(swings) / swings.shape[0]), min_spacing), max_spacing))
 
 
 def atr_spacing(high: F64, low: F64, close: F64, *, bars: int, multiple: float, min_spacing: float,
@@ -446,7 +475,7 @@ class GridPolicy:
             down = gate[i]
         else:
             down = self._trend(close)
-        bearish = decision is not None and decision.action is Action.TRAIL_SELL \
+        bearish = decision is not None and decision.action is _TRAIL_SELL \
             and decision.confidence >= self.min_confidence
         halted = self._risk.halted
         if self._quiet and self._lo < close < self._hi and down is self._q_down and bearish is self._q_bearish \
@@ -558,7 +587,7 @@ class GridPolicy:
                     self._below(p / (1.0 - self.tick))
         # flat = the levels hold nothing sellable (coin no level owns, e.g. a partial fill's remainder, must
         # not keep the grid from moving) and no SELL is working
-        held = sum(lv.lot for lv in self.levels)
+        held = sum([lv.lot for lv in self.levels])
         if self._sellable(held, close, bound=True) or self.orders.committed_base() > 0.0:
             return
         top = center * (1.0 + self.spacing)
@@ -573,7 +602,7 @@ class GridPolicy:
 
     def _buy(self, lv: Level) -> Order | None:
         pf = self.portfolio
-        price = float(self.sizer.product.round_price(lv.price, Side.BUY))
+        price = float(self.sizer.product.round_price(lv.price, _BUY))
         available = max(pf.cash - self.orders.committed_cash(price), 0.0)
         limit = self.ctx.risk.position_limit(price, buying=self.ctx.orders.committed_buy_base(price))
         quote = min(self.quote, available / (1.0 + self.cost))
@@ -590,7 +619,7 @@ class GridPolicy:
             self.skipped_below_min += 1
             return None
         try:
-            return self.orders.place_limit(Side.BUY, float(size), price, reason="grid level",
+            return self.orders.place_limit(_BUY, float(size), price, reason="grid level",
                                            metadata={"grid_leg": "level", "grid_level": lv.index})
         except RiskLimitExceeded:
             return None
@@ -612,8 +641,8 @@ class GridPolicy:
                 lv.exit_order = self.orders.place_trailing(Side.SELL, size=float(size), trail=capped, price=close,
                                                            reason="grid exit", metadata=meta)
             else:
-                limit = float(self.sizer.product.round_price(max(target, close * (1.0 + self.tick)), Side.SELL))
-                lv.exit_order = self.orders.place_limit(Side.SELL, float(size), limit, reason="grid take-profit",
+                limit = float(self.sizer.product.round_price(max(target, close * (1.0 + self.tick)), _SELL))
+                lv.exit_order = self.orders.place_limit(_SELL, float(size), limit, reason="grid take-profit",
                                                         metadata=meta)
         except RiskLimitExceeded:
             return

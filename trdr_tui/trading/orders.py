@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
 
@@ -52,6 +52,15 @@ from trdr_tui.trading.trailing import TrailingState, walk_path
 
 FillListener = Callable[[Order, Fill, Trade | None], None]
 OverdraftListener = Callable[[Order, Fill, Overdraft], None]
+# Members read in the loops over open orders and at every order, as module constants: a lookup on an Enum class is slow on
+# Python 3.11 (it goes through `EnumType.__getattr__`'s hook).
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_ARMED: Final = OrderStatus.ARMED
+_PENDING: Final = OrderStatus.PENDING
+_SUBMITTED: Final = OrderStatus.SUBMITTED
+_PARTIAL: Final = OrderStatus.PARTIAL
+_LIMIT: Final = OrderType.LIMIT
 
 
 class TrailingSnapshot(msgspec.Struct, frozen=True):
@@ -151,12 +160,12 @@ class OrderManager:
     def _risk_check(self, side: Side, size: float, price: float) -> None:
         """Every new order passes here; a refusal is recorded, published on `risk.rejected` and raised (E006)."""
         try:
-            if side is Side.BUY and self.constraints is not None:
+            if side is _BUY and self.constraints is not None:
                 self._entry_gate()
             self.risk.check(side, size, price,
                             open_entries=self.open_entries() if self.risk.counts_entries else 0,
-                            selling=self.committed_base() if side is Side.SELL else 0.0,
-                            buying=self.committed_buy_base(price) if side is Side.BUY else 0.0)
+                            selling=self.committed_base() if side is _SELL else 0.0,
+                            buying=self.committed_buy_base(price) if side is _BUY else 0.0)
         except RiskLimitExceeded as exc:
             self._record_rejection(side, size, exc)
             raise
@@ -174,7 +183,7 @@ class OrderManager:
         """Quote currency the open BUY orders may still spend (estimated at `price` where unpriced)."""
         total = 0.0
         for o in self.open.values():
-            if o.side is Side.BUY:
+            if o.side is _BUY:
                 quote = o.metadata.get("quote")
                 total += float(quote) if quote is not None else o.remaining * (o.price or price)
         return total
@@ -183,14 +192,14 @@ class OrderManager:
         """Base units the open BUY orders (other than `excluding`) may still buy, quote-sized ones at `price`."""
         total = 0.0
         for o in self.open.values():
-            if o.side is Side.BUY and o is not excluding:
+            if o.side is _BUY and o is not excluding:
                 quote = o.metadata.get("quote")
-                total += float(quote) / price if quote is not None and o.status is OrderStatus.ARMED else o.remaining
+                total += float(quote) / price if quote is not None and o.status is _ARMED else o.remaining
         return total
 
     def committed_base(self) -> float:
         """Base units the open SELL orders may still sell."""
-        return sum(o.remaining for o in self.open.values() if o.side is Side.SELL)
+        return sum(o.remaining for o in self.open.values() if o.side is _SELL)
 
     def trailing_state(self, order: Order) -> TrailingState | None:
         for st in self.trailing:
@@ -199,7 +208,7 @@ class OrderManager:
         return None
 
     def open_entries(self) -> int:
-        return sum(1 for o in self.open.values() if o.side is Side.BUY) + len(self.portfolio.lots)
+        return len([o for o in self.open.values() if o.side is _BUY]) + len(self.portfolio.lots)
 
     def _new_order(self, side: Side, otype: OrderType, size: float, *, price: float | None = None,
                    trail: float | None = None, metadata: dict[str, str | float | int | bool | None] | None = None
@@ -265,7 +274,7 @@ class OrderManager:
         meta: dict[str, str | float | int | bool | None] = {**(metadata or {}), "post_only": True}
         if reason:
             meta["reason"] = reason
-        order = self._new_order(side, OrderType.LIMIT, size, price=limit, metadata=meta)
+        order = self._new_order(side, _LIMIT, size, price=limit, metadata=meta)
         if self.constraints is not None and self.constraints.limit_max_duration_ns is not None:
             self._resting_expiry[order.id] = order.created_ts + self.constraints.limit_max_duration_ns
         self._send(order)
@@ -387,8 +396,8 @@ class OrderManager:
     def _send(self, order: Order) -> None:
         """To the executor: a new order goes PENDING→SUBMITTED, a fired trailing order ARMED→SUBMITTED
         with its fired intent (price, size, trigger) stored first (write-ahead)."""
-        if order.status is OrderStatus.PENDING:
-            self.fsm.apply(order, OrderStatus.SUBMITTED, "sent")
+        if order.status is _PENDING:
+            self.fsm.apply(order, _SUBMITTED, "sent")
         elif order.status is OrderStatus.ARMED:
             self.fsm.apply(order, OrderStatus.SUBMITTED, "fired")
             if self.repo is not None:
@@ -438,7 +447,7 @@ class OrderManager:
         if fill is not None:
             for listener in self.fill_listeners:
                 listener(order, fill, trade)
-            if (order.status is OrderStatus.PARTIAL
+            if (order.status is _PARTIAL
                     and order.filled_size > self.partial_fill_cancel * order.size):
                 self.cancel(order, f"over {self.partial_fill_cancel:.0%} filled: remainder cancelled")
 

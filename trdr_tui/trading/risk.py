@@ -28,6 +28,7 @@ the order still goes through `check`, so there is no path around it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import msgspec
 
@@ -38,6 +39,7 @@ from trdr_tui.core.types import Side
 from trdr_tui.trading.portfolio import Portfolio
 
 DAY_NS = 86_400 * NS_PER_SECOND
+_SELL: Final = Side.SELL  # read at every order: an Enum class lookup is slow on Python 3.11
 
 
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,9 +81,13 @@ class RiskManager:
     def __init__(self, limits: RiskLimits, portfolio: Portfolio) -> None:
         self.limits = limits
         self.portfolio = portfolio
-        self._day = -1
+        self._day_start, self._day_end = -DAY_NS, 0  # the UTC day of the last mark: [start, end) in ns
         self._day_open_equity = portfolio.initial_cash
-        self._peak = portfolio.peak_equity
+        # Plain attributes, read by the grid on every bar: the equity peak the drawdown is measured from
+        # (re-based when a halt lifts), and whether the drawdown halt is in force (no new BUYs; set with
+        # each halt in `halts` and cleared when it lifts).
+        self.peak = portfolio.peak_equity
+        self.halted = False
         self._equity = portfolio.initial_cash
         self._cooloff_ns = int(limits.halt_cooloff_hours * 3600 * NS_PER_SECOND)
         self.halts: list[Halt] = []
@@ -91,16 +97,6 @@ class RiskManager:
         self.needs_marks = limits.max_drawdown is not None or limits.daily_loss_limit is not None
         self.counts_entries = limits.max_concurrent_trades is not None
         self._buy_caps = self.needs_marks or limits.max_position is not None or self.counts_entries
-
-    @property
-    def halted(self) -> bool:
-        """The drawdown halt is in force: no new BUYs."""
-        return bool(self.halts) and self.halts[-1].resumed_ts is None
-
-    @property
-    def peak(self) -> float:
-        """The equity peak the drawdown is measured from (re-based when a halt lifts)."""
-        return self._peak
 
     @property
     def halted_at(self) -> int | None:
@@ -114,25 +110,26 @@ class RiskManager:
     def on_mark(self, ts: int, equity: float) -> None:
         """Called with each bar's marked equity (at the clock's time `ts`): rolls the daily-loss window
         at UTC midnight; starts the drawdown halt, and lifts it once its cool-off has passed."""
-        day = ts // DAY_NS
-        if day != self._day:
-            self._day = day
+        if not self._day_start <= ts < self._day_end:  # a new day (no division of big ints on every bar)
+            self._day_start = ts // DAY_NS * DAY_NS
+            self._day_end = self._day_start + DAY_NS
             self._day_open_equity = equity
         self._equity = equity
         lim = self.limits.max_drawdown
         if lim is None:
             return
-        if equity > self._peak:
-            self._peak = equity
-        if self.halts and self.halts[-1].resumed_ts is None:
+        if equity > self.peak:
+            self.peak = equity
+        if self.halted:
             if ts - self.halts[-1].ts >= self._cooloff_ns:
                 self._resume(ts, f"cool-off of {self.limits.halt_cooloff_hours:g} h elapsed")
             return
-        peak = self._peak
+        peak = self.peak
         if peak > 0 and (peak - equity) / peak >= lim:
             halt = Halt(ts=ts, reason=f"max_drawdown: equity {equity:.2f} is {(peak - equity) / peak:.1%} "
                                       f"below its peak {peak:.2f} (limit {lim:.1%})")
             self.halts.append(halt)
+            self.halted = True
             for listener in self.halt_listeners:
                 listener(halt)
 
@@ -141,7 +138,7 @@ class RiskManager:
         the day's opening equity are scaled alike, so neither the drawdown nor the daily loss sees it."""
         if before > 0.0:
             r = after / before
-            self._peak *= r
+            self.peak *= r
             self._day_open_equity *= r
         self._equity = after
 
@@ -156,7 +153,8 @@ class RiskManager:
         halt = self.halts[-1]
         halt.resumed_ts = ts
         halt.resume_reason = reason
-        self._peak = self._equity  # the drawdown is measured from here on
+        self.halted = False
+        self.peak = self._equity  # the drawdown is measured from here on
         for listener in self.halt_listeners:
             listener(halt)
 
@@ -170,7 +168,7 @@ class RiskManager:
         failed: list[str] = []
         if not size > 0.0 or not price > 0.0:
             return ["position_size"]
-        if side is Side.SELL:
+        if side is _SELL:
             if size + selling > pf.position * (1.0 + 1e-9) + 1e-12:
                 failed.append("position_size")
             return failed
@@ -178,7 +176,7 @@ class RiskManager:
             return failed
         equity = pf.equity(price)
         if lim.max_drawdown is not None:
-            peak = max(self._peak, equity)
+            peak = max(self.peak, equity)
             if self.halted or (peak > 0 and (peak - equity) / peak >= lim.max_drawdown):
                 failed.append("max_drawdown")
         day_open = self._day_open_equity
@@ -209,7 +207,7 @@ class RiskManager:
         mdd = lim.max_drawdown
         if not lim.drawdown_scaling or mdd is None or not equity > 0.0:
             return cap
-        peak = max(self._peak, equity)
+        peak = max(self.peak, equity)
         return min(cap, max(cap / mdd * (1.0 - (1.0 - mdd) * peak / equity), 0.0))
 
     def position_limit(self, price: float, *, buying: float = 0.0) -> float | None:

@@ -46,23 +46,49 @@ class Increments(msgspec.Struct, frozen=True, kw_only=True):
         """Down to the base increment — except float noise: a size within a millionth of an increment
         below a multiple of it (0.9999999999999999 for 1; a position summed from fills,
         0.09499999999999999 for 0.095) counts as that multiple instead of losing a whole increment."""
-        value = to_decimal(size)
-        step = self.base
-        if step <= 0:
-            return value
-        units = value / step
-        nearest = units.to_integral_value(rounding=ROUND_HALF_EVEN)
-        if abs(units - nearest) <= _NOISE:
-            return (nearest * step).quantize(step)
-        return _to_step(units, step, ROUND_FLOOR)
+        if type(size) is float and size > 0.0:  # a level's lot and the position: floored at every grid pass
+            return _floored_size(size, self.base)
+        return _floor_size(to_decimal(size), self.base)
 
     def round_price(self, price: float | Decimal, side: Side) -> Decimal:
         """To the price increment: down for a BUY, up for a SELL (never more aggressive than asked)."""
-        value = to_decimal(price)
-        step = self.price
-        if step <= 0:
-            return value
-        return _to_step(value / step, step, ROUND_FLOOR if side is Side.BUY else ROUND_CEILING)
+        if type(price) is float and price > 0.0:  # a grid asks for the same few level prices again and again
+            return _rounded_price(price, self.price, side)
+        return _round_price(to_decimal(price), self.price, side)
+
+
+def _floor_size(value: Decimal, step: Decimal) -> Decimal:
+    if step <= 0:
+        return value
+    units = value / step
+    nearest = units.to_integral_value(rounding=ROUND_HALF_EVEN)
+    if abs(units - nearest) <= _NOISE:
+        return (nearest * step).quantize(step)
+    return _to_step(units, step, ROUND_FLOOR)
+
+
+@functools.lru_cache(maxsize=4096)
+def _floored_size(size: float, step: Decimal) -> Decimal:
+    """`Increments.floor_size` of a float, remembered (a pure function; Decimals are immutable)."""
+    return _floor_size(to_decimal(size), step)
+
+
+def _round_price(value: Decimal, step: Decimal, side: Side) -> Decimal:
+    if step <= 0:
+        return value
+    return _to_step(value / step, step, ROUND_FLOOR if side is Side.BUY else ROUND_CEILING)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rounded_price(price: float, step: Decimal, side: Side) -> Decimal:
+    """`Increments.round_price` of a float, remembered (a pure function; Decimals are immutable)."""
+    return _round_price(to_decimal(price), step, side)
+
+
+@functools.lru_cache(maxsize=64)
+def _decimal(text: str) -> Decimal:
+    """A ProductSpec's decimal string, parsed once."""
+    return Decimal(text)
 
 
 def price_step(price_increment: Decimal, quote_increment: Decimal) -> Decimal:
@@ -104,7 +130,7 @@ class ProductSpec(msgspec.Struct, frozen=True, kw_only=True):
         if not size > 0.0:
             return None
         d = self.increments.floor_size(size)
-        return d if d >= Decimal(self.base_min_size) and d > 0 else None
+        return d if d >= _decimal(self.base_min_size) and d > 0 else None
 
     def round_price(self, price: float, side: Side) -> Decimal:
         """To the price increment: down for a BUY limit, up for a SELL limit (never worse than asked)."""
@@ -112,7 +138,7 @@ class ProductSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     def meets_minimums(self, size: Decimal, price: float) -> bool:
         """At least the minimum size, and worth at least the minimum order value at `price`."""
-        return size >= Decimal(self.base_min_size) and size * to_decimal(price) >= Decimal(self.quote_min_size)
+        return size >= _decimal(self.base_min_size) and size * to_decimal(price) >= _decimal(self.quote_min_size)
 
 
 def kelly_fraction(win_rate: float, reward_risk: float) -> float:
