@@ -83,6 +83,9 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_TOPIC = "agents.weights"
 _ACTIONS = frozenset(Action)
+# members read every bar, as module constants: a lookup on an Enum class is slow on Python 3.11
+_TRAIL_BUY = Action.TRAIL_BUY
+_HOLD_ACTION = Action.HOLD
 
 
 class OrchestratorConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,8 +235,8 @@ class Orchestrator:
         t0 = time.perf_counter()
         decision = await self._decide(row, signals)
         consensus_ms = (time.perf_counter() - t0) * 1e3
-        calls = tuple((s.agent_id, BUY if s.action is Action.TRAIL_BUY else SELL)
-                      for s in signals if s.action is not Action.HOLD)
+        calls = tuple([(s.agent_id, BUY if s.action is _TRAIL_BUY else SELL)
+                       for s in signals if s.action is not _HOLD_ACTION])
         self.tracker.record(i, row.ts, row.close, calls)
         self._emit(decision, timings, consensus_ms)
         return decision
@@ -329,10 +332,15 @@ class Orchestrator:
         `consensus_trail_bar`: the batch's formulas on Python floats) on a one-bar panel of the agents
         that answered, with the meta resolver awaited in between."""
         w = self._weights
-        used = {sig.agent_id: w[sig.agent_id] for sig in signals}
-        act = [ACTION_CODES[sig.action] for sig in signals]  # a one-bar panel of the agents that answered
-        confs = [sig.confidence for sig in signals]
-        trails = [sig.trail_distance for sig in signals]
+        used: dict[str, float] = {}
+        act: list[int] = []  # a one-bar panel of the agents that answered
+        confs: list[float] = []
+        trails: list[float] = []
+        for sig in signals:  # one pass (this runs every bar)
+            used[sig.agent_id] = w[sig.agent_id]
+            act.append(ACTION_CODES[sig.action])
+            confs.append(sig.confidence)
+            trails.append(sig.trail_distance)
         weights = list(used.values())
         votes = tally_bar(act, confs, weights)
         b, s, h = float(votes.buy), float(votes.sell), float(votes.hold)
@@ -722,9 +730,8 @@ def _votes(b: Any, s: Any, h: Any, xp: Any) -> Tally:
                                                                      xp.div(h, total)))
     hi = xp.maximum(b, s)
     disagreement = xp.where(hi > 0.0, xp.div(xp.minimum(b, s), hi), 0.0)
-    fields: dict[str, Any] = {"buy": b, "sell": s, "hold": h, "total": total, "leader": leader,
-                              "confidence": lead_conf, "disagreement": disagreement}
-    return Tally(**fields)
+    return Tally(buy=b, sell=s, hold=h, total=total, leader=leader, confidence=lead_conf,  # arrays, or one bar's floats
+                 disagreement=disagreement)
 
 
 def _panel_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
