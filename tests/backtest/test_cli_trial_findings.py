@@ -45,7 +45,7 @@ def test_a_backtest_warns_of_the_bars_data_check_flags(
     assert main(["--db", str(db_path), "data", "check", str(DAILY_2011)]) == 0
     assert "2017-04-15 00:00  range: high/low 19849.83×" in capsys.readouterr().out  # the same words
     # a slice without that bar: no data warning (the short-sample notes may stay)
-    clean, _ = _json(capsys, argv[:6] + ["2017-05-01", "--end", "2017-06-01", *argv[9:]])
+    clean, _ = _json(capsys, [*argv[:6], "2017-05-01", "--end", "2017-06-01", *argv[9:]])
     assert not [w for w in clean.get("warnings") or [] if "suspicious" in w or "gap" in w]
 
 

@@ -68,8 +68,8 @@ def data_warnings(candles: CandleArrays, timeframe: str, *, fix: str) -> list[st
     warnings: suspicious bars by time and kind, then gaps. `fix` says how to look at and clean the
     source (a file or the store). Empty when the bars pass. The bars are used as they are either way."""
     from trdr_tui.core.timefmt import minute_utc
-    from trdr_tui.market.importer import check_bars, describe_outlier
     from trdr_tui.core.timeframes import timeframe_ns
+    from trdr_tui.market.importer import check_bars, describe_outlier
 
     gaps, outliers = check_bars(candles, timeframe_ns(timeframe))
     out: list[str] = []
