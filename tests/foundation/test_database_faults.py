@@ -58,10 +58,19 @@ def sessions(db: Path) -> list[dict[str, Any]]:
 # -- sessions always end -------------------------------------------------------------------------------
 
 
-def test_a_backtest_failing_after_its_run_is_marked_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_backtest_failing_after_its_run_is_marked_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trdr_tui.backtest.walkforward as wf
+    from trdr_tui.core.errors import ConfigError
+
+    def refuse(*_a: object, **_k: object) -> None:  # bad input found only after the run
+        raise ConfigError("refused after the run")
+
+    monkeypatch.setattr(wf, "walk_forward", refuse)
     db = new_db(tmp_path / "t.duckdb")
     code = main(["--db", str(db), "backtest", "--data", str(DAILY_CDD), "--monte-carlo", "0", "--json",
-                 "--walk-forward", "5000:100"])  # the walk-forward windows do not fit: refused after the run
+                 "--walk-forward", "500:100"])
     assert code == 2, capsys.readouterr()
     [s] = sessions(db)
     assert s["status"] == "failed" and "ConfigError" in s["error"] and s["results"] is None
@@ -302,6 +311,7 @@ def test_real_catalog_and_constraint_errors_through_the_cli(tmp_path: Path, caps
     capsys.readouterr()
     assert main(["--db", str(db), "backtest", "--data", str(DAILY_CDD), "--monte-carlo", "0", "--json"]) == 1
     err = capsys.readouterr().err
+    err = err[err.index("trdr: error:"):]  # after the data check's warnings on the 2015 daily bars
     assert err.startswith(f"trdr: error: a write broke a constraint of database {db} (Constraint Error"), err
     [s] = sessions(db)
     assert s["status"] == "failed" and "broke a constraint" in s["error"]

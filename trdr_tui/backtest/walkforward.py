@@ -161,6 +161,22 @@ def windows(n: int, train_bars: int, test_bars: int, step_bars: int) -> list[tup
     return out
 
 
+def check_plan(settings: Settings, bars: int, *, train_bars: int, test_bars: int, step_bars: int | None,
+               search_space: Mapping[str, Sequence[Any]] | None) -> None:
+    """Raise ConfigError (what `walk_forward` would raise, but before any work) unless `bars` bars hold
+    at least one window and every value of the search space is a valid setting."""
+    windows(bars, train_bars, test_bars, step_bars or test_bars)
+    for key, values in (search_space or {}).items():
+        if not values:
+            raise ConfigError(f"search space for '{key}' has no values")
+        for value in values:
+            try:
+                with_overrides(settings, {key: value})
+            except ConfigError as exc:
+                raise ConfigError(f"--search {key}={value!r}: {exc.message}", where=exc.where,
+                                  hint=exc.hint or "e.g. --search grid.swing_fraction=0.5,0.7") from None
+
+
 def _growth_per_bar(r: float, bars: int) -> float:
     return math.log1p(max(r, -1.0 + 1e-12)) / bars
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trdr_tui.commands.context import CliContext
-from trdr_tui.core.errors import ConfigError
+from trdr_tui.core.errors import ConfigError, StorageError
 
 DESCRIPTION = """\
 Replay candles through the same engine paper and live trading use (simulated clock, replay feed,
@@ -103,8 +103,8 @@ def run(ctx: CliContext) -> int:
         get_preset(args.preset)  # unknown names fail before any work
     if args.report is not None and args.report.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
         raise ConfigError(f"cannot tell the report format of {args.report}", hint="name it FILE.html or FILE.md")
-    if args.report is not None and not args.report.parent.is_dir():  # checked before the run stores anything
-        raise ConfigError(f"report folder {args.report.parent} does not exist", hint="create it or choose another path")
+    if args.report is not None:  # checked before the run stores anything
+        check_writable(args.report)
     if args.mc_paths is not None and args.mc_paths < 0:
         raise ConfigError("--monte-carlo must be ≥ 0")
     start = bt_data.parse_time(args.start, "--start")
@@ -128,6 +128,8 @@ def run(ctx: CliContext) -> int:
         settings, version = build_settings(ctx, extra)
         timeframe = settings.timeframe
         candles = bt_data.load_stored(ctx.store, settings.symbol, timeframe, start, end)
+    wf_plan = _walk_forward_plan(ctx, settings, len(candles), timeframe) if args.wf_spec else None
+    early = early_warnings(ctx, settings, candles, timeframe, args.preset)
 
     repo = SessionRepository(ctx.store) if not args.no_session else None
     params = strategy_parameters(settings)
@@ -147,10 +149,11 @@ def run(ctx: CliContext) -> int:
                                    engine_kwargs={**_ai_service(ctx, settings), **_reference_candles(ctx, settings)})
         results = outcome.results
         results["parameters"] = params
-        if args.wf_spec:
+        if early:
+            results["warnings"] = [*early, *(results.get("warnings") or [])]
+        if wf_plan is not None:
             wf_started = WallClock().now_ns()
-            results["walk_forward"] = _walk_forward(ctx, settings, candles, timeframe,
-                                                    session.id if session else None)
+            results["walk_forward"] = _walk_forward(ctx, settings, candles, wf_plan, session.id if session else None)
             # wall time: the run and the windows (the run's own figure alone read 0.66 s for a 16 s command)
             results["elapsed_seconds"] += ns_to_seconds(WallClock().now_ns() - wf_started)
         if session is not None and repo is not None:
@@ -169,15 +172,56 @@ def run(ctx: CliContext) -> int:
                             parent_ids=[version.id] if version else None)
             results["saved_params"] = saved.id
     if args.report is not None:
-        write_report(args.report, results, outcome.curves)
+        try:
+            write_report(args.report, results, outcome.curves)
+        except OSError as exc:
+            stored = f"session {session.id}" if session is not None else None
+            raise StorageError(f"the report {args.report} could not be written ({exc.strerror or exc})"
+                               + (f"; the run itself is stored as {stored}" if stored else ""),
+                               hint=f"trdr sessions show {session.id} --report FILE.html writes it elsewhere"
+                               if session is not None else "choose a writable path with --report") from None
     if args.json:
         note = preset_note(args.preset)
         if note:
             print(f"trdr: note: {note}", file=sys.stderr)  # stdout stays one JSON document
         print(json.dumps(summary(results), allow_nan=False))
     else:
-        _print_table(results, args.report)
+        _print_table(results, args.report, shown=early)
     return 0
+
+
+def check_writable(report: Path) -> None:
+    """Refuse (ConfigError, exit 2) a report path that cannot be written, before any work: its folder
+    must exist and take the temporary file `write_report` writes first (created and removed here)."""
+    if not report.parent.is_dir():
+        raise ConfigError(f"report folder {report.parent} does not exist", hint="create it or choose another path")
+    probe = report.with_name(report.name + ".tmp")
+    existed = probe.exists()
+    try:
+        with probe.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report {report} ({exc.strerror or exc})",
+                          hint="choose a writable folder with --report, e.g. --report ./report.html") from None
+
+
+def early_warnings(ctx: CliContext, settings: Any, candles: Any, timeframe: str, preset: str | None) -> list[str]:
+    """The data check's findings and the short-sample notes, printed on stderr before the run (so a
+    --json run's stdout stays one document); returned for the results' `warnings`."""
+    from trdr_tui.backtest import data as bt_data
+    from trdr_tui.engine.warmup import history_bars
+
+    path = getattr(ctx.args, "bt_data", None)
+    fix = (f"inspect it with `trdr data check {path}` and fix or remove those bars in the file" if path is not None
+           else "inspect the stored bars with `trdr data gaps` and re-import a clean file with "
+                "`trdr data import FILE --replace`")
+    out = bt_data.data_warnings(candles, timeframe, fix=fix) + bt_data.sample_warnings(
+        candles, timeframe, history_bars(settings, preset))
+    for w in out:
+        print(f"trdr: warning: {w}", file=sys.stderr)
+    return out
 
 
 def preset_note(preset: str | None) -> str | None:
@@ -212,19 +256,30 @@ def _reference_candles(ctx: CliContext, settings: Any) -> dict[str, Any]:
     return {"candle_source": StoredCandles(ctx.store)}
 
 
-def _walk_forward(ctx: CliContext, settings: Any, candles: Any, timeframe: str, session_id: str | None) -> Any:
+def _walk_forward_plan(ctx: CliContext, settings: Any, bars: int, timeframe: str) -> Any:
+    """--walk-forward and --search parsed and checked against the bars and the settings (ConfigError,
+    exit 2) before any session is stored."""
+    from trdr_tui.backtest.walkforward import check_plan, parse_search, parse_window_spec
+    from trdr_tui.market.replay import timeframe_ns
+
+    train, test, step = parse_window_spec(ctx.args.wf_spec, timeframe_ns(timeframe))
+    space = parse_search(ctx.args.wf_search)
+    check_plan(settings, bars, train_bars=train, test_bars=test, step_bars=step, search_space=space)
+    return train, test, step, space
+
+
+def _walk_forward(ctx: CliContext, settings: Any, candles: Any, plan: Any, session_id: str | None) -> Any:
     """Run the walk-forward analysis and record it as an optimization run."""
     from trdr_tui.backtest.runner import clean_json
-    from trdr_tui.backtest.walkforward import engine_evaluate, parse_search, parse_window_spec, walk_forward
+    from trdr_tui.backtest.walkforward import engine_evaluate, walk_forward
     from trdr_tui.core.clock import WallClock
     from trdr_tui.engine.warmup import history_bars
-    from trdr_tui.market.replay import timeframe_ns
     from trdr_tui.store.sessions import OptimizationRecord, OptimizationRepository
 
     args = ctx.args
-    train, test, step = parse_window_spec(args.wf_spec, timeframe_ns(timeframe))
+    train, test, step, space = plan
     result = walk_forward(candles, settings, engine_evaluate(args.preset), train_bars=train, test_bars=test,
-                          step_bars=step, search_space=parse_search(args.wf_search), objective=args.objective,
+                          step_bars=step, search_space=space, objective=args.objective,
                           warm_bars=history_bars(settings, args.preset))
     out = clean_json(result.to_dict())
     if not args.no_session:
@@ -265,14 +320,14 @@ class _progress:
             self._bar.__exit__(*exc)
 
 
-def _print_table(results: dict[str, Any], report: Path | None) -> None:
+def _print_table(results: dict[str, Any], report: Path | None, *, shown: list[str]) -> None:
     from rich.table import Table
 
     from trdr_tui.backtest.report import fmt, headline_rows
     from trdr_tui.commands.output import command_console
 
     console = command_console()
-    for warning in results.get("warnings") or []:
+    for warning in [w for w in results.get("warnings") or [] if w not in shown]:  # `shown`: already on stderr
         console.print(f"[bold]warning:[/bold] {warning}")
     note = preset_note(results.get("preset"))
     if note:

@@ -246,6 +246,8 @@ def _gap_text(g: Gap) -> str:
 def _print_parsed(out: Console, verb: str, parsed: ParsedCandles, stored_as: str) -> None:
     from rich.markup import escape
 
+    from trdr_tui.market.importer import describe_outlier
+
     c = parsed.candles
     out.print(f"{verb} {escape(Path(parsed.path).name)}")
     _row(out, "format", parsed.format)
@@ -265,6 +267,6 @@ def _print_parsed(out: Console, verb: str, parsed: ParsedCandles, stored_as: str
     else:
         _row(out, "outliers", f"{len(parsed.outliers):,} (kept; check them)")
         for o in parsed.outliers[:_SHOWN]:
-            _row(out, "", f"{minute_utc(o.ts)}  {o.kind}: {o.detail}")
+            _row(out, "", describe_outlier(o))
         if len(parsed.outliers) > _SHOWN:
             _row(out, "", f"… and {len(parsed.outliers) - _SHOWN:,} more")

@@ -117,6 +117,20 @@ def _bars(ctx: CliContext, start: int | None, end: int | None) -> tuple[Any, Any
     return settings, candles, timeframe
 
 
+def _data_warnings(ctx: CliContext, candles: Any, timeframe: str) -> list[str]:
+    """`trdr data check`'s findings on the bars the study sees, printed on stderr and returned."""
+    from trdr_tui.backtest import data as bt_data
+
+    path = ctx.args.bt_data
+    fix = (f"inspect it with `trdr data check {path}` and fix or remove those bars in the file" if path is not None
+           else "inspect the stored bars with `trdr data gaps` and re-import a clean file with "
+                "`trdr data import FILE --replace`")
+    out = bt_data.data_warnings(candles, timeframe, fix=fix)
+    for w in out:
+        print(f"trdr: warning: {w}", file=sys.stderr)
+    return out
+
+
 def _storage_for(ctx: CliContext, study: str) -> str:
     if ctx.args.storage:
         return str(ctx.args.storage)
@@ -154,6 +168,7 @@ def run(ctx: CliContext) -> int:
     end = bt_data.parse_time(args.end, "--end")
     holdout = bt_data.parse_time(args.holdout_start, "--holdout-start")
     settings, candles, timeframe = _bars(ctx, start, end)
+    warnings = _data_warnings(ctx, candles, timeframe)
     train = candles
     test = None
     if holdout is not None:
@@ -168,7 +183,7 @@ def run(ctx: CliContext) -> int:
                      seed=settings.backtest.seed if args.seed is None else args.seed, genes=genes,
                      objective=ObjectiveConfig(folds=args.folds, warmup_bars=settings.backtest.warmup_bars))
     if args.wf_spec:
-        return _walk_forward(ctx, spec, settings, candles, timeframe)
+        return _walk_forward(ctx, spec, settings, candles, timeframe, warnings)
     try:
         outcome = _study(ctx, spec, settings, train)
     except KeyboardInterrupt:  # the finished trials are in the study's storage: say how to go on
@@ -178,6 +193,11 @@ def run(ctx: CliContext) -> int:
     summary = _record(ctx, spec, settings, outcome, train, timeframe)
     if test is not None:
         summary["holdout"] = _holdout(settings, outcome, test, timeframe)
+    verdict = winner_verdict(outcome, summary.get("saved_params"))
+    if verdict:
+        print(f"trdr: note: {verdict}", file=sys.stderr)
+    if warnings or verdict:
+        summary["warnings"] = [*warnings, *([verdict] if verdict else [])]
     if args.report is not None:
         from trdr_tui.tuning.report import write_report
 
@@ -243,6 +263,31 @@ def _record(ctx: CliContext, spec: Any, settings: Any, outcome: Any, bars: Any, 
     return summary
 
 
+def winner_verdict(outcome: Any, saved: str | None) -> str | None:
+    """A plain note when the study's winner is no real winner: a negative out-of-sample score (it lost
+    money after fees on the walk-forward folds), or a score no better than the configuration as it
+    stands (trial 0 of a new study; `open_study`). None for a winner that beat both."""
+    default = next((t.value for t in outcome.trials if t.number == 0 and t.value is not None), None)
+    best = outcome.best_value
+    lost = best < 0
+    not_better = default is not None and best <= default
+    if not (lost or not_better):
+        return None
+    parts = []
+    mean = outcome.best_attributes.get("mean_return")
+    if lost:
+        why = (f"it lost money after fees on the walk-forward folds (mean return {mean:+.2%})"
+               if isinstance(mean, float) and mean < 0 else "its fee penalty and Monte Carlo gate outweigh its return")
+        parts.append(f"the winner scored {best:+.4f} out of sample: {why}")
+    if default is not None:
+        parts.append(f"the default parameters scored {default:+.4f}"
+                     + (": the study found nothing better" if not_better else ""))
+    use = (f"It is saved as parameter version {saved} (tagged 'optimized'), used only if you ask for it "
+           f"(`trdr backtest --params {saved}` to look at it; `trdr params` lists versions); ignore it otherwise"
+           if saved else "nothing was saved")
+    return "; ".join(parts) + f". {use}"
+
+
 def _holdout(settings: Any, outcome: Any, test: Any, timeframe: str) -> dict[str, Any]:
     """The default configuration and the winner, each run once on the held-out bars."""
     from trdr_tui.backtest.runner import run_backtest
@@ -271,7 +316,8 @@ def row_of(results: dict[str, Any], run: Any) -> dict[str, Any]:
             "fees_paid": fees, "fees_share_of_gross": fees / gross if gross > 0 else None}
 
 
-def _walk_forward(ctx: CliContext, spec: Any, settings: Any, candles: Any, timeframe: str) -> int:
+def _walk_forward(ctx: CliContext, spec: Any, settings: Any, candles: Any, timeframe: str,
+                  warnings: list[str]) -> int:
     import msgspec
 
     from trdr_tui.backtest.runner import clean_json
@@ -310,6 +356,8 @@ def _walk_forward(ctx: CliContext, spec: Any, settings: Any, candles: Any, timef
                "compounded_test_return": result.compounded_test_return, "share_positive": result.share_positive,
                "robustness_score": result.robustness_score, "efficiency": result.efficiency,
                "window_returns": [w.test_return for w in result.windows]}
+    if warnings:
+        summary["warnings"] = warnings
     if ctx.args.json:
         print(json.dumps(clean_json(summary), allow_nan=False))
     else:

@@ -947,7 +947,7 @@ def _finish_checked(path: Path, fmt: str, cols: _Columns, timeframe: str | None,
         problem = _first_problem(cols, tf)
         if problem is not None:
             _raise_problem(path, cols, problem)
-    step = timeframe_ns(tf)
+    gaps, outliers = check_bars(candles, timeframe_ns(tf))
     return ParsedCandles(
         path=str(path),
         format=fmt,
@@ -955,8 +955,8 @@ def _finish_checked(path: Path, fmt: str, cols: _Columns, timeframe: str | None,
         candles=candles,
         rows_read=len(cols.ts),
         duplicates=int(dup.shape[0]),
-        gaps=tuple(find_gaps(candles.ts, step)),
-        outliers=tuple(find_outliers(candles, step)),
+        gaps=gaps,
+        outliers=outliers,
         warnings=tuple(warnings),
         file_symbol=file_symbol,
     )
@@ -979,6 +979,18 @@ def _check_timeframe(path: Path, ts: I64, timeframe: str | None) -> str:
             where=str(path), hint=f"pass --timeframe {inferred} (or leave it out to infer it)",
         )
     return timeframe
+
+
+def check_bars(candles: CandleArrays, step_ns: int) -> tuple[tuple[Gap, ...], tuple[Outlier, ...]]:
+    """What `trdr data check` reports about a series of bars (sorted, unique times; `step_ns` the bar
+    length in ns): its gaps (`find_gaps`) and its suspicious bars (`find_outliers`), each in time order.
+    The backtest and the optimizer run the same check on the bars they are given."""
+    return tuple(find_gaps(candles.ts, step_ns)), tuple(find_outliers(candles, step_ns))
+
+
+def describe_outlier(o: Outlier) -> str:
+    """`2017-04-15 00:00  range: high/low 19849.83×`: how `trdr data check` names a suspicious bar."""
+    return f"{minute_utc(o.ts)}  {o.kind}: {o.detail}"
 
 
 def find_outliers(candles: CandleArrays, step_ns: int) -> list[Outlier]:
@@ -1045,6 +1057,8 @@ __all__ = [
     "ImportReport",
     "Outlier",
     "ParsedCandles",
+    "check_bars",
+    "describe_outlier",
     "detect_csv_layout",
     "find_outliers",
     "import_candle_file",
