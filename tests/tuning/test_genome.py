@@ -32,6 +32,13 @@ def test_only_filters_by_key_or_prefix_and_refuses_unknown(settings: Settings) -
         genome(settings, ["grid.gird"])
 
 
+def test_the_stop_on_the_average_entry_is_searched_only_when_asked_for(settings: Settings) -> None:
+    """A stop a few percent under the average entry sits inside the grid (the structural loss the
+    fee-aware grid removed): the default search leaves it out; `--genes risk.stop_loss` brings it in."""
+    assert "risk.stop_loss" not in {g.key for g in genome(settings)}
+    assert [g.key for g in genome(settings, ["risk.stop_loss"])] == ["risk.stop_loss"]
+
+
 def test_trailing_distance_is_a_gene_only_when_the_grid_trails_its_exits(settings: Settings) -> None:
     assert not settings.grid.trailing_exits  # the default: post-only take-profits never read the trail
     assert "trailing.distance" not in {g.key for g in genome(settings)}

@@ -39,6 +39,7 @@ class Gene(msgspec.Struct, frozen=True, kw_only=True):
     log: bool = False  # sample on a log scale (spacings, distances)
     integer: bool = False
     doc: str = ""
+    searched: bool = True  # in the default search; False: only when asked for by name (`--genes`)
 
 
 GENES: tuple[Gene, ...] = (
@@ -51,7 +52,10 @@ GENES: tuple[Gene, ...] = (
     Gene(key="risk.max_position", low=0.1, high=1.0,
          doc="position cap; a stocked grid spreads it over its levels (its capital)"),
     Gene(key="risk.max_concurrent_trades", low=1, high=10, integer=True, doc="max concurrent trades"),
-    Gene(key="risk.stop_loss", low=0.0, high=0.15, doc="stop-loss (0 = none)"),
+    # Not in the default search: a stop on the average entry sits inside a grid spaced a few percent apart
+    # and closes the position its levels are working (the structural loss the fee-aware grid removed;
+    # the grid's own exit is the regime exit below its lowest level). Ask for it with --genes.
+    Gene(key="risk.stop_loss", low=0.0, high=0.15, doc="stop-loss on the average entry (0 = none)", searched=False),
     Gene(key="grid.levels", low=4, high=30, integer=True, doc="grid levels"),
 )
 AGENT_WEIGHT_RANGE = (0.2, 3.0)
@@ -89,7 +93,7 @@ def genome(settings: Settings, only: Iterable[str] | None = None) -> list[Gene]:
     genes = [g for g in GENES if g.key not in inert] + [
         Gene(key=f"agents.weights.{a}", low=lo, high=hi, doc=f"weight of agent {a}") for a in settings.agents.enabled]
     if only is None:
-        return genes
+        return [g for g in genes if g.searched]
     wanted = list(only)
     for w in wanted:
         if w in inert:
