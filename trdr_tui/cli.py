@@ -119,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is not None:
             _ = ctx.settings  # every command validates the configuration first, whether it reads it or not
         if handler is not None and args.command in argv:
-            from trdr_tui.commands.remote import forward_if_running
+            from trdr_tui.commands.remote import forward_if_running, is_read
+
+            ctx.reads_only = is_read(argv[argv.index(args.command):])
 
             forwarded = forward_if_running(ctx, argv[argv.index(args.command):])
             if forwarded is not None:

@@ -752,6 +752,9 @@ def load_settings(
     user_path: Path | None = None
     if path is not None:
         user_path = Path(path)
+        if user_path.is_dir():
+            raise ConfigError(f"config file {user_path} is a directory",
+                              hint=f"pass --config a TOML file, e.g. {user_path / 'config.toml'}")
         if not user_path.is_file():
             raise ConfigError(f"config file {user_path} does not exist", hint="check the --config path")
     elif env.get("TRDR_CONFIG"):
@@ -767,6 +770,10 @@ def load_settings(
             text = user_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {user_path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            line = user_path.read_bytes()[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"config file {user_path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                              f"on line {line})", hint="save the file as UTF-8 (TOML files are UTF-8)") from None
         user = _parse_toml(text, str(user_path))
         _check_keys(user, str(user_path))
         _deep_merge(merged, user, sources, str(user_path))
