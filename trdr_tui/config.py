@@ -61,6 +61,17 @@ def _in_range(name: str, value: float | int | None, lo: float, hi: float) -> Non
         raise ValueError(f"`{name}` must be between {lo} and {hi}, got {value}")
 
 
+def base_weight_problem(agent_id: str, weight: object, max_weight: float) -> str | None:
+    """Why `weight` cannot be `agent_id`'s base weight, or None. The one rule for the config file, the
+    control API (`PUT /api/agents/{id}/weight`) and the cockpit's `+`/`-`: a finite number from 0 (mutes the
+    agent) to `[agents] max_weight` (the cap of the weight in force too, agents/performance.py)."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) \
+            or not 0 <= weight <= max_weight:
+        return f"weight for agent '{agent_id}' must be a number from 0 to {max_weight:g} ([agents] max_weight), " \
+               f"got {weight!r}"
+    return None
+
+
 # --- risk profiles (PRD §3.5) -------------------------------------------------------------------
 
 
@@ -407,8 +418,9 @@ class _AgentsShared(_Section, frozen=True):
         if self.decision_source == "ensemble" and not self.ensemble_model:
             raise ValueError("`decision_source = \"ensemble\"` needs `ensemble_model` (fit one: trdr train ensemble)")
         for agent_id, w in self.weights.items():
-            if not math.isfinite(w) or w < 0:
-                raise ValueError(f"weight for agent '{agent_id}' must be a finite number ≥ 0, got {w}")
+            problem = base_weight_problem(agent_id, w, self.max_weight)
+            if problem is not None:
+                raise ValueError(problem)
 
 
 class AgentsInput(_AgentsShared, frozen=True):
