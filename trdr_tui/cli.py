@@ -15,9 +15,15 @@ without it they are refused (exit 2), never silently ignored.
 
 from __future__ import annotations
 
+import sys
+
+from trdr_tui.core import stop_signals
+
+if "--headless" in sys.argv[1:]:  # before the slow imports below: a stop signal while starting stops cleanly
+    stop_signals.catch_early()
+
 import argparse
 import contextlib
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is not None:
         _route_run_options(parser, args)
+    if args.command is not None or not args.headless:
+        stop_signals.release()  # noted early only for a headless run
     ctx = CliContext(args)
     try:
         handler = getattr(args, "handler", None)
