@@ -15,9 +15,15 @@ without it they are refused (exit 2), never silently ignored.
 
 from __future__ import annotations
 
+import sys
+
+from trdr_tui.core import stop_signals
+
+if "--headless" in sys.argv[1:]:  # before the slow imports below: a stop signal while starting stops cleanly
+    stop_signals.catch_early()
+
 import argparse
 import contextlib
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,13 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is not None:
         _route_run_options(parser, args)
+    if args.command is not None or not args.headless:
+        stop_signals.release()  # noted early only for a headless run
     ctx = CliContext(args)
     try:
         handler = getattr(args, "handler", None)
         if handler is not None:
             _ = ctx.settings  # every command validates the configuration first, whether it reads it or not
         if handler is not None and args.command in argv:
-            from trdr_tui.commands.remote import forward_if_running
+            from trdr_tui.commands.remote import forward_if_running, is_read
+
+            ctx.reads_only = is_read(argv[argv.index(args.command):])
 
             forwarded = forward_if_running(ctx, argv[argv.index(args.command):])
             if forwarded is not None:

@@ -61,6 +61,17 @@ def _in_range(name: str, value: float | int | None, lo: float, hi: float) -> Non
         raise ValueError(f"`{name}` must be between {lo} and {hi}, got {value}")
 
 
+def base_weight_problem(agent_id: str, weight: object, max_weight: float) -> str | None:
+    """Why `weight` cannot be `agent_id`'s base weight, or None. The one rule for the config file, the
+    control API (`PUT /api/agents/{id}/weight`) and the cockpit's `+`/`-`: a finite number from 0 (mutes the
+    agent) to `[agents] max_weight` (the cap of the weight in force too, agents/performance.py)."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) \
+            or not 0 <= weight <= max_weight:
+        return f"weight for agent '{agent_id}' must be a number from 0 to {max_weight:g} ([agents] max_weight), " \
+               f"got {weight!r}"
+    return None
+
+
 # --- risk profiles (PRD §3.5) -------------------------------------------------------------------
 
 
@@ -407,8 +418,9 @@ class _AgentsShared(_Section, frozen=True):
         if self.decision_source == "ensemble" and not self.ensemble_model:
             raise ValueError("`decision_source = \"ensemble\"` needs `ensemble_model` (fit one: trdr train ensemble)")
         for agent_id, w in self.weights.items():
-            if not math.isfinite(w) or w < 0:
-                raise ValueError(f"weight for agent '{agent_id}' must be a finite number ≥ 0, got {w}")
+            problem = base_weight_problem(agent_id, w, self.max_weight)
+            if problem is not None:
+                raise ValueError(problem)
 
 
 class AgentsInput(_AgentsShared, frozen=True):
@@ -752,6 +764,9 @@ def load_settings(
     user_path: Path | None = None
     if path is not None:
         user_path = Path(path)
+        if user_path.is_dir():
+            raise ConfigError(f"config file {user_path} is a directory",
+                              hint=f"pass --config a TOML file, e.g. {user_path / 'config.toml'}")
         if not user_path.is_file():
             raise ConfigError(f"config file {user_path} does not exist", hint="check the --config path")
     elif env.get("TRDR_CONFIG"):
@@ -767,6 +782,10 @@ def load_settings(
             text = user_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {user_path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            line = user_path.read_bytes()[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"config file {user_path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                              f"on line {line})", hint="save the file as UTF-8 (TOML files are UTF-8)") from None
         user = _parse_toml(text, str(user_path))
         _check_keys(user, str(user_path))
         _deep_merge(merged, user, sources, str(user_path))

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
+from trdr_tui.core import stop_signals
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
@@ -235,10 +236,13 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread / not supported
                 pass
+    early = stop_signals.take() if installed else None  # one that came while the run was starting
     code = 0
     try:
         if api is not None:
             await api.start(lambda: current[0])
+        if early is not None:  # the engine starts and stops at once, as for a signal while it runs
+            request_stop(f"signal {early.name}")
         while True:
             await current[0].run()
             if not switches:

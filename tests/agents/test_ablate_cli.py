@@ -27,3 +27,14 @@ def test_ablate_shows_its_progress_on_stderr(tmp_path: object, capsys: pytest.Ca
     out, err = capsys.readouterr()
     assert [r["label"] for r in json.loads(out)["runs"]] == ["full", "without:momentum", "without:regime"]
     assert "without:" not in err  # no bar with --json
+
+
+def test_an_unavailable_agent_is_reported_once_not_once_per_variant(tmp_path: object) -> None:
+    import subprocess
+    import sys
+
+    # correlation without stored ETH-USD candles: built for "full" and "without:momentum", said once
+    argv = [sys.executable, "-m", "trdr_tui", "--db", f"{tmp_path}/a.duckdb", *ARGS[:-1], "momentum,correlation"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("agent 'correlation' unavailable") == 1, done.stderr

@@ -133,8 +133,9 @@ async def test_weights_change_the_decision(store: Store) -> None:
 
 async def test_bad_weights_are_refused_and_change_nothing() -> None:
     orch, _, _, _ = make([FixedAgent("a", B, 0.9)])
-    with pytest.raises(ConfigError, match="finite number"):
-        orch.set_weight("a", float("nan"))
+    for bad in (float("nan"), -0.5, 3.5, 1e308):  # the range is [0, max_weight] (3 by default)
+        with pytest.raises(ConfigError, match=r"must be a number from 0 to 3 \(\[agents\] max_weight\)"):
+            orch.set_weight("a", bad)
     with pytest.raises(ConfigError, match="no agent 'zz'"):
         orch.set_weight("zz", 1.0)
     assert orch.weights() == {"a": 1.0}

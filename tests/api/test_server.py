@@ -79,8 +79,11 @@ def test_pause_start_and_weights_go_through_the_engine(bot: Bot) -> None:
     assert status == 200
     assert {a["id"]: a["base_weight"] for a in body["agents"]}["momentum"] == 2.5
     before = bot.get("/api/agents")
-    status, body = bot.call("PUT", "/api/agents/momentum/weight", {"weight": -1})
-    assert status == 422 and "weight" in body["error"]
+    for bad in (-1, 1e308, 3.01):  # outside [0, [agents] max_weight]: refused naming the range
+        status, body = bot.call("PUT", "/api/agents/momentum/weight", {"weight": bad})
+        assert status == 422 and "must be a number from 0 to 3 ([agents] max_weight)" in body["error"], body
+    weight_schema = bot.get("/api/openapi.json")["components"]["schemas"]["WeightRequest"]["properties"]["weight"]
+    assert (weight_schema["minimum"], weight_schema["maximum"]) == (0, 3.0)  # the document states the same range
     assert bot.call("PUT", "/api/agents/ghost/weight", {"weight": 1.0})[0] == 404
     assert bot.call("PUT", "/api/agents/momentum/weight", {"weight": "heavy"})[0] == 422
     assert bot.call("PUT", "/api/agents/momentum/weight", raw=b"{not json")[0] == 400

@@ -180,3 +180,11 @@ def test_a_bad_profile_value_names_the_key() -> None:
         convert_settings({"agents": {"min_confidence": 1.5}}, "test file")
     text = str(err.value)
     assert "agents.min_confidence" in text and "between 0.0 and 1.0" in text and "test file" in text
+
+
+def test_a_weight_above_max_weight_is_refused_naming_the_range() -> None:
+    with pytest.raises(ConfigError) as err:
+        convert_settings({"agents": {"weights": {"momentum": 1e308}}}, "test file")
+    assert "weight for agent 'momentum' must be a number from 0 to 3 ([agents] max_weight)" in str(err.value)
+    s = convert_settings({"agents": {"weights": {"momentum": 5.0}, "max_weight": 5.0}})  # the bound is the key's
+    assert s.agents.weights["momentum"] == 5.0

@@ -163,3 +163,32 @@ def test_parse_speed() -> None:
     for bad in ("0", "-1", "inf", "nan", "x"):
         with pytest.raises(ConfigError):
             parse_speed(bad)
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (Linux: the SigCgt mask of /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            mask = next(line.split()[1] for line in status if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(mask, 16) >> (signal.SIGTERM - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.25])
+def test_a_sigterm_right_after_start_stops_cleanly(tmp_path: Path, delay: float) -> None:
+    """SIGTERM while the run is still importing and building (its event loop's handlers come ~0.7 s in):
+    sent as soon as the process catches it, or at 0.4 s at the latest, and then `delay` later."""
+    data, db = candle_file(tmp_path, 200), tmp_path / "t.duckdb"
+    proc = trdr("--db", str(db), "--log-file", str(tmp_path / "l.log"), "--headless", "--feed", "replay",
+                "--data", str(data), "--speed", "20", "--no-api")
+    start = time.monotonic()
+    while not _catches_sigterm(proc.pid) and time.monotonic() - start < 0.4 and proc.poll() is None:
+        time.sleep(0.002)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert records(out)[-1]["event"]["reason"] == "signal SIGTERM"
+    assert ("shutdown", "paper") in checkpoints(db)

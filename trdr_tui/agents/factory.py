@@ -83,7 +83,8 @@ def build_orchestrator(
                               hint=registry.unknown(agent_id).hint)
     weights = {a.id: cfg.weights.get(a.id, 1.0) for a in agents}
     if restore_weights and store is not None:
-        weights.update(load_weights(store, [a.id for a in agents]))
+        # a saved weight above a since-lowered `max_weight` starts at the cap (base_weight_problem)
+        weights.update({a: min(w, cfg.max_weight) for a, w in load_weights(store, [a.id for a in agents]).items()})
     config = OrchestratorConfig(
         symbol=settings.symbol, timeframe=settings.timeframe, timeout_s=cfg.timeout_seconds,
         min_confidence=cfg.min_confidence, disagreement_threshold=cfg.disagreement_threshold,

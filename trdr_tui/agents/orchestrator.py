@@ -67,6 +67,7 @@ from trdr_tui.agents.protocol import (
     Quote,
     TrailAdjuster,
 )
+from trdr_tui.config import base_weight_problem
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
@@ -166,7 +167,7 @@ class Orchestrator:
         self.state = MarketState(config.symbol, self.params)
         given = weights or {}
         for aid, w in given.items():
-            _check_weight(aid, w)
+            _check_weight(aid, w, config.adaptive.max_weight)
         self._base = {a.id: float(given.get(a.id, 1.0)) for a in self.agents}
         self._weights = dict(self._base)
         self.tracker = PerformanceTracker(ids, config.adaptive.horizon)
@@ -206,7 +207,7 @@ class Orchestrator:
         if agent_id not in self._base:
             raise ConfigError(f"no agent '{agent_id}' in the running panel",
                               hint=f"running agents: {', '.join(self._base)}")
-        _check_weight(agent_id, weight)
+        _check_weight(agent_id, weight, self.config.adaptive.max_weight)
         self._base[agent_id] = float(weight)
         stats = self.tracker.stats.get(agent_id, AgentStats())
         adapt = self.config.adaptive
@@ -830,10 +831,10 @@ def _reasoning_of(agent: Agent, snapshot: MarketSnapshot, features: Features) ->
     return "(batch signal)", Urgency.NORMAL
 
 
-def _check_weight(agent_id: str, weight: float) -> None:
-    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight) or weight < 0:
-        raise ConfigError(f"weight for agent '{agent_id}' must be a finite number ≥ 0, got {weight!r}",
-                          hint="use e.g. 1.0 (neutral), 2.0 (double say) or 0 (mute)")
+def _check_weight(agent_id: str, weight: float, max_weight: float) -> None:
+    problem = base_weight_problem(agent_id, weight, max_weight)
+    if problem is not None:
+        raise ConfigError(problem, hint="use e.g. 1.0 (neutral), 2.0 (double say) or 0 (mute)")
 
 
 def _signal_problem(agent_id: str, out: Any) -> str:

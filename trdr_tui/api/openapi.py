@@ -99,9 +99,12 @@ STATUS_TEXT = {400: "Malformed request", 401: "Missing or wrong bearer token", 4
                422: "Invalid value"}
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(max_weight: float) -> dict[str, Any]:
+    """The document; `max_weight` (`[agents] max_weight`) bounds `WeightRequest.weight`, as the engine does
+    (`config.base_weight_problem`)."""
     types = [r.response for r in ROUTES] + [r.body for r in ROUTES if r.body is not None] + [s.ErrorBody]
     refs, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    components[s.WeightRequest.__name__]["properties"]["weight"].update(minimum=0, maximum=max_weight)
     ref = dict(zip(types, refs, strict=True))
     error = {"content": {"application/json": {"schema": ref[s.ErrorBody]}}}
     paths: dict[str, dict[str, Any]] = {}

@@ -76,7 +76,7 @@ class AgentList(msgspec.Struct, kw_only=True):
 
 
 class WeightRequest(Body):
-    weight: float
+    weight: float  # from 0 (mute) to [agents] max_weight: the document states the bounds (openapi_document)
 
 
 class ProfileRequest(Body):

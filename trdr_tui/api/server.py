@@ -107,7 +107,7 @@ class ApiServer:
         self.app.router.add_get(OPENAPI_PATH, self._openapi)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get(WS_PATH, self._ws)
-        self._openapi_body = msgspec.json.encode(openapi_document())
+        self._openapi_body = msgspec.json.encode(openapi_document(hooks.settings.agents.max_weight))
         self.alerts = WebhookAlerts(api.webhook_url) if api.webhook_url else None
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None

@@ -18,6 +18,7 @@ class CliContext:
         self.args = args
         self._store: Store | None = None
         self._shared: Store | None = None  # a store opened by the running instance (commands/remote.py)
+        self.reads_only = False  # a read command (commands/remote.py READ_COMMANDS): creates no directory
 
     @cached_property
     def settings(self) -> Settings:
@@ -55,8 +56,22 @@ class CliContext:
                                 "this command writes to it and is refused while that instance runs",
                                 hint=f"stop it first (trdr status; POST {running.url}/api/trading/stop, or "
                                      f"kill -TERM {running.pid}), or pass another --db")
+            self._check_readable()
             self._store = Store(self.db_path)
         return self._store
+
+    def _check_readable(self) -> None:
+        """A read command on a database whose directory does not exist: refused (exit 2) before anything
+        is created there. (A missing file in an existing directory reads as empty; `close` removes it.)"""
+        from pathlib import Path
+
+        from trdr_tui.core.errors import StopError
+
+        path = Path(self.db_path).expanduser()
+        if self.reads_only and not path.exists() and not path.parent.is_dir():
+            raise StopError(f"there is no database at {path} (the directory {path.parent} does not exist)",
+                            hint=f"pass --db an existing database, or create this one by importing candles: "
+                                 f"trdr data import FILE --symbol BTC-USD --timeframe 1h --db {path}")
 
     def share_store(self, store: Store) -> None:
         """Use a store the caller owns (and closes): the running instance answering a read command."""

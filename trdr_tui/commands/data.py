@@ -159,11 +159,12 @@ def run_gaps(ctx: CliContext) -> int:
     _check_config(ctx)
     repo = CandleRepository(ctx.store)
     series = repo.coverage(symbol=ctx.args.symbol, timeframe=ctx.args.timeframe)
-    if not series:
-        what = " ".join(x for x in (ctx.args.symbol, ctx.args.timeframe) if x) or "any symbol"
-        raise DataError(f"no candles stored for {what}",
-                        hint="import some first: trdr data import FILE --symbol BTC-USD --timeframe 1h")
     out = _console()
+    if not series:  # nothing stored is not a failure (as `data list`): nothing to check
+        what = " ".join(x for x in (ctx.args.symbol, ctx.args.timeframe) if x)
+        out.print("No candles stored" + (f" for {what}" if what else "") + ": no gaps to check. "
+                  "Import some: trdr data import FILE --symbol BTC-USD --timeframe 1h")
+        return 0
     for c in series:
         if c.gaps == 0:
             out.print(f"{c.symbol} {c.timeframe}: no gaps ({c.count:,} bars)")

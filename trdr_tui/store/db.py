@@ -150,6 +150,9 @@ class Store:
         if self.path != MEMORY:
             p = Path(self.path).expanduser()
             self.path = str(p)
+            if p.is_dir():
+                raise StopError(f"the database {self.path} is a directory",
+                                hint=f"pass --db a database file, e.g. {p / 'trdr.duckdb'}")
             self.created = not p.exists()
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)

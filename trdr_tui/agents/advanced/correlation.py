@@ -39,6 +39,9 @@ from trdr_tui.market.indicators import Features
 log = logging.getLogger(__name__)
 
 
+_WARNED: set[str] = set()  # the unavailable reasons already logged by this process
+
+
 class CorrelationAgent(BaseAgent):
     id = "correlation"
     name = "Correlation"
@@ -76,9 +79,11 @@ class CorrelationAgent(BaseAgent):
                                  f"YYYY-MM-DD` or `trdr data import FILE --symbol {self.reference}`")
         else:
             self._unavailable = ""
-        if self._unavailable and self._unavailable != before:
+        if self._unavailable and self._unavailable != before and self._unavailable not in _WARNED:
+            _WARNED.add(self._unavailable)  # once a process: an ablation builds this agent once per variant
             log.warning("agent '%s' %s", self.id, self._unavailable)
         elif before and not self._unavailable:
+            _WARNED.discard(before)  # a later loss of the data is news again
             log.info("agent '%s': %s %s candles now available", self.id, self.reference, c.timeframe)
 
     def _aligned(self, ts: npt.NDArray[np.int64]) -> F64:

@@ -176,6 +176,8 @@ class BacktestFormScreen(Screen[None]):
             request = self.build_request()
         except ConfigError as exc:
             self._say(f"[$error]{exc.render()}[/]")
+            # the message line may be below a short terminal's last row (80×24): a toast is always seen
+            self.notify(exc.render(), title="backtest not run", severity="error", markup=False)
             return
         self.running = True
         self.query_one("#run", Button).disabled = True
@@ -208,6 +210,7 @@ class BacktestFormScreen(Screen[None]):
             error = event.worker.error
             text = error.render() if isinstance(error, TrdrError) else f"{type(error).__name__}: {error}"
             self._say(f"[$error]backtest failed: {text}[/]")
+            self.notify(text, title="backtest failed", severity="error", markup=False)
 
 
 STAT_ROWS: list[tuple[str, str, str]] = [

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 
 class HelpScreen(ModalScreen[None]):
@@ -26,11 +26,12 @@ class HelpScreen(ModalScreen[None]):
         self.rows = rows
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box"):
-            yield Static("[b]trdr keys[/b]  ·  remap any of them in [b]\\[tui.keys][/b]: binding_id = \"key\"",
-                         id="help-title")
+        # title and foot on the border: every row fits an 80×24 terminal (the table scrolls beyond that)
+        box = Vertical(id="help-box")
+        box.border_title = "[b]trdr keys[/b] · remap any in [b]\\[tui.keys][/b]: binding_id = \"key\""
+        box.border_subtitle = "esc closes · ctrl+p searches every action"
+        with box:
             yield DataTable(id="help-table", cursor_type="none", zebra_stripes=True, show_cursor=False)
-            yield Static("[$text-muted]esc closes · ctrl+p searches every action[/]", id="help-foot")
 
     def on_mount(self) -> None:
         table: DataTable[Text] = self.query_one(DataTable)
