@@ -122,10 +122,12 @@ def test_a_short_run_says_its_annualized_figures_mean_little(
 def test_a_losing_optimizer_winner_is_saved_with_a_plain_note(
     db_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Early 2018 (BTC −40 %): every trial of a short study loses; the winner is still saved, and
-    the command says it lost, what the default scored, and how to use or ignore the version."""
+    """Early 2018 (BTC −40 %), searching only the confidence threshold: every trial of a short study
+    loses; the winner is still saved, and the command says it lost, what the default scored, and how
+    to use or ignore the version."""
     r, err = _json(capsys, ["--db", str(db_path), "optimize", "--data", str(HOURLY_CDD), "--start", "2018-01-10",
-                            "--end", "2018-02-20", "--trials", "4", "--workers", "1", "--folds", "2", "--json"])
+                            "--end", "2018-02-20", "--trials", "4", "--workers", "1", "--folds", "2",
+                            "--genes", "agents.min_confidence", "--json"])
     assert r["best_value"] < 0
     default = next(t for t in _trials(db_path, r["optimization_id"]) if t.number == 0).value
     (note,) = r["warnings"]

@@ -24,6 +24,7 @@ needs `window` + 1 aligned bars before it shows ρ and z).
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,9 @@ from trdr_tui.market.indicators import Features
 log = logging.getLogger(__name__)
 
 
-_WARNED: set[str] = set()  # the unavailable reasons already logged by this process
+# the unavailable reasons already logged, per candle source: an ablation builds this agent once per
+# variant on one source and says it once; another run (its own source) says it again
+_WARNED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 class CorrelationAgent(BaseAgent):
@@ -79,11 +82,12 @@ class CorrelationAgent(BaseAgent):
                                  f"YYYY-MM-DD` or `trdr data import FILE --symbol {self.reference}`")
         else:
             self._unavailable = ""
-        if self._unavailable and self._unavailable != before and self._unavailable not in _WARNED:
-            _WARNED.add(self._unavailable)  # once a process: an ablation builds this agent once per variant
+        warned = _WARNED.setdefault(source, set()) if source is not None else set()
+        if self._unavailable and self._unavailable != before and self._unavailable not in warned:
+            warned.add(self._unavailable)
             log.warning("agent '%s' %s", self.id, self._unavailable)
         elif before and not self._unavailable:
-            _WARNED.discard(before)  # a later loss of the data is news again
+            warned.discard(before)  # a later loss of the data is news again
             log.info("agent '%s': %s %s candles now available", self.id, self.reference, c.timeframe)
 
     def _aligned(self, ts: npt.NDArray[np.int64]) -> F64:
