@@ -73,7 +73,16 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.errors import AgentFailed, ConfigError, NotAvailable
 from trdr_tui.core.events import LogEvent, WeightsChanged
-from trdr_tui.core.types import Action, AgentSignal, Candle, Decision, Tick, Urgency
+from trdr_tui.core.types import (
+    HOLD_ACTION,
+    TRAIL_BUY_ACTION,
+    Action,
+    AgentSignal,
+    Candle,
+    Decision,
+    Tick,
+    Urgency,
+)
 from trdr_tui.market.indicators import Features, IndicatorParams, compute_features
 from trdr_tui.market.state import MarketState
 from trdr_tui.market.streaming import FeatureRow, feature_row
@@ -84,9 +93,6 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_TOPIC = "agents.weights"
 _ACTIONS = frozenset(Action)
-# members read every bar, as module constants: a lookup on an Enum class is slow on Python 3.11
-_TRAIL_BUY = Action.TRAIL_BUY
-_HOLD_ACTION = Action.HOLD
 
 
 class OrchestratorConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -236,8 +242,8 @@ class Orchestrator:
         t0 = time.perf_counter()
         decision = await self._decide(row, signals)
         consensus_ms = (time.perf_counter() - t0) * 1e3
-        calls = tuple([(s.agent_id, BUY if s.action is _TRAIL_BUY else SELL)
-                       for s in signals if s.action is not _HOLD_ACTION])
+        calls = tuple([(s.agent_id, BUY if s.action is TRAIL_BUY_ACTION else SELL)
+                       for s in signals if s.action is not HOLD_ACTION])
         self.tracker.record(i, row.ts, row.close, calls)
         self._emit(decision, timings, consensus_ms)
         return decision

@@ -7,6 +7,7 @@ Prices and sizes are float64 inside the engine; Decimal only at the exchange bou
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 import msgspec
 
@@ -51,6 +52,24 @@ class Mode(enum.StrEnum):
     BACKTEST = "backtest"
     PAPER = "paper"
     LIVE = "live"
+
+
+# The members the per-bar, per-level and per-order loops read, as plain module constants: on Python 3.11
+# reading a member from its Enum class goes through `EnumType.__getattr__`'s hook (≈ 0.1 µs, about 15× a
+# module global). Import these in hot code; elsewhere `Side.BUY` reads better.
+BUY_SIDE: Final = Side.BUY
+SELL_SIDE: Final = Side.SELL
+HOLD_ACTION: Final = Action.HOLD
+TRAIL_BUY_ACTION: Final = Action.TRAIL_BUY
+TRAIL_SELL_ACTION: Final = Action.TRAIL_SELL
+LIMIT_ORDER: Final = OrderType.LIMIT
+ARMED_STATUS: Final = OrderStatus.ARMED
+PENDING_STATUS: Final = OrderStatus.PENDING
+SUBMITTED_STATUS: Final = OrderStatus.SUBMITTED
+PARTIAL_STATUS: Final = OrderStatus.PARTIAL
+FILLED_STATUS: Final = OrderStatus.FILLED
+MAKER_LIQUIDITY: Final = Liquidity.MAKER
+BACKTEST_MODE: Final = Mode.BACKTEST
 
 
 class Urgency(enum.StrEnum):

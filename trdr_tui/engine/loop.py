@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +45,19 @@ from trdr_tui.core.events import (
     candle_topic,
     funding_topic,
 )
-from trdr_tui.core.types import Action, Candle, Decision, Fill, Mode, Order, Side, Tick, Trade
+from trdr_tui.core.types import (
+    BACKTEST_MODE,
+    HOLD_ACTION,
+    Action,
+    Candle,
+    Decision,
+    Fill,
+    Mode,
+    Order,
+    Side,
+    Tick,
+    Trade,
+)
 from trdr_tui.engine.book import EngineBook
 from trdr_tui.engine.protocols import (
     AdaptiveDecisionSource,
@@ -78,9 +90,6 @@ from trdr_tui.trading.sizing import to_decimal
 CHUNK = 16384  # bars per synchronous slice of a backtest between yields to the event loop
 RECENT_BARS = 2000  # closed candles kept in streaming runs (grid spacing reads the last 720)
 ACTIONS = (Action.HOLD, Action.TRAIL_BUY, Action.TRAIL_SELL)  # the batch action codes 0, 1, 2
-# read per bar: an Enum class lookup is slow on Python 3.11 (it goes through `EnumType.__getattr__`'s hook)
-_HOLD: Final = Action.HOLD
-_BACKTEST: Final = Mode.BACKTEST
 
 __all__ = ["CHUNK", "Engine", "Feed"]
 
@@ -425,7 +434,7 @@ class Engine:
         """The bar's decision: kept in the record when actionable; in a batch run the full decision
         (every agent's signal) is built and published only when someone listens (a streaming source
         publishes its own)."""
-        if decision.action is not _HOLD:
+        if decision.action is not HOLD_ACTION:
             self.decisions_seen.append(decision)
         src = self._batch_source
         if src is not None and self.bus.has_subscribers(self.decision_topic):
@@ -537,7 +546,7 @@ class Engine:
         """Someone would see a grid snapshot now: paper/live (checkpoints, the cockpit), agents that read
         the book while streaming (precomputed decisions never do: `precompute` refuses book readers), or
         a listener on `grid.<symbol>`. A batch backtest without them skips building snapshots."""
-        return self._mode is not _BACKTEST or (self._book_source is not None and self._batch_source is None) \
+        return self._mode is not BACKTEST_MODE or (self._book_source is not None and self._batch_source is None) \
             or self.bus.has_subscribers(f"grid.{self._symbol}")
 
     def publish_grid(self, snap: GridSnapshot) -> None:

@@ -27,25 +27,29 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Final
 
 from trdr_tui.config import ExecutionConfig
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.engine_api import ExecutionReport, ReportHandler
 from trdr_tui.core.errors import StateCorruption
-from trdr_tui.core.types import Fill, Liquidity, Order, OrderStatus, OrderType, Side, Tick
+from trdr_tui.core.types import (
+    BUY_SIDE,
+    FILLED_STATUS,
+    LIMIT_ORDER,
+    MAKER_LIQUIDITY,
+    PARTIAL_STATUS,
+    SELL_SIDE,
+    SUBMITTED_STATUS,
+    Fill,
+    Liquidity,
+    Order,
+    OrderStatus,
+    Side,
+    Tick,
+)
 from trdr_tui.exchange.fees import FeeSchedule, VolumeTracker
 from trdr_tui.trading.sizing import Increments, to_decimal
 
-# Members as module constants for the loops over resting orders and every order: a lookup on an Enum class is slow on
-# Python 3.11 (it goes through `EnumType.__getattr__`'s hook).
-_BUY: Final = Side.BUY
-_SELL: Final = Side.SELL
-_SUBMITTED: Final = OrderStatus.SUBMITTED
-_PARTIAL: Final = OrderStatus.PARTIAL
-_FILLED: Final = OrderStatus.FILLED
-_LIMIT: Final = OrderType.LIMIT
-_MAKER: Final = Liquidity.MAKER
 MAX_SLIPPAGE = 0.5  # a fill is never moved further than half its reference price (keeps prices > 0)
 
 
@@ -142,17 +146,17 @@ class SimExecutor:
             reach = self._reach
             if reach is None:  # the highest resting BUY and the lowest resting SELL limit
                 reach = self._reach = (
-                    max((o.price or 0.0 for o in self.resting.values() if o.side is _BUY), default=-math.inf),
-                    min((o.price or 0.0 for o in self.resting.values() if o.side is _SELL), default=math.inf))
+                    max((o.price or 0.0 for o in self.resting.values() if o.side is BUY_SIDE), default=-math.inf),
+                    min((o.price or 0.0 for o in self.resting.values() if o.side is SELL_SIDE), default=math.inf))
             if low < reach[0] or high > reach[1]:  # else no limit is traded through: nothing to match
                 self._match(high, low, volume * self.max_volume_share)
 
     def submit_now(self, order: Order) -> None:
         if self._on_report is None:
             raise StateCorruption("SimExecutor.submit before bind()", hint="the engine binds its report handler")
-        if order.status is not _SUBMITTED:  # a fired trailing order is already SUBMITTED
-            self._report(order, _SUBMITTED)
-        if order.type is _LIMIT:
+        if order.status is not SUBMITTED_STATUS:  # a fired trailing order is already SUBMITTED
+            self._report(order, SUBMITTED_STATUS)
+        if order.type is LIMIT_ORDER:
             self.resting[order.id] = order
             self._reach = None
             return
@@ -186,7 +190,7 @@ class SimExecutor:
         for order in list(self.resting.values()):
             limit = order.price
             assert limit is not None
-            through = low < limit if order.side is _BUY else high > limit
+            through = low < limit if order.side is BUY_SIDE else high > limit
             if not through or capacity <= 0.0:
                 continue
             left = remaining(order)
@@ -194,8 +198,8 @@ class SimExecutor:
             if not size > 0:
                 continue
             capacity -= float(size)
-            self._fill(order, limit, size, left, _MAKER)
-            if order.status is not _PARTIAL:
+            self._fill(order, limit, size, left, MAKER_LIQUIDITY)
+            if order.status is not PARTIAL_STATUS:
                 self.resting.pop(order.id, None)
                 self._reach = None
 
@@ -218,7 +222,7 @@ class SimExecutor:
         if volume is not None:
             volume.add(now, notional)
         done = size_d >= left
-        self._report(order, _FILLED if done else _PARTIAL, fill=fill)
+        self._report(order, FILLED_STATUS if done else PARTIAL_STATUS, fill=fill)
 
     def _report(self, order: Order, status: OrderStatus, *, fill: Fill | None = None, reason: str = "") -> None:
         assert self._on_report is not None

@@ -71,7 +71,17 @@ from trdr_tui.core.errors import RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import GridLevel, GridSnapshot
 from trdr_tui.core.fsm import OPEN
 from trdr_tui.core.smoothing import recursive_filter
-from trdr_tui.core.types import Action, Decision, Fill, Order, OrderTransition, Side, Trade
+from trdr_tui.core.types import (
+    BUY_SIDE,
+    SELL_SIDE,
+    TRAIL_SELL_ACTION,
+    Decision,
+    Fill,
+    Order,
+    OrderTransition,
+    Side,
+    Trade,
+)
 from trdr_tui.core.volatility import atr
 from trdr_tui.trading.policy import PolicyContext
 from trdr_tui.trading.sizing import ProductSpec, Sizer
@@ -129,9 +139,6 @@ class T:
     DUST_CLEARED: Final = LevelTrigger.DUST_CLEARED
 
 
-_TRAIL_SELL: Final = Action.TRAIL_SELL  # (see `L`) read on every bar
-_BUY: Final = Side.BUY  # (see `L`) read at every order the grid places
-_SELL: Final = Side.SELL
 
 LEVEL_TRANSITIONS: dict[tuple[LevelState, LevelTrigger], LevelState] = {
     (L.IDLE, T.NEAR): L.ARMED,
@@ -475,7 +482,7 @@ class GridPolicy:
             down = gate[i]
         else:
             down = self._trend(close)
-        bearish = decision is not None and decision.action is _TRAIL_SELL \
+        bearish = decision is not None and decision.action is TRAIL_SELL_ACTION \
             and decision.confidence >= self.min_confidence
         halted = self._risk.halted
         if self._quiet and self._lo < close < self._hi and down is self._q_down and bearish is self._q_bearish \
@@ -602,7 +609,7 @@ class GridPolicy:
 
     def _buy(self, lv: Level) -> Order | None:
         pf = self.portfolio
-        price = float(self.sizer.product.round_price(lv.price, _BUY))
+        price = float(self.sizer.product.round_price(lv.price, BUY_SIDE))
         available = max(pf.cash - self.orders.committed_cash(price), 0.0)
         limit = self.ctx.risk.position_limit(price, buying=self.ctx.orders.committed_buy_base(price))
         quote = min(self.quote, available / (1.0 + self.cost))
@@ -619,7 +626,7 @@ class GridPolicy:
             self.skipped_below_min += 1
             return None
         try:
-            return self.orders.place_limit(_BUY, float(size), price, reason="grid level",
+            return self.orders.place_limit(BUY_SIDE, float(size), price, reason="grid level",
                                            metadata={"grid_leg": "level", "grid_level": lv.index})
         except RiskLimitExceeded:
             return None
@@ -641,8 +648,8 @@ class GridPolicy:
                 lv.exit_order = self.orders.place_trailing(Side.SELL, size=float(size), trail=capped, price=close,
                                                            reason="grid exit", metadata=meta)
             else:
-                limit = float(self.sizer.product.round_price(max(target, close * (1.0 + self.tick)), _SELL))
-                lv.exit_order = self.orders.place_limit(_SELL, float(size), limit, reason="grid take-profit",
+                limit = float(self.sizer.product.round_price(max(target, close * (1.0 + self.tick)), SELL_SIDE))
+                lv.exit_order = self.orders.place_limit(SELL_SIDE, float(size), limit, reason="grid take-profit",
                                                         metadata=meta)
         except RiskLimitExceeded:
             return

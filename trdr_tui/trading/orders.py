@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Final, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -42,7 +42,22 @@ from trdr_tui.core.engine_api import ExecutionReport, Executor, ImmediateExecuto
 from trdr_tui.core.errors import InsufficientFunds, InvalidResponse, RiskLimitExceeded, StateCorruption
 from trdr_tui.core.events import OrderEvent, RiskRejection, order_topic
 from trdr_tui.core.fsm import OPEN, OrderStateMachine
-from trdr_tui.core.types import Fill, Order, OrderStatus, OrderTransition, OrderType, Side, Trade
+from trdr_tui.core.types import (
+    ARMED_STATUS,
+    BUY_SIDE,
+    LIMIT_ORDER,
+    PARTIAL_STATUS,
+    PENDING_STATUS,
+    SELL_SIDE,
+    SUBMITTED_STATUS,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderTransition,
+    OrderType,
+    Side,
+    Trade,
+)
 from trdr_tui.trading.constraints import TimeConstraints
 from trdr_tui.trading.portfolio import Overdraft, Portfolio
 from trdr_tui.trading.risk import RiskManager
@@ -52,15 +67,6 @@ from trdr_tui.trading.trailing import TrailingState, walk_path
 
 FillListener = Callable[[Order, Fill, Trade | None], None]
 OverdraftListener = Callable[[Order, Fill, Overdraft], None]
-# Members read in the loops over open orders and at every order, as module constants: a lookup on an Enum class is slow on
-# Python 3.11 (it goes through `EnumType.__getattr__`'s hook).
-_BUY: Final = Side.BUY
-_SELL: Final = Side.SELL
-_ARMED: Final = OrderStatus.ARMED
-_PENDING: Final = OrderStatus.PENDING
-_SUBMITTED: Final = OrderStatus.SUBMITTED
-_PARTIAL: Final = OrderStatus.PARTIAL
-_LIMIT: Final = OrderType.LIMIT
 
 
 class TrailingSnapshot(msgspec.Struct, frozen=True):
@@ -160,12 +166,12 @@ class OrderManager:
     def _risk_check(self, side: Side, size: float, price: float) -> None:
         """Every new order passes here; a refusal is recorded, published on `risk.rejected` and raised (E006)."""
         try:
-            if side is _BUY and self.constraints is not None:
+            if side is BUY_SIDE and self.constraints is not None:
                 self._entry_gate()
             self.risk.check(side, size, price,
                             open_entries=self.open_entries() if self.risk.counts_entries else 0,
-                            selling=self.committed_base() if side is _SELL else 0.0,
-                            buying=self.committed_buy_base(price) if side is _BUY else 0.0)
+                            selling=self.committed_base() if side is SELL_SIDE else 0.0,
+                            buying=self.committed_buy_base(price) if side is BUY_SIDE else 0.0)
         except RiskLimitExceeded as exc:
             self._record_rejection(side, size, exc)
             raise
@@ -183,7 +189,7 @@ class OrderManager:
         """Quote currency the open BUY orders may still spend (estimated at `price` where unpriced)."""
         total = 0.0
         for o in self.open.values():
-            if o.side is _BUY:
+            if o.side is BUY_SIDE:
                 quote = o.metadata.get("quote")
                 total += float(quote) if quote is not None else o.remaining * (o.price or price)
         return total
@@ -192,14 +198,14 @@ class OrderManager:
         """Base units the open BUY orders (other than `excluding`) may still buy, quote-sized ones at `price`."""
         total = 0.0
         for o in self.open.values():
-            if o.side is _BUY and o is not excluding:
+            if o.side is BUY_SIDE and o is not excluding:
                 quote = o.metadata.get("quote")
-                total += float(quote) / price if quote is not None and o.status is _ARMED else o.remaining
+                total += float(quote) / price if quote is not None and o.status is ARMED_STATUS else o.remaining
         return total
 
     def committed_base(self) -> float:
         """Base units the open SELL orders may still sell."""
-        return sum(o.remaining for o in self.open.values() if o.side is _SELL)
+        return sum(o.remaining for o in self.open.values() if o.side is SELL_SIDE)
 
     def trailing_state(self, order: Order) -> TrailingState | None:
         for st in self.trailing:
@@ -208,7 +214,7 @@ class OrderManager:
         return None
 
     def open_entries(self) -> int:
-        return len([o for o in self.open.values() if o.side is _BUY]) + len(self.portfolio.lots)
+        return len([o for o in self.open.values() if o.side is BUY_SIDE]) + len(self.portfolio.lots)
 
     def _new_order(self, side: Side, otype: OrderType, size: float, *, price: float | None = None,
                    trail: float | None = None, metadata: dict[str, str | float | int | bool | None] | None = None
@@ -274,7 +280,7 @@ class OrderManager:
         meta: dict[str, str | float | int | bool | None] = {**(metadata or {}), "post_only": True}
         if reason:
             meta["reason"] = reason
-        order = self._new_order(side, _LIMIT, size, price=limit, metadata=meta)
+        order = self._new_order(side, LIMIT_ORDER, size, price=limit, metadata=meta)
         if self.constraints is not None and self.constraints.limit_max_duration_ns is not None:
             self._resting_expiry[order.id] = order.created_ts + self.constraints.limit_max_duration_ns
         self._send(order)
@@ -396,8 +402,8 @@ class OrderManager:
     def _send(self, order: Order) -> None:
         """To the executor: a new order goes PENDING→SUBMITTED, a fired trailing order ARMED→SUBMITTED
         with its fired intent (price, size, trigger) stored first (write-ahead)."""
-        if order.status is _PENDING:
-            self.fsm.apply(order, _SUBMITTED, "sent")
+        if order.status is PENDING_STATUS:
+            self.fsm.apply(order, SUBMITTED_STATUS, "sent")
         elif order.status is OrderStatus.ARMED:
             self.fsm.apply(order, OrderStatus.SUBMITTED, "fired")
             if self.repo is not None:
@@ -447,7 +453,7 @@ class OrderManager:
         if fill is not None:
             for listener in self.fill_listeners:
                 listener(order, fill, trade)
-            if (order.status is _PARTIAL
+            if (order.status is PARTIAL_STATUS
                     and order.filled_size > self.partial_fill_cancel * order.size):
                 self.cancel(order, f"over {self.partial_fill_cancel:.0%} filled: remainder cancelled")
 

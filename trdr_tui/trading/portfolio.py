@@ -57,10 +57,9 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import Final
 
 from trdr_tui.core.errors import InsufficientFunds, StateCorruption
-from trdr_tui.core.types import Fill, Side, Trade
+from trdr_tui.core.types import BUY_SIDE, Fill, Side, Trade
 from trdr_tui.trading.sizing import Increments, to_decimal
 
 # 80 significant digits: a float's shortest repr has ≤ 17, a product of two ≤ 34; cash of 10^12 kept
@@ -72,7 +71,6 @@ _ALLOCATE = Context(prec=80)  # the fee share's division may round (then floored
 # digits than any one entry, so valuations add and multiply at unbounded precision, which is always exact.
 _VALUATION = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, InvalidOperation])
 _ZERO = Decimal(0)
-_BUY: Final = Side.BUY  # read at every fill: an Enum class lookup is slow on Python 3.11
 
 
 class Overdraft:
@@ -247,7 +245,7 @@ class Portfolio:
         try:
             with localcontext(LEDGER_CONTEXT):
                 trade = None
-                if fill.side is _BUY:
+                if fill.side is BUY_SIDE:
                     self._buy(fill, price, size, fee, overdraw)
                 else:
                     trade = self._sell(fill, price, size, fee, overdraw)

@@ -28,18 +28,16 @@ the order still goes through `check`, so there is no path around it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
 
 import msgspec
 
 from trdr_tui.config import Settings
 from trdr_tui.core.clock import NS_PER_SECOND
 from trdr_tui.core.errors import RiskLimitExceeded
-from trdr_tui.core.types import Side
+from trdr_tui.core.types import SELL_SIDE, Side
 from trdr_tui.trading.portfolio import Portfolio
 
 DAY_NS = 86_400 * NS_PER_SECOND
-_SELL: Final = Side.SELL  # read at every order: an Enum class lookup is slow on Python 3.11
 
 
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,7 +166,7 @@ class RiskManager:
         failed: list[str] = []
         if not size > 0.0 or not price > 0.0:
             return ["position_size"]
-        if side is _SELL:
+        if side is SELL_SIDE:
             if size + selling > pf.position * (1.0 + 1e-9) + 1e-12:
                 failed.append("position_size")
             return failed
