@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
@@ -22,6 +23,8 @@ from trdr_tui.tui.widgets.grid import GridTable
 from trdr_tui.tui.widgets.logs import LogPane, fill_line, order_line, risk_line
 from trdr_tui.tui.widgets.orders import OrdersPanel, OrderTable
 from trdr_tui.tui.widgets.status import StatusBar
+
+COMPACT_FOOTER_BELOW = 100  # columns: narrower, the footer drops its spacing so every key hint fits (80×24)
 
 # Cockpit bindings live on the main screen (so typing in a form never trades); each has an id for
 # `[tui.keys]` and appears in the command palette and the help screen.
@@ -68,6 +71,9 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     # -- panes -----------------------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < COMPACT_FOOTER_BELOW
 
     def on_mount(self) -> None:
         # Panes are looked up once: handlers run at event rate and must not query the DOM each time.
