@@ -126,7 +126,7 @@ def test_a_losing_optimizer_winner_is_saved_with_a_plain_note(
     loses; the winner is still saved, and the command says it lost, what the default scored, and how
     to use or ignore the version."""
     r, err = _json(capsys, ["--db", str(db_path), "optimize", "--data", str(HOURLY_CDD), "--start", "2018-01-10",
-                            "--end", "2018-02-20", "--trials", "4", "--workers", "1", "--folds", "2",
+                            "--end", "2018-03-10", "--trials", "4", "--workers", "1", "--folds", "2",
                             "--genes", "agents.min_confidence", "--json"])
     assert r["best_value"] < 0
     default = next(t for t in _trials(db_path, r["optimization_id"]) if t.number == 0).value

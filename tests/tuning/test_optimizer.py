@@ -17,8 +17,9 @@ import pytest
 
 from tests.conftest import HOURLY_CDD
 from trdr_tui.cli import main
-from trdr_tui.config import Settings
+from trdr_tui.config import Settings, load_settings
 from trdr_tui.core.arrays import CandleArrays
+from trdr_tui.engine.warmup import history_bars
 from trdr_tui.store import Store
 from trdr_tui.store.sessions import ParameterRepository
 from trdr_tui.store.tuning import TuningRepository
@@ -176,6 +177,8 @@ def test_cli_study_output_is_honest_and_clean(tmp_path: Path, capsys: pytest.Cap
     with Store(db) as store:
         [run] = TuningRepository(store).recent()
         assert len(TuningRepository(store).trials(run.id)) == 5
+        # each fold warms on the bars the grid looks back over (its trend gate armed), as a deployed bot does
+        assert run.search_space["objective_config"]["warmup_bars"] == history_bars(load_settings()) == 720
         TuningRepository(store).record_study(OptimizationRecord(
             id="opt-walkforward", created_at=run.created_at + 1, method="walk_forward/optuna/tpe",
             objective="out-of-sample return per window", search_space={},

@@ -153,6 +153,7 @@ def _shown_storage(storage: str) -> str:
 
 def run(ctx: CliContext) -> int:
     from trdr_tui.backtest import data as bt_data
+    from trdr_tui.engine.warmup import history_bars
     from trdr_tui.tuning.genome import genome, parse_genes, with_ranges
     from trdr_tui.tuning.objective import ObjectiveConfig
     from trdr_tui.tuning.optimizer import StudySpec
@@ -181,7 +182,7 @@ def run(ctx: CliContext) -> int:
     study = args.study or "opt-" + secrets.token_hex(4)
     spec = StudySpec(name=study, storage=_storage_for(ctx, study), sampler=args.sampler, trials=args.trials,
                      seed=settings.backtest.seed if args.seed is None else args.seed, genes=genes,
-                     objective=ObjectiveConfig(folds=args.folds, warmup_bars=settings.backtest.warmup_bars))
+                     objective=ObjectiveConfig(folds=args.folds, warmup_bars=history_bars(settings)))
     if args.wf_spec:
         return _walk_forward(ctx, spec, settings, candles, timeframe, warnings)
     try:
