@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -260,6 +261,9 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
             await api.start(lambda: current[0])
         if early is not None:  # the engine starts and stops at once, as for a signal while it runs
             request_stop(f"signal {early.name}")
+        # Everything built so far lives as long as the run (modules, the engine, the candles): keep it out
+        # of the collector's full passes, which would otherwise walk it again and again (as the cockpit does)
+        gc.freeze()
         while True:
             await current[0].run()
             if not switches:
