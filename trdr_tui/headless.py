@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -31,7 +32,15 @@ from trdr_tui.core import stop_signals
 from trdr_tui.core.engine_api import EngineControl
 from trdr_tui.core.errors import TrdrError
 from trdr_tui.core.events import CandleEvent, LogEvent, OrderEvent, PortfolioSnapshot
-from trdr_tui.core.logs import LEVELS, TRADE_TOPICS, VerdictChanges, event_level, event_record, log_record
+from trdr_tui.core.logs import (
+    LEVELS,
+    TRADE_TOPICS,
+    VerdictChanges,
+    debug_only,
+    event_level,
+    event_record,
+    log_record,
+)
 from trdr_tui.core.timefmt import iso_utc
 from trdr_tui.core.types import Decision, Fill, Mode
 from trdr_tui.engine.loop import Engine
@@ -41,6 +50,8 @@ if TYPE_CHECKING:
     from trdr_tui.engine.loop import Engine
 
 ROUTES_KEPT = 4096  # topics whose routing is remembered (one per order in a long run)
+# the topics of the events the summary counts (`JsonLogger._counters`): wanted at any level
+COUNTED_TOPICS = ("market.candle.", "order.", "fill.", "portfolio.")
 
 
 class Summary(msgspec.Struct, kw_only=True):
@@ -71,6 +82,7 @@ class JsonLogger:
         self.engine = engine
         self.sinks = sinks
         self.on_broken_pipe: Callable[[], None] | None = None  # a sink's reader went away (EPIPE)
+        self.min_level = min_level
         self.min_index = LEVELS.index(min_level)
         self.encoder = msgspec.json.Encoder()
         self.summary = Summary(reason="running", start_equity=capital)
@@ -84,13 +96,19 @@ class JsonLogger:
         # (level, shown, logged) per topic whose level the topic alone decides (see `event_level`)
         self._routes: dict[str, tuple[str, bool, bool]] = {}
         self.verdicts = VerdictChanges()
-        self.sub = engine.bus.subscribe("*", self.on_event)
+        self.sub = engine.bus.subscribe("*", self.on_event, wants=self.wants)
 
     def bind(self, engine: EngineControl) -> None:
         """Follow a new engine (a mode switch); the summary goes on counting."""
         self.engine.bus.unsubscribe(self.sub)
         self.engine = engine
-        self.sub = engine.bus.subscribe("*", self.on_event)
+        self.sub = engine.bus.subscribe("*", self.on_event, wants=self.wants)
+
+    def wants(self, topic: str) -> bool:
+        """The topics whose events are counted or may be written (the bus asks once per topic): not the
+        per-bar debug topics above debug (`core.logs.debug_only`: agent signals, grid snapshots, …),
+        unless the summary counts what they carry."""
+        return topic.startswith(COUNTED_TOPICS) or not debug_only(topic, self.min_level)
 
     def on_event(self, topic: str, event: Any) -> None:
         count = self._counters.get(type(event))
@@ -243,6 +261,9 @@ async def run_headless(engine: Engine, *, stdout: IO[str], min_level: str = "inf
             await api.start(lambda: current[0])
         if early is not None:  # the engine starts and stops at once, as for a signal while it runs
             request_stop(f"signal {early.name}")
+        # Everything built so far lives as long as the run (modules, the engine, the candles): keep it out
+        # of the collector's full passes, which would otherwise walk it again and again (as the cockpit does)
+        gc.freeze()
         while True:
             await current[0].run()
             if not switches:

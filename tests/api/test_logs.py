@@ -136,3 +136,13 @@ def test_the_cockpit_writes_the_same_log_file(tmp_path: Path) -> None:
     main = lines(tmp_path / "trdr.log")
     assert {"EngineStatus", "Fill"} <= {r.get("type") for r in main}
     assert os.path.getsize(tmp_path / "trdr.errors.log") == 0
+
+
+def test_the_cockpit_log_is_not_handed_the_debug_topics_above_debug() -> None:
+    bus = EventBus()
+    info = EventLog(bus, SimClock(0), min_level="info")
+    assert not bus.has_subscribers("agent.signal.momentum") and not bus.has_subscribers("portfolio.BTC-USD")
+    assert bus.has_subscribers("fill.BTC-USD") and bus.has_subscribers("decision.BTC-USD")
+    info.close()
+    EventLog(bus, SimClock(0), min_level="debug")
+    assert bus.has_subscribers("agent.signal.momentum") and bus.has_subscribers("portfolio.BTC-USD")

@@ -77,3 +77,29 @@ async def test_bus_dispatch_unsubscribe_errors_and_replay() -> None:
     other.subscribe("*", lambda t, e: replayed.append((t, e)))
     assert log.replay(other) == 4
     assert replayed[:3] == [("order.1", "submitted"), ("fill.BTC-USD", "f1"), ("market.tick.BTC-USD", "ignored by all")]
+
+
+def test_a_subscriber_gets_only_the_topics_it_wants_asked_once_per_topic() -> None:
+    bus = EventBus()
+    asked: list[str] = []
+    got: list[tuple[str, object]] = []
+    everything: list[str] = []
+
+    def wants(topic: str) -> bool:
+        asked.append(topic)
+        return not topic.startswith("agent.signal.")
+
+    bus.subscribe("*", lambda t, e: got.append((t, e)), wants=wants)
+    for _ in range(3):
+        bus.publish("agent.signal.momentum", "signal")
+        bus.publish("decision.BTC-USD", "decision")
+    assert got == [("decision.BTC-USD", "decision")] * 3
+    assert asked == ["agent.signal.momentum", "decision.BTC-USD"]  # the answers are kept with the topic
+    assert not bus.has_subscribers("agent.signal.momentum")  # nobody wants it: publishers may skip it
+
+    sub = bus.subscribe("agent.signal.*", lambda t, e: everything.append(t))  # a new listener: topics resolved again
+    assert bus.has_subscribers("agent.signal.momentum")
+    bus.publish("agent.signal.momentum", "signal")
+    assert everything == ["agent.signal.momentum"] and len(got) == 3
+    bus.unsubscribe(sub)
+    assert not bus.has_subscribers("agent.signal.momentum")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -16,7 +18,12 @@ import pytest
 
 from tests.conftest import HOURLY_CDD, REPO
 from trdr_tui.commands.run import parse_speed
+from trdr_tui.core.bus import EventBus
+from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import ConfigError
+from trdr_tui.core.events import CandleEvent
+from trdr_tui.core.types import Candle
+from trdr_tui.headless import JsonLogger
 
 
 def candle_file(tmp_path: Path, bars: int) -> Path:
@@ -79,9 +86,29 @@ def test_decisions_reach_the_info_log_when_the_verdict_changes(tmp_path: Path) -
                 "replay", "--data", str(data), "--speed", "max")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    every = [(r["ts"], r["event"]["action"], r["level"]) for r in records(out) if r["type"] == "Decision"]
+    lines = records(out)
+    every = [(r["ts"], r["event"]["action"], r["level"]) for r in lines if r["type"] == "Decision"]
     assert [(ts, a) for ts, a, _ in every] == made
+    signals = [r for r in lines if r["type"] == "AgentSignal"]  # at debug every agent's signal is shown too
+    assert len(signals) == sum(len(r["event"]["signals"]) for r in lines if r["type"] == "Decision") > 0
     assert [(ts, a) for ts, a, level in every if level == "info"] == changes
+
+
+def test_the_logger_skips_the_debug_topics_it_neither_counts_nor_writes() -> None:
+    """Above debug the headless logger is not handed agent signals or grid snapshots at all (the bus
+    skips it for those topics); candles still reach it (the summary counts bars)."""
+    bus, out = EventBus(), io.StringIO()
+    engine = SimpleNamespace(bus=bus, clock=SimClock(0))
+    logger = JsonLogger(engine, [out], min_level="info")  # type: ignore[arg-type]
+    assert not bus.has_subscribers("agent.signal.momentum") and not bus.has_subscribers("grid.BTC-USD")
+    assert bus.has_subscribers("market.candle.BTC-USD") and bus.has_subscribers("decision.BTC-USD")
+    bus.publish("market.candle.BTC-USD", CandleEvent(symbol="BTC-USD", timeframe="1h",
+                                                     candle=Candle(3_600_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0)))
+    assert logger.summary.bars == 1 and out.getvalue() == ""  # counted, not shown (debug)
+    logger.finish("end of feed")
+    verbose = JsonLogger(SimpleNamespace(bus=bus, clock=SimClock(0)), [out], min_level="debug")  # type: ignore[arg-type]
+    assert bus.has_subscribers("agent.signal.momentum")
+    verbose.finish("end of feed")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -408,15 +408,11 @@ class Orchestrator:
     def _emit(self, decision: Decision, timings: dict[str, float], consensus_ms: float) -> None:
         self.last_decision = decision
         self.last_timings = timings  # ms per agent for this decision, read by the API's metrics
-        bus = self.bus
+        publish = self.bus.publish  # the events exist already: publishing to nobody costs no more than asking
         topics = self._signal_topics
         for sig in decision.signals:
-            topic = topics.get(sig.agent_id) or f"agent.signal.{sig.agent_id}"
-            if bus.has_subscribers(topic):
-                bus.publish(topic, sig)
-        topic = self._decision_topic
-        if bus.has_subscribers(topic):
-            bus.publish(topic, decision)
+            publish(topics.get(sig.agent_id) or f"agent.signal.{sig.agent_id}", sig)
+        publish(self._decision_topic, decision)
         if self.decision_log is not None:
             self.decision_log.record(decision, timings, consensus_ms)
 

@@ -16,7 +16,7 @@ read the engine (P&L, equity, drawdown, win rate) are refreshed when scraped. Na
 | `orders_failed_total` | counter | reason | `rejected`, `expired` (order status), `risk` (refused by the risk manager) |
 | `feed_ws_reconnects_total` | counter | source | a feed that was unhealthy reports healthy again |
 | `feed_healthy` | gauge | | 1 when the market feed is healthy |
-| `agent_confidence` | histogram | agent_id | signal confidence, buckets 0.1 … 0.9 |
+| `agent_confidence` | histogram | agent_id | signal confidence, buckets 0.1 … 0.9 (the signals of each published decision) |
 | `agent_latency_seconds` | histogram | agent_id | time of one agent call |
 | `order_latency_seconds` | histogram | | order created → sent to the executor (SUBMITTED), engine time |
 | `trdr_uptime_seconds` | gauge | | since the API started |
@@ -40,7 +40,7 @@ from trdr_tui.agents.orchestrator import Orchestrator
 from trdr_tui.api.schemas import Performance
 from trdr_tui.core.bus import EventBus, Subscription
 from trdr_tui.core.events import FeedHealth, OrderEvent, RiskRejection
-from trdr_tui.core.types import AgentSignal, Decision, Fill, OrderStatus, Side
+from trdr_tui.core.types import Decision, Fill, OrderStatus, Side
 from trdr_tui.engine.loop import Engine
 
 CONFIDENCE_BUCKETS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -135,7 +135,7 @@ class EngineMetrics:
         self._bus = bus
         self._subs = [bus.subscribe(p, h) for p, h in (
             ("fill.*", self.on_fill), ("order.*", self.on_order), ("risk.rejected", self.on_risk),
-            ("feed.health", self.on_feed), ("agent.signal.*", self.on_signal), ("decision.*", self.on_decision))]
+            ("feed.health", self.on_feed), ("decision.*", self.on_decision))]
 
     def unbind(self) -> None:
         if self._bus is not None:
@@ -179,10 +179,12 @@ class EngineMetrics:
             self.reconnects.labels(source=event.source).inc()
         self.feed_healthy.set(0 if self._unhealthy else 1)
 
-    def on_signal(self, _topic: str, signal: AgentSignal) -> None:
-        self.confidence.observe(signal.agent_id, signal.confidence)
-
-    def on_decision(self, _topic: str, _decision: Decision) -> None:
+    def on_decision(self, _topic: str, decision: Decision) -> None:
+        """The decision's signals (each also published on `agent.signal.<id>`, read here in one call
+        rather than one event each) and the agents' call times."""
+        observe = self.confidence.observe
+        for signal in decision.signals:
+            observe(signal.agent_id, signal.confidence)
         src = self.engine().decisions
         if isinstance(src, Orchestrator) and src.last_timings:
             timings = src.last_timings

@@ -67,9 +67,9 @@ COALESCED = frozenset({"price", "performance"})
 # The `events` channel: every type the cockpit shows, by name. State-like ones coalesce per topic.
 STATE_TYPES: tuple[type, ...] = (Tick, PortfolioSnapshot, GridSnapshot, EngineStatus, FeedHealth, AgentSignal,
                                  Decision, WeightsChanged, BacktestProgress)
-_STATE_SET = frozenset(STATE_TYPES)
 EVENT_TYPES: dict[str, type] = {t.__name__: t for t in (*STATE_TYPES, CandleEvent, OrderEvent, Fill, RiskRejection,
                                                          LogEvent)}
+_IS_STATE: dict[type, bool] = {t: t in STATE_TYPES for t in EVENT_TYPES.values()}  # the `events` types: state-like?
 HISTORY_CANDLES = 300  # closed bars a new `events` subscriber receives first
 HISTORY_OTHER = 200  # order changes, fills, refusals and log lines likewise
 BATCH_MAX = 1000  # messages in one batched frame at most
@@ -296,20 +296,19 @@ class WsHub:
 
     def on_event(self, topic: str, event: Any) -> None:
         self.events_seen += 1
-        kind = EVENT_TYPES.get(type(event).__name__)
+        state = _IS_STATE.get(type(event))  # None: a type the `events` channel does not carry
         key = None
-        if kind is type(event):
-            if kind in _STATE_SET:  # the common case (several per bar), without building the key each time
-                key = self._state_keys.get(topic)
-                if key is None:
-                    key = self._state_keys[topic] = self.state_key(topic, event) or ""
-                self.states[key] = (topic, event)
-            else:
-                key = self.state_key(topic, event)
-                self.remember(topic, event, key)
+        if state:  # the common case (several per bar), without building the key each time
+            key = self._state_keys.get(topic)
+            if key is None:
+                key = self._state_keys[topic] = self.state_key(topic, event) or ""
+            self.states[key] = (topic, event)
+        elif state is not None:
+            key = self.state_key(topic, event)
+            self.remember(topic, event, key)
         if not self.clients:
             return
-        if kind is type(event) and (self.subscribers["events"] or self.batched["events"]):
+        if state is not None and (self.subscribers["events"] or self.batched["events"]):
             self.deliver("events", self.encode_event(topic, event), key)
         if isinstance(event, Fill):
             self.on_fill(topic, event)

@@ -45,21 +45,6 @@ def parse_speed(raw: str) -> float | None:
     return speed
 
 
-def replay_candles(data: Path | None, settings: Settings) -> CandleArrays:
-    """The candles to replay: `--data FILE` (at `settings.timeframe`), else the bundled real BTC-USD
-    hourly demo data."""
-    from trdr_tui.market.importer import load_candle_file
-    from trdr_tui.resources import demo_data_path
-
-    if data is not None:
-        return load_candle_file(data, settings.timeframe)
-    bundled = demo_data_path()
-    if not bundled.is_file():
-        raise DataError("the bundled demo data is missing from this installation",
-                        hint="pass a candle file with --data FILE, or reinstall trdr")
-    return load_candle_file(Path(str(bundled)), settings.timeframe)
-
-
 def coinbase_engine(settings: Settings, *, live: bool, store: Store) -> Engine:
     """Paper (simulated fills) or live (real orders) on Coinbase market data.
 
@@ -126,20 +111,30 @@ def default_log_path(ctx: CliContext) -> Path:
     return Path(db).expanduser().with_name("trdr.log") if db != ":memory:" else Path("trdr.log")
 
 
-def replay_settings(ctx: CliContext) -> Settings:
-    """The settings of a replay: `--timeframe`, else the bar length of `--data FILE` (inferred from the
-    file), else the config's. Raises DataError for a file whose bar length cannot be told."""
+def replay_input(ctx: CliContext) -> tuple[Settings, CandleArrays]:
+    """The settings and the candles of a replay, the file read once: `--data FILE` at `--timeframe`, else
+    at the bar length inferred from the file; without `--data`, the bundled real BTC-USD hourly demo
+    data at `--timeframe`, else the config's. The settings take the replay's timeframe. Raises DataError
+    for a file that cannot be read, whose bar length cannot be told or disagrees with `--timeframe`."""
     from trdr_tui.config import load_settings
-    from trdr_tui.market.importer import read_candle_file
+    from trdr_tui.market.importer import load_candle_file, read_candle_file
+    from trdr_tui.resources import demo_data_path
 
     args = ctx.args
     settings = ctx.settings
-    timeframe = args.run_timeframe
-    if timeframe is None and args.data is not None:
-        timeframe = read_candle_file(args.data).timeframe
-    if timeframe is None or timeframe == settings.timeframe:
-        return settings
-    return load_settings(args.config, overrides={"timeframe": timeframe})
+    if args.data is not None:
+        parsed = read_candle_file(args.data, args.run_timeframe)
+        timeframe, candles = parsed.timeframe, parsed.candles
+    else:
+        timeframe = settings.timeframe if args.run_timeframe is None else args.run_timeframe
+        bundled = demo_data_path()
+        if not bundled.is_file():
+            raise DataError("the bundled demo data is missing from this installation",
+                            hint="pass a candle file with --data FILE, or reinstall trdr")
+        candles = load_candle_file(Path(str(bundled)), timeframe)
+    if timeframe != settings.timeframe:
+        settings = load_settings(args.config, overrides={"timeframe": timeframe})
+    return settings, candles
 
 
 def run_app(ctx: CliContext) -> int:
@@ -162,8 +157,7 @@ def run_app(ctx: CliContext) -> int:
         engine = coinbase_engine(settings, live=True, store=ctx.store)
         confirm_live_on_terminal(settings)
     elif feed == "replay":
-        settings = replay_settings(ctx)
-        candles = replay_candles(args.data, settings)
+        settings, candles = replay_input(ctx)
         replayed = candles
         notes: list[str] = []
         from trdr_tui.engine.assembly import build_replay_engine

@@ -5,6 +5,12 @@ a prefix ending in `.*` (`order.*` matches `order.abc` and `order.abc.filled`), 
 Synchronous handlers run at once, in subscription order (the engine relies on that for determinism);
 coroutine handlers are scheduled as tasks on the running loop. A failing handler is reported to the
 bus's error hook and never stops the publisher.
+
+A subscriber may also say which topics it `wants`: a predicate on the topic, asked once per topic (the
+answer is kept with the topic's resolved handlers). A topic it does not want is never dispatched to it,
+which spares a per-event call for topics it would ignore anyway (e.g. a logger for the per-bar debug
+topics when it logs at info); when nobody wants a topic, `has_subscribers` says so and publishers skip
+building its events.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import msgspec
 
 Handler = Callable[[str, Any], Awaitable[None] | None]
 ErrorHook = Callable[[str, Any, BaseException], None]
+TopicFilter = Callable[[str], bool]
 
 
 class Subscription(msgspec.Struct, frozen=True):
     pattern: str
     handler: Handler
     is_async: bool
+    wants: TopicFilter | None = None  # None: every topic the pattern matches
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
@@ -72,8 +80,11 @@ class EventBus:
 
     # -- subscriptions ---------------------------------------------------------------------------
 
-    def subscribe(self, pattern: str, handler: Handler) -> Subscription:
-        sub = Subscription(pattern, handler, inspect.iscoroutinefunction(handler))
+    def subscribe(self, pattern: str, handler: Handler, *, wants: TopicFilter | None = None) -> Subscription:
+        """`handler` gets the events on the topics `pattern` matches and, with `wants`, only on those
+        topics for which `wants(topic)` is true (asked once per topic; it must not change its answer
+        while subscribed)."""
+        sub = Subscription(pattern, handler, inspect.iscoroutinefunction(handler), wants)
         self._subs.append(sub)
         self._cache.clear()
         self.version += 1
@@ -96,7 +107,8 @@ class EventBus:
     def _resolve(self, topic: str) -> tuple[Subscription, ...]:
         subs = self._cache.get(topic)
         if subs is None:
-            subs = tuple(s for s in self._subs if topic_matches(s.pattern, topic))
+            subs = tuple(s for s in self._subs
+                         if topic_matches(s.pattern, topic) and (s.wants is None or s.wants(topic)))
             if len(self._cache) >= CACHE_TOPICS:  # per-order topics would otherwise grow it without end
                 self._cache.clear()
             self._cache[topic] = subs

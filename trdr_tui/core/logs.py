@@ -55,6 +55,14 @@ def check_level(level: str) -> str:
     return level
 
 
+def debug_only(topic: str, min_level: str) -> bool:
+    """Whether every event on `topic` logs below `min_level`: the per-bar state topics (`DEBUG_TOPICS`)
+    above debug. Fills are never among them, and log events (whose level is their own) are published
+    on `log.<level>` only. A subscriber that only logs need not see such a topic (`EventBus.subscribe`'s
+    `wants`)."""
+    return min_level != "debug" and topic.startswith(DEBUG_TOPICS)
+
+
 def event_level(topic: str, event: Any) -> str:
     if isinstance(event, LogEvent):
         return event.level if event.level in LEVELS else "info"
@@ -286,7 +294,8 @@ class EventLog:
     log files. `bind` follows a new engine (the cockpit's mode switch)."""
 
     def __init__(self, bus: EventBus, clock: Clock, *, min_level: str = "info") -> None:
-        self.min_index = LEVELS.index(check_level(min_level))
+        self.min_level = check_level(min_level)
+        self.min_index = LEVELS.index(min_level)
         self._bus: EventBus | None = None
         self._sub: Subscription | None = None
         self.clock = clock
@@ -298,7 +307,11 @@ class EventLog:
             return
         self.close()
         self._bus, self.clock = bus, clock
-        self._sub = bus.subscribe("*", self.on_event)
+        self._sub = bus.subscribe("*", self.on_event, wants=self.wants)
+
+    def wants(self, topic: str) -> bool:
+        """The topics whose events may reach the files (the bus asks once per topic)."""
+        return not debug_only(topic, self.min_level)
 
     def on_event(self, topic: str, event: Any) -> None:
         level = self.verdicts.level(topic, event) if type(event) is Decision else event_level(topic, event)

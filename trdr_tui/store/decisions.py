@@ -41,17 +41,19 @@ class DecisionLog:
 
     def record(self, decision: Decision, timings_ms: Mapping[str, float], consensus_ms: float) -> None:
         """Buffer one decision: a row per agent signal plus the consensus row."""
-        rid = self.run_id
-        for s in decision.signals:
-            self._rows.append((rid, s.ts or decision.ts, s.agent_id, s.action.value, s.confidence, s.trail_distance,
-                               decision.weights.get(s.agent_id), s.reasoning, timings_ms.get(s.agent_id)))
-        self._rows.append((rid, decision.ts, CONSENSUS_ID, decision.action.value, decision.confidence,
-                           decision.trail_distance, None, decision.reasoning, consensus_ms))
+        rid, ts, weights = self.run_id, decision.ts, decision.weights
+        rows = [(rid, s.ts or ts, s.agent_id, s.action.value, s.confidence, s.trail_distance, weights.get(s.agent_id),
+                 s.reasoning, timings_ms.get(s.agent_id)) for s in decision.signals]
+        rows.append((rid, ts, CONSENSUS_ID, decision.action.value, decision.confidence, decision.trail_distance, None,
+                     decision.reasoning, consensus_ms))
         writer = self.store.writer if self.batch_size == 1 else None  # streaming (paper/live) logs
         if writer is not None:
-            rows, self._rows = self._rows, []
-            writer.defer_rows("agent_decisions", rows, lambda cur, batch: _insert(cur, _columns(batch)))
-        elif len(self._rows) >= self.batch_size:
+            if self._rows:  # rows kept by a flush that failed before the writer took over go first
+                rows, self._rows = self._rows + rows, []
+            writer.defer_rows("agent_decisions", rows, _write_batch)
+            return
+        self._rows += rows
+        if len(self._rows) >= self.batch_size:
             self.flush()
 
     def flush(self) -> int:
@@ -94,6 +96,11 @@ class DecisionLog:
         keys = ("ts", "agent_id", "signal", "confidence", "trail_distance", "weight", "reasoning", "execution_time_ms")
         with self.store.transaction() as cur:
             return [dict(zip(keys, r, strict=True)) for r in cur.execute(sql, params).fetchall()]
+
+
+def _write_batch(cur: Any, rows: list[tuple[Any, ...]]) -> None:
+    """The store writer's insert of the deferred rows (`StoreWriter.defer_rows`), on its thread."""
+    _insert(cur, _columns(rows))
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> dict[str, npt.NDArray[Any]]:
