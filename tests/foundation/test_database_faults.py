@@ -102,6 +102,34 @@ def test_a_backtest_stopped_midway_never_stays_running(tmp_path: Path, sig: sign
     assert s == {"status": "failed", "error": error, "results": None}
 
 
+def test_a_ctrl_c_as_asyncio_installs_its_handler_still_ends_as_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """asyncio's runner resets its interrupt count just after installing its SIGINT handler; a Ctrl-C in
+    that instant (a walk-forward starts an event loop per window) cancelled the main task and the
+    backtest died with a CancelledError traceback. It exits 130 and marks its session failed."""
+    real = signal.signal
+    installs: list[int] = []
+
+    def install_then_interrupt(sig: int, handler: Any) -> Any:
+        previous = real(sig, handler)
+        if sig == signal.SIGINT and getattr(handler, "func", None) is not None:  # asyncio's runner handler
+            installs.append(1)
+            if len(installs) == 3:  # inside the walk-forward
+                handler(sig, None)  # the signal, delivered at once
+        return previous
+
+    monkeypatch.setattr(signal, "signal", install_then_interrupt)
+    db = new_db(tmp_path / "t.duckdb")
+    code = main(["--db", str(db), "backtest", "--data", str(HOURLY_CDD), "--start", "2019-01-01", "--json",
+                 "--monte-carlo", "0", "--walk-forward", "60d:30d"])
+    err = capsys.readouterr().err
+    assert len(installs) == 3
+    assert code == 130 and "Traceback" not in err and "CancelledError" not in err, err
+    [s] = sessions(db)
+    assert s == {"status": "failed", "error": "interrupted (Ctrl-C)", "results": None}
+
+
 def test_the_sessions_this_process_runs_are_not_taken_for_abandoned(tmp_path: Path) -> None:
     from trdr_tui.backtest.sessions import start_session
 

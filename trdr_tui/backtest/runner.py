@@ -11,7 +11,6 @@ deterministic except `elapsed_seconds` and `session_id`.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from trdr_tui.backtest.baselines import BaselineResult, buy_and_hold, fixed_grid
 from trdr_tui.backtest.montecarlo import DEFAULT_PATHS, monte_carlo
 from trdr_tui.backtest.results import AgentSignals, FillArrays, RunData, TradeArrays
 from trdr_tui.config import Settings
+from trdr_tui.core import stop_signals
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.events import BacktestProgress
@@ -70,7 +70,7 @@ def run_engine(settings: Settings, candles: CandleArrays, *, preset: str | None 
         out.append(await run_engine_async(settings, candles, preset=preset, run_id=run_id,
                                           on_progress=on_progress, engine_kwargs=engine_kwargs))
 
-    asyncio.run(main())
+    stop_signals.run(main())
     return out[0]
 
 

@@ -8,10 +8,10 @@ product's increments and minimum sizes that every order is rounded to.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from decimal import Decimal
 
 from trdr_tui.commands.context import CliContext
+from trdr_tui.core import stop_signals
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,8 +30,8 @@ def run(ctx: CliContext) -> int:
     settings = ctx.settings
     creds = require_credentials(settings)
     symbol = ctx.args.symbol or settings.symbol
-    asyncio.run(verify_credentials(creds, settings.coinbase.rest_url))  # a rejected key: the same error as a run's
-    lines = asyncio.run(_report(settings.coinbase.rest_url, creds, symbol, show_all=ctx.args.all))
+    stop_signals.run(verify_credentials(creds, settings.coinbase.rest_url))  # a rejected key: the same error as a run's
+    lines = stop_signals.run(_report(settings.coinbase.rest_url, creds, symbol, show_all=ctx.args.all))
     print("\n".join(lines))
     return 0
 

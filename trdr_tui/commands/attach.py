@@ -12,11 +12,11 @@ else `$TRDR_API_TOKEN`, else the instance's (or this database's) token file.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from pathlib import Path
 
 from trdr_tui.commands.context import CliContext
+from trdr_tui.core import stop_signals
 from trdr_tui.core.errors import ConfigError, StopError, TrdrError
 
 
@@ -88,6 +88,6 @@ def run(ctx: CliContext) -> int:
         return app.return_code or 0
 
     try:
-        return asyncio.run(main())
+        return stop_signals.run(main())
     finally:
         files.close()

@@ -11,10 +11,10 @@ resuming) is `trdr_tui.exchange.backfill`.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 from trdr_tui.commands.context import CliContext
+from trdr_tui.core import stop_signals
 from trdr_tui.core.clock import NS_PER_SECOND, WallClock
 from trdr_tui.core.errors import ConnectionLost, DataError
 from trdr_tui.core.timefmt import minute_utc
@@ -83,7 +83,7 @@ def run(ctx: CliContext) -> int:
 
     print(f"Backfilling {symbol} {timeframe} from {minute_utc(start)} to "
           f"{minute_utc(min(end, now - now % step))} (UTC) from {url}")
-    report = asyncio.run(go())
+    report = stop_signals.run(go())
     print()
     if report.requested_end > report.end:
         print(f"  stopped at {minute_utc(report.end)}: later bars have not closed yet")

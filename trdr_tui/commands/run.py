@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trdr_tui.commands.context import CliContext
+from trdr_tui.core import stop_signals
 from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, RetryError, TrdrError
 from trdr_tui.core.types import Mode
 
@@ -87,7 +88,7 @@ def verify_key(settings: Settings, *, live: bool) -> None:
     if creds is None:
         return
     try:
-        asyncio.run(verify_credentials(creds, settings.coinbase.rest_url))
+        stop_signals.run(verify_credentials(creds, settings.coinbase.rest_url))
     except RetryError as exc:
         if live:
             raise

@@ -5,12 +5,19 @@ A headless run spends its first second importing, reading candles and building t
 loop's handlers (`headless.run_headless`) come last. `catch_early` (called by `cli` before its slow imports)
 notes a signal in that window instead of letting it end the process (exit 143 for SIGTERM); the run takes
 it (`take`) once its own handlers are in and stops as for any signal: shutdown checkpoint, exit 0.
+
+`run` is `asyncio.run` for the commands, with Ctrl-C always ending as KeyboardInterrupt (exit 130).
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
+from collections.abc import Coroutine
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _noted: list[signal.Signals] = []
@@ -46,3 +53,17 @@ def take() -> signal.Signals | None:
 
 def _note(signum: int, _frame: FrameType | None) -> None:
     _noted.append(signal.Signals(signum))
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)`; a Ctrl-C always ends it with KeyboardInterrupt, never a bare CancelledError.
+
+    asyncio's runner cancels its main task on SIGINT and then raises KeyboardInterrupt, but it resets its
+    interrupt count just after installing its SIGINT handler (CPython 3.11-3.13, `asyncio.Runner.run`):
+    a Ctrl-C in that instant cancels the task and surfaces as CancelledError (a traceback, not exit
+    130). A walk-forward starts an event loop per window, so it hits that instant now and then. Only
+    that handler cancels the main task, so its CancelledError is an interrupt."""
+    try:
+        return asyncio.run(main)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
