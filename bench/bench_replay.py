@@ -24,10 +24,15 @@ HOURLY = REPO.parent / "shared" / "data" / "coinbase_btcusd_1h_2017-07_2019-10.c
 TRDR = [sys.executable, "-m", "trdr_tui"]
 
 
+# as a user's shell runs trdr: Python caches compiled modules (the first run compiles them; the figures are
+# the best run) and buffers a piped stdout; an environment that turns either off makes every run pay for it
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+
+
 def timed(args: list[str]) -> tuple[float, float]:
     """(wall, CPU) seconds of one trdr process; raises CalledProcessError when it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, env=ENV)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
