@@ -79,6 +79,11 @@ class PerformanceTracker:
         if calls:
             self._pending.append((index, ts, close, calls))
 
+    def due(self, index: int) -> bool:
+        """True if a call is ready to be scored at bar `index` (`resolve` would return outcomes)."""
+        pending = self._pending
+        return bool(pending) and pending[0][0] <= index - self.horizon
+
     def resolve(self, index: int, ts: int, close: float) -> list[Outcome]:
         out: list[Outcome] = []
         pending = self._pending
