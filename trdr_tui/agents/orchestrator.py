@@ -406,21 +406,22 @@ class Orchestrator:
                 if not isinstance(answer, Resolution):
                     return self._decide_later(row, signals, answer)
                 resolution = answer
-            action, confidence, meta = resolution.action, float(resolution.confidence), True
+            action, confidence, meta = Action(resolution.action), float(resolution.confidence), True
             notes = f"; {resolution.reasoning}"
         # `gate`: a directional action below the minimum confidence becomes HOLD; a HOLD's confidence
         # is HOLD's share of all conviction
         min_confidence = cfg.min_confidence
         if action is not HOLD_ACTION and confidence < min_confidence:
-            notes += f"; {action.value} at {confidence:.2f} is below the minimum confidence {min_confidence:.2f} → HOLD"
+            notes += f"; {action} at {confidence:.2f} is below the minimum confidence {min_confidence:.2f} → HOLD"
             action = HOLD_ACTION
         if action is HOLD_ACTION:
             confidence = h / total
         trail = self._bar_trail(signals, backing, action, mult)
+        # an Action formats as its value (a StrEnum), without the cost of reading `.value`
         if regime_name is None:
-            reasoning = f"{action.value} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}{notes}"
+            reasoning = f"{action} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}{notes}"
         else:
-            reasoning = (f"{action.value} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}; "
+            reasoning = (f"{action} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}; "
                          f"{regime_name} regime, trail ×{mult:g}{notes}")
         return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=trail,
                         signals=tuple(signals), weights=used, meta_resolved=meta, reasoning=reasoning)
