@@ -331,7 +331,8 @@ async def test_consensus_streaming_equals_batch_for_any_votes(votes: list[tuple[
 
     feat = FeatureRow(ts=row.ts, open=row.open, high=row.high, low=row.low, close=row.close, volume=row.volume)
     signals = [a.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=feat)) for a in agents]
-    d = await orch._decide(feat, signals)
+    d = orch._decide(feat, signals)  # the rule-based resolver answers at once
+    assert isinstance(d, Decision)
     k = len(votes)
     arr = orch._batch_consensus(
         np.array([row.ts]), np.array([True]),
@@ -362,7 +363,8 @@ async def test_one_bar_consensus_is_the_batch_formula_bit_for_bit(votes: list[tu
 
     feat = FeatureRow(ts=row.ts, open=row.open, high=row.high, low=row.low, close=row.close, volume=row.volume)
     signals = [a.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=feat)) for a in agents]
-    d = await orch._decide(feat, signals)
+    d = orch._decide(feat, signals)  # the rule-based resolver answers at once
+    assert isinstance(d, Decision)
     k = len(votes)
     arr = orch._batch_consensus(
         np.array([row.ts]), np.array([True]),

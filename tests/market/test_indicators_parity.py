@@ -12,7 +12,7 @@ from tests.agents.realdata import load_cdd_hourly
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import DataError
 from trdr_tui.market import indicators as ind
-from trdr_tui.market.streaming import FeatureRow, StreamingIndicators
+from trdr_tui.market.streaming import FeatureRow, StreamingIndicators, _Window
 
 # Wilder's RSI worked example (as published by StockCharts): closes and the RSI(14) from bar 15 on.
 WILDER_CLOSES = [44.3389, 44.0902, 44.1497, 43.6124, 44.3278, 44.8264, 45.0955, 45.4245, 45.8433, 46.0826,
@@ -94,6 +94,20 @@ def test_window_extreme_equals_the_max_and_min_over_each_window(xs: list[float],
     w = sliding_window_view(x, period)
     np.testing.assert_array_equal(ind.window_extreme(x, period, np.maximum), w.max(axis=1))
     np.testing.assert_array_equal(ind.window_extreme(x, period, np.minimum), w.min(axis=1))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([0.0, -0.0, 1.0, 2.0, float("nan")]), st.floats(-1e6, 1e6)), min_size=1,
+                max_size=120), st.integers(1, 12))
+def test_streaming_window_extremes_are_the_builtins_over_each_window(xs: list[float], size: int) -> None:
+    """The streaming window keeps its extremes as values come and go: every bar they must be the very
+    floats `max` and `min` pick over the window (ties, signed zeros and NaN included)."""
+    w = _Window(size)
+    for i, x in enumerate(xs):
+        window = xs[max(0, i + 1 - size):i + 1]
+        clean = len(window) == size and not any(v != v for v in window)
+        want = (max(window), min(window)) if clean else (float("nan"), float("nan"))
+        assert np.array(w.push(x)).tobytes() == np.array(want).tobytes(), (i, window)
 
 
 def test_features_never_look_ahead() -> None:

@@ -17,11 +17,11 @@ One candle, streaming:
    then a directional decision below `min_confidence` becomes HOLD;
 5. the trail distance is the conviction-weighted mean of the backing agents' trails, times the
    regime multiplier, clamped to the trailing bounds;
-   steps 4 and 5 are one formula (`_votes`, `conflicted`, `gate`, `_trail`), written once over an
-   operations namespace: the batch path applies it to numpy arrays of every bar at once (`tally`,
-   `consensus_trail`), the streaming path to one bar's Python floats (`tally_bar`,
-   `consensus_trail_bar`: numpy's per-call cost is most of a one-bar call); the agent sums are added
-   in the same order, so both give the same bits;
+   steps 4 and 5 are one formula, written twice: on numpy arrays of every bar at once for the batch
+   path (`tally`, `conflicted`, `gate`, `consensus_trail`) and on one bar's Python floats for the
+   streaming path (`_decide`, `_bar_trail`: numpy's per-call cost would be most of a one-bar call,
+   and the panel runs on every candle). Both do the same operations in the same order (the agent sums
+   are added in panel order), so they give the same bits; the tests hold them to it for any panel;
 6. signals (`agent.signal.<id>`) and the decision (`decision.<symbol>`) are published; the decision
    log gets a row per agent and one for the consensus.
 
@@ -54,7 +54,6 @@ from trdr_tui.agents.performance import (
     batch_stats,
 )
 from trdr_tui.agents.protocol import (
-    ACTION_CODES,
     BUY,
     CODE_ACTIONS,
     HOLD,
@@ -76,6 +75,7 @@ from trdr_tui.core.events import LogEvent, WeightsChanged
 from trdr_tui.core.types import (
     HOLD_ACTION,
     TRAIL_BUY_ACTION,
+    TRAIL_SELL_ACTION,
     Action,
     AgentSignal,
     Candle,
@@ -183,7 +183,8 @@ class Orchestrator:
         self._signal_topics = {a.id: f"agent.signal.{a.id}" for a in self.agents}
         self._decision_topic = f"decision.{config.symbol}"
         self._warmup = self.params.warmup
-        self._blocking = [(a, bool(getattr(a, "blocking", False))) for a in self.agents]
+        self._panel = [(a, a.id, bool(getattr(a, "blocking", False))) for a in self.agents]
+        self._symbol = config.symbol
         self.failures: deque[AgentFailed] = deque(maxlen=200)
         self.last_decision: Decision | None = None
         self.last_timings: dict[str, float] = {}
@@ -231,47 +232,57 @@ class Orchestrator:
             self.quote = Quote(ts=tick.ts, bid=tick.bid, ask=tick.ask, bid_size=tick.bid_size, ask_size=tick.ask_size)
 
     async def on_candle(self, candle: Candle) -> Decision | None:
-        row = self.state.update(candle)
-        i = self.state.index
+        state = self.state
+        row = state.update(candle)
+        i = state.count - 1
         self._score_and_adapt(i, row)
-        if not self.state.ready:
+        if i + 1 < self._warmup:  # not `state.ready` yet
             return None
-        snapshot = MarketSnapshot(symbol=self.config.symbol, now=self.clock.now_ns(), index=i, features=row,
-                                  book=self.book, quote=self.quote, history=self.state.candles)
-        signals, timings = await self._run_agents(snapshot)
+        snapshot = MarketSnapshot(symbol=self._symbol, now=self.clock.now_ns(), index=i, features=row,
+                                  book=self.book, quote=self.quote, history=state.candles)
+        signals, timings, waiting = self._run_agents(snapshot)
+        if waiting:
+            signals = await self._collect(signals, timings, waiting)
         t0 = time.perf_counter()
-        decision = await self._decide(row, signals)
+        decision = self._decide(row, signals)
+        if not isinstance(decision, Decision):  # the resolver answered with an awaitable
+            decision = await decision
         consensus_ms = (time.perf_counter() - t0) * 1e3
-        calls = tuple([(s.agent_id, BUY if s.action is TRAIL_BUY_ACTION else SELL)
-                       for s in signals if s.action is not HOLD_ACTION])
-        self.tracker.record(i, row.ts, row.close, calls)
+        self.tracker.record(i, row.ts, row.close, tuple([(s.agent_id, BUY if s.action is TRAIL_BUY_ACTION else SELL)
+                                                        for s in signals if s.action is not HOLD_ACTION]))
         self._emit(decision, timings, consensus_ms)
         return decision
 
     # -- streaming internals ---------------------------------------------------------------------
 
     def _score_and_adapt(self, i: int, row: FeatureRow) -> None:
-        for outcome in self.tracker.resolve(i, row.ts, row.close):
-            agent = self._by_id.get(outcome.agent_id)
-            if agent is not None:
-                try:
-                    agent.update_performance(outcome)
-                except Exception as exc:  # an agent's bookkeeping must not stop the panel
-                    self._failed(AgentFailed(agent.id, f"update_performance raised {type(exc).__name__}: {exc}"))
+        tracker = self.tracker
+        if tracker.due(i):
+            for outcome in tracker.resolve(i, row.ts, row.close):
+                agent = self._by_id.get(outcome.agent_id)
+                if agent is not None:
+                    try:
+                        agent.update_performance(outcome)
+                    except Exception as exc:  # an agent's bookkeeping must not stop the panel
+                        self._failed(AgentFailed(agent.id, f"update_performance raised {type(exc).__name__}: {exc}"))
         adapt = self.config.adaptive
         if adapt.enabled and i >= self._warmup and i % adapt.every == 0:
-            new = {a: adapted_weight(self._base[a], self.tracker.stats[a], adapt) for a in self._base}
+            new = {a: adapted_weight(self._base[a], tracker.stats[a], adapt) for a in self._base}
             if new != self._weights:
                 self._weights = new
                 self._weights_dirty = True
                 self._publish_weights("adaptive", ts=row.ts)
 
-    async def _run_agents(self, snapshot: MarketSnapshot) -> tuple[list[AgentSignal], dict[str, float]]:
-        results: dict[str, AgentSignal] = {}
+    def _run_agents(self, snapshot: MarketSnapshot) -> tuple[list[AgentSignal], dict[str, float],
+                                                             list[tuple[Agent, Awaitable[Any], float]]]:
+        """Run the panel on one bar: (the valid signals of the agents that answered at once, in panel
+        order; ms per agent; the agents still to be awaited — coroutines and `blocking` ones — with
+        their pending answer and start time, for `_collect`)."""
+        signals: list[AgentSignal] = []
         timings: dict[str, float] = {}
         waiting: list[tuple[Agent, Awaitable[Any], float]] = []
         clock = time.perf_counter
-        for agent, blocking in self._blocking:
+        for agent, aid, blocking in self._panel:
             t0 = clock()
             try:
                 if blocking:
@@ -279,32 +290,35 @@ class Orchestrator:
                     continue
                 out = agent.analyze(snapshot)
             except Exception as exc:
-                self._failed(AgentFailed(agent.id, f"analyze raised {type(exc).__name__}: {exc}"))
+                self._failed(AgentFailed(aid, f"analyze raised {type(exc).__name__}: {exc}"))
                 continue
             if type(out) is not AgentSignal and inspect.isawaitable(out):
                 waiting.append((agent, out, t0))
                 continue
-            aid = agent.id
             timings[aid] = (clock() - t0) * 1e3
             if (type(out) is AgentSignal and type(out.action) is Action and out.agent_id == aid
                     and type(out.confidence) is float and type(out.trail_distance) is float
                     and 0.0 <= out.confidence <= 1.0 and 0.0 < out.trail_distance < 1.0):
-                results[aid] = out  # the common case, checked cheaply
+                signals.append(out)  # the common case, checked cheaply
             else:
                 checked = self._validated(agent, out)
                 if checked is not None:
-                    results[aid] = checked
-        if not waiting:
-            return list(results.values()), timings  # inserted in panel order already
+                    signals.append(checked)
+        return signals, timings, waiting
+
+    async def _collect(self, signals: list[AgentSignal], timings: dict[str, float],
+                       waiting: list[tuple[Agent, Awaitable[Any], float]]) -> list[AgentSignal]:
+        """Await the pending agents of `_run_agents` concurrently, each under its timeout; adds their
+        times to `timings` and returns every valid signal in panel order."""
         answers = await asyncio.gather(*(self._await_agent(a, aw) for a, aw, _ in waiting))
-        done = clock()
+        done = time.perf_counter()
+        results = {s.agent_id: s for s in signals}
         for (agent, _, t0), answer in zip(waiting, answers, strict=True):
             timings[agent.id] = (done - t0) * 1e3
             checked = self._validated(agent, answer) if answer is not None else None
             if checked is not None:
                 results[agent.id] = checked
-        ordered = [results[a.id] for a in self.agents if a.id in results]
-        return ordered, timings
+        return [results[a.id] for a in self.agents if a.id in results]
 
     async def _await_agent(self, agent: Agent, pending: Awaitable[Any]) -> Any:
         timeout = getattr(agent, "timeout_s", None) or self.config.timeout_s
@@ -334,76 +348,144 @@ class Orchestrator:
             self.bus.publish(topic, LogEvent(ts=self.clock.now_ns(), level="warning", source="agents",
                                              message=err.render(), fields={"code": err.code, "agent": err.agent_id}))
 
-    async def _decide(self, row: FeatureRow, signals: list[AgentSignal]) -> Decision:
-        """One bar's consensus: the shared formula (`tally_bar`, `conflicted`, `gate`,
-        `consensus_trail_bar`: the batch's formulas on Python floats) on a one-bar panel of the agents
-        that answered, with the meta resolver awaited in between."""
+    def _decide(self, row: FeatureRow, signals: list[AgentSignal],
+                resolution: Resolution | None = None) -> Decision | Awaitable[Decision]:
+        """One bar's consensus of the agents that answered: the batch formula (`tally`, `conflicted`,
+        `gate`, `consensus_trail`) written out on this bar's Python floats, operation for operation and
+        in the same order, so both paths give the same bits (tests hold them to it).
+
+        When the panel is split the meta resolver decides (`resolution`, when given, is its answer);
+        a resolver that answers with an awaitable makes this return an awaitable of the Decision.
+        """
         w = self._weights
-        used: dict[str, float] = {}
-        act: list[int] = []  # a one-bar panel of the agents that answered
-        confs: list[float] = []
-        trails: list[float] = []
-        for sig in signals:  # one pass (this runs every bar)
-            used[sig.agent_id] = w[sig.agent_id]
-            act.append(ACTION_CODES[sig.action])
-            confs.append(sig.confidence)
-            trails.append(sig.trail_distance)
-        weights = list(used.values())
-        votes = tally_bar(act, confs, weights)
-        b, s, h = float(votes.buy), float(votes.sell), float(votes.hold)
-        regime_code, mult = self._regime(row, used)
+        used: dict[str, float] = {}  # the weights of the agents that answered
+        backing: list[float] = []  # weight × confidence per signal
+        b = s = h = 0.0  # conviction per side, added in panel order as `tally` adds it
+        for sig in signals:
+            aid = sig.agent_id
+            x = used[aid] = w[aid]
+            x *= sig.confidence
+            backing.append(x)
+            action = sig.action
+            if action is TRAIL_BUY_ACTION:
+                b += x
+            elif action is TRAIL_SELL_ACTION:
+                s += x
+            else:
+                h += x
+        total = b + s + h
+        mult = 1.0
+        regime_name: str | None = None
         adj = self._adjuster
-        regime_name = adj.regime_name(regime_code) if adj is not None and regime_code is not None else None
+        if adj is not None and self._adjuster_id in used:
+            code = adj.regime_code(row)
+            mult, regime_name = adj.multiplier(code), adj.regime_name(code)
+        if total <= 0.0:
+            return Decision(ts=row.ts, action=HOLD_ACTION, confidence=0.0,
+                            trail_distance=self._bar_trail(signals, backing, HOLD_ACTION, mult), signals=tuple(signals),
+                            weights=used, reasoning="no agent has any conviction")
+        # the leader strictly beats both other sides (else HOLD); its confidence is its share of all
+        # conviction; the disagreement is the weaker directional side over the stronger
+        if b > s and b > h:
+            leader, confidence = TRAIL_BUY_ACTION, b / total
+        elif s > b and s > h:
+            leader, confidence = TRAIL_SELL_ACTION, s / total
+        else:
+            leader, confidence = HOLD_ACTION, h / total
+        hi = max(b, s)
+        disagreement = min(b, s) / hi if hi > 0.0 else 0.0
+        action, notes, meta = leader, "", False
         cfg = self.config
-        if votes.total <= 0.0:
-            trail = consensus_trail_bar(act, confs, weights, trails, HOLD, mult, base_trail=cfg.base_trail,
-                                        min_trail=cfg.min_trail, max_trail=cfg.max_trail)
-            return Decision(ts=row.ts, action=Action.HOLD, confidence=0.0, trail_distance=trail,
-                            signals=tuple(signals), weights=used, reasoning="no agent has any conviction")
-        leader, confidence = CODE_ACTIONS[int(votes.leader)], float(votes.confidence)
-        action, notes, meta = leader, [], False
-        if conflicted(votes, cfg.disagreement_threshold):
-            regime_vote = next((x.action for x in signals if x.agent_id == self._adjuster_id), None)
-            ctx = ConflictContext(ts=row.ts, signals=tuple(signals), weights=used, buy_score=b, sell_score=s,
-                                  hold_score=h, disagreement=float(votes.disagreement), leader=leader,
-                                  confidence=confidence, regime=regime_name, regime_action=regime_vote)
-            res = await self._resolve(ctx)
-            action, confidence, meta = res.action, res.confidence, True
-            notes.append(res.reasoning)
-        chosen = ACTION_CODES[action]
-        final, final_conf = gate(votes, chosen, confidence, cfg.min_confidence, _BAR)  # type: ignore[arg-type]
-        if final != chosen:
-            notes.append(f"{action.value} at {confidence:.2f} is below the minimum confidence "
-                         f"{cfg.min_confidence:.2f} → HOLD")
-        action, confidence = CODE_ACTIONS[int(final)], float(final_conf)
-        trail = consensus_trail_bar(act, confs, weights, trails, int(final), mult, base_trail=cfg.base_trail,
-                                    min_trail=cfg.min_trail, max_trail=cfg.max_trail)
-        head = f"{action.value} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}"
-        if regime_name is not None:
-            head += f"; {regime_name} regime, trail ×{mult:g}"
-        reasoning = "; ".join([head, *notes]) if notes else head
+        if leader is not HOLD_ACTION and disagreement >= cfg.disagreement_threshold:  # `conflicted`
+            if resolution is None:
+                regime_vote = next((x.action for x in signals if x.agent_id == self._adjuster_id), None)
+                ctx = ConflictContext(ts=row.ts, signals=tuple(signals), weights=used, buy_score=b, sell_score=s,
+                                      hold_score=h, disagreement=disagreement, leader=leader,
+                                      confidence=confidence, regime=regime_name, regime_action=regime_vote)
+                answer = self._resolve(ctx)
+                if not isinstance(answer, Resolution):
+                    return self._decide_later(row, signals, answer)
+                resolution = answer
+            action, confidence, meta = Action(resolution.action), float(resolution.confidence), True
+            notes = f"; {resolution.reasoning}"
+        # `gate`: a directional action below the minimum confidence becomes HOLD; a HOLD's confidence
+        # is HOLD's share of all conviction
+        min_confidence = cfg.min_confidence
+        if action is not HOLD_ACTION and confidence < min_confidence:
+            notes += f"; {action} at {confidence:.2f} is below the minimum confidence {min_confidence:.2f} → HOLD"
+            action = HOLD_ACTION
+        if action is HOLD_ACTION:
+            confidence = h / total
+        trail = self._bar_trail(signals, backing, action, mult)
+        # an Action formats as its value (a StrEnum), without the cost of reading `.value`
+        if regime_name is None:
+            reasoning = f"{action} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}{notes}"
+        else:
+            reasoning = (f"{action} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}; "
+                         f"{regime_name} regime, trail ×{mult:g}{notes}")
         return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=trail,
                         signals=tuple(signals), weights=used, meta_resolved=meta, reasoning=reasoning)
 
-    def _regime(self, row: FeatureRow, answered: dict[str, float]) -> tuple[int | None, float]:
-        adj = self._adjuster
-        if adj is None or self._adjuster_id not in answered:
-            return None, 1.0
-        code = adj.regime_code(row)
-        return code, adj.multiplier(code)
+    def _bar_trail(self, signals: list[AgentSignal], backing: list[float], action: Action, mult: float) -> float:
+        """`consensus_trail` of one bar: the conviction-weighted mean of the trails of the signals for
+        `action` (`backing` holds each signal's weight × confidence) — the plain mean of all trails
+        when none has conviction, the base trail when there is no signal — times the regime
+        multiplier, clamped to the trailing bounds. The same sums in the same order as the batch
+        (a signal against `action` adds 0 there, which changes no bit of these non-negative sums)."""
+        num = den = trail_sum = 0.0
+        for sig, x in zip(signals, backing, strict=True):
+            t = sig.trail_distance
+            if sig.action is action:
+                num += x * t
+                den += x
+            trail_sum += t
+        cfg = self.config
+        if den > 0.0:
+            raw = num / den
+        elif signals:
+            raw = trail_sum / len(signals)
+        else:
+            raw = cfg.base_trail
+        # min(max(raw × mult, min_trail), max_trail) as the builtins compare (a NaN stays NaN)
+        raw *= mult
+        raw = cfg.min_trail if cfg.min_trail > raw else raw
+        return cfg.max_trail if cfg.max_trail < raw else raw
 
-    async def _resolve(self, ctx: ConflictContext) -> Resolution:
+    async def _decide_later(self, row: FeatureRow, signals: list[AgentSignal],
+                            pending: Awaitable[Any]) -> Decision:
+        """`_decide` once an asynchronous resolver has answered (under the timeout)."""
+        decision = self._decide(row, signals, await pending)
+        assert isinstance(decision, Decision)  # a resolution was given: nothing left to await
+        return decision
+
+    def _resolve(self, ctx: ConflictContext) -> Resolution | Awaitable[Resolution]:
+        """The resolver's answer, or (when it answers with an awaitable) an awaitable of it; a resolver
+        that fails or answers nonsense is replaced by the rule-based one."""
         try:
             out = self.resolver.resolve(ctx)
             if inspect.isawaitable(out):
-                out = await asyncio.wait_for(out, getattr(self.resolver, "timeout_s", None) or self.config.timeout_s)
-            if not isinstance(out, Resolution) or not (0.0 <= out.confidence <= 1.0):
-                raise TypeError(f"resolver returned {out!r}")
-            return out
+                return self._resolve_later(ctx, out)
+            return self._checked_resolution(out)
         except Exception as exc:
-            self._failed(AgentFailed(f"meta:{getattr(self.resolver, 'name', '?')}",
-                                     f"resolver failed ({type(exc).__name__}: {exc}); using the rule-based one"))
-            return self._fallback_resolver.resolve(ctx)
+            return self._resolver_failed(ctx, exc)
+
+    async def _resolve_later(self, ctx: ConflictContext, pending: Awaitable[Any]) -> Resolution:
+        try:
+            out = await asyncio.wait_for(pending, getattr(self.resolver, "timeout_s", None) or self.config.timeout_s)
+            return self._checked_resolution(out)
+        except Exception as exc:
+            return self._resolver_failed(ctx, exc)
+
+    @staticmethod
+    def _checked_resolution(out: Any) -> Resolution:
+        if not isinstance(out, Resolution) or not (0.0 <= out.confidence <= 1.0):
+            raise TypeError(f"resolver returned {out!r}")
+        return out
+
+    def _resolver_failed(self, ctx: ConflictContext, exc: Exception) -> Resolution:
+        self._failed(AgentFailed(f"meta:{getattr(self.resolver, 'name', '?')}",
+                                 f"resolver failed ({type(exc).__name__}: {exc}); using the rule-based one"))
+        return self._fallback_resolver.resolve(ctx)
 
     def _emit(self, decision: Decision, timings: dict[str, float], consensus_ms: float) -> None:
         self.last_decision = decision
@@ -638,7 +720,7 @@ class Orchestrator:
 
 
 
-# -- the consensus formula (one implementation: batch over every bar, streaming as a one-bar batch) --
+# -- the consensus formula over every bar (batch); `Orchestrator._decide` is the same on one bar's floats --
 
 
 _SIDES = np.array([BUY, SELL, HOLD], dtype=np.int8).reshape(3, 1, 1)  # tally's order of the sides
@@ -659,81 +741,23 @@ class Tally(msgspec.Struct, frozen=True, kw_only=True):
     disagreement: npt.NDArray[np.float64]
 
 
-class _ArrayOps:
-    """The elementwise operations the consensus formula uses, on numpy arrays of shape (n,): the batch."""
-
-    where = staticmethod(np.where)
-    maximum = staticmethod(np.maximum)
-    minimum = staticmethod(np.minimum)
-
-    @staticmethod
-    def div(a: Any, b: Any) -> Any:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.divide(a, b)
-
-    @staticmethod
-    def code(x: Any) -> Any:
-        return np.asarray(x).astype(np.int8)
-
-
-class _BarOps:
-    """The same operations on Python floats: one bar (streaming), without numpy's per-call cost. IEEE
-    division as numpy does it (x/0 is ±inf, 0/0 nan), so both give the same bits."""
-
-    @staticmethod
-    def where(cond: Any, a: Any, b: Any) -> Any:
-        return a if cond else b
-
-    maximum = staticmethod(max)
-    minimum = staticmethod(min)
-
-    @staticmethod
-    def div(a: float, b: float) -> float:
-        if b != 0.0:
-            return a / b
-        return math.nan if a == 0.0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
-
-    @staticmethod
-    def code(x: Any) -> int:
-        return int(x)
-
-
-_ARRAYS = _ArrayOps()
-_BAR = _BarOps()
+def _div(a: Any, b: Any) -> Any:
+    """a / b elementwise with IEEE results for a zero divisor (x/0 is ±inf, 0/0 nan), without warnings."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(a, b)
 
 
 def tally(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> Tally:
     """Count the votes of k agents on n bars: `act` action codes, `conf` confidences in [0, 1] and
     `weights` ≥ 0, each of shape (n, k). Sums are added in panel order (`_panel_sums`), so one bar
-    gives the same bits whether it is counted alone (`tally_bar`) or with the whole history."""
+    gives the same bits whether it is counted alone (`Orchestrator._decide`) or with the whole history."""
     b, s, h = _panel_sums(np.where(act == _SIDES, weights * conf, 0.0))
-    return _votes(b, s, h, _ARRAYS)
-
-
-def tally_bar(act: Sequence[int], conf: Sequence[float], weights: Sequence[float]) -> Tally:
-    """`tally` of one bar (sequences of length k; the Tally's fields are floats): the same sums in the
-    same order, and the same formula (`_votes`) on Python floats."""
-    b = s = h = 0.0
-    for a, c, w in zip(act, conf, weights, strict=True):
-        x = w * c  # adding the 0.0 the array version adds for the other sides changes no bit
-        if a == BUY:
-            b += x
-        elif a == SELL:
-            s += x
-        else:
-            h += x
-    return _votes(b, s, h, _BAR)
-
-
-def _votes(b: Any, s: Any, h: Any, xp: Any) -> Tally:
-    """The tally from the sides' convictions (arrays with `_ARRAYS`, floats with `_BAR`)."""
     total = b + s + h
-    leader = xp.code(xp.where((b > s) & (b > h), BUY, xp.where((s > b) & (s > h), SELL, HOLD)))
-    lead_conf = xp.where(leader == BUY, xp.div(b, total), xp.where(leader == SELL, xp.div(s, total),
-                                                                     xp.div(h, total)))
-    hi = xp.maximum(b, s)
-    disagreement = xp.where(hi > 0.0, xp.div(xp.minimum(b, s), hi), 0.0)
-    return Tally(buy=b, sell=s, hold=h, total=total, leader=leader, confidence=lead_conf,  # arrays, or one bar's floats
+    leader = np.where((b > s) & (b > h), BUY, np.where((s > b) & (s > h), SELL, HOLD)).astype(np.int8)
+    lead_conf = np.where(leader == BUY, _div(b, total), np.where(leader == SELL, _div(s, total), _div(h, total)))
+    hi = np.maximum(b, s)
+    disagreement = np.where(hi > 0.0, _div(np.minimum(b, s), hi), 0.0)
+    return Tally(buy=b, sell=s, hold=h, total=total, leader=leader, confidence=lead_conf,
                  disagreement=disagreement)
 
 
@@ -749,20 +773,20 @@ def _panel_sums(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def conflicted(votes: Tally, threshold: float) -> npt.NDArray[np.bool_]:
     """Bars the meta resolver decides: a directional leader while the weaker directional side has at
-    least `threshold` (0–1) of the stronger one's conviction. (A bool for a `tally_bar` tally.)"""
+    least `threshold` (0–1) of the stronger one's conviction."""
     split: npt.NDArray[np.bool_] = (votes.total > 0.0) & (votes.leader != HOLD) & (votes.disagreement >= threshold)
     return split
 
 
 def gate(votes: Tally, action: npt.NDArray[np.int8], confidence: npt.NDArray[np.float64],
-         min_confidence: float, xp: Any = _ARRAYS) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
+         min_confidence: float) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64]]:
     """The final (action, confidence) per bar from the chosen ones (shape (n,)): a directional action
     below `min_confidence` becomes HOLD; a HOLD's confidence is HOLD's share of all conviction; a bar
-    where no agent has conviction is HOLD at 0. Returns new arrays (`xp=_BAR`: one bar's numbers)."""
-    action = xp.code(xp.where((action != HOLD) & (confidence < min_confidence), HOLD, action))
-    confidence = xp.where(action == HOLD, xp.div(votes.hold, votes.total), confidence)
+    where no agent has conviction is HOLD at 0. Returns new arrays."""
+    action = np.where((action != HOLD) & (confidence < min_confidence), HOLD, action).astype(np.int8)
+    confidence = np.where(action == HOLD, _div(votes.hold, votes.total), confidence)
     empty = votes.total <= 0.0
-    return xp.code(xp.where(empty, HOLD, action)), xp.where(empty, 0.0, confidence)
+    return np.where(empty, HOLD, action).astype(np.int8), np.where(empty, 0.0, confidence)
 
 
 def consensus_trail(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
@@ -776,27 +800,9 @@ def consensus_trail(act: npt.NDArray[np.int8], conf: npt.NDArray[np.float64], we
     backing = np.where(act == action[:, None], weights * conf, 0.0)
     num, den, trail_sum = _panel_sums(np.stack((backing * trail, backing, trail)))
     plain = trail_sum / k if k else np.full(act.shape[0], base_trail)
-    return _trail(num, den, plain, mult, min_trail, max_trail, _ARRAYS)
-
-
-def consensus_trail_bar(act: Sequence[int], conf: Sequence[float], weights: Sequence[float], trail: Sequence[float],
-                        action: int, mult: float, *, base_trail: float, min_trail: float, max_trail: float) -> float:
-    """`consensus_trail` of one bar (sequences of length k): the same sums in the same order, the
-    same formula (`_trail`) on Python floats."""
-    num = den = trail_sum = 0.0
-    for a, c, w, t in zip(act, conf, weights, trail, strict=True):
-        x = w * c if a == action else 0.0
-        num += x * t
-        den += x
-        trail_sum += t
-    k = len(trail)
-    plain = trail_sum / k if k else base_trail
-    return float(_trail(num, den, plain, mult, min_trail, max_trail, _BAR))
-
-
-def _trail(num: Any, den: Any, plain: Any, mult: Any, min_trail: float, max_trail: float, xp: Any) -> Any:
-    raw = xp.where(den > 0.0, xp.div(num, den), plain)
-    return xp.minimum(xp.maximum(raw * mult, min_trail), max_trail)
+    raw = np.where(den > 0.0, _div(num, den), plain)
+    out: npt.NDArray[np.float64] = np.minimum(np.maximum(raw * mult, min_trail), max_trail)
+    return out
 
 
 def _batch_problem(out: Any, n: int) -> str:

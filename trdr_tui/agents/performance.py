@@ -79,20 +79,30 @@ class PerformanceTracker:
         if calls:
             self._pending.append((index, ts, close, calls))
 
+    def due(self, index: int) -> bool:
+        """True if a call is ready to be scored at bar `index` (`resolve` would return outcomes)."""
+        pending = self._pending
+        return bool(pending) and pending[0][0] <= index - self.horizon
+
     def resolve(self, index: int, ts: int, close: float) -> list[Outcome]:
         out: list[Outcome] = []
         pending = self._pending
+        stats = self.stats
         while pending and pending[0][0] <= index - self.horizon:
             _, t_ts, t_close, calls = pending.popleft()
             move = close / t_close - 1.0
             for agent_id, code in calls:
                 signed = move if code == BUY else -move
-                st = self.stats.setdefault(agent_id, AgentStats())
+                st = stats.get(agent_id)
+                if st is None:
+                    st = stats[agent_id] = AgentStats()
+                hit = signed > 0.0
                 st.n += 1
-                st.hits += int(signed > 0.0)
+                if hit:
+                    st.hits += 1
                 st.signed_sum += signed
                 out.append(Outcome(agent_id=agent_id, signal_ts=t_ts, resolved_ts=ts, action=CODE_ACTIONS[code],
-                                   signed_return=signed, hit=signed > 0.0))
+                                   signed_return=signed, hit=hit))
         return out
 
     def get_state(self) -> dict[str, object]:

@@ -28,7 +28,6 @@ What else an agent may read, all read-only:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -250,7 +249,3 @@ def any_nan(*values: float) -> bool:
     """True if any value is NaN (features are finite or NaN, so one sum tells; cheap on floats)."""
     total = sum(values)
     return total != total
-
-
-def pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x * 100:.2f}%"

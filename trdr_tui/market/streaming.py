@@ -30,8 +30,12 @@ from trdr_tui.market.indicators import Features, IndicatorParams
 NAN = math.nan
 
 
-class FeatureRow(msgspec.Struct, kw_only=True):
-    """The features of one bar (the same names as `Features`); NaN where not yet known."""
+class FeatureRow(msgspec.Struct, gc=False):
+    """The features of one bar (the same names as `Features`); NaN where not yet known.
+
+    Built once per candle for the whole panel, so `StreamingIndicators.update` passes the fields by
+    position, in this order (msgspec matches 29 keywords in ≈ 1.5 µs, positions in ≈ 0.3 µs); give them
+    by name anywhere else. Untracked by the cyclic GC (`gc=False`): it holds numbers only."""
 
     ts: int
     open: float
@@ -74,10 +78,11 @@ class _SMA:
     """Simple moving average as talipp keeps it: the mean of the first `period` inputs, then a
     running update `prev - (x[-period-1] - x) / period`. NaN until `period` inputs."""
 
-    __slots__ = ("period", "value", "window")
+    __slots__ = ("divisor", "period", "value", "window")
 
     def __init__(self, period: int) -> None:
         self.period = period
+        self.divisor = float(period)
         self.window: deque[float] = deque(maxlen=period + 1)
         self.value = NAN
 
@@ -86,7 +91,7 @@ class _SMA:
         w.append(x)
         n = len(w)
         if n > self.period:
-            self.value = self.value - (w[0] - x) / float(self.period)
+            self.value = self.value - (w[0] - x) / self.divisor
         elif n == self.period:
             self.value = float(sum(w)) / self.period
         return self.value
@@ -96,18 +101,19 @@ class _EMA:
     """Exponential moving average: seeded with the mean of the first `period` inputs, then
     `a·x + (1-a)·prev`, `a = 2 / (period + 1)`. NaN until `period` inputs."""
 
-    __slots__ = ("count", "mult", "period", "seed", "value")
+    __slots__ = ("count", "keep", "mult", "period", "seed", "value")
 
     def __init__(self, period: int) -> None:
         self.period = period
         self.mult = 2.0 / (period + 1.0)
+        self.keep = 1.0 - self.mult
         self.seed: list[float] = []
         self.count = 0
         self.value = NAN
 
     def push(self, x: float) -> float:
         if self.count >= self.period:
-            self.value = float(self.mult * x + (1.0 - self.mult) * self.value)
+            self.value = self.mult * x + self.keep * self.value
             return self.value
         self.count += 1
         self.seed.append(x)
@@ -209,20 +215,19 @@ class _MACD:
 
 
 class _Bollinger:
-    """Bollinger bands: the SMA (`_SMA`) ± `mult` × the population standard deviation of the window,
-    summed afresh each bar. NaN until `period` inputs."""
+    """Bollinger bands: the SMA (`_SMA`, fed by the caller: `mid`) ± `mult` × the population standard
+    deviation of the window, summed afresh each bar. NaN until `period` inputs."""
 
-    __slots__ = ("lower", "mid", "mult", "period", "sma", "upper", "window")
+    __slots__ = ("lower", "mid", "mult", "period", "upper", "window")
 
     def __init__(self, period: int, mult: float) -> None:
         self.period = period
         self.mult = mult
-        self.sma = _SMA(period)
         self.window: deque[float] = deque(maxlen=period)
         self.lower = self.mid = self.upper = NAN
 
-    def push(self, x: float) -> None:
-        mid = self.sma.push(x)
+    def push(self, x: float, mid: float) -> None:
+        """Add `x`; `mid` is the `period`-bar `_SMA` of the inputs up to and including `x`."""
         w = self.window
         w.append(x)
         if len(w) < self.period:
@@ -235,26 +240,43 @@ class _Bollinger:
 
 
 class _Window:
-    """The last `size` values with their max and min (NaN if any value in the window is NaN)."""
+    """The last `size` values with their max and min (NaN if any value in the window is NaN).
 
-    __slots__ = ("nan_count", "size", "values")
+    The extremes are kept as values enter and leave, and taken afresh over the window only when the
+    one that leaves was an extreme: each bar the same floats as `max(window)` and `min(window)`
+    (extremes are chosen, not computed), in O(1) on most bars."""
+
+    __slots__ = ("hi", "lo", "nan_count", "size", "values")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.values: deque[float] = deque(maxlen=size)
         self.nan_count = 0
+        self.hi = self.lo = NAN  # the extremes of the full window without NaN, else NaN
 
     def push(self, x: float) -> tuple[float, float]:
         """Add `x`; returns the window's (max, min), NaN until it holds `size` values and none is NaN."""
         values = self.values
-        if len(values) == self.size and values[0] != values[0]:
+        old = values[0] if len(values) == self.size else NAN  # the value that leaves, if one does
+        if old != old and len(values) == self.size:
             self.nan_count -= 1
         if x != x:
             self.nan_count += 1
         values.append(x)
-        if len(values) == self.size and self.nan_count == 0:
-            return max(values), min(values)
-        return NAN, NAN
+        if len(values) < self.size or self.nan_count:
+            self.hi = self.lo = NAN
+            return NAN, NAN
+        hi, lo = self.hi, self.lo
+        if x > hi:  # x beats every value that stays
+            hi = x
+        elif hi != hi or old == hi:  # no extreme yet, or it just left
+            hi = max(values)
+        if x < lo:
+            lo = x
+        elif lo != lo or old == lo:
+            lo = min(values)
+        self.hi, self.lo = hi, lo
+        return hi, lo
 
 
 class _RollingVWAP:
@@ -310,6 +332,8 @@ class StreamingIndicators:
         self._rsi_slow = _RSI(p.rsi_slow_period)
         self._macd = _MACD(p.macd_fast, p.macd_slow, p.macd_signal)
         self._sma_fast = _SMA(p.sma_fast)
+        # the Bollinger mid is an SMA of the closes: the same one when the periods agree (the defaults)
+        self._bb_sma = self._sma_fast if p.bb_period == p.sma_fast else _SMA(p.bb_period)
         self._sma_slow = _SMA(p.sma_slow)
         self._vol_ma = _SMA(p.volume_ma_period)
         self._bb = _Bollinger(p.bb_period, p.bb_mult)
@@ -339,8 +363,10 @@ class StreamingIndicators:
         rsi_slow = self._rsi_slow.push(close)
         macd = self._macd
         macd.push(close)
+        sma_fast = self._sma_fast.push(close)
+        bb_sma = self._bb_sma
         bb = self._bb
-        bb.push(close)
+        bb.push(close, sma_fast if bb_sma is self._sma_fast else bb_sma.push(close))
         rsi_max, rsi_min = self._rsi_win.push(r)
         close_max, close_min = self._close_win.push(close)
         swings = self._swings
@@ -348,13 +374,14 @@ class StreamingIndicators:
         vwap = self._vwap.push(high, low, close, c.volume)
         self.count += 1
         sh, sl = swings.sh, swings.sl
-        return FeatureRow(
-            ts=c.ts, open=c.open, high=high, low=low, close=close, volume=c.volume,
-            atr=a, atr_pct=atr_pct, atr_pct_ma=atr_pct_ma, rsi=r, rsi_slow=rsi_slow,
-            rsi_max=rsi_max, rsi_min=rsi_min, close_max=close_max, close_min=close_min,
-            macd=macd.macd, macd_signal=macd.signal, macd_hist=macd.hist,
-            sma_fast=self._sma_fast.push(close), sma_slow=self._sma_slow.push(close),
-            vol_ma=self._vol_ma.push(c.volume), vwap=vwap,
-            bb_lower=bb.lower, bb_mid=bb.mid, bb_upper=bb.upper,
-            swing_high=sh[0], prev_swing_high=sh[1], swing_low=sl[0], prev_swing_low=sl[1],
+        volume = c.volume
+        return FeatureRow(  # by position, in FeatureRow's field order (see its doc)
+            c.ts, c.open, high, low, close, volume,  # ts, open, high, low, close, volume
+            a, atr_pct, atr_pct_ma, r, rsi_slow,  # atr, atr_pct, atr_pct_ma, rsi, rsi_slow
+            rsi_max, rsi_min, close_max, close_min,  # rsi_max, rsi_min, close_max, close_min
+            macd.macd, macd.signal, macd.hist,  # macd, macd_signal, macd_hist
+            sma_fast, self._sma_slow.push(close), self._vol_ma.push(volume), vwap,
+            # ^ sma_fast, sma_slow, vol_ma, vwap
+            bb.lower, bb.mid, bb.upper,  # bb_lower, bb_mid, bb_upper
+            sh[0], sl[0], sh[1], sl[1],  # swing_high, swing_low, prev_swing_high, prev_swing_low
         )

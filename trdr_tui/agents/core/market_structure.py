@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
-from trdr_tui.core.types import Action, AgentSignal
+from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal
 from trdr_tui.market.indicators import Features
 
 
@@ -42,25 +42,25 @@ class MarketStructureAgent(BaseAgent):
         trend = "SMA20 > SMA50" if up else ("SMA20 < SMA50" if down else "SMA20 = SMA50")
         levels = f"support {f.swing_low:.2f}, resistance {f.swing_high:.2f}"
         if f.close > f.swing_high and up:
-            return self.signal(snapshot, Action.TRAIL_BUY, self.break_confidence, trail,
+            return self.signal(snapshot, TRAIL_BUY_ACTION, self.break_confidence, trail,
                                f"break above the last swing high {f.swing_high:.2f} with {trend}")
         if f.close < f.swing_low and down:
-            return self.signal(snapshot, Action.TRAIL_SELL, self.break_confidence, trail,
+            return self.signal(snapshot, TRAIL_SELL_ACTION, self.break_confidence, trail,
                                f"break below the last swing low {f.swing_low:.2f} with {trend}")
         if up and f.swing_high > f.prev_swing_high and f.swing_low > f.prev_swing_low:
-            return self.signal(snapshot, Action.TRAIL_BUY, self.trend_confidence, trail,
+            return self.signal(snapshot, TRAIL_BUY_ACTION, self.trend_confidence, trail,
                                f"higher highs and higher lows with {trend}; {levels}")
         if down and f.swing_high < f.prev_swing_high and f.swing_low < f.prev_swing_low:
-            return self.signal(snapshot, Action.TRAIL_SELL, self.trend_confidence, trail,
+            return self.signal(snapshot, TRAIL_SELL_ACTION, self.trend_confidence, trail,
                                f"lower highs and lower lows with {trend}; {levels}")
         band = self.near_atr * f.atr
         if f.swing_low <= f.close <= f.swing_low + band:
-            return self.signal(snapshot, Action.TRAIL_BUY, self.level_confidence, trail,
+            return self.signal(snapshot, TRAIL_BUY_ACTION, self.level_confidence, trail,
                                f"at support ({levels}); {trend}")
         if f.swing_high - band <= f.close <= f.swing_high:
-            return self.signal(snapshot, Action.TRAIL_SELL, self.level_confidence, trail,
+            return self.signal(snapshot, TRAIL_SELL_ACTION, self.level_confidence, trail,
                                f"at resistance ({levels}); {trend}")
-        return self.signal(snapshot, Action.HOLD, self.hold_confidence, trail, f"between levels ({levels}); {trend}")
+        return self.signal(snapshot, HOLD_ACTION, self.hold_confidence, trail, f"between levels ({levels}); {trend}")
 
     def analyze_batch(self, features: Features) -> SignalArrays:
         f = features

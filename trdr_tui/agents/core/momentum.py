@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
-from trdr_tui.core.types import Action, AgentSignal
+from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal
 from trdr_tui.market.indicators import Features
 
 
@@ -52,7 +52,7 @@ class MomentumAgent(BaseAgent):
             if bull_div:
                 why.append(f"bullish divergence: 20-bar low close while RSI {f.rsi:.1f} (its low {f.rsi_min:.1f}), "
                            f"MACD histogram {f.macd_hist:+.2f}")
-            return self.signal(snapshot, Action.TRAIL_BUY, conf, trail, "; ".join(why))
+            return self.signal(snapshot, TRAIL_BUY_ACTION, conf, trail, "; ".join(why))
         if bear_ex or bear_div:
             conf = 0.6 + 0.35 * min(1.0, (f.rsi - self.overbought) / 20.0) if bear_ex else 0.6
             if bear_ex and bear_div:
@@ -63,9 +63,9 @@ class MomentumAgent(BaseAgent):
             if bear_div:
                 why.append(f"bearish divergence: 20-bar high close while RSI {f.rsi:.1f} (its high {f.rsi_max:.1f}), "
                            f"MACD histogram {f.macd_hist:+.2f}")
-            return self.signal(snapshot, Action.TRAIL_SELL, conf, trail, "; ".join(why))
+            return self.signal(snapshot, TRAIL_SELL_ACTION, conf, trail, "; ".join(why))
         side = "positive" if f.macd_hist > 0 else "negative"
-        return self.signal(snapshot, Action.HOLD, self.hold_confidence, trail,
+        return self.signal(snapshot, HOLD_ACTION, self.hold_confidence, trail,
                            f"no exhaustion or divergence ({rsis}); MACD histogram {side}")
 
     def analyze_batch(self, features: Features) -> SignalArrays:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
-from trdr_tui.core.types import Action, AgentSignal
+from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal
 from trdr_tui.market.indicators import Features
 from trdr_tui.market.streaming import FeatureRow
 
@@ -41,9 +41,22 @@ class RegimeAgent(BaseAgent):
     trend_atr = 2.0
     hold_confidence: ClassVar[dict[int, float]] = {UNKNOWN: 0.0, TRENDING: 0.4, RANGING: 0.4, VOLATILE: 0.6, CALM: 0.4}
 
+    def __init__(self) -> None:
+        super().__init__()
+        # the last row classified and its code: the orchestrator asks again for the bar just analysed
+        self._last: tuple[FeatureRow | None, int] = (None, UNKNOWN)
+
     # -- classification ---------------------------------------------------------------------------
 
     def regime_code(self, row: FeatureRow) -> int:
+        last_row, last_code = self._last
+        if row is last_row:
+            return last_code
+        code = self._classify(row)
+        self._last = (row, code)
+        return code
+
+    def _classify(self, row: FeatureRow) -> int:
         if any_nan(row.atr_pct, row.atr_pct_ma, row.sma_fast, row.sma_slow, row.atr) or row.atr <= 0:
             return UNKNOWN
         ratio = row.atr_pct / row.atr_pct_ma
@@ -96,12 +109,12 @@ class RegimeAgent(BaseAgent):
         if code == TRENDING:
             conf = 0.5 + 0.4 * min(1.0, (strength - self.trend_atr) / 4.0)
             if f.sma_fast > f.sma_slow and f.close > f.sma_fast:
-                return self.signal(snapshot, Action.TRAIL_BUY, conf, trail, f"uptrend: {facts}")
+                return self.signal(snapshot, TRAIL_BUY_ACTION, conf, trail, f"uptrend: {facts}")
             if f.sma_fast < f.sma_slow and f.close < f.sma_fast:
-                return self.signal(snapshot, Action.TRAIL_SELL, conf, trail, f"downtrend: {facts}")
-            return self.signal(snapshot, Action.HOLD, self.hold_confidence[TRENDING], trail,
+                return self.signal(snapshot, TRAIL_SELL_ACTION, conf, trail, f"downtrend: {facts}")
+            return self.signal(snapshot, HOLD_ACTION, self.hold_confidence[TRENDING], trail,
                                f"trend paused (price on the wrong side of SMA20): {facts}")
-        return self.signal(snapshot, Action.HOLD, self.hold_confidence[code], trail, facts)
+        return self.signal(snapshot, HOLD_ACTION, self.hold_confidence[code], trail, facts)
 
     def analyze_batch(self, features: Features) -> SignalArrays:
         f = features

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan, pct
-from trdr_tui.core.types import Action, AgentSignal, Urgency
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal, Urgency
 from trdr_tui.market.indicators import Features
 
 
@@ -42,20 +42,20 @@ class VolatilityAgent(BaseAgent):
         width = f.bb_upper - f.bb_lower
         pos = (f.close - f.bb_lower) / width if width > 0 else 0.5
         calm = " (calm: trail widened)" if ratio < self.calm_ratio else ""
-        base = f"ATR {pct(f.atr_pct)} = {ratio:.2f}× its average; trail {pct(trail)}{calm}"
+        base = f"ATR {f.atr_pct * 100:.2f}% = {ratio:.2f}× its average; trail {trail * 100:.2f}%{calm}"  # `pct` of non-NaNs
         if ratio >= self.explosive_ratio:
             conf = min(1.0, 0.5 + (ratio - self.explosive_ratio) / 4.0)
-            return self.signal(snapshot, Action.HOLD, conf, trail,
+            return self.signal(snapshot, HOLD_ACTION, conf, trail,
                                f"volatility explosion: {base}; bands lag, standing aside", Urgency.HIGH)
         if pos < 0.0:
             conf = 0.55 + 0.45 * min(1.0, -pos / 0.5)
-            return self.signal(snapshot, Action.TRAIL_BUY, conf, trail,
+            return self.signal(snapshot, TRAIL_BUY_ACTION, conf, trail,
                                f"close {-pos * 100:.0f}% of the band width below the lower Bollinger band; {base}")
         if pos > 1.0:
             conf = 0.55 + 0.45 * min(1.0, (pos - 1.0) / 0.5)
-            return self.signal(snapshot, Action.TRAIL_SELL, conf, trail,
+            return self.signal(snapshot, TRAIL_SELL_ACTION, conf, trail,
                                f"close {(pos - 1.0) * 100:.0f}% of the band width above the upper Bollinger band; {base}")
-        return self.signal(snapshot, Action.HOLD, self.inside_confidence, trail,
+        return self.signal(snapshot, HOLD_ACTION, self.inside_confidence, trail,
                            f"inside the Bollinger bands ({pos * 100:.0f}% of the width); {base}")
 
     def analyze_batch(self, features: Features) -> SignalArrays:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan, pct
-from trdr_tui.core.types import Action, AgentSignal, Urgency
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal, Urgency
 from trdr_tui.market.indicators import Features
 
 
@@ -34,23 +34,23 @@ class VolumeProfileAgent(BaseAgent):
         trail = self.context.base_trail
         ratio = f.volume / f.vol_ma
         dev = f.close / f.vwap - 1.0
-        where = f"close {pct(dev)} vs 24-bar VWAP"
+        where = f"close {dev * 100:.2f}% vs 24-bar VWAP"  # `pct` of a number (close and VWAP are positive)
         if ratio >= self.spike_ratio:
             conf = min(0.95, 0.55 + 0.1 * (ratio - self.spike_ratio))
             whale = ratio >= self.whale_ratio
             urgency = Urgency.HIGH if whale else Urgency.NORMAL
             kind = "whale bar" if whale else "volume spike"
             if f.close < f.open and f.close < f.vwap:
-                return self.signal(snapshot, Action.TRAIL_BUY, conf, trail,
+                return self.signal(snapshot, TRAIL_BUY_ACTION, conf, trail,
                                    f"{kind} ({ratio:.1f}× average) on a down bar below VWAP: capitulation; {where}",
                                    urgency)
             if f.close > f.open and f.close > f.vwap:
-                return self.signal(snapshot, Action.TRAIL_SELL, conf, trail,
+                return self.signal(snapshot, TRAIL_SELL_ACTION, conf, trail,
                                    f"{kind} ({ratio:.1f}× average) on an up bar above VWAP: buying climax; {where}",
                                    urgency)
-            return self.signal(snapshot, Action.HOLD, self.spike_hold_confidence, trail,
+            return self.signal(snapshot, HOLD_ACTION, self.spike_hold_confidence, trail,
                                f"{kind} ({ratio:.1f}× average) without a clear side; {where}")
-        return self.signal(snapshot, Action.HOLD, self.hold_confidence, trail,
+        return self.signal(snapshot, HOLD_ACTION, self.hold_confidence, trail,
                            f"volume normal ({ratio:.1f}× average); {where}")
 
     def analyze_batch(self, features: Features) -> SignalArrays:
