@@ -386,6 +386,24 @@ async def test_e_exports_the_chart_as_a_png(make_cockpit: CockpitFactory, tmp_pa
     assert any("chart saved to" in str(n.message) for n in app._notifications)
 
 
+async def test_e_without_matplotlib_shows_the_install_command_whole(make_cockpit: CockpitFactory, tmp_path,
+                                                                    monkeypatch) -> None:
+    """The hint `pip install 'trdr-tui[ai]'` reaches the screen with its brackets (not read as markup)."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # as if matplotlib were missing
+    app = make_cockpit(preset="simple-trailing")
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = [str(toast.render()) for toast in app.screen.query("Toast")]  # what each toast draws
+    assert any("pip install 'trdr-tui[ai]' (matplotlib)" in text for text in shown), shown
+    assert list(tmp_path.glob("trdr-chart-*.png")) == []
+
+
 async def test_the_selected_agents_whole_reason_is_shown(make_cockpit: CockpitFactory) -> None:
     app = make_cockpit()
     async with app.run_test(size=SIZE) as pilot:

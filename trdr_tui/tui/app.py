@@ -21,6 +21,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widget import Widget
@@ -109,6 +110,15 @@ class TrdrApp(App[int]):
         self.set_keymap(dict(settings.tui.keys))
 
     # -- set-up ----------------------------------------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's notification, as plain text unless `markup=True`: trdr's messages carry error texts,
+        paths and install commands (`pip install 'trdr-tui[ai]'`) whose brackets Rich would eat."""
+        if timeout is None:
+            super().notify(message, title=title, severity=severity, markup=markup)
+        else:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(TRDR_VARIABLE_DEFAULTS)

@@ -81,7 +81,7 @@ class InspectorScreen(ModalScreen[None]):
         try:
             await self.source.profile_memory(PROFILE_CALLS)
         except TrdrError as exc:
-            self.notify(exc.render(), title="memory profile", severity="warning")
+            self.notify(exc.render(), title="memory profile", severity="warning", markup=False)
             return
         self.notify(f"measuring each agent's next {PROFILE_CALLS} calls; r shows the figures", timeout=4)
         await self.action_reload()
