@@ -261,6 +261,14 @@ def test_misaligned_time_is_refused(tmp_path: Path, reference: CandleArrays) -> 
     _refused(path, "line 22", "not on a 1h boundary")
 
 
+def test_hourly_bars_read_as_daily_say_to_drop_the_timeframe() -> None:
+    """The whole hourly file read with timeframe 1d: the fix offered is the timeframe, not editing rows."""
+    with pytest.raises(DataError) as err:
+        read_candle_file(HOURLY_CDD, "1d")
+    assert "not on a 1d boundary" in str(err.value)
+    assert err.value.hint is not None and "drop --timeframe" in err.value.hint
+
+
 def test_conflicting_duplicates_are_refused_naming_both_lines(tmp_path: Path) -> None:
     lines = HOURLY_CDD.read_text().splitlines()
     twin = replace_field(lines[10], 6, "999.5")  # same hour as line 11, different volume

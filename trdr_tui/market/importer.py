@@ -73,6 +73,9 @@ MAX_VOLUME = 1e18
 MIN_TS = 631_152_000 * NS_PER_SECOND
 MAX_TS = 7_258_118_400 * NS_PER_SECOND
 
+FIX_ROWS = "fix or delete the bad rows and import again; nothing was stored"
+TIMEFRAME_HINT = ("if the file holds bars of another timeframe, drop --timeframe (the file's own is detected) or "
+                  "give the one it holds; otherwise fix or delete the bad rows and import again; nothing was stored")
 _HEADER_SCAN_LINES = 10
 _SNIFF_BYTES = 64 * 1024
 
@@ -816,9 +819,9 @@ def _json_time(value: object, unit: TimeKind) -> int | None:
 # --- validation, order, duplicates ------------------------------------------------------------------
 
 
-def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str, int] | None:
+def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str, int, str] | None:
     """The earliest bad row (in file order): (row, field, what is wrong, how many bad rows in all)."""
-    checks: list[tuple[npt.NDArray[np.bool_], str, Callable[[int], str]]] = []
+    checks: list[tuple[npt.NDArray[np.bool_], str, Callable[[int], str], str]] = []  # (…, hint)
 
     def not_finite(a: F64) -> Callable[[int], str]:
         return lambda i: f"{a[i]} is not a finite number"
@@ -828,57 +831,57 @@ def _first_problem(cols: _Columns, timeframe: str | None) -> tuple[int, str, str
 
     for f in VALUE_FIELDS:
         arr = cols.values(f)
-        checks.append((~np.isfinite(arr), f, not_finite(arr)))
+        checks.append((~np.isfinite(arr), f, not_finite(arr), FIX_ROWS))
     for f in PRICE_FIELDS:
         arr = cols.values(f)
-        checks.append((np.isfinite(arr) & (arr <= 0), f, not_positive(arr)))
+        checks.append((np.isfinite(arr) & (arr <= 0), f, not_positive(arr), FIX_ROWS))
     def implausible(a: F64) -> Callable[[int], str]:
         return lambda i: f"price {a[i]:.12g} is not plausible (10^12 or more): a unit or digit is wrong"
 
     for f in PRICE_FIELDS:
         arr = cols.values(f)
-        checks.append((np.isfinite(arr) & (arr >= MAX_PRICE), f, implausible(arr)))
-    checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:.12g} must not be negative"))
+        checks.append((np.isfinite(arr) & (arr >= MAX_PRICE), f, implausible(arr), FIX_ROWS))
+    checks.append((cols.volume < 0, "volume", lambda i: f"volume {cols.volume[i]:.12g} must not be negative", FIX_ROWS))
     checks.append((np.isfinite(cols.volume) & (cols.volume >= MAX_VOLUME), "volume",
-                   lambda i: f"volume {cols.volume[i]:.12g} is not plausible (10^18 or more)"))
+                   lambda i: f"volume {cols.volume[i]:.12g} is not plausible (10^18 or more)", FIX_ROWS))
     top = np.maximum(cols.open, cols.close)
     bottom = np.minimum(cols.open, cols.close)
     checks.append((cols.high < top, "high",
-                   lambda i: f"high {cols.high[i]:.12g} is below max(open, close) = {top[i]:.12g}"))
+                   lambda i: f"high {cols.high[i]:.12g} is below max(open, close) = {top[i]:.12g}", FIX_ROWS))
     checks.append((cols.low > bottom, "low",
-                   lambda i: f"low {cols.low[i]:.12g} is above min(open, close) = {bottom[i]:.12g}"))
+                   lambda i: f"low {cols.low[i]:.12g} is above min(open, close) = {bottom[i]:.12g}", FIX_ROWS))
     checks.append(((cols.ts < MIN_TS) | (cols.ts > MAX_TS), "time",
-                   lambda i: f"{minute_utc(int(cols.ts[i]))} is outside 1990–2200; is the time unit right?"))
+                   lambda i: f"{minute_utc(int(cols.ts[i]))} is outside 1990–2200; is the time unit right?", FIX_ROWS))
     if timeframe is not None:
         step = timeframe_ns(timeframe)
         checks.append((cols.ts % step != 0, "time",
-                       lambda i: f"{minute_utc(int(cols.ts[i]))} is not on a {timeframe} boundary (UTC)"))
-    first: tuple[int, str, str, int] | None = None
+                       lambda i: f"{minute_utc(int(cols.ts[i]))} is not on a {timeframe} boundary (UTC)", TIMEFRAME_HINT))
+    first: tuple[int, str, str, str] | None = None
     bad_rows = np.zeros(len(cols.ts), dtype=bool)
-    for mask, field, describe in checks:
+    for mask, field, describe, hint in checks:
         hits = np.flatnonzero(mask)
         if hits.size == 0:
             continue
         bad_rows |= mask
         if first is None or hits[0] < first[0]:
-            first = (int(hits[0]), field, describe(int(hits[0])), 0)
+            first = (int(hits[0]), field, describe(int(hits[0])), hint)
     if first is None:
         return None
-    return first[0], first[1], first[2], int(bad_rows.sum())
+    return first[0], first[1], first[2], int(bad_rows.sum()), first[3]
 
 
 def _locate(cols: _Columns, row: int) -> str:
     return cols.locate(row) if cols.locate else f"row {row + 1}"
 
 
-def _raise_problem(path: Path, cols: _Columns, problem: tuple[int, str, str, int]) -> None:
-    row, field, what, count = problem
+def _raise_problem(path: Path, cols: _Columns, problem: tuple[int, str, str, int, str]) -> None:
+    row, field, what, count, hint = problem
     loc = _locate(cols, row)
     more = f" ({count - 1} more bad rows after it)" if count > 1 else ""
     raise _Problem(
         f"{loc}, field '{cols.field_name(field)}': {what}{more}",
         where=f"{path}:{loc.removeprefix('line ')}" if loc.startswith("line ") else f"{path} {loc}",
-        hint="fix or delete the bad rows and import again; nothing was stored",
+        hint=hint,
     )
 
 
