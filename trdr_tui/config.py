@@ -728,9 +728,12 @@ NON_CONFIG_ENV = frozenset(
         "TRDR_COINBASE_API_SECRET",
         "TRDR_COINBASE_KEY_FILE",
         "TRDR_ANTHROPIC_API_KEY",
+        "TRDR_API_TOKEN",
         "TRDR_LOG_LEVEL",
     }
 )
+ENV_SOURCE = "environment variable "
+"""How a value from a `TRDR_*` variable is named in errors: `environment variable TRDR_CAPITAL`."""
 # Documented single-underscore names for nested keys.
 ENV_ALIASES = {
     "TRDR_COINBASE_REST_URL": ("coinbase", "rest_url"),
@@ -790,10 +793,9 @@ def load_settings(
         _check_keys(user, str(user_path))
         _deep_merge(merged, user, sources, str(user_path))
 
-    env_values = _env_overrides(env)
-    if env_values:
-        _check_keys(env_values, "environment (TRDR_*)")
-        _deep_merge(merged, env_values, sources, "environment (TRDR_*)")
+    for name, values in _env_overrides(env):  # each named in errors: "environment variable TRDR_CAPITAL"
+        _check_keys(values, f"{ENV_SOURCE}{name}")
+        _deep_merge(merged, values, sources, f"{ENV_SOURCE}{name}")
 
     if overrides:
         nested: dict[str, Any] = {}
@@ -864,7 +866,10 @@ def _explain_validation(
         message = f"must be one of: {', '.join(choices)}"
         guess = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6) if isinstance(value, str) else []
         hint = f"did you mean '{guess[0]}'?" if guess else f"use one of: {', '.join(choices)}"
-    return ConfigError(f"{label}: {message}", where=_source_of(key, sources, origin), hint=hint)
+    where = _source_of(key, sources, origin)
+    if where.startswith(ENV_SOURCE):
+        hint = f"{hint} (or unset {where[len(ENV_SOURCE):]})"
+    return ConfigError(f"{label}: {message}", where=where, hint=hint)
 
 
 def _choices_for(parts: list[str], struct: type[msgspec.Struct] = SettingsInput) -> tuple[str, ...] | None:
@@ -912,6 +917,8 @@ def _check_keys(data: Mapping[str, Any], origin: str, struct: type[msgspec.Struc
             section = f" [{prefix.rstrip('.')}]" if prefix else ""
             guess = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
             hint = f"did you mean '{guess[0]}'?" if guess else f"known keys here: {', '.join(sorted(fields))}"
+            if origin.startswith(ENV_SOURCE):
+                hint = f"{hint} (or unset {origin[len(ENV_SOURCE):]})"
             raise ConfigError(f"unknown key '{key}'{section}", where=origin, hint=hint)
         sub = _struct_type(fields[key].type)
         if sub is not None and isinstance(value, Mapping):
@@ -968,17 +975,20 @@ def _set_dotted(target: dict[str, Any], parts: list[str], value: Any) -> None:
     target[parts[-1]] = value
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """`TRDR_CAPITAL=500`, `TRDR_GRID__MIN_SPACING=0.008` (double underscore nests)."""
-    out: dict[str, Any] = {}
-    for name, raw in env.items():
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """(variable, nested value) per override: `TRDR_CAPITAL=500` → ("TRDR_CAPITAL", {"capital": 500}),
+    `TRDR_GRID__MIN_SPACING=0.008` (double underscore nests)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, raw in sorted(env.items()):
         if not name.startswith("TRDR_") or name in NON_CONFIG_ENV:
             continue
         if name in ENV_ALIASES:
             parts = list(ENV_ALIASES[name])
         else:
             parts = [p.lower() for p in name[len("TRDR_"):].split("__")]
-        _set_dotted(out, parts, parse_scalar(raw))
+        nested: dict[str, Any] = {}
+        _set_dotted(nested, parts, parse_scalar(raw))
+        out.append((name, nested))
     return out
 
 

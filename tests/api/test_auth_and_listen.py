@@ -1,4 +1,5 @@
-"""The token file, the token comparison and the listen-address guard, without a server."""
+"""The token file, the token comparison and the listen-address guard: without a server, and through the CLI
+(bad API options are refused before the database is opened)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DAILY_CDD
 from trdr_tui.api.auth import load_or_create_token, token_matches
 from trdr_tui.api.control import Hooks
 from trdr_tui.api.host import ApiLaunch
 from trdr_tui.api.server import is_loopback, parse_listen
+from trdr_tui.cli import main
 from trdr_tui.config import load_settings
 from trdr_tui.core.errors import ConfigError
 
@@ -51,3 +54,18 @@ def test_listen_addresses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         launch("0.0.0.0:8765", False).check()
     launch("0.0.0.0:8765", True).check()
     assert "WITHOUT TLS" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("api", "said"), [
+    (["--api", "nonsense"], "--api 'nonsense' is not HOST:PORT"),
+    (["--api", "8.8.8.8:80"], "--api 8.8.8.8:80 listens beyond this machine"),
+    (["--api", "127.0.0.1:99999"], "--api '127.0.0.1:99999' is not HOST:PORT"),
+    (["--api-tls-cert", "cert.pem"], "TLS needs both --api-tls-cert and --api-tls-key"),
+], ids=["not-host-port", "remote", "port-out-of-range", "cert-without-key"])
+def test_bad_api_options_are_refused_before_the_database_is_created(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], api: list[str], said: str) -> None:
+    db = tmp_path / "new.duckdb"
+    argv = [*api, "--headless", "--feed", "replay", "--data", str(DAILY_CDD), "--speed", "max", "--db", str(db)]
+    assert main(argv) == 2
+    assert f"trdr: error: {said}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no database, journal, WAL, log or token file

@@ -9,6 +9,7 @@ from typing import get_args
 import msgspec
 import pytest
 
+from trdr_tui.cli import main
 from trdr_tui.config import RISK_PROFILES, Settings, convert_settings, load_settings
 from trdr_tui.core.errors import ConfigError
 
@@ -100,14 +101,42 @@ def test_process_environment_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (s.capital, s.grid.min_spacing) == (750.0, 0.007)
 
 
-def test_bad_environment_value_names_the_environment(tmp_path: Path) -> None:
-    text = _refused(_file(tmp_path, MINIMAL), env={"TRDR_GRID__LEVELS": "1"})
-    assert "environment (TRDR_*)" in text and "grid.levels" in text
+def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
+    text = _refused(_file(tmp_path, MINIMAL), env={"TRDR_CAPITAL": "500", "TRDR_GRID__LEVELS": "1"})
+    assert text.startswith("environment variable TRDR_GRID__LEVELS: key 'grid.levels' = 1: "), text
+    assert text.endswith("(or unset TRDR_GRID__LEVELS)"), text
 
 
 def test_unknown_environment_key_is_refused(tmp_path: Path) -> None:
     text = _refused(_file(tmp_path, MINIMAL), env={"TRDR_GRID__LEVLES": "5"})
-    assert "unknown key 'levles' [grid]" in text and "did you mean 'levels'?" in text
+    assert text.startswith("environment variable TRDR_GRID__LEVLES: unknown key 'levles' [grid]"), text
+    assert "did you mean 'levels'? (or unset TRDR_GRID__LEVLES)" in text
+
+
+def test_a_bad_trdr_variable_is_named_with_its_value_through_the_cli(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TRDR_CAPITAL", "abc")
+    db = tmp_path / "t.duckdb"
+    assert main(["--db", str(db), "sessions", "list"]) == 2
+    assert capsys.readouterr().err == (
+        "trdr: error: environment variable TRDR_CAPITAL: key 'capital' = 'abc': Expected `float`, got `str`\n"
+        "  fix: use a value of the type and range shown; config/default.toml lists every key with its default "
+        "(or unset TRDR_CAPITAL)\n")
+    assert not db.exists()
+
+
+def test_secret_variables_are_never_config_keys_nor_echoed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """TRDR_API_TOKEN (`trdr attach`'s token) is read where it is used, not as a config key; a secret put
+    in a misspelt variable is refused by its name alone."""
+    db = tmp_path / "t.duckdb"
+    monkeypatch.setenv("TRDR_API_TOKEN", "tok-3f9a-secret")
+    assert main(["--db", str(db), "sessions", "list"]) == 0
+    monkeypatch.setenv("TRDR_COINBASE__API_SECRET", "sec-77c1-secret")
+    assert main(["--db", str(db), "sessions", "list"]) == 2
+    out, err = capsys.readouterr()
+    assert "environment variable TRDR_COINBASE__API_SECRET: unknown key 'api_secret' [coinbase]" in err
+    assert "tok-3f9a" not in out + err and "sec-77c1" not in out + err
 
 
 def test_xdg_config_file_is_discovered(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

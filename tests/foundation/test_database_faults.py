@@ -393,6 +393,40 @@ def test_a_text_file_given_as_the_database_is_not_called_damaged(tmp_path: Path,
     assert text.read_text() == "timestamp,open,high,low,close\n"
 
 
+@pytest.mark.parametrize("argv", [
+    ["backtest", "--data", str(HOURLY_CDD), "--start", "2019-10-01"],
+    ["sessions", "list"],
+    ["--headless", "--feed", "replay", "--data", str(DAILY_CDD), "--speed", "max", "--no-api"],
+], ids=["backtest", "sessions-list", "headless-replay"])
+def test_a_candle_csv_given_as_the_database_is_refused_before_duckdb_opens_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """DuckDB opens a `.csv` path as an empty database (nothing saved): trdr reads the header first."""
+    csv = tmp_path / "some.csv"
+    shutil.copyfile(DAILY_CDD, csv)
+    before = csv.read_bytes()
+    assert main(["--db", str(csv), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"trdr: error: {csv} is not a DuckDB database (its first bytes are not DuckDB's file "
+                          "header)"), err
+    assert "pass the database with --db and the candle file with --data" in err
+    assert csv.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["some.csv"]  # no .journal, .wal, log or token
+
+
+def test_a_database_with_duckdbs_header_opens_and_an_empty_file_is_still_refused_by_duckdb(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The header check refuses only a non-empty file without DuckDB's magic bytes (`DUCK` at offset 8)."""
+    db = tmp_path / "named.csv"  # a real database, whatever its name
+    duckdb.connect(str(db)).close()
+    assert db.read_bytes()[8:12] == b"DUCK"
+    assert main(["--db", str(db), "sessions", "list"]) == 0
+    empty = tmp_path / "empty.duckdb"
+    empty.touch()
+    assert main(["--db", str(empty), "sessions", "list"]) == 2
+    assert "not a valid DuckDB database file" in capsys.readouterr().err  # DuckDB's own refusal, as before
+    assert empty.read_bytes() == b""
+
+
 def test_commands_that_fail_or_only_read_leave_no_database_behind(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "new.duckdb"

@@ -22,13 +22,21 @@ class CliContext:
 
     @cached_property
     def settings(self) -> Settings:
+        """The validated settings; the database they name is checked too (a candle file passed as --db is
+        refused here, before a command computes anything, as Store would refuse it when opened)."""
         from trdr_tui.config import load_settings
+        from trdr_tui.store.db import check_database_file
 
         overrides = dict(getattr(self.args, "overrides", None) or {})
-        return load_settings(self.args.config, overrides=overrides or None)
+        settings = load_settings(self.args.config, overrides=overrides or None)
+        check_database_file(self._db_path(settings))
+        return settings
 
     @property
     def db_path(self) -> str:
+        return self._db_path(self.settings)
+
+    def _db_path(self, settings: Settings) -> str:
         import os
 
         from trdr_tui.store import default_db_path
@@ -37,8 +45,8 @@ class CliContext:
             return str(self.args.db)
         if os.environ.get("TRDR_DB"):
             return os.environ["TRDR_DB"]
-        if self.settings.store.path:
-            return self.settings.store.path
+        if settings.store.path:
+            return settings.store.path
         return str(default_db_path())
 
     @property

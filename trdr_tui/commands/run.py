@@ -25,6 +25,7 @@ from trdr_tui.core.errors import ConfigError, CredentialsError, DataError, Retry
 from trdr_tui.core.types import Mode
 
 if TYPE_CHECKING:
+    from trdr_tui.api.control import Hooks
     from trdr_tui.api.host import ApiLaunch
     from trdr_tui.config import Settings
     from trdr_tui.core.arrays import CandleArrays
@@ -146,6 +147,7 @@ def run_app(ctx: CliContext) -> int:
 
         settings = load_settings(args.config, overrides={"timeframe": args.run_timeframe})
     speed = parse_speed(args.speed)
+    api = api_options(ctx, settings)  # a bad --api, or TLS half given, is refused before the store is opened
     feed = args.feed or "coinbase"
     replayed: CandleArrays | None = None
     if args.live:
@@ -172,7 +174,8 @@ def run_app(ctx: CliContext) -> int:
         verify_key(settings, live=False)
         engine = coinbase_engine(settings, live=False, store=ctx.store)
 
-    api = api_launch(ctx, settings, replayed)
+    if api is not None:
+        api.hooks = api_hooks(ctx, settings, replayed)
     files = open_log_files(ctx, settings)
     try:
         if args.headless:
@@ -253,13 +256,27 @@ def open_log_files(ctx: CliContext, settings: Settings) -> LogFiles:
                          backups=settings.api.log_backups)
 
 
-def api_launch(ctx: CliContext, settings: Settings, replayed: CandleArrays | None) -> ApiLaunch | None:
-    """The control API for this run (None with --no-api), checked before anything starts."""
+def api_options(ctx: CliContext, settings: Settings) -> ApiLaunch | None:
+    """The control API for this run (None with --no-api): its address, token file and TLS files, checked
+    (`ApiLaunch.check`, ConfigError) before anything is opened or started. Its hooks are placeholders until
+    `api_hooks` lends it the engine's once the engine exists."""
     args = ctx.args
     if args.no_api:
         return None
     from trdr_tui.api.control import Hooks
     from trdr_tui.api.host import ApiLaunch, default_token_path, discovery_path
+
+    token = Path(settings.api.token_file) if settings.api.token_file else default_token_path(ctx.db_path)
+    launch = ApiLaunch(listen=args.api or settings.api.listen, hooks=Hooks(settings=settings), token_file=token,
+                       discovery=discovery_path(ctx.db_path), allow_remote=args.api_allow_remote,
+                       tls_cert=args.api_tls_cert, tls_key=args.api_tls_key)
+    launch.check()
+    return launch
+
+
+def api_hooks(ctx: CliContext, settings: Settings, replayed: CandleArrays | None) -> Hooks:
+    """What this run lends the control API: the settings, the credential check, backtests, read commands."""
+    from trdr_tui.api.control import Hooks
 
     runner = backtest_runner(ctx, settings, replayed)
 
@@ -269,16 +286,10 @@ def api_launch(ctx: CliContext, settings: Settings, replayed: CandleArrays | Non
         outcome = runner(BacktestRequest(start=request.start, end=request.end, preset=request.preset), progress)
         return outcome.stats
 
-    hooks = Hooks(settings=settings, credential_check=lambda: check_live_credentials(settings), backtest=backtest,
-                  cli_reader=cli_reader(ctx),
-                  mode_switch_unavailable="a replay trades only on paper: run trdr on Coinbase market data "
-                                          "(without --feed replay) to switch between paper and live")
-    token = Path(settings.api.token_file) if settings.api.token_file else default_token_path(ctx.db_path)
-    launch = ApiLaunch(listen=args.api or settings.api.listen, hooks=hooks, token_file=token,
-                       discovery=discovery_path(ctx.db_path), allow_remote=args.api_allow_remote,
-                       tls_cert=args.api_tls_cert, tls_key=args.api_tls_key)
-    launch.check()
-    return launch
+    return Hooks(settings=settings, credential_check=lambda: check_live_credentials(settings), backtest=backtest,
+                 cli_reader=cli_reader(ctx),
+                 mode_switch_unavailable="a replay trades only on paper: run trdr on Coinbase market data "
+                                         "(without --feed replay) to switch between paper and live")
 
 
 def cli_reader(ctx: CliContext) -> Any:

@@ -57,9 +57,7 @@ def database_error(path: str, exc: BaseException, *, action: str = "use") -> Trd
                             hint="free disk space (or raise the file-size limit, `ulimit -f`) and run it again; "
                                  "nothing was half-written (every write is one transaction)")
     if "not a valid duckdb database" in low and not _has_duckdb_header(path):
-        return StopError(f"{path} is not a DuckDB database ({text})",
-                         hint="pass --db a trdr database file, or a path that does not exist yet to start a new "
-                              "one; the file was left as it is")
+        return not_a_database(path, text)
     if ("corrupt" in low or "checksum" in low or "not a valid duckdb database" in low
             or "could not read enough bytes" in low):
         return StateCorruption(f"database {path} is damaged or truncated ({text})",
@@ -88,11 +86,34 @@ DUCKDB_MAGIC = b"DUCK"
 
 def _has_duckdb_header(path: str) -> bool:
     """True when the file at `path` starts like a DuckDB database (a damaged one still does)."""
+    return _file_start(path)[8:12] == DUCKDB_MAGIC
+
+
+def _file_start(path: str) -> bytes:
+    """The first 12 bytes of the file at `path` (fewer for a shorter file; none when it cannot be read)."""
     try:
         with open(path, "rb") as f:
-            return f.read(12)[8:12] == DUCKDB_MAGIC
+            return f.read(12)
     except OSError:
-        return False
+        return b""
+
+
+def check_database_file(path: str | Path) -> None:
+    """Raise StopError (exit 2) when `path` is a non-empty file without DuckDB's header, before DuckDB opens
+    it: DuckDB would open some (a `.csv`) as an empty in-memory database and save nothing. A missing or empty
+    file, or one that cannot be read, is left to DuckDB (it starts a new database, or says why not)."""
+    p = Path(path).expanduser()
+    start = _file_start(str(p)) if p.is_file() else b""
+    if start and start[8:12] != DUCKDB_MAGIC:
+        raise not_a_database(str(p), "its first bytes are not DuckDB's file header")
+
+
+def not_a_database(path: str, detail: str) -> StopError:
+    """The file at `path` is not a DuckDB database (exit 2); it is left as it is."""
+    return StopError(f"{path} is not a DuckDB database ({detail})",
+                     hint="pass the database with --db and the candle file with --data; --db takes a trdr "
+                          "database file, or a path that does not exist yet to start a new one; the file was "
+                          "left as it is")
 
 
 def not_writable(path: str, detail: str) -> StopError:
@@ -153,6 +174,7 @@ class Store:
             if p.is_dir():
                 raise StopError(f"the database {self.path} is a directory",
                                 hint=f"pass --db a database file, e.g. {p / 'trdr.duckdb'}")
+            check_database_file(self.path)
             self.created = not p.exists()
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
