@@ -185,12 +185,14 @@ def run(ctx: CliContext) -> int:
                      objective=ObjectiveConfig(folds=args.folds, warmup_bars=history_bars(settings)))
     if args.wf_spec:
         return _walk_forward(ctx, spec, settings, candles, timeframe, warnings)
+    # the library and the database are loaded before the study starts: a Ctrl-C meanwhile is no interrupted study
+    import optuna  # noqa: F401
+
+    _ = ctx.store
     try:
         outcome = _study(ctx, spec, settings, train)
     except KeyboardInterrupt:  # the finished trials are in the study's storage: say how to go on
-        print(f"trdr: study {spec.name} interrupted; its finished trials are kept in "
-              f"{_shown_storage(spec.storage)}: resume with `trdr optimize ... --study {spec.name}`", file=sys.stderr)
-        raise
+        return _interrupted(ctx, spec, settings, train, timeframe)
     summary = _record(ctx, spec, settings, outcome, train, timeframe)
     if test is not None:
         summary["holdout"] = _holdout(settings, outcome, test, timeframe)
@@ -262,6 +264,38 @@ def _record(ctx: CliContext, spec: Any, settings: Any, outcome: Any, bars: Any, 
                                               f"out-of-sample score {outcome.best_value:+.4f}")
         summary["saved_params"] = v.id
     return summary
+
+
+def _interrupted(ctx: CliContext, spec: Any, settings: Any, bars: Any, timeframe: str) -> int:
+    """A study stopped by Ctrl-C (its workers already stopped): recorded as interrupted, with the trials its
+    storage holds and no result, so `trdr optimize list` shows it and how to resume it; one line on stderr.
+    Exit code 130."""
+    import msgspec
+
+    from trdr_tui.backtest.runner import clean_json
+    from trdr_tui.core.clock import WallClock
+    from trdr_tui.core.timefmt import iso_utc
+    from trdr_tui.store.sessions import OptimizationRecord
+    from trdr_tui.store.tuning import TuningRepository
+    from trdr_tui.tuning.optimizer import sigint_deferred, stored_trials
+
+    resume = f"trdr optimize ... --study {spec.name}"
+    with sigint_deferred():  # a second Ctrl-C waits for the record (a few ms)
+        trials = stored_trials(spec)
+        finished = sum(t.state in ("COMPLETE", "PRUNED") for t in trials)
+        opt_id = "opt-" + secrets.token_hex(5)
+        results = {"study": spec.name, "storage": _shown_storage(spec.storage), "status": "interrupted",
+                   "trials": finished, "trials_asked": spec.trials, "resume": resume, "symbol": settings.symbol,
+                   "timeframe": timeframe, "start": iso_utc(int(bars.ts[0])), "end": iso_utc(int(bars.ts[-1]))}
+        TuningRepository(ctx.store).record_study(OptimizationRecord(
+            id=opt_id, created_at=WallClock().now_ns(), method=f"optuna/{spec.sampler}",
+            objective=f"walk-forward {spec.objective.folds} folds: mean return − fee penalty − Monte Carlo gate",
+            search_space={g.key: [g.low, g.high] for g in spec.genes}, results=results, best_parameters=None),
+            [msgspec.structs.replace(t, attributes=clean_json(t.attributes)) for t in trials])
+    print(f"trdr: study {spec.name} interrupted after {finished} of {spec.trials} trials ({opt_id} in "
+          f"`trdr optimize list`); its finished trials are kept in {_shown_storage(spec.storage)}: "
+          f"resume with `{resume}`", file=sys.stderr)
+    return 130
 
 
 def winner_verdict(outcome: Any, saved: str | None) -> str | None:
@@ -427,7 +461,11 @@ def list_runs(ctx: CliContext) -> int:
 
 
 def _result_text(res: dict[str, Any]) -> str:
-    """What a stored run found: a study's best score, or a walk-forward's compounded out-of-sample return."""
+    """What a stored run found: a study's best score, or a walk-forward's compounded out-of-sample return;
+    for an interrupted study, how far it got and how to resume it."""
+    if res.get("status") == "interrupted":
+        return (f"interrupted after {res.get('trials')} of {res.get('trials_asked')} trials: "
+                f"resume with `{res.get('resume')}`")
     if "compounded_test_return" in res:
         windows = res.get("windows") or []
         ret = res.get("compounded_test_return")

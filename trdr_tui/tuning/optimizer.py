@@ -20,15 +20,26 @@ bounds workers on several machines sharing one study (each machine shares out wh
 it started, so they may overshoot by up to one trial per worker). The calling process only watches
 the storage and reports progress. With one worker the study runs in the calling process. A single
 worker with a seed is deterministic.
+
+Ctrl-C: the workers never see SIGINT. The calling process blocks it while it starts them (a blocked
+signal stays blocked across fork and exec, so a worker re-importing the entry script cannot be
+interrupted, and a Ctrl-C meant for the calling process waits until each worker has read its whole
+start-up data), then each worker ignores it for good. On KeyboardInterrupt the calling process stops
+its workers itself (SIGTERM, then SIGKILL after `STOP_SECONDS`) before it lets the interrupt go on;
+the trials they finished are in the storage. A worker whose calling process is gone (killed) stops
+after its current trial.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import socket
+import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import msgspec
@@ -46,6 +57,7 @@ SAMPLERS: tuple[str, ...] = ("tpe", "cmaes", "nsga2")
 # (finished trials, total, best score so far or None)
 Progress = Callable[[int, int, float | None], None]
 POLL_SECONDS = 0.5
+STOP_SECONDS = 5.0  # a worker asked to stop (SIGTERM) gets this long before SIGKILL
 
 
 class StudySpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,8 +180,66 @@ def work(spec: StudySpec, settings_data: dict[str, Any], bars: CandleArrays,
 
 
 def _worker_main(spec_raw: bytes, settings_data: dict[str, Any], bars: CandleArrays, share: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the calling process's to handle (module docstring)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored now: a pending one is dropped
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        # an exception, not the default action, so that the journal's file lock is released on the way out
+        stopping.append(signum)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     spec = msgspec.msgpack.decode(spec_raw, type=StudySpec)
-    work(spec, settings_data, bars, share=share)
+    parent = mp.parent_process()
+
+    def orphaned(study: Any, _trial: Any) -> None:
+        if parent is not None and not parent.is_alive():
+            study.stop()
+
+    try:
+        work(spec, settings_data, bars, callbacks=[orphaned], share=share)
+    except BaseException:
+        if stopping:  # whatever the exit raised on its way (Optuna's clean-up of the trial): asked to stop
+            raise SystemExit(128 + stopping[0]) from None
+        raise
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """SIGINT blocked in this thread (POSIX `pthread_sigmask`) for the block: a Ctrl-C arriving meanwhile
+    is delivered (KeyboardInterrupt) as the block ends; a process started within inherits the mask."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def start_workers(procs: Sequence[Any]) -> None:
+    """Start the processes with SIGINT blocked, so that they inherit it blocked (module docstring)."""
+    from multiprocessing import resource_tracker
+
+    # the first spawn starts the resource tracker, which blocks and then *unblocks* SIGINT around its own
+    # start: started first, before the block, it leaves the mask alone
+    resource_tracker.ensure_running()
+    with sigint_deferred():
+        for p in procs:
+            p.start()
+
+
+def stop_workers(procs: Sequence[Any], timeout: float = STOP_SECONDS) -> None:
+    """Terminate (SIGTERM) the live processes, wait up to `timeout` s for them all, SIGKILL the rest."""
+    live = [p for p in procs if p.is_alive()]
+    for p in live:
+        p.terminate()
+    deadline = time.monotonic() + timeout
+    for p in live:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in live:
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def shares(missing: int, workers: int) -> list[int]:
@@ -198,19 +268,16 @@ def run_study(spec: StudySpec, base: Settings, bars: CandleArrays, *, workers: i
         missing = spec.trials - len(_counted(study))
         procs = [ctx.Process(target=_worker_main, args=(raw, data, bars, n), daemon=True)
                  for n in shares(missing, workers)]
-        for p in procs:
-            p.start()
         try:
+            start_workers(procs)
             while any(p.is_alive() for p in procs):
                 for p in procs:
                     p.join(POLL_SECONDS / len(procs))
                 if on_progress is not None:
                     on_progress(*_progress(study, spec))
         finally:
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-                    p.join()
+            with sigint_deferred():  # a second Ctrl-C does not leave workers behind
+                stop_workers([p for p in procs if p.pid is not None])
         failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
         if failed and not _finished(study):
             raise NotAvailable(f"{len(failed)} optimizer worker(s) failed (exit codes {failed})",
@@ -241,6 +308,26 @@ def _progress(study: Any, spec: StudySpec) -> tuple[int, int, float | None]:
 
 def outcome_of(study: Any, spec: StudySpec, base: Settings) -> OptimizationOutcome:
     """The winner (see `pick_winner`), every trial as a TrialRecord and the convergence history."""
+    records, convergence = trial_records(study)
+    winner = pick_winner(study, spec, base)
+    return OptimizationOutcome(study_name=spec.name, method=f"optuna/{spec.sampler}",
+                               best_parameters=dict(winner.params), best_value=float(winner.values[0]),
+                               best_attributes=dict(winner.user_attrs), trials=records, convergence=convergence)
+
+
+def stored_trials(spec: StudySpec) -> list[TrialRecord]:
+    """Every trial the study's storage holds (none when the study was never created there), in number
+    order; for a study stopped before its end."""
+    optuna = _optuna()
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=make_storage(spec.storage))
+    except KeyError:  # interrupted before the study was created
+        return []
+    return trial_records(study)[0]
+
+
+def trial_records(study: Any) -> tuple[list[TrialRecord], list[float | None]]:
+    """Every trial of `study` as a TrialRecord, in number order, and the best score after each."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     records: list[TrialRecord] = []
     convergence: list[float | None] = []
@@ -254,10 +341,7 @@ def outcome_of(study: Any, spec: StudySpec, base: Settings) -> OptimizationOutco
         records.append(TrialRecord(number=t.number, state=t.state.name, value=value,
                                    values=list(t.values) if t.values else None, best_so_far=best,
                                    parameters=dict(t.params), attributes=dict(t.user_attrs), duration_ms=duration))
-    winner = pick_winner(study, spec, base)
-    return OptimizationOutcome(study_name=spec.name, method=f"optuna/{spec.sampler}",
-                               best_parameters=dict(winner.params), best_value=float(winner.values[0]),
-                               best_attributes=dict(winner.user_attrs), trials=records, convergence=convergence)
+    return records, convergence
 
 
 def pick_winner(study: Any, spec: StudySpec, base: Settings) -> Any:
