@@ -161,3 +161,27 @@ def test_tune_explains_atr_spacing_with_the_grids_own_formula() -> None:
     tiny = {v.key: v.value for v in derive(load_settings(overrides={"grid.spacing_method": "atr",
                                                                     "grid.atr_multiple": 0.1}), bars)}
     assert tiny["grid.spacing"] == tiny["grid.spacing_floor"]  # never below the fee floor
+
+
+def test_a_study_recorded_again_replaces_its_interrupted_rows(tmp_path: Path) -> None:
+    """Resumed and finished (or interrupted again), a study keeps one row in `optimize list`: its earlier
+    interrupted rows (and their trials) go; another study's interrupted row stays."""
+
+    def rec(oid: str, study: str, status: str | None, at: int) -> OptimizationRecord:
+        results: dict[str, object] = {"study": study, "trials": 1}
+        if status is not None:
+            results["status"] = status
+        return OptimizationRecord(id=oid, created_at=at, method="optuna/tpe", objective="o", search_space={},
+                                  results=results, best_parameters=None)
+
+    trial = TrialRecord(number=0, state="COMPLETE", value=0.1, values=None, best_so_far=0.1, parameters={},
+                        attributes={}, duration_ms=1.0)
+    with Store(tmp_path / "t.duckdb") as store:
+        repo = TuningRepository(store)
+        repo.record_study(rec("opt-a1", "study-a", "interrupted", 1), [trial])
+        repo.record_study(rec("opt-b1", "study-b", "interrupted", 2), [trial])
+        repo.record_study(rec("opt-a2", "study-a", "interrupted", 3), [trial])
+        assert [r.id for r in repo.recent()] == ["opt-a2", "opt-b1"]
+        repo.record_study(rec("opt-a3", "study-a", None, 4), [trial])
+        assert [r.id for r in repo.recent()] == ["opt-a3", "opt-b1"]
+        assert store.conn.execute("SELECT count(*) FROM optimization_trials").fetchone() == (2,)

@@ -82,8 +82,18 @@ class TuningRepository:
     # -- optimizations ---------------------------------------------------------------------------
 
     def record_study(self, rec: OptimizationRecord, trials: Sequence[TrialRecord]) -> None:
-        """The optimization row and every trial, all or nothing."""
+        """The optimization row and every trial, all or nothing. A study recorded again (resumed, then
+        finished or interrupted once more) replaces its earlier *interrupted* rows: the new row holds every
+        trial of the study's storage, and their "resume with" would be stale."""
+        study = (rec.results or {}).get("study") if isinstance(rec.results, dict) else None
         with self.store.transaction() as cur:
+            if study is not None:
+                stale = [r[0] for r in cur.execute(
+                    "SELECT id FROM optimizations WHERE json_extract_string(results, '$.study') = ? "
+                    "AND json_extract_string(results, '$.status') = 'interrupted'", [study]).fetchall()]
+                for oid in stale:
+                    cur.execute("DELETE FROM optimization_trials WHERE optimization_id = ?", [oid])
+                    cur.execute("DELETE FROM optimizations WHERE id = ?", [oid])
             cur.execute("INSERT INTO optimizations VALUES (?, make_timestamp(?), ?, ?, ?, ?, ?)",
                         [rec.id, _ts(rec.created_at), rec.method, rec.objective, _dump(rec.search_space),
                          _dump(rec.results), _dump(rec.best_parameters)])
