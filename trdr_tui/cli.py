@@ -19,22 +19,32 @@ import sys
 
 from trdr_tui.core import stop_signals
 
-if "--headless" in sys.argv[1:]:  # before the slow imports below: a stop signal while starting stops cleanly
+# The process's own entry (the `trdr` script, `python -m trdr_tui`) or a headless run: a stop signal while it
+# imports is noted and taken in `main` (Ctrl-C: exit 130, never a traceback); tests that import `main` keep
+# their handlers. The imports below stay light: the commands, argparse and numpy are imported by `main`.
+if stop_signals.trdr_process() or "--headless" in sys.argv[1:]:
     stop_signals.catch_early()
 
-import argparse
 import contextlib
+import signal
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from trdr_tui import __version__
-from trdr_tui.commands import COMMANDS, CliContext
-from trdr_tui.commands.anywhere import ANYWHERE, accept_anywhere
 from trdr_tui.core.errors import TrdrError
-from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
+    from trdr_tui import __version__
+    from trdr_tui.commands import COMMANDS
+    from trdr_tui.commands.anywhere import ANYWHERE, accept_anywhere
+    from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
+
     parser = argparse.ArgumentParser(
         prog="trdr",
         description=(
@@ -85,6 +95,8 @@ _SUB_FLAGS = "_run_option_dests"  # namespace attribute: the chosen command's ow
 def _record_flags(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Let each (sub)command say which run options it has itself, under what dest and default (the
     deepest command parsed sets it last, so its own table wins)."""
+    import argparse
+
     for parser in set(sub.choices.values()):
         own = {flag: (a.dest, a.default) for a in parser._actions for flag in a.option_strings if flag in RUN_OPTIONS}
         parser.set_defaults(**{_SUB_FLAGS: own})
@@ -114,6 +126,39 @@ def _route_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run `trdr ARGV` (default: this process's command line) and return its exit code (README).
+
+    A Ctrl-C anywhere in it, its imports included, ends it with `trdr: interrupted` and 130, and so does an
+    error that follows one (DuckDB fails the statements after an interrupted query: `stop_signals.
+    interrupted_by`). When it returns on the process's own entry SIGINT is ignored from then on: a late
+    Ctrl-C cannot kill the exiting process by the signal once its output is printed."""
+    entry = argv is None and stop_signals.trdr_process()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        try:
+            return _main(argv)
+        finally:  # a Ctrl-C before this is caught below; after it, the exit ignores it
+            if entry or previous is not None:
+                signal.signal(signal.SIGINT, signal.SIG_IGN if entry else previous)
+    except KeyboardInterrupt:
+        print("trdr: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not stop_signals.interrupted_by(exc):  # an import a Ctrl-C broke (ImportError from KeyboardInterrupt)
+            raise
+        print("trdr: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if entry:
+            # CPython 3.11 notes a KeyboardInterrupt that escapes exec() of a string (dataclasses, typing build
+            # their methods so) as unhandled, even when caught, and then kills the exiting process by SIGINT;
+            # every exec of a string resets that note.
+            exec("")
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from trdr_tui.commands import CliContext
+
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -121,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _route_run_options(parser, args)
     if args.command is not None or not args.headless:
         stop_signals.release()  # noted early only for a headless run
+    if args.command is not None:
+        stop_signals.note_interrupts()  # a Ctrl-C is still KeyboardInterrupt, and is remembered
     ctx = CliContext(args)
     try:
         handler = getattr(args, "handler", None)
@@ -144,22 +191,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx.close()  # the journal's last records into the database: its failure (a full disk) is this run's
         return code
     except TrdrError as exc:  # exit_code: 2 bad input (StopError), 1 a runtime failure, 130 interrupted
+        if exc.exit_code == 130 or stop_signals.interrupted_by(exc):
+            raise KeyboardInterrupt from None
         print(f"trdr: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         _silence_stdout()
         return 1
     except Exception as exc:  # any DuckDB error class found after the database opened: store.db.database_error
-        if not (type(exc).__module__.startswith(("duckdb", "_duckdb")) or str(exc) == "Query interrupted"):
-            raise  # DuckDB turns Ctrl-C inside a query into RuntimeError("Query interrupted")
+        if stop_signals.interrupted_by(exc):  # DuckDB's "Query interrupted", or an error that followed a Ctrl-C
+            raise KeyboardInterrupt from None
+        if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
+            raise
         from trdr_tui.store.db import database_error
 
         error = database_error(str(ctx.db_path), exc)
         print(f"trdr: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("trdr: interrupted", file=sys.stderr)
-        return 130
     finally:
         with contextlib.suppress(TrdrError):  # after another error, already reported; the journal keeps the rest
             ctx.close()

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from trdr_tui.core.errors import TrdrError
+from trdr_tui.core.stop_signals import interrupted_by
 from trdr_tui.store.db import database_error
 from trdr_tui.store.sessions import SessionRecord, SessionRepository
 
@@ -61,16 +62,16 @@ def start_session(repo: SessionRepository, *, name: str | None, description: str
 
 @contextmanager
 def ended_on_error(repo: SessionRepository | None, session: SessionRecord | None) -> Iterator[None]:
-    """Mark `session` failed, with the reason, when the block raises (any exception, Ctrl-C included);
-    the exception goes on. When the mark itself cannot be written (the disk that failed the run is
-    still full) it is logged and the next read-write open marks the session abandoned. No-op without
+    """Mark `session` failed, with the reason, when the block raises (any exception, Ctrl-C included:
+    "interrupted (Ctrl-C)", also when it came inside a DuckDB query); the exception goes on. When the
+    mark itself cannot be written (the disk that failed the run is still full) it is logged and the next read-write open marks the session abandoned. No-op without
     a session (`--no-session`)."""
     try:
         yield
     except BaseException as exc:
         if repo is None or session is None:
             raise
-        reason = ("interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+        reason = ("interrupted (Ctrl-C)" if interrupted_by(exc)  # also DuckDB's "Query interrupted"
                   else database_error(repo.store.path, exc).render() if isinstance(exc, duckdb.Error)
                   else f"{type(exc).__name__}: {exc}")
         try:
