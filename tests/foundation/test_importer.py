@@ -308,3 +308,22 @@ def test_windows_1252_file_is_decoded_and_a_bad_value_named(tmp_path: Path) -> N
                      b"2019-10-17T10:00:00Z,1,2,0.5,1.5,3\xe9\n")
     with pytest.raises(DataError, match=r"latin1.csv:3: line 3, field 'volume': '3\u00e9' is not a number"):
         read_candle_file(path, "1h")
+
+
+def test_a_ctrl_c_inside_the_fast_csv_read_is_an_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB turns a Ctrl-C inside its CSV read into InterruptException; the importer must not take it
+    for a file its fast path cannot read and carry on with the slow one (the Ctrl-C was lost)."""
+    import duckdb
+
+    from trdr_tui.market import importer
+
+    class Interrupted:
+        def execute(self, *_args: object) -> None:
+            raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(importer.duckdb, "connect", lambda *a, **k: Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        read_candle_file(HOURLY_CDD, "1h")

@@ -504,6 +504,8 @@ def _read_csv_fast(path: Path, layout: CsvLayout) -> _Columns | None:
         if not nulls or nulls[0][0]:
             return None
         got = con.execute("SELECT * FROM parsed").fetchnumpy()
+    except duckdb.InterruptException:  # a Ctrl-C inside the query: not a file the fast path cannot read
+        raise KeyboardInterrupt from None
     except duckdb.Error:
         return None
     finally:
