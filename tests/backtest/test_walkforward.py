@@ -21,6 +21,7 @@ from trdr_tui.backtest.walkforward import (
 from trdr_tui.config import Settings, load_settings
 from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.errors import ConfigError
+from trdr_tui.core.timefmt import iso_utc
 
 HOUR = 3_600_000_000_000
 
@@ -156,6 +157,22 @@ def test_walk_forward_from_the_cli_is_stored(db_path: Path, capsys: pytest.Captu
         opt = OptimizationRepository(store).get(row[0][0])
         assert opt.method == "walk_forward/grid_search" and opt.search_space["session_id"] == r["session_id"]
         assert opt.results["robustness_score"] == wf["robustness_score"]
+
+
+def test_bars_after_the_last_window_are_reported_as_untested() -> None:
+    """90 bars, 40 + 20 per window stepping 20: windows end at bar 60 and 80; the last 10 bars are traded by
+    no window, and the result says so (the output used to be silent about them)."""
+    def evaluate(bars: CandleArrays, settings: Settings, warm: int) -> dict[str, Any]:
+        return {"total_return": 0.01, "sharpe": 1.0, "max_drawdown": 0.1}
+
+    bars = fake_bars(90)
+    res = walk_forward(bars, load_settings(), evaluate, train_bars=40, test_bars=20,
+                       search_space={"grid.levels": [10]})
+    assert len(res.windows) == 2
+    assert res.untested_bars == 10 and res.untested_from == iso_utc(bars.ts[80])
+    whole = walk_forward(fake_bars(80), load_settings(), evaluate, train_bars=40, test_bars=20,
+                         search_space={"grid.levels": [10]})
+    assert whole.untested_bars == 0 and whole.untested_from is None
 
 
 def test_walk_forward_prints_its_windows_with_the_parameters_chosen(

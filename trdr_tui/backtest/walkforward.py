@@ -84,6 +84,9 @@ class WalkForwardResult(msgspec.Struct, kw_only=True):
     efficiency: float | None
     parameter_stability: float | None
     robustness_score: float | None
+    # bars after the last test window (fewer than one more window): traded by no window, not in the figures
+    untested_bars: int = 0
+    untested_from: str | None = None  # the first of them (ISO UTC), None when there are none
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)
@@ -219,7 +222,8 @@ def walk_forward(
 
     optimize = optimizer or default_optimizer
     result_windows: list[WalkForwardWindow] = []
-    for idx, (a, b, c) in enumerate(windows(len(candles), train_bars, test_bars, step)):
+    plan = windows(len(candles), train_bars, test_bars, step)
+    for idx, (a, b, c) in enumerate(plan):
         train, test = candles[a:b], candles[b:c]
         lead = min(warm, b)  # the warm-up bars this window gets
         best, best_score, _trials = optimize(train, settings, space, evaluate)
@@ -241,8 +245,12 @@ def walk_forward(
         result_windows.append(w)
         if on_window is not None:
             on_window(w)
-    return summarize(result_windows, objective=objective, train_bars=train_bars, test_bars=test_bars,
-                     step_bars=step, warm_bars=warm, search_space=space)
+    result = summarize(result_windows, objective=objective, train_bars=train_bars, test_bars=test_bars,
+                       step_bars=step, warm_bars=warm, search_space=space)
+    end = plan[-1][2] if len(result_windows) == len(plan) else None  # stopped early: nothing to say
+    if end is not None and end < len(candles):
+        result.untested_bars, result.untested_from = len(candles) - end, iso_utc(candles.ts[end])
+    return result
 
 
 def summarize(ws: list[WalkForwardWindow], *, objective: str, train_bars: int, test_bars: int, step_bars: int,

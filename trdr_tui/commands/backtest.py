@@ -382,6 +382,9 @@ def _print_table(results: dict[str, Any], report: Path | None, *, shown: list[st
         console.print(f"out-of-sample: compounded {fmt(wf.get('compounded_test_return'), 'pct')} · "
                       f"windows positive {fmt(wf.get('share_positive'), 'pct')} · "
                       f"efficiency {fmt(wf.get('efficiency'))} · robustness {fmt(wf.get('robustness_score'))}")
+        if wf.get("untested_bars"):
+            console.print(f"the last {wf['untested_bars']:,} bars (from {wf['untested_from']}) are fewer than a test "
+                          "window: no window traded them, and they are not in these figures")
     sid = results.get("session_id")
     tail = f"session {sid}" if sid else "not stored"
     if report is not None:
