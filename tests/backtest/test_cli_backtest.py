@@ -109,6 +109,8 @@ def test_reports_and_sessions_commands(
     listed = json.loads(capsys.readouterr().out)
     assert [x["id"] for x in listed] == [r2["session_id"], r1["session_id"]] or \
         {x["id"] for x in listed} == {r1["session_id"], r2["session_id"]}
+    assert main(["--db", str(db_path), "sessions", "list", "--status", "running"]) == 0
+    assert capsys.readouterr().out == "no running sessions (`trdr sessions list` shows every status)\n"
     assert main(["--db", str(db_path), "sessions", "show", r1["session_id"][:7], "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["session"]["name"] == "first"

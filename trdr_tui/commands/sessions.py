@@ -72,7 +72,9 @@ def list_sessions(ctx: CliContext) -> int:
         print(json.dumps(rows, allow_nan=False))
         return 0
     if not rows:
-        print("no sessions yet: run 'trdr backtest'")
+        status = ctx.args.status
+        print(f"no {status} sessions (`trdr sessions list` shows every status)" if status
+              else "no sessions yet: run 'trdr backtest'")
         return 0
     from rich import box
 
