@@ -231,37 +231,51 @@ def _study(ctx: CliContext, spec: Any, settings: Any, bars: Any) -> Any:
         return run_study(spec, settings, bars, workers=ctx.args.workers, on_progress=hook)
 
 
-def _record(ctx: CliContext, spec: Any, settings: Any, outcome: Any, bars: Any, timeframe: str) -> dict[str, Any]:
+def _save_study(ctx: CliContext, spec: Any, settings: Any, bars: Any, timeframe: str, *, method: str,
+                results: dict[str, Any], trials: Any, best_parameters: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Record a study (finished or interrupted) in `optimizations`: `results` with the study, its storage,
+    the symbol, timeframe and bar range added, and every trial. Returns (its id, the results as stored)."""
     import msgspec
 
-    from trdr_tui.backtest.params import ParameterVersions, strategy_parameters
     from trdr_tui.backtest.runner import clean_json
     from trdr_tui.core.clock import WallClock
     from trdr_tui.core.timefmt import iso_utc
-    from trdr_tui.store.sessions import OptimizationRecord, ParameterRepository, SessionRepository
+    from trdr_tui.store.sessions import OptimizationRecord
     from trdr_tui.store.tuning import TuningRepository
-    from trdr_tui.tuning.optimizer import winner_settings
 
-    now = WallClock().now_ns()
     opt_id = "opt-" + secrets.token_hex(5)
-    results = clean_json({"study": spec.name, "storage": _shown_storage(spec.storage), "trials": len(outcome.trials),
-                          "best_value": outcome.best_value, "best_attributes": outcome.best_attributes,
-                          "convergence": outcome.convergence, "symbol": settings.symbol, "timeframe": timeframe,
-                          "start": iso_utc(int(bars.ts[0])), "end": iso_utc(int(bars.ts[-1]))})
+    stored = clean_json({"study": spec.name, "storage": _shown_storage(spec.storage), **results,
+                         "symbol": settings.symbol, "timeframe": timeframe,
+                         "start": iso_utc(int(bars.ts[0])), "end": iso_utc(int(bars.ts[-1]))})
     space = {g.key: [g.low, g.high] for g in spec.genes}
-    rec = OptimizationRecord(id=opt_id, created_at=now, method=outcome.method,
+    rec = OptimizationRecord(id=opt_id, created_at=WallClock().now_ns(), method=method,
                              objective=f"walk-forward {spec.objective.folds} folds: mean return − fee penalty − "
                                        "Monte Carlo gate", search_space=clean_json({**space,
                                        "objective_config": msgspec.to_builtins(spec.objective)}),
-                             results=results, best_parameters=clean_json(outcome.best_parameters))
-    trials = [msgspec.structs.replace(t, attributes=clean_json(t.attributes)) for t in outcome.trials]
-    TuningRepository(ctx.store).record_study(rec, trials)
+                             results=stored, best_parameters=clean_json(best_parameters))
+    TuningRepository(ctx.store).record_study(
+        rec, [msgspec.structs.replace(t, attributes=clean_json(t.attributes)) for t in trials])
+    return opt_id, stored
+
+
+def _record(ctx: CliContext, spec: Any, settings: Any, outcome: Any, bars: Any, timeframe: str) -> dict[str, Any]:
+    from trdr_tui.backtest.params import ParameterVersions, strategy_parameters
+    from trdr_tui.core.clock import WallClock
+    from trdr_tui.store.sessions import ParameterRepository, SessionRepository
+    from trdr_tui.tuning.optimizer import winner_settings
+
+    opt_id, results = _save_study(
+        ctx, spec, settings, bars, timeframe, method=outcome.method, trials=outcome.trials,
+        best_parameters=outcome.best_parameters,
+        results={"trials": len(outcome.trials), "best_value": outcome.best_value,
+                 "best_attributes": outcome.best_attributes, "convergence": outcome.convergence})
     summary: dict[str, Any] = {"optimization_id": opt_id, **results, "best_parameters": outcome.best_parameters}
     if not ctx.args.no_save:
         pv = ParameterVersions(ParameterRepository(ctx.store), SessionRepository(ctx.store))
-        v = pv.save(ctx.args.name or spec.name, strategy_parameters(winner_settings(settings, outcome)), now_ns=now,
-                    tags=["optimized"], notes=f"winner of {outcome.method} study {spec.name} ({opt_id}); "
-                                              f"out-of-sample score {outcome.best_value:+.4f}")
+        v = pv.save(ctx.args.name or spec.name, strategy_parameters(winner_settings(settings, outcome)),
+                    now_ns=WallClock().now_ns(), tags=["optimized"],
+                    notes=f"winner of {outcome.method} study {spec.name} ({opt_id}); "
+                          f"out-of-sample score {outcome.best_value:+.4f}")
         summary["saved_params"] = v.id
     return summary
 
@@ -270,28 +284,16 @@ def _interrupted(ctx: CliContext, spec: Any, settings: Any, bars: Any, timeframe
     """A study stopped by Ctrl-C (its workers already stopped): recorded as interrupted, with the trials its
     storage holds and no result, so `trdr optimize list` shows it and how to resume it; one line on stderr.
     Exit code 130."""
-    import msgspec
-
-    from trdr_tui.backtest.runner import clean_json
-    from trdr_tui.core.clock import WallClock
-    from trdr_tui.core.timefmt import iso_utc
-    from trdr_tui.store.sessions import OptimizationRecord
-    from trdr_tui.store.tuning import TuningRepository
     from trdr_tui.tuning.optimizer import sigint_deferred, stored_trials
 
     resume = f"trdr optimize ... --study {spec.name}"
     with sigint_deferred():  # a second Ctrl-C waits for the record (a few ms)
         trials = stored_trials(spec)
         finished = sum(t.state in ("COMPLETE", "PRUNED") for t in trials)
-        opt_id = "opt-" + secrets.token_hex(5)
-        results = {"study": spec.name, "storage": _shown_storage(spec.storage), "status": "interrupted",
-                   "trials": finished, "trials_asked": spec.trials, "resume": resume, "symbol": settings.symbol,
-                   "timeframe": timeframe, "start": iso_utc(int(bars.ts[0])), "end": iso_utc(int(bars.ts[-1]))}
-        TuningRepository(ctx.store).record_study(OptimizationRecord(
-            id=opt_id, created_at=WallClock().now_ns(), method=f"optuna/{spec.sampler}",
-            objective=f"walk-forward {spec.objective.folds} folds: mean return − fee penalty − Monte Carlo gate",
-            search_space={g.key: [g.low, g.high] for g in spec.genes}, results=results, best_parameters=None),
-            [msgspec.structs.replace(t, attributes=clean_json(t.attributes)) for t in trials])
+        opt_id, _ = _save_study(ctx, spec, settings, bars, timeframe, method=f"optuna/{spec.sampler}",
+                                trials=trials, best_parameters=None,
+                                results={"status": "interrupted", "trials": finished, "trials_asked": spec.trials,
+                                         "resume": resume})
     print(f"trdr: study {spec.name} interrupted after {finished} of {spec.trials} trials ({opt_id} in "
           f"`trdr optimize list`); its finished trials are kept in {_shown_storage(spec.storage)}: "
           f"resume with `{resume}`", file=sys.stderr)
