@@ -26,8 +26,8 @@ signal stays blocked across fork and exec, so a worker re-importing the entry sc
 interrupted, and a Ctrl-C meant for the calling process waits until each worker has read its whole
 start-up data), then each worker ignores it for good. On KeyboardInterrupt the calling process stops
 its workers itself (SIGTERM, then SIGKILL after `STOP_SECONDS`) before it lets the interrupt go on;
-the trials they finished are in the storage. A worker whose calling process is gone (killed) stops
-after its current trial.
+the trials they finished are in the storage. A worker asked to stop, or whose calling process is gone
+(killed), stops after its current trial.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ SAMPLERS: tuple[str, ...] = ("tpe", "cmaes", "nsga2")
 # (finished trials, total, best score so far or None)
 Progress = Callable[[int, int, float | None], None]
 POLL_SECONDS = 0.5
-STOP_SECONDS = 5.0  # a worker asked to stop (SIGTERM) gets this long before SIGKILL
+STOP_SECONDS = 5.0  # a worker asked to stop (SIGTERM) gets this long to finish its trial before SIGKILL
 
 
 class StudySpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,38 +182,43 @@ def work(spec: StudySpec, settings_data: dict[str, Any], bars: CandleArrays,
 def _worker_main(spec_raw: bytes, settings_data: dict[str, Any], bars: CandleArrays, share: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the calling process's to handle (module docstring)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored now: a pending one is dropped
+    # Asked to stop (SIGTERM): finish the trial under way and leave, never raise in the middle of Optuna's
+    # storage code (its journal's file lock would be left behind, or a half-released one logged as a failure)
     stopping: list[int] = []
-
-    def stop(signum: int, _frame: Any) -> None:
-        # an exception, not the default action, so that the journal's file lock is released on the way out
-        stopping.append(signum)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     spec = msgspec.msgpack.decode(spec_raw, type=StudySpec)
     parent = mp.parent_process()
 
-    def orphaned(study: Any, _trial: Any) -> None:
-        if parent is not None and not parent.is_alive():
+    def wind_down(study: Any, _trial: Any) -> None:
+        if stopping or (parent is not None and not parent.is_alive()):
             study.stop()
 
-    try:
-        work(spec, settings_data, bars, callbacks=[orphaned], share=share)
-    except BaseException:
-        if stopping:  # whatever the exit raised on its way (Optuna's clean-up of the trial): asked to stop
-            raise SystemExit(128 + stopping[0]) from None
-        raise
+    if not stopping:
+        work(spec, settings_data, bars, callbacks=[wind_down], share=share)
 
 
 @contextmanager
 def sigint_deferred() -> Iterator[None]:
-    """SIGINT blocked in this thread (POSIX `pthread_sigmask`) for the block: a Ctrl-C arriving meanwhile
-    is delivered (KeyboardInterrupt) as the block ends; a process started within inherits the mask."""
+    """SIGINT held back for the block: a Ctrl-C arriving meanwhile raises KeyboardInterrupt as the block ends.
+
+    Two parts, because a signal sent to the process goes to any of its threads that does not block it (DuckDB's
+    and the store's threads included) while Python runs its handler in the main thread: SIGINT is blocked in
+    this thread (POSIX `pthread_sigmask`; a process started within inherits the mask), and, in the main
+    thread, the Python-level handler only notes the signal until the block ends."""
+    import threading
+
+    came: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: came.append(signum)) if main else None
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # one pending here is handled now (noted)
+        if main:  # a handler not set from Python reads None: Python's default then
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        if came:
+            raise KeyboardInterrupt
 
 
 def start_workers(procs: Sequence[Any]) -> None:
