@@ -267,7 +267,8 @@ def api_options(ctx: CliContext, settings: Settings) -> ApiLaunch | None:
     from trdr_tui.api.host import ApiLaunch, default_token_path, discovery_path
 
     token = Path(settings.api.token_file) if settings.api.token_file else default_token_path(ctx.db_path)
-    launch = ApiLaunch(listen=args.api or settings.api.listen, hooks=Hooks(settings=settings), token_file=token,
+    listen = settings.api.listen if args.api is None else args.api  # `--api ""` is refused, not the default
+    launch = ApiLaunch(listen=listen, hooks=Hooks(settings=settings), token_file=token,
                        discovery=discovery_path(ctx.db_path), allow_remote=args.api_allow_remote,
                        tls_cert=args.api_tls_cert, tls_key=args.api_tls_key)
     launch.check()
