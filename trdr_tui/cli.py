@@ -156,11 +156,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             exec("")
 
 
+def _refuse_unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """An unknown `--option` before the command is a usage error naming it, with the nearest known option.
+    argparse alone reports the misspelt option's value as the command (`--spede max` → "invalid choice:
+    'max'"); a prefix of a known option (`--spe`) is left to argparse, which accepts it when unambiguous."""
+    import argparse
+    import difflib
+
+    known = [flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")]
+    commands = next((set(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)), set())
+    for token in argv:
+        if token == "--" or token in commands:
+            return
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and not any(flag.startswith(name) for flag in known):
+            near = difflib.get_close_matches(name, known, n=1)
+            parser.error(f"unrecognized option {name}" + (f" (did you mean {near[0]}?)" if near else ""))
+
+
 def _main(argv: Sequence[str] | None) -> int:
     from trdr_tui.commands import CliContext
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    _refuse_unknown_options(parser, argv)
     args = parser.parse_args(argv)
     if args.command is not None:
         _route_run_options(parser, args)

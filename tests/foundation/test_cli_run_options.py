@@ -64,3 +64,26 @@ def test_no_command_reuses_a_run_options_dest() -> None:
 
     clashes = [(a.option_strings, a.dest) for a in walk(parser) if a.dest in RUN_OPTIONS.values()]
     assert clashes == []
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--headless", "--feed", "replay", "--spede", "max"], "unrecognized option --spede (did you mean --speed?)"),
+    (["--spede=max", "--headless"], "unrecognized option --spede (did you mean --speed?)"),
+    (["--frobnicate", "backtest"], "unrecognized option --frobnicate"),
+])
+def test_a_misspelt_option_before_the_command_is_named(
+        argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from trdr_tui.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)  # argparse alone said "argument COMMAND: invalid choice: 'max'"
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"trdr: error: {said}"
+
+
+def test_an_unambiguous_prefix_of_an_option_is_still_accepted() -> None:
+    from trdr_tui.cli import _refuse_unknown_options
+
+    parser = build_parser()
+    _refuse_unknown_options(parser, ["--spe", "max", "--headless"])  # argparse's own abbreviation rule
+    assert parser.parse_args(["--spe", "max"]).speed == "max"
