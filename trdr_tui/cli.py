@@ -161,7 +161,6 @@ def _refuse_unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]
     argparse alone reports the misspelt option's value as the command (`--spede max` → "invalid choice:
     'max'"); a prefix of a known option (`--spe`) is left to argparse, which accepts it when unambiguous."""
     import argparse
-    import difflib
 
     known = [flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")]
     commands = next((set(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)), set())
@@ -170,6 +169,8 @@ def _refuse_unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]
             return
         name = token.split("=", 1)[0]
         if name.startswith("--") and not any(flag.startswith(name) for flag in known):
+            import difflib
+
             near = difflib.get_close_matches(name, known, n=1)
             parser.error(f"unrecognized option {name}" + (f" (did you mean {near[0]}?)" if near else ""))
 
