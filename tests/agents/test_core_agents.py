@@ -165,3 +165,19 @@ def test_momentum_reads_macd_divergence() -> None:
     down = agent.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=FeatureRow(**{**fields, "macd_hist": -0.4})))
     assert up.action == Action.TRAIL_BUY and "MACD histogram +0.40" in up.reasoning
     assert down.action == Action.HOLD
+
+
+def test_market_structure_levels_follow_the_swings() -> None:
+    """The support/resistance text is kept between bars, and changes when a swing does."""
+    base = feature_row(compute_features(SERIES["range"]()), 299)
+    fields = {k: getattr(base, k) for k in base.__struct_fields__}
+    agent = _agent("market_structure")
+
+    def words(low: float, high: float) -> str:
+        row = FeatureRow(**{**fields, "swing_low": low, "swing_high": high, "close": (low + high) / 2.0})
+        return agent.analyze(MarketSnapshot(symbol="X", now=0, index=0, features=row)).reasoning
+
+    assert "support 90.00, resistance 110.00" in words(90.0, 110.0)
+    assert "support 90.00, resistance 110.00" in words(90.0, 110.0)
+    assert "support 90.00, resistance 111.25" in words(90.0, 111.25)
+    assert "support 89.50, resistance 111.25" in words(89.5, 111.25)

@@ -78,3 +78,32 @@ def test_streaming_recurrences_equal_talipp_bit_for_bit(params: IndicatorParams,
         for name in TALIPP_FIELDS:
             assert _same(getattr(row, name), want[i][name]), (name, i, getattr(row, name), want[i][name])
     assert not math.isnan(row.atr_pct_ma) and not math.isnan(row.macd_hist) and not math.isnan(row.bb_upper)
+
+
+@pytest.mark.parametrize("lookback", [1, 2, 5])
+def test_swing_tracker_keeps_the_window_extremes_it_used_to_take_afresh(lookback: int) -> None:
+    """The swing tracker keeps its window's max and min as bars come and go; the swings it confirms
+    are those of taking `max` and `min` over the window every bar, also with many equal prices."""
+    import random
+    from collections import deque
+
+    from trdr_tui.market.streaming import _SwingTracker
+
+    rng = random.Random(lookback)
+    tracker = _SwingTracker(lookback)
+    highs: deque[float] = deque(maxlen=2 * lookback + 1)
+    lows: deque[float] = deque(maxlen=2 * lookback + 1)
+    sh = sl = (math.nan, math.nan)
+    price = 100.0
+    for _ in range(5000):
+        price = max(1.0, price + rng.choice((-1.0, 0.0, 0.0, 1.0)))  # whole steps: plateaus and repeats
+        high, low = price + rng.choice((0.0, 1.0)), price - rng.choice((0.0, 1.0))
+        tracker.push(high, low)
+        highs.append(high)
+        lows.append(low)
+        if len(highs) == highs.maxlen:
+            if highs[lookback] == max(highs):
+                sh = (highs[lookback], sh[0])
+            if lows[lookback] == min(lows):
+                sl = (lows[lookback], sl[0])
+        assert repr((tracker.sh, tracker.sl)) == repr((sh, sl))  # repr: NaN equals NaN

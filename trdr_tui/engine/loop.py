@@ -572,7 +572,7 @@ class Engine:
 
     def snapshot(self) -> PortfolioSnapshot:
         pf = self.portfolio
-        price = self.last_price
+        price = self.run_state.last_price
         equity = pf.equity(price)
         peak = max(pf.peak_equity, equity)
         return PortfolioSnapshot(ts=self.clock.now_ns(), symbol=self._symbol, cash=pf.cash, position=pf.position,

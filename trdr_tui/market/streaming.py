@@ -161,10 +161,11 @@ class _RSI:
     included) updates them as `(prev·(n-1) + x) / n`. NaN until `period + 1` inputs; 100 when the
     average loss is 0."""
 
-    __slots__ = ("avg_gain", "avg_loss", "inputs", "period", "prev")
+    __slots__ = ("avg_gain", "avg_loss", "inputs", "keep", "period", "prev")
 
     def __init__(self, period: int) -> None:
         self.period = period
+        self.keep = float(period - 1)  # the weight of the previous average (talipp multiplies by the int)
         self.inputs: list[float] = []
         self.prev = NAN
         self.avg_gain = NAN
@@ -172,25 +173,31 @@ class _RSI:
 
     def push(self, x: float) -> float:
         p = self.period
-        inputs = self.inputs
-        if self.avg_gain != self.avg_gain:  # still warming up
+        avg_gain = self.avg_gain
+        if avg_gain != avg_gain:  # still warming up
+            inputs = self.inputs
             inputs.append(x)
             if len(inputs) < p + 1:
                 self.prev = x
                 return NAN
             init = [inputs[i] - inputs[i - 1] for i in range(1, p)]
-            self.avg_gain = float(sum(c for c in init if c > 0)) / (p - 1)
+            avg_gain = float(sum(c for c in init if c > 0)) / (p - 1)
             self.avg_loss = float(sum(-1 * c for c in init if c < 0)) / (p - 1)
             self.inputs = []
         change = x - self.prev
         self.prev = x
-        gain = change if change > 0 else 0.0
-        loss = -1 * change if change < 0 else 0.0
-        self.avg_gain = float(self.avg_gain * (p - 1) + gain) / p
-        self.avg_loss = float(self.avg_loss * (p - 1) + loss) / p
-        if self.avg_loss == 0:
+        # talipp's `float(avg * (p - 1) + gain) / p`: a float times an int is the float times the
+        # int as a float, and float() of a float is itself, so these are the same operations
+        keep = self.keep
+        if change > 0:
+            self.avg_gain = avg_gain = (avg_gain * keep + change) / p
+            self.avg_loss = avg_loss = (self.avg_loss * keep + 0.0) / p
+        else:
+            self.avg_gain = avg_gain = (avg_gain * keep + 0.0) / p
+            self.avg_loss = avg_loss = (self.avg_loss * keep + (-change if change < 0 else 0.0)) / p
+        if avg_loss == 0:
             return 100.0
-        return 100.0 - (100.0 / (1.0 + self.avg_gain / self.avg_loss))
+        return 100.0 - (100.0 / (1.0 + avg_gain / avg_loss))
 
 
 class _MACD:
@@ -282,43 +289,63 @@ class _Window:
 class _RollingVWAP:
     """Σ typical·volume / Σ volume over the last `period` bars, summed afresh (no drift)."""
 
-    __slots__ = ("pv", "v")
+    __slots__ = ("period", "pv", "v")
 
     def __init__(self, period: int) -> None:
+        self.period = period
         self.pv: deque[float] = deque(maxlen=period)
         self.v: deque[float] = deque(maxlen=period)
 
     def push(self, high: float, low: float, close: float, volume: float) -> float:
         self.pv.append((high + low + close) / 3.0 * volume)
-        self.v.append(volume)
-        if len(self.v) < (self.v.maxlen or 0):
+        v = self.v
+        v.append(volume)
+        if len(v) < self.period:
             return NAN
-        total_v = sum(self.v)
+        total_v = sum(v)
         return sum(self.pv) / total_v if total_v != 0.0 else NAN
 
 
 class _SwingTracker:
     """Confirms a swing high/low `lookback` bars after it, and keeps the last two of each."""
 
-    __slots__ = ("highs", "lookback", "lows", "sh", "sl")
+    __slots__ = ("hi", "highs", "lo", "lookback", "lows", "sh", "size", "sl")
 
     def __init__(self, lookback: int) -> None:
         self.lookback = lookback
-        self.highs: deque[float] = deque(maxlen=2 * lookback + 1)
-        self.lows: deque[float] = deque(maxlen=2 * lookback + 1)
+        self.size = 2 * lookback + 1
+        self.highs: deque[float] = deque(maxlen=self.size)
+        self.lows: deque[float] = deque(maxlen=self.size)
+        self.hi = self.lo = NAN  # max(highs) and min(lows) once the window is full, kept as `_Window` keeps them
         self.sh: tuple[float, float] = (NAN, NAN)  # (last, previous)
         self.sl: tuple[float, float] = (NAN, NAN)
 
     def push(self, high: float, low: float) -> None:
-        self.highs.append(high)
-        self.lows.append(low)
-        if len(self.highs) == self.highs.maxlen:
-            center_h = self.highs[self.lookback]
-            if center_h == max(self.highs):
-                self.sh = (center_h, self.sh[0])
-            center_l = self.lows[self.lookback]
-            if center_l == min(self.lows):
-                self.sl = (center_l, self.sl[0])
+        """Add one bar (finite prices: the market state checks them)."""
+        highs, lows = self.highs, self.lows
+        full = len(highs) == self.size
+        old_h = highs[0] if full else NAN  # the values that leave, if they do
+        old_l = lows[0] if full else NAN
+        highs.append(high)
+        lows.append(low)
+        if not full and len(highs) < self.size:
+            return
+        hi, lo = self.hi, self.lo
+        if high > hi:
+            hi = high
+        elif hi != hi or old_h == hi:  # no extreme yet, or it just left
+            hi = max(highs)
+        if low < lo:
+            lo = low
+        elif lo != lo or old_l == lo:
+            lo = min(lows)
+        self.hi, self.lo = hi, lo
+        center_h = highs[self.lookback]
+        if center_h == hi:
+            self.sh = (center_h, self.sh[0])
+        center_l = lows[self.lookback]
+        if center_l == lo:
+            self.sl = (center_l, self.sl[0])
 
 
 class StreamingIndicators:

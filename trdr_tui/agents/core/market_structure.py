@@ -13,11 +13,15 @@ Swings are confirmed `swing_lookback` bars after they happen, so nothing here lo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays
 from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal
 from trdr_tui.market.indicators import Features
+
+NAN = math.nan
 
 
 class MarketStructureAgent(BaseAgent):
@@ -32,15 +36,26 @@ class MarketStructureAgent(BaseAgent):
     hold_confidence = 0.3
     near_atr = 0.5
 
+    def __init__(self) -> None:
+        super().__init__()
+        # the swings change only when a new one is confirmed: their text is kept until then
+        self._levels_of: tuple[float, float] = (NAN, NAN)
+        self._levels = ""
+
     def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
         f = snapshot.features
-        if any_nan(f.sma_fast, f.sma_slow, f.atr, f.swing_high, f.swing_low):
+        sma_fast, sma_slow, swing_high, swing_low = f.sma_fast, f.sma_slow, f.swing_high, f.swing_low
+        total = sma_fast + sma_slow + f.atr + swing_high + swing_low
+        if total != total:  # `any_nan` written out: one of them is NaN
             return self.warming_up(snapshot)
         trail = self.context.base_trail
-        up = f.sma_fast > f.sma_slow
-        down = f.sma_fast < f.sma_slow
+        up = sma_fast > sma_slow
+        down = sma_fast < sma_slow
         trend = "SMA20 > SMA50" if up else ("SMA20 < SMA50" if down else "SMA20 = SMA50")
-        levels = f"support {f.swing_low:.2f}, resistance {f.swing_high:.2f}"
+        if self._levels_of != (swing_low, swing_high):  # equal (positive) prices format alike
+            self._levels_of = (swing_low, swing_high)
+            self._levels = f"support {swing_low:.2f}, resistance {swing_high:.2f}"
+        levels = self._levels
         if f.close > f.swing_high and up:
             return self.signal(snapshot, TRAIL_BUY_ACTION, self.break_confidence, trail,
                                f"break above the last swing high {f.swing_high:.2f} with {trend}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays
 from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal
 from trdr_tui.market.indicators import Features
 
@@ -34,14 +34,17 @@ class MomentumAgent(BaseAgent):
 
     def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
         f = snapshot.features
-        if any_nan(f.rsi, f.rsi_slow, f.rsi_max, f.rsi_min, f.close_max, f.close_min, f.macd_hist):
+        rsi, rsi_slow, rsi_max, rsi_min, macd_hist = f.rsi, f.rsi_slow, f.rsi_max, f.rsi_min, f.macd_hist
+        close, close_max, close_min = f.close, f.close_max, f.close_min
+        total = rsi + rsi_slow + rsi_max + rsi_min + close_max + close_min + macd_hist
+        if total != total:  # `any_nan` written out: one of them is NaN
             return self.warming_up(snapshot)
         trail = self.context.base_trail
-        bull_ex = f.rsi < self.oversold and f.rsi_slow < self.slow_oversold
-        bear_ex = f.rsi > self.overbought and f.rsi_slow > self.slow_overbought
-        bull_div = f.close <= f.close_min and (f.rsi > f.rsi_min + self.divergence_gap or f.macd_hist > 0)
-        bear_div = f.close >= f.close_max and (f.rsi < f.rsi_max - self.divergence_gap or f.macd_hist < 0)
-        rsis = f"RSI {f.rsi:.1f}, slow RSI {f.rsi_slow:.1f}"
+        bull_ex = rsi < self.oversold and rsi_slow < self.slow_oversold
+        bear_ex = rsi > self.overbought and rsi_slow > self.slow_overbought
+        bull_div = close <= close_min and (rsi > rsi_min + self.divergence_gap or macd_hist > 0)
+        bear_div = close >= close_max and (rsi < rsi_max - self.divergence_gap or macd_hist < 0)
+        rsis = f"RSI {rsi:.1f}, slow RSI {rsi_slow:.1f}"
         if bull_ex or bull_div:
             conf = 0.6 + 0.35 * min(1.0, (self.oversold - f.rsi) / 20.0) if bull_ex else 0.6
             if bull_ex and bull_div:

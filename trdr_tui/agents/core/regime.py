@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays
 from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal
 from trdr_tui.market.indicators import Features
 from trdr_tui.market.streaming import FeatureRow
@@ -28,6 +28,7 @@ from trdr_tui.market.streaming import FeatureRow
 UNKNOWN, TRENDING, RANGING, VOLATILE, CALM = 0, 1, 2, 3, 4
 REGIME_NAMES = ("unknown", "trending", "ranging", "volatile", "calm")
 TRAIL_MULTIPLIERS = (1.0, 1.5, 0.7, 2.0, 0.5)
+_PANEL_TRAIL = tuple(f"panel trail ×{m}" for m in TRAIL_MULTIPLIERS)  # the reasoning's tail per regime
 
 
 class RegimeAgent(BaseAgent):
@@ -57,12 +58,14 @@ class RegimeAgent(BaseAgent):
         return code
 
     def _classify(self, row: FeatureRow) -> int:
-        if any_nan(row.atr_pct, row.atr_pct_ma, row.sma_fast, row.sma_slow, row.atr) or row.atr <= 0:
+        atr_pct, atr_pct_ma, atr = row.atr_pct, row.atr_pct_ma, row.atr
+        total = atr_pct + atr_pct_ma + row.sma_fast + row.sma_slow + atr
+        if total != total or atr <= 0:  # `any_nan` written out: one of them is NaN
             return UNKNOWN
-        ratio = row.atr_pct / row.atr_pct_ma
+        ratio = atr_pct / atr_pct_ma
         if ratio >= self.volatile_ratio:
             return VOLATILE
-        if abs(row.sma_fast - row.sma_slow) / row.atr >= self.trend_atr:
+        if abs(row.sma_fast - row.sma_slow) / atr >= self.trend_atr:
             return TRENDING
         if ratio <= self.calm_ratio:
             return CALM
@@ -101,16 +104,15 @@ class RegimeAgent(BaseAgent):
         trail = self.context.base_trail
         if code == UNKNOWN:
             return self.warming_up(snapshot)
-        name = REGIME_NAMES[code]
+        sma_fast, sma_slow = f.sma_fast, f.sma_slow
         ratio = f.atr_pct / f.atr_pct_ma
-        strength = abs(f.sma_fast - f.sma_slow) / f.atr
-        mult = TRAIL_MULTIPLIERS[code]
-        facts = f"{name} (ATR {ratio:.2f}× average, SMA gap {strength:.1f} ATR); panel trail ×{mult}"
+        strength = abs(sma_fast - sma_slow) / f.atr
+        facts = f"{REGIME_NAMES[code]} (ATR {ratio:.2f}× average, SMA gap {strength:.1f} ATR); {_PANEL_TRAIL[code]}"
         if code == TRENDING:
             conf = 0.5 + 0.4 * min(1.0, (strength - self.trend_atr) / 4.0)
-            if f.sma_fast > f.sma_slow and f.close > f.sma_fast:
+            if sma_fast > sma_slow and f.close > sma_fast:
                 return self.signal(snapshot, TRAIL_BUY_ACTION, conf, trail, f"uptrend: {facts}")
-            if f.sma_fast < f.sma_slow and f.close < f.sma_fast:
+            if sma_fast < sma_slow and f.close < sma_fast:
                 return self.signal(snapshot, TRAIL_SELL_ACTION, conf, trail, f"downtrend: {facts}")
             return self.signal(snapshot, HOLD_ACTION, self.hold_confidence[TRENDING], trail,
                                f"trend paused (price on the wrong side of SMA20): {facts}")

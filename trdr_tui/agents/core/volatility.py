@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays
 from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal, Urgency
 from trdr_tui.market.indicators import Features
 
@@ -29,20 +29,19 @@ class VolatilityAgent(BaseAgent):
     explosive_ratio = 2.0
     inside_confidence = 0.3
 
-    def _trail(self, atr_pct: float, ratio: float) -> float:
-        raw = self.atr_mult * atr_pct * (self.calm_widen if ratio < self.calm_ratio else 1.0)
-        return self.clamp_trail(raw)
-
     def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
         f = snapshot.features
-        if any_nan(f.atr_pct, f.atr_pct_ma, f.bb_lower, f.bb_upper):
+        atr_pct, lower, upper = f.atr_pct, f.bb_lower, f.bb_upper
+        total = atr_pct + f.atr_pct_ma + lower + upper
+        if total != total:  # `any_nan` written out: one of them is NaN
             return self.warming_up(snapshot)
-        ratio = f.atr_pct / f.atr_pct_ma
-        trail = self._trail(f.atr_pct, ratio)
-        width = f.bb_upper - f.bb_lower
-        pos = (f.close - f.bb_lower) / width if width > 0 else 0.5
-        calm = " (calm: trail widened)" if ratio < self.calm_ratio else ""
-        base = f"ATR {f.atr_pct * 100:.2f}% = {ratio:.2f}× its average; trail {trail * 100:.2f}%{calm}"  # `pct` of non-NaNs
+        ratio = atr_pct / f.atr_pct_ma
+        calm = ratio < self.calm_ratio
+        trail = self.clamp_trail(self.atr_mult * atr_pct * (self.calm_widen if calm else 1.0))
+        width = upper - lower
+        pos = (f.close - lower) / width if width > 0 else 0.5
+        widened = " (calm: trail widened)" if calm else ""
+        base = f"ATR {atr_pct * 100:.2f}% = {ratio:.2f}× its average; trail {trail * 100:.2f}%{widened}"  # `pct` of non-NaNs
         if ratio >= self.explosive_ratio:
             conf = min(1.0, 0.5 + (ratio - self.explosive_ratio) / 4.0)
             return self.signal(snapshot, HOLD_ACTION, conf, trail,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays, any_nan
+from trdr_tui.agents.protocol import BUY, HOLD, SELL, BaseAgent, MarketSnapshot, SignalArrays
 from trdr_tui.core.types import HOLD_ACTION, TRAIL_BUY_ACTION, TRAIL_SELL_ACTION, AgentSignal, Urgency
 from trdr_tui.market.indicators import Features
 
@@ -29,22 +29,25 @@ class VolumeProfileAgent(BaseAgent):
 
     def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
         f = snapshot.features
-        if any_nan(f.vol_ma, f.vwap) or f.vol_ma <= 0:
+        vol_ma, vwap = f.vol_ma, f.vwap
+        total = vol_ma + vwap
+        if total != total or vol_ma <= 0:  # `any_nan` written out: one of them is NaN
             return self.warming_up(snapshot)
         trail = self.context.base_trail
-        ratio = f.volume / f.vol_ma
-        dev = f.close / f.vwap - 1.0
+        ratio = f.volume / vol_ma
+        close = f.close
+        dev = close / vwap - 1.0
         where = f"close {dev * 100:.2f}% vs 24-bar VWAP"  # `pct` of a number (close and VWAP are positive)
         if ratio >= self.spike_ratio:
             conf = min(0.95, 0.55 + 0.1 * (ratio - self.spike_ratio))
             whale = ratio >= self.whale_ratio
             urgency = Urgency.HIGH if whale else Urgency.NORMAL
             kind = "whale bar" if whale else "volume spike"
-            if f.close < f.open and f.close < f.vwap:
+            if close < f.open and close < vwap:
                 return self.signal(snapshot, TRAIL_BUY_ACTION, conf, trail,
                                    f"{kind} ({ratio:.1f}× average) on a down bar below VWAP: capitulation; {where}",
                                    urgency)
-            if f.close > f.open and f.close > f.vwap:
+            if close > f.open and close > vwap:
                 return self.signal(snapshot, TRAIL_SELL_ACTION, conf, trail,
                                    f"{kind} ({ratio:.1f}× average) on an up bar above VWAP: buying climax; {where}",
                                    urgency)
