@@ -292,18 +292,21 @@ class Orchestrator:
             except Exception as exc:
                 self._failed(AgentFailed(aid, f"analyze raised {type(exc).__name__}: {exc}"))
                 continue
-            if type(out) is not AgentSignal and inspect.isawaitable(out):
+            if type(out) is AgentSignal:
+                timings[aid] = (clock() - t0) * 1e3
+                conf, trail = out.confidence, out.trail_distance
+                if (type(out.action) is Action and out.agent_id == aid and type(conf) is float
+                        and type(trail) is float and 0.0 <= conf <= 1.0 and 0.0 < trail < 1.0):
+                    signals.append(out)  # the common case, checked cheaply
+                    continue
+            elif inspect.isawaitable(out):
                 waiting.append((agent, out, t0))
                 continue
-            timings[aid] = (clock() - t0) * 1e3
-            if (type(out) is AgentSignal and type(out.action) is Action and out.agent_id == aid
-                    and type(out.confidence) is float and type(out.trail_distance) is float
-                    and 0.0 <= out.confidence <= 1.0 and 0.0 < out.trail_distance < 1.0):
-                signals.append(out)  # the common case, checked cheaply
             else:
-                checked = self._validated(agent, out)
-                if checked is not None:
-                    signals.append(checked)
+                timings[aid] = (clock() - t0) * 1e3
+            checked = self._validated(agent, out)
+            if checked is not None:
+                signals.append(checked)
         return signals, timings, waiting
 
     async def _collect(self, signals: list[AgentSignal], timings: dict[str, float],
@@ -359,20 +362,25 @@ class Orchestrator:
         """
         w = self._weights
         used: dict[str, float] = {}  # the weights of the agents that answered
-        backing: list[float] = []  # weight × confidence per signal
         b = s = h = 0.0  # conviction per side, added in panel order as `tally` adds it
+        # per side Σ conviction × trail, and Σ trail over all signals (`consensus_trail`, `_bar_trail`)
+        b_trail = s_trail = h_trail = trail_sum = 0.0
         for sig in signals:
             aid = sig.agent_id
             x = used[aid] = w[aid]
             x *= sig.confidence
-            backing.append(x)
+            t = sig.trail_distance
+            trail_sum += t
             action = sig.action
             if action is TRAIL_BUY_ACTION:
                 b += x
+                b_trail += x * t
             elif action is TRAIL_SELL_ACTION:
                 s += x
+                s_trail += x * t
             else:
                 h += x
+                h_trail += x * t
         total = b + s + h
         mult = 1.0
         regime_name: str | None = None
@@ -382,8 +390,8 @@ class Orchestrator:
             mult, regime_name = adj.multiplier(code), adj.regime_name(code)
         if total <= 0.0:
             return Decision(ts=row.ts, action=HOLD_ACTION, confidence=0.0,
-                            trail_distance=self._bar_trail(signals, backing, HOLD_ACTION, mult), signals=tuple(signals),
-                            weights=used, reasoning="no agent has any conviction")
+                            trail_distance=self._bar_trail(h_trail, h, trail_sum, len(signals), mult),
+                            signals=tuple(signals), weights=used, reasoning="no agent has any conviction")
         # the leader strictly beats both other sides (else HOLD); its confidence is its share of all
         # conviction; the disagreement is the weaker directional side over the stronger
         if b > s and b > h:
@@ -416,7 +424,11 @@ class Orchestrator:
             action = HOLD_ACTION
         if action is HOLD_ACTION:
             confidence = h / total
-        trail = self._bar_trail(signals, backing, action, mult)
+            trail = self._bar_trail(h_trail, h, trail_sum, len(signals), mult)
+        elif action is TRAIL_BUY_ACTION:
+            trail = self._bar_trail(b_trail, b, trail_sum, len(signals), mult)
+        else:
+            trail = self._bar_trail(s_trail, s, trail_sum, len(signals), mult)
         # an Action formats as its value (a StrEnum), without the cost of reading `.value`
         if regime_name is None:
             reasoning = f"{action} {confidence:.2f}: buy {b:.2f} / sell {s:.2f} / hold {h:.2f}{notes}"
@@ -426,24 +438,18 @@ class Orchestrator:
         return Decision(ts=row.ts, action=action, confidence=confidence, trail_distance=trail,
                         signals=tuple(signals), weights=used, meta_resolved=meta, reasoning=reasoning)
 
-    def _bar_trail(self, signals: list[AgentSignal], backing: list[float], action: Action, mult: float) -> float:
-        """`consensus_trail` of one bar: the conviction-weighted mean of the trails of the signals for
-        `action` (`backing` holds each signal's weight × confidence) — the plain mean of all trails
-        when none has conviction, the base trail when there is no signal — times the regime
-        multiplier, clamped to the trailing bounds. The same sums in the same order as the batch
-        (a signal against `action` adds 0 there, which changes no bit of these non-negative sums)."""
-        num = den = trail_sum = 0.0
-        for sig, x in zip(signals, backing, strict=True):
-            t = sig.trail_distance
-            if sig.action is action:
-                num += x * t
-                den += x
-            trail_sum += t
+    def _bar_trail(self, num: float, den: float, trail_sum: float, n: int, mult: float) -> float:
+        """`consensus_trail` of one bar: the conviction-weighted mean of the trails of the signals for the
+        chosen action (`num`: their Σ weight × confidence × trail, `den`: their Σ weight × confidence,
+        both added in panel order) — the plain mean of all `n` trails (`trail_sum`) when none has
+        conviction, the base trail when there is no signal — times the regime multiplier, clamped to
+        the trailing bounds. The same sums in the same order as the batch (a signal against the
+        action adds 0 there, which changes no bit of these non-negative sums)."""
         cfg = self.config
         if den > 0.0:
             raw = num / den
-        elif signals:
-            raw = trail_sum / len(signals)
+        elif n:
+            raw = trail_sum / n
         else:
             raw = cfg.base_trail
         # min(max(raw × mult, min_trail), max_trail) as the builtins compare (a NaN stays NaN)
