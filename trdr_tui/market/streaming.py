@@ -240,7 +240,7 @@ class _Bollinger:
         if len(w) < self.period:
             return
         mean = sum(w) / self.period
-        sd = math.sqrt(sum([(item - mean) ** 2 for item in w]) / self.period)
+        sd = math.sqrt(sum([(item - mean) ** 2.0 for item in w]) / self.period)  # `** 2.0`: `** 2` without converting the int each time
         self.mid = mid
         self.lower = mid - self.mult * sd
         self.upper = mid + self.mult * sd
