@@ -3,26 +3,37 @@
 Every agent signal and every consensus is a row in `agent_decisions` (the consensus has agent_id
 'consensus'), with the agent's execution time. Rows are buffered and written in one insert per batch
 (`batch_size` rows: thousands in backtests). With a journal in front of the store (paper/live,
-store/journal.py) each decision's rows are handed to the writer thread, which inserts them in its
-next batch (at most a second later; the decision log is analytics, so it skips the journal itself).
-Batch-mode backtests write whole columns at once with `write_columns`.
+store/journal.py) each decision is handed to the writer thread as it is (no rows built on the engine's
+thread), and the writer builds the rows of every decision since its last batch, column by column, and
+inserts them in that batch (at most a second later; the decision log is analytics, so it skips the
+journal itself: a crash loses the last batch's rows, a clean stop writes them all). Batch-mode
+backtests write whole columns at once with `write_columns`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from trdr_tui.core.types import Decision
+from trdr_tui.core.types import Action, Decision
 from trdr_tui.store.db import Store
 
 CONSENSUS_ID = "consensus"
+_ACTION_VALUE = {a: a.value for a in Action}  # an action's text (a dict lookup: faster than `.value`)
 
 _COLUMNS = ("run_id", "ts", "agent_id", "signal", "confidence", "trail_distance", "weight", "reasoning",
             "execution_time_ms")
+
+
+_Values = Sequence[Any] | npt.NDArray[Any]
+Entry = tuple[Decision, Mapping[str, float], float]
+"""One logged decision as `record` takes it: (decision, ms per agent, consensus ms); its rows are built
+from it where they are written (`_columns`)."""
 
 
 class DecisionLog:
@@ -34,39 +45,47 @@ class DecisionLog:
         self.store = store
         self.run_id = run_id
         self.batch_size = batch_size
-        self._rows: list[tuple[Any, ...]] = []
+        self._entries: list[Entry] = []  # buffered decisions, oldest first
+        self._n = 0  # ... and the rows they make
+        self._write = partial(_write_entries, run_id=run_id)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        """Rows buffered (not yet written or handed to the store's writer)."""
+        return self._n
 
     def record(self, decision: Decision, timings_ms: Mapping[str, float], consensus_ms: float) -> None:
-        """Buffer one decision: a row per agent signal plus the consensus row."""
-        rid, ts, weights = self.run_id, decision.ts, decision.weights
-        rows = [(rid, s.ts or ts, s.agent_id, s.action.value, s.confidence, s.trail_distance, weights.get(s.agent_id),
-                 s.reasoning, timings_ms.get(s.agent_id)) for s in decision.signals]
-        rows.append((rid, ts, CONSENSUS_ID, decision.action.value, decision.confidence, decision.trail_distance, None,
-                     decision.reasoning, consensus_ms))
+        """Log one decision: a row per agent signal plus the consensus row. Its rows are built when they
+        are written, so neither `decision` nor `timings_ms` may change afterwards (neither does: a
+        Decision is frozen, its weights and the timings are made for it).
+
+        Streaming (paper, live: `batch_size` 1 with a store writer): handed to the writer thread, which
+        writes it in its next batch. Otherwise buffered and written once `batch_size` rows are."""
         writer = self.store.writer if self.batch_size == 1 else None  # streaming (paper/live) logs
         if writer is not None:
-            if self._rows:  # rows kept by a flush that failed before the writer took over go first
-                rows, self._rows = self._rows + rows, []
-            writer.defer_rows("agent_decisions", rows, _write_batch)
+            if self._entries:  # decisions kept by a flush that failed before the writer took over go first
+                entries, self._entries, self._n = self._entries, [], 0
+                entries.append((decision, timings_ms, consensus_ms))
+                writer.defer_rows("agent_decisions", entries, self._write)
+                return
+            writer.defer_rows("agent_decisions", [(decision, timings_ms, consensus_ms)], self._write)
             return
-        self._rows += rows
-        if len(self._rows) >= self.batch_size:
+        self._entries.append((decision, timings_ms, consensus_ms))
+        self._n += len(decision.signals) + 1
+        if self._n >= self.batch_size:
             self.flush()
 
     def flush(self) -> int:
         """Write the buffered rows in one transaction; returns how many were written."""
-        if not self._rows:
+        if not self._entries:
             return 0
-        rows, self._rows = self._rows, []
+        entries, n = self._entries, self._n
+        self._entries, self._n = [], 0
         try:
-            self.write_columns(_columns(rows))
+            self.write_columns(_columns(entries, self.run_id))
         except BaseException:
-            self._rows = rows + self._rows  # nothing was written: keep them for the next try
+            self._entries, self._n = entries + self._entries, n + self._n  # nothing was written: kept
             raise
-        return len(rows)
+        return n
 
     def write_columns(self, data: Mapping[str, npt.NDArray[Any]]) -> int:
         """Insert columns (numpy arrays named like `_COLUMNS`; ts in int ns; NaN → NULL) at once."""
@@ -98,20 +117,51 @@ class DecisionLog:
             return [dict(zip(keys, r, strict=True)) for r in cur.execute(sql, params).fetchall()]
 
 
-def _write_batch(cur: Any, rows: list[tuple[Any, ...]]) -> None:
-    """The store writer's insert of the deferred rows (`StoreWriter.defer_rows`), on its thread."""
-    _insert(cur, _columns(rows))
+def _write_entries(cur: Any, entries: list[Entry], *, run_id: str) -> None:
+    """The store writer's insert of the deferred decisions (`StoreWriter.defer_rows`), on its thread."""
+    if entries:
+        _insert(cur, _columns(entries, run_id))
 
 
-def _columns(rows: list[tuple[Any, ...]]) -> dict[str, npt.NDArray[Any]]:
-    """Buffered rows (in `_COLUMNS` order) as the columns `_insert` takes."""
-    raw = dict(zip(_COLUMNS, zip(*rows, strict=True), strict=True))
-    data: dict[str, npt.NDArray[Any]] = {"ts": np.asarray(raw["ts"], dtype=np.int64)}
-    for name in ("confidence", "trail_distance", "weight", "execution_time_ms"):
-        data[name] = np.array([np.nan if v is None else v for v in raw[name]], dtype=np.float64)
-    for name in ("run_id", "agent_id", "signal", "reasoning"):
-        data[name] = np.array(raw[name], dtype=object)
-    return data
+def _columns(entries: Sequence[Entry], run_id: str) -> dict[str, npt.NDArray[Any]]:
+    """The rows of `entries` as the columns `_insert` takes: per decision a row per agent signal (in the
+    panel's order) then the consensus row. A missing weight or time, and a NaN, become NaN (→ NULL).
+
+    Built column by column from the decisions (a list comprehension per field, then numpy places the
+    agent and consensus values), not row by row: the hot cost of the streaming log."""
+    m = len(entries)
+    decisions = [e[0] for e in entries]
+    signals = [s for d in decisions for s in d.signals]
+    counts = np.fromiter([len(d.signals) for d in decisions], dtype=np.int64, count=m)  # agent rows
+    cons = np.cumsum(counts + 1) - 1  # the consensus rows
+    n = len(signals) + m
+    agent = np.ones(n, dtype=bool)
+    agent[cons] = False
+    nan, value = math.nan, _ACTION_VALUE
+
+    def fill(kind: Any, agent_values: _Values, consensus_values: _Values) -> npt.NDArray[Any]:
+        col = np.empty(n, dtype=kind)
+        col[agent] = agent_values
+        col[cons] = consensus_values
+        return col
+
+    sig_ts = np.fromiter([s.ts for s in signals], dtype=np.int64, count=len(signals))
+    dec_ts = np.fromiter([d.ts for d in decisions], dtype=np.int64, count=m)
+    ts = fill(np.int64, np.where(sig_ts != 0, sig_ts, np.repeat(dec_ts, counts)), dec_ts)
+    weight = np.full(n, nan)
+    weight[agent] = [w(s.agent_id, nan) for d in decisions for w in (d.weights.get,) for s in d.signals]
+    return {
+        "run_id": np.full(n, run_id, dtype=object),
+        "ts": ts,
+        "agent_id": fill(object, [s.agent_id for s in signals], [CONSENSUS_ID] * m),
+        "signal": fill(object, [value[s.action] for s in signals], [value[d.action] for d in decisions]),
+        "confidence": fill(np.float64, [s.confidence for s in signals], [d.confidence for d in decisions]),
+        "trail_distance": fill(np.float64, [s.trail_distance for s in signals], [d.trail_distance for d in decisions]),
+        "weight": weight,
+        "reasoning": fill(object, [s.reasoning for s in signals], [d.reasoning for d in decisions]),
+        "execution_time_ms": fill(np.float64, [t(s.agent_id, nan) for e in entries for t in (e[1].get,)
+                                               for s in e[0].signals], [e[2] for e in entries]),
+    }
 
 
 def _insert(cur: Any, cols: Mapping[str, npt.NDArray[Any]]) -> None:
