@@ -24,7 +24,9 @@ from trdr_tui.core.types import Action, Decision
 from trdr_tui.store.db import Store
 
 CONSENSUS_ID = "consensus"
-_ACTION_VALUE = {a: a.value for a in Action}  # an action's text (a dict lookup: faster than `.value`)
+# an action's text as an exact str (a dict lookup: faster than `.value`; DuckDB reads a column of exact
+# str objects without calling into Python, unlike one of Actions, a str subclass)
+_ACTION_VALUE = {a: a.value for a in Action}
 
 _COLUMNS = ("run_id", "ts", "agent_id", "signal", "confidence", "trail_distance", "weight", "reasoning",
             "execution_time_ms")
