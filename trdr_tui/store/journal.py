@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -237,16 +236,6 @@ def replay(store: Store, path: Path, cur: duckdb.DuckDBPyConnection | None = Non
     return len(todo), max([applied] + [r.lsn for r in records])
 
 
-class _Deferred:
-    """The rows deferred under one kind, and whether the writer's next batch writes them."""
-
-    __slots__ = ("queued", "rows")
-
-    def __init__(self) -> None:
-        self.rows: list[Any] = []
-        self.queued = False
-
-
 class StoreWriter:
     """The journal and its writer thread for one Store (see the module docstring).
 
@@ -271,7 +260,7 @@ class StoreWriter:
         self._wake = threading.Condition(self._lock)
         self._records: list[Record] = []
         self._deferred: list[Deferred] = []
-        self._rows: dict[str, _Deferred] = {}  # rows deferred per kind (`defer_rows`)
+        self._rows: dict[str, tuple[list[Any], Callable[[duckdb.DuckDBPyConnection, list[Any]], None]]] = {}
         self._lsn = 0
         self._applied = 0  # highest lsn in DuckDB
         self._deferred_in = 0  # functions deferred so far
@@ -319,35 +308,21 @@ class StoreWriter:
     def defer_rows(self, kind: str, rows: list[Any], write: Callable[[duckdb.DuckDBPyConnection, list[Any]], None]
                    ) -> None:
         """Rows not worth a journal record (the decision log): in the writer's next batch, `write(cursor,
-        rows)` runs once per `kind` with every row deferred under it since the last batch (the function
-        given with the batch's first rows).
-
-        The hot path takes no lock: the rows go to the end of the kind's list (one `list.extend`, atomic
-        under the GIL), and the lock is taken only to queue the kind for the next batch. The writer marks
-        the kind unqueued before it takes the rows, and takes only those it saw (a prefix of the list):
-        rows added meanwhile either are in what it took or find the kind unqueued and queue it again."""
+        rows)` runs once per `kind` with every row deferred under it since the last batch."""
         if self.error is not None:
             raise self._stop_error()
-        pending = self._rows.get(kind)
-        if pending is None:
-            with self._lock:
-                pending = self._rows.setdefault(kind, _Deferred())
-        pending.rows.extend(rows)
-        if not pending.queued:
-            with self._lock:
-                if not pending.queued:
-                    pending.queued = True
-                    self._deferred.append(partial(self._write_rows, pending, write))
-                    self._deferred_in += 1
+        with self._lock:
+            pending = self._rows.get(kind)
+            if pending is None:
+                self._rows[kind] = pending = ([], write)
+                self._deferred.append(lambda cur: self._write_rows(cur, kind))
+                self._deferred_in += 1
+            pending[0].extend(rows)
 
-    @staticmethod
-    def _write_rows(pending: _Deferred, write: Callable[[duckdb.DuckDBPyConnection, list[Any]], None],
-                    cur: duckdb.DuckDBPyConnection) -> None:
-        pending.queued = False  # first: rows deferred from now on queue the kind for the next batch
-        rows = pending.rows[:]
-        del pending.rows[:len(rows)]
-        if rows:  # none when rows deferred while this batch started were taken by the previous one
-            write(cur, rows)
+    def _write_rows(self, cur: duckdb.DuckDBPyConnection, kind: str) -> None:
+        with self._lock:
+            rows, write = self._rows.pop(kind)
+        write(cur, rows)
 
     def flush(self) -> None:
         """Block until everything appended or deferred so far is in DuckDB. Raises the writer's error."""
