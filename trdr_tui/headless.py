@@ -85,7 +85,8 @@ class JsonLogger:
         self.min_level = min_level
         self.min_index = LEVELS.index(min_level)
         self.encoder = msgspec.json.Encoder()
-        self.summary = Summary(reason="running", start_equity=capital)
+        self._summary = Summary(reason="running", start_equity=capital)
+        self._portfolio: PortfolioSnapshot | None = None  # the last one: its figures end the summary (`summary`)
         self.order_ids: set[str] = set()
         self._first_bar_ns: int | None = None  # the bars counted (formatted for the summary at the end)
         self._last_bar_ns: int | None = None
@@ -95,8 +96,21 @@ class JsonLogger:
             PortfolioSnapshot: self._count_portfolio}
         # (level, shown, logged) per topic whose level the topic alone decides (see `event_level`)
         self._routes: dict[str, tuple[str, bool, bool]] = {}
+        self._shown = {level: i >= self.min_index for i, level in enumerate(LEVELS)}  # by level
         self.verdicts = VerdictChanges()
         self.sub = engine.bus.subscribe("*", self.on_event, wants=self.wants)
+
+    @property
+    def summary(self) -> Summary:
+        """What the run did so far (the last portfolio snapshot's figures taken when asked)."""
+        event = self._portfolio
+        s = self._summary
+        if event is not None:
+            s.final_equity = event.equity
+            s.fees = event.fees
+            s.price = event.price
+            s.position = event.position
+        return s
 
     def bind(self, engine: EngineControl) -> None:
         """Follow a new engine (a mode switch); the summary goes on counting."""
@@ -111,62 +125,62 @@ class JsonLogger:
         return topic.startswith(COUNTED_TOPICS) or not debug_only(topic, self.min_level)
 
     def on_event(self, topic: str, event: Any) -> None:
-        count = self._counters.get(type(event))
+        kind = type(event)
+        if kind is Decision:  # info when the verdict changes, debug when it repeats (core.logs); not counted
+            level = self.verdicts.level(topic, event)
+            if self._shown[level]:
+                self.write(event_record(topic, event, level, self.engine.clock.now_ns()))
+            return
+        count = self._counters.get(kind)
         if count is not None:
             count(event)
-        route: tuple[str, bool, bool] | None
-        if type(event) is Decision:  # info when the verdict changes, debug when it repeats (core.logs)
-            level = self.verdicts.level(topic, event)
-            shown = LEVELS.index(level) >= self.min_index
-            route = (level, shown, shown)
-        else:
-            route = self._routes.get(topic)
+        route = self._routes.get(topic)
         if route is None:
             level = event_level(topic, event)
-            shown = LEVELS.index(level) >= self.min_index
+            shown = self._shown[level]
             route = (level, shown, shown or topic.startswith(TRADE_TOPICS))  # fills reach the trades log at any level
             if not isinstance(event, LogEvent) and topic != "feed.health" and len(self._routes) < ROUTES_KEPT:
                 self._routes[topic] = route
         level, shown, logged = route
         if logged:
-            record = event_record(topic, event, level, self.engine.clock.now_ns())
-            self.write(record, stdout=shown)
+            self.write(event_record(topic, event, level, self.engine.clock.now_ns()), stdout=shown)
 
     def _count_candle(self, event: CandleEvent) -> None:
         if event.closed:
-            self.summary.bars += 1
+            self._summary.bars += 1
+            ts = event.candle.ts
             if self._first_bar_ns is None:
-                self._first_bar_ns = event.candle.ts
-            self._last_bar_ns = event.candle.ts
+                self._first_bar_ns = ts
+            self._last_bar_ns = ts
 
     def _count_order(self, event: OrderEvent) -> None:
         self.order_ids.add(event.order.id)
-        self.summary.orders = len(self.order_ids)
+        self._summary.orders = len(self.order_ids)
 
     def _count_fill(self, _event: Fill) -> None:
-        self.summary.fills += 1
+        self._summary.fills += 1
 
     def _count_portfolio(self, event: PortfolioSnapshot) -> None:
-        s = self.summary
+        """The first snapshot's equity (without a starting capital) and the largest drawdown now; the
+        last snapshot's figures when the summary is read."""
+        self._portfolio = event
+        s = self._summary
         if s.start_equity is None:
             s.start_equity = event.equity
-        s.final_equity = event.equity
-        s.fees = event.fees
-        s.price = event.price
-        s.position = event.position
-        s.max_drawdown = max(s.max_drawdown, event.drawdown)
+        if event.drawdown > s.max_drawdown:  # (as `max` keeps the first of equals, and a NaN never wins)
+            s.max_drawdown = event.drawdown
 
     def write(self, record: dict[str, Any], *, stdout: bool = True) -> None:
         """One record to the sinks (stdout) and to the log files (core/logs.py)."""
-        text = self.encoder.encode(record).decode()
+        data = self.encoder.encode(record)
+        line = f"{data.decode()}\n"
         if stdout:
-            line = text + "\n"
             for sink in list(self.sinks):
                 try:
                     sink.write(line)
                 except BrokenPipeError:
                     self._drop_sink(sink)
-        log_record(record, text)
+        log_record(record, line, len(data) + 1)
 
     def _drop_sink(self, sink: IO[str]) -> None:
         """The reader of `sink` went away: write nothing more there, and say so once (`on_broken_pipe`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from trdr_tui.commands.run import parse_speed
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import ConfigError
-from trdr_tui.core.events import CandleEvent
+from trdr_tui.core.events import CandleEvent, PortfolioSnapshot
 from trdr_tui.core.types import Candle
 from trdr_tui.headless import JsonLogger
 
@@ -109,6 +110,28 @@ def test_the_logger_skips_the_debug_topics_it_neither_counts_nor_writes() -> Non
     verbose = JsonLogger(SimpleNamespace(bus=bus, clock=SimClock(0)), [out], min_level="debug")  # type: ignore[arg-type]
     assert bus.has_subscribers("agent.signal.momentum")
     verbose.finish("end of feed")
+
+
+def test_the_summary_holds_the_last_snapshot_and_the_largest_drawdown() -> None:
+    """The summary's portfolio figures are the last snapshot's whenever it is read (mid-run or at the
+    end); the starting equity is the first snapshot's, the drawdown the largest seen (a NaN never wins)."""
+    bus, out = EventBus(), io.StringIO()
+    logger = JsonLogger(SimpleNamespace(bus=bus, clock=SimClock(0)), [out], min_level="info")  # type: ignore[arg-type]
+
+    def snapshot(equity: float, drawdown: float) -> PortfolioSnapshot:
+        return PortfolioSnapshot(ts=0, symbol="BTC-USD", cash=equity / 2, position=0.01 * equity, avg_entry=9.0,
+                                 price=equity / 100, equity=equity, realized_pnl=0.0, unrealized_pnl=0.0,
+                                 fees=equity / 1000, peak_equity=equity, drawdown=drawdown)
+
+    for equity, drawdown in ((1000.0, 0.0), (900.0, 0.1), (950.0, math.nan), (980.0, 0.02)):
+        bus.publish("portfolio.BTC-USD", snapshot(equity, drawdown))
+    s = logger.summary
+    assert (s.start_equity, s.final_equity, s.fees, s.price, s.position, s.max_drawdown) == \
+        (1000.0, 980.0, 0.98, 9.8, 9.8, 0.1)
+    bus.publish("portfolio.BTC-USD", snapshot(700.0, 0.3))
+    done = logger.finish("end of feed")
+    assert (done.final_equity, done.max_drawdown, done.fees) == (700.0, 0.3, 0.7)
+    assert records(out.getvalue())[-1]["event"]["final_equity"] == 700.0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

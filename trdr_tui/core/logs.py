@@ -102,22 +102,25 @@ def event_record(topic: str, event: Any, level: str, now_ns: int) -> dict[str, A
             "type": type(event).__name__, "event": event}
 
 
-def log_record(record: dict[str, Any], text: str | None = None) -> None:
-    """Hand one event record (see `event_record`) to the log files; `text`, when given, is the record
-    already encoded as one JSON object (the headless runner's stdout line), written as it is.
+def log_record(record: dict[str, Any], line: str | None = None, nbytes: int | None = None) -> None:
+    """Hand one event record (see `event_record`) to the log files; `line`, when given, is the record
+    already encoded as one JSON object and a newline (the headless runner's stdout line), written as it
+    is, and `nbytes` its length in UTF-8 bytes when known.
 
     With trdr's log files open (`LogFiles.open`), the line goes straight to them: one encoding and one
     write per file, without building a `logging.LogRecord` (an engine emits one or more records per
     bar). Otherwise it goes through the `trdr.events` logger, to whatever handlers are attached."""
-    level_name = str(record.get("level"))
-    level = LEVEL_NO.get(level_name, logging.INFO)
+    level = LEVEL_NO.get(str(record.get("level")), logging.INFO)
     if _OPEN:
-        line = f"{text if text is not None else _ENCODER.encode(record).decode()}\n"
+        if line is None:
+            data = _ENCODER.encode(record)
+            line, nbytes = f"{data.decode()}\n", len(data) + 1
         trade = str(record.get("topic", "")).startswith(TRADE_TOPICS)
         for files in _OPEN:
-            files.write_line(line, level, trade=trade)
+            files.write_line(line, level, trade=trade, nbytes=nbytes)
     elif EVENTS.isEnabledFor(level):
         # `Logger.log` without its stack walk for the caller's file and line, which no line shows
+        text = None if line is None else line[:-1]
         EVENTS.handle(EVENTS.makeRecord(EVENTS.name, level, "(unknown file)", 0, "%s", (record.get("topic"),), None,
                                         extra={"trdr_record": record, "trdr_text": text}))
 
@@ -175,10 +178,11 @@ class _RotatingFile(logging.handlers.RotatingFileHandler):
         with suppress(Exception):  # the record itself failed to format: handled (and said) by emit
             self._size += len(f"{self.format(record)}\n".encode())
 
-    def write_line(self, line: str) -> None:
-        """One formatted line (ending in a newline) to the file, rotating first when it would pass
-        `maxBytes`; flushed at once, as `emit` does."""
-        nbytes = len(line.encode())
+    def write_line(self, line: str, nbytes: int | None = None) -> None:
+        """One formatted line (ending in a newline; `nbytes` long in UTF-8 when the caller knows) to the
+        file, rotating first when it would pass `maxBytes`; flushed at once, as `emit` does."""
+        if nbytes is None:
+            nbytes = len(line.encode())
         self.acquire()
         try:
             if self._due(nbytes):
@@ -231,12 +235,12 @@ class LogFiles:
         self.level = level
         self._levels = {name: logging.getLogger(name).level for name in LOGGERS}
 
-    def write_line(self, line: str, level: int, *, trade: bool) -> None:
-        """One engine-event line (see `log_record`) to each file that takes its level (the trades file
-        takes fills only, at any level)."""
+    def write_line(self, line: str, level: int, *, trade: bool, nbytes: int | None = None) -> None:
+        """One engine-event line (see `log_record`; `nbytes` its UTF-8 length when known) to each file
+        that takes its level (the trades file takes fills only, at any level)."""
         for handler in self.handlers:
             if isinstance(handler, _LogFile) and (trade if handler.trades_only else level >= handler.level):
-                handler.write_line(line)
+                handler.write_line(line, nbytes)
 
     @classmethod
     def open(cls, path: Path, *, level: str, max_bytes: int, backups: int) -> LogFiles:
