@@ -44,17 +44,6 @@ class BarStep:
         self.decision_subs = bus.has_subscribers(engine.decision_topic)
         executor = engine.executor
         self.on_bar = executor.on_bar if isinstance(executor, BarExecutor) else None
-        # the parts `run` reads, looked up once: a streamed candle is a run of one bar, where looking
-        # them up again would be a good part of the step's own cost
-        clock = engine.clock
-        orders = engine.orders
-        self._parts = (
-            clock.advance_to if isinstance(clock, SimClock) else None, bus.publish, engine.candle_topic,
-            engine.portfolio_topic, engine.symbol, engine.feed.timeframe, orders, orders.trailing, orders.open,
-            orders.on_prices, orders.on_price, engine.policy.on_bar, engine.policy.idle_only, engine.risk,
-            engine.portfolio, engine.price_model == "close", engine.run_state, engine.on_decision,
-            engine.close_at_stop, engine.snapshot,
-        )
 
     def current(self, engine: EngineParts) -> bool:
         """Whether this step is still valid for `engine` (same listeners, same executor)."""
@@ -66,17 +55,36 @@ class BarStep:
         """Elements `start` … `stop - 1` of the sequences are bars `first`, `first + 1`, … of the run: open
         and close times (ns), open/high/low/close (quote currency), volume (base units) and the bar's
         decision (None: no decision this bar)."""
-        (advance, publish, candle_topic, portfolio_topic, symbol, timeframe, orders, trailing, open_orders, on_prices,
-         on_price, policy_bar, idle_only, risk, pf, close_only, state, on_decision, close_at_stop,
-         snapshot) = self._parts
-        timer = self.engine.polled_timer
+        engine = self.engine
+        clock = engine.clock
+        advance = clock.advance_to if isinstance(clock, SimClock) else None
+        timer = engine.polled_timer
+        publish = engine.bus.publish
         candle_subs = self.candle_subs
         portfolio_subs = self.portfolio_subs
         decision_subs = self.decision_subs
         hold = Action.HOLD
+        candle_topic = engine.candle_topic
+        portfolio_topic = engine.portfolio_topic
+        symbol = engine.symbol
+        timeframe = engine.feed.timeframe
+        orders = engine.orders
+        trailing = orders.trailing
+        open_orders = orders.open
+        on_prices = orders.on_prices
+        on_price = orders.on_price
         on_bar = self.on_bar
+        policy_bar = engine.policy.on_bar
+        idle_only = engine.policy.idle_only
+        risk = engine.risk
         needs_marks = risk.needs_marks
         stop_loss = risk.limits.stop_loss
+        pf = engine.portfolio
+        close_only = engine.price_model == "close"
+        state = engine.run_state
+        on_decision = engine.on_decision
+        close_at_stop = engine.close_at_stop
+        snapshot = engine.snapshot
         i = first
         for k in range(start, stop):
             now = now_s[k]
