@@ -138,6 +138,26 @@ def test_buffered_streamed_and_column_rows_are_the_same(tmp_path: Path) -> None:
         assert all(len(x) == len(expected) for _, x in ids)
 
 
+def test_a_plugin_signal_without_a_time_is_logged_at_its_decisions_and_the_writer_goes_on(tmp_path: Path) -> None:
+    """An AgentSignal built loosely (msgspec does not check types when a Struct is built: ts=None) is
+    logged at its decision's time, as a signal with ts 0 is; the writer thread, which builds the rows
+    in paper and live, must not fail on it (its failure stops the engine)."""
+    loose = AgentSignal(agent_id="plugin", action=Action.HOLD, confidence=0.5, trail_distance=0.02,
+                        reasoning="no clock", ts=None)  # type: ignore[arg-type]
+    decision = Decision(ts=TS, action=Action.HOLD, confidence=0.5, trail_distance=0.02, signals=(loose,),
+                        weights={"plugin": 1.0}, reasoning="hold")
+    with Store(tmp_path / "loose.duckdb") as store:
+        writer = start_writer(store, flush_interval_s=0.01)
+        assert writer is not None
+        log = DecisionLog(store, "loose", batch_size=1)
+        log.record(decision, {"plugin": 0.1}, 0.2)
+        log.record(*_varied(5))
+        rows = log.rows()
+        assert writer.error is None
+    assert [r["ts"] for r in rows[:2]] == [TS, TS] and rows[0]["agent_id"] == "plugin"
+    assert rows[2:] == _expected([_varied(5)])
+
+
 def test_a_stop_writes_every_streamed_row(tmp_path: Path) -> None:
     """Decisions logged while the writer thread commits batches (a short interval, so many batches
     start while rows are being handed over): closing the store writes every one, once, in order."""

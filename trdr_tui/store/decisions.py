@@ -147,9 +147,8 @@ def _columns(entries: Sequence[Entry], run_id: str) -> dict[str, npt.NDArray[Any
         col[cons] = consensus_values
         return col
 
-    sig_ts = np.fromiter([s.ts for s in signals], dtype=np.int64, count=len(signals))
-    dec_ts = np.fromiter([d.ts for d in decisions], dtype=np.int64, count=m)
-    ts = fill(np.int64, np.where(sig_ts != 0, sig_ts, np.repeat(dec_ts, counts)), dec_ts)
+    # a signal without its own time (0; None from a plugin that built its AgentSignal loosely) has its decision's
+    ts = fill(np.int64, [s.ts or d.ts for d in decisions for s in d.signals], [d.ts for d in decisions])
     weight = np.full(n, nan)
     weight[agent] = [w(s.agent_id, nan) for d in decisions for w in (d.weights.get,) for s in d.signals]
     return {
