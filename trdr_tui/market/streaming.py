@@ -246,6 +246,22 @@ class _Bollinger:
         self.upper = mid + self.mult * sd
 
 
+def _slid_extremes(hi: float, lo: float, high: float, low: float, old_high: float, old_low: float,
+                   highs: deque[float], lows: deque[float]) -> tuple[float, float]:
+    """A full window's (max, min) after it slid by one bar: `high`/`low` came in (already appended to
+    `highs`/`lows`), `old_high`/`old_low` left (NaN when none did); `hi`/`lo` were the extremes before
+    (NaN: none yet). A scan of the window only when there is no extreme yet or the extreme just left."""
+    if high > hi:  # the new value beats every value that stays
+        hi = high
+    elif hi != hi or old_high == hi:
+        hi = max(highs)
+    if low < lo:
+        lo = low
+    elif lo != lo or old_low == lo:
+        lo = min(lows)
+    return hi, lo
+
+
 class _Window:
     """The last `size` values with their max and min (NaN if any value in the window is NaN).
 
@@ -273,16 +289,7 @@ class _Window:
         if len(values) < self.size or self.nan_count:
             self.hi = self.lo = NAN
             return NAN, NAN
-        hi, lo = self.hi, self.lo
-        if x > hi:  # x beats every value that stays
-            hi = x
-        elif hi != hi or old == hi:  # no extreme yet, or it just left
-            hi = max(values)
-        if x < lo:
-            lo = x
-        elif lo != lo or old == lo:
-            lo = min(values)
-        self.hi, self.lo = hi, lo
+        self.hi, self.lo = hi, lo = _slid_extremes(self.hi, self.lo, x, x, old, old, values, values)
         return hi, lo
 
 
@@ -330,16 +337,7 @@ class _SwingTracker:
         lows.append(low)
         if not full and len(highs) < self.size:
             return
-        hi, lo = self.hi, self.lo
-        if high > hi:
-            hi = high
-        elif hi != hi or old_h == hi:  # no extreme yet, or it just left
-            hi = max(highs)
-        if low < lo:
-            lo = low
-        elif lo != lo or old_l == lo:
-            lo = min(lows)
-        self.hi, self.lo = hi, lo
+        self.hi, self.lo = hi, lo = _slid_extremes(self.hi, self.lo, high, low, old_h, old_l, highs, lows)
         center_h = highs[self.lookback]
         if center_h == hi:
             self.sh = (center_h, self.sh[0])
