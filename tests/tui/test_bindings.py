@@ -404,6 +404,20 @@ async def test_e_without_matplotlib_shows_the_install_command_whole(make_cockpit
     assert list(tmp_path.glob("trdr-chart-*.png")) == []
 
 
+async def test_ctrl_c_says_which_key_quits_in_plain_text(make_cockpit: CockpitFactory) -> None:
+    """Textual's Ctrl-C hint is markup ("Press [b]ctrl+q[/b] …"); trdr's notifications are plain text, so
+    it is said without tags."""
+    app = make_cockpit(preset="simple-trailing")
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        shown = [str(toast.render()) for toast in app.screen.query("Toast")]
+        assert app.is_running
+    assert any("to quit trdr" in text for text in shown), shown
+    assert not any("[b]" in text for text in shown), shown
+
+
 async def test_the_selected_agents_whole_reason_is_shown(make_cockpit: CockpitFactory) -> None:
     app = make_cockpit()
     async with app.run_test(size=SIZE) as pilot:

@@ -120,6 +120,14 @@ class TrdrApp(App[int]):
         else:
             super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
+    def action_help_quit(self) -> None:
+        """Ctrl-C (Textual's binding, which no longer quits) says which key does: Textual's own hint is
+        markup, which `notify` above shows as plain text."""
+        for key, active in self.active_bindings.items():
+            if active.binding.action in ("quit", "app.quit"):
+                self.notify(f"Press {key} to quit trdr", title="Do you want to quit?")
+                return
+
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(TRDR_VARIABLE_DEFAULTS)
 
