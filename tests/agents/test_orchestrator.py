@@ -420,6 +420,42 @@ async def test_plain_string_actions_are_normalised_and_unknown_ones_rejected() -
     assert "'SHORT'" in reasons["bad"] and "'very'" in reasons["wordy"]
 
 
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("reasoning", b"bytes", "reasoning is bytes, not text"),
+    ("reasoning", None, "reasoning is NoneType, not text"),
+    ("reasoning", "half \ud800 a pair", "lone surrogate"),
+    ("ts", "abc", "ts 'abc' is not a time"),
+    ("ts", -5, "ts -5 is not a time"),
+    ("ts", 1.5e18, "ts 1.5e+18 is not a time"),
+])
+async def test_a_signal_the_store_or_logs_could_not_take_is_rejected(field: str, value: Any, said: str) -> None:
+    """A plugin's signal is a Struct msgspec does not type-check when it is built: a reasoning that is not
+    text (or not valid Unicode) or a ts that is not a time would reach the decision log's writer, whose
+    failure stops the engine, and the JSON logs. It is rejected here (E005, naming the agent) instead."""
+    class LooseAgent(FixedAgent):
+        def analyze(self, snapshot: MarketSnapshot) -> Any:
+            fields: dict[str, Any] = {"reasoning": "fine", "ts": 0, field: value}
+            return AgentSignal(agent_id=self.id, action=Action.TRAIL_BUY, confidence=0.9, trail_distance=0.02,
+                               **fields)
+
+    orch, _, clock, _ = make([LooseAgent("loose", B, 0.9), FixedAgent("a", S, 0.9)])
+    d = (await feed(orch, clock, flat(WARM)))[-1]
+    assert d is not None and [s.agent_id for s in d.signals] == ["a"]
+    failure = orch.failures[-1]
+    assert failure.agent_id == "loose" and failure.code == "E005" and said in str(failure), str(failure)
+
+
+async def test_a_signal_without_a_time_is_taken_at_the_bars() -> None:
+    class NoClock(FixedAgent):
+        def analyze(self, snapshot: MarketSnapshot) -> Any:
+            return AgentSignal(agent_id=self.id, action=Action.TRAIL_BUY, confidence=0.9, trail_distance=0.02,
+                               reasoning="no clock", ts=None)  # type: ignore[arg-type]
+
+    orch, _, clock, _ = make([NoClock("plugin", B, 0.9)])
+    d = (await feed(orch, clock, flat(WARM)))[-1]
+    assert d is not None and [(s.agent_id, s.ts) for s in d.signals] == [("plugin", 0)] and not orch.failures
+
+
 def test_invalid_batch_output_is_refused_whole() -> None:
     from trdr_tui.agents.protocol import SignalArrays
     from trdr_tui.core.errors import NotAvailable

@@ -295,8 +295,10 @@ class Orchestrator:
             if type(out) is AgentSignal:
                 timings[aid] = (clock() - t0) * 1e3
                 conf, trail = out.confidence, out.trail_distance
+                text, ts = out.reasoning, out.ts
                 if (type(out.action) is Action and out.agent_id == aid and type(conf) is float
-                        and type(trail) is float and 0.0 <= conf <= 1.0 and 0.0 < trail < 1.0):
+                        and type(trail) is float and 0.0 <= conf <= 1.0 and 0.0 < trail < 1.0
+                        and type(text) is str and (text.isascii() or _encodes(text)) and type(ts) is int and ts >= 0):
                     signals.append(out)  # the common case, checked cheaply
                     continue
             elif inspect.isawaitable(out):
@@ -334,13 +336,16 @@ class Orchestrator:
         return None
 
     def _validated(self, agent: Agent, out: Any) -> AgentSignal | None:
-        """The signal if it is valid (an action given as a plain string is normalised), else None + E005."""
+        """The signal if it is valid (an action given as a plain string, and a ts of None, are normalised), else
+        None + E005."""
         problem = _signal_problem(agent.id, out)
         if problem:
             self._failed(AgentFailed(agent.id, f"invalid signal rejected: {problem}"))
             return None
         if type(out.action) is not Action:
             out = msgspec.structs.replace(out, action=Action(out.action))
+        if out.ts is None:  # no time of its own, as 0 says
+            out = msgspec.structs.replace(out, ts=0)
         return out
 
     def _failed(self, err: AgentFailed) -> None:
@@ -863,4 +868,20 @@ def _signal_problem(agent_id: str, out: Any) -> str:
     if not (isinstance(out.trail_distance, (int, float)) and math.isfinite(out.trail_distance)
             and 0.0 < out.trail_distance < 1.0):
         return f"trail distance {out.trail_distance!r} is not a fraction in (0, 1)"
+    if not isinstance(out.reasoning, str):
+        return f"reasoning is {type(out.reasoning).__name__}, not text"
+    if not _encodes(out.reasoning):
+        return "reasoning is not valid Unicode text (it holds a lone surrogate)"
+    if out.ts is not None and (type(out.ts) is not int or out.ts < 0):
+        return f"ts {out.ts!r} is not a time in ns since the epoch (0 or None: the bar's)"
     return ""
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is valid Unicode (UTF-8 encodable: no lone surrogate), as the store and the JSON
+    logs need it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
