@@ -38,11 +38,10 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     import argparse
-    from pathlib import Path
 
     from trdr_tui import __version__
     from trdr_tui.commands import COMMANDS
-    from trdr_tui.commands.anywhere import ANYWHERE, accept_anywhere
+    from trdr_tui.commands.anywhere import ANYWHERE, accept_anywhere, path_arg
     from trdr_tui.core.timeframes import TIMEFRAME_SECONDS
 
     parser = argparse.ArgumentParser(
@@ -55,17 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trdr {__version__}")
     for dest, flag, text in ANYWHERE[:2]:
-        parser.add_argument(flag, dest=dest, type=Path, help=text)
+        parser.add_argument(flag, dest=dest, type=path_arg, help=text)
     parser.add_argument("--headless", action="store_true", help="run the engine without the UI; JSON logs to stdout")
     parser.add_argument("--feed", choices=["replay", "coinbase"], default=None,
                         help="market data: 'replay' (offline demo of real candles) or 'coinbase' (live data)")
-    parser.add_argument("--data", type=Path, help="candle file to replay with --feed replay (default: bundled)")
+    parser.add_argument("--data", type=path_arg, help="candle file to replay with --feed replay (default: bundled)")
     parser.add_argument("--speed", default="2", help="replay speed in candles per second, or 'max' (default 2)")
     parser.add_argument("--timeframe", dest="run_timeframe", metavar="TF", choices=list(TIMEFRAME_SECONDS),
                         help="bar length for the run, e.g. 1d (default: the config's; with --data, the file's)")
     parser.add_argument("--live", action="store_true",
                         help="trade real money on Coinbase (needs credentials; asks for confirmation)")
-    parser.add_argument("--log-file", dest="log_file", type=Path, help=ANYWHERE[2][2])
+    parser.add_argument("--log-file", dest="log_file", type=path_arg, help=ANYWHERE[2][2])
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                         help="lowest level logged, headless or cockpit (default info, or $TRDR_LOG_LEVEL)")
     api = parser.add_argument_group("control API (docs/operations.md)")

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 
 
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run the same backtest for the full panel, the panel without each agent, the core panel, "
                     "and the core panel plus each other agent; print each agent's contribution (return, Sharpe, "
                     "max drawdown, fills, fees) next to the full panel. Works for any registered agent id.")
-    ab.add_argument("--data", dest="ab_data", type=Path, metavar="FILE", required=True,
+    ab.add_argument("--data", dest="ab_data", type=path_arg, metavar="FILE", required=True,
                     help="candle file (CSV or Coinbase JSON)")
     ab.add_argument("--start", help="first bar, UTC (YYYY-MM-DD[THH:MM]); inclusive")
     ab.add_argument("--end", help="end, UTC (YYYY-MM-DD[THH:MM]); exclusive")

@@ -4,6 +4,7 @@ too (`trdr data import FILE --db x.duckdb`), by the CLI's parser and by a runnin
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 # Options every command accepts after its name too (dest, flags, help); the top-level parser owns defaults.
@@ -15,6 +16,14 @@ ANYWHERE: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def path_arg(text: str | os.PathLike[str]) -> Path:
+    """An option's file or folder path (argparse `type`): an empty one is a usage error (exit 2), where
+    `Path("")` would quietly be the current folder."""
+    if not os.fspath(text).strip():
+        raise argparse.ArgumentTypeError("an empty path: give a file name")
+    return Path(text)
+
+
 def accept_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `ANYWHERE` options to every subcommand (and theirs), without a default of their own so
     a value given before the command is kept unless repeated after it."""
@@ -22,7 +31,7 @@ def accept_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         taken = {s for action in parser._actions for s in action.option_strings}
         for dest, flag, text in ANYWHERE:
             if flag not in taken:
-                parser.add_argument(flag, dest=dest, type=Path, default=argparse.SUPPRESS, help=text)
+                parser.add_argument(flag, dest=dest, type=path_arg, default=argparse.SUPPRESS, help=text)
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 accept_anywhere(action)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core import stop_signals
 from trdr_tui.core.errors import ConfigError, StopError, TrdrError
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "unless --detach-on-quit.")
     p.add_argument("url", nargs="?", help="the bot's API, e.g. http://127.0.0.1:8765 (default: the instance "
                                          "running on this database)")
-    p.add_argument("--token-file", type=Path, help="file holding the bot's API token (default: $TRDR_API_TOKEN, "
+    p.add_argument("--token-file", type=path_arg, help="file holding the bot's API token (default: $TRDR_API_TOKEN, "
                                                     "else the token file beside the database)")
     p.add_argument("--detach-on-quit", action="store_true", help="q leaves the cockpit and the bot keeps running")
     p.set_defaults(handler=run)

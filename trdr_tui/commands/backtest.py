@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import ConfigError, StorageError
 
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("backtest", help="run a backtest through the engine on stored or file data",
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("data")
-    src.add_argument("--data", dest="bt_data", type=Path, metavar="FILE",
+    src.add_argument("--data", dest="bt_data", type=path_arg, metavar="FILE",
                      help="candle file (CSV or Coinbase JSON), imported on the fly into a throwaway store")
     src.add_argument("--symbol", help="symbol (default: the config's)")
     src.add_argument("--timeframe", help="timeframe of stored candles (default: the config's; inferred for --data)")
@@ -49,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="override one setting, e.g. --set grid.swing_fraction=0.7 (repeatable)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object (stable keys) and nothing else")
-    out.add_argument("--report", type=Path, metavar="FILE.html|FILE.md", help="write a report")
+    out.add_argument("--report", type=path_arg, metavar="FILE.html|FILE.md", help="write a report")
     out.add_argument("--name", help="session name")
     out.add_argument("--description", help="session description")
     out.add_argument("--monte-carlo", dest="mc_paths", type=int, default=None, metavar="PATHS",

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import DataError, NotAvailable
 from trdr_tui.core.timefmt import minute_utc
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Import a candle file. The format is detected: CryptoDataDownload and Bitfinex CSVs, any "
                     "CSV whose header names time/open/high/low/close(/volume) columns, Coinbase candle JSON. "
                     "The whole file is validated first; a bad file changes nothing.")
-    imp.add_argument("file", type=Path, help="the candle file")
+    imp.add_argument("file", type=path_arg, help="the candle file")
     imp.add_argument("--symbol", help="product to store it under, e.g. BTC-USD (default: the config's symbol)")
     imp.add_argument("--override-symbol", action="store_true",
                      help="store the file under --symbol even though the file names another symbol")
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.set_defaults(handler=run_import)
 
     chk = actions.add_parser("check", help="validate a candle file and report gaps and outliers; stores nothing")
-    chk.add_argument("file", type=Path)
+    chk.add_argument("file", type=path_arg)
     chk.add_argument("--timeframe", choices=tf_names, help="bar length (default: inferred)")
     chk.set_defaults(handler=run_check)
 

@@ -17,9 +17,9 @@ import argparse
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import ConfigError
 from trdr_tui.core.timefmt import iso_utc
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Ask a running trdr (this database's, or --url) for its agents' recent "
                                    "decisions, an order's whole trace, or an agent's profile.")
     p.add_argument("--url", help="the bot's API, e.g. http://127.0.0.1:8765 (default: the instance on this database)")
-    p.add_argument("--token-file", type=Path, help="the bot's API token file")
+    p.add_argument("--token-file", type=path_arg, help="the bot's API token file")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
     what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
     d = what.add_parser("decisions", help="recent actionable decisions with every agent's vote")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 from trdr_tui.core.errors import ConfigError
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("optimize", help="search parameters with Optuna, scored out of sample after fees",
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("data")
-    src.add_argument("--data", dest="bt_data", type=Path, metavar="FILE", help="candle file (CSV or Coinbase JSON)")
+    src.add_argument("--data", dest="bt_data", type=path_arg, metavar="FILE", help="candle file (CSV or Coinbase JSON)")
     src.add_argument("--symbol", help="symbol (default: the config's)")
     src.add_argument("--timeframe", help="timeframe of stored candles (default: the config's)")
     src.add_argument("--start", help="first bar, UTC (YYYY-MM-DD[THH:MM]); inclusive")
@@ -66,7 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--name", help="name of the saved parameter version (default: the study name)")
     out.add_argument("--no-save", action="store_true", help="record the study, save no parameter version")
-    out.add_argument("--report", type=Path, metavar="FILE.html", help="importance, sensitivity, convergence plots")
+    out.add_argument("--report", type=path_arg, metavar="FILE.html", help="importance, sensitivity, convergence plots")
     out.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 
@@ -76,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.set_defaults(handler=list_runs)
     rp = ps.add_parser("report", help="write the plots of a recorded optimization")
     rp.add_argument("ident", metavar="ID")
-    rp.add_argument("--out", type=Path, required=True, metavar="FILE.html")
+    rp.add_argument("--out", type=path_arg, required=True, metavar="FILE.html")
     rp.set_defaults(handler=report)
     sg = ps.add_parser("suggest", help="what is not working in a backtest, which parameter to change, and why")
     sg.add_argument("session", nargs="?", metavar="SESSION", help="backtest session (default: the newest)")
@@ -87,7 +88,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Derive every parameter from the three inputs, the last 30 days of bars, "
                                    "the fee tier and the risk profile (PRD §3.5).")
     t.add_argument("--explain", action="store_true", help="print each value's formula and inputs")
-    t.add_argument("--data", dest="bt_data", type=Path, metavar="FILE", help="candle file (default: stored candles)")
+    t.add_argument("--data", dest="bt_data", type=path_arg, metavar="FILE", help="candle file (default: stored candles)")
     t.add_argument("--end", help="derive as of this time (UTC; default: the last bar)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(handler=tune)

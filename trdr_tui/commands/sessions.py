@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sh = ss.add_parser("show", help="one session's parameters and full results")
     sh.add_argument("id")
     sh.add_argument("--json", action="store_true", help="print the stored session and results as JSON")
-    sh.add_argument("--report", type=Path, metavar="FILE.html|FILE.md", help="write the session's report")
+    sh.add_argument("--report", type=path_arg, metavar="FILE.html|FILE.md", help="write the session's report")
     sh.set_defaults(handler=show)
     cp = ss.add_parser("compare", help="sessions side by side")
     cp.add_argument("ids", nargs="+", metavar="ID")

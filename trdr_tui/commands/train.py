@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from trdr_tui.commands.anywhere import path_arg
 from trdr_tui.commands.context import CliContext
 
 DESCRIPTION = """\
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ts = p.add_subparsers(dest="train_what", metavar="AGENT")
     rl = ts.add_parser("rl", help="tabular Q-learning (PRD §12.3); saves the Q-table as a parameter version",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    rl.add_argument("--data", dest="train_data", type=Path, metavar="FILE", required=True,
+    rl.add_argument("--data", dest="train_data", type=path_arg, metavar="FILE", required=True,
                     help="candle file (CSV or Coinbase JSON)")
     rl.add_argument("--start", help="first training bar, UTC (YYYY-MM-DD[THH:MM]); inclusive")
     rl.add_argument("--end", help="end of training, UTC; exclusive")
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "parameter version tagged 'ensemble'. Select the ensemble with [agents] "
                                    "decision_source = \"ensemble\" and ensemble_model = \"<version>\". The rl member "
                                    "is included when [agents] rl_policy is set.")
-    en.add_argument("--data", dest="train_data", type=Path, metavar="FILE", required=True,
+    en.add_argument("--data", dest="train_data", type=path_arg, metavar="FILE", required=True,
                     help="candle file (CSV or Coinbase JSON)")
     en.add_argument("--start", help="first training bar, UTC (YYYY-MM-DD[THH:MM]); inclusive")
     en.add_argument("--end", help="end of training, UTC; exclusive")
