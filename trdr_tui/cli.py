@@ -156,9 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _refuse_unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    """An unknown `--option` before the command is a usage error naming it, with the nearest known option.
+    """An unknown option before the command is a usage error naming it, with the nearest known option.
     argparse alone reports the misspelt option's value as the command (`--spede max` → "invalid choice:
-    'max'"); a prefix of a known option (`--spe`) is left to argparse, which accepts it when unambiguous."""
+    'max'"). A long option with one dash (`-speed`) or a pasted dash (`—speed`) is named with its
+    two-hyphen form; a prefix of a known option (`--spe`) is left to argparse, which accepts it when
+    unambiguous."""
     import argparse
 
     known = [flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")]
@@ -167,11 +169,18 @@ def _refuse_unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]
         if token == "--" or token in commands:
             return
         name = token.split("=", 1)[0]
-        if name.startswith("--") and not any(flag.startswith(name) for flag in known):
+        if name[:1] in "\u2012\u2013\u2014\u2015\u2212" and len(name) > 1:  # a dash pasted from a document
+            parser.error(f"unrecognized option {name}: options start with two hyphens (--{name[1:]})")
+        if name.startswith("-") and not name.startswith("--") and len(name) > 2 and not name[1].isdigit():
+            name = "-" + name  # `-speed`: argparse would read `-s peed`
+        elif not name.startswith("--"):
+            continue
+        if not any(flag.startswith(name) for flag in known) or name != token.split("=", 1)[0]:
             import difflib
 
             near = difflib.get_close_matches(name, known, n=1)
-            parser.error(f"unrecognized option {name}" + (f" (did you mean {near[0]}?)" if near else ""))
+            said = token.split("=", 1)[0]
+            parser.error(f"unrecognized option {said}" + (f" (did you mean {near[0]}?)" if near else ""))
 
 
 def _main(argv: Sequence[str] | None) -> int:

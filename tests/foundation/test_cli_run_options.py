@@ -70,6 +70,9 @@ def test_no_command_reuses_a_run_options_dest() -> None:
     (["--headless", "--feed", "replay", "--spede", "max"], "unrecognized option --spede (did you mean --speed?)"),
     (["--spede=max", "--headless"], "unrecognized option --spede (did you mean --speed?)"),
     (["--frobnicate", "backtest"], "unrecognized option --frobnicate"),
+    (["-speed", "max", "--headless"], "unrecognized option -speed (did you mean --speed?)"),
+    (["-db", "x.duckdb", "status"], "unrecognized option -db (did you mean --db?)"),
+    (["\u2014speed", "max"], "unrecognized option \u2014speed: options start with two hyphens (--speed)"),
 ])
 def test_a_misspelt_option_before_the_command_is_named(
         argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
