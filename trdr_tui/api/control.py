@@ -176,7 +176,7 @@ class Controller:
         # time-weighted with contributions taken out, as the backtests measure (Engine.performance)
         total_return, max_dd = e.performance()
         max_dd = max(max_dd, snap.drawdown)
-        total = snap.realized_pnl + snap.unrealized_pnl
+        total = snap.realized_pnl + snap.unrealized_pnl - snap.fees  # after fees, as the cockpit's status bar
         return Performance(ts=snap.ts, equity=snap.equity, cash=snap.cash, position=snap.position,
                            price=snap.price, realized_pnl=snap.realized_pnl, unrealized_pnl=snap.unrealized_pnl,
                            total_pnl=total, total_return=total_return,

@@ -6,7 +6,7 @@ read the engine (P&L, equity, drawdown, win rate) are refreshed when scraped. Na
 
 | metric | type | labels | meaning |
 |---|---|---|---|
-| `trading_pnl_total` | gauge | | realized + unrealized P&L, quote currency |
+| `trading_pnl_total` | gauge | | realized + unrealized P&L after fees, quote currency |
 | `trading_realized_pnl`, `trading_equity` | gauge | | quote currency |
 | `trades_total` | counter | side, result | fills; result `win`/`loss` when the fill closed a round trip, else `open` |
 | `trading_win_rate` | gauge | | winning round trips / round trips (0 when none) |
@@ -93,8 +93,8 @@ class EngineMetrics:
         self.on_agent_times = on_agent_times
         self.registry = r = CollectorRegistry()
         ProcessCollector(registry=r)
-        self.pnl = Gauge("trading_pnl_total", "Total profit and loss (realized + unrealized), quote currency", registry=r)
-        self.realized = Gauge("trading_realized_pnl", "Realized profit and loss, quote currency", registry=r)
+        self.pnl = Gauge("trading_pnl_total", "Total profit and loss after fees (realized + unrealized - fees), quote currency", registry=r)
+        self.realized = Gauge("trading_realized_pnl", "Realized profit and loss before fees (trading_pnl_total is after them), quote currency", registry=r)
         self.equity = Gauge("trading_equity", "Account equity, quote currency", registry=r)
         self.trades = Counter("trades", "Fills by side and result", ["side", "result"], registry=r)
         self.win_rate = Gauge("trading_win_rate", "Winning round trips / round trips", registry=r)

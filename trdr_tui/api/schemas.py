@@ -93,7 +93,7 @@ class Performance(msgspec.Struct, kw_only=True):
     price: float
     realized_pnl: float
     unrealized_pnl: float
-    total_pnl: float
+    total_pnl: float  # realized + unrealized − fees (realized is gross of fees: trading/portfolio.py)
     total_return: float
     fees: float
     drawdown: float
