@@ -59,10 +59,13 @@ def test_listen_addresses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.parametrize(("api", "said"), [
     (["--api", "nonsense"], "--api 'nonsense' is not HOST:PORT"),
     (["--api", ""], "--api '' is not HOST:PORT"),
+    (["--api", "http://127.0.0.1:8765"], "--api 'http://127.0.0.1:8765' is not HOST:PORT"),
+    (["--api", " 127.0.0.1:8765"], "--api ' 127.0.0.1:8765' is not HOST:PORT"),
+    (["--api", "127.0.0.1:0", "--no-api"], "--api 127.0.0.1:0 and --no-api contradict each other"),
     (["--api", "8.8.8.8:80"], "--api 8.8.8.8:80 listens beyond this machine"),
     (["--api", "127.0.0.1:99999"], "--api '127.0.0.1:99999' is not HOST:PORT"),
     (["--api-tls-cert", "cert.pem"], "TLS needs both --api-tls-cert and --api-tls-key"),
-], ids=["not-host-port", "empty", "remote", "port-out-of-range", "cert-without-key"])
+], ids=["not-host-port", "empty", "url", "space", "with-no-api", "remote", "port-out-of-range", "cert-without-key"])
 def test_bad_api_options_are_refused_before_the_database_is_created(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], api: list[str], said: str) -> None:
     db = tmp_path / "new.duckdb"

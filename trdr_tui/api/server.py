@@ -39,12 +39,17 @@ ENGINE_POLL_S = 0.5  # how often the server checks whether the host swapped its 
 PUBLIC = frozenset({"/api/health", OPENAPI_PATH})
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """`HOST:PORT` (IPv6 as `[::1]:8765`) → (host, port). Raises ConfigError naming the value."""
+def parse_listen(text: str, option: str = "--api") -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 as `[::1]:8765`) → (host, port). Raises ConfigError naming `option` and the value
+    (a URL's scheme and spaces included: the address is a host and a port, nothing else)."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--api '{text}' is not HOST:PORT", hint="e.g. --api 127.0.0.1:8765 (port 0 picks a free one)")
+    if (not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535 or "/" in host
+            or host != host.strip()):
+        hint = f"e.g. {option} 127.0.0.1:8765 (port 0 picks a free one)"
+        if "://" in text:
+            hint = f"give the address without a scheme, e.g. {option} 127.0.0.1:8765"
+        raise ConfigError(f"{option} {text!r} is not HOST:PORT", hint=hint)
     return host, int(port)
 
 

@@ -261,6 +261,8 @@ def api_options(ctx: CliContext, settings: Settings) -> ApiLaunch | None:
     (`ApiLaunch.check`, ConfigError) before anything is opened or started. Its hooks are placeholders until
     `api_hooks` lends it the engine's once the engine exists."""
     args = ctx.args
+    if args.no_api and args.api is not None:
+        raise ConfigError(f"--api {args.api} and --no-api contradict each other", hint="give one of them")
     if args.no_api:
         return None
     from trdr_tui.api.control import Hooks

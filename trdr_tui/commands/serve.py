@@ -82,7 +82,7 @@ def run(ctx: CliContext) -> int:
     from trdr_tui.api.host import default_token_path
     from trdr_tui.api.server import is_loopback, parse_listen
 
-    host, port = parse_listen(ctx.args.listen)
+    host, port = parse_listen(ctx.args.listen, "--listen")
     if not is_loopback(host) and not ctx.args.allow_remote:
         raise ConfigError(f"--listen {ctx.args.listen} is not a loopback address",
                           hint="add --allow-remote, or better serve on 127.0.0.1 and use an SSH tunnel")
