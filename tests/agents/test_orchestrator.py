@@ -111,6 +111,18 @@ async def test_raising_and_invalid_agents_are_skipped() -> None:
     assert "confidence 1.7" in reasons["liar"]
 
 
+async def test_an_agent_failing_every_bar_is_one_warning_and_a_count() -> None:
+    """A broken agent fails every bar: each failure is kept (`failures`, bounded), but the log gets its
+    first warning and, when the window ends or the panel closes, one line counting the repeats."""
+    orch, _, clock, seen = make([RaisingAgent("boom"), FixedAgent("a", S, 0.9)])
+    await feed(orch, clock, flat(WARM + 30))
+    await orch.close()
+    warnings = [e for t, e in seen if t == "log.warning"]
+    assert len(orch.failures) == 31 and len(warnings) == 2, [w.message for w in warnings]
+    assert warnings[0].fields["agent"] == "boom" and warnings[0].fields["code"] == "E005"
+    assert warnings[1].fields["repeated"] == 30 and "repeated 30 more times" in warnings[1].message
+
+
 async def test_weights_change_the_decision(store: Store) -> None:
     orch, _, clock, seen = make([FixedAgent("a", B, 0.9), FixedAgent("b", S, 0.8), FixedAgent("c", H, 0.3)],
                                 store=store)

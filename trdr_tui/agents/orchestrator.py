@@ -71,7 +71,8 @@ from trdr_tui.core.arrays import CandleArrays
 from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import Clock
 from trdr_tui.core.errors import AgentFailed, ConfigError, NotAvailable
-from trdr_tui.core.events import LogEvent, WeightsChanged
+from trdr_tui.core.events import WeightsChanged
+from trdr_tui.core.opevents import OperatorEvents
 from trdr_tui.core.types import (
     HOLD_ACTION,
     TRAIL_BUY_ACTION,
@@ -93,6 +94,7 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_TOPIC = "agents.weights"
 _ACTIONS = frozenset(Action)
+FAILURE_WINDOW_S = 60.0  # an agent's repeated failure of one kind is warned of at most once in this many seconds
 
 
 class OrchestratorConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,6 +188,9 @@ class Orchestrator:
         self._panel = [(a, a.id, bool(getattr(a, "blocking", False))) for a in self.agents]
         self._symbol = config.symbol
         self.failures: deque[AgentFailed] = deque(maxlen=200)
+        # an agent failing the same way every bar is one warning and a count a minute, not one a bar
+        self._failure_events = OperatorEvents(window_s=FAILURE_WINDOW_S)
+        self._failure_events.bind(bus, clock)
         self.last_decision: Decision | None = None
         self.last_timings: dict[str, float] = {}
         self._batch: _Batch | None = None
@@ -349,12 +354,14 @@ class Orchestrator:
         return out
 
     def _failed(self, err: AgentFailed) -> None:
+        """Keep `err` (`failures`) and warn of it on the bus (`log.warning`) and in the Python log; repeats
+        of the same failure of the same agent within `FAILURE_WINDOW_S` are counted and said once when
+        the window ends (core/opevents.py)."""
         self.failures.append(err)
-        log.warning("%s", err)
-        topic = "log.warning"
-        if self.bus.has_subscribers(topic):
-            self.bus.publish(topic, LogEvent(ts=self.clock.now_ns(), level="warning", source="agents",
-                                             message=err.render(), fields={"code": err.code, "agent": err.agent_id}))
+        kind = err.message.split(":", 1)[0]  # "invalid signal rejected", "analyze raised ValueError", ...
+        if self._failure_events.emit(f"agent.failed:{err.agent_id}:{kind}", "warning", "agents", err.render(),
+                                     code=err.code, agent=err.agent_id):
+            log.warning("%s", err)
 
     def _decide(self, row: FeatureRow, signals: list[AgentSignal],
                 resolution: Resolution | None = None) -> Decision | Awaitable[Decision]:
@@ -535,6 +542,7 @@ class Orchestrator:
                 agent.shutdown()
             except Exception as exc:
                 self._failed(AgentFailed(agent.id, f"shutdown raised {type(exc).__name__}: {exc}"))
+        self._failure_events.flush()  # the repeats counted since their last warning
 
     # -- checkpoints -----------------------------------------------------------------------------
 
