@@ -47,8 +47,13 @@ def test_decisions_and_agent_profiles(trading_bot: Bot) -> None:
     assert out.returncode == 0, out.stderr
     decisions = json.loads(out.stdout)["decisions"]
     assert 1 <= len(decisions) <= 5 and all(d["action"] != "HOLD" and d["signals"] for d in decisions)
-    text = inspect(trading_bot, "decisions", "--limit", "3")
+    text = inspect(trading_bot, "decisions", "--limit", "1000")  # (the bot goes on deciding meanwhile)
     assert text.returncode == 0 and decisions[0]["signals"][0]["agent_id"] in text.stdout
+    # piped, every reason is whole (they were cut at 70 and 100 characters)
+    reasons = [s["reasoning"] for d in decisions for s in d["signals"]] + [d["reasoning"] for d in decisions]
+    assert max(map(len, reasons)) > 70 and all(r in text.stdout for r in reasons)
+    after = inspect(trading_bot, "decisions", "--limit", "2", "--json")  # --json after the subcommand too
+    assert after.returncode == 0 and len(json.loads(after.stdout)["decisions"]) == 2, after.stderr
     profile = inspect(trading_bot, "--json", "agent")
     agents = json.loads(profile.stdout)["agents"]
     assert {a["id"] for a in agents} == {a["id"] for a in trading_bot.get("/api/agents")["agents"]}

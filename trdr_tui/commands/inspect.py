@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds to wait for the sampled calls (default 60; one call per bar)")
     c = what.add_parser("checkpoint", help="a stored checkpoint (read from --db; no running trdr needed)")
     c.add_argument("checkpoint_id", type=int, help="its number, as an E007 stop names it")
+    for each in (d, o, a, c):  # `trdr inspect checkpoint 6 --json` as well as `trdr inspect --json checkpoint 6`
+        each.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON answer")
     p.set_defaults(handler=run)
 
 
@@ -149,9 +151,9 @@ def print_decisions(data: dict[str, Any]) -> None:
         for s in d.get("signals", []):
             w = d.get("weights", {}).get(s["agent_id"])
             print(f"    {s['agent_id']:<18} {s['action']:<10} {s['confidence']:>4.0%}  w {_num(w, '.2f'):>5}  "
-                  f"{s.get('reasoning', '')[:70]}")
+                  f"{s.get('reasoning', '')}")  # whole: the terminal wraps, a pipe gets every word
         if d.get("reasoning"):
-            print(f"    → {d['reasoning'][:100]}")
+            print(f"    → {d['reasoning']}")
 
 
 def print_trace(data: dict[str, Any]) -> None:
