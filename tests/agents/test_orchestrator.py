@@ -37,7 +37,7 @@ from trdr_tui.core.bus import EventBus
 from trdr_tui.core.clock import SimClock
 from trdr_tui.core.errors import AgentFailed, ConfigError
 from trdr_tui.core.events import LogEvent, WeightsChanged
-from trdr_tui.core.types import Action, AgentSignal, Decision
+from trdr_tui.core.types import Action, AgentSignal, Decision, Urgency
 from trdr_tui.market.indicators import IndicatorParams
 from trdr_tui.store import Store
 from trdr_tui.store.decisions import DecisionLog, load_weights
@@ -439,6 +439,11 @@ async def test_plain_string_actions_are_normalised_and_unknown_ones_rejected() -
     ("ts", "abc", "ts 'abc' is not a time"),
     ("ts", -5, "ts -5 is not a time"),
     ("ts", 1.5e18, "ts 1.5e+18 is not a time"),
+    ("ts", 2**70, "is not a time"),
+    ("ts", True, "ts True is not a time"),
+    ("urgency", "bogus", "urgency 'bogus' is not low, normal or high"),
+    ("urgency", "lo\ud800w", "is not low, normal or high"),
+    ("urgency", ["high"], "urgency ['high'] is not"),
 ])
 async def test_a_signal_the_store_or_logs_could_not_take_is_rejected(field: str, value: Any, said: str) -> None:
     """A plugin's signal is a Struct msgspec does not type-check when it is built: a reasoning that is not
@@ -466,6 +471,20 @@ async def test_a_signal_without_a_time_is_taken_at_the_bars() -> None:
     orch, _, clock, _ = make([NoClock("plugin", B, 0.9)])
     d = (await feed(orch, clock, flat(WARM)))[-1]
     assert d is not None and [(s.agent_id, s.ts) for s in d.signals] == [("plugin", 0)] and not orch.failures
+
+
+async def test_a_numpy_time_and_a_plain_string_urgency_are_taken_as_they_mean() -> None:
+    class NumpyAgent(FixedAgent):
+        def analyze(self, snapshot: MarketSnapshot) -> Any:
+            return AgentSignal(agent_id=self.id, action=Action.TRAIL_BUY, confidence=0.9, trail_distance=0.02,
+                               reasoning="numpy clock", ts=np.int64(snapshot.now),  # type: ignore[arg-type]
+                               urgency="high")  # type: ignore[arg-type]
+
+    orch, _, clock, _ = make([NumpyAgent("plugin", B, 0.9)])
+    d = (await feed(orch, clock, flat(WARM)))[-1]
+    assert d is not None and not orch.failures
+    (sig,) = d.signals
+    assert type(sig.ts) is int and sig.ts == clock.now_ns() and sig.urgency is Urgency.HIGH
 
 
 def test_invalid_batch_output_is_refused_whole() -> None:

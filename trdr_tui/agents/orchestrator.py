@@ -94,6 +94,8 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_TOPIC = "agents.weights"
 _ACTIONS = frozenset(Action)
+_URGENCIES = frozenset(Urgency)
+TS_LIMIT = 2**63  # a signal's ts (ns since the epoch) is stored as a 64-bit integer
 FAILURE_WINDOW_S = 60.0  # an agent's repeated failure of one kind is warned of at most once in this many seconds
 
 
@@ -303,7 +305,8 @@ class Orchestrator:
                 text, ts = out.reasoning, out.ts
                 if (type(out.action) is Action and out.agent_id == aid and type(conf) is float
                         and type(trail) is float and 0.0 <= conf <= 1.0 and 0.0 < trail < 1.0
-                        and type(text) is str and (text.isascii() or _encodes(text)) and type(ts) is int and ts >= 0):
+                        and type(text) is str and (text.isascii() or _encodes(text)) and type(ts) is int
+                        and 0 <= ts < TS_LIMIT and type(out.urgency) is Urgency):
                     signals.append(out)  # the common case, checked cheaply
                     continue
             elif inspect.isawaitable(out):
@@ -349,8 +352,10 @@ class Orchestrator:
             return None
         if type(out.action) is not Action:
             out = msgspec.structs.replace(out, action=Action(out.action))
-        if out.ts is None:  # no time of its own, as 0 says
-            out = msgspec.structs.replace(out, ts=0)
+        if type(out.ts) is not int:  # None: no time of its own, as 0 says; a numpy integer: the same int
+            out = msgspec.structs.replace(out, ts=0 if out.ts is None else int(out.ts))
+        if type(out.urgency) is not Urgency:
+            out = msgspec.structs.replace(out, urgency=Urgency(out.urgency))
         return out
 
     def _failed(self, err: AgentFailed) -> None:
@@ -880,8 +885,11 @@ def _signal_problem(agent_id: str, out: Any) -> str:
         return f"reasoning is {type(out.reasoning).__name__}, not text"
     if not _encodes(out.reasoning):
         return "reasoning is not valid Unicode text (it holds a lone surrogate)"
-    if out.ts is not None and (type(out.ts) is not int or out.ts < 0):
-        return f"ts {out.ts!r} is not a time in ns since the epoch (0 or None: the bar's)"
+    ts = out.ts
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | np.integer) or not 0 <= ts < TS_LIMIT):
+        return f"ts {ts!r} is not a time in ns since the epoch (0 or None: the bar's)"
+    if not isinstance(out.urgency, str) or out.urgency not in _URGENCIES:
+        return f"urgency {out.urgency!r} is not low, normal or high"
     return ""
 
 
