@@ -95,16 +95,18 @@ def test_an_unambiguous_prefix_of_an_option_is_still_accepted() -> None:
 @pytest.mark.parametrize("argv", [
     ["--db", "", "status"], ["--db=", "status"], ["backtest", "--db", ""], ["--log-file", "", "--headless"],
     ["--config", " ", "status"], ["--data", "", "--headless", "--feed", "replay"], ["data", "import", ""],
+    ["--db", ".", "status"], ["--db", "/", "data", "list"], ["--log-file", ".", "--headless"],
 ])
 def test_an_empty_path_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """`Path("")` is the current folder: `--db ''` ended in a ValueError traceback (exit 1), `--data ''`
-    looked for candles in the current folder."""
+    """`Path("")` is the current folder: `--db ''` (and `--db .`) ended in a ValueError traceback (exit 1),
+    `--data ''` looked for candles in the current folder."""
     from trdr_tui.cli import main
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert "an empty path: give a file name" in capsys.readouterr().err.splitlines()[-1]
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "an empty path: give a file name" in last or "is a folder: give a file name" in last, last
     assert list(tmp_path.iterdir()) == []

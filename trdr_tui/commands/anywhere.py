@@ -17,11 +17,14 @@ ANYWHERE: tuple[tuple[str, str, str], ...] = (
 
 
 def path_arg(text: str | os.PathLike[str]) -> Path:
-    """An option's file or folder path (argparse `type`): an empty one is a usage error (exit 2), where
-    `Path("")` would quietly be the current folder."""
+    """An option's file path (argparse `type`): an empty one, or one with no file name (`.`, `/`), is a
+    usage error (exit 2), where `Path("")` would quietly be the current folder."""
     if not os.fspath(text).strip():
         raise argparse.ArgumentTypeError("an empty path: give a file name")
-    return Path(text)
+    path = Path(text)
+    if not path.name:  # `.`, `/`: no file name at all (a named folder is said to be one where it is opened)
+        raise argparse.ArgumentTypeError(f"{os.fspath(text)!r} is a folder: give a file name")
+    return path
 
 
 def accept_anywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
