@@ -61,7 +61,8 @@ class CliContext:
             running = find_instance(self.db_path)
             if running is not None:  # DuckDB would refuse the lock; say who holds it and what to do
                 raise StopError(f"the database {self.db_path} is in use by {running.describe()}; "
-                                "this command writes to it and is refused while that instance runs",
+                                "this command opens it itself (one process at a time can) and is refused "
+                                "while that instance runs",
                                 hint=f"stop it first (trdr status; POST {running.url}/api/trading/stop, or "
                                      f"kill -TERM {running.pid}), or pass another --db")
             self._check_readable()
