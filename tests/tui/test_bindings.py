@@ -414,7 +414,7 @@ async def test_ctrl_c_says_which_key_quits_in_plain_text(make_cockpit: CockpitFa
         await pilot.pause()
         shown = [str(toast.render()) for toast in app.screen.query("Toast")]
         assert app.is_running
-    assert any("to quit trdr" in text for text in shown), shown
+    assert any("Press q to quit trdr" in text for text in shown), shown  # the key the footer shows
     assert not any("[b]" in text for text in shown), shown
 
 

@@ -123,10 +123,10 @@ class TrdrApp(App[int]):
     def action_help_quit(self) -> None:
         """Ctrl-C (Textual's binding, which no longer quits) says which key does: Textual's own hint is
         markup, which `notify` above shows as plain text."""
-        for key, active in self.active_bindings.items():
-            if active.binding.action in ("quit", "app.quit"):
-                self.notify(f"Press {key} to quit trdr", title="Do you want to quit?")
-                return
+        quits = [(not active.binding.show, key) for key, active in self.active_bindings.items()
+                 if active.binding.action in ("quit", "app.quit")]
+        if quits:  # the key the footer shows first (`q`, or where [tui.keys] moved it)
+            self.notify(f"Press {min(quits)[1]} to quit trdr", title="Do you want to quit?")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(TRDR_VARIABLE_DEFAULTS)
