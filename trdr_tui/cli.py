@@ -168,18 +168,17 @@ def _refuse_unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]
     for token in argv:
         if token == "--" or token in commands:
             return
-        name = token.split("=", 1)[0]
+        said = name = token.split("=", 1)[0]
         if name[:1] in "\u2012\u2013\u2014\u2015\u2212" and len(name) > 1:  # a dash pasted from a document
             parser.error(f"unrecognized option {name}: options start with two hyphens (--{name[1:]})")
         if name.startswith("-") and not name.startswith("--") and len(name) > 2 and not name[1].isdigit():
             name = "-" + name  # `-speed`: argparse would read `-s peed`
         elif not name.startswith("--"):
             continue
-        if not any(flag.startswith(name) for flag in known) or name != token.split("=", 1)[0]:
+        if name != said or not any(flag.startswith(name) for flag in known):
             import difflib
 
             near = difflib.get_close_matches(name, known, n=1)
-            said = token.split("=", 1)[0]
             parser.error(f"unrecognized option {said}" + (f" (did you mean {near[0]}?)" if near else ""))
 
 

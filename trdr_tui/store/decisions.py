@@ -64,12 +64,9 @@ class DecisionLog:
         writes it in its next batch. Otherwise buffered and written once `batch_size` rows are."""
         writer = self.store.writer if self.batch_size == 1 else None  # streaming (paper/live) logs
         if writer is not None:
-            if self._entries:  # decisions kept by a flush that failed before the writer took over go first
-                entries, self._entries, self._n = self._entries, [], 0
-                entries.append((decision, timings_ms, consensus_ms))
-                writer.defer_rows("agent_decisions", entries, self._write)
-                return
-            writer.defer_rows("agent_decisions", [(decision, timings_ms, consensus_ms)], self._write)
+            # decisions kept by a flush that failed before the writer took over go first
+            entries, self._entries, self._n = [*self._entries, (decision, timings_ms, consensus_ms)], [], 0
+            writer.defer_rows("agent_decisions", entries, self._write)
             return
         self._entries.append((decision, timings_ms, consensus_ms))
         self._n += len(decision.signals) + 1
@@ -141,7 +138,7 @@ def _columns(entries: Sequence[Entry], run_id: str) -> dict[str, npt.NDArray[Any
     agent[cons] = False
     nan, value = math.nan, _ACTION_VALUE
 
-    def fill(kind: Any, agent_values: _Values, consensus_values: _Values) -> npt.NDArray[Any]:
+    def fill(kind: Any, agent_values: _Values, consensus_values: _Values | float) -> npt.NDArray[Any]:
         col = np.empty(n, dtype=kind)
         col[agent] = agent_values
         col[cons] = consensus_values
@@ -149,8 +146,7 @@ def _columns(entries: Sequence[Entry], run_id: str) -> dict[str, npt.NDArray[Any
 
     # a signal without its own time (0; None from a plugin that built its AgentSignal loosely) has its decision's
     ts = fill(np.int64, [s.ts or d.ts for d in decisions for s in d.signals], [d.ts for d in decisions])
-    weight = np.full(n, nan)
-    weight[agent] = [w(s.agent_id, nan) for d in decisions for w in (d.weights.get,) for s in d.signals]
+    weight = fill(np.float64, [d.weights.get(s.agent_id, nan) for d in decisions for s in d.signals], nan)
     return {
         "run_id": np.full(n, run_id, dtype=object),
         "ts": ts,
@@ -160,8 +156,8 @@ def _columns(entries: Sequence[Entry], run_id: str) -> dict[str, npt.NDArray[Any
         "trail_distance": fill(np.float64, [s.trail_distance for s in signals], [d.trail_distance for d in decisions]),
         "weight": weight,
         "reasoning": fill(object, [s.reasoning for s in signals], [d.reasoning for d in decisions]),
-        "execution_time_ms": fill(np.float64, [t(s.agent_id, nan) for e in entries for t in (e[1].get,)
-                                               for s in e[0].signals], [e[2] for e in entries]),
+        "execution_time_ms": fill(np.float64, [ms.get(s.agent_id, nan) for d, ms, _ in entries for s in d.signals],
+                                  [e[2] for e in entries]),
     }
 
 
