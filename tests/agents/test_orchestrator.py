@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -121,6 +122,20 @@ async def test_an_agent_failing_every_bar_is_one_warning_and_a_count() -> None:
     assert len(orch.failures) == 31 and len(warnings) == 2, [w.message for w in warnings]
     assert warnings[0].fields["agent"] == "boom" and warnings[0].fields["code"] == "E005"
     assert warnings[1].fields["repeated"] == 30 and "repeated 30 more times" in warnings[1].message
+
+
+async def test_a_failure_text_no_log_could_write_is_escaped() -> None:
+    """A plugin's exception text with a lone surrogate: its warning is kept and logged escaped (the JSON
+    logs and the log files cannot write the surrogate, so the warning vanished)."""
+    class Surrogate(FixedAgent):
+        def analyze(self, snapshot: MarketSnapshot) -> AgentSignal:
+            raise RuntimeError("boom \ud800")
+
+    orch, _, clock, seen = make([Surrogate("odd", B, 0.9), FixedAgent("a", S, 0.9)])
+    await feed(orch, clock, flat(WARM))
+    (warning, *_) = [e for t, e in seen if t == "log.warning"]
+    assert "boom \\ud800" in warning.message and "boom \\ud800" in str(orch.failures[-1])
+    msgspec.json.encode(warning)  # what the JSON logs do with it
 
 
 async def test_weights_change_the_decision(store: Store) -> None:

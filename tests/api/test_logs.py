@@ -146,3 +146,16 @@ def test_the_cockpit_log_is_not_handed_the_debug_topics_above_debug() -> None:
     info.close()
     EventLog(bus, SimClock(0), min_level="debug")
     assert bus.has_subscribers("agent.signal.momentum") and bus.has_subscribers("portfolio.BTC-USD")
+
+
+def test_a_record_that_is_not_valid_unicode_is_said_as_such_and_the_rest_is_written(
+        files: LogFiles, capsys: pytest.CaptureFixture[str]) -> None:
+    """A lone surrogate (a plugin's exception text) cannot be written: said once as a bad record, not as
+    a full disk ("free disk space" was wrong advice), and the records after it are written."""
+    log = logging.getLogger("trdr_tui.agents.orchestrator")
+    log.warning("boom %s", "\ud800")
+    log.warning("again %s", "\udfff")
+    log.error("still written")
+    err = capsys.readouterr().err
+    assert err.count("a record could not be written to the log file") == 1 and "free disk space" not in err, err
+    assert [r["message"] for r in lines(files.path)] == ["still written"]

@@ -112,7 +112,8 @@ class AgentFailed(SkipError):
 
     def __init__(self, agent_id: str, message: str) -> None:
         self.agent_id = agent_id
-        super().__init__(message, where=f"agent {agent_id}")
+        # a plugin's exception text may hold what no log can write (a lone surrogate): escaped, not lost
+        super().__init__(message.encode("utf-8", "backslashreplace").decode(), where=f"agent {agent_id}")
 
 
 class RiskLimitExceeded(RejectError):

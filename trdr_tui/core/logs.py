@@ -211,19 +211,26 @@ def side_path(path: Path, kind: str) -> Path:
 
 
 class _LogFile(_RotatingFile):
-    """A log file that, when it cannot be written (a full disk), says so once on stderr and drops the
-    records, instead of a traceback per record."""
+    """A log file that, when it cannot be written (a full disk) or a record cannot be (text that is not
+    valid Unicode), says so on stderr once for each of the two and drops those records, instead of a
+    traceback per record."""
 
-    _warned = False
+    _warned: frozenset[bool] = frozenset()  # which kinds were said: True the file, False a record
     trades_only = False  # the trades file: fills only (`_TradesOnly`), at any level
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if not self._warned:
-            self._warned = True
-            exc = sys.exc_info()[1]
+        exc = sys.exc_info()[1]
+        disk = isinstance(exc, OSError)
+        if disk in self._warned:
+            return
+        self._warned = self._warned | {disk}
+        if disk:
             why = getattr(exc, "strerror", None) or exc
             sys.stderr.write(f"trdr: warning: cannot write the log file {self.baseFilename} ({why}); "
                              "its records are dropped: free disk space\n")
+        else:
+            sys.stderr.write(f"trdr: warning: a record could not be written to the log file {self.baseFilename} "
+                             f"({exc}); records like it are dropped, the others are written\n")
 
 
 class LogFiles:
