@@ -96,6 +96,7 @@ def test_an_unambiguous_prefix_of_an_option_is_still_accepted() -> None:
     ["--db", "", "status"], ["--db=", "status"], ["backtest", "--db", ""], ["--log-file", "", "--headless"],
     ["--config", " ", "status"], ["--data", "", "--headless", "--feed", "replay"], ["data", "import", ""],
     ["--db", ".", "status"], ["--db", "/", "data", "list"], ["--log-file", ".", "--headless"],
+    ["--db", "newdir/", "data", "list"],
 ])
 def test_an_empty_path_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,11 +18,13 @@ ANYWHERE: tuple[tuple[str, str, str], ...] = (
 
 def path_arg(text: str | os.PathLike[str]) -> Path:
     """An option's file path (argparse `type`): an empty one, or one with no file name (`.`, `/`), is a
-    usage error (exit 2), where `Path("")` would quietly be the current folder."""
+    usage error (exit 2), where `Path("")` would quietly be the current folder and `Path("dir/")` a file
+    named `dir`."""
     if not os.fspath(text).strip():
         raise argparse.ArgumentTypeError("an empty path: give a file name")
     path = Path(text)
-    if not path.name:  # `.`, `/`: no file name at all (a named folder is said to be one where it is opened)
+    # `.`, `/`, `dir/`: no file name at all (a named folder is said to be one where it is opened)
+    if not path.name or os.fspath(text).endswith(("/", os.sep)):
         raise argparse.ArgumentTypeError(f"{os.fspath(text)!r} is a folder: give a file name")
     return path
 
